@@ -1,0 +1,71 @@
+"""The engine's public API: load a workflow, run it, read its events.
+
+Everything else (CLI, runtime, dashboard, tests, benchmarks) goes through
+these names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from engine.errors import (
+    EngineError,
+    InputsInvalid,
+    IterationLimit,
+    ModelError,
+    NodeError,
+    NodeTimeout,
+    Problem,
+    WorkflowInvalid,
+)
+from engine.events import EVENT_TYPES, TERMINAL_TYPES, Event
+from engine.executor import EventSink, RunResult, execute
+from engine.inputs import check_inputs
+from engine.llm import ChatModel, default_chat_model
+from engine.model import Workflow
+from engine.validate import load_workflow
+
+
+async def run_workflow(
+    workflow: Workflow | Mapping[str, Any] | str,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    on_event: EventSink | None = None,
+    llm: ChatModel | None = None,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run a workflow to its end and return how it ended.
+
+    Inputs are checked before anything runs. Cancelling the task running this
+    coroutine cancels the run: running nodes are cancelled and the result has
+    status ``cancelled`` (the coroutine returns it rather than raising).
+
+    Raises:
+        WorkflowInvalid: ``workflow`` is a document or path that does not validate.
+        InputsInvalid: ``inputs`` do not match the workflow's schema.
+    """
+    loaded = load_workflow(workflow)
+    values = check_inputs(loaded, inputs)
+    return await execute(loaded, values, llm=llm or default_chat_model(), on_event=on_event, run_id=run_id)
+
+
+__all__ = [
+    "EVENT_TYPES",
+    "TERMINAL_TYPES",
+    "ChatModel",
+    "EngineError",
+    "Event",
+    "EventSink",
+    "InputsInvalid",
+    "IterationLimit",
+    "ModelError",
+    "NodeError",
+    "NodeTimeout",
+    "Problem",
+    "RunResult",
+    "Workflow",
+    "WorkflowInvalid",
+    "check_inputs",
+    "load_workflow",
+    "run_workflow",
+]

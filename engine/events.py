@@ -1,0 +1,95 @@
+"""The run event stream: the one record every observer reads.
+
+The wire shape is the spec's ``{seq, run_id, ts, type, node_id, data}``.
+One frozen, slotted dataclass carries every kind: the store, the CLI's JSONL
+file, the HTTP streams and the dashboard all serialise events the same way,
+so a uniform record is cheaper and simpler than a class per kind. What each
+kind puts in ``data`` is written down once, in :data:`EVENT_DATA_KEYS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, get_args
+
+EventType = Literal[
+    "run.started",
+    "node.started",
+    "node.completed",
+    "node.failed",
+    "node.skipped",
+    "llm.token",
+    "llm.completed",
+    "tool.called",
+    "tool.result",
+    "memory.recalled",
+    "memory.saved",
+    "log",
+    "run.completed",
+    "run.failed",
+    "run.cancelled",
+]
+
+EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
+TERMINAL_TYPES: frozenset[str] = frozenset({"run.completed", "run.failed", "run.cancelled"})
+
+# The keys each kind always carries in ``data`` (more may be present).
+EVENT_DATA_KEYS: Mapping[str, tuple[str, ...]] = {
+    "run.started": ("inputs", "workflow"),
+    "node.started": ("iteration",),
+    "node.completed": ("output", "duration_ms"),
+    "node.failed": ("error",),
+    "node.skipped": (),
+    "llm.token": ("delta",),
+    "llm.completed": ("model", "prompt_tokens", "completion_tokens"),
+    "tool.called": ("tool", "args", "call_id"),
+    "tool.result": ("call_id", "duration_ms"),  # plus "result" or "error"
+    "memory.recalled": ("agent_id", "query", "hits"),
+    "memory.saved": ("agent_id",),
+    "log": ("level", "message"),
+    "run.completed": ("result",),
+    "run.failed": ("error", "node_id"),
+    "run.cancelled": (),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event of one run, numbered by ``seq`` from 1 without gaps."""
+
+    seq: int
+    run_id: str
+    ts: float
+    type: EventType
+    node_id: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        """True for the run's last event (completed, failed or cancelled)."""
+        return self.type in TERMINAL_TYPES
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec's JSON shape."""
+        return {
+            "seq": self.seq,
+            "run_id": self.run_id,
+            "ts": self.ts,
+            "type": self.type,
+            "node_id": self.node_id,
+            "data": dict(self.data),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "Event":
+        """Rebuild an event from :meth:`to_dict` output (store, JSONL, HTTP)."""
+        if raw["type"] not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {raw['type']!r}")
+        return cls(
+            seq=int(raw["seq"]),
+            run_id=str(raw["run_id"]),
+            ts=float(raw["ts"]),
+            type=raw["type"],
+            node_id=raw.get("node_id"),
+            data=dict(raw.get("data") or {}),
+        )

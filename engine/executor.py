@@ -1,0 +1,412 @@
+"""The scheduler: runs a compiled plan and emits the run's events.
+
+State is kept as counters on node indices: each node waits for its forward
+predecessors (``pending``), runs if any incoming edge was taken, and is
+skipped otherwise, the skip propagating. A node whose completion makes
+exactly one successor ready keeps running it in the same task, so a chain
+costs no task switches; extra ready successors start as tasks and run
+concurrently. Loops and loop exits follow :mod:`engine.plan`.
+
+The executor knows nothing of stores or pages: it is handed an ``on_event``
+sink and a chat model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import tools
+from engine.errors import EngineError, IterationLimit, NodeError, NodeTimeout
+from engine.events import Event, EventType
+from engine.llm.base import ChatModel
+from engine.model import Workflow
+from engine.nodes import KINDS
+from engine.plan import Plan, PlanNode
+
+EventSink = Callable[[Event], None]
+_EMPTY: Mapping[str, Any] = {}
+_NULL_OUTPUT: Mapping[str, Any] = {"output": None}
+_PLAIN = (str, int, float, bool, type(None))
+
+
+@dataclass(slots=True)
+class RunResult:
+    """How a run ended. ``events`` is the full ordered event list."""
+
+    run_id: str
+    status: str  # "completed" | "failed" | "cancelled"
+    result: dict[str, Any] | None
+    error: str | None
+    node_id: str | None = None  # the node that failed the run, if one did
+    events: list[Event] = field(default_factory=list)
+
+
+class _Stop(Exception):
+    """Internal: this worker must stop because the run has failed."""
+
+
+class NodeContextImpl:
+    """The :class:`engine.nodes.base.NodeContext` handed to one node execution."""
+
+    __slots__ = ("_run", "node_id", "iteration", "_vars", "_extra", "llm", "default_model")
+
+    def __init__(self, run: "_Run", node_id: str, iteration: int, extra: Mapping[str, Any] | None = None):
+        self._run = run
+        self.node_id = node_id
+        self.iteration = iteration
+        self._extra = extra
+        self._vars: dict[str, Any] | None = None
+        self.llm = run.llm
+        self.default_model = run.default_model
+
+    def vars(self) -> Mapping[str, Any]:
+        if self._vars is None:
+            self._vars = {"inputs": self._run.inputs, "nodes": self._run.node_vars, "iteration": self.iteration}
+            if self._extra:
+                self._vars.update(self._extra)
+        return self._vars
+
+    def emit(self, type: EventType, data: dict[str, Any]) -> None:
+        if self._extra is not None:
+            data = {**data, "index": self._extra["index"]}
+        self._run.emit(type, self.node_id, data)
+
+    def for_item(self, item: Any, index: int) -> "NodeContextImpl":
+        return NodeContextImpl(self._run, self.node_id, self.iteration, {"item": item, "index": index})
+
+    async def call_tool(
+        self, name: str, args: dict[str, Any], *, call_id: str | None = None, refused: str | None = None
+    ) -> tools.ToolResult:
+        """Call a tool (or refuse it) with ``tool.called`` and ``tool.result`` events."""
+        event_id = f"call_{next(self._run.call_ids)}"
+        called: dict[str, Any] = {"tool": name, "args": args, "call_id": event_id}
+        if call_id is not None:
+            called["model_call_id"] = call_id
+        self.emit("tool.called", called)
+        if refused is not None:
+            result = tools.ToolResult(ok=False, error=refused)
+            self.emit("log", {"level": "warning", "message": f"refused a call to tool '{name}': {refused}"})
+        else:
+            result = await tools.call_tool(name, args)
+        data: dict[str, Any] = {"call_id": event_id, "tool": name, "duration_ms": round(result.duration_ms, 3)}
+        if result.ok:
+            data["result"] = result.value
+            if result.truncated:
+                data["truncated"] = True
+        else:
+            data["error"] = result.error
+        self.emit("tool.result", data)
+        return result
+
+
+class _Run:
+    """One run of one plan. Everything here runs on the event loop's thread."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        inputs: dict[str, Any],
+        *,
+        llm: ChatModel,
+        on_event: EventSink | None,
+        run_id: str | None,
+    ):
+        plan: Plan = workflow.plan
+        self.workflow = workflow
+        self.plan = plan
+        self.nodes = plan.nodes
+        self.edges = plan.edges
+        self.loops = plan.loops
+        self.runners = [KINDS[node.type].run for node in plan.nodes]
+        self.inputs = inputs
+        self.llm = llm
+        self.default_model = workflow.settings.model or _env_model()
+        self.on_event = on_event
+        self.run_id = run_id or uuid.uuid4().hex
+        self.max_iterations = workflow.settings.max_iterations
+        self.events: list[Event] = []
+        self.seq = 0
+        self.call_ids = itertools.count(1)
+        self.pending = [node.forward_preds for node in plan.nodes]
+        self.taken = [False] * len(plan.nodes)
+        self.edge_taken = [False] * len(plan.edges)
+        self.run_count = [0] * len(plan.nodes)
+        self.loop_iter = [0] * len(plan.loops)
+        self.loop_deferred: list[dict[int, bool]] = [{} for _ in plan.loops]
+        self.node_vars: dict[str, Mapping[str, Any]] = {}
+        self.result: dict[str, Any] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.idle: asyncio.Future[None] | None = None
+        self.failure: tuple[str, str | None] | None = None
+
+    # --- events -------------------------------------------------------------
+
+    def emit(self, type: EventType, node_id: str | None = None, data: Mapping[str, Any] = _EMPTY) -> None:
+        self.seq += 1
+        event = Event(self.seq, self.run_id, time.time(), type, node_id, data)
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    # --- the run ----------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        self.emit("run.started", None, {"inputs": self.inputs, "workflow": self.workflow.name})
+        timeout_s = self.workflow.settings.timeout_s
+        cancelled = False
+        try:
+            async with asyncio.timeout(timeout_s) as deadline:
+                await self._worker(self.plan.input_index)
+                while self.tasks and self.failure is None:
+                    self.idle = asyncio.get_running_loop().create_future()
+                    await self.idle
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            self._fail(f"the run timed out after {timeout_s:g} s (settings.timeout_s)", None)
+        except asyncio.CancelledError:
+            cancelled = True
+        await self._stop_tasks()
+        if cancelled:
+            self.emit("run.cancelled", None, {})
+            return self._result("cancelled", None)
+        if self.failure is not None:
+            error, node_id = self.failure
+            self.emit("run.failed", None, {"error": error, "node_id": node_id})
+            return self._result("failed", error, node_id)
+        self.emit("run.completed", None, {"result": self.result})
+        return self._result("completed", None)
+
+    def _result(self, status: str, error: str | None, node_id: str | None = None) -> RunResult:
+        result = self.result if status == "completed" else None
+        return RunResult(self.run_id, status, result, error, node_id, self.events)
+
+    async def _stop_tasks(self) -> None:
+        while self.tasks:
+            tasks = list(self.tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _fail(self, error: str, node_id: str | None) -> None:
+        if self.failure is None:
+            self.failure = (error, node_id)
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is not current:
+                task.cancel()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.idle is not None and not self.idle.done():
+            self.idle.set_result(None)
+
+    def _spawn(self, index: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._worker(index))
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self._fail(f"internal error in the engine: {type(exc).__name__}: {exc}", None)
+        if not self.tasks:
+            self._wake()
+
+    async def _worker(self, index: int) -> None:
+        """Run ``index``, then keep running the one successor it makes ready."""
+        while self.failure is None:
+            node = self.nodes[index]
+            try:
+                output = await self._execute(node)
+            except _Stop:
+                return
+            self.node_vars[node.id] = {"output": output}
+            if node.type == "output":
+                self.result[self.plan.output_names[node.index]] = output
+            ready = self._resolve(index, skipped=False, output=output)
+            if not ready or self.failure is not None:
+                return
+            index = ready[0]
+            for other in ready[1:]:
+                self._spawn(other)
+
+    # --- one node -----------------------------------------------------------------
+
+    async def _execute(self, node: PlanNode) -> Any:
+        count = self.run_count[node.index] + 1
+        if count > self.max_iterations:
+            error = IterationLimit(node.id, self.max_iterations)
+            self._fail(str(error), node.id)
+            raise _Stop
+        self.run_count[node.index] = count
+        iteration = self.loop_iter[node.innermost_loop] if node.innermost_loop is not None else 0
+        self.emit("node.started", node.id, {"iteration": iteration})
+        started = time.perf_counter()
+        ctx = NodeContextImpl(self, node.id, iteration)
+        runner = self.runners[node.index]
+        attempt = 1
+        while True:
+            try:
+                if node.timeout_s is None:
+                    output = _json_value(await runner(node.spec, ctx))
+                else:
+                    output = await self._with_timeout(node, runner, ctx)
+                break
+            except asyncio.CancelledError:
+                self.emit("node.failed", node.id, {"error": "cancelled", "cancelled": True, "attempts": attempt})
+                raise
+            except Exception as exc:  # noqa: BLE001 - every node failure is reported the same way
+                reason = _reason(exc)
+            if attempt >= node.attempts:
+                self.emit("node.failed", node.id, {"error": reason, "attempts": attempt})
+                self._fail(f"node '{node.id}' failed: {reason}", node.id)
+                raise _Stop
+            delay = node.backoff_s * 2 ** (attempt - 1)
+            self.emit(
+                "log",
+                node.id,
+                {"level": "warning", "message": f"attempt {attempt} of {node.attempts} failed: {reason}; retrying in {delay:g} s"},
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
+            ctx = NodeContextImpl(self, node.id, iteration)
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        self.emit("node.completed", node.id, {"output": output, "duration_ms": round(duration_ms, 3), "attempts": attempt})
+        return output
+
+    async def _with_timeout(self, node: PlanNode, runner: Any, ctx: NodeContextImpl) -> Any:
+        assert node.timeout_s is not None
+        try:
+            async with asyncio.timeout(node.timeout_s) as deadline:
+                return _json_value(await runner(node.spec, ctx))
+        except TimeoutError:
+            if deadline.expired():
+                raise NodeTimeout(node.id, node.timeout_s) from None
+            raise
+
+    # --- readiness, skips and loops --------------------------------------------------
+
+    def _resolve(self, index: int, *, skipped: bool, output: Any = None) -> list[int]:
+        """Account for a finished or skipped node; returns the nodes now ready to run."""
+        ready: list[int] = []
+        work: list[tuple[int, bool, Any]] = [(index, skipped, output)]
+        while work:
+            i, skip, out = work.pop()
+            node = self.nodes[i]
+            if skip:
+                self.node_vars[node.id] = _NULL_OUTPUT
+                self.emit("node.skipped", node.id, _EMPTY)
+            chosen = _routes(node, out) if node.routes is not None and not skip else None
+            for e in node.out_edges:
+                taken = not skip and (chosen is None or e in chosen)
+                exit_loop = self.edges[e].exit_loop
+                if exit_loop is None:
+                    self._deliver(e, taken, ready, work)
+                else:
+                    self.loop_deferred[exit_loop][e] = taken
+            if node.back_edge is not None and node.closes_loop is not None:
+                if not skip and (chosen is None or node.back_edge in chosen):
+                    self._repeat(node.closes_loop, ready)
+                else:
+                    self._exit(node.closes_loop, ready, work)
+        return ready
+
+    def _deliver(self, e: int, taken: bool, ready: list[int], work: list[tuple[int, bool, Any]]) -> None:
+        target = self.edges[e].target
+        self.edge_taken[e] = taken
+        if taken:
+            self.taken[target] = True
+        left = self.pending[target] - 1
+        self.pending[target] = left
+        if left == 0:
+            if self.taken[target]:
+                ready.append(target)
+            else:
+                work.append((target, True, None))
+
+    def _repeat(self, loop_index: int, ready: list[int]) -> None:
+        loop = self.loops[loop_index]
+        for member in loop.members:
+            self.pending[member] = loop.body_preds[member]
+            self.taken[member] = any(self.edge_taken[e] for e in loop.outside_in_edges[member])
+        for inner in loop.nested:
+            self.loop_iter[inner] = 0
+            self.loop_deferred[inner].clear()
+        self.loop_iter[loop_index] += 1
+        self.taken[loop.header] = True
+        ready.append(loop.header)
+
+    def _exit(self, loop_index: int, ready: list[int], work: list[tuple[int, bool, Any]]) -> None:
+        deferred = self.loop_deferred[loop_index]
+        if deferred:
+            delivered = sorted(deferred.items())
+            deferred.clear()
+            for e, taken in delivered:
+                self._deliver(e, taken, ready, work)
+
+
+def _routes(node: PlanNode, output: Any) -> tuple[int, ...]:
+    """The edges a condition takes for ``output``: those whose ``when`` matches, else ``default``."""
+    assert node.routes is not None
+    return node.routes.get(when_key(output)) or node.default_routes
+
+
+def when_key(value: Any) -> str:
+    """How a condition's output is compared with an edge's ``when``."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def _reason(exc: BaseException) -> str:
+    """A node failure in words: our own errors as they are, anything else with its type."""
+    if isinstance(exc, NodeError):
+        return exc.reason
+    text = str(exc)
+    if isinstance(exc, EngineError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _json_value(value: Any) -> Any:
+    """Check (and normalise tuples in) a node's output so every event is JSON."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is list or kind is tuple:
+        return [_json_value(v) for v in value]
+    if kind is dict:
+        if all(type(k) is str for k in value):
+            return {k: _json_value(v) for k, v in value.items()}
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, str):
+        return str(value)
+    raise TypeError(f"the node produced a {kind.__name__}, which is not a JSON value")
+
+
+def _env_model() -> str:
+    return os.environ.get("OPENAI_MODEL") or "gpt-4o-mini"
+
+
+async def execute(
+    workflow: Workflow,
+    inputs: dict[str, Any],
+    *,
+    llm: ChatModel,
+    on_event: EventSink | None = None,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run a loaded workflow with checked inputs. Prefer :func:`engine.run_workflow`."""
+    return await _Run(workflow, inputs, llm=llm, on_event=on_event, run_id=run_id).run()

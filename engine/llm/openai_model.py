@@ -1,0 +1,258 @@
+"""The ``ChatModel`` that talks to OpenAI or any OpenAI-compatible endpoint.
+
+Why it exists: agent nodes speak only the ``ChatModel`` protocol, so this is
+the one place that knows the official ``openai`` SDK. It streams text deltas,
+assembles tool calls from their streamed pieces, owns the single retry policy
+(the SDK's own retries are off), and turns SDK exceptions into ``ModelError``
+messages that say what to fix. The API key never appears in a message, a log
+line or a repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+from engine.errors import ModelError
+from engine.llm.base import ChatReply, ChatRequest, DeltaSink, ToolCall
+
+log = logging.getLogger(__name__)
+
+OPENAI_URL = "https://api.openai.com/v1"
+PLACEHOLDER_KEY = "not-needed"  # local servers (Ollama, vLLM, ...) need no key, the SDK wants one
+_MAX_RETRY_AFTER_S = 60.0
+
+
+@dataclass
+class _Failure:
+    """One failed attempt, classified."""
+
+    retryable: bool
+    description: str
+    status: int | None = None
+    unreachable: bool = False  # the connection itself failed
+    retry_after_s: float | None = None
+
+
+class _PartialCall:
+    __slots__ = ("id", "name", "arguments")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments = ""
+
+
+class OpenAIChatModel:
+    """A ``ChatModel`` over ``openai.AsyncOpenAI`` (chat completions, streamed).
+
+    Arguments left out come from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and
+    ``OPENAI_MODEL``. With a base URL but no key, a placeholder key is sent.
+    ``timeout_s`` bounds connecting and each wait for the next streamed chunk.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        default_model: str | None = None,
+        max_retries: int = 3,
+        backoff_s: float = 0.5,
+        timeout_s: float = 120,
+    ) -> None:
+        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        custom_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self._custom_url = custom_url is not None
+        self.base_url = (custom_url or OPENAI_URL).rstrip("/")
+        self.default_model = default_model or os.environ.get("OPENAI_MODEL") or None
+        self.max_retries = max(0, max_retries)
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "unset"
+        return f"OpenAIChatModel(base_url={self.base_url!r}, default_model={self.default_model!r}, api_key={key})"
+
+    async def chat(self, request: ChatRequest, on_delta: DeltaSink) -> ChatReply:
+        model = request.model or self.default_model
+        if not model:
+            raise ModelError("no model name given: set the node's model, settings.model or OPENAI_MODEL")
+        if self._api_key is None and not self._custom_url:
+            raise ModelError(
+                "no API key for the OpenAI API: set OPENAI_API_KEY "
+                "(or set OPENAI_BASE_URL to a local server that needs none)"
+            )
+        emitted = False
+
+        def sink(text: str) -> None:
+            nonlocal emitted
+            emitted = True
+            on_delta(text)
+
+        client = openai.AsyncOpenAI(
+            api_key=self._api_key or PLACEHOLDER_KEY,
+            base_url=self.base_url,
+            max_retries=0,  # one retry policy: ours
+            timeout=openai.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0)),
+        )
+        async with client:
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    return await self._attempt(client, request, model, sink)
+                except openai.OpenAIError as err:
+                    failure = self._classify(err)
+                if not failure.retryable:
+                    raise ModelError(self._redact(self._final_message(failure, model))) from None
+                if emitted:
+                    raise ModelError(
+                        self._redact(
+                            f"the answer from {self.base_url} broke off after text had been streamed; "
+                            f"not retrying, as that would repeat the text. Cause: {failure.description}"
+                        ),
+                        retryable=True,
+                    ) from None
+                if attempt > self.max_retries:
+                    raise ModelError(self._redact(self._exhausted_message(failure, attempt)), retryable=True) from None
+                delay = self.backoff_s * 2 ** (attempt - 1)
+                if failure.retry_after_s is not None:
+                    delay = max(delay, min(failure.retry_after_s, _MAX_RETRY_AFTER_S))
+                log.warning(
+                    "%s (attempt %d of %d); retrying in %.2f s",
+                    self._redact(failure.description),
+                    attempt,
+                    self.max_retries + 1,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def _attempt(
+        self, client: openai.AsyncOpenAI, request: ChatRequest, model: str, sink: DeltaSink
+    ) -> ChatReply:
+        """One streamed request; SDK exceptions propagate to the retry loop."""
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "messages": list(request.messages),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.tools:
+            kwargs["tools"] = [t.to_openai() for t in request.tools]
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.response_format == "json":
+            kwargs["response_format"] = {"type": "json_object"}
+
+        parts: list[str] = []
+        calls: dict[int, _PartialCall] = {}
+        reported_model = ""
+        finish_reason: str | None = None
+        usage: Any = None
+        stream = await client.chat.completions.create(**kwargs)
+        async with stream:
+            async for chunk in stream:
+                reported_model = chunk.model or reported_model
+                usage = chunk.usage or usage
+                for choice in chunk.choices:
+                    if choice.index != 0:
+                        continue
+                    finish_reason = choice.finish_reason or finish_reason
+                    delta = choice.delta
+                    text = (delta.content or "") + (delta.refusal or "")
+                    if text:
+                        parts.append(text)
+                        sink(text)
+                    for piece in delta.tool_calls or ():
+                        call = calls.setdefault(piece.index, _PartialCall())
+                        call.id = piece.id or call.id
+                        if piece.function is not None:
+                            call.name += piece.function.name or ""
+                            call.arguments += piece.function.arguments or ""
+
+        content = "".join(parts)
+        tool_calls = tuple(
+            ToolCall(id=c.id or f"call_{uuid.uuid4().hex[:24]}", name=c.name, arguments=c.arguments or "{}")
+            for _, c in sorted(calls.items())
+        )
+        extra: dict[str, Any] = {"finish_reason": finish_reason}
+        if usage is not None:
+            prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        else:  # the endpoint sent none: estimate (about four characters a token)
+            extra["usage_estimated"] = True
+            prompt_tokens = _estimate(json.dumps(request.messages, default=str))
+            completion_tokens = _estimate(content + "".join(c.name + c.arguments for c in tool_calls))
+        return ChatReply(
+            content=content,
+            tool_calls=tool_calls,
+            model=reported_model or model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            extra=extra,
+        )
+
+    def _classify(self, err: openai.OpenAIError) -> _Failure:
+        if isinstance(err, openai.APITimeoutError):
+            return _Failure(True, f"no answer within {self.timeout_s:g} s (timeout_s)")
+        if isinstance(err, openai.APIConnectionError):
+            cause = err.__cause__
+            detail = f"{type(cause).__name__}: {cause}" if cause is not None else err.message
+            return _Failure(True, f"connection to {self.base_url} failed ({detail})", unreachable=True)
+        if isinstance(err, openai.APIStatusError):
+            status = err.status_code
+            retry_after = _retry_after(err.response.headers.get("retry-after"))
+            return _Failure(status in (408, 429) or status >= 500, err.message, status, retry_after_s=retry_after)
+        if isinstance(err, openai.APIError):  # an error event inside the stream
+            return _Failure(True, f"the endpoint reported an error mid-stream: {err.message}")
+        return _Failure(False, f"{type(err).__name__}: {err}")
+
+    def _final_message(self, failure: _Failure, model: str) -> str:
+        if failure.status == 401:
+            return f"the endpoint rejected the API key (HTTP 401): check OPENAI_API_KEY ({failure.description})"
+        if failure.status == 404:
+            return (
+                f"model '{model}' not found at {self.base_url} (HTTP 404): check the node's model, "
+                f"settings.model or OPENAI_MODEL, and OPENAI_BASE_URL ({failure.description})"
+            )
+        if failure.status is not None:
+            return f"the endpoint at {self.base_url} refused the request (HTTP {failure.status}): {failure.description}"
+        return f"the request to {self.base_url} failed: {failure.description}"
+
+    def _exhausted_message(self, failure: _Failure, attempts: int) -> str:
+        if failure.unreachable:
+            return (
+                f"could not reach {self.base_url} after {_attempts(attempts)}: check that the server is running "
+                f"and OPENAI_BASE_URL is right. Last error: {failure.description}"
+            )
+        return f"gave up on {self.base_url} after {_attempts(attempts)}. Last error: {failure.description}"
+
+    def _redact(self, text: str) -> str:
+        if self._api_key:
+            text = text.replace(self._api_key, "***")
+        return text
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt{'s' if n != 1 else ''}"
+
+
+def _estimate(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4))
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

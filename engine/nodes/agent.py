@@ -1,0 +1,140 @@
+"""The ``agent`` node: a model answering a prompt, calling its tools in rounds.
+
+One loop serves every model: ask the model; if it asks for tools, run them
+(concurrently, each with ``tool.called``/``tool.result`` events), append the
+results as tool messages, and ask again — at most ``max_steps`` rounds with
+tools on offer, then one last round without tools so the model must answer.
+An agent may call only the tools its node lists; any other call is refused
+with an error the model sees and a ``log`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import tools
+from engine.errors import EngineError
+from engine.llm.base import ChatReply, ChatRequest, Message, ToolCall, ToolSchema
+from engine.model import AgentConfig
+from engine.nodes.base import Compiler, NodeContext, NodeKind
+from engine.templates import Compiled
+
+
+class AgentReplyInvalid(EngineError):
+    """The model's final reply could not be used (e.g. JSON was asked for and not given)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    prompt: Compiled | None
+    system: Compiled | None
+    model: Compiled | None
+    temperature: float | None
+    tools: tuple[str, ...]
+    max_steps: int
+    response_format: Literal["text", "json"]
+
+
+def _compile(config: AgentConfig, compiler: Compiler) -> AgentSpec:
+    if config.memory is not None:
+        compiler.error(
+            "config.memory: agent memory is not available yet (it lands with the memory issue); "
+            "remove config.memory to run this workflow"
+        )
+    for name in config.tools:
+        if not tools.has_tool(name):
+            available = ", ".join(t.name for t in tools.list_tools())
+            compiler.error(f"config.tools: unknown tool '{name}'; available: {available}")
+    return AgentSpec(
+        prompt=compiler.template("config.prompt", config.prompt),
+        system=compiler.template("config.system", config.system) if config.system is not None else None,
+        model=compiler.template("config.model", config.model) if config.model is not None else None,
+        temperature=config.temperature,
+        tools=tuple(dict.fromkeys(config.tools)),
+        max_steps=config.max_steps,
+        response_format=config.response_format,
+    )
+
+
+def _messages(spec: AgentSpec, variables: Any) -> list[Message]:
+    messages: list[Message] = []
+    if spec.system is not None:
+        messages.append({"role": "system", "content": str(spec.system.render(variables))})
+    assert spec.prompt is not None
+    messages.append({"role": "user", "content": str(spec.prompt.render(variables))})
+    return messages
+
+
+async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
+    variables = ctx.vars()
+    messages = _messages(spec, variables)
+    model = str(spec.model.render(variables)) if spec.model is not None else ctx.default_model
+    schemas = tuple(_schema(name) for name in spec.tools)
+    reply = ChatReply(content="")
+    for step in range(spec.max_steps + 1):
+        offered = schemas if step < spec.max_steps else ()
+        request = ChatRequest(
+            messages=list(messages),
+            model=model,
+            temperature=spec.temperature,
+            tools=offered,
+            response_format=spec.response_format,
+        )
+        reply = await ctx.llm.chat(request, lambda delta, step=step: ctx.emit("llm.token", {"delta": delta, "step": step}))
+        ctx.emit(
+            "llm.completed",
+            {
+                "model": reply.model or model,
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens,
+                "step": step,
+                "tool_calls": len(reply.tool_calls),
+                "offline": ctx.llm.name == "offline",
+            },
+        )
+        if not reply.tool_calls or not offered:
+            break
+        messages.append(reply.as_message())
+        results = await asyncio.gather(*(_call(ctx, call, spec.tools) for call in reply.tool_calls))
+        messages.extend(
+            {"role": "tool", "tool_call_id": call.id, "content": text} for call, text in zip(reply.tool_calls, results)
+        )
+    return _final(reply.content, spec.response_format)
+
+
+def _schema(name: str) -> ToolSchema:
+    spec = tools.get_tool(name)
+    return ToolSchema(name=spec.name, description=spec.description, parameters=spec.parameters)
+
+
+async def _call(ctx: NodeContext, call: ToolCall, allowed: tuple[str, ...]) -> str:
+    """Run one tool call the model asked for; returns what the model sees."""
+    try:
+        args = json.loads(call.arguments or "{}")
+        if not isinstance(args, dict):
+            raise ValueError("arguments must be a JSON object")
+    except ValueError as exc:
+        refusal = f"the arguments are not a valid JSON object ({exc}); send a JSON object matching the schema"
+        return (await ctx.call_tool(call.name, {"_raw": call.arguments}, call_id=call.id, refused=refusal)).as_text()
+    if call.name not in allowed:
+        refusal = f"tool '{call.name}' is not allowed for this agent (allowed: {', '.join(allowed) or 'none'})"
+        return (await ctx.call_tool(call.name, args, call_id=call.id, refused=refusal)).as_text()
+    return (await ctx.call_tool(call.name, args, call_id=call.id)).as_text()
+
+
+def _final(content: str, response_format: str) -> Any:
+    if response_format != "json":
+        return content
+    text = content.strip()
+    if text.startswith("```"):  # tolerate a fenced block
+        text = text.strip("`").removeprefix("json").strip()
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise AgentReplyInvalid(f"the model was asked for JSON but replied with text that does not parse ({exc}): {content!r:.200}") from None
+
+
+AGENT = NodeKind("agent", _compile, _run)

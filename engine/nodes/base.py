@@ -1,0 +1,127 @@
+"""What every node kind is made of: a compile step and an async run step.
+
+A kind compiles its config once (templates included) at load time, reporting
+problems through a :class:`Compiler`, and at run time gets a
+:class:`NodeContext` from the executor: the template variables, the model,
+the tool caller and the event sink. Kinds know nothing of the scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Protocol
+
+from jinja2 import TemplateSyntaxError
+
+from engine.errors import Problem
+from engine.llm.base import ChatModel
+from engine.templates import JINJA_GLOBALS, Compiled, compile_expression, compile_template
+
+BASE_SCOPE = frozenset({"inputs", "nodes", "iteration"})
+MAP_SCOPE = BASE_SCOPE | {"item", "index"}
+
+
+class NodeContext(Protocol):
+    """What a running node may use. Implemented by the executor."""
+
+    node_id: str
+    iteration: int
+    llm: ChatModel
+    default_model: str
+
+    def vars(self) -> Mapping[str, Any]:
+        """Template variables: ``inputs``, ``nodes``, ``iteration`` (+ ``item``, ``index`` in a map)."""
+        ...
+
+    def emit(self, type: str, data: dict[str, Any]) -> None:
+        """Emit an event of this node."""
+        ...
+
+    async def call_tool(self, name: str, args: dict[str, Any]) -> Any:
+        """Call a tool with ``tool.called``/``tool.result`` events; returns a ``tools.ToolResult``."""
+        ...
+
+    def for_item(self, item: Any, index: int) -> "NodeContext":
+        """A context for one item of a ``map`` node."""
+        ...
+
+
+@dataclass(slots=True)
+class Compiler:
+    """Compiles a node's templates, collecting problems instead of stopping at the first."""
+
+    where: str
+    problems: list[Problem]
+    scope: frozenset[str]
+    node_ids: frozenset[str]
+    input_names: frozenset[str]
+    compiled: list[Compiled] = field(default_factory=list)
+
+    def template(self, field_name: str, source: str) -> Compiled | None:
+        return self._compile(field_name, source, compile_template)
+
+    def expression(self, field_name: str, source: str) -> Compiled | None:
+        return self._compile(field_name, source, compile_expression)
+
+    def value(self, field_name: str, value: Any) -> "ValueTree":
+        """Compile every string inside a JSON value (objects and lists included)."""
+        if isinstance(value, str):
+            compiled = self.template(field_name, value)
+            return ValueTree(compiled=compiled, constant=value)
+        if isinstance(value, Mapping):
+            return ValueTree(mapping={k: self.value(f"{field_name}.{k}", v) for k, v in value.items()})
+        if isinstance(value, list):
+            return ValueTree(sequence=[self.value(f"{field_name}[{i}]", v) for i, v in enumerate(value)])
+        return ValueTree(constant=value)
+
+    def error(self, message: str) -> None:
+        self.problems.append(Problem(self.where, message))
+
+    def _compile(self, field_name: str, source: str, fn: Callable[[str], Compiled]) -> Compiled | None:
+        try:
+            compiled = fn(source)
+        except TemplateSyntaxError as exc:
+            self.error(f"{field_name} does not parse: {exc.message} (line {exc.lineno})")
+            return None
+        self._check_references(field_name, compiled)
+        self.compiled.append(compiled)
+        return compiled
+
+    def _check_references(self, field_name: str, compiled: Compiled) -> None:
+        for name in sorted(compiled.names - self.scope - JINJA_GLOBALS):
+            hint = " (item and index exist only inside a map)" if name in MAP_SCOPE else ""
+            self.error(f"{field_name} uses unknown variable '{name}'{hint}; known: {', '.join(sorted(self.scope))}")
+        for ref in sorted(compiled.node_refs - self.node_ids):
+            self.error(f"{field_name} refers to unknown node '{ref}'")
+        for ref in sorted(compiled.input_refs - self.input_names):
+            known = ", ".join(sorted(self.input_names)) or "none declared"
+            self.error(f"{field_name} refers to unknown input '{ref}' (inputs: {known})")
+
+
+@dataclass(slots=True)
+class ValueTree:
+    """A JSON value whose strings are compiled templates."""
+
+    compiled: Compiled | None = None
+    constant: Any = None
+    mapping: dict[str, "ValueTree"] | None = None
+    sequence: list["ValueTree"] | None = None
+
+    def render(self, context: Mapping[str, Any]) -> Any:
+        if self.compiled is not None:
+            return self.compiled.render(context)
+        if self.mapping is not None:
+            return {k: v.render(context) for k, v in self.mapping.items()}
+        if self.sequence is not None:
+            return [v.render(context) for v in self.sequence]
+        return self.constant
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKind:
+    """A node type: ``compile(config, compiler) -> spec`` and ``run(spec, ctx) -> output``."""
+
+    type: str
+    compile: Callable[[Any, Compiler], Any]
+    run: Callable[[Any, NodeContext], Awaitable[Any]]

@@ -1,0 +1,82 @@
+"""The ``map`` node: run one inline node per item, at most ``concurrency`` at a time.
+
+Items keep their order in the output whatever order they finish in. One
+item's failure cancels the items still running and fails the node (so the
+node's ``retry`` reruns the whole map). One-item and empty lists are
+ordinary lists: one output, or none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import EngineError
+from engine.model import MAP_INNER_TYPES, MapConfig
+from engine.nodes.base import MAP_SCOPE, Compiler, NodeContext, NodeKind
+from engine.templates import Compiled
+
+
+class MapItemFailed(EngineError):
+    """One item of a map failed; the message names the item."""
+
+
+@dataclass(frozen=True, slots=True)
+class MapSpec:
+    items: Compiled | None
+    kind: NodeKind | None
+    inner: Any
+    concurrency: int
+
+
+def _compile(config: MapConfig, compiler: Compiler) -> MapSpec:
+    from engine.nodes import KINDS, compile_config  # the registry imports this module
+
+    items = compiler.expression("config.items", config.items)
+    inner_type = config.node.type
+    if inner_type not in MAP_INNER_TYPES:
+        compiler.error(f"config.node.type '{inner_type}' cannot run inside a map; use one of {', '.join(MAP_INNER_TYPES)}")
+        return MapSpec(items, None, None, config.concurrency)
+    inner_compiler = Compiler(
+        where=compiler.where,
+        problems=compiler.problems,
+        scope=MAP_SCOPE,
+        node_ids=compiler.node_ids,
+        input_names=compiler.input_names,
+        compiled=compiler.compiled,
+    )
+    inner = compile_config(inner_type, config.node.config, inner_compiler, prefix="config.node.config")
+    return MapSpec(items, KINDS[inner_type], inner, config.concurrency)
+
+
+async def _run(spec: MapSpec, ctx: NodeContext) -> list[Any]:
+    assert spec.items is not None and spec.kind is not None
+    items = spec.items.render(ctx.vars())
+    if isinstance(items, tuple):
+        items = list(items)
+    if not isinstance(items, list):
+        raise MapItemFailed(f"config.items must give a list, got {type(items).__name__}: {items!r:.80}")
+    kind, inner = spec.kind, spec.inner
+    gate = asyncio.Semaphore(spec.concurrency)
+
+    async def one(index: int, item: Any) -> Any:
+        async with gate:
+            try:
+                return await kind.run(inner, ctx.for_item(item, index))
+            except Exception as exc:  # noqa: BLE001 - re-raised with the item named
+                raise MapItemFailed(f"item {index}: {exc}") from exc
+
+    if len(items) <= 1:
+        return [await one(i, item) for i, item in enumerate(items)]
+    tasks = [asyncio.create_task(one(i, item)) for i, item in enumerate(items)]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+MAP = NodeKind("map", _compile, _run)

@@ -1,0 +1,43 @@
+"""The ``tool`` node: call one registered tool with templated arguments.
+
+A tool's own failure (bad arguments, an exception, a timeout) fails the node,
+so the node's ``retry`` applies; the call shows up as ``tool.called`` and
+``tool.result`` events like an agent's calls do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import tools
+from engine.errors import EngineError
+from engine.model import ToolNodeConfig
+from engine.nodes.base import Compiler, NodeContext, NodeKind, ValueTree
+
+
+class ToolFailed(EngineError):
+    """A tool node's call did not succeed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    tool: str
+    args: ValueTree
+
+
+def _compile(config: ToolNodeConfig, compiler: Compiler) -> ToolSpec:
+    if not tools.has_tool(config.tool):
+        compiler.error(f"unknown tool '{config.tool}'; available: {', '.join(t.name for t in tools.list_tools())}")
+    return ToolSpec(tool=config.tool, args=compiler.value("config.args", config.args))
+
+
+async def _run(spec: ToolSpec, ctx: NodeContext) -> Any:
+    args = spec.args.render(ctx.vars())
+    result = await ctx.call_tool(spec.tool, args)
+    if not result.ok:
+        raise ToolFailed(f"tool '{spec.tool}' failed: {result.error}")
+    return result.value
+
+
+TOOL = NodeKind("tool", _compile, _run)

@@ -1,0 +1,247 @@
+"""Loading a workflow: every problem at once, then one compiled plan.
+
+Validation walks the raw document part by part (settings, each input, each
+node, each edge, the graph, every template) and collects problems instead of
+stopping at the first, so a user fixes a file in one pass. A document that
+passes becomes a :class:`~engine.model.Workflow` carrying its
+:class:`~engine.plan.Plan`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from engine.errors import Problem, WorkflowInvalid
+from engine.model import FORMAT, ID_PATTERN, NODE_TYPES, Edge, InputSpec, Node, Settings, Workflow
+from engine.nodes import KINDS, compile_config
+from engine.nodes.base import BASE_SCOPE, Compiler
+from engine.plan import Graph, Plan, PlanEdge, PlanNode, analyse, link
+
+TOP_LEVEL_KEYS = ("format", "name", "description", "settings", "inputs", "nodes", "edges")
+_ID = re.compile(ID_PATTERN)
+
+
+def load_workflow(source: str | Path | Mapping[str, Any] | Workflow) -> Workflow:
+    """Load, validate and compile a workflow from a path, a JSON/YAML text, or a dict.
+
+    Raises:
+        WorkflowInvalid: listing every problem found, each naming its node or edge.
+    """
+    if isinstance(source, Workflow):
+        return source
+    raw = _read(source) if not isinstance(source, Mapping) else source
+    return validate_document(raw)
+
+
+def _read(source: str | Path) -> Any:
+    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and not source.lstrip().startswith("{")):
+        path = Path(source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise WorkflowInvalid([Problem(str(path), f"cannot read the file: {exc.strerror or exc}")]) from None
+        yaml_file = path.suffix.lower() in (".yaml", ".yml")
+        return _parse(text, str(path), yaml_file)
+    return _parse(source, "document", source.lstrip()[:1] not in "{[")
+
+
+def _parse(text: str, where: str, yaml_file: bool) -> Any:
+    try:
+        return yaml.safe_load(text) if yaml_file else json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise WorkflowInvalid([Problem(where, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]) from None
+    except yaml.YAMLError as exc:
+        raise WorkflowInvalid([Problem(where, f"is not valid YAML: {exc}")]) from None
+
+
+def validate_document(raw: Any) -> Workflow:
+    """Validate a parsed document; see :func:`load_workflow`."""
+    problems: list[Problem] = []
+    if not isinstance(raw, Mapping):
+        raise WorkflowInvalid([Problem("document", f"must be a JSON object, got {type(raw).__name__}")])
+    for key in raw:
+        if key not in TOP_LEVEL_KEYS:
+            problems.append(Problem(f"key '{key}'", f"unknown top-level key; allowed: {', '.join(TOP_LEVEL_KEYS)}"))
+    if raw.get("format") != FORMAT:
+        got = "missing" if "format" not in raw else f"{raw.get('format')!r}"
+        problems.append(Problem("format", f"must be '{FORMAT}' (got {got})"))
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append(Problem("name", "is required: a non-empty string"))
+    if not isinstance(raw.get("description", ""), str):
+        problems.append(Problem("description", "must be a string"))
+    settings = _part(Settings, raw.get("settings") or {}, "settings", problems)
+    inputs = _inputs(raw.get("inputs") or {}, problems)
+    nodes, node_ids, nodes_ok = _nodes(raw.get("nodes"), problems)
+    edges = _edges(raw.get("edges") or [], problems)
+    plan = _plan(nodes, edges, node_ids, inputs, problems, graph_ok=nodes_ok and edges is not None)
+    if problems or plan is None or settings is None:
+        raise WorkflowInvalid(problems or [Problem("document", "is not a workflow")])
+    workflow = Workflow.model_validate(dict(raw))
+    workflow._plan = plan
+    return workflow
+
+
+def _part(model: type[BaseModel], value: Any, where: str, problems: list[Problem]) -> Any:
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            message = "unknown key (check the spelling)" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(Problem(f"{where}.{loc}" if loc else where, message))
+        return None
+
+
+def _inputs(raw: Any, problems: list[Problem]) -> dict[str, InputSpec]:
+    if not isinstance(raw, Mapping):
+        problems.append(Problem("inputs", "must be an object of name -> {type, description, default}"))
+        return {}
+    inputs: dict[str, InputSpec] = {}
+    for name, spec in raw.items():
+        if not _ID.match(str(name)):
+            problems.append(Problem(f"inputs.{name}", "input names must match [A-Za-z_][A-Za-z0-9_-]*"))
+        parsed = _part(InputSpec, spec, f"inputs.{name}", problems)
+        if parsed is not None:
+            inputs[str(name)] = parsed
+    return inputs
+
+
+def _nodes(raw: Any, problems: list[Problem]) -> tuple[list[Node], set[str], bool]:
+    """Parse each node on its own; returns the good ones, every id seen, and whether all parsed."""
+    if not isinstance(raw, list) or not raw:
+        problems.append(Problem("nodes", "must be a non-empty list of nodes"))
+        return [], set(), False
+    nodes: list[Node] = []
+    seen: set[str] = set()
+    all_ok = True
+    for i, item in enumerate(raw):
+        node_id = item.get("id") if isinstance(item, Mapping) else None
+        where = f"node '{node_id}'" if isinstance(node_id, str) else f"nodes[{i}]"
+        if isinstance(node_id, str) and node_id in seen:
+            problems.append(Problem(where, "duplicate node id; ids must be unique"))
+            all_ok = False
+            continue
+        if isinstance(node_id, str):
+            seen.add(node_id)
+        node_type = item.get("type") if isinstance(item, Mapping) else None
+        if isinstance(item, Mapping) and "type" in item and node_type not in NODE_TYPES:
+            problems.append(Problem(where, f"unknown node type {node_type!r}; known: {', '.join(NODE_TYPES)}"))
+            if isinstance(node_id, str) and not _ID.match(node_id):
+                problems.append(Problem(where, "id must match [A-Za-z_][A-Za-z0-9_-]*"))
+            all_ok = False
+            continue
+        parsed = _part(Node, item, where, problems)
+        if parsed is None:
+            all_ok = False
+        else:
+            nodes.append(parsed)
+    return nodes, seen, all_ok
+
+
+def _edges(raw: Any, problems: list[Problem]) -> list[Edge] | None:
+    if not isinstance(raw, list):
+        problems.append(Problem("edges", "must be a list of {source, target} objects"))
+        return None
+    edges: list[Edge] = []
+    seen: set[tuple[str, str, str | None]] = set()
+    for i, item in enumerate(raw):
+        if isinstance(item, Mapping) and isinstance(item.get("when"), bool):
+            item = {**item, "when": "true" if item["when"] else "false"}
+        where = f"edge {item.get('source')} -> {item.get('target')}" if isinstance(item, Mapping) else f"edges[{i}]"
+        parsed = _part(Edge, item, where, problems)
+        if parsed is None:
+            continue
+        key = (parsed.source, parsed.target, parsed.when)
+        if key in seen:
+            problems.append(Problem(parsed.label, "duplicate edge"))
+            continue
+        seen.add(key)
+        edges.append(parsed)
+    return edges
+
+
+def _plan(
+    nodes: list[Node],
+    edges: list[Edge] | None,
+    node_ids: set[str],
+    inputs: dict[str, InputSpec],
+    problems: list[Problem],
+    *,
+    graph_ok: bool,
+) -> Plan | None:
+    by_id = {node.id: i for i, node in enumerate(nodes)}
+    inputs_nodes = [i for i, node in enumerate(nodes) if node.type == "input"]
+    if len(inputs_nodes) != 1:
+        found = ", ".join(nodes[i].id for i in inputs_nodes) or "none"
+        problems.append(Problem("nodes", f"a workflow needs exactly one input node (found: {found})"))
+    specs = _compile_nodes(nodes, node_ids, inputs, problems)
+    plan_edges = _check_edges(nodes, edges or [], by_id, node_ids, problems)
+    names: dict[int, str] = {}
+    for i, node in enumerate(nodes):
+        if node.type == "output":
+            out_name = specs[i].name if specs[i] is not None and specs[i].name else node.id
+            if out_name in names.values():
+                problems.append(Problem(f"node '{node.id}'", f"output name '{out_name}' is used by another output node"))
+            names[i] = out_name
+    if len(inputs_nodes) != 1 or plan_edges is None or not graph_ok:
+        return None
+    input_index = inputs_nodes[0]
+    graph = Graph(ids=[n.id for n in nodes], types=[n.type for n in nodes], edges=[(e.source, e.target) for e in plan_edges])
+    back, loops = analyse(graph, input_index, problems)
+    for edge in plan_edges:
+        edge.back = back[edge.index]
+    plan_nodes = [
+        PlanNode(
+            index=i,
+            id=node.id,
+            type=node.type,
+            spec=specs[i],
+            attempts=node.retry.attempts,
+            backoff_s=node.retry.backoff_s,
+            timeout_s=node.timeout_s,
+        )
+        for i, node in enumerate(nodes)
+    ]
+    link(plan_nodes, plan_edges, loops)
+    return Plan(nodes=plan_nodes, edges=plan_edges, loops=loops, input_index=input_index, by_id=by_id, output_names=names)
+
+
+def _compile_nodes(nodes: list[Node], ids: set[str], inputs: dict[str, InputSpec], problems: list[Problem]) -> list[Any]:
+    node_ids = frozenset(ids)
+    input_names = frozenset(inputs)
+    specs: list[Any] = []
+    for node in nodes:
+        compiler = Compiler(f"node '{node.id}'", problems, BASE_SCOPE, node_ids, input_names)
+        specs.append(compile_config(node.type, node.config, compiler) if node.type in KINDS else None)
+    return specs
+
+
+def _check_edges(
+    nodes: list[Node], edges: list[Edge], by_id: dict[str, int], ids: set[str], problems: list[Problem]
+) -> list[PlanEdge] | None:
+    plan_edges: list[PlanEdge] = []
+    ok = True
+    for edge in edges:
+        missing = [end for end in (edge.source, edge.target) if end not in by_id]
+        for end in missing:
+            if end not in ids:  # a node that exists but is invalid was reported already
+                problems.append(Problem(edge.label, f"refers to unknown node '{end}'"))
+        if missing:
+            ok = False
+            continue
+        source = nodes[by_id[edge.source]]
+        if nodes[by_id[edge.target]].type == "input":
+            problems.append(Problem(edge.label, "the input node cannot have incoming edges"))
+        if source.type == "condition" and edge.when is None:
+            problems.append(Problem(edge.label, "an edge from a condition node needs \"when\" (a value, or \"default\")"))
+        if source.type != "condition" and edge.when is not None:
+            problems.append(Problem(edge.label, "only edges from a condition node carry \"when\""))
+        plan_edges.append(PlanEdge(index=len(plan_edges), source=by_id[edge.source], target=by_id[edge.target], when=edge.when))
+    return plan_edges if ok else None

@@ -1,0 +1,30 @@
+"""Test-wide guards: no real model endpoint, a private data directory."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["tests.fake_openai"]
+
+_MODEL_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_MODEL",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT_ID",
+    "OPENAI_CUSTOM_HEADERS",
+    "OPENAI_ADMIN_KEY",
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep every test off real endpoints and out of ./data.
+
+    Tests that want a model endpoint point ``OPENAI_BASE_URL`` at the local fake
+    server themselves.
+    """
+    for name in _MODEL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    monkeypatch.setenv("OFFLINE_TOKEN_DELAY_S", "0")
