@@ -71,7 +71,6 @@ MODULES_ENV_VAR = "TOOLS_MODULES"
 """Environment variable: comma-separated importable modules that register tools."""
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")  # OpenAI's function-name rule (used with fullmatch)
-_CANCEL_GRACE_S = 0.1  # how long a timed-out async tool gets to unwind after being cancelled
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -295,7 +294,13 @@ def _to_jsonable(value: Any, _depth: int = 0) -> Any:
 
 
 def _value_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else ("true" if value else "false")
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _truncation_marker(total: int, shown: int) -> str:
@@ -324,15 +329,6 @@ def _describe_exception(exc: BaseException) -> str:
         return str(exc) or type(exc).__name__
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    """Done-callback for abandoned tasks: mark their outcome retrieved (no 'never retrieved' noise)."""
-    if not task.cancelled():
-        task.exception()
-
-
-# ----------------------------------------------------------------------- registry
 
 
 def _iter_entry_points() -> Iterable[importlib.metadata.EntryPoint]:
@@ -464,11 +460,11 @@ class ToolRegistry:
     def get_tool(self, name: str) -> ToolSpec:
         """The tool called ``name``; raises :class:`UnknownTool` listing the available names."""
         self._ensure_plugins()
-        with self._lock:
-            spec = self._tools.get(name)
-            if spec is None:
+        spec = self._tools.get(name)  # a dict read is atomic; writers hold the lock
+        if spec is None:
+            with self._lock:
                 raise UnknownTool(name, self._tools)
-            return spec
+        return spec
 
     def has_tool(self, name: str) -> bool:
         """Whether a tool called ``name`` is registered."""
@@ -583,22 +579,16 @@ class ToolRegistry:
         limit = timeout_s if timeout_s is not None else spec.timeout_s
         if limit is None:
             limit = DEFAULT_TIMEOUT_S
-        task: asyncio.Task[Any] = asyncio.create_task(self._invoke(spec, positional, keywords))
         try:
-            done, _ = await asyncio.wait({task}, timeout=limit)
-            if not done:
-                task.add_done_callback(_retrieve)
-                task.cancel()
-                await asyncio.wait({task}, timeout=_CANCEL_GRACE_S)
+            async with asyncio.timeout(limit) as deadline:
+                raw = await self._invoke(spec, positional, keywords)
+            if deadline.expired():  # an async tool that swallowed its cancellation and returned late
+                return failed(f"Tool {name!r} timed out after {limit:g} s (and ignored cancellation)")
+        except TimeoutError as exc:
+            if deadline.expired():
                 return failed(f"Tool {name!r} timed out after {limit:g} s; try again with a smaller or simpler request")
-        except asyncio.CancelledError:
-            if not task.done():
-                task.add_done_callback(_retrieve)
-                task.cancel()
-            raise
-        try:
-            raw = task.result()  # re-raises the tool's exception; CancelledError propagates
-        except Exception as exc:
+            return failed(_describe_exception(exc))
+        except Exception as exc:  # the tool's own failure; CancelledError propagates
             logger.debug("tool %r raised", name, exc_info=True)
             return failed(_describe_exception(exc))
 

@@ -531,7 +531,8 @@ async def test_default_timeout_is_30_seconds(registry: ToolRegistry, monkeypatch
     assert "timed out after 0.05 s" in (result.error or "")
 
 
-async def test_timeout_holds_even_if_the_tool_ignores_cancellation(registry: ToolRegistry) -> None:
+async def test_a_tool_ignoring_cancellation_is_still_reported_as_timed_out(registry: ToolRegistry) -> None:
+    """Async tools must let CancelledError through; one that swallows it returns late, as a timeout."""
     finished = asyncio.Event()
 
     async def stubborn() -> str:
@@ -545,8 +546,8 @@ async def test_timeout_holds_even_if_the_tool_ignores_cancellation(registry: Too
     registry.register(stubborn)
     started = time.perf_counter()
     result = await registry.call_tool("stubborn", {}, timeout_s=0.1)
-    assert not result.ok and time.perf_counter() - started < 0.35
-    await asyncio.wait_for(finished.wait(), 1)
+    assert not result.ok and "timed out after 0.1 s" in (result.error or "")
+    assert finished.is_set() and time.perf_counter() - started < 1.0
 
 
 async def test_cancellation_propagates_and_cancels_the_tool(registry: ToolRegistry) -> None:

@@ -1,0 +1,200 @@
+"""Agent nodes through the real ``openai`` client against the local fake server.
+
+The fake server speaks the chat completions API over a socket; these tests
+check what the engine sends (prompt, tools, tool messages, model) and what it
+emits (tokens, usage, tool events), plus the default model choice by env.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from engine import load_workflow, run_workflow
+from engine.llm import default_chat_model
+from engine.llm.offline_model import OfflineChatModel
+from engine.llm.openai_model import OpenAIChatModel
+from tests.fake_openai import FakeOpenAIServer
+from tools import tool
+
+
+@tool(name="agent_test_lookup", replace=True)
+def agent_test_lookup(city: str) -> dict[str, Any]:
+    """Look up a city's population.
+
+    Args:
+        city: the city's name.
+    """
+    return {"city": city, "population": {"Paris": 2_100_000}.get(city, 0)}
+
+
+def _agent_workflow(**config: Any) -> dict[str, Any]:
+    return {
+        "format": "workflow/v1",
+        "name": "agent test",
+        "settings": {"model": "test-model"},
+        "inputs": {"question": {"type": "string", "default": "How many people live in Paris?"}},
+        "nodes": [
+            {"id": "start", "type": "input"},
+            {"id": "agent", "type": "agent", "config": {"prompt": "{{ inputs.question }}", **config}},
+            {"id": "out", "type": "output", "config": {"value": "{{ nodes.agent.output }}"}},
+        ],
+        "edges": [{"source": "start", "target": "agent"}, {"source": "agent", "target": "out"}],
+    }
+
+
+def _model(server: FakeOpenAIServer) -> OpenAIChatModel:
+    return OpenAIChatModel(base_url=server.base_url, api_key="sk-test-secret", backoff_s=0.01)
+
+
+def _of(result: Any, kind: str) -> list[Any]:
+    return [e for e in result.events if e.type == kind]
+
+
+async def test_streamed_tokens_concatenate_to_the_output(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue_text("Paris has about two million inhabitants.")
+    result = await run_workflow(_agent_workflow(system="Be brief."), llm=_model(fake_openai))
+    assert result.status == "completed", result.error
+    tokens = _of(result, "llm.token")
+    assert len(tokens) > 1
+    assert "".join(e.data["delta"] for e in tokens) == result.result["out"] == "Paris has about two million inhabitants."
+    body = fake_openai.requests[0]
+    assert body["model"] == "test-model"
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "How many people live in Paris?"},
+    ]
+    completed = _of(result, "llm.completed")
+    assert len(completed) == 1 and completed[0].data["prompt_tokens"] > 0 and completed[0].data["completion_tokens"] > 0
+
+
+async def test_tool_calling_loop_sends_results_back(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue_tool_calls([("agent_test_lookup", {"city": "Paris"})])
+    fake_openai.enqueue_text("About 2.1 million people.")
+    result = await run_workflow(_agent_workflow(tools=["agent_test_lookup"]), llm=_model(fake_openai))
+    assert result.status == "completed", result.error
+    assert result.result == {"out": "About 2.1 million people."}
+    first, second = fake_openai.requests
+    assert [t["function"]["name"] for t in first["tools"]] == ["agent_test_lookup"]
+    assert first["tools"][0]["function"]["parameters"]["properties"]["city"]["type"] == "string"
+    tool_messages = [m for m in second["messages"] if m["role"] == "tool"]
+    assert len(tool_messages) == 1
+    assert json.loads(tool_messages[0]["content"]) == {"city": "Paris", "population": 2_100_000}
+    assistant = [m for m in second["messages"] if m["role"] == "assistant"][0]
+    assert assistant["tool_calls"][0]["id"] == tool_messages[0]["tool_call_id"]
+    called, returned = _of(result, "tool.called"), _of(result, "tool.result")
+    assert called[0].data["tool"] == "agent_test_lookup" and called[0].data["args"] == {"city": "Paris"}
+    assert returned[0].data["call_id"] == called[0].data["call_id"]
+    assert returned[0].data["result"]["population"] == 2_100_000
+    types = [e.type for e in result.events]
+    assert types.index("tool.called") < types.index("tool.result") < types.index("llm.token")
+
+
+async def test_a_tool_not_listed_is_refused_and_the_model_sees_why(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue_tool_calls([("calculator", {"expression": "1+1"})])
+    fake_openai.enqueue_text("I could not use that tool.")
+    result = await run_workflow(_agent_workflow(tools=["agent_test_lookup"]), llm=_model(fake_openai))
+    assert result.status == "completed", result.error
+    refused = _of(result, "tool.result")[0]
+    assert "not allowed" in refused.data["error"]
+    assert any(e.type == "log" and "refused" in e.data["message"] for e in result.events)
+    tool_message = [m for m in fake_openai.requests[1]["messages"] if m["role"] == "tool"][0]
+    assert tool_message["content"].startswith("Error:") and "not allowed" in tool_message["content"]
+
+
+async def test_max_steps_bounds_tool_rounds_then_forces_an_answer(fake_openai: FakeOpenAIServer) -> None:
+    for _ in range(2):
+        fake_openai.enqueue_tool_calls([("agent_test_lookup", {"city": "Paris"})])
+    fake_openai.enqueue_text("Final answer.")
+    result = await run_workflow(_agent_workflow(tools=["agent_test_lookup"], max_steps=2), llm=_model(fake_openai))
+    assert result.status == "completed", result.error
+    assert len(fake_openai.requests) == 3
+    assert "tools" in fake_openai.requests[1] and "tools" not in fake_openai.requests[2]
+    assert result.result == {"out": "Final answer."}
+
+
+async def test_json_response_format_is_requested_and_parsed(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue_text('{"score": 7, "ok": true}')
+    result = await run_workflow(_agent_workflow(response_format="json"), llm=_model(fake_openai))
+    assert result.status == "completed", result.error
+    assert result.result == {"out": {"score": 7, "ok": True}}
+    assert fake_openai.requests[0]["response_format"] == {"type": "json_object"}
+
+
+async def test_invalid_json_reply_fails_the_node_clearly(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue_text("not json at all")
+    result = await run_workflow(_agent_workflow(response_format="json"), llm=_model(fake_openai))
+    assert result.status == "failed" and result.node_id == "agent"
+    assert "node 'agent'" in result.error and "JSON" in result.error
+
+
+async def test_rate_limit_then_success_completes(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue_error(429)
+    fake_openai.enqueue_text("ok")
+    result = await run_workflow(_agent_workflow(), llm=_model(fake_openai))
+    assert result.status == "completed", result.error
+    assert len(fake_openai.requests) == 2
+
+
+async def test_bad_key_fails_the_run_without_leaking_it(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue_error(401)
+    result = await run_workflow(_agent_workflow(), llm=_model(fake_openai))
+    assert result.status == "failed"
+    assert "401" in result.error and "OPENAI_API_KEY" in result.error
+    assert "sk-test-secret" not in json.dumps([e.to_dict() for e in result.events])
+
+
+async def test_environment_selects_the_endpoint(fake_openai: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(default_chat_model(), OfflineChatModel)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env-key")
+    assert isinstance(default_chat_model(), OpenAIChatModel)
+    fake_openai.enqueue_text("from the endpoint")
+    workflow = _agent_workflow()
+    del workflow["settings"]
+    monkeypatch.setenv("OPENAI_MODEL", "env-model")
+    result = await run_workflow(workflow)
+    assert result.result == {"out": "from the endpoint"}
+    assert fake_openai.requests[0]["model"] == "env-model"
+    assert fake_openai.authorizations[0] == "Bearer sk-env-key"
+    assert _of(result, "llm.completed")[0].data["offline"] is False
+
+
+async def test_offline_model_marks_its_events_not_its_output() -> None:
+    result = await run_workflow(_agent_workflow(), llm=OfflineChatModel(token_delay_s=0))
+    assert result.status == "completed"
+    completed = _of(result, "llm.completed")[0]
+    assert completed.data["model"] == "offline" and completed.data["offline"] is True
+    assert "offline" not in result.result["out"].lower().replace("offline answer", "")
+    assert "".join(e.data["delta"] for e in _of(result, "llm.token")) == result.result["out"]
+
+
+async def test_map_of_agents_runs_items_concurrently(fake_openai: FakeOpenAIServer) -> None:
+    workflow = load_workflow(
+        {
+            "format": "workflow/v1",
+            "name": "map agents",
+            "nodes": [
+                {"id": "start", "type": "input"},
+                {
+                    "id": "each",
+                    "type": "map",
+                    "config": {
+                        "items": "['a', 'b', 'c']",
+                        "concurrency": 3,
+                        "node": {"type": "agent", "config": {"prompt": "letter {{ item }} at {{ index }}"}},
+                    },
+                },
+            ],
+            "edges": [{"source": "start", "target": "each"}],
+        }
+    )
+    result = await run_workflow(workflow, llm=_model(fake_openai))
+    assert result.status == "completed", result.error
+    prompts = sorted(r["messages"][-1]["content"] for r in fake_openai.requests)
+    assert prompts == ["letter a at 0", "letter b at 1", "letter c at 2"]
+    outputs = [e for e in result.events if e.type == "node.completed" and e.node_id == "each"][0].data["output"]
+    assert outputs == ["echo: letter a at 0", "echo: letter b at 1", "echo: letter c at 2"]  # the fake echoes
+    assert {e.data["index"] for e in _of(result, "llm.token")} == {0, 1, 2}
