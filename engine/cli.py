@@ -92,7 +92,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sinks: list[Callable[[Event], None]] = []
     if not args.quiet:
         sinks.append(Progress(sys.stderr).on_event)
-    events_file = open(args.events, "w", encoding="utf-8") if args.events else None  # noqa: SIM115
+    try:
+        events_file = open(args.events, "w", encoding="utf-8") if args.events else None  # noqa: SIM115
+    except OSError as exc:
+        print(f"--events {args.events}: cannot write there: {exc.strerror}", file=sys.stderr)
+        return EXIT_INVALID
     if events_file is not None:
         sinks.append(_jsonl_sink(events_file))
     try:

@@ -54,7 +54,7 @@ class _Stop(Exception):
 class NodeContextImpl:
     """The :class:`engine.nodes.base.NodeContext` handed to one node execution."""
 
-    __slots__ = ("_run", "node_id", "iteration", "_vars", "_extra", "llm", "default_model")
+    __slots__ = ("_run", "node_id", "iteration", "_vars", "_extra", "llm", "default_model", "input")
 
     def __init__(self, run: "_Run", node_id: str, iteration: int, extra: Mapping[str, Any] | None = None):
         self._run = run
@@ -64,6 +64,11 @@ class NodeContextImpl:
         self._vars: dict[str, Any] | None = None
         self.llm = run.llm
         self.default_model = run.default_model
+        self.input: dict[str, Any] | None = None
+
+    def set_input(self, summary: dict[str, Any]) -> None:
+        """Record what this execution was given (rendered prompt, tool args) for history views."""
+        self.input = {k: _clip(v) for k, v in summary.items()}
 
     def vars(self) -> Mapping[str, Any]:
         if self._vars is None:
@@ -116,6 +121,7 @@ class _Run:
         llm: ChatModel,
         on_event: EventSink | None,
         run_id: str | None,
+        replay: "Replay | None" = None,
     ):
         plan: Plan = workflow.plan
         self.workflow = workflow
@@ -131,12 +137,14 @@ class _Run:
         self.run_id = run_id or uuid.uuid4().hex
         self.max_iterations = workflow.settings.max_iterations
         self.events: list[Event] = []
-        self.seq = 0
+        self.replay = replay
+        self.seq = replay.last_seq if replay is not None else 0
         self.call_ids = itertools.count(1)
         self.pending = [node.forward_preds for node in plan.nodes]
         self.taken = [False] * len(plan.nodes)
         self.edge_taken = [False] * len(plan.edges)
         self.run_count = [0] * len(plan.nodes)
+        self.visits = [0] * len(plan.nodes)  # executions + skips: the ``execution`` index
         self.loop_iter = [0] * len(plan.loops)
         self.loop_deferred: list[dict[int, bool]] = [{} for _ in plan.loops]
         self.node_vars: dict[str, Mapping[str, Any]] = {}
@@ -157,12 +165,16 @@ class _Run:
     # --- the run ----------------------------------------------------------------
 
     async def run(self) -> RunResult:
-        self.emit("run.started", None, {"inputs": self.inputs, "workflow": self.workflow.name})
+        if self.replay is None:
+            self.emit("run.started", None, {"inputs": self.inputs, "workflow": self.workflow.name})
+        else:
+            done = len(self.replay.outputs)
+            self.emit("log", None, {"level": "info", "message": f"run resumed: {done} finished node executions reloaded, not re-run", "resumed": True})
         timeout_s = self.workflow.settings.timeout_s
         cancelled = False
         try:
             async with asyncio.timeout(timeout_s) as deadline:
-                await self._worker(self.plan.input_index)
+                self._spawn(self.plan.input_index)  # nodes run in tasks; this one only waits, so _fail can cancel them all
                 while self.tasks and self.failure is None:
                     self.idle = asyncio.get_running_loop().create_future()
                     await self.idle
@@ -247,8 +259,14 @@ class _Run:
             self._fail(str(error), node.id)
             raise _Stop
         self.run_count[node.index] = count
+        execution = self.visits[node.index]
+        self.visits[node.index] = execution + 1
         iteration = self.loop_iter[node.innermost_loop] if node.innermost_loop is not None else 0
-        self.emit("node.started", node.id, {"iteration": iteration})
+        if self.replay is not None:
+            key = (node.id, execution)
+            if key in self.replay.outputs:
+                return self.replay.outputs[key]
+        self.emit("node.started", node.id, {"iteration": iteration, "execution": execution})
         started = time.perf_counter()
         ctx = NodeContextImpl(self, node.id, iteration)
         runner = self.runners[node.index]
@@ -261,12 +279,12 @@ class _Run:
                     output = await self._with_timeout(node, runner, ctx)
                 break
             except asyncio.CancelledError:
-                self.emit("node.failed", node.id, {"error": "cancelled", "cancelled": True, "attempts": attempt})
+                self.emit("node.failed", node.id, _with_input({"error": "cancelled", "cancelled": True, "attempts": attempt}, ctx))
                 raise
             except Exception as exc:  # noqa: BLE001 - every node failure is reported the same way
                 reason = _reason(exc)
             if attempt >= node.attempts:
-                self.emit("node.failed", node.id, {"error": reason, "attempts": attempt})
+                self.emit("node.failed", node.id, _with_input({"error": reason, "attempts": attempt}, ctx))
                 self._fail(f"node '{node.id}' failed: {reason}", node.id)
                 raise _Stop
             delay = node.backoff_s * 2 ** (attempt - 1)
@@ -279,7 +297,8 @@ class _Run:
             attempt += 1
             ctx = NodeContextImpl(self, node.id, iteration)
         duration_ms = (time.perf_counter() - started) * 1000.0
-        self.emit("node.completed", node.id, {"output": output, "duration_ms": round(duration_ms, 3), "attempts": attempt})
+        done = {"output": output, "duration_ms": round(duration_ms, 3), "attempts": attempt}
+        self.emit("node.completed", node.id, _with_input(done, ctx))
         return output
 
     async def _with_timeout(self, node: PlanNode, runner: Any, ctx: NodeContextImpl) -> Any:
@@ -302,8 +321,7 @@ class _Run:
             i, skip, out = work.pop()
             node = self.nodes[i]
             if skip:
-                self.node_vars[node.id] = _NULL_OUTPUT
-                self.emit("node.skipped", node.id, _EMPTY)
+                self._skip(node)
             chosen = _routes(node, out) if node.routes is not None and not skip else None
             for e in node.out_edges:
                 taken = not skip and (chosen is None or e in chosen)
@@ -318,6 +336,15 @@ class _Run:
                 else:
                     self._exit(node.closes_loop, ready, work)
         return ready
+
+    def _skip(self, node: PlanNode) -> None:
+        self.node_vars[node.id] = _NULL_OUTPUT
+        execution = self.visits[node.index]
+        self.visits[node.index] = execution + 1
+        if self.replay is not None and (node.id, execution) in self.replay.skipped:
+            return
+        iteration = self.loop_iter[node.innermost_loop] if node.innermost_loop is not None else 0
+        self.emit("node.skipped", node.id, {"iteration": iteration, "execution": execution})
 
     def _deliver(self, e: int, taken: bool, ready: list[int], work: list[tuple[int, bool, Any]]) -> None:
         target = self.edges[e].target
@@ -351,6 +378,47 @@ class _Run:
             deferred.clear()
             for e, taken in delivered:
                 self._deliver(e, taken, ready, work)
+
+
+@dataclass(slots=True)
+class Replay:
+    """What a resumed run reloads instead of re-running: finished executions by (node id, execution)."""
+
+    outputs: dict[tuple[str, int], Any]
+    skipped: set[tuple[str, int]]
+    last_seq: int
+
+
+def replay_from_events(events: list[Event]) -> Replay:
+    """Build a :class:`Replay` from a run's committed events."""
+    outputs: dict[tuple[str, int], Any] = {}
+    skipped: set[tuple[str, int]] = set()
+    started: dict[str, int] = {}
+    for event in events:
+        if event.node_id is None:
+            continue
+        if event.type == "node.started":
+            started[event.node_id] = int(event.data.get("execution", 0))
+        elif event.type == "node.completed" and event.node_id in started:
+            outputs[(event.node_id, started.pop(event.node_id))] = event.data.get("output")
+        elif event.type == "node.skipped":
+            skipped.add((event.node_id, int(event.data.get("execution", 0))))
+    return Replay(outputs=outputs, skipped=skipped, last_seq=events[-1].seq if events else 0)
+
+
+_CLIP = 4000
+
+
+def _clip(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _CLIP:
+        return value[:_CLIP] + f"… [{len(value) - _CLIP} more characters]"
+    return value
+
+
+def _with_input(data: dict[str, Any], ctx: NodeContextImpl) -> dict[str, Any]:
+    if ctx.input is not None:
+        data["input"] = ctx.input
+    return data
 
 
 def _routes(node: PlanNode, output: Any) -> tuple[int, ...]:
@@ -407,6 +475,11 @@ async def execute(
     llm: ChatModel,
     on_event: EventSink | None = None,
     run_id: str | None = None,
+    replay: Replay | None = None,
 ) -> RunResult:
-    """Run a loaded workflow with checked inputs. Prefer :func:`engine.run_workflow`."""
-    return await _Run(workflow, inputs, llm=llm, on_event=on_event, run_id=run_id).run()
+    """Run a loaded workflow with checked inputs. Prefer :func:`engine.run_workflow`.
+
+    With ``replay`` (a resumed run), finished executions are reloaded instead of
+    re-run, no ``run.started`` is emitted, and ``seq`` continues after ``replay.last_seq``.
+    """
+    return await _Run(workflow, inputs, llm=llm, on_event=on_event, run_id=run_id, replay=replay).run()

@@ -46,6 +46,8 @@ def _read(source: str | Path) -> Any:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise WorkflowInvalid([Problem(str(path), f"cannot read the file: {exc.strerror or exc}")]) from None
+        except UnicodeDecodeError as exc:
+            raise WorkflowInvalid([Problem(str(path), f"is not UTF-8 text (byte {exc.start}): save it as UTF-8 JSON or YAML")]) from None
         yaml_file = path.suffix.lower() in (".yaml", ".yml")
         return _parse(text, str(path), yaml_file)
     return _parse(source, "document", source.lstrip()[:1] not in "{[")
@@ -78,12 +80,15 @@ def validate_document(raw: Any) -> Workflow:
         problems.append(Problem("description", "must be a string"))
     settings = _part(Settings, raw.get("settings") or {}, "settings", problems)
     inputs = _inputs(raw.get("inputs") or {}, problems)
-    nodes, node_ids, nodes_ok = _nodes(raw.get("nodes"), problems)
+    nodes, identified, nodes_ok = _nodes(raw.get("nodes"), problems)
     edges = _edges(raw.get("edges") or [], problems)
-    plan = _plan(nodes, edges, node_ids, inputs, problems, graph_ok=nodes_ok and edges is not None)
-    if problems or plan is None or settings is None:
+    plan = _plan(nodes, edges or [], identified, inputs, problems, graph_ok=nodes_ok and edges is not None)
+    if problems or plan is None or settings is None or edges is None:
         raise WorkflowInvalid(problems or [Problem("document", "is not a workflow")])
-    workflow = Workflow.model_validate(dict(raw))
+    parts: dict[str, Any] = {"format": FORMAT, "name": name, "settings": settings, "inputs": inputs, "nodes": nodes, "edges": edges}
+    if "description" in raw:
+        parts["description"] = raw["description"]
+    workflow = Workflow.model_validate(parts)
     workflow._plan = plan
     return workflow
 
@@ -113,13 +118,17 @@ def _inputs(raw: Any, problems: list[Problem]) -> dict[str, InputSpec]:
     return inputs
 
 
-def _nodes(raw: Any, problems: list[Problem]) -> tuple[list[Node], set[str], bool]:
-    """Parse each node on its own; returns the good ones, every id seen, and whether all parsed."""
+def _nodes(raw: Any, problems: list[Problem]) -> tuple[list[Node], dict[str, str | None], bool]:
+    """Parse each node on its own.
+
+    Returns the valid nodes, every identified node id with its type (None when
+    unknown) so the graph can still be checked, and whether every node parsed.
+    """
     if not isinstance(raw, list) or not raw:
         problems.append(Problem("nodes", "must be a non-empty list of nodes"))
-        return [], set(), False
+        return [], {}, False
     nodes: list[Node] = []
-    seen: set[str] = set()
+    seen: dict[str, str | None] = {}
     all_ok = True
     for i, item in enumerate(raw):
         node_id = item.get("id") if isinstance(item, Mapping) else None
@@ -128,9 +137,9 @@ def _nodes(raw: Any, problems: list[Problem]) -> tuple[list[Node], set[str], boo
             problems.append(Problem(where, "duplicate node id; ids must be unique"))
             all_ok = False
             continue
-        if isinstance(node_id, str):
-            seen.add(node_id)
         node_type = item.get("type") if isinstance(item, Mapping) else None
+        if isinstance(node_id, str):
+            seen[node_id] = node_type if node_type in NODE_TYPES else None
         if isinstance(item, Mapping) and "type" in item and node_type not in NODE_TYPES:
             problems.append(Problem(where, f"unknown node type {node_type!r}; known: {', '.join(NODE_TYPES)}"))
             if isinstance(node_id, str) and not _ID.match(node_id):
@@ -169,32 +178,30 @@ def _edges(raw: Any, problems: list[Problem]) -> list[Edge] | None:
 
 def _plan(
     nodes: list[Node],
-    edges: list[Edge] | None,
-    node_ids: set[str],
+    edges: list[Edge],
+    identified: dict[str, str | None],
     inputs: dict[str, InputSpec],
     problems: list[Problem],
     *,
     graph_ok: bool,
 ) -> Plan | None:
-    by_id = {node.id: i for i, node in enumerate(nodes)}
-    inputs_nodes = [i for i, node in enumerate(nodes) if node.type == "input"]
+    """Compile every node and check the graph; a plan only when nothing is wrong."""
+    specs = _compile_nodes(nodes, set(identified), inputs, problems)
+    names = _output_names(nodes, specs, problems)
+    ids = list(identified)
+    index = {node_id: i for i, node_id in enumerate(ids)}
+    types = [identified[i] or "?" for i in ids]
+    inputs_nodes = [i for i, t in enumerate(types) if t == "input"]
     if len(inputs_nodes) != 1:
-        found = ", ".join(nodes[i].id for i in inputs_nodes) or "none"
+        found = ", ".join(ids[i] for i in inputs_nodes) or "none"
         problems.append(Problem("nodes", f"a workflow needs exactly one input node (found: {found})"))
-    specs = _compile_nodes(nodes, node_ids, inputs, problems)
-    plan_edges = _check_edges(nodes, edges or [], by_id, node_ids, problems)
-    names: dict[int, str] = {}
-    for i, node in enumerate(nodes):
-        if node.type == "output":
-            out_name = specs[i].name if specs[i] is not None and specs[i].name else node.id
-            if out_name in names.values():
-                problems.append(Problem(f"node '{node.id}'", f"output name '{out_name}' is used by another output node"))
-            names[i] = out_name
-    if len(inputs_nodes) != 1 or plan_edges is None or not graph_ok:
+    plan_edges, edges_ok = _check_edges(edges, index, types, problems)
+    if len(inputs_nodes) != 1:
         return None
-    input_index = inputs_nodes[0]
-    graph = Graph(ids=[n.id for n in nodes], types=[n.type for n in nodes], edges=[(e.source, e.target) for e in plan_edges])
-    back, loops = analyse(graph, input_index, problems)
+    graph = Graph(ids=ids, types=types, edges=[(e.source, e.target) for e in plan_edges])
+    back, loops = analyse(graph, inputs_nodes[0], problems)
+    if not (graph_ok and edges_ok) or len(nodes) != len(ids):
+        return None
     for edge in plan_edges:
         edge.back = back[edge.index]
     plan_nodes = [
@@ -210,7 +217,18 @@ def _plan(
         for i, node in enumerate(nodes)
     ]
     link(plan_nodes, plan_edges, loops)
-    return Plan(nodes=plan_nodes, edges=plan_edges, loops=loops, input_index=input_index, by_id=by_id, output_names=names)
+    return Plan(nodes=plan_nodes, edges=plan_edges, loops=loops, input_index=inputs_nodes[0], by_id=index, output_names=names)
+
+
+def _output_names(nodes: list[Node], specs: list[Any], problems: list[Problem]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for i, node in enumerate(nodes):
+        if node.type == "output":
+            out_name = specs[i].name if specs[i] is not None and specs[i].name else node.id
+            if out_name in names.values():
+                problems.append(Problem(f"node '{node.id}'", f"output name '{out_name}' is used by another output node"))
+            names[i] = out_name
+    return names
 
 
 def _compile_nodes(nodes: list[Node], ids: set[str], inputs: dict[str, InputSpec], problems: list[Problem]) -> list[Any]:
@@ -224,24 +242,24 @@ def _compile_nodes(nodes: list[Node], ids: set[str], inputs: dict[str, InputSpec
 
 
 def _check_edges(
-    nodes: list[Node], edges: list[Edge], by_id: dict[str, int], ids: set[str], problems: list[Problem]
-) -> list[PlanEdge] | None:
+    edges: list[Edge], index: dict[str, int], types: list[str], problems: list[Problem]
+) -> tuple[list[PlanEdge], bool]:
+    """Edges between known nodes, as plan edges; and whether every edge was usable."""
     plan_edges: list[PlanEdge] = []
     ok = True
     for edge in edges:
-        missing = [end for end in (edge.source, edge.target) if end not in by_id]
+        missing = [end for end in (edge.source, edge.target) if end not in index]
         for end in missing:
-            if end not in ids:  # a node that exists but is invalid was reported already
-                problems.append(Problem(edge.label, f"refers to unknown node '{end}'"))
+            problems.append(Problem(edge.label, f"refers to unknown node '{end}'"))
         if missing:
             ok = False
             continue
-        source = nodes[by_id[edge.source]]
-        if nodes[by_id[edge.target]].type == "input":
+        source_type = types[index[edge.source]]
+        if types[index[edge.target]] == "input":
             problems.append(Problem(edge.label, "the input node cannot have incoming edges"))
-        if source.type == "condition" and edge.when is None:
+        if source_type == "condition" and edge.when is None:
             problems.append(Problem(edge.label, "an edge from a condition node needs \"when\" (a value, or \"default\")"))
-        if source.type != "condition" and edge.when is not None:
+        if source_type not in ("condition", "?") and edge.when is not None:
             problems.append(Problem(edge.label, "only edges from a condition node carry \"when\""))
-        plan_edges.append(PlanEdge(index=len(plan_edges), source=by_id[edge.source], target=by_id[edge.target], when=edge.when))
-    return plan_edges if ok else None
+        plan_edges.append(PlanEdge(index=len(plan_edges), source=index[edge.source], target=index[edge.target], when=edge.when))
+    return plan_edges, ok

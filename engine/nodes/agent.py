@@ -72,6 +72,7 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
     variables = ctx.vars()
     messages = _messages(spec, variables)
     model = str(spec.model.render(variables)) if spec.model is not None else ctx.default_model
+    ctx.set_input({"model": model, "messages": [m["content"] for m in messages], "tools": list(spec.tools)})
     schemas = tuple(_schema(name) for name in spec.tools)
     reply = ChatReply(content="")
     for step in range(spec.max_steps + 1):

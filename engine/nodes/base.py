@@ -38,8 +38,14 @@ class NodeContext(Protocol):
         """Emit an event of this node."""
         ...
 
-    async def call_tool(self, name: str, args: dict[str, Any]) -> Any:
-        """Call a tool with ``tool.called``/``tool.result`` events; returns a ``tools.ToolResult``."""
+    async def call_tool(
+        self, name: str, args: dict[str, Any], *, call_id: str | None = None, refused: str | None = None
+    ) -> Any:
+        """Call (or refuse) a tool with ``tool.called``/``tool.result`` events; returns a ``tools.ToolResult``."""
+        ...
+
+    def set_input(self, summary: dict[str, Any]) -> None:
+        """Record what this execution was given (shown in history; long strings are clipped)."""
         ...
 
     def for_item(self, item: Any, index: int) -> "NodeContext":

@@ -57,6 +57,7 @@ async def _run(spec: MapSpec, ctx: NodeContext) -> list[Any]:
         items = list(items)
     if not isinstance(items, list):
         raise MapItemFailed(f"config.items must give a list, got {type(items).__name__}: {items!r:.80}")
+    ctx.set_input({"items": len(items)})
     kind, inner = spec.kind, spec.inner
     gate = asyncio.Semaphore(spec.concurrency)
 

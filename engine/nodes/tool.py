@@ -34,6 +34,7 @@ def _compile(config: ToolNodeConfig, compiler: Compiler) -> ToolSpec:
 
 async def _run(spec: ToolSpec, ctx: NodeContext) -> Any:
     args = spec.args.render(ctx.vars())
+    ctx.set_input({"tool": spec.tool, "args": args})
     result = await ctx.call_tool(spec.tool, args)
     if not result.ok:
         raise ToolFailed(f"tool '{spec.tool}' failed: {result.error}")

@@ -327,12 +327,6 @@ def test_condition_edges_with_when_are_valid() -> None:
     load_workflow(with_condition(base()))
 
 
-@pytest.mark.xfail(
-    reason="ENGINE BUG: a boolean `when` (YAML `when: true`) passes validation (validate._edges normalises it) "
-    "but validate_document then re-validates the raw dict with Workflow.model_validate and a raw pydantic "
-    "ValidationError escapes load_workflow instead of a loaded workflow or WorkflowInvalid",
-    strict=True,
-)
 def test_unquoted_yaml_boolean_when_loads_or_is_a_workflow_invalid() -> None:
     doc = with_condition(base())
     text = yaml.safe_dump(doc, sort_keys=False).replace("when: 'true'", "when: true")
@@ -593,3 +587,58 @@ async def test_templates_cannot_reach_python(case: int, tmp_path: Path) -> None:
     assert any(w in error for w in ("sandbox", "unsafe", "undefined", "refused", "not allowed", "security")), error
     assert result.node_id in ("evil", "done")
     assert result.events[-1].type == "run.failed"
+
+
+# --------------------------------------------------------------------------- never a raw exception
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("settings"),
+        pytest.param("inputs"),
+        pytest.param("edges"),
+        "description",
+    ],
+)
+def test_null_section_loads_or_is_a_workflow_invalid(key: str) -> None:
+    """YAML `settings:` with every line under it commented out is null; never a raw exception."""
+    doc: Doc = {
+        "format": "workflow/v1",
+        "name": "minimal",
+        "settings": {},
+        "inputs": {},
+        "nodes": [{"id": "start", "type": "input"}],
+        "edges": [],
+        key: None,
+    }
+    try:
+        load_workflow(doc)
+    except WorkflowInvalid as exc:
+        assert_problem(exc, [key])
+
+
+def test_file_that_is_not_utf8_gives_a_problem(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.json"
+    path.write_bytes(json.dumps({**base(), "name": "caf\u00e9"}, ensure_ascii=False).encode("latin-1"))
+    assert_problem(problems_of(path), ["latin1.json"])
+
+
+@pytest.mark.parametrize(
+    "breaker",
+    [
+        pytest.param(lambda d: add(d, {"id": "x", "type": "llm"}, ("start", "x")), id="unknown-type"),
+        pytest.param(
+            lambda d: add(d, {**transform("x", expression="1"), "retry": {"attempts": 0}}, ("start", "x")),
+            id="bad-retry",
+        ),
+        pytest.param(lambda d: add(d, None, ("research", "ghost")), id="edge-to-unknown-node"),
+    ],
+)
+def test_graph_problems_are_reported_beside_a_broken_node_or_edge(breaker: Callable[[Doc], Doc]) -> None:
+    doc = breaker(base())
+    add(doc, transform("island", expression="1"), ("island", "done"))
+    add(doc, transform("loop_a", expression="1"), ("start", "loop_a"), ("loop_a", "done"))
+    add(doc, transform("loop_b", expression="1"), ("loop_a", "loop_b"), ("loop_b", "loop_a"))
+    exc = problems_of(doc)
+    assert_problem(exc, ["island", "reachable"])
+    assert_problem(exc, ["loop_b -> loop_a", "cycle"])

@@ -1,0 +1,233 @@
+"""The durable store: workflows with versions, runs, node executions and every event.
+
+``Store`` is the read side plus the calls that go through its one
+:class:`~engine.store.writer.Writer`. Readers open their own sessions;
+writes during runs are queued to the writer thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlmodel import Session
+
+from engine.events import Event
+from engine.store.db import StoreError, database_url, open_engine, sqlite_path
+from engine.store.tables import EventRow, NodeExecutionRow, RunRow, WorkflowRow, WorkflowVersionRow
+from engine.store.writer import RUNS, Writer, WriteFailed
+
+__all__ = ["RunRow", "NodeExecutionRow", "Store", "StoreError", "WorkflowRef", "process_owner", "owner_alive"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRef:
+    """A saved workflow version."""
+
+    id: str
+    version: int
+    name: str
+    created: bool  # True when this save added a version
+
+
+def _digest(document: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def process_owner() -> str:
+    """This process as ``host:pid:start-time``, so a reused pid is not mistaken for us."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "?"
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time in clock ticks
+
+
+def owner_alive(owner: str, *, heartbeat_at: float | None, stale_after_s: float = 60.0) -> bool:
+    """Whether the process that owns a running run is still there."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, started = rest.partition(":")
+    if host == socket.gethostname() and pid_text.isdigit():
+        return _start_time(int(pid_text)) == started and started != "?"
+    return heartbeat_at is not None and time.time() - heartbeat_at < stale_after_s
+
+
+class Store:
+    """Open (and migrate) the database at ``url`` (default: ``DATABASE_URL`` or ``$DATA_DIR/studio.db``)."""
+
+    def __init__(self, url: str | None = None, *, data_dir: str | Path | None = None, on_write_failure: WriteFailed | None = None):
+        self.url = database_url(url, data_dir)
+        self.engine = open_engine(self.url)
+        self.writer = Writer(self.engine, on_failure=on_write_failure)
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        return sqlite_path(self.url)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.engine.dispose()
+
+    # --- workflows --------------------------------------------------------------------
+
+    def save_workflow(self, document: dict[str, Any]) -> WorkflowRef:
+        """Save a validated document under its name; a changed document adds a version."""
+        name = str(document["name"])
+        digest = _digest(document)
+        now = time.time()
+        with Session(self.engine) as session:
+            row = session.execute(select(WorkflowRow).where(WorkflowRow.name == name)).scalars().first()
+            if row is None:
+                row = WorkflowRow(id=uuid.uuid4().hex[:12], name=name, latest_version=1, created_at=now, updated_at=now)
+                session.add(row)
+                session.add(WorkflowVersionRow(workflow_id=row.id, version=1, digest=digest, document=document, created_at=now))
+                session.commit()
+                return WorkflowRef(row.id, 1, name, True)
+            latest = self._version_row(session, row.id, row.latest_version)
+            if latest is not None and latest.digest == digest:
+                return WorkflowRef(row.id, row.latest_version, name, False)
+            row.latest_version += 1
+            row.updated_at = now
+            session.add(WorkflowVersionRow(workflow_id=row.id, version=row.latest_version, digest=digest, document=document, created_at=now))
+            session.add(row)
+            version = row.latest_version
+            session.commit()
+            return WorkflowRef(row.id, version, name, True)
+
+    @staticmethod
+    def _version_row(session: Session, workflow_id: str, version: int) -> WorkflowVersionRow | None:
+        query = select(WorkflowVersionRow).where(
+            WorkflowVersionRow.workflow_id == workflow_id, WorkflowVersionRow.version == version  # type: ignore[arg-type]
+        )
+        return session.execute(query).scalars().first()
+
+    def get_workflow(self, workflow_id: str, version: int | None = None) -> tuple[WorkflowRow, WorkflowVersionRow] | None:
+        with Session(self.engine) as session:
+            row = session.get(WorkflowRow, workflow_id)
+            if row is None:
+                return None
+            found = self._version_row(session, workflow_id, version or row.latest_version)
+            return (row, found) if found is not None else None
+
+    def list_workflows(self) -> list[WorkflowRow]:
+        with Session(self.engine) as session:
+            return list(session.execute(select(WorkflowRow).order_by(WorkflowRow.updated_at.desc())).scalars())
+
+    def workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRow]:
+        with Session(self.engine) as session:
+            query = select(WorkflowVersionRow).where(WorkflowVersionRow.workflow_id == workflow_id).order_by(WorkflowVersionRow.version)  # type: ignore[arg-type]
+            return list(session.execute(query).scalars())
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def create_run(self, *, run_id: str, workflow: WorkflowRef, inputs: dict[str, Any], owner: str) -> None:
+        """Queue the run's row ahead of its events (same writer, so it lands first)."""
+        now = time.time()
+        self.writer.put_statement(
+            insert(RUNS).values(
+                run_id=run_id,
+                workflow_id=workflow.id,
+                workflow_version=workflow.version,
+                workflow_name=workflow.name,
+                inputs=inputs,
+                status="running",
+                created_at=now,
+                owner=owner,
+                heartbeat_at=now,
+                prompt_tokens=0,
+                completion_tokens=0,
+                last_seq=0,
+                resumed=0,
+            ),
+            run_id,
+        )
+
+    def claim_run(self, run_id: str, owner: str) -> None:
+        """Queue: this process now runs ``run_id`` (resume)."""
+        self.writer.put_statement(
+            update(RUNS)
+            .where(RUNS.c.run_id == run_id)
+            .values(status="running", owner=owner, heartbeat_at=time.time(), finished_at=None, resumed=RUNS.c.resumed + 1),
+            run_id,
+        )
+
+    def heartbeat(self, run_ids: Iterable[str]) -> None:
+        ids = list(run_ids)
+        if ids:
+            self.writer.put_statement(update(RUNS).where(RUNS.c.run_id.in_(ids)).values(heartbeat_at=time.time()))
+
+    def append(self, event: Event) -> None:
+        """Queue one event (and its effect on the run and node rows)."""
+        self.writer.put_event(event)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        self.writer.flush(timeout)
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        with Session(self.engine) as session:
+            return session.get(RunRow, run_id)
+
+    def list_runs(self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None) -> list[RunRow]:
+        query = select(RunRow)
+        if status:
+            query = query.where(RunRow.status == status)  # type: ignore[arg-type]
+        if workflow_id:
+            query = query.where(RunRow.workflow_id == workflow_id)  # type: ignore[arg-type]
+        query = query.order_by(RunRow.created_at.desc()).limit(limit)  # type: ignore[attr-defined]
+        with Session(self.engine) as session:
+            return list(session.execute(query).scalars())
+
+    def events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
+        query = select(EventRow).where(EventRow.run_id == run_id, EventRow.seq > after).order_by(EventRow.seq)  # type: ignore[arg-type]
+        if limit is not None:
+            query = query.limit(limit)
+        with Session(self.engine) as session:
+            rows = session.execute(query).scalars()
+            return [Event(r.seq, r.run_id, r.ts, r.type, r.node_id, r.data) for r in rows]  # type: ignore[arg-type]
+
+    def node_executions(self, run_id: str) -> list[NodeExecutionRow]:
+        query = select(NodeExecutionRow).where(NodeExecutionRow.run_id == run_id).order_by(NodeExecutionRow.started_seq)  # type: ignore[arg-type]
+        with Session(self.engine) as session:
+            return list(session.execute(query).scalars())
+
+    def delete_run(self, run_id: str) -> bool:
+        """Delete a finished run with its events and node rows. Returns False if unknown or still running."""
+        with Session(self.engine) as session:
+            row = session.get(RunRow, run_id)
+            if row is None or row.status == "running":
+                return False
+        with self.engine.begin() as conn:
+            conn.execute(delete(EventRow.__table__).where(EventRow.__table__.c.run_id == run_id))  # type: ignore[attr-defined]
+            conn.execute(delete(NodeExecutionRow.__table__).where(NodeExecutionRow.__table__.c.run_id == run_id))  # type: ignore[attr-defined]
+            conn.execute(delete(RUNS).where(RUNS.c.run_id == run_id))
+        return True
+
+    def mark_interrupted(self) -> list[str]:
+        """Mark runs whose owning process is gone as ``interrupted``; returns their ids."""
+        with Session(self.engine) as session:
+            running = list(session.execute(select(RunRow).where(RunRow.status == "running")).scalars())
+        dead = [r.run_id for r in running if not owner_alive(r.owner, heartbeat_at=r.heartbeat_at)]
+        if dead:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(RUNS)
+                    .where(RUNS.c.run_id.in_(dead), RUNS.c.status == "running")
+                    .values(status="interrupted", error="the process running it stopped before it finished")
+                )
+        return dead
+
+    def count_runs(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.execute(select(func.count()).select_from(RunRow)).scalar_one())

@@ -1,0 +1,143 @@
+"""Opening the database: where it is, SQLite's durability settings, and refusing foreign files.
+
+The default is ``$DATA_DIR/studio.db`` (``DATA_DIR`` defaults to ``./data``)
+in WAL mode with ``synchronous=FULL`` and a busy timeout; ``DATABASE_URL``
+takes any SQLAlchemy URL instead (PostgreSQL: ``postgresql+psycopg://...``).
+A file at the path that is not a SQLite database, or a SQLite database some
+other program made, is refused with a clear message and never written to.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import SQLModel
+
+from engine.errors import EngineError
+from engine.store.tables import SCHEMA_APP, MetaRow
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreError(EngineError):
+    """The store cannot be opened or written; the message says why and what to do."""
+
+
+def database_url(url: str | None = None, data_dir: str | Path | None = None) -> str:
+    """The URL to use: the argument, else ``DATABASE_URL``, else a SQLite file under the data directory."""
+    url = url or os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    folder = Path(data_dir or os.environ.get("DATA_DIR") or "./data")
+    return f"sqlite:///{folder.resolve() / 'studio.db'}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL (None for other databases or in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def open_engine(url: str) -> Engine:
+    """Create the SQLAlchemy engine, check the file is ours, and apply migrations.
+
+    Raises:
+        StoreError: a foreign or corrupt file, an unwritable folder, or an unreachable server.
+    """
+    path = sqlite_path(url)
+    if path is not None:
+        _check_sqlite_file(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the data directory {path.parent}: {exc.strerror}") from None
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    try:
+        migrate(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        where = path or make_url(url).render_as_string(hide_password=True)
+        raise StoreError(f"cannot open the store at {where}: {_short(exc)}") from None
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _check_sqlite_file(path: Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as handle:
+        header = handle.read(16)
+    if header != SQLITE_MAGIC:
+        raise StoreError(
+            f"{path} exists but is not a SQLite database (corrupt, or another program's file); "
+            "it was left untouched. Move it away, or point DATA_DIR or DATABASE_URL elsewhere."
+        )
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            owner = None
+            if "studio_meta" in tables:
+                found = conn.execute("SELECT value FROM studio_meta WHERE key='app'").fetchone()
+                owner = found[0] if found else None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is a damaged SQLite database ({exc}); it was left untouched.") from None
+    if tables and owner != SCHEMA_APP:
+        shown = ", ".join(sorted(tables)[:8])
+        raise StoreError(
+            f"{path} is a SQLite database of another program (tables: {shown}); it was left untouched. "
+            "Point DATA_DIR or DATABASE_URL elsewhere."
+        )
+
+
+# --- migrations: applied in order, each recorded once -------------------------------
+
+def _initial(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine)
+
+
+MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [("0001_initial", _initial)]
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Apply the migrations not yet recorded; returns the ones applied now."""
+    MetaRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    applied: list[str] = []
+    with engine.begin() as conn:
+        done = {key for (key,) in conn.execute(select(MetaRow.key))}  # type: ignore[call-overload]
+        if "app" not in done:
+            conn.execute(MetaRow.__table__.insert().values(key="app", value=SCHEMA_APP))  # type: ignore[attr-defined]
+    for name, step in MIGRATIONS:
+        key = f"migration:{name}"
+        if key in done:
+            continue
+        step(engine)
+        with engine.begin() as conn:
+            conn.execute(MetaRow.__table__.insert().values(key=key, value=str(time.time())))  # type: ignore[attr-defined]
+        applied.append(name)
+    return applied
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0][:300]

@@ -1,0 +1,301 @@
+"""The store's one writer: a thread that commits events and their projections.
+
+Everything that changes the database during runs goes through one queue to
+one thread with its own connection. It drains whatever is queued and commits
+it in one transaction (group commit), so a burst of events costs one fsync,
+and it never splits an event from the row changes it implies: each event is
+inserted together with its effect on ``runs`` and ``node_executions``.
+What is committed is always a prefix of each run's event log. This is what
+keeps 50 concurrent runs free of "database is locked".
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sqlalchemy import Engine, and_, insert, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine.events import Event
+from engine.store.tables import EventRow, NodeExecutionRow, RunRow
+
+logger = logging.getLogger(__name__)
+
+EVENTS = EventRow.__table__  # type: ignore[attr-defined]
+NODES = NodeExecutionRow.__table__  # type: ignore[attr-defined]
+RUNS = RunRow.__table__  # type: ignore[attr-defined]
+MAX_BATCH = 5000
+_TERMINAL_STATUS = {"run.completed": "completed", "run.failed": "failed", "run.cancelled": "cancelled"}
+
+
+@dataclass(slots=True)
+class _Barrier:
+    done: threading.Event = field(default_factory=threading.Event)
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class _Statement:
+    """A plain statement to run in order with the events (run creation, status changes)."""
+
+    statement: Any
+    run_id: str | None = None
+
+
+WriteFailed = Callable[[str, str], None]  # (run_id, message)
+
+
+class Writer:
+    """Owns the write side of the database. ``put_*`` are thread-safe and never block on I/O."""
+
+    def __init__(self, engine: Engine, *, on_failure: WriteFailed | None = None):
+        self.engine = engine
+        self.on_failure = on_failure
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._committed: dict[str, int] = {}
+        self._cond = threading.Condition()
+        self._failed_runs: dict[str, str] = {}
+        self._thread = threading.Thread(target=self._loop, name="store-writer", daemon=True)
+        self._stopping = False
+        self._thread.start()
+
+    # --- producers ---------------------------------------------------------------
+
+    def put_event(self, event: Event) -> None:
+        self._queue.put(event)
+
+    def put_statement(self, statement: Any, run_id: str | None = None) -> None:
+        self._queue.put(_Statement(statement, run_id))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until everything queued before this call is committed.
+
+        Raises:
+            TimeoutError: the writer did not get there in time.
+            RuntimeError: the batch holding those writes failed (its message says why).
+        """
+        barrier = _Barrier()
+        self._queue.put(barrier)
+        if not barrier.done.wait(timeout):
+            raise TimeoutError(f"the store writer did not commit within {timeout:g} s")
+        if barrier.error:
+            raise RuntimeError(barrier.error)
+
+    def committed_seq(self, run_id: str) -> int:
+        with self._cond:
+            return self._committed.get(run_id, 0)
+
+    def wait_committed(self, run_id: str, seq: int, timeout: float = 5.0) -> bool:
+        """Block until ``seq`` of ``run_id`` is committed (or the timeout passes)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._committed.get(run_id, 0) < seq:
+                left = deadline - time.monotonic()
+                if left <= 0 or run_id in self._failed_runs:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def close(self, timeout: float = 30.0) -> None:
+        if self._stopping:
+            return
+        try:
+            self.flush(timeout)
+        except (TimeoutError, RuntimeError):
+            pass
+        self._stopping = True
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    # --- the writer thread ----------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[Any]) -> None:
+        barriers = [item for item in batch if isinstance(item, _Barrier)]
+        work = [item for item in batch if not isinstance(item, _Barrier)]
+        error = None
+        if work:
+            try:
+                with self.engine.begin() as conn:
+                    _Projection(conn).apply(work)
+            except (SQLAlchemyError, OSError) as exc:
+                error = f"the store could not be written: {_reason(exc)}"
+                logger.error("%s", error)
+                self._report(work, error)
+        if error is None:
+            self._advance(work)
+        for barrier in barriers:
+            barrier.error = error
+            barrier.done.set()
+
+    def _advance(self, work: list[Any]) -> None:
+        latest: dict[str, int] = {}
+        for item in work:
+            if isinstance(item, Event):
+                latest[item.run_id] = item.seq
+        if latest:
+            with self._cond:
+                self._committed.update(latest)
+                self._cond.notify_all()
+
+    def _report(self, work: list[Any], error: str) -> None:
+        runs = {item.run_id for item in work if isinstance(item, Event)}
+        runs |= {item.run_id for item in work if isinstance(item, _Statement) and item.run_id}
+        with self._cond:
+            for run_id in runs:
+                self._failed_runs[run_id] = error
+            self._cond.notify_all()
+        if self.on_failure is not None:
+            for run_id in runs:
+                self.on_failure(run_id, error)
+
+
+class _Projection:
+    """Applies one batch: events in bulk, node rows merged, one run update per run."""
+
+    def __init__(self, conn: Any):
+        self.conn = conn
+        self.events: list[dict[str, Any]] = []
+        self.new_nodes: list[dict[str, Any]] = []  # node rows to insert, in order
+        self.open_nodes: dict[tuple[str, str], dict[str, Any]] = {}  # of those, the running ones
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.tokens: dict[str, list[int]] = {}
+
+    def apply(self, work: list[Any]) -> None:
+        for item in work:
+            if isinstance(item, Event):
+                self._event(item)
+            else:
+                self._flush()
+                self.conn.execute(item.statement)
+        self._flush()
+
+    def _flush(self) -> None:
+        self._flush_nodes_only()
+        if self.events:
+            self.conn.execute(insert(EVENTS), self.events)
+            self.events.clear()
+        for run_id, values in self.runs.items():
+            tokens = self.tokens.pop(run_id, None)
+            if tokens:
+                values["prompt_tokens"] = RUNS.c.prompt_tokens + tokens[0]
+                values["completion_tokens"] = RUNS.c.completion_tokens + tokens[1]
+            self.conn.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(**values))
+        self.runs.clear()
+
+    def _run(self, run_id: str) -> dict[str, Any]:
+        values = self.runs.get(run_id)
+        if values is None:
+            values = self.runs[run_id] = {}
+        return values
+
+    def _event(self, e: Event) -> None:
+        data = e.data
+        self.events.append({"run_id": e.run_id, "seq": e.seq, "ts": e.ts, "type": e.type, "node_id": e.node_id, "data": dict(data)})
+        run = self._run(e.run_id)
+        run["last_seq"] = e.seq
+        kind = e.type
+        if kind == "node.started":
+            row = {
+                "run_id": e.run_id,
+                "node_id": e.node_id,
+                "execution": data.get("execution", 0),
+                "iteration": data.get("iteration", 0),
+                "status": "running",
+                "started_at": e.ts,
+                "finished_at": None,
+                "duration_ms": None,
+                "attempts": 0,
+                "input": None,
+                "output": None,
+                "error": None,
+                "started_seq": e.seq,
+            }
+            self.new_nodes.append(row)
+            self.open_nodes[(e.run_id, str(e.node_id))] = row
+        elif kind in ("node.completed", "node.failed"):
+            changes: dict[str, Any] = {"finished_at": e.ts, "attempts": data.get("attempts", 1)}
+            if kind == "node.completed":
+                changes.update(status="completed", output=data.get("output"), duration_ms=data.get("duration_ms"))
+            else:
+                changes.update(status="cancelled" if data.get("cancelled") else "failed", error=data.get("error"))
+            if "input" in data:
+                changes["input"] = data["input"]
+            self._finish_node(e, changes)
+        elif kind == "node.skipped":
+            self.new_nodes.append({
+                "run_id": e.run_id,
+                "node_id": e.node_id,
+                "execution": data.get("execution", 0),
+                "iteration": data.get("iteration", 0),
+                "status": "skipped",
+                "started_at": e.ts,
+                "finished_at": e.ts,
+                "duration_ms": 0.0,
+                "attempts": 0,
+                "input": None,
+                "output": None,
+                "error": None,
+                "started_seq": e.seq,
+            })
+        elif kind == "llm.completed":
+            tokens = self.tokens.setdefault(e.run_id, [0, 0])
+            tokens[0] += int(data.get("prompt_tokens") or 0)
+            tokens[1] += int(data.get("completion_tokens") or 0)
+        elif kind == "run.started":
+            run["started_at"] = e.ts
+            run["status"] = "running"
+        elif kind in _TERMINAL_STATUS:
+            run["status"] = _TERMINAL_STATUS[kind]
+            run["finished_at"] = e.ts
+            if kind == "run.completed":
+                run["result"] = data.get("result")
+                run["error"] = None
+                run["error_node"] = None
+            elif kind == "run.failed":
+                run["error"] = data.get("error")
+                run["error_node"] = data.get("node_id")
+
+    def _finish_node(self, e: Event, changes: dict[str, Any]) -> None:
+        pending = self.open_nodes.pop((e.run_id, str(e.node_id)), None)
+        if pending is not None:
+            pending.update(changes)
+            return
+        self._flush_nodes_only()
+        self.conn.execute(
+            update(NODES)
+            .where(and_(NODES.c.run_id == e.run_id, NODES.c.node_id == e.node_id, NODES.c.status == "running"))
+            .values(**changes)
+        )
+
+    def _flush_nodes_only(self) -> None:
+        if self.new_nodes:
+            self.conn.execute(insert(NODES), self.new_nodes)
+            self.new_nodes = []
+            self.open_nodes.clear()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0][:300] if text else type(exc).__name__
