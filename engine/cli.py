@@ -1,24 +1,27 @@
-"""``python -m engine``: run and validate workflows from a terminal.
+"""``python -m engine``: run, validate, list, show and resume workflows from a terminal.
 
-stdout carries only the run's result as one JSON object; progress, the
+``run`` and ``resume`` go through the durable :class:`~engine.runtime.Runtime`
+(the same store the dashboard reads: ``--db URL``, else ``DATABASE_URL``,
+else ``$DATA_DIR/studio.db``) and follow the run's event stream. stdout
+carries only the run's result as one JSON object; progress, the
 offline-model mark and errors go to stderr. Exit codes: 0 completed, 1 failed
-or cancelled, 2 invalid file or inputs.
+or cancelled, 2 invalid file, inputs or run id.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from engine import InputsInvalid, WorkflowInvalid, check_inputs, load_workflow
 from engine.events import Event
-from engine.executor import RunResult, execute
-from engine.llm import default_chat_model
+from engine.runtime import NotResumable, RunNotFound, Runtime
+from engine.store import StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -38,10 +41,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--inputs-json", metavar="JSON", help="all inputs as one JSON object")
     run.add_argument("--events", metavar="PATH", help="write every event as a JSON line to PATH, flushed live")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    run.add_argument("--db", metavar="URL", help="store URL (default: DATABASE_URL, else $DATA_DIR/studio.db)")
     run.set_defaults(handler=_cmd_run)
     validate = sub.add_parser("validate", help="check a workflow and list every problem")
     validate.add_argument("file")
     validate.set_defaults(handler=_cmd_validate)
+    runs = sub.add_parser("runs", help="list recent runs")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--db", metavar="URL")
+    runs.set_defaults(handler=_cmd_runs)
+    show = sub.add_parser("show", help="a run's node timeline and result")
+    show.add_argument("run_id")
+    show.add_argument("--db", metavar="URL")
+    show.set_defaults(handler=_cmd_show)
+    resume = sub.add_parser("resume", help="continue an interrupted or failed run")
+    resume.add_argument("run_id")
+    resume.add_argument("--events", metavar="PATH", help="append the resumed run's events as JSON lines to PATH")
+    resume.add_argument("--quiet", action="store_true")
+    resume.add_argument("--db", metavar="URL")
+    resume.set_defaults(handler=_cmd_resume)
     return parser
 
 
@@ -88,47 +106,135 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, InputsInvalid) as exc:
         print(f"{args.file}: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    llm = default_chat_model()
-    sinks: list[Callable[[Event], None]] = []
-    if not args.quiet:
-        sinks.append(Progress(sys.stderr).on_event)
+    return _follow(args, lambda runtime: (runtime.submit(workflow, inputs), 0), mode="w")
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    def start(runtime: Runtime) -> tuple[str, int]:
+        before = runtime.status(args.run_id)
+        return runtime.resume(args.run_id), before.last_seq if before else 0
+
+    return _follow(args, start, mode="a")
+
+
+def _follow(args: argparse.Namespace, start: Callable[[Runtime], tuple[str, int]], *, mode: str) -> int:
+    """Start (or resume) a run on a runtime, stream its events to the sinks, exit by its status."""
     try:
-        events_file = open(args.events, "w", encoding="utf-8") if args.events else None  # noqa: SIM115
+        events_file = open(args.events, mode, encoding="utf-8") if args.events else None  # noqa: SIM115
     except OSError as exc:
         print(f"--events {args.events}: cannot write there: {exc.strerror}", file=sys.stderr)
         return EXIT_INVALID
+    sinks: list[Callable[[Event], None]] = []
+    if not args.quiet:
+        sinks.append(Progress(sys.stderr).on_event)
     if events_file is not None:
         sinks.append(_jsonl_sink(events_file))
     try:
-        result = asyncio.run(_run_with_signals(workflow, inputs, llm, sinks))
+        runtime = Runtime(database_url=args.db)
+    except StoreError as exc:
+        print(f"store: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        try:
+            run_id, seq = start(runtime)
+        except (RunNotFound, NotResumable) as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_INVALID
+        offline = _drain(runtime, run_id, seq, sinks)
+        info = runtime.wait(run_id)
     finally:
+        runtime.shutdown()
         if events_file is not None:
             events_file.close()
-    if any(e.type == "llm.completed" and e.data.get("model") == "offline" for e in result.events):
+    if offline:
         print("note: answered by the offline model (set OPENAI_BASE_URL or OPENAI_API_KEY for a real one)", file=sys.stderr)
-    if result.status != "completed":
-        print(f"run {result.status}: {result.error or ''}".rstrip(": "), file=sys.stderr)
+    if info.status != "completed":
+        print(f"run {run_id} {info.status}: {info.error or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_FAILED
-    print(json.dumps(result.result, ensure_ascii=False))
+    print(json.dumps(info.result, ensure_ascii=False))
     return EXIT_OK
 
 
-async def _run_with_signals(workflow: Any, inputs: dict[str, Any], llm: Any, sinks: list[Callable[[Event], None]]) -> RunResult:
-    """Run, cancelling cleanly on SIGINT/SIGTERM so the run ends ``cancelled``."""
+def _drain(runtime: Runtime, run_id: str, seq: int, sinks: list[Callable[[Event], None]]) -> bool:
+    """Feed the run's events after ``seq`` to the sinks until its terminal event; Ctrl-C/SIGTERM cancel it.
 
-    def fan_out(event: Event) -> None:
-        for sink in sinks:
-            sink(event)
-
-    task = asyncio.create_task(execute(workflow, inputs, llm=llm, on_event=fan_out))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
+    Returns whether the offline model answered.
+    """
+    offline = False
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        return await task
+        while True:
+            try:
+                events = runtime.events_since(run_id, seq, wait_s=0.5)
+            except KeyboardInterrupt:
+                runtime.cancel(run_id)
+                continue
+            for event in events:
+                for sink in sinks:
+                    sink(event)
+                offline = offline or (event.type == "llm.completed" and event.data.get("model") == "offline")
+                seq = event.seq
+            if events and events[-1].terminal:
+                return offline
+            info = runtime.status(run_id)
+            if info is not None and info.finished and info.last_seq <= seq:
+                return offline
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    try:
+        runtime_store = Runtime(database_url=args.db)
+    except StoreError as exc:
+        print(f"store: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        rows = runtime_store.store.list_runs(limit=args.limit)
+    finally:
+        runtime_store.shutdown()
+    print(f"{'run id':32}  {'status':11}  {'started':19}  {'secs':>7}  {'tokens':>7}  workflow")
+    for row in rows:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
+        secs = f"{row.finished_at - row.created_at:7.2f}" if row.finished_at else "      -"
+        tokens = row.prompt_tokens + row.completion_tokens
+        print(f"{row.run_id:32}  {row.status:11}  {started:19}  {secs}  {tokens:7d}  {row.workflow_name}")
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    try:
+        runtime = Runtime(database_url=args.db)
+    except StoreError as exc:
+        print(f"store: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        row = runtime.store.get_run(args.run_id)
+        if row is None:
+            print(str(RunNotFound(args.run_id)), file=sys.stderr)
+            return EXIT_INVALID
+        nodes = runtime.store.node_executions(args.run_id)
+    finally:
+        runtime.shutdown()
+    print(f"run {row.run_id}  {row.workflow_name} (version {row.workflow_version})  {row.status}")
+    print(f"inputs: {json.dumps(row.inputs, ensure_ascii=False)}")
+    print(f"tokens: {row.prompt_tokens} prompt + {row.completion_tokens} completion")
+    origin = row.started_at or row.created_at
+    for node in nodes:
+        offset = (node.started_at or origin) - origin
+        took = f"{node.duration_ms:9.1f} ms" if node.duration_ms is not None else "        - ms"
+        label = f"{node.node_id}" + (f" #{node.execution}" if node.execution else "")
+        detail = f"  error: {node.error}" if node.error else ""
+        print(f"  +{offset:8.3f}s  {label:28} {node.status:10} {took}{detail}")
+    if row.status == "completed":
+        print(f"result: {json.dumps(row.result, ensure_ascii=False)}")
+    elif row.error:
+        print(f"error: {row.error}")
+    return EXIT_OK
 
 
 def _jsonl_sink(stream: TextIO) -> Callable[[Event], None]:

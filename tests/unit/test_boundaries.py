@@ -32,10 +32,16 @@ def test_package_imports_respect_the_layers(package: str) -> None:
     assert offenders == {}
 
 
+# The python tool's child runner executes user code on purpose: it runs only inside the sandbox process.
+SANDBOX_CHILD = ROOT / "tools" / "builtin" / "_python_child.py"
+
+
 def test_no_eval_or_exec_in_the_app_packages() -> None:
     calls = []
     for package in ("engine", "tools", "memory", "pages"):
         for path in (ROOT / package).rglob("*.py"):
+            if path == SANDBOX_CHILD:
+                continue
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("eval", "exec"):
                     calls.append(f"{path.relative_to(ROOT)}:{node.lineno}")

@@ -1,0 +1,381 @@
+"""The background runtime: one asyncio loop in a daemon thread, runs made durable.
+
+Pages, the CLI and the HTTP API call ``Runtime`` from their own threads; every
+method here is thread-safe. Runs execute on the runtime's loop; each event
+goes to a bounded in-memory buffer (what live views read) and to the store's
+single writer (what history and resume read). ``events_since`` serves from
+the buffer and falls back to the store for older events.
+
+Resume: finished node executions are reloaded from the event log, not re-run;
+the node that was running when the process died starts again from its
+beginning, so its side effects may repeat (as with LangGraph's checkpointer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from engine.errors import EngineError
+from engine.events import TERMINAL_TYPES, Event
+from engine.executor import Replay, execute, replay_from_events
+from engine.inputs import check_inputs
+from engine.llm import ChatModel, default_chat_model
+from engine.model import Workflow
+from engine.store import Store, process_owner
+from engine.validate import load_workflow
+
+RESUMABLE = ("interrupted", "failed")
+KEEP_FINISHED = 500  # finished runs whose buffers stay in memory
+
+
+class RunNotFound(EngineError):
+    """No run has that id."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        super().__init__(f"no run with id '{run_id}' (list runs with: python -m engine runs)")
+
+
+class NotResumable(EngineError):
+    """The run is not interrupted or failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run's state as the runtime or the store knows it."""
+
+    run_id: str
+    status: str  # running | completed | failed | cancelled | interrupted
+    workflow_name: str
+    inputs: dict[str, Any]
+    result: Any = None
+    error: str | None = None
+    error_node: str | None = None
+    last_seq: int = 0
+    created_at: float | None = None
+    finished_at: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("running",)
+
+
+@dataclass(eq=False)
+class _Live:
+    """A run this runtime is executing (or executed recently)."""
+
+    run_id: str
+    workflow_name: str
+    inputs: dict[str, Any]
+    buffer: deque[Event]
+    created_at: float = field(default_factory=time.time)
+    status: str = "running"
+    result: Any = None
+    error: str | None = None
+    error_node: str | None = None
+    last_seq: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finished_at: float | None = None
+    store_error: str | None = None
+    future: concurrent.futures.Future[None] | None = None
+    task: asyncio.Task[Any] | None = None  # set on the loop when the run starts
+    cancel_requested: bool = False
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def info(self) -> RunInfo:
+        return RunInfo(
+            run_id=self.run_id,
+            status=self.status,
+            workflow_name=self.workflow_name,
+            inputs=self.inputs,
+            result=self.result,
+            error=self.error,
+            error_node=self.error_node,
+            last_seq=self.last_seq,
+            created_at=self.created_at,
+            finished_at=self.finished_at,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+        )
+
+
+class Runtime:
+    """Runs workflows in the background and keeps them durable.
+
+    Args:
+        database_url: any SQLAlchemy URL; default ``DATABASE_URL``, else SQLite under ``DATA_DIR``.
+        data_dir: the data directory when no URL is given (default ``DATA_DIR`` or ``./data``).
+        llm: the chat model for agents (default: an endpoint if configured, else the offline model).
+        buffer_events: how many recent events each run keeps in memory.
+        heartbeat_s: how often running runs are marked alive in the store.
+    """
+
+    def __init__(
+        self,
+        *,
+        database_url: str | None = None,
+        data_dir: str | None = None,
+        llm: ChatModel | None = None,
+        buffer_events: int = 10_000,
+        heartbeat_s: float = 5.0,
+    ):
+        self.store = Store(database_url, data_dir=data_dir, on_write_failure=self._on_write_failure)
+        self.interrupted_at_start = self.store.mark_interrupted()
+        self._llm = llm
+        self._buffer_events = buffer_events
+        self._owner = process_owner()
+        self._runs: OrderedDict[str, _Live] = OrderedDict()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="engine-runtime", daemon=True)
+        self._thread.start()
+        self._heartbeat = asyncio.run_coroutine_threadsafe(self._beat(heartbeat_s), self._loop)
+
+    # --- submitting, cancelling, resuming ---------------------------------------------
+
+    def submit(self, workflow: Workflow | Mapping[str, Any] | str, inputs: Mapping[str, Any] | None = None) -> str:
+        """Start a run; returns its id at once.
+
+        Raises:
+            WorkflowInvalid, InputsInvalid: before anything is stored or run.
+        """
+        self._check_open()
+        loaded = load_workflow(workflow)
+        values = check_inputs(loaded, inputs)
+        ref = self.store.save_workflow(loaded.to_dict())
+        run_id = uuid.uuid4().hex
+        self.store.create_run(run_id=run_id, workflow=ref, inputs=values, owner=self._owner)
+        live = self._register(run_id, loaded.name, values)
+        self._start(live, loaded, values, None)
+        return run_id
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a running run from any thread; True if it was running here."""
+        with self._lock:
+            live = self._runs.get(run_id)
+        if live is None or live.status != "running":
+            return False
+        self._loop.call_soon_threadsafe(self._cancel_in_loop, live)
+        return True
+
+    @staticmethod
+    def _cancel_in_loop(live: _Live) -> None:
+        live.cancel_requested = True
+        if live.task is not None:
+            live.task.cancel()
+
+    def resume(self, run_id: str) -> str:
+        """Continue an interrupted or failed run from its last committed state; returns its id.
+
+        Raises:
+            RunNotFound: no such run.
+            NotResumable: it is running, completed or cancelled.
+        """
+        self._check_open()
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        with self._lock:
+            live = self._runs.get(run_id)
+        if (live is not None and live.status == "running") or row.status not in RESUMABLE:
+            status = live.status if live is not None and live.status == "running" else row.status
+            raise NotResumable(f"run '{run_id}' is {status}; only interrupted or failed runs can be resumed")
+        saved = self.store.get_workflow(row.workflow_id, row.workflow_version)
+        if saved is None:
+            raise NotResumable(f"run '{run_id}': its workflow version is missing from the store")
+        workflow = load_workflow(saved[1].document)
+        events = self.store.events(run_id)
+        replay = replay_from_events(events)
+        self.store.claim_run(run_id, self._owner)
+        live = self._register(run_id, row.workflow_name, dict(row.inputs), replace=True)
+        live.last_seq = replay.last_seq
+        live.prompt_tokens, live.completion_tokens = row.prompt_tokens, row.completion_tokens
+        self._start(live, workflow, dict(row.inputs), replay)
+        return run_id
+
+    # --- reading -------------------------------------------------------------------------
+
+    def events_since(self, run_id: str, seq: int = 0, *, wait_s: float = 0.0) -> list[Event]:
+        """Events of ``run_id`` with ``seq`` greater than ``seq``, in order.
+
+        With ``wait_s``, blocks up to that long for a first new event of a running run.
+        """
+        with self._lock:
+            live = self._runs.get(run_id)
+        if live is None:
+            return self.store.events(run_id, after=seq)
+        if wait_s > 0:
+            with live.cond:
+                live.cond.wait_for(lambda: live.last_seq > seq or live.status != "running", timeout=wait_s)
+        with live.cond:
+            buffer = list(live.buffer)
+        if buffer and buffer[0].seq <= seq + 1:
+            return buffer[seq + 1 - buffer[0].seq :]
+        first = buffer[0].seq if buffer else live.last_seq + 1
+        self.store.writer.wait_committed(run_id, first - 1)
+        return self.store.events(run_id, after=seq, limit=max(0, first - 1 - seq)) + buffer
+
+    def status(self, run_id: str) -> RunInfo | None:
+        """The run's state, from memory when this runtime runs it, else from the store."""
+        with self._lock:
+            live = self._runs.get(run_id)
+        if live is not None:
+            return live.info()
+        row = self.store.get_run(run_id)
+        if row is None:
+            return None
+        return RunInfo(
+            run_id=row.run_id,
+            status=row.status,
+            workflow_name=row.workflow_name,
+            inputs=dict(row.inputs),
+            result=row.result,
+            error=row.error,
+            error_node=row.error_node,
+            last_seq=row.last_seq,
+            created_at=row.created_at,
+            finished_at=row.finished_at,
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+        )
+
+    def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
+        """Block until the run has finished (or the timeout passes); returns its state."""
+        with self._lock:
+            live = self._runs.get(run_id)
+        if live is not None:
+            with live.cond:
+                live.cond.wait_for(lambda: live.status != "running", timeout=timeout)
+        info = self.status(run_id)
+        if info is None:
+            raise RunNotFound(run_id)
+        return info
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return [run_id for run_id, live in self._runs.items() if live.status == "running"]
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Cancel running runs, wait for them, commit everything, stop the loop."""
+        if self._closed:
+            return
+        self._closed = True
+        for run_id in self.running():
+            self.cancel(run_id)
+        deadline = time.monotonic() + timeout
+        for run_id in list(self._runs):
+            self.wait(run_id, timeout=max(0.0, deadline - time.monotonic()))
+        try:
+            asyncio.run_coroutine_threadsafe(self._cancel_all_tasks(), self._loop).result(timeout=5)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
+        self.store.close()
+
+    @staticmethod
+    async def _cancel_all_tasks() -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # --- inside ---------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineError("this Runtime has been shut down; create a new one")
+
+    def _register(self, run_id: str, name: str, inputs: dict[str, Any], *, replace: bool = False) -> _Live:
+        live = _Live(run_id=run_id, workflow_name=name, inputs=inputs, buffer=deque(maxlen=self._buffer_events))
+        with self._lock:
+            self._runs.pop(run_id, None) if replace else None
+            self._runs[run_id] = live
+            finished = [rid for rid, other in self._runs.items() if other.status != "running"]
+            for rid in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+                del self._runs[rid]
+        return live
+
+    def _start(self, live: _Live, workflow: Workflow, inputs: dict[str, Any], replay: Replay | None) -> None:
+        live.future = asyncio.run_coroutine_threadsafe(self._drive(live, workflow, inputs, replay), self._loop)
+
+    async def _drive(self, live: _Live, workflow: Workflow, inputs: dict[str, Any], replay: Replay | None) -> None:
+        store = self.store
+
+        def sink(event: Event) -> None:
+            store.append(event)
+            with live.cond:
+                live.buffer.append(event)
+                live.last_seq = event.seq
+                if event.type == "llm.completed":
+                    live.prompt_tokens += int(event.data.get("prompt_tokens") or 0)
+                    live.completion_tokens += int(event.data.get("completion_tokens") or 0)
+                live.cond.notify_all()
+
+        llm = self._llm or default_chat_model()
+        live.task = asyncio.current_task()
+        if live.cancel_requested:  # cancelled before it started: record that, run nothing
+            first = (replay.last_seq if replay else 0) + 1
+            if replay is None:
+                sink(Event(first, live.run_id, time.time(), "run.started", None, {"inputs": inputs, "workflow": workflow.name}))
+                first += 1
+            sink(Event(first, live.run_id, time.time(), "run.cancelled", None, {}))
+            self._finish(live, "cancelled", None, None, None)
+            return
+        try:
+            result = await execute(workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay)
+        except BaseException as exc:  # an engine bug must not leave the run "running" forever
+            status, error, node_id, output = "failed", f"internal error: {type(exc).__name__}: {exc}", None, None
+            if isinstance(exc, asyncio.CancelledError):
+                status, error = "cancelled", None
+        else:
+            status, error, node_id, output = result.status, result.error, result.node_id, result.result
+        self._finish(live, status, error, node_id, output)
+
+    @staticmethod
+    def _finish(live: _Live, status: str, error: str | None, node_id: str | None, output: Any) -> None:
+        if live.store_error is not None:
+            status, error = "failed", live.store_error
+        with live.cond:
+            live.status, live.error, live.error_node, live.result = status, error, node_id, output
+            live.finished_at = time.time()
+            live.cond.notify_all()
+
+    def _on_write_failure(self, run_id: str, message: str) -> None:
+        """Called by the writer thread: a run whose events cannot be stored must stop."""
+        with self._lock:
+            live = self._runs.get(run_id)
+        if live is not None and live.status == "running":
+            live.store_error = message
+            self._loop.call_soon_threadsafe(self._cancel_in_loop, live)
+
+    async def _beat(self, every_s: float) -> None:
+        for _ in itertools.count():
+            await asyncio.sleep(every_s)
+            self.store.heartbeat(self.running())
+
+
+__all__ = ["NotResumable", "RunInfo", "RunNotFound", "Runtime", "TERMINAL_TYPES"]
