@@ -299,7 +299,7 @@ def _value_text(value: Any) -> str:
     if value is None or isinstance(value, bool):
         return "null" if value is None else ("true" if value else "false")
     if isinstance(value, (int, float)):
-        return json.dumps(value)
+        return repr(value)  # only its length matters: scalars are never cut
     return json.dumps(value, ensure_ascii=False)
 
 

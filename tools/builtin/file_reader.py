@@ -1,0 +1,308 @@
+"""The ``file_reader`` tool: read text files under configured root folders, and nothing else.
+
+Why this module exists: agents need to read the user's documents, but the path
+comes from the model (and so, indirectly, from whoever wrote the prompt or a
+web page the model read). Peers shipped readers that followed ``..`` and
+symlinks out of their folder (n8n CVE-2026-21858). This one is contained by
+construction:
+
+- Roots: ``FILES_ROOT`` (one folder or several separated by ``os.pathsep``);
+  default ``<DATA_DIR or ./data>/files``, created when missing. A path is
+  relative to a root (searched in order) or absolute and inside a root.
+- ``..`` components are refused outright; then the real path is resolved
+  (``Path.resolve(strict=True)``: every symlink followed) and must lie inside a
+  resolved root, checked by path components (``Path.is_relative_to``, never a
+  string prefix, so root ``/srv/root`` does not contain ``/srv/root_evil``).
+  /proc, /sys and /dev are refused even if a root contains them.
+- Secret files are refused by name, on the requested path and on the resolved
+  one (``.env``, ``.env.*``, ``secrets.toml``, ``*.pem``, ``*.key``, ``id_rsa*``,
+  ``.netrc``, anything under ``.ssh``, ...).
+- Only regular files: ``os.stat`` must say ``S_ISREG`` before opening
+  (directories are refused with a hint, FIFOs, sockets and devices refused);
+  the open uses ``O_NOFOLLOW | O_NONBLOCK`` so a FIFO swapped in can never
+  hang it, and the opened descriptor is checked again (``fstat``, and its real
+  path via /proc/self/fd) against what was approved.
+- Binaries (a NUL byte in the first 8 KB) are refused.
+- A file over ``FILE_READER_MAX_BYTES`` (default 16 KB, so the whole marker fits in what a model is shown) is read as a capped
+  prefix followed by a marker giving the file's full size; it is not refused.
+- Text is decoded as UTF-8 with ``errors="replace"``.
+
+Note: ``tools.call_tool`` caps result text at ``max_result_chars`` (20,000 by
+default). Callers that want whole files up to the byte cap pass a larger
+``max_result_chars``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import os
+import stat
+from pathlib import Path, PurePath
+
+from tools.registry import ToolError, tool
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "FileReaderError",
+    "file_reader",
+    "is_secret_name",
+    "read_text_file",
+    "roots",
+]
+
+DEFAULT_MAX_BYTES = 16 * 1024
+BINARY_SNIFF_BYTES = 8 * 1024
+MAX_PATH_CHARS = 4096
+
+_SECRET_NAME_PATTERNS = (
+    ".env",
+    ".env.*",
+    "*.env",
+    "secrets.toml",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.keystore",
+    "*.jks",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".netrc",
+    "_netrc",
+    ".pgpass",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    ".htpasswd",
+)
+_SECRET_DIRS = {".ssh", ".gnupg", ".aws", ".docker", ".kube"}
+_FORBIDDEN_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+class FileReaderError(ToolError):
+    """The file cannot be read by this tool; the message says why (and what is allowed)."""
+
+
+def is_secret_name(parts: tuple[str, ...] | list[str]) -> bool:
+    """Whether a path (as components) names a secrets file or lies under a secrets folder."""
+    lowered = [p.lower() for p in parts if p not in ("", ".", "/")]
+    if any(p in _SECRET_DIRS for p in lowered[:-1]) or (lowered and lowered[-1] in _SECRET_DIRS):
+        return True
+    return bool(lowered) and any(fnmatch.fnmatchcase(lowered[-1], pat) for pat in _SECRET_NAME_PATTERNS)
+
+
+def roots() -> list[Path]:
+    """The resolved root folders that exist (``FILES_ROOT``, else ``<DATA_DIR or ./data>/files``)."""
+    configured = os.environ.get("FILES_ROOT", "")
+    entries = [e.strip() for e in configured.split(os.pathsep) if e.strip()]
+    if not entries:
+        default = Path(os.environ.get("DATA_DIR", "").strip() or "data") / "files"
+        try:
+            default.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FileReaderError(
+                f"the files folder cannot be created ({exc.strerror or exc}); set FILES_ROOT"
+            ) from None
+        entries = [str(default)]
+    found: list[Path] = []
+    for entry in entries:
+        try:
+            resolved = Path(entry).expanduser().resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue  # a configured root that does not exist is skipped (not created: it may be a typo)
+        if resolved.is_dir() and resolved not in found:
+            found.append(resolved)
+    if not found:
+        raise FileReaderError("no file folder is available: the folders in FILES_ROOT do not exist")
+    return found
+
+
+def _max_bytes() -> int:
+    raw = os.environ.get("FILE_READER_MAX_BYTES", "").strip()
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        raise FileReaderError(f"FILE_READER_MAX_BYTES must be a whole number of bytes, got {raw!r}") from None
+    if value < 1:
+        raise FileReaderError(f"FILE_READER_MAX_BYTES must be positive, got {raw!r}")
+    return value
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or path.is_relative_to(root)
+
+
+def _containing_root(path: Path, all_roots: list[Path]) -> Path | None:
+    for root in all_roots:
+        if _inside(path, root):
+            return root
+    return None
+
+
+def _resolve(requested: str, all_roots: list[Path]) -> tuple[Path, Path]:
+    """Validate the requested path; return (resolved real path, the root containing it)."""
+    shown = requested if len(requested) <= 200 else requested[:199] + "…"
+    if not requested:
+        raise FileReaderError("the path is empty; give a file path relative to the files folder")
+    if "\x00" in requested:
+        raise FileReaderError("the path contains a NUL character")
+    if len(requested) > MAX_PATH_CHARS:
+        raise FileReaderError(f"the path is too long (more than {MAX_PATH_CHARS} characters)")
+    pure = PurePath(requested)
+    if ".." in pure.parts:
+        raise FileReaderError(f"'..' is not allowed in paths ({shown!r}); give a path inside the files folder")
+    if is_secret_name(pure.parts):
+        raise FileReaderError(f"refusing to read {shown!r}: it looks like a secrets file")
+
+    if pure.is_absolute():
+        candidates = [Path(pure)]
+    else:
+        candidates = [root / pure for root in all_roots]
+        existing = [c for c in candidates if os.path.lexists(c)]
+        candidates = existing[:1] or candidates[:1]
+
+    candidate = candidates[0]
+    try:
+        resolved = candidate.resolve(strict=True)
+    except FileNotFoundError:
+        if pure.is_absolute() and _containing_root(Path(os.path.abspath(candidate)), all_roots) is None:
+            raise FileReaderError(
+                f"{shown!r} is outside the allowed files folder(s); give a path relative to the files folder"
+            ) from None
+        raise FileReaderError(f"file not found: {shown!r} (paths are relative to the files folder)") from None
+    except RuntimeError:  # symlink loop (Python 3.11)
+        raise FileReaderError(f"cannot resolve {shown!r}: symlink loop") from None
+    except OSError as exc:
+        raise FileReaderError(f"cannot resolve {shown!r}: {exc.strerror or exc}") from None
+
+    root = _containing_root(resolved, all_roots)
+    if root is None:
+        # Do not reveal where a symlink points.
+        raise FileReaderError(
+            f"{shown!r} is outside the allowed files folder(s) (checked after following symlinks); "
+            "only files inside the files folder can be read"
+        )
+    if any(_inside(resolved, tree) for tree in _FORBIDDEN_TREES):
+        raise FileReaderError(f"{shown!r} is in /proc, /sys or /dev, which are never readable")
+    if is_secret_name(resolved.relative_to(root).parts):
+        raise FileReaderError(f"refusing to read {shown!r}: it points to a secrets file")
+    return resolved, root
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _check_regular(st: os.stat_result, shown: str, rel: str) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        example = f"{rel.rstrip('/')}/<file name>" if rel not in ("", ".") else "<file name>"
+        raise FileReaderError(
+            f"{shown!r} is a directory; file_reader reads files only: give the path of a file inside it "
+            f"(e.g. {example!r})"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise FileReaderError(f"{shown!r} is {_kind(st.st_mode)}; only regular text files can be read")
+
+
+def _read_prefix(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = limit
+    while remaining > 0:
+        chunk = os.read(fd, min(remaining, 1024 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_text_file(path: str) -> dict[str, object]:
+    """Read a text file under the configured roots; see the module docstring for the rules.
+
+    Returns:
+        ``{"path", "size", "truncated", "content"}``: the path relative to its
+        root, the file's full size in bytes, whether only a prefix was read,
+        and the text (with a truncation marker when truncated).
+
+    Raises:
+        FileReaderError: the path is refused or the file cannot be read.
+    """
+    if not isinstance(path, str):
+        raise FileReaderError(f"the path must be a string, got {type(path).__name__}")
+    requested = path.strip()
+    shown = requested if len(requested) <= 200 else requested[:199] + "…"
+    all_roots = roots()
+    limit = _max_bytes()
+    resolved, root = _resolve(requested, all_roots)
+    rel = resolved.relative_to(root).as_posix()
+
+    try:
+        st = os.stat(resolved, follow_symlinks=False)
+    except OSError as exc:
+        raise FileReaderError(f"cannot read {shown!r}: {exc.strerror or exc}") from None
+    _check_regular(st, shown, rel)
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(resolved, flags)
+    except OSError as exc:
+        raise FileReaderError(f"cannot open {shown!r}: {exc.strerror or exc}") from None
+    try:
+        fst = os.fstat(fd)
+        if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+            raise FileReaderError(f"{shown!r} changed while it was being opened; try again")
+        proc_link = f"/proc/self/fd/{fd}"
+        if os.path.islink(proc_link):  # Linux: where the descriptor really points
+            try:
+                real = Path(os.readlink(proc_link))
+            except OSError:
+                real = resolved
+            if _containing_root(real, all_roots) is None:
+                raise FileReaderError(f"{shown!r} changed while it was being opened; try again")
+        data = _read_prefix(fd, limit + 1)
+    except OSError as exc:
+        raise FileReaderError(f"cannot read {shown!r}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+    if b"\x00" in data[:BINARY_SNIFF_BYTES]:
+        raise FileReaderError(
+            f"{shown!r} looks like a binary file (it contains NUL bytes); only text files can be read"
+        )
+    truncated = len(data) > limit
+    size = max(fst.st_size, len(data))
+    if truncated:
+        data = data[:limit]
+        # Drop a multi-byte character cut in half by the cap instead of showing U+FFFD for it.
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(data, final=False)
+        text += (
+            f"\n\n[… truncated: the file is {size} bytes; only the first {limit} bytes are shown "
+            f"(FILE_READER_MAX_BYTES)]"
+        )
+    else:
+        text = data.decode("utf-8", errors="replace")
+    return {"path": rel, "size": size, "truncated": truncated, "content": text}
+
+
+@tool(timeout_s=10.0)
+def file_reader(path: str) -> dict[str, object]:
+    """Read a text file from the files folder. Returns {path, size, truncated, content}; a large file
+    is cut to a prefix with a marker giving its full size. Only files inside the configured files
+    folder(s) can be read: no '..', no directories, binaries, devices or secret files (.env, keys).
+
+    Args:
+        path: Path of the file, relative to the files folder (e.g. "notes/todo.md").
+    """
+    return read_text_file(path)
