@@ -2,6 +2,19 @@
 
 import streamlit as st
 
+from engine import settings
+
+settings.apply(settings.load())  # saved Settings page values, under any environment variables already set
 st.set_page_config(page_title="Workflow Studio", page_icon=":material/account_tree:", layout="wide")
-page = st.navigation([st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)])
+page = st.navigation(
+    [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/builder.py", title="Builder", icon=":material/schema:"),
+        st.Page("pages/run.py", title="Run", icon=":material/play_circle:"),
+        st.Page("pages/history.py", title="History", icon=":material/history:"),
+        st.Page("pages/memory.py", title="Memory", icon=":material/psychology:"),
+        st.Page("pages/tools.py", title="Tools", icon=":material/build:"),
+        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+    ]
+)
 page.run()

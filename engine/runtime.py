@@ -23,6 +23,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import tools
 from engine.errors import EngineError
 from engine.events import TERMINAL_TYPES, Event
 from engine.executor import Replay, execute, replay_from_events
@@ -262,6 +263,11 @@ class Runtime:
         if info is None:
             raise RunNotFound(run_id)
         return info
+
+    def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> "tools.ToolResult":
+        """Call a registered tool on the runtime's loop (the Tools page's "try it")."""
+        self._check_open()
+        return asyncio.run_coroutine_threadsafe(tools.call_tool(name, args), self._loop).result(timeout)
 
     def running(self) -> list[str]:
         with self._lock:

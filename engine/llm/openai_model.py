@@ -84,6 +84,28 @@ class OpenAIChatModel:
         key = "set" if self._api_key else "unset"
         return f"OpenAIChatModel(base_url={self.base_url!r}, default_model={self.default_model!r}, api_key={key})"
 
+    async def check(self, *, timeout_s: float = 10.0) -> list[str]:
+        """Ask the endpoint for its models (the Settings page's "test connection").
+
+        Returns:
+            The model ids the endpoint lists.
+
+        Raises:
+            ModelError: the endpoint cannot be reached or refuses the key; the message says which.
+        """
+        client = openai.AsyncOpenAI(
+            api_key=self._api_key or PLACEHOLDER_KEY,
+            base_url=self.base_url,
+            max_retries=0,
+            timeout=openai.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
+        )
+        async with client:
+            try:
+                page = await client.models.list()
+            except openai.OpenAIError as err:
+                raise ModelError(self._redact(self._final_message(self._classify(err), "(listing models)"))) from None
+            return sorted(model.id for model in page.data)
+
     async def chat(self, request: ChatRequest, on_delta: DeltaSink) -> ChatReply:
         model = request.model or self.default_model
         if not model:

@@ -97,7 +97,12 @@ class Store:
                 return WorkflowRef(row.id, 1, name, True)
             latest = self._version_row(session, row.id, row.latest_version)
             if latest is not None and latest.digest == digest:
+                if row.archived:
+                    row.archived = False
+                    session.add(row)
+                    session.commit()
                 return WorkflowRef(row.id, row.latest_version, name, False)
+            row.archived = False
             row.latest_version += 1
             row.updated_at = now
             session.add(WorkflowVersionRow(workflow_id=row.id, version=row.latest_version, digest=digest, document=document, created_at=now))
@@ -121,9 +126,27 @@ class Store:
             found = self._version_row(session, workflow_id, version or row.latest_version)
             return (row, found) if found is not None else None
 
-    def list_workflows(self) -> list[WorkflowRow]:
+    def list_workflows(self, *, include_archived: bool = False) -> list[WorkflowRow]:
+        query = select(WorkflowRow).order_by(WorkflowRow.updated_at.desc())  # type: ignore[attr-defined]
+        if not include_archived:
+            query = query.where(WorkflowRow.archived == False)  # noqa: E712
         with Session(self.engine) as session:
-            return list(session.execute(select(WorkflowRow).order_by(WorkflowRow.updated_at.desc())).scalars())
+            return list(session.execute(query).scalars())
+
+    def archive_workflow(self, workflow_id: str) -> bool:
+        """Hide a workflow from lists (its versions stay: runs refer to them). False if unknown."""
+        with Session(self.engine) as session:
+            row = session.get(WorkflowRow, workflow_id)
+            if row is None:
+                return False
+            row.archived = True
+            session.add(row)
+            session.commit()
+            return True
+
+    def find_workflow(self, name: str) -> WorkflowRow | None:
+        with Session(self.engine) as session:
+            return session.execute(select(WorkflowRow).where(WorkflowRow.name == name)).scalars().first()
 
     def workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRow]:
         with Session(self.engine) as session:

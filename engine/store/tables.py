@@ -34,6 +34,7 @@ class WorkflowRow(SQLModel, table=True):
     latest_version: int = 1
     created_at: float
     updated_at: float
+    archived: bool = False  # "deleted" in the builder; kept because runs refer to it
 
 
 class WorkflowVersionRow(SQLModel, table=True):

@@ -1,0 +1,92 @@
+"""Tools: every registered tool with its description and JSON schema, and a "try it" form."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import streamlit as st
+
+import tools
+from ui.runtime import get_runtime
+from ui.text import clip
+
+st.title("Tools")
+st.caption(
+    "Tools an agent can call when its node lists them, and that a `tool` node calls directly. "
+    "Add your own with `@tool` (see the README); plugin modules in `TOOLS_MODULES` load on first use."
+)
+
+plugin_errors = tools.load_plugins()
+for error in plugin_errors:
+    st.warning(error)
+
+specs = tools.list_tools()
+if not specs:
+    st.info("No tools are registered.")
+    st.stop()
+
+try:
+    from tools.builtin.python_exec import isolation_mode
+except ImportError:  # the python tool may be absent from a minimal install
+    isolation_mode = None  # type: ignore[assignment]
+
+
+def _default_for(schema: dict[str, Any]) -> Any:
+    if "default" in schema:
+        return schema["default"]
+    kind = schema.get("type")
+    return {"string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "object": {}}.get(str(kind), None)
+
+
+def _example_args(spec: tools.ToolSpec) -> dict[str, Any]:
+    properties = spec.parameters.get("properties", {})
+    return {name: _default_for(schema) for name, schema in properties.items()}
+
+
+names = [spec.name for spec in specs]
+chosen = st.selectbox("Tool", names, key="tools_selected", format_func=lambda n: n)
+spec = next(s for s in specs if s.name == chosen)
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader(spec.name)
+    st.text(spec.description or "(no description)")
+    if spec.name == "python" and isolation_mode is not None:
+        st.caption(f"Isolation of the code: {isolation_mode()}")
+    if spec.timeout_s:
+        st.caption(f"Timeout per call: {spec.timeout_s:g} s")
+    with st.expander("JSON schema of the arguments", expanded=True):
+        st.json(spec.parameters)
+
+with right:
+    st.subheader("Try it")
+    default_text = json.dumps(_example_args(spec), indent=2)
+    with st.form(key=f"tools_form_{spec.name}"):
+        raw = st.text_area("Arguments (JSON object)", value=default_text, height=180, key=f"tools_args_{spec.name}")
+        submitted = st.form_submit_button("Call the tool", type="primary")
+    if submitted:
+        try:
+            args = json.loads(raw or "{}")
+        except json.JSONDecodeError as exc:
+            st.error(f"The arguments are not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+            st.stop()
+        if not isinstance(args, dict):
+            st.error("The arguments must be a JSON object, e.g. {\"expression\": \"2 + 2\"}.")
+            st.stop()
+        with st.spinner(f"Calling {spec.name}…"):
+            result = get_runtime().call_tool(spec.name, args)
+        st.session_state["tools_last"] = {"tool": spec.name, "ok": result.ok, "value": result.value, "error": result.error,
+                                          "duration_ms": result.duration_ms, "truncated": result.truncated}
+    last = st.session_state.get("tools_last")
+    if last and last["tool"] == spec.name:
+        st.metric("Duration", f"{last['duration_ms']:.1f} ms")
+        if last["ok"]:
+            st.success("Result" + (" (truncated)" if last["truncated"] else ""))
+            if isinstance(last["value"], (dict, list)):
+                st.json(last["value"])
+            else:
+                st.code(clip(last["value"], 20_000), language=None)
+        else:
+            st.error("The tool returned an error")
+            st.code(clip(last["error"], 5_000), language=None)

@@ -1,0 +1,77 @@
+"""Tools and Settings pages: listing, "try it", connection test, and no key ever shown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.fake_openai import FakeOpenAIServer
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def _page(name: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(f"pages/{name}.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_tools_page_lists_tools_with_schema() -> None:
+    at = _page("tools")
+    options = at.selectbox(key="tools_selected").options
+    assert {"calculator", "file_reader", "web_search"} <= set(options)
+    assert at.json, "the schema is shown as JSON"
+
+
+def test_try_it_calls_the_calculator_and_shows_duration() -> None:
+    at = _page("tools")
+    at.selectbox(key="tools_selected").select("calculator").run()
+    at.text_area(key="tools_args_calculator").input(json.dumps({"expression": "6 * 7"})).run()
+    submit = [b for b in at.button if b.label == "Call the tool"][0]
+    submit.click().run()
+    assert not at.exception
+    assert any(m.label == "Duration" for m in at.metric)
+    assert any("42" in c.value for c in at.code)
+
+
+def test_try_it_shows_tool_errors_and_bad_json() -> None:
+    at = _page("tools")
+    at.selectbox(key="tools_selected").select("calculator").run()
+    at.text_area(key="tools_args_calculator").input('{"expression": "1/0"}').run()
+    [b for b in at.button if b.label == "Call the tool"][0].click().run()
+    assert any("error" in e.value.lower() for e in at.error)
+    assert any("zero" in c.value.lower() for c in at.code)
+    at.text_area(key="tools_args_calculator").input("{not json").run()
+    [b for b in at.button if b.label == "Call the tool"][0].click().run()
+    assert any("not valid JSON" in e.value for e in at.error)
+
+
+def test_settings_test_connection_and_key_never_shown(fake_openai: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret-key-123")
+    at = _page("settings")
+    at.button(key="settings_test").click().run()
+    assert not at.exception
+    assert any("Connected" in s.value for s in at.success)
+    rendered = " ".join(str(e.value) for e in [*at.markdown, *at.caption, *at.success, *at.warning, *at.text_input] if hasattr(e, "value"))
+    assert "sk-very-secret-key-123" not in rendered
+    assert "never shown" in rendered
+
+
+def test_settings_save_applies_to_new_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    at = _page("settings")
+    at.text_input(key="settings_base_url").input("http://127.0.0.1:9/v1")
+    at.text_input(key="settings_model").input("local-model")
+    [b for b in at.button if b.label == "Save settings"][0].click().run()
+    assert any("Saved" in s.value for s in at.success)
+    import os
+
+    assert os.environ["OPENAI_BASE_URL"] == "http://127.0.0.1:9/v1" and os.environ["OPENAI_MODEL"] == "local-model"
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.delenv("OPENAI_MODEL")

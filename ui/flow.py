@@ -1,0 +1,169 @@
+"""Workflow documents <-> the streamlit-flow canvas.
+
+The document (workflow/v1 as a dict) is the truth; the canvas state is drawn
+from it and user edits on the canvas (moves, new edges, deletions) are folded
+back into it. Node content is Markdown, so labels are escaped. Every node
+gets its own fresh ``style`` dict (streamlit-flow shares the default one).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import defaultdict, deque
+from typing import Any
+
+from streamlit_flow.elements import StreamlitFlowEdge, StreamlitFlowNode
+from streamlit_flow.state import StreamlitFlowState
+
+from ui.status import COLOURS
+from ui.text import md_escape
+
+ICONS: dict[str, str] = {
+    "input": "📥",
+    "agent": "🤖",
+    "tool": "🛠️",
+    "condition": "🔀",
+    "transform": "🔧",
+    "map": "🗂️",
+    "output": "📤",
+}
+X_STEP, Y_STEP = 260, 120
+
+
+def edge_id(edge: dict[str, Any]) -> str:
+    when = edge.get("when")
+    return f"{edge['source']}->{edge['target']}" + (f"[{when}]" if when is not None else "")
+
+
+def auto_positions(doc: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """A left-to-right layered layout (longest path from the input), ignoring back-edges."""
+    ids = [n["id"] for n in doc.get("nodes", [])]
+    succ: dict[str, list[str]] = defaultdict(list)
+    for e in doc.get("edges", []):
+        if e.get("source") in ids and e.get("target") in ids:
+            succ[e["source"]].append(e["target"])
+    start = next((n["id"] for n in doc.get("nodes", []) if n.get("type") == "input"), ids[0] if ids else None)
+    depth: dict[str, int] = {}
+    if start is not None:
+        depth[start] = 0
+        order = deque([start])
+        seen_edges: set[tuple[str, str]] = set()
+        while order:
+            u = order.popleft()
+            for v in succ[u]:
+                if (u, v) in seen_edges or depth.get(v, -1) >= depth[u] + 1 or depth[u] + 1 > len(ids):
+                    continue
+                seen_edges.add((u, v))
+                depth[v] = depth[u] + 1
+                order.append(v)
+    for node_id in ids:
+        depth.setdefault(node_id, max(depth.values(), default=-1) + 1)
+    rows: dict[int, int] = defaultdict(int)
+    positions: dict[str, tuple[float, float]] = {}
+    for node_id in ids:
+        layer = depth[node_id]
+        positions[node_id] = (layer * X_STEP, rows[layer] * Y_STEP)
+        rows[layer] += 1
+    return positions
+
+
+def node_content(node: dict[str, Any], status: str | None = None) -> str:
+    label = node.get("label") or node["id"]
+    icon = ICONS.get(str(node.get("type")), "❔")
+    suffix = f" · {status}" if status and status != "pending" else ""
+    return f"{icon} **{md_escape(label)}**  \n`{md_escape(node.get('type', '?'))}`{md_escape(suffix)}"
+
+
+def node_style(status: str | None) -> dict[str, Any]:
+    background, border = COLOURS.get(status or "pending", COLOURS["pending"])
+    return {"background": background, "border": f"2px solid {border}", "borderRadius": "8px", "padding": "6px", "width": "auto"}
+
+
+def to_state(
+    doc: dict[str, Any],
+    *,
+    statuses: dict[str, str] | None = None,
+    editable: bool = True,
+    selected: str | None = None,
+) -> StreamlitFlowState:
+    """The canvas for a document; ``statuses`` colours nodes (run view)."""
+    statuses = statuses or {}
+    fallback = auto_positions(doc)
+    nodes = []
+    for node in doc.get("nodes", []):
+        pos = node.get("position") or {}
+        x, y = (pos.get("x"), pos.get("y")) if pos else fallback[node["id"]]
+        status = statuses.get(node["id"]) if statuses else None
+        kind = "input" if node.get("type") == "input" else "output" if node.get("type") == "output" else "default"
+        nodes.append(
+            StreamlitFlowNode(
+                id=node["id"],
+                pos=(float(x if x is not None else fallback[node["id"]][0]), float(y if y is not None else fallback[node["id"]][1])),
+                data={"content": node_content(node, status)},
+                node_type=kind,
+                source_position="right",
+                target_position="left",
+                selectable=True,
+                connectable=editable,
+                draggable=editable,
+                deletable=editable and node.get("type") != "input",
+                selected=node["id"] == selected,
+                style=node_style(status),
+            )
+        )
+    edges = []
+    for edge in doc.get("edges", []):
+        when = edge.get("when")
+        edges.append(
+            StreamlitFlowEdge(
+                id=edge_id(edge),
+                source=edge["source"],
+                target=edge["target"],
+                edge_type="smoothstep",
+                marker_end={"type": "arrowclosed"},
+                label=str(when) if when is not None else "",
+                label_show_bg=when is not None,
+                deletable=editable,
+                focusable=True,
+                animated=statuses.get(edge["source"]) == "running" if statuses else False,
+                style={},
+                label_style={},
+                label_bg_style={},
+                marker_start={},
+            )
+        )
+    return StreamlitFlowState(nodes=nodes, edges=edges, selected_id=selected, timestamp=int(time.time() * 1000))
+
+
+def merge_canvas(doc: dict[str, Any], state: StreamlitFlowState) -> dict[str, Any]:
+    """Fold canvas edits into a copy of ``doc``: positions, deleted nodes/edges, new edges."""
+    new = copy.deepcopy(doc)
+    on_canvas = {n.id: n for n in state.nodes}
+    new["nodes"] = [n for n in new.get("nodes", []) if n["id"] in on_canvas or n.get("type") == "input"]
+    for node in new["nodes"]:
+        drawn = on_canvas.get(node["id"])
+        if drawn is not None:
+            node["position"] = {"x": round(float(drawn.position["x"]), 1), "y": round(float(drawn.position["y"]), 1)}
+    kept = {n["id"] for n in new["nodes"]}
+    drawn_edges = {(e.source, e.target) for e in state.edges}
+    existing = [e for e in new.get("edges", []) if (e["source"], e["target"]) in drawn_edges and e["source"] in kept and e["target"] in kept]
+    known = {(e["source"], e["target"]) for e in existing}
+    for e in state.edges:
+        if (e.source, e.target) not in known and e.source in kept and e.target in kept:
+            existing.append({"source": e.source, "target": e.target})
+            known.add((e.source, e.target))
+    new["edges"] = existing
+    return new
+
+
+def same_graph(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two documents draw the same canvas (ids, types, labels, edges, positions)."""
+
+    def shape(doc: dict[str, Any]) -> Any:
+        return (
+            [(n["id"], n.get("type"), n.get("label"), (n.get("position") or {}).get("x"), (n.get("position") or {}).get("y")) for n in doc.get("nodes", [])],
+            sorted(edge_id(e) for e in doc.get("edges", [])),
+        )
+
+    return shape(a) == shape(b)

@@ -1,0 +1,81 @@
+"""Run and node statuses: how they are derived from events and how they look."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from engine.events import Event
+
+# background, border
+COLOURS: dict[str, tuple[str, str]] = {
+    "pending": ("#ffffff", "#a1a1aa"),
+    "running": ("#dbeafe", "#2563eb"),
+    "succeeded": ("#dcfce7", "#16a34a"),
+    "failed": ("#fee2e2", "#dc2626"),
+    "skipped": ("#f4f4f5", "#d4d4d8"),
+    "cancelled": ("#fef3c7", "#d97706"),
+}
+RUN_BADGES: dict[str, str] = {
+    "running": ":blue-badge[running]",
+    "completed": ":green-badge[completed]",
+    "failed": ":red-badge[failed]",
+    "cancelled": ":orange-badge[cancelled]",
+    "interrupted": ":violet-badge[interrupted]",
+}
+
+
+@dataclass
+class RunView:
+    """What the Run page shows, folded from a run's events (incrementally)."""
+
+    node_status: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)  # node -> streamed text of its current step
+    tool_calls: dict[str, dict] = field(default_factory=dict)  # call_id -> called + result
+    memory: list[Event] = field(default_factory=list)
+    logs: list[Event] = field(default_factory=list)
+    started_ts: float | None = None
+    finished_ts: float | None = None
+    terminal: Event | None = None
+    last_seq: int = 0
+    offline: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def apply(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self._apply(event)
+
+    def _apply(self, event: Event) -> None:  # noqa: C901 - one branch per event kind
+        self.last_seq = event.seq
+        node, data = event.node_id, event.data
+        if event.type == "run.started":
+            self.started_ts = event.ts
+        elif event.type == "node.started" and node:
+            self.node_status[node] = "running"
+            self.tokens.pop(node, None)
+        elif event.type == "node.completed" and node:
+            self.node_status[node] = "succeeded"
+        elif event.type == "node.failed" and node:
+            self.node_status[node] = "cancelled" if data.get("cancelled") else "failed"
+        elif event.type == "node.skipped" and node:
+            self.node_status[node] = "skipped"
+        elif event.type == "llm.token" and node:
+            key = node if "index" not in data else f"{node}[{data['index']}]"
+            self.tokens[key] = self.tokens.get(key, "") + str(data.get("delta", ""))
+        elif event.type == "llm.completed":
+            self.prompt_tokens += int(data.get("prompt_tokens") or 0)
+            self.completion_tokens += int(data.get("completion_tokens") or 0)
+            self.offline = self.offline or data.get("model") == "offline"
+        elif event.type == "tool.called":
+            self.tool_calls[str(data.get("call_id"))] = {"node": node, "called": event, "result": None}
+        elif event.type == "tool.result":
+            entry = self.tool_calls.setdefault(str(data.get("call_id")), {"node": node, "called": None, "result": None})
+            entry["result"] = event
+        elif event.type in ("memory.recalled", "memory.saved"):
+            self.memory.append(event)
+        elif event.type == "log":
+            self.logs.append(event)
+        elif event.terminal:
+            self.terminal = event
+            self.finished_ts = event.ts
