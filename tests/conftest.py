@@ -28,3 +28,6 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATA_DIR", str(tmp_path_factory.mktemp("data")))
     monkeypatch.setenv("OFFLINE_TOKEN_DELAY_S", "0")
+    # web_search goes to a closed loopback port unless a test says otherwise: tests never reach the internet
+    monkeypatch.setenv("WEB_SEARCH_PROVIDER", "searxng")
+    monkeypatch.setenv("SEARXNG_URL", "http://127.0.0.1:9")

@@ -65,3 +65,25 @@ async def test_calculator_agent_calls_the_calculator() -> None:
     assert called and called[0].data["tool"] == "calculator" and called[0].data["args"] == {"expression": "6 * 7"}
     assert _events(result, "tool.result")[0].data["result"] == 42
     assert "42" in result.result["answer"]
+
+
+async def test_file_digest_reads_the_sample_file() -> None:
+    result = await run_workflow(load_workflow(EXAMPLES / "file_digest.json"))
+    assert result.status == "completed", result.error
+    assert result.result["digest"]["file"] == "meeting_notes.md"
+    assert "Summary:" in result.result["digest"]["summary"]
+    assert _events(result, "tool.result")[0].data["result"]["size"] > 100
+
+
+async def test_python_stats_runs_in_the_sandbox() -> None:
+    result = await run_workflow(load_workflow(EXAMPLES / "python_stats.json"), {"numbers": [1, 2, 3, 4]})
+    assert result.status == "completed", result.error
+    assert result.result["report"]["stats"] == {"mean": 2.5, "median": 2.5, "stdev": 1.291}
+    assert result.result["report"]["verdict"] == "Unusual spread: stdev 1.291 against median 2.5."
+
+
+async def test_web_research_reports_search_unavailable_instead_of_inventing() -> None:
+    result = await run_workflow(load_workflow(EXAMPLES / "web_research.json"))
+    assert result.status == "completed", result.error
+    assert "search unavailable" in _events(result, "tool.result")[0].data["error"]
+    assert "error" in result.result["answer"]

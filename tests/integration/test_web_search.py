@@ -249,22 +249,6 @@ async def test_no_backend_and_ddgs_offline_is_a_quick_clear_error(monkeypatch: p
     assert "set SEARXNG_URL to a SearxNG instance" in result.error
 
 
-async def test_no_backend_with_the_real_ddgs_fails_or_answers_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real library on this (offline) machine: a clear error in < 5 s; if online, real results."""
-    pytest.importorskip("ddgs")
-    monkeypatch.delenv("SEARXNG_URL", raising=False)
-    monkeypatch.setenv("WEB_SEARCH_PROVIDER", "auto")
-    monkeypatch.setenv("WEB_SEARCH_TIMEOUT_S", "2")
-    started = time.monotonic()
-    result = await tools.call_tool("web_search", {"query": "python programming language"})
-    if result.ok:  # a machine with internet access
-        assert all(hit["url"].startswith("http") and hit["untrusted"] for hit in result.value)
-        return
-    assert time.monotonic() - started < 5
-    assert result.error.startswith("search unavailable:")
-    assert "set SEARXNG_URL to a SearxNG instance" in result.error
-
-
 async def test_ddgs_hits_are_mapped_and_no_results_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
     ddgs = pytest.importorskip("ddgs")
     from ddgs.exceptions import DDGSException

@@ -802,3 +802,7 @@ def test_tools_package_does_not_import_engine_or_streamlit() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert out.returncode == 0, out.stderr
+
+
+def test_the_four_builtin_tools_are_registered_on_import() -> None:
+    assert {"calculator", "python", "web_search", "file_reader"} <= {t.name for t in tools.list_tools()}

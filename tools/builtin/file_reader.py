@@ -94,8 +94,12 @@ def is_secret_name(parts: tuple[str, ...] | list[str]) -> bool:
     return bool(lowered) and any(fnmatch.fnmatchcase(lowered[-1], pat) for pat in _SECRET_NAME_PATTERNS)
 
 
+# Read-only sample files the example workflows use; a root only while FILES_ROOT is unset.
+SAMPLE_FILES = Path(__file__).resolve().parents[2] / "examples" / "files"
+
+
 def roots() -> list[Path]:
-    """The resolved root folders that exist (``FILES_ROOT``, else ``<DATA_DIR or ./data>/files``)."""
+    """The resolved root folders that exist (``FILES_ROOT``, else ``<DATA_DIR or ./data>/files`` and the samples)."""
     configured = os.environ.get("FILES_ROOT", "")
     entries = [e.strip() for e in configured.split(os.pathsep) if e.strip()]
     if not entries:
@@ -106,7 +110,7 @@ def roots() -> list[Path]:
             raise FileReaderError(
                 f"the files folder cannot be created ({exc.strerror or exc}); set FILES_ROOT"
             ) from None
-        entries = [str(default)]
+        entries = [str(default), str(SAMPLE_FILES)]
     found: list[Path] = []
     for entry in entries:
         try:
