@@ -262,11 +262,14 @@ class _Run:
         execution = self.visits[node.index]
         self.visits[node.index] = execution + 1
         iteration = self.loop_iter[node.innermost_loop] if node.innermost_loop is not None else 0
+        started: dict[str, Any] = {"iteration": iteration, "execution": execution}
         if self.replay is not None:
             key = (node.id, execution)
             if key in self.replay.outputs:
                 return self.replay.outputs[key]
-        self.emit("node.started", node.id, {"iteration": iteration, "execution": execution})
+            if key in self.replay.began:
+                started["restarted"] = True  # it began before the crash or failure: it starts again from scratch
+        self.emit("node.started", node.id, started)
         started = time.perf_counter()
         ctx = NodeContextImpl(self, node.id, iteration)
         runner = self.runners[node.index]
@@ -387,23 +390,26 @@ class Replay:
     outputs: dict[tuple[str, int], Any]
     skipped: set[tuple[str, int]]
     last_seq: int
+    began: set[tuple[str, int]] = field(default_factory=set)  # started, never completed
 
 
 def replay_from_events(events: list[Event]) -> Replay:
     """Build a :class:`Replay` from a run's committed events."""
     outputs: dict[tuple[str, int], Any] = {}
     skipped: set[tuple[str, int]] = set()
+    began: set[tuple[str, int]] = set()
     started: dict[str, int] = {}
     for event in events:
         if event.node_id is None:
             continue
         if event.type == "node.started":
             started[event.node_id] = int(event.data.get("execution", 0))
+            began.add((event.node_id, started[event.node_id]))
         elif event.type == "node.completed" and event.node_id in started:
             outputs[(event.node_id, started.pop(event.node_id))] = event.data.get("output")
         elif event.type == "node.skipped":
             skipped.add((event.node_id, int(event.data.get("execution", 0))))
-    return Replay(outputs=outputs, skipped=skipped, last_seq=events[-1].seq if events else 0)
+    return Replay(outputs=outputs, skipped=skipped, last_seq=events[-1].seq if events else 0, began=began - set(outputs))
 
 
 _CLIP = 4000

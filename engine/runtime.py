@@ -190,8 +190,12 @@ class Runtime:
             raise RunNotFound(run_id)
         with self._lock:
             live = self._runs.get(run_id)
-        if (live is not None and live.status == "running") or row.status not in RESUMABLE:
-            status = live.status if live is not None and live.status == "running" else row.status
+        status = row.status
+        if live is not None:  # this runtime ran it: its own word is newer than the row
+            status = live.status
+            if status != "running":
+                self.store.writer.wait_committed(run_id, live.last_seq)
+        if status not in RESUMABLE:
             raise NotResumable(f"run '{run_id}' is {status}; only interrupted or failed runs can be resumed")
         saved = self.store.get_workflow(row.workflow_id, row.workflow_version)
         if saved is None:

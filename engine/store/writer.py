@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from sqlalchemy import Engine, and_, insert, update
+from sqlalchemy import Engine, and_, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.events import Event
@@ -217,6 +217,13 @@ class _Projection:
         run["last_seq"] = e.seq
         kind = e.type
         if kind == "node.started":
+            if data.get("restarted"):  # a resumed run runs this execution again: its old row gives way
+                self._flush()
+                self.conn.execute(
+                    delete(NODES).where(
+                        and_(NODES.c.run_id == e.run_id, NODES.c.node_id == e.node_id, NODES.c.execution == data.get("execution", 0))
+                    )
+                )
             row = {
                 "run_id": e.run_id,
                 "node_id": e.node_id,

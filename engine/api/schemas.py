@@ -1,0 +1,109 @@
+"""Request and response bodies of the HTTP API (they make ``/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
+
+
+class ProblemOut(BaseModel):
+    where: str = Field(description="what the problem is about, e.g. \"node 'research'\" or \"input 'query'\"")
+    message: str
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    problems: list[ProblemOut] = Field(default_factory=list, description="every problem, for 422 answers")
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class WorkflowSummary(BaseModel):
+    id: str
+    name: str
+    latest_version: int
+    created_at: float
+    updated_at: float
+
+
+class WorkflowSaved(BaseModel):
+    id: str
+    name: str
+    version: int
+    created: bool = Field(description="false when the document equals the latest version (no version added)")
+
+
+class WorkflowOut(BaseModel):
+    id: str
+    name: str
+    version: int
+    latest_version: int
+    versions: list[int]
+    created_at: float = Field(description="when this version was saved (epoch seconds)")
+    document: dict[str, Any]
+
+
+class RunRequest(BaseModel):
+    """Start a run of an inline document (``workflow``) or a saved one (``workflow_id``, latest version)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: dict[str, Any] | None = Field(default=None, description="a workflow/v1 document")
+    workflow_id: str | None = Field(default=None, description="the id of a saved workflow (GET /workflows)")
+    inputs: dict[str, Any] | None = Field(default=None, description="the run's inputs by name")
+
+
+class RunStarted(BaseModel):
+    run_id: str
+
+
+class RunOut(BaseModel):
+    run_id: str
+    status: RunStatus
+    workflow_id: str | None = None
+    workflow_version: int | None = None
+    workflow_name: str
+    inputs: dict[str, Any]
+    result: Any = None
+    error: str | None = None
+    error_node: str | None = None
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    last_seq: int = Field(0, description="seq of the run's latest event")
+
+
+class RunStateOut(BaseModel):
+    run_id: str
+    status: str = Field(description="'cancelling' or 'resuming' when accepted, else the run's status")
+
+
+class EventOut(BaseModel):
+    seq: int
+    run_id: str
+    ts: float
+    type: str
+    node_id: str | None = None
+    data: dict[str, Any]
+
+
+class ToolOut(BaseModel):
+    name: str
+    description: str
+    parameters: dict[str, Any] = Field(description="JSON schema of the tool's arguments")
+
+
+class MemoryOut(BaseModel):
+    agent_id: str
+    query: str | None = None
+    hits: list[dict[str, Any]] = Field(
+        description="recall hits (id, text, distance, score, metadata) or stored memories"
+    )
