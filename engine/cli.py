@@ -289,6 +289,12 @@ class Progress:
             case "llm.completed":
                 mark = " [offline model]" if data.get("model") == "offline" else ""
                 return f"    llm {data.get('model')}{mark}: {data.get('prompt_tokens')} + {data.get('completion_tokens')} tokens"
+            case "memory.recalled":
+                hits = data.get("hits") or []
+                best = f", best {hits[0].get('score', 0):.2f}" if hits else ""
+                return f"    memory {data.get('agent_id')}: {len(hits)} recalled{best}, {data.get('short_term_turns', 0)} recent turns"
+            case "memory.saved":
+                return f"    memory {data.get('agent_id')}: saved"
             case "log":
                 return f"    {data.get('level')}: {data.get('message')}"
             case "run.completed" | "run.failed" | "run.cancelled":

@@ -54,7 +54,7 @@ class _Stop(Exception):
 class NodeContextImpl:
     """The :class:`engine.nodes.base.NodeContext` handed to one node execution."""
 
-    __slots__ = ("_run", "node_id", "iteration", "_vars", "_extra", "llm", "default_model", "input")
+    __slots__ = ("_run", "node_id", "iteration", "_vars", "_extra", "llm", "default_model", "input", "run_id", "workflow_name")
 
     def __init__(self, run: "_Run", node_id: str, iteration: int, extra: Mapping[str, Any] | None = None):
         self._run = run
@@ -65,6 +65,8 @@ class NodeContextImpl:
         self.llm = run.llm
         self.default_model = run.default_model
         self.input: dict[str, Any] | None = None
+        self.run_id = run.run_id
+        self.workflow_name = run.workflow.name
 
     def set_input(self, summary: dict[str, Any]) -> None:
         """Record what this execution was given (rendered prompt, tool args) for history views."""

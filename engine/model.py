@@ -90,10 +90,13 @@ class Edge(_Strict):
 
 
 class MemoryConfig(_Strict):
+    """An agent's memory. ``agent_id`` is a template; ``required`` makes memory failures fail the node."""
+
     agent_id: str = Field(min_length=1)
     short_term: bool = True
     recall: int = Field(0, ge=0, le=100)
     save: bool = True
+    required: bool = False
 
 
 class AgentConfig(_Strict):

@@ -9,6 +9,7 @@ import streamlit as st
 BUILDER_DOC = "builder_doc"  # the workflow document being edited (dict)
 BUILDER_SOURCE = "builder_source"  # where it came from: "example:<file>", "saved:<workflow id>", "new", "import"
 RUN_ID = "run_id"  # the run the Run page shows
+HISTORY_FOCUS = "history_focus"  # the run the History page opens
 
 
 def open_in_builder(doc: dict[str, Any], source: str) -> None:
@@ -21,3 +22,8 @@ def open_in_builder(doc: dict[str, Any], source: str) -> None:
 def watch_run(run_id: str) -> None:
     st.session_state[RUN_ID] = run_id
     st.switch_page("pages/run.py")
+
+
+def open_in_history(run_id: str) -> None:
+    st.session_state[HISTORY_FOCUS] = run_id
+    st.switch_page("pages/history.py")

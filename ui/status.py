@@ -43,8 +43,10 @@ class RunView:
     completion_tokens: int = 0
 
     def apply(self, events: Iterable[Event]) -> None:
+        """Fold events in; ones already folded (``seq`` not above ``last_seq``) are ignored."""
         for event in events:
-            self._apply(event)
+            if event.seq > self.last_seq:
+                self._apply(event)
 
     def _apply(self, event: Event) -> None:  # noqa: C901 - one branch per event kind
         self.last_seq = event.seq
@@ -53,7 +55,8 @@ class RunView:
             self.started_ts = event.ts
         elif event.type == "node.started" and node:
             self.node_status[node] = "running"
-            self.tokens.pop(node, None)
+            for key in [k for k in self.tokens if k == node or k.startswith(f"{node}[")]:
+                del self.tokens[key]  # a new execution (loop, retry, resume) streams afresh
         elif event.type == "node.completed" and node:
             self.node_status[node] = "succeeded"
         elif event.type == "node.failed" and node:

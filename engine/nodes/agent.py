@@ -19,6 +19,7 @@ import tools
 from engine.errors import EngineError
 from engine.llm.base import ChatReply, ChatRequest, Message, ToolCall, ToolSchema
 from engine.model import AgentConfig
+from engine.nodes.agent_memory import MemorySpec, compile_memory, open_memory
 from engine.nodes.base import Compiler, NodeContext, NodeKind
 from engine.templates import Compiled
 
@@ -36,14 +37,10 @@ class AgentSpec:
     tools: tuple[str, ...]
     max_steps: int
     response_format: Literal["text", "json"]
+    memory: MemorySpec | None = None
 
 
 def _compile(config: AgentConfig, compiler: Compiler) -> AgentSpec:
-    if config.memory is not None:
-        compiler.error(
-            "config.memory: agent memory is not available yet (it lands with the memory issue); "
-            "remove config.memory to run this workflow"
-        )
     for name in config.tools:
         if not tools.has_tool(name):
             available = ", ".join(t.name for t in tools.list_tools())
@@ -56,22 +53,27 @@ def _compile(config: AgentConfig, compiler: Compiler) -> AgentSpec:
         tools=tuple(dict.fromkeys(config.tools)),
         max_steps=config.max_steps,
         response_format=config.response_format,
+        memory=compile_memory(config.memory, compiler) if config.memory is not None else None,
     )
 
 
-def _messages(spec: AgentSpec, variables: Any) -> list[Message]:
+def _messages(spec: AgentSpec, variables: Any, prompt: str, memory_block: str) -> list[Message]:
     messages: list[Message] = []
     if spec.system is not None:
         messages.append({"role": "system", "content": str(spec.system.render(variables))})
-    assert spec.prompt is not None
-    messages.append({"role": "user", "content": str(spec.prompt.render(variables))})
+    if memory_block:
+        messages.append({"role": "system", "content": memory_block})
+    messages.append({"role": "user", "content": prompt})
     return messages
 
 
 async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
     variables = ctx.vars()
-    messages = _messages(spec, variables)
+    assert spec.prompt is not None
+    prompt = str(spec.prompt.render(variables))
     model = str(spec.model.render(variables)) if spec.model is not None else ctx.default_model
+    memory = await open_memory(spec.memory, ctx, variables, prompt, model) if spec.memory is not None else None
+    messages = _messages(spec, variables, prompt, memory.block if memory is not None else "")
     ctx.set_input({"model": model, "messages": [m["content"] for m in messages], "tools": list(spec.tools)})
     schemas = tuple(_schema(name) for name in spec.tools)
     reply = ChatReply(content="")
@@ -103,7 +105,10 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
         messages.extend(
             {"role": "tool", "tool_call_id": call.id, "content": text} for call, text in zip(reply.tool_calls, results)
         )
-    return _final(reply.content, spec.response_format)
+    output = _final(reply.content, spec.response_format)
+    if memory is not None:
+        await memory.save(ctx, prompt, output)
+    return output
 
 
 def _schema(name: str) -> ToolSchema:

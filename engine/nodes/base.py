@@ -29,6 +29,8 @@ class NodeContext(Protocol):
     iteration: int
     llm: ChatModel
     default_model: str
+    run_id: str
+    workflow_name: str
 
     def vars(self) -> Mapping[str, Any]:
         """Template variables: ``inputs``, ``nodes``, ``iteration`` (+ ``item``, ``index`` in a map)."""

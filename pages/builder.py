@@ -1,0 +1,243 @@
+"""Builder: draw a workflow on a canvas, edit each node in a side panel, validate live,
+save versions, import/export, and run it.
+
+The document being edited lives in ``st.session_state[BUILDER_DOC]``; the
+canvas is drawn from it and canvas edits are folded back into it (see
+``ui.builder_state``). Node ids renamed in the side panel rewrite the edges
+and every ``nodes.<id>`` reference (``ui.builder_doc``).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit_flow import streamlit_flow
+
+from ui import builder_doc as bd
+from ui import builder_forms as forms
+from ui import builder_state as bs
+from ui.flow import ICONS
+from ui.text import md_escape
+
+bs.init()
+problems = bs.sync_canvas()
+doc = bs.doc()
+viewing = bs.readonly()
+locked = viewing is not None
+wid = bs.saved_id()
+
+# --- header ------------------------------------------------------------------------------------------------
+
+badges = []
+if viewing is not None:
+    badges.append(f":violet-badge[version {viewing} · read-only]")
+elif wid is not None:
+    row = bs.store().get_workflow(wid)
+    badges.append(f":blue-badge[saved · v{row[0].latest_version}]" if row else ":gray-badge[saved]")
+else:
+    src = bs.source()
+    origin = {"new": "new", "import": "imported"}.get(
+        src, "example · " + src.split(":", 1)[-1] if src.startswith("example:") else src
+    )
+    badges.append(f":gray-badge[{md_escape(origin)} · not saved]")
+if bs.dirty() and not locked:
+    badges.append(":orange-badge[unsaved changes]")
+badges.append(
+    ":green-badge[valid]" if not problems else f":red-badge[{len(problems)} problem{'s' if len(problems) != 1 else ''}]"
+)
+st.markdown(f"## {md_escape(doc.get('name') or 'Untitled workflow')}")
+st.markdown(" ".join(badges))
+if doc.get("description"):
+    st.caption(md_escape(doc["description"]))
+
+# --- toolbar -----------------------------------------------------------------------------------------------
+
+with st.container(horizontal=True, vertical_alignment="center"):
+    with st.popover("Open", icon=":material/folder_open:"):
+        opts = bs.options()
+        st.selectbox(
+            "Saved workflows and examples",
+            list(opts),
+            format_func=lambda src: opts.get(src, src),
+            index=None,
+            key="builder_open_choice",
+            placeholder="choose a workflow",
+        )
+        st.button("Open", key="builder_open", type="primary", on_click=bs.act_open, args=("builder_open_choice",))
+        if bs.dirty() and not locked:
+            st.caption(":orange[You have unsaved changes; opening another workflow replaces them.]")
+        st.divider()
+        upload_key = f"builder_upload_{st.session_state[bs.UPLOAD_GEN]}"
+        st.file_uploader(
+            "Import a workflow file (JSON or YAML)",
+            type=["json", "yaml", "yml"],
+            key=upload_key,
+            on_change=bs.act_import,
+            args=(upload_key,),
+        )
+    st.button(
+        "New",
+        key="builder_new",
+        icon=":material/add_box:",
+        on_click=bs.act_new,
+        help="A new workflow: an input and an output node",
+    )
+    st.button(
+        "Save",
+        key="builder_save",
+        icon=":material/save:",
+        type="primary" if bs.dirty() and not problems else "secondary",
+        on_click=bs.act_save,
+        disabled=locked or bool(problems),
+        help="Fix the problems first" if problems else "Save a new version (only when something changed)",
+    )
+    st.button(
+        "Duplicate",
+        key="builder_duplicate",
+        icon=":material/content_copy:",
+        on_click=bs.act_duplicate,
+        help="Open a copy under a new name",
+    )
+    st.download_button(
+        "Export",
+        data=bd.export_json(doc),
+        file_name=bd.file_name(doc),
+        mime="application/json",
+        key="builder_export",
+        icon=":material/download:",
+        on_click="ignore",
+        help="Download the workflow as JSON",
+    )
+    st.button(
+        "Delete",
+        key="builder_delete",
+        icon=":material/delete:",
+        on_click=bs.act_ask_delete,
+        disabled=wid is None or locked,
+        help="Delete the saved workflow (its runs stay)" if wid else "Only saved workflows can be deleted",
+    )
+    with st.popover("Run", icon=":material/play_arrow:", type="primary"):
+        st.markdown(f"**Run {md_escape(doc.get('name') or 'workflow')}**")
+        forms.run_form(blocked=bool(problems))
+
+for kind, message in st.session_state.get(bs.FLASH, []):
+    {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}.get(kind, st.info)(message)
+st.session_state[bs.FLASH] = []
+
+if st.session_state.get(bs.CONFIRM_DELETE) and wid is not None:
+    with st.container(border=True):
+        st.warning(
+            f"Delete “{md_escape(doc.get('name'))}”? It disappears from the lists; its versions and runs stay in History.",
+            icon=":material/warning:",
+        )
+        with st.container(horizontal=True):
+            st.button("Yes, delete", key="builder_delete_confirm", type="primary", on_click=bs.act_delete)
+            st.button("Cancel", key="builder_delete_cancel", on_click=bs.act_cancel_delete)
+
+if locked:
+    with st.container(border=True):
+        st.info(
+            f"You are looking at version {viewing}, read-only. Edit a copy of it, restore it as the latest version, or go back.",
+            icon=":material/history:",
+        )
+        with st.container(horizontal=True):
+            st.button("Edit as a copy", key="builder_ro_copy", on_click=bs.act_open_version, args=(viewing, True))
+            st.button("Restore as latest", key="builder_ro_restore", on_click=bs.act_restore_version)
+            st.button("Back to latest", key="builder_ro_back", on_click=bs.act_back_to_latest)
+
+# --- canvas and side panel ---------------------------------------------------------------------------------
+
+palette_col, canvas_col, side_col = st.columns([0.13, 0.53, 0.34], gap="small")
+
+with palette_col:
+    sel = bs.selected()
+    picked = bd.find_node(doc, sel["id"]) if sel and sel["kind"] == "node" else None
+    after = picked["id"] if picked and picked.get("type") not in ("output", "condition") else None
+    st.caption("Add a node" + (f" after **{md_escape(after)}**" if after else ""))
+    for node_type in bd.PALETTE:
+        st.button(
+            f"{ICONS[node_type]} {node_type.capitalize()}",
+            key=f"builder_palette_{node_type}",
+            on_click=bs.act_add,
+            args=(node_type,),
+            disabled=locked,
+            width="stretch",
+            help=f"Add a {node_type} node" + (f", wired after “{after}”" if after else ""),
+        )
+    st.button(
+        "Layout",
+        key="builder_layout",
+        icon=":material/account_tree:",
+        on_click=bs.act_layout,
+        disabled=locked,
+        width="stretch",
+        help="Arrange the nodes left to right by depth",
+    )
+
+with canvas_col:
+    streamlit_flow(
+        st.session_state[bs.CANVAS_KEY],
+        st.session_state[bs.FLOW],
+        height=560,
+        fit_view=True,
+        show_controls=True,
+        show_minimap=False,
+        allow_new_edges=not locked,
+        enable_node_menu=not locked,
+        enable_edge_menu=not locked,
+        get_node_on_click=True,
+        get_edge_on_click=True,
+        hide_watermark=True,
+    )
+    st.caption(
+        "Drag from a node's right handle to another node to connect them · click a node or an edge to edit it · "
+        "right-click a node or an edge to delete it."
+    )
+    if problems:
+        st.error(
+            f"**{len(problems)} problem{'s' if len(problems) != 1 else ''}**"
+            + (" (nodes outlined in red on the canvas)" if bd.problem_nodes(problems) else "")
+            + ":\n"
+            + "\n".join(f"- **{md_escape(p.where)}**: {md_escape(p.message)}" for p in problems),
+            icon=":material/error:",
+        )
+    else:
+        n_nodes, n_edges = len(doc.get("nodes", [])), len(doc.get("edges", []))
+        st.success(f"Valid — {n_nodes} nodes, {n_edges} edges. Ready to run.", icon=":material/check_circle:")
+
+with side_col:
+    with st.container(border=True):
+        sel = bs.selected()
+        node = bd.find_node(doc, sel["id"]) if sel and sel["kind"] == "node" else None
+        edge = (
+            bd.find_edge(doc, sel["source"], sel["target"], sel.get("when")) if sel and sel["kind"] == "edge" else None
+        )
+        if node is not None:
+            forms.node_form(node, disabled=locked)
+        elif edge is not None:
+            forms.edge_form(edge, disabled=locked)
+        else:
+            st.markdown("#### Inspector")
+            st.caption(
+                "Click a node or an edge on the canvas to edit it here. New nodes from the palette are added after the selected node."
+            )
+            names = [n["id"] for n in doc.get("nodes", [])]
+            st.selectbox(
+                "Or pick a node",
+                names,
+                index=None,
+                key="builder_pick_node",
+                placeholder="node id",
+                on_change=lambda: (
+                    st.session_state.__setitem__(
+                        bs.SELECTED, {"kind": "node", "id": st.session_state["builder_pick_node"]}
+                    )
+                    if st.session_state.get("builder_pick_node")
+                    else None
+                ),
+            )
+    with st.expander("Workflow settings", icon=":material/tune:"):
+        forms.settings_form(disabled=locked)
+    with st.expander(f"Inputs ({len(doc.get('inputs') or {})})", icon=":material/input:"):
+        forms.inputs_form(disabled=locked)
+    with st.expander("Version history", icon=":material/history:", expanded=locked):
+        forms.versions_panel(viewing=viewing)

@@ -1,0 +1,304 @@
+"""History: every run, filtered by workflow, status and date; one run's detail
+(a Gantt chart of its node executions, per-node inputs and outputs, tool calls,
+tokens), resume, compare with another run of the same workflow, delete.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from engine.errors import EngineError
+from engine.runtime import RESUMABLE, RunInfo
+from engine.store import NodeExecutionRow, RunRow
+from ui.nav import HISTORY_FOCUS as FOCUS
+from ui.history_parts import (
+    RUN_ICONS,
+    compare_frame,
+    gantt_chart,
+    gantt_frame,
+    in_dates,
+    last_by_node,
+    node_status,
+    runs_frame,
+)
+from ui.nav import RUN_ID, watch_run
+from ui.run_parts import (
+    NODE_ICONS,
+    badge,
+    duration,
+    elapsed_s,
+    error_block,
+    folded_view,
+    forget_view,
+    render_log,
+    render_memory,
+    render_outcome,
+    render_tokens,
+    render_tool_calls,
+    value_block,
+    when,
+)
+from ui.runtime import get_runtime
+from ui.text import md_escape
+
+WORKFLOW, STATUS, DATES = "history_workflow", "history_status", "history_dates"
+PICK, TABLE, TABLE_IDS = "history_run", "history_table", "history_table_ids"
+CONFIRM = "history_confirm_delete"  # the run id awaiting delete confirmation
+COMPARE = "history_compare"
+VIEWS = "history_views"
+STATUSES = ["running", "completed", "failed", "cancelled", "interrupted"]
+MAX_RUNS, MAX_EXECUTIONS = 500, 200
+
+runtime = get_runtime()
+store = runtime.store
+
+
+def take_focus() -> None:
+    """A run sent here by another page: clear the filters so it shows, and select it."""
+    focus = st.session_state.pop(FOCUS, None)
+    if focus:
+        for key in (WORKFLOW, STATUS, DATES):  # widgets come back with their defaults: no filter
+            st.session_state.pop(key, None)
+        st.session_state[PICK] = focus
+
+
+def run_label(run: RunRow) -> str:
+    return f"{run.status} · {when(run.created_at)} · v{run.workflow_version} · {run.run_id[:8]}"
+
+
+def filtered_runs() -> list[RunRow]:
+    workflows = {w.id: w.name for w in store.list_workflows(include_archived=True)}
+    cols = st.columns([2, 1.3, 1.7])
+    workflow_id = cols[0].selectbox(
+        "Workflow",
+        list(workflows),
+        key=WORKFLOW,
+        index=None,
+        placeholder="All workflows",
+        format_func=lambda i: workflows.get(i, i),
+    )
+    status = cols[1].selectbox("Status", STATUSES, key=STATUS, index=None, placeholder="Any status")
+    dates = cols[2].date_input("Started between", value=(), key=DATES, format="YYYY-MM-DD")
+    runs = store.list_runs(limit=MAX_RUNS, status=status, workflow_id=workflow_id)
+    return in_dates(runs, list(dates) if isinstance(dates, (tuple, list)) else [dates])
+
+
+def _table_selected() -> None:
+    rows = st.session_state[TABLE].selection.rows
+    ids = st.session_state.get(TABLE_IDS, [])
+    if rows and rows[0] < len(ids):
+        st.session_state[PICK] = ids[rows[0]]
+        st.session_state.pop(CONFIRM, None)
+
+
+def runs_table(runs: list[RunRow]) -> str:
+    """The table and the run picker; returns the chosen run id."""
+    ids = [r.run_id for r in runs]
+    st.session_state[TABLE_IDS] = ids
+    st.dataframe(
+        runs_frame(runs),
+        key=TABLE,
+        on_select=_table_selected,
+        selection_mode="single-row",
+        hide_index=True,
+        width="stretch",
+        height=min(38 + 35 * len(runs), 300),
+        column_config={"started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss")},
+    )
+    if st.session_state.get(PICK) not in ids:
+        st.session_state[PICK] = ids[0]
+    labels = {r.run_id: f"{RUN_ICONS.get(r.status, '⚪')} {r.workflow_name} · {run_label(r)}" for r in runs}
+    return st.selectbox(
+        "Run",
+        ids,
+        key=PICK,
+        format_func=lambda i: labels.get(i, i),
+        on_change=lambda: st.session_state.pop(CONFIRM, None),
+    )
+
+
+def actions(run: RunRow, info: RunInfo) -> None:
+    cols = st.columns(4)
+    live = info.status == "running"
+    if cols[0].button(
+        "Watch live" if live else "Open in Run page",
+        key="history_watch",
+        icon=":material/play_circle:",
+        width="stretch",
+    ):
+        watch_run(run.run_id)
+    if cols[1].button(
+        "Resume",
+        key="history_resume",
+        icon=":material/replay:",
+        disabled=info.status not in RESUMABLE,
+        width="stretch",
+        help="Continue an interrupted or failed run from its last finished nodes",
+    ):
+        try:
+            runtime.resume(run.run_id)
+        except EngineError as exc:
+            error_block("Could not resume this run.", exc)
+        else:
+            forget_view(run.run_id, VIEWS, "run_views")
+            watch_run(run.run_id)
+    if cols[2].button("Delete…", key="history_delete", icon=":material/delete:", disabled=live, width="stretch"):
+        st.session_state[CONFIRM] = run.run_id
+    if st.session_state.get(CONFIRM) == run.run_id:
+        confirm_delete(run)
+
+
+def confirm_delete(run: RunRow) -> None:
+    with st.container(border=True):
+        st.warning(
+            f"Delete run `{run.run_id[:8]}` of **{md_escape(run.workflow_name)}** with its events and node records? "
+            "This cannot be undone."
+        )
+        yes, no = st.columns(2)
+        if yes.button("Yes, delete it", key="history_delete_yes", type="primary", width="stretch"):
+            deleted = store.delete_run(run.run_id)
+            st.session_state.pop(CONFIRM, None)
+            forget_view(run.run_id, VIEWS, "run_views")
+            if st.session_state.get(RUN_ID) == run.run_id:
+                st.session_state.pop(RUN_ID, None)
+            st.session_state.pop(PICK, None)
+            st.toast("Run deleted." if deleted else "The run could not be deleted (it is running or already gone).")
+            st.rerun()
+        if no.button("Keep it", key="history_delete_no", width="stretch"):
+            st.session_state.pop(CONFIRM, None)
+            st.rerun()
+
+
+def summary(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow], view: Any) -> None:
+    st.markdown(
+        f"{badge(info.status)} **{md_escape(run.workflow_name)}** · version {run.workflow_version} · `{run.run_id}`"
+    )
+    st.caption(
+        f"Started {when(run.created_at)}" + (f" · finished {when(info.finished_at)}" if info.finished_at else "")
+    )
+    cols = st.columns(4)
+    cols[0].metric("Duration", duration(elapsed_s(view, info)))
+    cols[1].metric("Node executions", len(executions))
+    cols[2].metric("Tool calls", len(view.tool_calls))
+    cols[3].metric("Resumed", f"{run.resumed}×")
+    if info.status == "running":
+        st.info("This run is still running; **Watch live** follows it as it happens.")
+
+
+def timeline(run: RunRow, executions: list[NodeExecutionRow]) -> None:
+    frame, unit = gantt_frame(executions, run_start=run.started_at or run.created_at)
+    if frame.empty:
+        st.caption("No node has run yet.")
+        return
+    st.altair_chart(gantt_chart(frame, unit), width="stretch")
+
+
+def nodes(executions: list[NodeExecutionRow]) -> None:
+    if not executions:
+        st.caption("No node executions recorded.")
+        return
+    if len(executions) > MAX_EXECUTIONS:
+        st.caption(f"Showing the first {MAX_EXECUTIONS} of {len(executions)} executions.")
+    for row in executions[:MAX_EXECUTIONS]:
+        status = node_status(row)
+        took = f" · {row.duration_ms:.1f} ms" if row.duration_ms is not None else ""
+        label = f"{NODE_ICONS.get(status, '⚪')} {row.node_id} · execution {row.execution} · {status}{took}"
+        with st.expander(label):
+            left, right = st.columns(2)
+            with left:
+                st.markdown("**Input**")
+                if row.input is not None:
+                    value_block(row.input)
+                else:
+                    st.caption("(not recorded for this node type)")
+            with right:
+                st.markdown("**Output**")
+                value_block(row.output)
+            if row.error:
+                error_block("This execution failed.", row.error)
+
+
+def compare(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow]) -> None:
+    others = [r for r in store.list_runs(limit=100, workflow_id=run.workflow_id) if r.run_id != run.run_id]
+    if not others:
+        st.caption("No other run of this workflow to compare with.")
+        return
+    labels = {r.run_id: run_label(r) for r in others}
+    other_id = st.selectbox(
+        "Compare with",
+        list(labels),
+        key=COMPARE,
+        index=None,
+        placeholder="Choose another run of this workflow",
+        format_func=lambda i: labels.get(i, i),
+    )
+    other = store.get_run(other_id) if other_id else None
+    if other is None:
+        return
+    other_info = runtime.status(other.run_id) or info
+    other_execs = store.node_executions(other.run_id)
+    for col, r, i in zip(st.columns(2), (run, other), (info, other_info), strict=True):
+        with col:
+            st.markdown(f"**{'A' if r is run else 'B'}** {badge(i.status)} `{r.run_id[:8]}` · {when(r.created_at)}")
+            st.markdown("Inputs")
+            st.json(dict(r.inputs), expanded=True)
+            st.markdown("Result")
+            render_outcome(i)
+    st.markdown("**Per node** (A = this run, B = the other)")
+    st.dataframe(compare_frame(executions, other_execs), hide_index=True, width="stretch")
+    a_last, b_last = last_by_node(executions), last_by_node(other_execs)
+    for node in dict.fromkeys([*a_last, *b_last]):
+        with st.expander(f"Outputs of {node}"):
+            for col, rows in zip(st.columns(2), (a_last, b_last), strict=True):
+                with col:
+                    if node in rows:
+                        value_block(rows[node].output)
+                    else:
+                        st.caption("(did not run)")
+
+
+def detail(run_id: str) -> None:
+    run = store.get_run(run_id)
+    info = runtime.status(run_id)
+    if run is None or info is None:
+        st.info("That run is not in the store (yet).")
+        return
+    view = folded_view(runtime, run_id, state_key=VIEWS)
+    executions = store.node_executions(run_id)
+    summary(run, info, executions, view)
+    actions(run, info)
+    render_tokens(view, info)
+    tabs = st.tabs(["Timeline", "Nodes", "Tool calls", "Result & inputs", "Memory", "Log", "Compare"])
+    with tabs[0]:
+        timeline(run, executions)
+    with tabs[1]:
+        nodes(executions)
+    with tabs[2]:
+        render_tool_calls(view)
+    with tabs[3]:
+        render_outcome(info)
+        st.markdown("**Inputs**")
+        st.json(dict(run.inputs), expanded=True)
+    with tabs[4]:
+        render_memory(view)
+    with tabs[5]:
+        render_log(view)
+    with tabs[6]:
+        compare(run, info, executions)
+
+
+st.title("History")
+take_focus()
+runs = filtered_runs()
+if not runs:
+    st.info(
+        "No runs match these filters."
+        if store.count_runs()
+        else "No runs yet. Start one from **Home** or the **Builder**."
+    )
+    st.stop()
+chosen = runs_table(runs)
+st.divider()
+detail(chosen)

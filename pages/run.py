@@ -1,0 +1,209 @@
+"""Run (live): one run as it happens — the graph coloured by node status, progress,
+the agents' streamed tokens, tool calls, memory reads/writes, the log, cancel, the result.
+
+The live part is a fragment that reruns every half second while the run is
+running and reads only the events it has not seen (``runtime.events_since``),
+folding them into a ``RunView`` kept in the session per run id. When the run
+finishes the fragment asks for one full rerun, which redraws it without a timer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+from streamlit_flow import streamlit_flow
+
+from engine.runtime import RunInfo
+from ui import flow
+from ui.nav import RUN_ID, open_in_history
+from ui.run_parts import (
+    badge,
+    duration,
+    elapsed_s,
+    folded_view,
+    node_progress,
+    render_log,
+    render_memory,
+    render_outcome,
+    render_streams,
+    render_tokens,
+    render_tool_calls,
+    run_document,
+    when,
+)
+from ui.runtime import get_runtime
+from ui.status import RunView
+from ui.text import md_escape
+
+VIEWS = "run_views"  # run id -> RunView (folded events)
+DOCS = "run_docs"  # run id -> the workflow document it runs
+PICK = "run_pick"  # the run selector's widget key
+FLOW_KEY = "run_flow"  # the streamlit-flow component key (stable)
+FLOW_STATE = "run_flow_state"  # (signature of run id + node statuses, StreamlitFlowState)
+LINKED = "run_linked"  # the last ?run= value taken from (or written to) the address
+LIVE_EVERY_S = 0.5
+
+runtime = get_runtime()
+
+
+def _cancel(run_id: str) -> None:
+    if runtime.cancel(run_id):
+        st.toast("Cancelling the run…", icon=":material/stop_circle:")
+
+
+def _picked() -> None:
+    st.session_state[RUN_ID] = st.session_state[PICK]
+
+
+def _run_label(run_id: str, names: dict[str, str]) -> str:
+    return names.get(run_id) or f"{run_id[:8]}"
+
+
+def from_link() -> None:
+    """``?run=<id>`` in the address (a shared link or a reload) opens that run, once."""
+    wanted = st.query_params.get("run")
+    if wanted and wanted != st.session_state.get(LINKED):
+        st.session_state[LINKED] = wanted
+        if runtime.status(wanted) is not None:
+            st.session_state[RUN_ID] = wanted
+
+
+def choose_run() -> str | None:
+    """The run to show: the one another page sent us to, or one picked from recent runs."""
+    from_link()
+    current = st.session_state.get(RUN_ID)
+    recent = runtime.store.list_runs(limit=30)
+    names = {r.run_id: f"{r.workflow_name} · {r.status} · {when(r.created_at)} · {r.run_id[:8]}" for r in recent}
+    options = [r.run_id for r in recent]
+    if current and current not in names:
+        info = runtime.status(current)
+        if info is not None:
+            options.insert(0, current)
+            names[current] = f"{info.workflow_name} · {info.status} · {when(info.created_at)} · {current[:8]}"
+    if not options:
+        st.info("No runs yet. Start one from **Home** (a template's *Run* button) or from the **Builder**.")
+        st.stop()
+    if current in options and st.session_state.get(PICK) != current:
+        st.session_state[PICK] = current
+    st.selectbox(
+        "Run",
+        options,
+        key=PICK,
+        index=None,
+        placeholder="Choose a run to watch",
+        format_func=lambda rid: _run_label(rid, names),
+        on_change=_picked,
+        label_visibility="collapsed",
+    )
+    chosen = st.session_state.get(RUN_ID) if st.session_state.get(RUN_ID) in options else None
+    if chosen is not None and st.query_params.get("run") != chosen:
+        st.query_params["run"] = st.session_state[LINKED] = chosen
+    elif chosen is None and "run" in st.query_params:
+        del st.query_params["run"]
+    return chosen
+
+
+def document_for(run_id: str, info: RunInfo) -> dict[str, Any] | None:
+    docs: dict[str, Any] = st.session_state.setdefault(DOCS, {})
+    if docs.get(run_id) is None:
+        docs[run_id] = run_document(runtime, run_id, info)
+    return docs[run_id]
+
+
+def draw_graph(run_id: str, doc: dict[str, Any], view: RunView) -> None:
+    """The read-only graph; its state is rebuilt (and its timestamp bumped) only when a status changes."""
+    statuses = {n["id"]: view.node_status.get(n["id"], "pending") for n in doc.get("nodes", [])}
+    signature = (run_id, tuple(statuses.items()))
+    saved = st.session_state.get(FLOW_STATE)
+    if saved is None or saved[0] != signature:
+        state = flow.to_state(doc, statuses=statuses, editable=False)
+        if saved is not None:
+            state.timestamp = max(state.timestamp, saved[1].timestamp + 1)
+        st.session_state[FLOW_STATE] = saved = (signature, state)
+    ys = [float(n.position["y"]) for n in saved[1].nodes] or [0.0]
+    height = int(min(520, max(240, max(ys) - min(ys) + 220)))
+    streamlit_flow(
+        FLOW_KEY,
+        saved[1],
+        height=height,
+        fit_view=True,
+        show_controls=True,
+        allow_new_edges=False,
+        pan_on_drag=True,
+        allow_zoom=True,
+        hide_watermark=True,
+    )
+
+
+def live(run_id: str, doc: dict[str, Any] | None, ticking: bool) -> None:
+    """Everything that changes while the run runs (the fragment's body)."""
+    info = runtime.status(run_id)  # before the events: a finished status means every event is in
+    if info is None:
+        st.info("This run no longer exists.")
+        return
+    view = folded_view(runtime, run_id, state_key=VIEWS)
+    if ticking and info.finished:
+        st.rerun()  # one full rerun redraws the page without the timer
+    node_ids = [n["id"] for n in doc.get("nodes", [])] if doc else list(view.node_status)
+    labels = {n["id"]: n.get("label") or n["id"] for n in doc.get("nodes", [])} if doc else {}
+    done, total = node_progress(view, node_ids, completed=info.status == "completed")
+
+    top = st.columns([1.1, 4, 1.4, 1.3], vertical_alignment="center")
+    top[0].markdown(badge(info.status))
+    top[1].progress(done / total if total else 0.0, text=f"{done} of {total} nodes finished")
+    top[2].markdown(f":material/timer: {duration(elapsed_s(view, info))}")
+    top[3].button(
+        "Cancel run",
+        key="run_cancel",
+        icon=":material/stop_circle:",
+        disabled=info.finished,
+        on_click=_cancel,
+        args=(run_id,),
+        width="stretch",
+    )
+
+    graph_col, stream_col = st.columns([3, 2])
+    with graph_col:
+        if doc:
+            draw_graph(run_id, doc, view)
+        else:
+            st.warning("The workflow document of this run is not in the store, so its graph cannot be drawn.")
+    with stream_col:
+        st.markdown("**Model output**")
+        with st.container(height=360, border=False):
+            render_streams(view, labels)
+
+    render_tokens(view, info)
+    result, calls, memory, log, inputs = st.tabs(["Result", "Tool calls", "Memory", "Log", "Inputs"])
+    with result:
+        render_outcome(info)
+    with calls:
+        render_tool_calls(view)
+    with memory:
+        render_memory(view)
+    with log:
+        render_log(view)
+    with inputs:
+        st.json(info.inputs, expanded=True)
+
+
+st.title("Run")
+run_id = choose_run()
+if run_id is None:
+    st.info("Choose a run above to watch it.")
+    st.stop()
+info = runtime.status(run_id)
+if info is None:
+    st.session_state.pop(RUN_ID, None)
+    st.info("That run no longer exists (it may have been deleted). Choose another one.")
+    st.stop()
+
+head, to_history = st.columns([5, 1], vertical_alignment="bottom")
+head.subheader(md_escape(info.workflow_name))
+head.caption(f"Run `{run_id}` · started {when(info.created_at)}")
+if to_history.button("Open in History", key="run_to_history", icon=":material/history:", disabled=not info.finished):
+    open_in_history(run_id)
+
+ticking = info.status == "running"
+st.fragment(run_every=LIVE_EVERY_S if ticking else None)(live)(run_id, document_for(run_id, info), ticking)

@@ -1,0 +1,540 @@
+"""The Builder page: open, edit through the canvas and the side panel, validate live,
+save versions, import/export, run.
+
+AppTest sees the streamlit-flow canvas as an unknown element; a user event on
+it is faked by setting the component's session-state entry to the state dict
+the browser would send.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine.runtime import Runtime
+from ui import builder_doc as bd
+from ui.builder_forms import collect_inputs
+from ui.nav import BUILDER_DOC, BUILDER_SOURCE, RUN_ID
+from ui.runtime import get_runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(autouse=True)
+def runtime() -> Iterator[Runtime]:
+    """A runtime of this test's own (DATA_DIR differs per test); the pages share it through the cache."""
+    get_runtime.clear()
+    rt = get_runtime()
+    yield rt
+    rt.shutdown(timeout=10)
+    get_runtime.clear()
+
+
+def example(name: str) -> dict[str, Any]:
+    return json.loads((EXAMPLES / name).read_text())
+
+
+def builder(doc: dict[str, Any] | None = None, source: str = "example:test.json") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    if doc is not None:
+        at.session_state[BUILDER_DOC] = doc
+        at.session_state[BUILDER_SOURCE] = source
+    at.run()
+    at.switch_page("pages/builder.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def current(at: AppTest) -> dict[str, Any]:
+    return at.session_state[BUILDER_DOC]
+
+
+def button(at: AppTest, label: str) -> Any:
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r} among {[b.label for b in at.button]}"
+    return found[0]
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(str(e.value) for e in [*at.markdown, *at.caption, *at.success, *at.info, *at.warning, *at.error])
+
+
+def canvas_state(at: AppTest) -> dict[str, Any]:
+    """What the browser would send back: the drawn nodes and edges."""
+    flow = at.session_state["builder_flow"]
+    return {"nodes": [n.asdict() for n in flow.nodes], "edges": [e.asdict() for e in flow.edges], "selectedId": None}
+
+
+def canvas_event(at: AppTest, state: dict[str, Any], selected: str | None = None) -> AppTest:
+    event = copy.deepcopy(state)
+    event["selectedId"] = selected
+    event["timestamp"] = int(time.time() * 1000) + 1000
+    at.session_state[at.session_state["builder_canvas_key"]] = event
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def click(at: AppTest, node_or_edge: str) -> AppTest:
+    return canvas_event(at, canvas_state(at), selected=node_or_edge)
+
+
+def fkey(at: AppTest, *parts: str) -> str:
+    """The key of a side-panel widget in the current form epoch (ui.builder_state.fkey)."""
+    return f"builder_form.{at.session_state['builder_forms_epoch']}." + ".".join(parts)
+
+
+def node(doc: dict[str, Any], node_id: str) -> dict[str, Any]:
+    found = bd.find_node(doc, node_id)
+    assert found is not None, node_id
+    return found
+
+
+# --- opening ------------------------------------------------------------------------------------------------
+
+
+def test_loads_with_a_new_valid_workflow() -> None:
+    at = builder()
+    doc = current(at)
+    assert [n["type"] for n in doc["nodes"]] == ["input", "output"]
+    assert any(s.value.startswith("Valid") for s in at.success)
+    assert [n.id for n in at.session_state["builder_flow"].nodes] == ["start", "result"]
+    assert {"Open", "New", "Save", "Duplicate", "Delete", "Layout"} <= {b.label for b in at.button}
+    assert at.download_button(key="builder_export")
+
+
+def test_open_an_example_from_the_selector() -> None:
+    at = builder()
+    at.selectbox(key="builder_open_choice").select("example:triage_branch.json").run()
+    button(at, "Open").click().run()
+    assert not at.exception
+    doc = current(at)
+    assert doc["name"] == "Ticket triage"
+    assert at.session_state[BUILDER_SOURCE] == "example:triage_branch.json"
+    assert {n.id for n in at.session_state["builder_flow"].nodes} == {"start", "route", "escalate", "reply", "result"}
+    assert any(s.value.startswith("Valid") for s in at.success)
+
+
+def test_home_open_in_builder_is_drawn() -> None:
+    """ui.nav.open_in_builder sets the document and drops the canvas: the page redraws it."""
+    at = builder(example("calculator_agent.json"))
+    assert {n.id for n in at.session_state["builder_flow"].nodes} == {"start", "solver", "answer"}
+
+
+# --- validation ---------------------------------------------------------------------------------------------
+
+
+def broken() -> dict[str, Any]:
+    doc = example("triage_branch.json")
+    doc["edges"][2].pop("when")  # route -> reply without when
+    node(doc, "escalate")["config"]["template"] = "{{ nodes.nowhere.output }}"
+    doc["nodes"].append({"id": "stray", "type": "tool", "config": {"tool": "no_such_tool"}})
+    return doc
+
+
+def test_validation_lists_every_problem_then_valid_once_fixed() -> None:
+    at = builder(broken())
+    errors = "\n".join(e.value for e in at.error)
+    assert "3 problems" in errors or "4 problems" in errors
+    assert "route \\-\\> reply" in errors and "when" in errors  # the edge, escaped for Markdown
+    assert "nowhere" in errors and "escalate" in errors
+    assert "stray" in errors and "no\\_such\\_tool" in errors
+    assert not any(s.value.startswith("Valid") for s in at.success)
+    assert any(":red-badge[" in m.value for m in at.markdown)
+    # problem nodes are outlined on the canvas
+    styles = {n.id: n.style for n in at.session_state["builder_flow"].nodes}
+    assert "dashed" in styles["stray"]["border"] and "dashed" not in styles["start"]["border"]
+
+    at.session_state[BUILDER_DOC] = example("triage_branch.json")
+    at.run()
+    assert not at.error
+    assert any(s.value.startswith("Valid") for s in at.success)
+
+
+# --- the side panel -----------------------------------------------------------------------------------------
+
+
+def test_change_the_agent_prompt_through_the_form() -> None:
+    at = builder(example("calculator_agent.json"))
+    click(at, "solver")
+    prompt = at.text_area(key=fkey(at, "solver", "prompt"))
+    assert prompt.value == "{{ inputs.question }}"
+    prompt.input("Solve step by step: {{ inputs.question }}").run()
+    assert node(current(at), "solver")["config"]["prompt"] == "Solve step by step: {{ inputs.question }}"
+    at.text_input(key=fkey(at, "solver", "label")).input("Math solver").run()
+    assert node(current(at), "solver")["label"] == "Math solver"
+    flow_node = next(n for n in at.session_state["builder_flow"].nodes if n.id == "solver")
+    assert "Math solver" in flow_node.data["content"], "the canvas is redrawn with the new label"
+    at.number_input(key=fkey(at, "solver", "temperature")).set_value(0.3).run()
+    at.number_input(key=fkey(at, "solver", "attempts")).set_value(3).run()
+    at.toggle(key=fkey(at, "solver", "memory_on")).set_value(True).run()
+    solver = node(current(at), "solver")
+    assert solver["config"]["temperature"] == 0.3 and solver["retry"]["attempts"] == 3
+    assert solver["config"]["memory"] == {"agent_id": "solver", "short_term": True, "recall": 0, "save": True}
+    assert not at.exception
+
+
+def test_tool_node_args_are_validated_json_and_schema_is_shown() -> None:
+    at = builder()
+    button(at, "🛠️ Tool").click().run()
+    tool_id = at.session_state["builder_selected"]["id"]
+    assert node(current(at), tool_id)["type"] == "tool"
+    assert "required" in texts(at), "the tool's parameters are listed"
+    args = at.text_area(key=fkey(at, tool_id, "args"))
+    args.input("{not json").run()
+    assert any("Not valid JSON" in e.value for e in at.error)
+    before = node(current(at), tool_id)["config"]["args"]
+    assert before != "{not json"
+    at.text_area(key=fkey(at, tool_id, "args")).input('{"path": "notes.md"}').run()
+    assert node(current(at), tool_id)["config"]["args"] == {"path": "notes.md"}
+
+
+def test_rename_a_node_rewrites_edges_and_references() -> None:
+    at = builder(example("calculator_agent.json"))
+    click(at, "solver")
+    at.text_input(key=fkey(at, "solver", "id")).input("math").run()
+    doc = current(at)
+    assert bd.find_node(doc, "solver") is None and node(doc, "math")["type"] == "agent"
+    assert {"source": "math", "target": "answer"} in doc["edges"]
+    assert node(doc, "answer")["config"]["value"] == "{{ nodes.math.output }}"
+    assert at.session_state["builder_selected"] == {"kind": "node", "id": "math"}
+    assert any(s.value.startswith("Valid") for s in at.success)
+    at.text_input(key=fkey(at, "math", "id")).input("bad id").run()
+    assert any("Not renamed" in e.value for e in at.error)
+
+
+def test_add_nodes_of_every_type_from_the_palette() -> None:
+    at = builder()
+    click(at, "start")
+    button(at, "🤖 Agent").click().run()
+    doc = current(at)
+    assert node(doc, "agent_1")["config"]["prompt"].endswith("{{ nodes.start.output }}")
+    assert {"source": "start", "target": "agent_1"} in doc["edges"], "added after the selected node"
+    assert at.session_state["builder_selected"] == {"kind": "node", "id": "agent_1"}
+    assert "agent_1" in {n.id for n in at.session_state["builder_flow"].nodes}
+    for kind in ("Tool", "Transform", "Map", "Output", "Condition"):
+        button(at, next(b.label for b in at.button if b.label.endswith(kind))).click().run()
+        assert not at.exception
+    types = [n["type"] for n in current(at)["nodes"]]
+    assert {"agent", "tool", "transform", "map", "output", "condition"} <= set(types)
+    ids = [n["id"] for n in current(at)["nodes"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_set_an_edge_when_from_a_new_canvas_edge() -> None:
+    at = builder(example("triage_branch.json"))
+    state = canvas_state(at)
+    state["edges"].append({"id": "st-flow-edge_route-result", "source": "route", "target": "result"})
+    canvas_event(at, state, selected="st-flow-edge_route-result")
+    assert {"source": "route", "target": "result"} in current(at)["edges"]
+    assert at.session_state["builder_selected"]["kind"] == "edge"
+    assert any("needs" in e.value and "when" in e.value for e in at.error)
+    at.selectbox(key=fkey(at, "edge", "route", "result", "when")).select("false").run()
+    assert {"source": "route", "target": "result", "when": "false"} in current(at)["edges"]
+    assert any(s.value.startswith("Valid") for s in at.success)
+    labels = {e.id: e.label for e in at.session_state["builder_flow"].edges}
+    assert labels.get("route->result[false]") == "false"
+    # a custom value
+    at.selectbox(key=fkey(at, "edge", "route", "result", "when")).select("custom…").run()
+    at.text_input(key=fkey(at, "edge", "route", "result", "custom")).input("spam").run()
+    assert {"source": "route", "target": "result", "when": "spam"} in current(at)["edges"]
+    button(at, "Delete edge").click().run()
+    assert all(e["target"] != "result" or e["source"] != "route" for e in current(at)["edges"])
+
+
+# --- canvas edits -------------------------------------------------------------------------------------------
+
+
+def test_canvas_move_delete_and_connect_are_folded_into_the_document() -> None:
+    at = builder(example("calculator_agent.json"))
+    state = canvas_state(at)
+    next(n for n in state["nodes"] if n["id"] == "answer")["position"] = {"x": 500.0, "y": 80.0}
+    canvas_event(at, state)
+    assert node(current(at), "answer")["position"] == {"x": 500.0, "y": 80.0}
+
+    state = canvas_state(at)  # node menu "Delete Node": the node and its edges go
+    state["nodes"] = [n for n in state["nodes"] if n["id"] != "solver"]
+    state["edges"] = [e for e in state["edges"] if "solver" not in (e["source"], e["target"])]
+    canvas_event(at, state)
+    doc = current(at)
+    assert bd.find_node(doc, "solver") is None and all("solver" not in (e["source"], e["target"]) for e in doc["edges"])
+    assert any("answer" in e.value for e in at.error), "the now-broken reference and reachability are listed"
+
+    state = canvas_state(at)  # drag a new edge
+    state["edges"].append({"id": "st-flow-edge_start-answer", "source": "start", "target": "answer"})
+    canvas_event(at, state)
+    assert {"source": "start", "target": "answer"} in current(at)["edges"]
+
+
+def test_a_replayed_canvas_value_does_not_undo_python_changes() -> None:
+    at = builder()
+    click(at, "start")  # the component now holds a value
+    button(at, "🔧 Transform").click().run()
+    at.run()  # the same (older) component value is still there: it must not drop the new node
+    assert bd.find_node(current(at), "transform_1") is not None
+
+
+def test_auto_layout_positions_by_depth() -> None:
+    doc = example("calculator_agent.json")
+    for n in doc["nodes"]:
+        n["position"] = {"x": 0, "y": 0}
+    at = builder(doc)
+    key = at.session_state["builder_canvas_key"]
+    button(at, "Layout").click().run()
+    assert at.session_state["builder_canvas_key"] != key, "a fresh canvas, so the view is fitted again"
+    xs = [node(current(at), i)["position"]["x"] for i in ("start", "solver", "answer")]
+    assert xs[0] < xs[1] < xs[2]
+
+
+# --- settings and inputs ------------------------------------------------------------------------------------
+
+
+def test_settings_and_inputs_editor() -> None:
+    at = builder()
+    at.text_input(key=fkey(at, "wf", "name")).input("Daily digest").run()
+    at.number_input(key=fkey(at, "wf", "max_iterations")).set_value(4).run()
+    doc = current(at)
+    assert doc["name"] == "Daily digest" and doc["settings"]["max_iterations"] == 4
+    button(at, "Add input").click().run()
+    assert "input_1" in current(at)["inputs"]
+    at.selectbox(key=fkey(at, "in", "input_1", "type")).select("integer").run()
+    at.checkbox(key=fkey(at, "in", "input_1", "required")).uncheck().run()
+    at.text_input(key=fkey(at, "in", "input_1", "default")).input("3").run()
+    assert current(at)["inputs"]["input_1"] == {"type": "integer", "description": "", "default": 3}
+    at.text_input(key=fkey(at, "in", "query", "name")).input("topic").run()
+    doc = current(at)
+    assert list(doc["inputs"]) == ["topic", "input_1"]
+    assert node(doc, "result")["config"]["value"] == "{{ inputs.topic }}", "references follow the rename"
+    assert any(s.value.startswith("Valid") for s in at.success)
+
+
+# --- save, versions, duplicate, delete ----------------------------------------------------------------------
+
+
+def test_save_makes_versions_only_when_something_changed(runtime: Runtime) -> None:
+    at = builder(example("calculator_agent.json"))
+    button(at, "Save").click().run()
+    assert any("Saved as version 1" in s.value for s in at.success)
+    row = runtime.store.find_workflow("Calculator agent")
+    assert row is not None and row.latest_version == 1
+    assert at.session_state[BUILDER_SOURCE] == f"saved:{row.id}"
+
+    button(at, "Save").click().run()
+    assert any("No changes" in i.value for i in at.info)
+    assert len(runtime.store.workflow_versions(row.id)) == 1
+
+    click(at, "solver")
+    at.text_area(key=fkey(at, "solver", "prompt")).input("Compute: {{ inputs.question }}").run()
+    assert any("unsaved changes" in m.value for m in at.markdown)
+    button(at, "Save").click().run()
+    assert any("Saved as version 2" in s.value for s in at.success)
+    versions = runtime.store.workflow_versions(row.id)
+    assert [v.version for v in versions] == [1, 2]
+    assert node(versions[1].document, "solver")["config"]["prompt"] == "Compute: {{ inputs.question }}"
+
+    # history: view v1 read-only, then open it as a copy
+    assert at.button(key="builder_ver_view_2").disabled, "the latest version is the one open"
+    at.button(key="builder_ver_view_1").click().run()
+    assert at.session_state["builder_readonly"] == 1
+    assert node(current(at), "solver")["config"]["prompt"] == "{{ inputs.question }}"
+    assert any(":violet-badge[version 1 · read-only]" in m.value for m in at.markdown)
+    assert button(at, "Save").disabled and button(at, "🤖 Agent").disabled
+    click(at, "solver")
+    assert at.text_area(key=fkey(at, "solver", "prompt")).disabled
+    button(at, "Edit as a copy").click().run()
+    assert at.session_state["builder_readonly"] is None
+    assert current(at)["name"] == "Calculator agent (v1 copy)"
+
+
+def test_save_is_refused_while_invalid() -> None:
+    at = builder(broken())
+    assert button(at, "Save").disabled
+
+
+def test_duplicate_and_delete_with_confirmation(runtime: Runtime) -> None:
+    at = builder(example("calculator_agent.json"))
+    button(at, "Save").click().run()
+    wid = runtime.store.find_workflow("Calculator agent").id
+    button(at, "Duplicate").click().run()
+    assert current(at)["name"] == "Calculator agent (copy)"
+    assert at.session_state[BUILDER_SOURCE] == "new"
+    assert button(at, "Delete").disabled, "the copy is not saved yet"
+
+    assert "Calculator agent · v1" in at.selectbox(key="builder_open_choice").options
+    at.selectbox(key="builder_open_choice").select(f"saved:{wid}").run()
+    button(at, "Open").click().run()
+    assert at.session_state[BUILDER_SOURCE] == f"saved:{wid}"
+    button(at, "Delete").click().run()
+    assert any("Delete “Calculator agent”?" in w.value for w in at.warning)
+    button(at, "Cancel").click().run()
+    assert runtime.store.find_workflow("Calculator agent").archived is False
+    button(at, "Delete").click().run()
+    button(at, "Yes, delete").click().run()
+    assert runtime.store.find_workflow("Calculator agent").archived is True
+    assert "Calculator agent · v1" not in at.selectbox(key="builder_open_choice").options
+
+
+# --- import / export ----------------------------------------------------------------------------------------
+
+
+def test_import_json_and_yaml_through_the_uploader() -> None:
+    at = builder()
+    data = (EXAMPLES / "parallel_summaries.json").read_bytes()
+    at.file_uploader[0].upload("summaries.json", data, "application/json").run()
+    assert not at.exception
+    assert current(at)["name"] == "Parallel summariser"
+    assert at.session_state[BUILDER_SOURCE] == "import"
+    assert any("Imported summaries" in s.value for s in at.success)
+
+    import yaml
+
+    text = yaml.safe_dump(example("calculator_agent.json")).encode()
+    at.file_uploader[0].upload("calc.yaml", text, "application/yaml").run()
+    assert current(at)["name"] == "Calculator agent"
+
+    at.file_uploader[0].upload("broken.json", b"{oops", "application/json").run()
+    assert any("Import failed" in e.value and "not valid JSON" in e.value for e in at.error)
+    assert current(at)["name"] == "Calculator agent", "a failed import keeps the open workflow"
+
+
+def test_export_produces_the_document() -> None:
+    doc = example("write_critique_loop.json")
+    at = builder(doc)
+    exported = at.download_button(key="builder_export")
+    assert exported.proto.url, "the JSON is served for download"
+    assert json.loads(bd.export_json(current(at))) == doc
+    assert bd.file_name(doc).endswith(".json")
+
+
+# --- run ----------------------------------------------------------------------------------------------------
+
+
+def test_run_submits_the_inputs_and_opens_the_run_page(runtime: Runtime) -> None:
+    at = builder()
+    field = next(t for t in at.text_area if t.label.startswith("query"))
+    field.input("what is new in streamlit")
+    button(at, "Start run").click().run()
+    run_id = at.session_state[RUN_ID]
+    row = runtime.store.get_run(run_id)
+    assert row is not None and row.inputs == {"query": "what is new in streamlit"}
+    assert runtime.wait(run_id, timeout=30).status == "completed"
+    assert not any(t.label.startswith("query") for t in at.text_area), "the Run page is shown"
+
+
+def test_run_lists_every_input_problem() -> None:
+    doc = example("triage_branch.json")
+    doc["inputs"]["ticket"].pop("default")
+    doc["inputs"]["extra"] = {"type": "object"}
+    at = builder(doc)
+    at.text_area(key=next(k for k in at.session_state if str(k).startswith("builder_run_extra_"))).input("[1, 2]")
+    button(at, "Start run").click().run()
+    errors = "\n".join(e.value for e in at.error)
+    assert "extra" in errors and "must be an object" in errors
+    assert RUN_ID not in at.session_state
+
+
+# --- safety -------------------------------------------------------------------------------------------------
+
+
+def test_user_text_is_shown_escaped() -> None:
+    hostile = "<img src=x onerror=alert(1)> ![x](http://127.0.0.1:9/x.png)"
+    doc = example("calculator_agent.json")
+    doc["name"] = hostile
+    node(doc, "solver")["label"] = hostile
+    at = builder(doc)
+    click(at, "solver")
+    shown = [m.value for m in [*at.markdown, *at.caption]]
+    assert any("\\<img" in v for v in shown) and not any("<img" in v.replace("\\<img", "") for v in shown)
+    assert not any("![x]" in v for v in shown)
+    content = next(n for n in at.session_state["builder_flow"].nodes if n.id == "solver").data["content"]
+    assert "<img" not in content.replace("\\<img", "")
+
+
+def test_restore_an_old_version_as_latest(runtime: Runtime) -> None:
+    at = builder(example("calculator_agent.json"))
+    button(at, "Save").click().run()
+    at.text_area(key=fkey(at, "wf", "description")).input("changed").run()
+    button(at, "Save").click().run()
+    at.button(key="builder_ver_view_1").click().run()
+    button(at, "Restore as latest").click().run()
+    assert any("Restored version 1 as version 3" in s.value for s in at.success)
+    row = runtime.store.find_workflow("Calculator agent")
+    assert row.latest_version == 3 and at.session_state["builder_readonly"] is None
+    assert (
+        runtime.store.get_workflow(row.id)[1].document["description"] == example("calculator_agent.json")["description"]
+    )
+
+
+def _spurious_callbacks() -> None:
+    import streamlit as st
+
+    from ui import builder_forms as forms
+    from ui.nav import BUILDER_DOC
+
+    st.session_state[BUILDER_DOC] = {
+        "inputs": {},
+        "nodes": [{"id": "a", "type": "agent", "label": "A", "config": {"prompt": "p"}}],
+    }
+    forms._on_node("a", "builder_form.9.a.label", forms._top("label"))
+    forms._on_node("a", "builder_form.9.a.prompt", forms._cfg("prompt", optional=False))
+    forms._rename("a", "builder_form.9.a.id")
+    forms._on_doc("builder_form.9.wf.name", lambda d, v: d.__setitem__("name", v))
+    st.session_state["result"] = st.session_state[BUILDER_DOC]
+
+
+def test_callbacks_without_a_widget_value_change_nothing() -> None:
+    """Interrupted reruns (quick clicks) can fire on_change for widgets whose value is gone."""
+    at = AppTest.from_function(_spurious_callbacks).run()
+    assert not at.exception, at.exception
+    assert at.session_state["result"] == {
+        "inputs": {},
+        "nodes": [{"id": "a", "type": "agent", "label": "A", "config": {"prompt": "p"}}],
+    }
+
+
+# --- the document helpers -----------------------------------------------------------------------------------
+
+
+def test_rename_rewrites_only_whole_references() -> None:
+    doc = bd.new_document()
+    doc["nodes"].append(
+        {
+            "id": "a",
+            "type": "transform",
+            "config": {"expression": "nodes.a_b.output ~ nodes.a.output ~ nodes['a'].output ~ mynodes.a"},
+        }
+    )
+    doc["nodes"].append({"id": "a_b", "type": "transform", "config": {"template": "{{ nodes.a.output }}"}})
+    count = bd.rename_node(doc, "a", "x-y")
+    assert count == 3
+    assert (
+        node(doc, "x-y")["config"]["expression"]
+        == "nodes.a_b.output ~ nodes['x-y'].output ~ nodes['x-y'].output ~ mynodes.a"
+    )
+    assert node(doc, "a_b")["config"]["template"] == "{{ nodes['x-y'].output }}"
+    with pytest.raises(ValueError):
+        bd.rename_node(doc, "x-y", "a_b")
+
+
+def test_parse_document_and_collect_inputs() -> None:
+    with pytest.raises(ValueError, match="must hold one JSON object"):
+        bd.parse_document(b"[1]", "x.json")
+    with pytest.raises(ValueError, match="not UTF-8"):
+        bd.parse_document(b"\xff\xfe{", "x.json")
+    inputs = {
+        "n": {"type": "integer"},
+        "o": {"type": "object", "default": {}},
+        "s": {"type": "string", "default": None},
+        "b": {"type": "boolean"},
+    }
+    values, errors = collect_inputs(inputs, {"n": 3, "o": "[1]", "s": "", "b": True})
+    assert values == {"n": 3, "b": True} and [p.where for p in errors] == ["input 'o'"]

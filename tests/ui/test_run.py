@@ -1,0 +1,246 @@
+"""The Run page: a finished run's graph, result, tool calls and tokens; a live run and cancel;
+model output shown as text, never as HTML, links or images."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine.runtime import Runtime
+from tests.fake_openai import FakeOpenAIServer
+from ui.nav import RUN_ID
+from ui.runtime import get_runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+CALCULATOR = str(ROOT / "examples" / "calculator_agent.json")
+HOSTILE = (
+    "Hi <img src=x onerror=alert(1)> and <script>alert(1)</script> and ![x](http://127.0.0.1:9/x.png) "
+    "[click](javascript:alert(1))"
+)
+
+
+@pytest.fixture(autouse=True)
+def runtime() -> Iterator[Runtime]:
+    """A runtime of this test's own (DATA_DIR differs per test); the pages share it through the cache."""
+    get_runtime.clear()
+    rt = get_runtime()
+    yield rt
+    rt.shutdown(timeout=10)
+    get_runtime.clear()
+
+
+def run_page(run_id: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    if run_id is not None:
+        at.session_state[RUN_ID] = run_id
+    at.run()
+    at.switch_page("pages/run.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def rerun_until(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 20) -> AppTest:
+    """AppTest does not tick ``run_every``: rerun (as the fragment would) until ``done``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        at.run()
+        assert not at.exception, at.exception
+        if done(at) or time.monotonic() > deadline:
+            return at
+        time.sleep(0.1)
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in [*at.markdown, *at.caption])
+
+
+def flow_statuses(at: AppTest) -> dict[str, str]:
+    """Node id -> the status written on its canvas node (the drawn state)."""
+    state = at.session_state["run_flow_state"][1]
+    out = {}
+    for node in state.nodes:
+        content = node.data["content"]
+        out[node.id] = content.rsplit("· ", 1)[1] if " · " in content else "pending"
+    return out
+
+
+def test_no_run_yet_says_how_to_start_one() -> None:
+    at = run_page()
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_completed_calculator_run_shows_graph_result_tools_and_tokens(runtime: Runtime) -> None:
+    run_id = runtime.submit(CALCULATOR)
+    assert runtime.wait(run_id, 20).status == "completed"
+    at = run_page(run_id)
+    text = markdown_text(at)
+    assert ":green-badge[completed]" in text
+    assert flow_statuses(at) == {"start": "succeeded", "solver": "succeeded", "answer": "succeeded"}
+    assert at.session_state["run_views"][run_id].node_status == {
+        "start": "succeeded",
+        "solver": "succeeded",
+        "answer": "succeeded",
+    }
+    progress = at.get("progress")[0]
+    assert progress.proto.value == 100 and "3 of 3 nodes finished" in progress.proto.text
+    assert any("84" in str(j.value) for j in at.json), "the result is in the JSON viewer"
+    assert "**answer**" in text, "each output has a section"
+    answer = runtime.status(run_id).result["answer"]
+    assert [t.value for t in at.text].count(answer) == 2, "the streamed text and the result, as plain text"
+    calls = at.dataframe[0].value
+    assert (
+        list(calls["tool"]) == ["calculator"]
+        and "(12 + 30) * 2" in calls["args"][0]
+        and calls["result / error"][0] == "84"
+    )
+    assert calls["ms"][0] is not None and calls["status"][0] == "ok"
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Prompt tokens"]) > 0 and int(metrics["Completion tokens"]) > 0
+    assert "answered by the offline model" in text
+    assert at.button(key="run_cancel").disabled
+
+
+def test_choosing_a_run_from_the_selector(runtime: Runtime) -> None:
+    run_id = runtime.submit(CALCULATOR)
+    runtime.wait(run_id, 20)
+    runtime.store.flush()
+    at = run_page()
+    assert any("Choose a run" in i.value for i in at.info)
+    at.selectbox(key="run_pick").select(run_id).run()
+    assert not at.exception
+    assert at.session_state[RUN_ID] == run_id
+    assert ":green-badge[completed]" in markdown_text(at)
+
+
+def test_live_run_shows_running_then_cancel_ends_it(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OFFLINE_TOKEN_DELAY_S", "0.2")
+    run_id = runtime.submit(CALCULATOR)
+    at = run_page(run_id)
+    at = rerun_until(at, lambda a: flow_statuses(a).get("solver") == "running")
+    assert ":blue-badge[running]" in markdown_text(at)
+    assert flow_statuses(at)["start"] == "succeeded"
+    first_ts = at.session_state["run_flow_state"][1].timestamp
+    cancel = at.button(key="run_cancel")
+    assert not cancel.disabled
+    cancel.click().run()
+    assert runtime.wait(run_id, 20).status == "cancelled"
+    at = rerun_until(at, lambda a: ":orange-badge[cancelled]" in markdown_text(a))
+    assert ":orange-badge[cancelled]" in markdown_text(at)
+    assert flow_statuses(at)["solver"] == "cancelled"
+    assert at.session_state["run_flow_state"][1].timestamp > first_ts, "a status change bumps the canvas timestamp"
+    assert at.button(key="run_cancel").disabled
+    assert any("cancelled" in w.value for w in at.warning)
+
+
+def test_streamed_tokens_are_read_incrementally(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OFFLINE_TOKEN_DELAY_S", "0.05")
+    run_id = runtime.submit(CALCULATOR)
+    at = run_page(run_id)
+    seen: list[int] = []
+    at = rerun_until(
+        at, lambda a: seen.append(a.session_state["run_views"][run_id].last_seq) or runtime.status(run_id).finished
+    )
+    at.run()
+    view = at.session_state["run_views"][run_id]
+    assert view.last_seq == len(runtime.store.events(run_id)) and seen == sorted(seen)
+    assert view.tokens["solver"] == runtime.status(run_id).result["answer"]
+
+
+def _hostile_workflow() -> dict[str, Any]:
+    return {
+        "format": "workflow/v1",
+        "name": "Hostile echo",
+        "inputs": {"q": {"type": "string", "default": "say it"}},
+        "nodes": [
+            {"id": "start", "type": "input"},
+            {"id": "bot", "type": "agent", "label": "<b>Bot</b>", "config": {"prompt": "{{ inputs.q }}"}},
+            {"id": "out", "type": "output", "config": {"value": "{{ nodes.bot.output }}"}},
+        ],
+        "edges": [{"source": "start", "target": "bot"}, {"source": "bot", "target": "out"}],
+    }
+
+
+def test_model_output_is_shown_as_text_never_html(
+    runtime: Runtime, fake_openai: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    fake_openai.enqueue_text(HOSTILE)
+    run_id = runtime.submit(_hostile_workflow())
+    info = runtime.wait(run_id, 20)
+    assert info.status == "completed" and info.result == {"out": HOSTILE}
+    at = run_page(run_id)
+    texts = [t.value for t in at.text]
+    assert texts.count(HOSTILE) == 2, "the streamed text and the result are shown as typed, by st.text"
+    markdowns = [*at.markdown, *at.caption, *at.error, *at.warning, *at.info, *at.success]
+    assert all(not m.proto.allow_html for m in [*at.markdown, *at.caption]), "nothing uses unsafe_allow_html"
+    for m in markdowns:  # no Markdown element carries model text (escaped Markdown still autolinks bare URLs)
+        assert "onerror" not in m.value and "127.0.0.1:9" not in m.value and "javascript:" not in m.value
+    assert not at.get("html"), "no raw HTML element"
+    canvas = at.session_state["run_flow_state"][1]
+    assert "<b>" not in next(n for n in canvas.nodes if n.id == "bot").data["content"]
+    assert "answered by the offline model" not in "\n".join(m.value for m in markdowns)
+
+
+def test_a_link_with_the_run_id_opens_that_run(runtime: Runtime) -> None:
+    run_id = runtime.submit(CALCULATOR)
+    runtime.wait(run_id, 20)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = run_id
+    at.run()
+    at.switch_page("pages/run.py").run()
+    assert not at.exception, at.exception
+    assert at.session_state[RUN_ID] == run_id and ":green-badge[completed]" in markdown_text(at)
+
+
+def test_map_items_stream_per_index(runtime: Runtime) -> None:
+    run_id = runtime.submit(str(ROOT / "examples" / "parallel_summaries.json"))
+    assert runtime.wait(run_id, 20).status == "completed"
+    at = run_page(run_id)
+    captions = [c.value for c in at.caption]
+    for index in range(3):
+        assert any("Summarise each" in c and f"item {index}" in c for c in captions)
+    assert set(at.session_state["run_views"][run_id].tokens) == {"summaries[0]", "summaries[1]", "summaries[2]"}
+
+
+def test_memory_reads_and_writes_are_listed_with_scores() -> None:
+    def script() -> None:
+        from engine.events import Event
+        from ui.run_parts import render_memory
+        from ui.status import RunView
+
+        hits = [{"text": "Cats purr <img src=x>", "score": 0.91}, {"text": "Dogs bark", "score": 0.42}]
+        view = RunView()
+        view.apply(
+            [
+                Event(1, "r", 0.0, "run.started", None, {"inputs": {}}),
+                Event(2, "r", 1.0, "memory.recalled", "bot", {"agent_id": "helper", "query": "cats <b>", "hits": hits}),
+                Event(3, "r", 2.0, "memory.saved", "bot", {"agent_id": "helper", "text": "likes ![x](http://e/x.png)"}),
+            ]
+        )
+        render_memory(view)
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception, at.exception
+    shown = [m.value for m in at.markdown]
+    assert any("**recalled** for `helper`: 2 hit(s)" in m for m in shown)
+    assert any("**saved** for `helper`" in m for m in shown)
+    texts = [t.value for t in at.text]
+    assert "cats <b>" in texts and '{"text": "likes ![x](http://e/x.png)"}' in texts, "model text shown as typed"
+    hits_table = at.dataframe[0].value
+    assert list(hits_table["score"]) == [0.91, 0.42] and hits_table["text"][0] == "Cats purr <img src=x>"
+
+
+def test_open_in_history_shows_the_same_run(runtime: Runtime) -> None:
+    run_id = runtime.submit(CALCULATOR)
+    runtime.wait(run_id, 20)
+    runtime.store.flush()
+    at = run_page(run_id)
+    at.button(key="run_to_history").click().run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["History"] and at.selectbox(key="history_run").value == run_id

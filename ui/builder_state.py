@@ -1,0 +1,442 @@
+"""The Builder page's session state: the open document, the canvas and the actions on them.
+
+The document in ``st.session_state[BUILDER_DOC]`` is the truth. The canvas
+(streamlit-flow) is drawn from it and its events (moves, new edges, node menu
+deletions, clicks) are folded back into it *before* the component is called,
+read from the component's own session-state entry, so every part of one run
+(canvas, inspector, validation) sees the same document. A redraw (a new
+``StreamlitFlowState`` with a newer ``timestamp``) happens only when the
+document no longer draws like the canvas; canvas events are stored with
+their timestamp minus one, so passing them back never makes the browser
+echo them (which would rerun forever).
+
+Actions are button/widget callbacks: they run before the script, so the
+canvas redraw they cause happens in the same run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+from streamlit_flow.elements import StreamlitFlowEdge, StreamlitFlowNode
+from streamlit_flow.state import StreamlitFlowState
+
+from engine import WorkflowInvalid
+from engine.errors import Problem
+from engine.store import Store
+from ui import builder_doc as bd
+from ui.flow import auto_positions, merge_canvas, same_graph, to_state
+from ui.nav import BUILDER_DOC, BUILDER_SOURCE
+from ui.runtime import get_runtime
+from ui.text import md_escape
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+FLOW = "builder_flow"  # StreamlitFlowState passed to the component (ui.nav pops it to force a redraw)
+DRAWN = "builder_drawn"  # what FLOW was drawn from: {"doc", "bad", "readonly"}
+CANVAS_KEY = "builder_canvas_key"  # the component's key; changes per opened document (fresh fit_view)
+GEN = "builder_gen"
+SEEN = "builder_canvas_seen"  # timestamp of the last canvas event folded in
+SELECTED = "builder_selected"  # {"kind": "node", "id"} | {"kind": "edge", "source", "target", "when"} | None
+BASELINE = "builder_baseline"  # the document as last opened or saved (for "unsaved changes")
+READONLY = "builder_readonly"  # version number when an older saved version is shown read-only
+FLASH = "builder_flash"  # list of (kind, message) shown once at the top
+CONFIRM_DELETE = "builder_confirm_delete"
+UPLOAD_GEN = "builder_upload_gen"
+FORM_PREFIX = "builder_form."  # every side-panel widget key starts with this, then the form epoch
+FORM_EPOCH = "builder_forms_epoch"
+
+BAD_STYLE = {"border": "2px dashed #dc2626"}
+
+
+# --- access --------------------------------------------------------------------------------
+
+
+def store() -> Store:
+    return get_runtime().store
+
+
+def doc() -> dict[str, Any]:
+    return st.session_state[BUILDER_DOC]
+
+
+def source() -> str:
+    return str(st.session_state.get(BUILDER_SOURCE) or "new")
+
+
+def saved_id() -> str | None:
+    src = source()
+    return src.split(":", 1)[1] if src.startswith("saved:") else None
+
+
+def readonly() -> int | None:
+    return st.session_state.get(READONLY)
+
+
+def selected() -> dict[str, Any] | None:
+    return st.session_state.get(SELECTED)
+
+
+def flash(kind: str, message: str) -> None:
+    st.session_state.setdefault(FLASH, []).append((kind, message))
+
+
+def dirty() -> bool:
+    return st.session_state.get(BASELINE) != doc()
+
+
+def fkey(*parts: str) -> str:
+    """A side-panel widget key: ``builder_form.<epoch>.<part>.<part>`` ('.' cannot occur in ids)."""
+    return f"{FORM_PREFIX}{st.session_state.get(FORM_EPOCH, 0)}." + ".".join(parts)
+
+
+def reset_forms() -> None:
+    """Make every side-panel widget new, so each shows the document again.
+
+    Deleting a widget's session state is not enough: the browser keeps the
+    widget's old value and sends it back as a change on the next rerun. New
+    keys (a new epoch) make new widgets.
+    """
+    st.session_state[FORM_EPOCH] = st.session_state.get(FORM_EPOCH, 0) + 1
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(FORM_PREFIX)]:
+        del st.session_state[key]
+
+
+# --- opening -------------------------------------------------------------------------------
+
+
+def init() -> None:
+    """Guards: a document to edit (a new one at first) and a canvas for it."""
+    st.session_state.setdefault(GEN, 0)
+    st.session_state.setdefault(UPLOAD_GEN, 0)
+    st.session_state.setdefault(FLASH, [])
+    if not isinstance(st.session_state.get(BUILDER_DOC), dict):
+        st.session_state[BUILDER_DOC] = bd.new_document(_free_name("Untitled workflow"))
+        st.session_state[BUILDER_SOURCE] = "new"
+        st.session_state.pop(FLOW, None)
+    if FLOW not in st.session_state:  # a document arrived (here or from Home's "open in builder")
+        _arrive(None)
+
+
+def open_doc(document: dict[str, Any], src: str, *, version: int | None = None) -> None:
+    st.session_state[BUILDER_DOC] = document
+    st.session_state[BUILDER_SOURCE] = src
+    _arrive(version)
+
+
+def _arrive(version: int | None) -> None:
+    st.session_state[GEN] = st.session_state.get(GEN, 0) + 1
+    st.session_state[CANVAS_KEY] = f"builder_canvas_{st.session_state[GEN]}"
+    st.session_state[SEEN] = None
+    st.session_state[SELECTED] = None
+    st.session_state[READONLY] = version
+    st.session_state[CONFIRM_DELETE] = False
+    st.session_state[BASELINE] = copy.deepcopy(doc())
+    reset_forms()
+    redraw(bd.problem_nodes(bd.problems(doc())))
+
+
+def _free_name(name: str) -> str:
+    try:
+        return bd.unique_name(name, lambda n: store().find_workflow(n) is not None)
+    except Exception:  # noqa: BLE001 - no store: any name will do
+        return name
+
+
+def options() -> dict[str, str]:
+    """What can be opened: source -> label (saved workflows first, then the examples)."""
+    found: dict[str, str] = {}
+    for row in store().list_workflows():
+        found[f"saved:{row.id}"] = f"{row.name} · v{row.latest_version}"
+    for path in sorted(EXAMPLES.glob("*.json")):
+        try:
+            name = json.loads(path.read_text(encoding="utf-8")).get("name") or path.stem
+        except (OSError, ValueError):
+            name = path.stem
+        found[f"example:{path.name}"] = f"Example · {name}"
+    return found
+
+
+def load_source(src: str) -> dict[str, Any]:
+    kind, _, rest = src.partition(":")
+    if kind == "example":
+        path = EXAMPLES / Path(rest).name
+        return bd.parse_document(path.read_bytes(), path.name)
+    if kind == "saved":
+        found = store().get_workflow(rest)
+        if found is None:
+            raise ValueError("that saved workflow no longer exists")
+        return copy.deepcopy(found[1].document)
+    raise ValueError(f"cannot open {src!r}")
+
+
+# --- the canvas ------------------------------------------------------------------------------
+
+
+def _now_after(*stamps: Any) -> int:
+    return max([int(time.time() * 1000)] + [int(s) + 1 for s in stamps if isinstance(s, (int, float))])
+
+
+def redraw(bad: set[str]) -> None:
+    """Draw the document anew (newer timestamp than anything the browser has sent)."""
+    document = doc()
+    sel = selected()
+    node_sel = sel["id"] if sel and sel.get("kind") == "node" else None
+    state = to_state(document, editable=readonly() is None, selected=node_sel)
+    for node in state.nodes:
+        if node.id in bad:
+            node.style.update(BAD_STYLE)
+    old = st.session_state.get(FLOW)
+    state.timestamp = _now_after(st.session_state.get(SEEN), old.timestamp if old is not None else None)
+    st.session_state[FLOW] = state
+    st.session_state[DRAWN] = {"doc": copy.deepcopy(document), "bad": sorted(bad), "readonly": readonly() is not None}
+
+
+def needs_redraw(bad: set[str]) -> bool:
+    drawn = st.session_state.get(DRAWN)
+    return (
+        drawn is None
+        or drawn["readonly"] != (readonly() is not None)
+        or drawn["bad"] != sorted(bad)
+        or not same_graph(drawn["doc"], doc())
+    )
+
+
+def take_canvas_event() -> bool:
+    """Fold a new canvas event (read from the component's session entry) into the document."""
+    raw = st.session_state.get(st.session_state.get(CANVAS_KEY, ""), None)
+    if not isinstance(raw, dict) or "nodes" not in raw:
+        return False
+    stamp = raw.get("timestamp")
+    if stamp == st.session_state.get(SEEN):
+        return False
+    st.session_state[SEEN] = stamp
+    state = StreamlitFlowState(
+        nodes=[StreamlitFlowNode.from_dict(n) for n in raw.get("nodes") or []],
+        edges=[StreamlitFlowEdge.from_dict(e) for e in raw.get("edges") or []],
+        selected_id=raw.get("selectedId"),
+        timestamp=int(stamp) - 1 if isinstance(stamp, (int, float)) else 0,
+    )
+    if readonly() is None:
+        merged = merge_canvas(doc(), state)
+        if merged != doc():
+            st.session_state[BUILDER_DOC] = merged
+        drawn = st.session_state.get(DRAWN) or {"bad": [], "readonly": False}
+        st.session_state[DRAWN] = {**drawn, "doc": copy.deepcopy(merged)}
+    st.session_state[FLOW] = state
+    _select_from_canvas(state)
+    _drop_missing_selection()
+    return True
+
+
+def _select_from_canvas(state: StreamlitFlowState) -> None:
+    picked = state.selected_id
+    if not picked:
+        return
+    if bd.find_node(doc(), picked) is not None:
+        _select_node(picked)
+        return
+    drawn = next((e for e in state.edges if e.id == picked), None)
+    if drawn is None:
+        return
+    candidates = [e for e in doc().get("edges", []) if e["source"] == drawn.source and e["target"] == drawn.target]
+    if not candidates:
+        return
+    from ui.flow import edge_id
+
+    edge = next((e for e in candidates if edge_id(e) == picked), candidates[0])
+    select_edge(edge["source"], edge["target"], edge.get("when"))
+
+
+def _drop_missing_selection() -> None:
+    sel = selected()
+    if sel is None:
+        return
+    if sel["kind"] == "node" and bd.find_node(doc(), sel["id"]) is None:
+        st.session_state[SELECTED] = None
+    if sel["kind"] == "edge" and bd.find_edge(doc(), sel["source"], sel["target"], sel.get("when")) is None:
+        st.session_state[SELECTED] = None
+
+
+def _select_node(node_id: str) -> None:
+    st.session_state[SELECTED] = {"kind": "node", "id": node_id}
+
+
+def select_edge(source_id: str, target: str, when: str | None) -> None:
+    st.session_state[SELECTED] = {"kind": "edge", "source": source_id, "target": target, "when": when}
+
+
+def sync_canvas() -> list[Problem]:
+    """Take a canvas event, validate, and redraw when the canvas no longer matches. Returns the problems."""
+    take_canvas_event()
+    found = bd.problems(doc())
+    bad = bd.problem_nodes(found)
+    if needs_redraw(bad):
+        redraw(bad)
+    return found
+
+
+# --- actions (callbacks) ----------------------------------------------------------------------
+
+
+def act_new() -> None:
+    open_doc(bd.new_document(_free_name("Untitled workflow")), "new")
+    flash("info", "New workflow: an input node wired to an output node. Add nodes from the palette.")
+
+
+def act_open(choice_key: str) -> None:
+    src = st.session_state.get(choice_key)
+    label = options().get(src) if src else None
+    if not src or not label:
+        flash("warning", "Choose a workflow to open.")
+        return
+    try:
+        document = load_source(src)
+    except (OSError, ValueError) as exc:
+        flash("error", f"Could not open it: {md_escape(exc)}")
+        return
+    open_doc(document, src)
+    flash("success", f"Opened {md_escape(label)}.")
+
+
+def act_import(upload_key: str) -> None:
+    uploaded = st.session_state.get(upload_key)
+    if uploaded is None:
+        return
+    import_bytes(uploaded.getvalue(), uploaded.name)
+    st.session_state[UPLOAD_GEN] = st.session_state.get(UPLOAD_GEN, 0) + 1  # a fresh, empty uploader
+
+
+def import_bytes(data: bytes, name: str) -> bool:
+    try:
+        document = bd.parse_document(data, name)
+    except ValueError as exc:
+        flash("error", f"Import failed: {md_escape(exc)}")
+        return False
+    open_doc(document, "import")
+    count = len(bd.problems(document))
+    flash(
+        "success" if not count else "warning",
+        f"Imported {md_escape(name)}" + (f" — {count} problem(s) to fix, listed under the canvas." if count else "."),
+    )
+    return True
+
+
+def act_save() -> None:
+    if readonly() is not None:
+        return
+    try:
+        document = bd.normalized(doc())
+    except WorkflowInvalid as exc:
+        flash("error", f"Not saved: the workflow has {len(exc.problems)} problem(s); fix them first.")
+        return
+    ref = store().save_workflow(document)
+    st.session_state[BUILDER_DOC] = document
+    st.session_state[BUILDER_SOURCE] = f"saved:{ref.id}"
+    st.session_state[BASELINE] = copy.deepcopy(document)
+    if ref.created:
+        flash("success", f"Saved as version {ref.version}.")
+    else:
+        flash("info", f"No changes: version {ref.version} is up to date.")
+
+
+def act_duplicate() -> None:
+    name = bd.unique_name(f"{doc().get('name') or 'Workflow'} (copy)", lambda n: store().find_workflow(n) is not None)
+    open_doc(bd.copy_of(doc(), name), "new")
+    flash("info", f"Duplicated as “{md_escape(name)}” (not saved yet — press Save to keep it).")
+
+
+def act_ask_delete() -> None:
+    st.session_state[CONFIRM_DELETE] = True
+
+
+def act_cancel_delete() -> None:
+    st.session_state[CONFIRM_DELETE] = False
+
+
+def act_delete() -> None:
+    wid = saved_id()
+    st.session_state[CONFIRM_DELETE] = False
+    if wid is None:
+        return
+    name = doc().get("name")
+    if store().archive_workflow(wid):
+        open_doc(bd.new_document(_free_name("Untitled workflow")), "new")
+        flash("success", f"Deleted “{md_escape(name)}”. Its runs and versions stay in History.")
+
+
+def act_layout() -> None:
+    """Arrange the nodes left to right by depth, and fit the view to them (a fresh canvas)."""
+    positions = auto_positions(doc())
+    for node in doc().get("nodes", []):
+        x, y = positions[node["id"]]
+        node["position"] = {"x": float(x), "y": float(y)}
+    st.session_state[GEN] = st.session_state.get(GEN, 0) + 1
+    st.session_state[CANVAS_KEY] = f"builder_canvas_{st.session_state[GEN]}"
+    st.session_state[SEEN] = None
+    st.session_state.pop(DRAWN, None)  # redrawn (and fitted) in this run
+
+
+def act_add(node_type: str) -> None:
+    sel = selected()
+    after = sel["id"] if sel and sel["kind"] == "node" else None
+    node_id = bd.add_node(doc(), node_type, after)
+    _select_node(node_id)
+
+
+def act_close_inspector() -> None:
+    st.session_state[SELECTED] = None
+
+
+def act_delete_node(node_id: str) -> None:
+    bd.delete_node(doc(), node_id)
+    st.session_state[SELECTED] = None
+
+
+def act_delete_edge(source_id: str, target: str, when: str | None) -> None:
+    bd.delete_edge(doc(), source_id, target, when)
+    st.session_state[SELECTED] = None
+
+
+def act_open_version(version: int, as_copy: bool) -> None:
+    wid = saved_id()
+    found = store().get_workflow(wid, version) if wid else None
+    if found is None:
+        flash("error", f"Version {version} was not found.")
+        return
+    document = copy.deepcopy(found[1].document)
+    if as_copy:
+        name = bd.unique_name(
+            f"{document.get('name') or 'Workflow'} (v{version} copy)", lambda n: store().find_workflow(n) is not None
+        )
+        open_doc(bd.copy_of(document, name), "new")
+        flash("info", f"Opened version {version} as a copy named “{md_escape(name)}” (not saved yet).")
+    else:
+        open_doc(document, f"saved:{wid}", version=version)
+
+
+def act_restore_version() -> None:
+    version = readonly()
+    if version is None:
+        return
+    ref = store().save_workflow(doc())
+    open_doc(doc(), f"saved:{ref.id}")
+    flash(
+        "success",
+        f"Restored version {version} as version {ref.version}."
+        if ref.created
+        else f"Version {version} is already the latest.",
+    )
+
+
+def act_back_to_latest() -> None:
+    wid = saved_id()
+    found = store().get_workflow(wid) if wid else None
+    if found is None:
+        return
+    open_doc(copy.deepcopy(found[1].document), f"saved:{wid}")

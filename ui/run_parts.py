@@ -1,0 +1,304 @@
+"""What the Run and History pages draw the same way: a run's events folded and rendered.
+
+Everything a run shows comes from its event stream (``runtime.events_since``),
+folded into a :class:`ui.status.RunView` kept in ``st.session_state`` per run
+id, so each rerun reads only the events it has not seen yet. Model and tool
+text is never rendered as Markdown or HTML: it goes to ``st.text``,
+``st.code``, ``st.json`` or a dataframe cell, which show it as typed (escaped
+Markdown would still turn a bare ``http://`` address into a link). Labels and
+names the user wrote go through :func:`ui.text.md_escape`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections import OrderedDict
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from engine.runtime import RunInfo, Runtime
+from ui.status import RUN_BADGES, RunView
+from ui.text import clip, md_escape
+
+FINISHED_NODE = frozenset({"succeeded", "failed", "skipped", "cancelled"})
+NODE_ICONS = {"pending": "⚪", "running": "🔵", "succeeded": "🟢", "failed": "🔴", "skipped": "⚫", "cancelled": "🟠"}
+OFFLINE_BADGE = ":orange-badge[:material/cloud_off: answered by the offline model]"
+_KEEP_VIEWS = 8
+
+
+# --- folding events -----------------------------------------------------------------------------
+
+
+def folded_view(runtime: Runtime, run_id: str, *, state_key: str) -> RunView:
+    """The run's view with every event so far folded in (only new events are read).
+
+    Args:
+        runtime: the dashboard's runtime.
+        run_id: the run.
+        state_key: the session key holding this page's views (one dict per page).
+    """
+    views: OrderedDict[str, RunView] = st.session_state.setdefault(state_key, OrderedDict())
+    view = views.get(run_id)
+    if view is None:
+        view = views[run_id] = RunView()
+        while len(views) > _KEEP_VIEWS:
+            views.popitem(last=False)
+    views.move_to_end(run_id)
+    view.apply(runtime.events_since(run_id, view.last_seq))
+    return view
+
+
+def forget_view(run_id: str, *state_keys: str) -> None:
+    """Drop cached views of a run (after it was resumed or deleted)."""
+    for key in state_keys:
+        views = st.session_state.get(key)
+        if isinstance(views, dict):
+            views.pop(run_id, None)
+
+
+def run_document(runtime: Runtime, run_id: str, info: RunInfo) -> dict[str, Any] | None:
+    """The workflow document the run executes (the exact saved version when known)."""
+    store = runtime.store
+    row = store.get_run(run_id)
+    if row is not None:
+        saved = store.get_workflow(row.workflow_id, row.workflow_version)
+    else:  # just submitted: its row is still in the writer's queue; submit saved the workflow first
+        found = store.find_workflow(info.workflow_name)
+        saved = store.get_workflow(found.id) if found is not None else None
+    return dict(saved[1].document) if saved is not None else None
+
+
+# --- small formatting helpers -----------------------------------------------------------------------
+
+
+def text_block(text: object, *, limit: int = 20_000) -> None:
+    """Model or tool text, shown as typed: no Markdown or HTML parsing, so no links, images or formatting."""
+    shown = clip(text, limit)
+    if shown:
+        st.text(shown)
+    else:
+        st.caption("(empty)")
+
+
+def error_block(headline: str, detail: object) -> None:
+    """An error: our own headline (Markdown) and the error text as typed (it may quote model output)."""
+    st.error(headline)
+    st.code(clip(detail, 4000), language=None, wrap_lines=True)
+
+
+def value_block(value: Any) -> None:
+    """A node output or run result: text as escaped text, data in the JSON viewer."""
+    if isinstance(value, str):
+        text_block(value)
+    elif value is None:
+        st.caption("(no value)")
+    else:
+        st.json(value, expanded=2)
+
+
+def code(text: object) -> str:
+    """Text as an inline code span (shown as typed; a backtick inside cannot end it)."""
+    return "`" + str(text).replace("`", "ˋ").replace("\n", " ") + "`"
+
+
+def compact_json(value: Any, limit: int = 400) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return clip(text, limit)
+
+
+def when(ts: float | None) -> str:
+    """An epoch time as local date and time."""
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def badge(status: str) -> str:
+    return RUN_BADGES.get(status, f":gray-badge[{md_escape(status)}]")
+
+
+def elapsed_s(view: RunView, info: RunInfo) -> float | None:
+    start = view.started_ts or info.created_at
+    if start is None:
+        return None
+    if info.status == "running":
+        return max(0.0, time.time() - start)
+    end = info.finished_at or view.finished_ts
+    return max(0.0, end - start) if end else None
+
+
+def node_progress(view: RunView, node_ids: list[str], *, completed: bool) -> tuple[int, int]:
+    """(finished nodes, total nodes) of the workflow; a completed run counts every node."""
+    done = sum(1 for n in node_ids if view.node_status.get(n) in FINISHED_NODE)
+    return (len(node_ids) if completed else done), len(node_ids)
+
+
+# --- sections ------------------------------------------------------------------------------------
+
+
+def render_result(result: Any) -> None:
+    """A run's result: one section per output (text as text, data in the JSON viewer), and the raw JSON."""
+    if isinstance(result, dict) and 0 < len(result) <= 12:
+        for name, value in result.items():
+            st.markdown(f"**{md_escape(name)}**")
+            value_block(value)
+        with st.expander("Result as JSON"):
+            st.json(result, expanded=True)
+    else:
+        value_block(result)
+
+
+def render_outcome(info: RunInfo) -> None:
+    """The run's result (or why there is none)."""
+    if info.status == "completed":
+        render_result(info.result)
+    elif info.status == "failed":
+        where = f" at node {code(info.error_node)}" if info.error_node else ""
+        error_block(f"The run failed{where}.", info.error or "unknown error")
+    elif info.status == "cancelled":
+        st.warning("The run was cancelled; it has no result.")
+    elif info.status == "interrupted":
+        st.warning("The run was interrupted before it finished. Resume it from History.")
+        if info.error:
+            st.text(info.error)
+    else:
+        st.caption("The result appears here when the run finishes.")
+
+
+def render_tokens(view: RunView, info: RunInfo) -> None:
+    """Token totals and the offline badge."""
+    prompt = max(view.prompt_tokens, info.prompt_tokens)
+    completion = max(view.completion_tokens, info.completion_tokens)
+    cols = st.columns(3)
+    cols[0].metric("Prompt tokens", f"{prompt:,}")
+    cols[1].metric("Completion tokens", f"{completion:,}")
+    cols[2].metric("Total tokens", f"{prompt + completion:,}")
+    if view.offline:
+        st.markdown(OFFLINE_BADGE)
+
+
+def tool_call_rows(view: RunView) -> list[dict[str, Any]]:
+    start = view.started_ts or 0.0
+    rows = []
+    for call_id, entry in view.tool_calls.items():
+        called, result = entry.get("called"), entry.get("result")
+        data = dict(called.data) if called is not None else {}
+        done = dict(result.data) if result is not None else {}
+        if result is None:
+            outcome, state = "…", "running"
+        elif "error" in done:
+            outcome, state = f"Error: {done['error']}", "error"
+        else:
+            outcome, state = compact_json(done.get("result"), 600), "ok"
+        rows.append(
+            {
+                "at": round((called.ts if called is not None else result.ts) - start, 3) if start else None,
+                "node": entry.get("node") or "",
+                "tool": data.get("tool") or done.get("tool") or "",
+                "args": compact_json(data.get("args"), 400),
+                "result / error": clip(outcome, 600),
+                "ms": done.get("duration_ms"),
+                "status": state,
+                "call": call_id,
+            }
+        )
+    return rows
+
+
+def render_tool_calls(view: RunView) -> None:
+    rows = tool_call_rows(view)
+    if not rows:
+        st.caption("No tool calls.")
+        return
+    frame = pd.DataFrame(rows)
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "at": st.column_config.NumberColumn("at (s)", format="%.3f", help="seconds since the run started"),
+            "ms": st.column_config.NumberColumn("duration (ms)", format="%.1f"),
+        },
+    )
+
+
+def render_memory(view: RunView) -> None:
+    if not view.memory:
+        st.caption("No memory reads or writes.")
+        return
+    for event in view.memory:
+        data = dict(event.data)
+        agent = code(data.get("agent_id") or event.node_id or "?")
+        if event.type == "memory.recalled":
+            hits = data.get("hits")
+            count = len(hits) if isinstance(hits, list) else hits
+            st.markdown(f"🔎 **recalled** for {agent}: {md_escape(count)} hit(s) for the query")
+            st.text(clip(data.get("query", ""), 300))
+            if isinstance(hits, list) and hits:
+                st.dataframe(pd.DataFrame([_hit_row(h) for h in hits]), hide_index=True, width="stretch")
+        else:
+            extra = {k: v for k, v in data.items() if k != "agent_id"}
+            st.markdown(f"💾 **saved** for {agent}")
+            if extra:
+                st.text(compact_json(extra, 300))
+
+
+def _hit_row(hit: Any) -> dict[str, Any]:
+    if isinstance(hit, dict):
+        row = {
+            k: (v if isinstance(v, (int, float)) else clip(compact_json(v) if not isinstance(v, str) else v, 300))
+            for k, v in hit.items()
+        }
+        return row
+    return {"hit": clip(hit, 300)}
+
+
+def render_log(view: RunView, *, limit: int = 300) -> None:
+    if not view.logs:
+        st.caption("No log lines.")
+        return
+    start = view.started_ts or 0.0
+    rows = [
+        {
+            "at (s)": round(e.ts - start, 3) if start else None,
+            "level": str(e.data.get("level", "info")),
+            "node": e.node_id or "",
+            "message": clip(e.data.get("message", ""), 1000),
+        }
+        for e in view.logs[-limit:]
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def render_streams(view: RunView, labels: dict[str, str], *, running_only: bool = False) -> None:
+    """The agents' streamed text, per node (and per item of a map)."""
+    if not view.tokens:
+        st.caption("No model output yet.")
+        return
+    for key, text in reversed(list(view.tokens.items())):
+        node = key.split("[", 1)[0]
+        status = view.node_status.get(node, "pending")
+        if running_only and status != "running":
+            continue
+        icon = NODE_ICONS.get(status, "⚪")
+        item = f" · item {md_escape(key[len(node) + 1 : -1])}" if key != node else ""
+        with st.container(border=True):
+            st.caption(f"{icon} **{md_escape(labels.get(node, node))}**{item} · {md_escape(status)}")
+            shown = text if len(text) <= 6000 else "… " + text[-6000:]
+            text_block(shown, limit=7000)
