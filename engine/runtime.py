@@ -90,7 +90,7 @@ class _Live:
     finished_at: float | None = None
     store_error: str | None = None
     future: concurrent.futures.Future[None] | None = None
-    task: asyncio.Task[Any] | None = None  # set on the loop when the run starts
+    task: asyncio.Task[Any] | None = None  # set on the loop while the run executes
     cancel_requested: bool = False
     cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -363,6 +363,13 @@ class Runtime:
                 status, error = "cancelled", None
         else:
             status, error, node_id, output = result.status, result.error, result.node_id, result.result
+        finally:
+            live.task = None  # from here on a cancel has nothing to stop
+        # "finished" is said only once the terminal event is durable (or its write has failed)
+        try:
+            await asyncio.to_thread(store.writer.wait_committed, live.run_id, live.last_seq, 30.0)
+        except asyncio.CancelledError:  # shutting down: say how it ended all the same
+            pass
         self._finish(live, status, error, node_id, output)
 
     @staticmethod
@@ -378,9 +385,15 @@ class Runtime:
         """Called by the writer thread: a run whose events cannot be stored must stop."""
         with self._lock:
             live = self._runs.get(run_id)
-        if live is not None and live.status == "running":
-            live.store_error = message
+        if live is None:
+            return
+        live.store_error = message
+        if live.status == "running":
             self._loop.call_soon_threadsafe(self._cancel_in_loop, live)
+        else:  # it looked finished, but its last events are not durable
+            with live.cond:
+                live.status, live.error = "failed", message
+                live.cond.notify_all()
 
     async def _beat(self, every_s: float) -> None:
         for _ in itertools.count():

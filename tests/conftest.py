@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.fake_openai"]
+pytest_plugins = ["tests.fake_openai", "tests.integration.pg"]
 
 _MODEL_ENV = (
     "OPENAI_API_KEY",
@@ -15,6 +15,19 @@ _MODEL_ENV = (
     "OPENAI_CUSTOM_HEADERS",
     "OPENAI_ADMIN_KEY",
 )
+_MEMORY_ENV = (
+    "CHROMA_HOST",
+    "CHROMA_PORT",
+    "MEMORY_EMBEDDINGS",
+    "MEMORY_EMBEDDING_MODEL",
+    "MEMORY_COLLECTION",
+    "MEMORY_DATABASE_URL",
+    "MEMORY_MAX_CHARS",
+    "MEMORY_SHORT_TERM_TOKENS",
+    "MEMORY_SHORT_TERM_MAX_TURNS",
+    "MEMORY_MINILM_ONNX",
+    "MEMORY_EMBEDDING_THREADS",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +37,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     Tests that want a model endpoint point ``OPENAI_BASE_URL`` at the local fake
     server themselves.
     """
-    for name in _MODEL_ENV:
+    for name in (*_MODEL_ENV, *_MEMORY_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATA_DIR", str(tmp_path_factory.mktemp("data")))
     monkeypatch.setenv("OFFLINE_TOKEN_DELAY_S", "0")

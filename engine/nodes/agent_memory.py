@@ -13,6 +13,7 @@ package (ChromaDB, the embedding model) is imported only when an agent uses it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -64,13 +65,20 @@ class MemorySession:
         from memory import MemoryStoreError
 
         try:
-            ids = await self.manager.aadd_interaction(
-                prompt, answer, True, run_id=ctx.run_id, node_id=ctx.node_id, workflow=ctx.workflow_name
+            ids = await asyncio.to_thread(
+                self.manager.add_interaction,
+                prompt,
+                answer,
+                True,
+                run_id=ctx.run_id,
+                node_id=ctx.node_id,
+                workflow=ctx.workflow_name,
+                save_to_shortterm=self.spec.short_term,
             )
         except MemoryStoreError as exc:
             _unavailable(ctx, self.spec, self.agent_id, f"saving failed: {exc}")
             return
-        ctx.emit("memory.saved", {"agent_id": self.agent_id, "ids": ids, "short_term": True})
+        ctx.emit("memory.saved", {"agent_id": self.agent_id, "ids": ids, "short_term": self.spec.short_term})
 
 
 async def open_memory(spec: MemorySpec, ctx: NodeContext, variables: Any, query: str, model: str) -> MemorySession:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from engine.events import Event
@@ -87,6 +88,12 @@ class Store:
         name = str(document["name"])
         digest = _digest(document)
         now = time.time()
+        try:
+            return self._save_workflow(document, name, digest, now)
+        except IntegrityError:  # another writer created this name or version first: read theirs
+            return self._save_workflow(document, name, digest, now)
+
+    def _save_workflow(self, document: dict[str, Any], name: str, digest: str, now: float) -> WorkflowRef:
         with Session(self.engine) as session:
             row = session.execute(select(WorkflowRow).where(WorkflowRow.name == name)).scalars().first()
             if row is None:

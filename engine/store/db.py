@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -56,11 +57,12 @@ def open_engine(url: str) -> Engine:
     """
     path = sqlite_path(url)
     if path is not None:
-        _check_sqlite_file(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the data directory {path.parent}: {exc.strerror}") from None
+            raise StoreError(f"cannot create the data directory {path.parent}: {exc.strerror} (it is not writable)") from None
+        _check_writable(path.parent)
+        _check_sqlite_file(path)
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
@@ -81,6 +83,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse a data directory we cannot write (checked by writing, which also holds for root)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise StoreError(
+            f"the data directory {folder} is not writable ({exc.strerror or exc}); "
+            "make it writable or point DATA_DIR or DATABASE_URL elsewhere"
+        ) from None
 
 
 def _check_sqlite_file(path: Path) -> None:

@@ -133,7 +133,8 @@ class Writer:
 
     def _commit(self, batch: list[Any]) -> None:
         barriers = [item for item in batch if isinstance(item, _Barrier)]
-        work = [item for item in batch if not isinstance(item, _Barrier)]
+        # A run with a failed batch writes nothing more: what is stored stays a prefix of its log.
+        work = [item for item in batch if not isinstance(item, _Barrier) and _run_of(item) not in self._failed_runs]
         error = None
         if work:
             try:
@@ -143,6 +144,7 @@ class Writer:
                 error = f"the store could not be written: {_reason(exc)}"
                 logger.error("%s", error)
                 self._report(work, error)
+                self._mark_failed(work, error)
         if error is None:
             self._advance(work)
         for barrier in barriers:
@@ -158,6 +160,19 @@ class Writer:
             with self._cond:
                 self._committed.update(latest)
                 self._cond.notify_all()
+
+    def _mark_failed(self, work: list[Any], error: str) -> None:
+        """Best effort: record the runs of a failed batch as failed (if this fails too, they read as interrupted later)."""
+        runs = {run for run in map(_run_of, work) if run is not None}
+        if not runs:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(RUNS).where(RUNS.c.run_id.in_(sorted(runs)), RUNS.c.status == "running").values(status="failed", error=error)
+                )
+        except (SQLAlchemyError, OSError) as exc:
+            logger.error("could not mark runs %s failed either: %s", sorted(runs), _reason(exc))
 
     def _report(self, work: list[Any], error: str) -> None:
         runs = {item.run_id for item in work if isinstance(item, Event)}
@@ -301,6 +316,14 @@ class _Projection:
             self.conn.execute(insert(NODES), self.new_nodes)
             self.new_nodes = []
             self.open_nodes.clear()
+
+
+def _run_of(item: Any) -> str | None:
+    if isinstance(item, Event):
+        return item.run_id
+    if isinstance(item, _Statement):
+        return item.run_id
+    return None
 
 
 def _reason(exc: BaseException) -> str:
