@@ -1,4 +1,4 @@
-"""The dashboard's entry point: navigation over pages/ and nothing else."""
+"""The dashboard's entry point: navigation over views/ (the pages) and nothing else."""
 
 import streamlit as st
 
@@ -8,13 +8,13 @@ settings.apply(settings.load())  # saved Settings page values, under any environ
 st.set_page_config(page_title="Workflow Studio", page_icon=":material/account_tree:", layout="wide")
 page = st.navigation(
     [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/builder.py", title="Builder", icon=":material/schema:"),
-        st.Page("pages/run.py", title="Run", icon=":material/play_circle:"),
-        st.Page("pages/history.py", title="History", icon=":material/history:"),
-        st.Page("pages/memory.py", title="Memory", icon=":material/psychology:"),
-        st.Page("pages/tools.py", title="Tools", icon=":material/build:"),
-        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+        st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("views/builder.py", title="Builder", icon=":material/schema:"),
+        st.Page("views/run.py", title="Run", icon=":material/play_circle:"),
+        st.Page("views/history.py", title="History", icon=":material/history:"),
+        st.Page("views/memory.py", title="Memory", icon=":material/psychology:"),
+        st.Page("views/tools.py", title="Tools", icon=":material/build:"),
+        st.Page("views/settings.py", title="Settings", icon=":material/settings:"),
     ]
 )
 page.run()

@@ -196,11 +196,11 @@ def _plan(
         found = ", ".join(ids[i] for i in inputs_nodes) or "none"
         problems.append(Problem("nodes", f"a workflow needs exactly one input node (found: {found})"))
     plan_edges, edges_ok = _check_edges(edges, index, types, problems)
-    if len(inputs_nodes) != 1:
+    if not inputs_nodes:
         return None
     graph = Graph(ids=ids, types=types, edges=[(e.source, e.target) for e in plan_edges])
-    back, loops = analyse(graph, inputs_nodes[0], problems)
-    if not (graph_ok and edges_ok) or len(nodes) != len(ids):
+    back, loops = analyse(graph, inputs_nodes[0], problems)  # with several inputs: checked from the first
+    if not (graph_ok and edges_ok) or len(nodes) != len(ids) or len(inputs_nodes) != 1:
         return None
     for edge in plan_edges:
         edge.back = back[edge.index]

@@ -16,14 +16,14 @@ def open_in_builder(doc: dict[str, Any], source: str) -> None:
     st.session_state[BUILDER_DOC] = doc
     st.session_state[BUILDER_SOURCE] = source
     st.session_state.pop("builder_flow", None)  # the canvas is redrawn from the document
-    st.switch_page("pages/builder.py")
+    st.switch_page("views/builder.py")
 
 
 def watch_run(run_id: str) -> None:
     st.session_state[RUN_ID] = run_id
-    st.switch_page("pages/run.py")
+    st.switch_page("views/run.py")
 
 
 def open_in_history(run_id: str) -> None:
     st.session_state[HISTORY_FOCUS] = run_id
-    st.switch_page("pages/history.py")
+    st.switch_page("views/history.py")

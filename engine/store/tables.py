@@ -15,12 +15,15 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 SCHEMA_APP = "workflow-studio"
+# Streamlit's dev server re-imports changed modules; redefining a table must then replace it, not fail.
+_REDEFINE = {"extend_existing": True}
 
 
 class MetaRow(SQLModel, table=True):
     """Key/value facts about the database: which app owns it, applied migrations."""
 
     __tablename__ = "studio_meta"
+    __table_args__ = (_REDEFINE,)
     key: str = Field(primary_key=True, max_length=200)
     value: str = Field(default="")
 
@@ -29,6 +32,7 @@ class WorkflowRow(SQLModel, table=True):
     """A workflow by name; its documents live in ``WorkflowVersionRow``."""
 
     __tablename__ = "workflows"
+    __table_args__ = (_REDEFINE,)
     id: str = Field(primary_key=True, max_length=64)
     name: str = Field(index=True, unique=True, max_length=500)
     latest_version: int = 1
@@ -41,7 +45,7 @@ class WorkflowVersionRow(SQLModel, table=True):
     """One saved version of a workflow document (never changed once written)."""
 
     __tablename__ = "workflow_versions"
-    __table_args__ = (UniqueConstraint("workflow_id", "version"),)
+    __table_args__ = (UniqueConstraint("workflow_id", "version"), _REDEFINE)
     id: int | None = Field(default=None, primary_key=True)
     workflow_id: str = Field(foreign_key="workflows.id", index=True, max_length=64)
     version: int
@@ -54,7 +58,7 @@ class RunRow(SQLModel, table=True):
     """One run: what ran, with which inputs, how it ended, and what it cost."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_status_created", "status", "created_at"),)
+    __table_args__ = (Index("ix_runs_status_created", "status", "created_at"), _REDEFINE)
     run_id: str = Field(primary_key=True, max_length=64)
     workflow_id: str = Field(foreign_key="workflows.id", index=True, max_length=64)
     workflow_version: int
@@ -79,7 +83,7 @@ class NodeExecutionRow(SQLModel, table=True):
     """One execution of one node (loops give several per node)."""
 
     __tablename__ = "node_executions"
-    __table_args__ = (UniqueConstraint("run_id", "node_id", "execution"),)
+    __table_args__ = (UniqueConstraint("run_id", "node_id", "execution"), _REDEFINE)
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="runs.run_id", index=True, max_length=64)
     node_id: str = Field(max_length=200)
@@ -100,7 +104,7 @@ class EventRow(SQLModel, table=True):
     """One event, exactly as emitted."""
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("run_id", "seq"),)
+    __table_args__ = (UniqueConstraint("run_id", "seq"), _REDEFINE)
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="runs.run_id", max_length=64)
     seq: int

@@ -49,7 +49,7 @@ def builder(doc: dict[str, Any] | None = None, source: str = "example:test.json"
         at.session_state[BUILDER_DOC] = doc
         at.session_state[BUILDER_SOURCE] = source
     at.run()
-    at.switch_page("pages/builder.py").run()
+    at.switch_page("views/builder.py").run()
     assert not at.exception, at.exception
     return at
 

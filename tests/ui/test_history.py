@@ -49,7 +49,7 @@ def finished(runtime: Runtime, workflow: Any, inputs: dict[str, Any] | None = No
 
 def history() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("pages/history.py").run()
+    at.switch_page("views/history.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -125,7 +125,7 @@ def test_resume_a_failed_run_from_history(
     assert [t.value for t in at.title] == ["Run"] and at.session_state[RUN_ID] == run_id
     info = runtime.wait(run_id, 20)
     assert info.status == "completed", info.error
-    at.switch_page("pages/run.py")  # AppTest reruns the page it last switched to, not the one the script chose
+    at.switch_page("views/run.py")  # AppTest reruns the page it last switched to, not the one the script chose
     deadline = time.monotonic() + 10
     while ":green-badge[completed]" not in "".join(m.value for m in at.markdown) and time.monotonic() < deadline:
         at.run()

@@ -76,7 +76,7 @@ def test_run_on_a_template_starts_a_run_and_opens_the_run_page(runtime: Runtime)
     assert runtime.status(run_id) is not None and runtime.status(run_id).workflow_name == "Calculator agent"
     assert [t.value for t in at.title] == ["Run"]
     assert runtime.wait(run_id, 20).status == "completed"
-    at.switch_page("pages/run.py")  # AppTest reruns the page it last switched to, not the one the script chose
+    at.switch_page("views/run.py")  # AppTest reruns the page it last switched to, not the one the script chose
     deadline = time.monotonic() + 10
     while ":green-badge[completed]" not in everything_shown(at) and time.monotonic() < deadline:
         at.run()

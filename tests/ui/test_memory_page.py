@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from memory import MemoryManager, reset_default_backends
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "memory.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "views" / "memory.py")
 
 
 @pytest.fixture(autouse=True)

@@ -40,7 +40,7 @@ def run_page(run_id: str | None = None) -> AppTest:
     if run_id is not None:
         at.session_state[RUN_ID] = run_id
     at.run()
-    at.switch_page("pages/run.py").run()
+    at.switch_page("views/run.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -193,7 +193,7 @@ def test_a_link_with_the_run_id_opens_that_run(runtime: Runtime) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["run"] = run_id
     at.run()
-    at.switch_page("pages/run.py").run()
+    at.switch_page("views/run.py").run()
     assert not at.exception, at.exception
     assert at.session_state[RUN_ID] == run_id and ":green-badge[completed]" in markdown_text(at)
 

@@ -16,7 +16,7 @@ APP = str(Path(__file__).resolve().parents[2] / "app.py")
 def _page(name: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page(f"pages/{name}.py")
+    at.switch_page(f"views/{name}.py")
     at.run()
     assert not at.exception, at.exception
     return at
@@ -32,7 +32,7 @@ def test_tools_page_lists_tools_with_schema() -> None:
 def test_try_it_calls_the_calculator_and_shows_duration() -> None:
     at = _page("tools")
     at.selectbox(key="tools_selected").select("calculator").run()
-    at.text_area(key="tools_args_calculator").input(json.dumps({"expression": "6 * 7"})).run()
+    at.text_area(key="tools_args_calculator").input(json.dumps({"expression": "6 * 7"}))  # a form: sent on submit
     submit = [b for b in at.button if b.label == "Call the tool"][0]
     submit.click().run()
     assert not at.exception
@@ -43,11 +43,11 @@ def test_try_it_calls_the_calculator_and_shows_duration() -> None:
 def test_try_it_shows_tool_errors_and_bad_json() -> None:
     at = _page("tools")
     at.selectbox(key="tools_selected").select("calculator").run()
-    at.text_area(key="tools_args_calculator").input('{"expression": "1/0"}').run()
+    at.text_area(key="tools_args_calculator").input('{"expression": "1/0"}')
     [b for b in at.button if b.label == "Call the tool"][0].click().run()
     assert any("error" in e.value.lower() for e in at.error)
     assert any("zero" in c.value.lower() for c in at.code)
-    at.text_area(key="tools_args_calculator").input("{not json").run()
+    at.text_area(key="tools_args_calculator").input("{not json")
     [b for b in at.button if b.label == "Call the tool"][0].click().run()
     assert any("not valid JSON" in e.value for e in at.error)
 
@@ -66,7 +66,7 @@ def test_settings_test_connection_and_key_never_shown(fake_openai: FakeOpenAISer
 
 def test_settings_save_applies_to_new_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     at = _page("settings")
-    at.text_input(key="settings_base_url").input("http://127.0.0.1:9/v1")
+    at.text_input(key="settings_base_url").input("http://127.0.0.1:9/v1")  # a form: sent on submit
     at.text_input(key="settings_model").input("local-model")
     [b for b in at.button if b.label == "Save settings"][0].click().run()
     assert any("Saved" in s.value for s in at.success)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-RULES = {"engine": {"streamlit", "pages"}, "tools": {"streamlit", "engine", "pages", "memory"}, "memory": {"streamlit", "engine", "pages"}}
+RULES = {"engine": {"streamlit", "views"}, "tools": {"streamlit", "engine", "views", "memory"}, "memory": {"streamlit", "engine", "views"}}
 
 
 def _imports(path: Path) -> set[str]:
@@ -38,7 +38,7 @@ SANDBOX_CHILD = ROOT / "tools" / "builtin" / "_python_child.py"
 
 def test_no_eval_or_exec_in_the_app_packages() -> None:
     calls = []
-    for package in ("engine", "tools", "memory", "pages"):
+    for package in ("engine", "tools", "memory", "views"):
         for path in (ROOT / package).rglob("*.py"):
             if path == SANDBOX_CHILD:
                 continue
