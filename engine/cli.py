@@ -140,10 +140,10 @@ def _follow(args: argparse.Namespace, start: Callable[[Runtime], tuple[str, int]
         sinks.append(Progress(sys.stderr).on_event)
     if events_file is not None:
         sinks.append(_jsonl_sink(events_file))
-    try:
-        runtime = Runtime(database_url=args.db)
-    except StoreError as exc:
-        print(f"store: {exc}", file=sys.stderr)
+    runtime = _open_runtime(args)
+    if runtime is None:
+        if events_file is not None:
+            events_file.close()
         return EXIT_FAILED
     try:
         try:
@@ -198,16 +198,23 @@ def _raise_interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _cmd_runs(args: argparse.Namespace) -> int:
+def _open_runtime(args: argparse.Namespace) -> Runtime | None:
+    """A runtime over the chosen store (it also marks runs of dead processes interrupted); None if it cannot open."""
     try:
-        runtime_store = Runtime(database_url=args.db)
+        return Runtime(database_url=args.db)
     except StoreError as exc:
         print(f"store: {exc}", file=sys.stderr)
+        return None
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    runtime = _open_runtime(args)
+    if runtime is None:
         return EXIT_FAILED
     try:
-        rows = runtime_store.store.list_runs(limit=args.limit)
+        rows = runtime.store.list_runs(limit=args.limit)
     finally:
-        runtime_store.shutdown()
+        runtime.shutdown()
     print(f"{'run id':32}  {'status':11}  {'started':19}  {'secs':>7}  {'tokens':>7}  workflow")
     for row in rows:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
@@ -218,10 +225,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    try:
-        runtime = Runtime(database_url=args.db)
-    except StoreError as exc:
-        print(f"store: {exc}", file=sys.stderr)
+    runtime = _open_runtime(args)
+    if runtime is None:
         return EXIT_FAILED
     try:
         row = runtime.store.get_run(args.run_id)

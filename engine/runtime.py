@@ -70,6 +70,24 @@ class RunInfo:
     def finished(self) -> bool:
         return self.status not in ("running",)
 
+    @classmethod
+    def from_row(cls, row: Any) -> "RunInfo":
+        """From a store ``RunRow``."""
+        return cls(
+            run_id=row.run_id,
+            status=row.status,
+            workflow_name=row.workflow_name,
+            inputs=dict(row.inputs),
+            result=row.result,
+            error=row.error,
+            error_node=row.error_node,
+            last_seq=row.last_seq,
+            created_at=row.created_at,
+            finished_at=row.finished_at,
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+        )
+
 
 @dataclass(eq=False)
 class _Live:
@@ -239,22 +257,7 @@ class Runtime:
         if live is not None:
             return live.info()
         row = self.store.get_run(run_id)
-        if row is None:
-            return None
-        return RunInfo(
-            run_id=row.run_id,
-            status=row.status,
-            workflow_name=row.workflow_name,
-            inputs=dict(row.inputs),
-            result=row.result,
-            error=row.error,
-            error_node=row.error_node,
-            last_seq=row.last_seq,
-            created_at=row.created_at,
-            finished_at=row.finished_at,
-            prompt_tokens=row.prompt_tokens,
-            completion_tokens=row.completion_tokens,
-        )
+        return RunInfo.from_row(row) if row is not None else None
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
         """Block until the run has finished (or the timeout passes); returns its state."""

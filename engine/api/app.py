@@ -192,20 +192,7 @@ def _run_out(info: RunInfo, row: RunRow | None) -> dict[str, Any]:
 
 
 def _row_info(row: RunRow) -> RunInfo:
-    return RunInfo(
-        run_id=row.run_id,
-        status=row.status,
-        workflow_name=row.workflow_name,
-        inputs=dict(row.inputs),
-        result=row.result,
-        error=row.error,
-        error_node=row.error_node,
-        last_seq=row.last_seq,
-        created_at=row.created_at,
-        finished_at=row.finished_at,
-        prompt_tokens=row.prompt_tokens,
-        completion_tokens=row.completion_tokens,
-    )
+    return RunInfo.from_row(row)
 
 
 def _plain(value: Any) -> Any:

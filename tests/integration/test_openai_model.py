@@ -13,7 +13,7 @@ import pytest
 from engine.errors import ModelError
 from engine.llm.base import ChatModel, ChatRequest, ToolSchema
 from engine.llm.openai_model import PLACEHOLDER_KEY, OpenAIChatModel
-from tests.fake_openai import FakeOpenAIServer, TextReply, fake_openai  # noqa: F401 - fixture
+from tests.fake_openai import FakeOpenAIServer, TextReply
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 HI = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello to the world."}]

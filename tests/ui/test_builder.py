@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,10 @@ from engine.runtime import Runtime
 from ui import builder_doc as bd
 from ui.builder_forms import collect_inputs
 from ui.nav import BUILDER_DOC, BUILDER_SOURCE, RUN_ID
-from ui.runtime import get_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 EXAMPLES = ROOT / "examples"
-
-
-@pytest.fixture(autouse=True)
-def runtime() -> Iterator[Runtime]:
-    """A runtime of this test's own (DATA_DIR differs per test); the pages share it through the cache."""
-    get_runtime.clear()
-    rt = get_runtime()
-    yield rt
-    rt.shutdown(timeout=10)
-    get_runtime.clear()
 
 
 def example(name: str) -> dict[str, Any]:

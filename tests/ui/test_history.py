@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ from streamlit.testing.v1 import AppTest
 from engine.runtime import Runtime
 from tests.fake_openai import FakeOpenAIServer
 from ui.nav import RUN_ID
-from ui.runtime import get_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -29,15 +27,6 @@ BREAKS: dict[str, Any] = {
     ],
     "edges": [{"source": "start", "target": "boom"}, {"source": "boom", "target": "out"}],
 }
-
-
-@pytest.fixture(autouse=True)
-def runtime() -> Iterator[Runtime]:
-    get_runtime.clear()
-    rt = get_runtime()
-    yield rt
-    rt.shutdown(timeout=10)
-    get_runtime.clear()
 
 
 def finished(runtime: Runtime, workflow: Any, inputs: dict[str, Any] | None = None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,20 +10,10 @@ from streamlit.testing.v1 import AppTest
 
 from engine.runtime import Runtime
 from ui.nav import RUN_ID
-from ui.runtime import get_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 TEMPLATES = ["Calculator agent", "Parallel summariser", "Research assistant", "Ticket triage", "Write and critique"]
-
-
-@pytest.fixture(autouse=True)
-def runtime() -> Iterator[Runtime]:
-    get_runtime.clear()
-    rt = get_runtime()
-    yield rt
-    rt.shutdown(timeout=10)
-    get_runtime.clear()
 
 
 def home() -> AppTest:

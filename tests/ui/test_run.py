@@ -4,7 +4,7 @@ model output shown as text, never as HTML, links or images."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,6 @@ from streamlit.testing.v1 import AppTest
 from engine.runtime import Runtime
 from tests.fake_openai import FakeOpenAIServer
 from ui.nav import RUN_ID
-from ui.runtime import get_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -23,16 +22,6 @@ HOSTILE = (
     "Hi <img src=x onerror=alert(1)> and <script>alert(1)</script> and ![x](http://127.0.0.1:9/x.png) "
     "[click](javascript:alert(1))"
 )
-
-
-@pytest.fixture(autouse=True)
-def runtime() -> Iterator[Runtime]:
-    """A runtime of this test's own (DATA_DIR differs per test); the pages share it through the cache."""
-    get_runtime.clear()
-    rt = get_runtime()
-    yield rt
-    rt.shutdown(timeout=10)
-    get_runtime.clear()
 
 
 def run_page(run_id: str | None = None) -> AppTest:
