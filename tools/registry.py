@@ -580,14 +580,9 @@ class ToolRegistry:
         if limit is None:
             limit = DEFAULT_TIMEOUT_S
         try:
-            async with asyncio.timeout(limit) as deadline:
-                raw = await self._invoke(spec, positional, keywords)
-            if deadline.expired():  # an async tool that swallowed its cancellation and returned late
-                return failed(f"Tool {name!r} timed out after {limit:g} s (and ignored cancellation)")
-        except TimeoutError as exc:
-            if deadline.expired():
-                return failed(f"Tool {name!r} timed out after {limit:g} s; try again with a smaller or simpler request")
-            return failed(_describe_exception(exc))
+            raw = await _with_deadline(self._invoke(spec, positional, keywords), limit)
+        except _DeadlinePassed:
+            return failed(f"Tool {name!r} timed out after {limit:g} s; try again with a smaller or simpler request")
         except Exception as exc:  # the tool's own failure; CancelledError propagates
             logger.debug("tool %r raised", name, exc_info=True)
             return failed(_describe_exception(exc))
@@ -613,6 +608,42 @@ class ToolRegistry:
         if inspect.isawaitable(result):  # e.g. a sync wrapper returning a coroutine
             result = await typing.cast(Awaitable[Any], result)
         return result
+
+
+class _DeadlinePassed(Exception):
+    """A tool call ran past its timeout (and was cancelled)."""
+
+
+async def _with_deadline(work: Awaitable[Any], limit: float) -> Any:
+    """Await ``work`` in this task, cancelling it after ``limit`` seconds.
+
+    What ``asyncio.timeout`` does, minus its bookkeeping (this is on every tool
+    call's path). A tool that swallows the cancellation and returns late still
+    counts as timed out.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    fired = False
+
+    def fire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    handle = loop.call_at(loop.time() + limit, fire)
+    try:
+        result = await work
+    except asyncio.CancelledError:
+        if fired and task.uncancel() == 0:
+            raise _DeadlinePassed from None
+        raise
+    finally:
+        handle.cancel()
+    if fired:
+        task.uncancel()
+        raise _DeadlinePassed
+    return result
 
 
 # ------------------------------------------------------------ the default registry
