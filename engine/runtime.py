@@ -370,8 +370,8 @@ class Runtime:
             live.task = None  # from here on a cancel has nothing to stop
         # "finished" is said only once the terminal event is durable (or its write has failed)
         try:
-            await asyncio.to_thread(store.writer.wait_committed, live.run_id, live.last_seq, 30.0)
-        except asyncio.CancelledError:  # shutting down: say how it ended all the same
+            await asyncio.wait_for(store.writer.committed_future(live.run_id, live.last_seq), 30.0)
+        except (asyncio.CancelledError, TimeoutError):  # shutting down, or a stuck disk: say how it ended all the same
             pass
         self._finish(live, status, error, node_id, output)
 

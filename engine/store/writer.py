@@ -11,6 +11,7 @@ keeps 50 concurrent runs free of "database is locked".
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -60,6 +61,7 @@ class Writer:
         self._committed: dict[str, int] = {}
         self._cond = threading.Condition()
         self._failed_runs: dict[str, str] = {}
+        self._waiters: dict[str, list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[bool]]]] = {}
         self._thread = threading.Thread(target=self._loop, name="store-writer", daemon=True)
         self._stopping = False
         self._thread.start()
@@ -100,6 +102,34 @@ class Writer:
                     return False
                 self._cond.wait(left)
         return True
+
+    def committed_future(self, run_id: str, seq: int) -> "asyncio.Future[bool]":
+        """A future (of the running loop) resolved once ``seq`` of ``run_id`` is committed (True) or failed (False)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        with self._cond:
+            if run_id in self._failed_runs:
+                future.set_result(False)
+            elif self._committed.get(run_id, 0) >= seq:
+                future.set_result(True)
+            else:
+                self._waiters.setdefault(run_id, []).append((seq, loop, future))
+        return future
+
+    def _wake_waiters(self, run_id: str) -> None:
+        """Resolve the futures of ``run_id`` that are due (call with ``_cond`` held)."""
+        waiting = self._waiters.get(run_id)
+        if not waiting:
+            return
+        failed = run_id in self._failed_runs
+        committed = self._committed.get(run_id, 0)
+        due = [w for w in waiting if failed or w[0] <= committed]
+        if len(due) == len(waiting):
+            del self._waiters[run_id]
+        else:
+            self._waiters[run_id] = [w for w in waiting if w not in due]
+        for _seq, loop, future in due:
+            loop.call_soon_threadsafe(_resolve, future, not failed)
 
     def close(self, timeout: float = 30.0) -> None:
         if self._stopping:
@@ -159,6 +189,8 @@ class Writer:
         if latest:
             with self._cond:
                 self._committed.update(latest)
+                for run_id in latest:
+                    self._wake_waiters(run_id)
                 self._cond.notify_all()
 
     def _mark_failed(self, work: list[Any], error: str) -> None:
@@ -180,6 +212,7 @@ class Writer:
         with self._cond:
             for run_id in runs:
                 self._failed_runs[run_id] = error
+                self._wake_waiters(run_id)
             self._cond.notify_all()
         if self.on_failure is not None:
             for run_id in runs:
@@ -316,6 +349,11 @@ class _Projection:
             self.conn.execute(insert(NODES), self.new_nodes)
             self.new_nodes = []
             self.open_nodes.clear()
+
+
+def _resolve(future: "asyncio.Future[bool]", value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def _run_of(item: Any) -> str | None:
