@@ -74,13 +74,14 @@ def choose_run() -> str | None:
     from_link()
     current = st.session_state.get(RUN_ID)
     recent = runtime.store.list_runs(limit=30)
-    names = {r.run_id: f"{r.workflow_name} · {r.status} · {when(r.created_at)} · {r.run_id[:8]}" for r in recent}
+    # no status in the label: the select box keeps the label it showed when picked, and the badge below is live
+    names = {r.run_id: f"{r.workflow_name} · {when(r.created_at)} · {r.run_id[:8]}" for r in recent}
     options = [r.run_id for r in recent]
     if current and current not in names:
         info = runtime.status(current)
         if info is not None:
             options.insert(0, current)
-            names[current] = f"{info.workflow_name} · {info.status} · {when(info.created_at)} · {current[:8]}"
+            names[current] = f"{info.workflow_name} · {when(info.created_at)} · {current[:8]}"
     if not options:
         st.info("No runs yet. Start one from **Home** (a template's *Run* button) or from the **Builder**.")
         st.stop()
@@ -111,6 +112,9 @@ def document_for(run_id: str, info: RunInfo) -> dict[str, Any] | None:
     return docs[run_id]
 
 
+FUTURE_STAMP_MS = 4_000_000_000_000  # year 2096
+
+
 def draw_graph(run_id: str, doc: dict[str, Any], view: RunView) -> None:
     """The read-only graph; its state is rebuilt (and its timestamp bumped) only when a status changes."""
     statuses = {n["id"]: view.node_status.get(n["id"], "pending") for n in doc.get("nodes", [])}
@@ -118,8 +122,10 @@ def draw_graph(run_id: str, doc: dict[str, Any], view: RunView) -> None:
     saved = st.session_state.get(FLOW_STATE)
     if saved is None or saved[0] != signature:
         state = flow.to_state(doc, statuses=statuses, editable=False)
-        if saved is not None:
-            state.timestamp = max(state.timestamp, saved[1].timestamp + 1)
+        # streamlit-flow drops a state older than its own stamp, which it takes from the *browser's* clock
+        # after every state it accepts: stamps from the server's clock lose races and clock skew. This
+        # graph is read-only (nothing to keep from the browser), so its stamps live far in the future.
+        state.timestamp = saved[1].timestamp + 1 if saved is not None else FUTURE_STAMP_MS
         st.session_state[FLOW_STATE] = saved = (signature, state)
     ys = [float(n.position["y"]) for n in saved[1].nodes] or [0.0]
     height = int(min(520, max(240, max(ys) - min(ys) + 220)))

@@ -1,0 +1,295 @@
+"""Starting the dashboard under `streamlit run` and driving it with Playwright (Debian's Chromium).
+
+Shared by the browser tests (``tests/browser``) and ``bench/ui_bench.py``. Playwright is imported
+lazily, so this module imports even where it is missing (the tests then skip with the reason).
+
+* :func:`start_studio` runs ``streamlit run app.py`` on a free loopback port with a private
+  ``DATA_DIR``, no model endpoint unless asked, and web search pointed at a closed loopback port
+  (nothing reaches the internet); :meth:`Studio.stop` ends it (SIGTERM, then SIGKILL).
+* :func:`launch_chromium` launches ``/usr/bin/chromium`` with the flags measured in
+  ``shared/notes/streamlit-stack.md`` (never ``playwright install``).
+* Page helpers: :func:`flow` (the *last* streamlit-flow iframe: opening a document gives the canvas a
+  new key, so two may exist for a moment), :func:`click_button` (Streamlit draws a second, hidden copy
+  of buttons that have a tooltip), :func:`choose` (react-aria select boxes), :func:`wait_idle`,
+  :func:`full_page_png` (Streamlit scrolls an inner container, so the viewport is grown to the
+  content before the shot).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+# The checkout `streamlit run` starts in (default: this one). Pointing it at a patched copy checks a
+# page fix against these tests without touching the working tree.
+APP_DIR = Path(os.environ.get("STUDIO_APP_DIR") or ROOT).resolve()
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1400, "height": 1000}
+FLOW_IFRAME = "iframe[title='streamlit_flow.streamlit_flow']"
+CLOSED_PORT_URL = "http://127.0.0.1:9"  # nothing listens on the discard port: requests there fail at once
+
+# Variables of the test process that must not leak into the dashboard: model endpoints, memory and
+# store locations, plugins, Streamlit overrides. A test adds back the ones it wants.
+_DROP_PREFIXES = ("OPENAI_", "MEMORY_", "CHROMA_", "STREAMLIT_")
+_DROP = {"DATABASE_URL", "API_TOKEN", "TOOLS_MODULES", "FILES_ROOT", "DATA_DIR"}
+
+
+def missing_requirements() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install -y chromium; scripts/test.sh does it)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is missing (pip install -r requirements-test.txt)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Studio:
+    """A running ``streamlit run app.py``."""
+
+    url: str
+    port: int
+    data_dir: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+    started_at: float  # time.monotonic() just before the process was spawned
+    env: dict[str, str] = field(repr=False, default_factory=dict)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def studio_env(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _DROP and not k.startswith(_DROP_PREFIXES)}
+    env.update(
+        {
+            "DATA_DIR": str(data_dir),
+            "OFFLINE_TOKEN_DELAY_S": "0.01",
+            "WEB_SEARCH_PROVIDER": "searxng",
+            "SEARXNG_URL": CLOSED_PORT_URL,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def start_studio(
+    data_dir: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    wait: bool = True,
+    timeout: float = 60.0,
+    app_dir: Path | None = None,
+) -> Studio:
+    """Start the dashboard (cwd = ``app_dir``, default :data:`APP_DIR`); with ``wait``, return once it is healthy."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log_path = data_dir.parent / f"streamlit-{port}.log"
+    env = studio_env(data_dir, extra_env)
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.headless", "true",
+        "--server.port", str(port),
+        "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it until it ends
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=app_dir or APP_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    studio = Studio(f"http://127.0.0.1:{port}", port, data_dir, log_path, proc, started, env)
+    if wait:
+        wait_healthy(studio, timeout)
+    return studio
+
+
+def wait_healthy(studio: Studio, timeout: float = 60.0) -> float:
+    """Seconds from spawn until ``/_stcore/health`` answered ok."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if studio.proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {studio.proc.returncode}:\n{studio.log()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{studio.url}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return time.monotonic() - studio.started_at
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            studio.stop()
+            raise RuntimeError(f"streamlit did not answer /_stcore/health within {timeout:.0f} s:\n{studio.log()[-4000:]}")
+        time.sleep(0.05)
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's Chromium through Playwright (no downloaded browser)."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+
+
+# --- page helpers ------------------------------------------------------------------------------------
+
+
+def flow(page: Any) -> Any:
+    """The streamlit-flow canvas (the newest iframe)."""
+    return page.frame_locator(FLOW_IFRAME).last
+
+
+def flow_node(page: Any, node_id: str) -> Any:
+    return flow(page).locator(f".react-flow__node[data-id='{node_id}']")
+
+
+def wait_idle(page: Any, timeout: float = 30_000) -> None:
+    """Until Streamlit's script is not running (the page shows the result of the last rerun)."""
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", state="attached", timeout=timeout)
+
+
+def open_page(page: Any, studio: Studio, path: str, heading: str, *, exact: bool = True) -> None:
+    """Go to a page of the dashboard and wait for its title (not the loading skeleton)."""
+    page.goto(f"{studio.url}/{path.lstrip('/')}")
+    page.get_by_role("heading", name=heading, exact=exact).first.wait_for()
+    wait_idle(page)
+
+
+def click_button(page: Any, key: str) -> None:
+    """Click the Streamlit button with widget key ``key`` (the visible copy)."""
+    page.locator(f".st-key-{key} button:visible").first.click()
+
+
+def choose(page: Any, label: str, option: str) -> None:
+    """Pick ``option`` in the select box labelled ``label``."""
+    page.get_by_role("combobox", name=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def stable_box(locator: Any, timeout: float = 10.0) -> dict[str, float]:
+    """The element's bounding box once it stopped moving (React Flow fits the view after a redraw)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        box = locator.bounding_box()
+        if box is not None and box == last:
+            return box
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{locator} kept moving: {last} -> {box}")
+        last = box
+        time.sleep(0.25)
+
+
+def drag(page: Any, source: Any, target: Any) -> None:
+    """Drag with the mouse from the centre of ``source`` to the centre of ``target`` (any frames)."""
+    a, b = stable_box(source), stable_box(target)
+    page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, steps=20)
+    page.mouse.up()
+
+
+def full_page_png(page: Any, path: Path) -> Path:
+    """A PNG of the whole page: the viewport grows to Streamlit's scrolling main area first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate(
+        """() => {
+            const main = document.querySelector("[data-testid='stMain']");
+            const side = document.querySelector("[data-testid='stSidebarContent']");
+            return Math.max(main ? main.scrollHeight : 0, side ? side.scrollHeight : 0, document.body.scrollHeight);
+        }"""
+    )
+    size = page.viewport_size or VIEWPORT
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 8000))})
+    try:
+        page.wait_for_timeout(600)  # relayout after the resize
+        wait_idle(page)
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(size)
+    return path
+
+
+def chain_workflow(name: str, n: int, *, kind: str = "transform", prompt: str = "Step {i}: {{{{ inputs.topic }}}}") -> dict[str, Any]:
+    """A valid workflow: input -> ``n`` nodes in a line (``kind`` "transform" or "agent") -> output."""
+    nodes: list[dict[str, Any]] = [{"id": "start", "type": "input", "position": {"x": 0, "y": 0}}]
+    edges: list[dict[str, str]] = []
+    prev = "start"
+    per_row = 10
+    for i in range(1, n + 1):
+        node_id = f"n{i:03d}"
+        config = {"expression": f"{'inputs.topic' if prev == 'start' else f'nodes.{prev}.output'}"}
+        if kind == "agent":
+            config = {"prompt": prompt.format(i=i)}
+        row, col = divmod(i, per_row)
+        nodes.append({"id": node_id, "type": kind, "label": f"Step {i}", "position": {"x": col * 240, "y": row * 110}, "config": config})
+        edges.append({"source": prev, "target": node_id})
+        prev = node_id
+    row, col = divmod(n + 1, per_row)
+    nodes.append({"id": "result", "type": "output", "position": {"x": col * 240, "y": row * 110},
+                  "config": {"value": f"{{{{ nodes.{prev}.output }}}}"}})
+    edges.append({"source": prev, "target": "result"})
+    return {
+        "format": "workflow/v1",
+        "name": name,
+        "description": f"{n} {kind} nodes in a chain",
+        "inputs": {"topic": {"type": "string", "description": "anything", "default": "browser tests"}},
+        "nodes": nodes,
+        "edges": edges,
+    }
+
+
+def import_in_builder(page: Any, path: Path) -> None:
+    """Builder: Open -> import a workflow file (the page must already show the Builder)."""
+    page.locator("[data-testid='stPopover']").filter(has_text="Open").locator("button").first.click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
+
+
+def start_run_in_builder(page: Any) -> str:
+    """Builder: Run -> Start run (default inputs); waits for the Run page and returns the run id."""
+    page.locator("[data-testid='stPopover']").filter(has_text="Run").locator("button").first.click()
+    page.get_by_role("button", name="Start run").click()
+    page.wait_for_url(lambda url: "/run?run=" in url)
+    return page.url.rsplit("=", 1)[1]
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
