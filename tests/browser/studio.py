@@ -185,6 +185,28 @@ def wait_idle(page: Any, timeout: float = 30_000) -> None:
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", state="attached", timeout=timeout)
 
 
+def settle(page: Any, quiet_ms: int = 800, timeout: float = 30_000) -> None:
+    """Until no script run was seen for ``quiet_ms``.
+
+    After the Builder's canvas is (re)drawn, streamlit-flow reports back twice (on accepting the state
+    and after its layout pass) and each report reruns the page; a click landing in those reruns was seen
+    to be lost (an import that did nothing, a "Start run" that stayed on the Builder), so the helpers
+    let the page settle first.
+    """
+    page.evaluate("() => { window.__settleBusy = performance.now(); }")
+    page.wait_for_function(
+        """(quiet) => {
+            const app = document.querySelector("[data-testid='stApp']");
+            const now = performance.now();
+            if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') { window.__settleBusy = now; return false; }
+            return now - window.__settleBusy >= quiet;
+        }""",
+        arg=quiet_ms,
+        polling=25,
+        timeout=timeout,
+    )
+
+
 def open_page(page: Any, studio: Studio, path: str, heading: str, *, exact: bool = True) -> None:
     """Go to a page of the dashboard and wait for its title (not the loading skeleton)."""
     page.goto(f"{studio.url}/{path.lstrip('/')}")
@@ -276,17 +298,24 @@ def chain_workflow(name: str, n: int, *, kind: str = "transform", prompt: str = 
     }
 
 
-def import_in_builder(page: Any, path: Path) -> None:
+def import_in_builder(page: Any, path: Path, *, settle_first: bool = True) -> None:
     """Builder: Open -> import a workflow file (the page must already show the Builder)."""
+    if settle_first:
+        settle(page)
     page.locator("[data-testid='stPopover']").filter(has_text="Open").locator("button").first.click()
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
 
 
 def start_run_in_builder(page: Any) -> str:
     """Builder: Run -> Start run (default inputs); waits for the Run page and returns the run id."""
+    settle(page)
     page.locator("[data-testid='stPopover']").filter(has_text="Run").locator("button").first.click()
     page.get_by_role("button", name="Start run").click()
-    page.wait_for_url(lambda url: "/run?run=" in url)
+    deadline = time.monotonic() + 30
+    while "/run?run=" not in page.url:  # a same-document navigation (history.pushState)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Start run did not open the Run page (still at {page.url})")
+        page.wait_for_timeout(50)
     return page.url.rsplit("=", 1)[1]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.studio import ROOT, click_button, choose, drag, flow, flow_node, open_page, wait_idle
+from tests.browser.studio import ROOT, choose, click_button, drag, flow, flow_node, open_page, settle, wait_idle
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
 
@@ -20,6 +20,7 @@ TRIAGE = json.loads((ROOT / "examples" / "triage_branch.json").read_text(encodin
 def open_builder(page: Any, studio: Any) -> None:
     open_page(page, studio, "builder", "Inspector")
     expect(flow(page).locator(".react-flow__node").first).to_be_visible()
+    settle(page)  # the canvas reports back (and reruns the page) right after it is drawn
 
 
 def test_opening_an_example_shows_every_node_on_the_canvas(page: Any, studio: Any, screenshots: Any) -> None:
@@ -39,6 +40,7 @@ def test_opening_an_example_shows_every_node_on_the_canvas(page: Any, studio: An
     expect(page.get_by_text(f"Valid — {len(TRIAGE['nodes'])} nodes, {len(TRIAGE['edges'])} edges. Ready to run.")).to_be_visible()
 
     # clicking a node opens its form in the side panel
+    settle(page)
     flow_node(page, "reply").click()
     expect(page.get_by_role("heading", name="Draft reply")).to_be_visible()
     expect(page.get_by_text("agent node", exact=True)).to_be_visible()
@@ -60,6 +62,7 @@ def test_add_a_node_from_the_palette_and_connect_it_by_dragging(page: Any, studi
     expect(page.get_by_text("is not reachable from the input node")).to_be_visible()
     expect(page.locator("span.stMarkdownBadge", has_text=re.compile(r"^1 problem$"))).to_be_visible()  # header badge
     expect(added).to_have_attribute("style", re.compile(r"dashed"))
+    settle(page)
 
     drag(
         page,
