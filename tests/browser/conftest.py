@@ -35,6 +35,10 @@ _skipped: list[str] = []
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Browser tests run last: Playwright's sync API keeps an event loop on the main thread while it is
+    # open, which would break every asyncio test after it.
+    ours = [item for item in items if HERE in Path(str(item.fspath)).resolve().parents]
+    items[:] = [item for item in items if item not in ours] + ours
     if MISSING is None:
         return
     skip = pytest.mark.skip(reason=f"browser tests need Chromium and Playwright: {MISSING}")
@@ -92,7 +96,7 @@ def hostile_studio(tmp_path_factory: pytest.TempPathFactory, fake_endpoint: Any)
 # --- browser -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed after each module, so no Playwright loop outlives the browser tests
 def browser() -> Iterator[Any]:
     from playwright.sync_api import expect, sync_playwright
 
