@@ -35,16 +35,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.browser.studio import (  # noqa: E402
+from tests.browser.studio import (
     VIEWPORT,
     chain_workflow,
     flow,
     import_in_builder,
     launch_chromium,
     missing_requirements,
+    settle,
     start_run_in_builder,
     start_studio,
-    settle,
     wait_healthy,
 )
 

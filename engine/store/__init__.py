@@ -72,7 +72,6 @@ class Store:
         self.url = database_url(url, data_dir)
         self.engine = open_engine(self.url)
         self.writer = Writer(self.engine, on_failure=on_write_failure)
-        self._saved: dict[tuple[str, str], WorkflowRef] = {}  # (name, digest) -> version this process saw saved
 
     @property
     def sqlite_file(self) -> Path | None:
@@ -88,16 +87,11 @@ class Store:
         """Save a validated document under its name; a changed document adds a version."""
         name = str(document["name"])
         digest = _digest(document)
-        known = self._saved.get((name, digest))
-        if known is not None:  # resubmitting the same document: no database round trip
-            return WorkflowRef(known.id, known.version, name, False)
         now = time.time()
         try:
-            ref = self._save_workflow(document, name, digest, now)
+            return self._save_workflow(document, name, digest, now)
         except IntegrityError:  # another writer created this name or version first: read theirs
-            ref = self._save_workflow(document, name, digest, now)
-        self._saved[(name, digest)] = ref
-        return ref
+            return self._save_workflow(document, name, digest, now)
 
     def _save_workflow(self, document: dict[str, Any], name: str, digest: str, now: float) -> WorkflowRef:
         with Session(self.engine) as session:
@@ -155,7 +149,6 @@ class Store:
             row.archived = True
             session.add(row)
             session.commit()
-        self._saved = {key: ref for key, ref in self._saved.items() if ref.id != workflow_id}
         return True
 
     def find_workflow(self, name: str) -> WorkflowRow | None:

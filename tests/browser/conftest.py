@@ -22,7 +22,15 @@ from typing import Any
 
 import pytest
 
-from tests.browser.studio import ROOT, Studio, copy_file, full_page_png, launch_chromium, missing_requirements, start_studio
+from tests.browser.studio import (
+    ROOT,
+    Studio,
+    copy_file,
+    full_page_png,
+    launch_chromium,
+    missing_requirements,
+    start_studio,
+)
 
 MISSING = missing_requirements()
 HERE = Path(__file__).resolve().parent
@@ -147,6 +155,6 @@ def page(browser: Any, request: pytest.FixtureRequest, screenshot_dir: Path) -> 
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
         try:
             tab.screenshot(path=str(screenshot_dir / f"FAILED-{name}.png"), full_page=True)
-        except Exception:  # noqa: BLE001 - a broken page must not hide the test's own failure
-            pass
+        except Exception as exc:  # noqa: BLE001 - a broken page must not hide the test's own failure
+            print(f"could not save the failure screenshot: {exc}")
     context.close()
