@@ -111,19 +111,6 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaSe
     server.stop()
 
 
-@pytest.fixture(autouse=True)
-def _memory_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "CHROMA_HOST",
-        "CHROMA_PORT",
-        "MEMORY_EMBEDDINGS",
-        "MEMORY_EMBEDDING_MODEL",
-        "MEMORY_COLLECTION",
-        "MEMORY_DATABASE_URL",
-        "MEMORY_MAX_CHARS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
 
 @dataclass
 class Backend:

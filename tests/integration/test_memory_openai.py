@@ -129,18 +129,6 @@ def embeddings_server() -> Iterator[FakeEmbeddingsServer]:
         yield server
 
 
-@pytest.fixture(autouse=True)
-def _memory_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "CHROMA_HOST",
-        "CHROMA_PORT",
-        "MEMORY_EMBEDDINGS",
-        "MEMORY_EMBEDDING_MODEL",
-        "MEMORY_COLLECTION",
-        "MEMORY_DATABASE_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
 
 # ----------------------------------------------------------------- the embedder
 

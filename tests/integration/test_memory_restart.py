@@ -33,12 +33,6 @@ print(json.dumps({"interaction": ids[0], "fact": fact}))
 """
 
 
-@pytest.fixture(autouse=True)
-def _memory_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CHROMA_HOST", "CHROMA_PORT", "MEMORY_EMBEDDINGS", "MEMORY_COLLECTION", "MEMORY_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def test_a_new_process_sees_old_turns_and_memories() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(

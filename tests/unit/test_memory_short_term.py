@@ -12,19 +12,6 @@ from memory import InvalidMemory, MemoryManager, MemoryUnavailable, ShortTermSto
 from memory.short_term import MESSAGE_OVERHEAD_TOKENS, approx_tokens, count_tokens, dispose_engines, token_counter
 
 
-@pytest.fixture(autouse=True)
-def _memory_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "MEMORY_DATABASE_URL",
-        "MEMORY_SHORT_TERM_TOKENS",
-        "MEMORY_SHORT_TERM_MAX_TURNS",
-        "TIKTOKEN_CACHE_DIR",
-        "DATA_GYM_CACHE_DIR",
-        "CHROMA_HOST",
-        "MEMORY_EMBEDDINGS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
 
 @pytest.fixture
 def store(tmp_path: Path) -> ShortTermStore:
