@@ -286,19 +286,31 @@ def render_log(view: RunView, *, limit: int = 300) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
-def render_streams(view: RunView, labels: dict[str, str], *, running_only: bool = False) -> None:
-    """The agents' streamed text, per node (and per item of a map)."""
+def render_streams(view: RunView, labels: dict[str, str], *, limit: int | None = None) -> None:
+    """The agents' streamed text, per node (and per item of a map): running nodes first, then the latest.
+
+    Args:
+        view: the folded run.
+        labels: node id -> label to show.
+        limit: show at most this many outputs (the running ones always); the live page keeps its
+            redraws small with it, History shows them all.
+    """
     if not view.tokens:
         st.caption("No model output yet.")
         return
-    for key, text in reversed(list(view.tokens.items())):
+    latest_first = list(reversed(view.tokens.items()))
+    running = [(k, t) for k, t in latest_first if view.node_status.get(k.split("[", 1)[0]) == "running"]
+    others = [(k, t) for k, t in latest_first if view.node_status.get(k.split("[", 1)[0]) != "running"]
+    shown = running + others[: max(0, limit - len(running))] if limit is not None else running + others
+    for key, text in shown:
         node = key.split("[", 1)[0]
         status = view.node_status.get(node, "pending")
-        if running_only and status != "running":
-            continue
         icon = NODE_ICONS.get(status, "⚪")
         item = f" · item {md_escape(key[len(node) + 1 : -1])}" if key != node else ""
         with st.container(border=True):
             st.caption(f"{icon} **{md_escape(labels.get(node, node))}**{item} · {md_escape(status)}")
-            shown = text if len(text) <= 6000 else "… " + text[-6000:]
-            text_block(shown, limit=7000)
+            tail = text if len(text) <= 6000 else "… " + text[-6000:]
+            text_block(tail, limit=7000)
+    hidden = len(latest_first) - len(shown)
+    if hidden:
+        st.caption(f"… and {hidden} earlier output(s): every node's output is in History once the run ends.")

@@ -43,6 +43,7 @@ FLOW_KEY = "run_flow"  # the streamlit-flow component key (stable)
 FLOW_STATE = "run_flow_state"  # (signature of run id + node statuses, StreamlitFlowState)
 LINKED = "run_linked"  # the last ?run= value taken from (or written to) the address
 LIVE_EVERY_S = 0.5
+STREAMS_SHOWN = 4  # model outputs drawn live: the running ones, then the latest (History has all)
 
 runtime = get_runtime()
 
@@ -178,7 +179,7 @@ def live(run_id: str, doc: dict[str, Any] | None, ticking: bool) -> None:
     with stream_col:
         st.markdown("**Model output**")
         with st.container(height=360, border=False):
-            render_streams(view, labels)
+            render_streams(view, labels, limit=STREAMS_SHOWN)
 
     render_tokens(view, info)
     result, calls, memory, log, inputs = st.tabs(["Result", "Tool calls", "Memory", "Log", "Inputs"])

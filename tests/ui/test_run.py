@@ -225,6 +225,42 @@ def test_memory_reads_and_writes_are_listed_with_scores() -> None:
     assert list(hits_table["score"]) == [0.91, 0.42] and hits_table["text"][0] == "Cats purr <img src=x>"
 
 
+@pytest.mark.parametrize(
+    ("limit", "expected", "hidden"),
+    [
+        (4, ["a2", "a5", "a4", "a3"], 2),  # the running node first (though older), then the latest
+        (1, ["a2"], 5),  # the running one is always shown
+        (None, ["a2", "a5", "a4", "a3", "a1", "a0"], 0),
+    ],
+)
+def test_live_streams_show_running_then_latest(limit: int | None, expected: list[str], hidden: int) -> None:
+    def script(limit: int | None) -> None:
+        from engine.events import Event
+        from ui.run_parts import render_streams
+        from ui.status import RunView
+
+        events = [Event(1, "r", 0.0, "run.started", None, {"inputs": {}})]
+        for i in range(6):
+            node = f"a{i}"
+            events += [
+                Event(len(events) + 1, "r", i, "node.started", node, {}),
+                Event(len(events) + 2, "r", i, "llm.token", node, {"delta": f"text of {node}"}),
+            ]
+            if i != 2:
+                events.append(Event(len(events) + 1, "r", i, "node.completed", node, {"output": node}))
+        view = RunView()
+        view.apply(events)
+        render_streams(view, {}, limit=limit)
+
+    at = AppTest.from_function(script, args=(limit,)).run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.text] == [f"text of {n}" for n in expected]
+    assert "· running" in at.caption[0].value
+    more = [c.value for c in at.caption if "earlier output" in c.value]
+    assert more == ([f"… and {hidden} earlier output(s): every node's output is in History once the run ends."]
+                    if hidden else [])
+
+
 def test_open_in_history_shows_the_same_run(runtime: Runtime) -> None:
     run_id = runtime.submit(CALCULATOR)
     runtime.wait(run_id, 20)
