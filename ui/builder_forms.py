@@ -27,11 +27,12 @@ from engine.model import MAP_INNER_TYPES
 from ui import builder_doc as bd
 from ui import builder_state as bs
 from ui.flow import ICONS
-from ui.nav import BUILDER_DOC, BUILDER_SOURCE, watch_run
+from ui.nav import BUILDER_DOC, BUILDER_SOURCE, watch_run_next
 from ui.runtime import get_runtime
 from ui.text import md_escape
 
 Apply = Callable[[dict[str, Any], Any], None]
+RUN_ERRORS = "builder_run_errors"  # why "Start run" did not start (problems), shown once in the Run popover
 
 
 # --- plumbing ----------------------------------------------------------------------------------
@@ -1055,17 +1056,26 @@ def run_form(*, blocked: bool) -> None:
             st.caption("\\* required")
         else:
             st.caption("This workflow takes no inputs.")
-        submitted = st.form_submit_button(
+        st.form_submit_button(
             "Start run",
             type="primary",
             icon=":material/play_arrow:",
             disabled=blocked,
             help="Fix the problems listed under the canvas first." if blocked else None,
+            # a callback, not `if submitted:` in the page: a canvas report arriving while the page runs
+            # interrupts the body and the submit would be lost; callbacks run before any interruption
+            on_click=_submit_run,
+            args=(inputs,),
         )
-    if submitted:
-        errors = _start_run(doc, inputs)
-        if errors:
-            st.error("Not started:\n" + "\n".join(f"- **{md_escape(p.where)}** {md_escape(p.message)}" for p in errors))
+    errors = st.session_state.pop(RUN_ERRORS, None)
+    if errors:
+        st.error("Not started:\n" + "\n".join(f"- **{md_escape(p.where)}** {md_escape(p.message)}" for p in errors))
+
+
+def _submit_run(inputs: dict[str, dict[str, Any]]) -> None:
+    errors = _start_run(bs.doc(), inputs)
+    if errors:
+        st.session_state[RUN_ERRORS] = errors
 
 
 def _run_field(name: str, spec: dict[str, Any]) -> None:
@@ -1138,5 +1148,5 @@ def _start_run(doc: dict[str, Any], inputs: dict[str, dict[str, Any]]) -> list[P
         st.session_state[BUILDER_DOC] = normal
         st.session_state[BUILDER_SOURCE] = f"saved:{row.id}"
         st.session_state[bs.BASELINE] = copy.deepcopy(normal)
-    watch_run(run_id)
+    watch_run_next(run_id)
     return []

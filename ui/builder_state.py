@@ -31,7 +31,7 @@ from engine.errors import Problem
 from engine.store import Store
 from ui import builder_doc as bd
 from ui.flow import auto_positions, merge_canvas, same_graph, to_state
-from ui.nav import BUILDER_DOC, BUILDER_SOURCE
+from ui.nav import BUILDER_DOC, BUILDER_SOURCE, follow_pending_run
 from ui.runtime import get_runtime
 from ui.text import md_escape
 
@@ -273,7 +273,7 @@ def select_edge(source_id: str, target: str, when: str | None) -> None:
 
 def sync_canvas() -> list[Problem]:
     """Take a canvas event, validate, and redraw when the canvas no longer matches. Returns the problems."""
-    take_canvas_event()
+    follow_pending_run(canvas_report=take_canvas_event())
     found = bd.problems(doc())
     bad = bd.problem_nodes(found)
     if needs_redraw(bad):

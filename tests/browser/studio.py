@@ -189,9 +189,10 @@ def settle(page: Any, quiet_ms: int = 800, timeout: float = 30_000) -> None:
     """Until no script run was seen for ``quiet_ms``.
 
     After the Builder's canvas is (re)drawn, streamlit-flow reports back twice (on accepting the state
-    and after its layout pass) and each report reruns the page; a click landing in those reruns was seen
-    to be lost (an import that did nothing, a "Start run" that stayed on the Builder), so the helpers
-    let the page settle first.
+    and after its layout pass) and each report reruns the page. The page's own buttons survive that
+    (their work is done in callbacks, and ``ui.nav`` finishes a switch to the Run page that a report
+    overtook; ``test_start_run_at_once_after_opening_a_workflow_opens_the_run_page`` clicks without
+    settling), but a click *on the canvas* can still race a redraw, so the helpers let the page settle.
     """
     page.evaluate("() => { window.__settleBusy = performance.now(); }")
     page.wait_for_function(

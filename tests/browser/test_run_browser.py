@@ -10,9 +10,11 @@ import pytest
 
 from tests.browser.studio import (
     ROOT,
+    chain_workflow,
     click_button,
     flow,
     flow_node,
+    import_in_builder,
     open_page,
     wait_idle,
 )
@@ -108,3 +110,23 @@ def test_run_picker_does_not_say_running_once_the_run_completed(page: Any, studi
     picker = page.get_by_role("combobox", name="Run")
     expect(picker).to_have_value(re.compile(run_id[:8]))
     expect(picker).not_to_have_value(re.compile(r" · running · "), timeout=5_000)
+
+
+def test_start_run_at_once_after_opening_a_workflow_opens_the_run_page(page: Any, studio: Any, tmp_path: Any) -> None:
+    """No waiting for the page to settle: the Builder's canvas reports back twice after every redraw
+    (each report reruns the page), and neither the submit nor the switch to the Run page may be lost."""
+    run_url = re.compile(r"/run\?run=[0-9a-f]{32}$")
+    for attempt in range(3):
+        path = tmp_path / f"quick_{attempt}.json"
+        path.write_text(json.dumps(chain_workflow(f"Quick start {attempt}", 2)), encoding="utf-8")
+        open_page(page, studio, "builder", "Inspector")
+        import_in_builder(page, path, settle_first=False)
+        expect(page.get_by_role("heading", name=f"Quick start {attempt}")).to_be_visible()
+        page.keyboard.press("Escape")
+        page.locator("[data-testid='stPopover']").filter(has_text="Run").locator("button").first.click()
+        page.get_by_role("button", name="Start run").click()
+        expect(page).to_have_url(run_url, timeout=15_000)
+        page.wait_for_timeout(2500)  # the canvas's late reports
+        expect(page).to_have_url(run_url)
+        expect(page.get_by_role("heading", name="Run", exact=True)).to_be_visible()
+        expect(page.get_by_text("completed", exact=True)).to_be_visible(timeout=30_000)

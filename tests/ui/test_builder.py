@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from engine.runtime import Runtime
 from ui import builder_doc as bd
 from ui.builder_forms import collect_inputs
+from ui import nav
 from ui.nav import BUILDER_DOC, BUILDER_SOURCE, RUN_ID
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -411,11 +412,47 @@ def test_run_submits_the_inputs_and_opens_the_run_page(runtime: Runtime) -> None
     field = next(t for t in at.text_area if t.label.startswith("query"))
     field.input("what is new in streamlit")
     button(at, "Start run").click().run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Run"]
     run_id = at.session_state[RUN_ID]
     row = runtime.store.get_run(run_id)
     assert row is not None and row.inputs == {"query": "what is new in streamlit"}
     assert runtime.wait(run_id, timeout=30).status == "completed"
     assert not any(t.label.startswith("query") for t in at.text_area), "the Run page is shown"
+
+
+@pytest.mark.parametrize(
+    ("report", "late", "lands_on"),
+    [
+        (True, False, "Run"),  # the canvas report overtook the switch: go on to the Run page
+        (False, False, "Builder"),  # the user came back to the Builder: stay
+        (True, True, "Builder"),  # a report long after the start is the user's own work on the canvas
+    ],
+)
+def test_a_canvas_report_cannot_overtake_the_switch_to_the_run_page(
+    runtime: Runtime, report: bool, late: bool, lands_on: str
+) -> None:
+    at = builder(example("calculator_agent.json"))
+    state = canvas_state(at)
+    button(at, "Start run").click().run()
+    run_id = at.session_state[RUN_ID]
+    assert [t.value for t in at.title] == ["Run"]
+    assert runtime.wait(run_id, timeout=30).status == "completed"
+    if late:
+        pending_run, deadline = at.session_state[nav.PENDING_RUN]
+        at.session_state[nav.PENDING_RUN] = (pending_run, deadline - nav.PENDING_S - 1)
+    # the browser, still showing the Builder, reruns it (with the canvas's report, or as a plain visit)
+    if report:
+        event = {**state, "timestamp": int(time.time() * 1000) + 1000}
+        at.session_state[at.session_state["builder_canvas_key"]] = event
+    at.switch_page("views/builder.py").run()
+    assert not at.exception, at.exception
+    titles = [t.value for t in at.title]
+    if lands_on == "Run":
+        assert titles == ["Run"] and at.session_state[RUN_ID] == run_id
+    else:
+        assert titles != ["Run"] and "#### Inspector" in texts(at), "the Builder is shown"
+        assert nav.PENDING_RUN not in at.session_state, "the pending switch is dropped"
 
 
 def test_run_lists_every_input_problem() -> None:
