@@ -4,11 +4,16 @@ The document in ``st.session_state[BUILDER_DOC]`` is the truth. The canvas
 (streamlit-flow) is drawn from it and its events (moves, new edges, node menu
 deletions, clicks) are folded back into it *before* the component is called,
 read from the component's own session-state entry, so every part of one run
-(canvas, inspector, validation) sees the same document. A redraw (a new
-``StreamlitFlowState`` with a newer ``timestamp``) happens only when the
-document no longer draws like the canvas; canvas events are stored with
-their timestamp minus one, so passing them back never makes the browser
-echo them (which would rerun forever).
+(canvas, inspector, validation) sees the same document.
+
+A redraw happens only when the document no longer draws like the canvas. Each
+one is numbered (``REDRAWS``): the number is the state's timestamp above
+``ui.flow.FUTURE_STAMP_MS`` (so the browser always takes it, whatever its
+clock) and rides in every node's data, so a report the browser made from an
+older drawing (sent before our redraw reached it: a layout pass, a drag) is
+recognised and dropped instead of undoing what Python just changed. Reports
+are passed back with their own (browser-clock) timestamp minus one, so the
+browser never takes them as new and echoes them (which would rerun forever).
 
 Actions are button/widget callbacks: they run before the script, so the
 canvas redraw they cause happens in the same run.
@@ -30,7 +35,7 @@ from engine import WorkflowInvalid
 from engine.errors import Problem
 from engine.store import Store
 from ui import builder_doc as bd
-from ui.flow import auto_positions, merge_canvas, same_graph, to_state
+from ui.flow import auto_positions, drawn_from, merge_canvas, same_graph, to_state
 from ui.nav import BUILDER_DOC, BUILDER_SOURCE, follow_pending_run
 from ui.runtime import get_runtime
 from ui.text import md_escape
@@ -41,7 +46,8 @@ FLOW = "builder_flow"  # StreamlitFlowState passed to the component (ui.nav pops
 DRAWN = "builder_drawn"  # what FLOW was drawn from: {"doc", "bad", "readonly"}
 CANVAS_KEY = "builder_canvas_key"  # the component's key; changes per opened document (fresh fit_view)
 GEN = "builder_gen"
-SEEN = "builder_canvas_seen"  # timestamp of the last canvas event folded in
+SEEN = "builder_canvas_seen"  # timestamp of the last canvas report taken
+REDRAWS = "builder_redraws"  # how many times the canvas was drawn from the document (numbers the drawings)
 SELECTED = "builder_selected"  # {"kind": "node", "id"} | {"kind": "edge", "source", "target", "when"} | None
 BASELINE = "builder_baseline"  # the document as last opened or saved (for "unsaved changes")
 READONLY = "builder_readonly"  # version number when an older saved version is shown read-only
@@ -178,21 +184,16 @@ def load_source(src: str) -> dict[str, Any]:
 # --- the canvas ------------------------------------------------------------------------------
 
 
-def _now_after(*stamps: Any) -> int:
-    return max([int(time.time() * 1000)] + [int(s) + 1 for s in stamps if isinstance(s, (int, float))])
-
-
 def redraw(bad: set[str]) -> None:
-    """Draw the document anew (newer timestamp than anything the browser has sent)."""
+    """Draw the document anew, as the next numbered drawing (see the module docstring)."""
     document = doc()
     sel = selected()
     node_sel = sel["id"] if sel and sel.get("kind") == "node" else None
-    state = to_state(document, editable=readonly() is None, selected=node_sel)
+    number = st.session_state[REDRAWS] = st.session_state.get(REDRAWS, 0) + 1
+    state = to_state(document, editable=readonly() is None, selected=node_sel, redraw=number)
     for node in state.nodes:
         if node.id in bad:
             node.style.update(BAD_STYLE)
-    old = st.session_state.get(FLOW)
-    state.timestamp = _now_after(st.session_state.get(SEEN), old.timestamp if old is not None else None)
     st.session_state[FLOW] = state
     st.session_state[DRAWN] = {"doc": copy.deepcopy(document), "bad": sorted(bad), "readonly": readonly() is not None}
 
@@ -208,7 +209,10 @@ def needs_redraw(bad: set[str]) -> bool:
 
 
 def take_canvas_event() -> bool:
-    """Fold a new canvas event (read from the component's session entry) into the document."""
+    """Fold a new canvas report (read from the component's session entry) into the document.
+
+    Returns whether a new report arrived (also when it was dropped for being made from an older drawing).
+    """
     raw = st.session_state.get(st.session_state.get(CANVAS_KEY, ""), None)
     if not isinstance(raw, dict) or "nodes" not in raw:
         return False
@@ -216,6 +220,9 @@ def take_canvas_event() -> bool:
     if stamp == st.session_state.get(SEEN):
         return False
     st.session_state[SEEN] = stamp
+    made_from = drawn_from(raw)
+    if made_from is not None and made_from < st.session_state.get(REDRAWS, 0):
+        return True  # made before our latest drawing reached the browser: the document has moved on
     state = StreamlitFlowState(
         nodes=[StreamlitFlowNode.from_dict(n) for n in raw.get("nodes") or []],
         edges=[StreamlitFlowEdge.from_dict(e) for e in raw.get("edges") or []],
@@ -223,11 +230,11 @@ def take_canvas_event() -> bool:
         timestamp=int(stamp) - 1 if isinstance(stamp, (int, float)) else 0,
     )
     if readonly() is None:
-        merged = merge_canvas(doc(), state)
+        drawn = st.session_state.get(DRAWN) or {"bad": [], "readonly": False}
+        merged = merge_canvas(doc(), state, base=drawn.get("doc"))
         if merged != doc():
             st.session_state[BUILDER_DOC] = merged
-        drawn = st.session_state.get(DRAWN) or {"bad": [], "readonly": False}
-        st.session_state[DRAWN] = {**drawn, "doc": copy.deepcopy(merged)}
+        st.session_state[DRAWN] = {**drawn, "doc": merge_canvas(drawn.get("doc") or merged, state)}
     st.session_state[FLOW] = state
     _select_from_canvas(state)
     _drop_missing_selection()

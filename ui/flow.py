@@ -9,7 +9,6 @@ gets its own fresh ``style`` dict (streamlit-flow shares the default one).
 from __future__ import annotations
 
 import copy
-import time
 from collections import defaultdict, deque
 from typing import Any
 
@@ -18,6 +17,13 @@ from streamlit_flow.state import StreamlitFlowState
 
 from ui.status import COLOURS
 from ui.text import md_escape
+
+# streamlit-flow accepts a state from Python only when its `timestamp` is not older than the browser's own
+# stamp, which the browser takes from *its* clock each time it accepts a state or reports one. A state
+# drawn by Python is stamped FUTURE_STAMP_MS + its redraw number, so it is never older than any browser
+# stamp, whatever either clock says; the redraw number also rides in every node's data, so a canvas
+# report can tell which drawing it was made from (see `drawn_from`).
+FUTURE_STAMP_MS = 4_000_000_000_000  # year 2096
 
 ICONS: dict[str, str] = {
     "input": "📥",
@@ -86,8 +92,9 @@ def to_state(
     statuses: dict[str, str] | None = None,
     editable: bool = True,
     selected: str | None = None,
+    redraw: int = 0,
 ) -> StreamlitFlowState:
-    """The canvas for a document; ``statuses`` colours nodes (run view)."""
+    """The canvas for a document; ``statuses`` colours nodes (run view); ``redraw`` numbers the drawing."""
     statuses = statuses or {}
     fallback = auto_positions(doc)
     nodes = []
@@ -100,7 +107,7 @@ def to_state(
             StreamlitFlowNode(
                 id=node["id"],
                 pos=(float(x if x is not None else fallback[node["id"]][0]), float(y if y is not None else fallback[node["id"]][1])),
-                data={"content": node_content(node, status)},
+                data={"content": node_content(node, status), "redraw": redraw},
                 node_type=kind,
                 source_position="right",
                 target_position="left",
@@ -133,27 +140,52 @@ def to_state(
                 marker_start={},
             )
         )
-    return StreamlitFlowState(nodes=nodes, edges=edges, selected_id=selected, timestamp=int(time.time() * 1000))
+    return StreamlitFlowState(nodes=nodes, edges=edges, selected_id=selected, timestamp=FUTURE_STAMP_MS + redraw)
 
 
-def merge_canvas(doc: dict[str, Any], state: StreamlitFlowState) -> dict[str, Any]:
-    """Fold canvas edits into a copy of ``doc``: positions, deleted nodes/edges, new edges."""
+def drawn_from(report: dict[str, Any]) -> int | None:
+    """The redraw number a canvas report was made from (None when its nodes carry none)."""
+    numbers = [
+        n["data"]["redraw"]
+        for n in report.get("nodes") or []
+        if isinstance(n, dict) and isinstance(n.get("data"), dict) and isinstance(n["data"].get("redraw"), int)
+    ]
+    return max(numbers) if numbers else None
+
+
+def merge_canvas(doc: dict[str, Any], state: StreamlitFlowState, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fold canvas edits into a copy of ``doc``: positions, deleted nodes/edges, new edges.
+
+    ``base`` is the document the canvas was drawn from. What the canvas changed is what differs between
+    it and ``base``, so a node or edge added to ``doc`` after that drawing (by a callback whose redraw has
+    not reached the browser yet) is kept, not taken for deleted. Without ``base``, ``doc`` is the base.
+    """
+    base = doc if base is None else base
     new = copy.deepcopy(doc)
     on_canvas = {n.id: n for n in state.nodes}
-    new["nodes"] = [n for n in new.get("nodes", []) if n["id"] in on_canvas or n.get("type") == "input"]
+    removed = {n["id"] for n in base.get("nodes", []) if n["id"] not in on_canvas and n.get("type") != "input"}
+    new["nodes"] = [n for n in new.get("nodes", []) if n["id"] not in removed]
     for node in new["nodes"]:
         drawn = on_canvas.get(node["id"])
         if drawn is not None:
             node["position"] = {"x": round(float(drawn.position["x"]), 1), "y": round(float(drawn.position["y"]), 1)}
     kept = {n["id"] for n in new["nodes"]}
     drawn_edges = {(e.source, e.target) for e in state.edges}
-    existing = [e for e in new.get("edges", []) if (e["source"], e["target"]) in drawn_edges and e["source"] in kept and e["target"] in kept]
-    known = {(e["source"], e["target"]) for e in existing}
+    base_edges = {(e["source"], e["target"]) for e in base.get("edges", [])}
+    edges = [
+        e
+        for e in new.get("edges", [])
+        if ((e["source"], e["target"]) in drawn_edges or (e["source"], e["target"]) not in base_edges)
+        and e["source"] in kept
+        and e["target"] in kept
+    ]
+    known = {(e["source"], e["target"]) for e in edges}
     for e in state.edges:
-        if (e.source, e.target) not in known and e.source in kept and e.target in kept:
-            existing.append({"source": e.source, "target": e.target})
-            known.add((e.source, e.target))
-    new["edges"] = existing
+        pair = (e.source, e.target)
+        if pair not in known and pair not in base_edges and e.source in kept and e.target in kept:
+            edges.append({"source": e.source, "target": e.target})
+            known.add(pair)
+    new["edges"] = edges
     return new
 
 

@@ -113,20 +113,15 @@ def document_for(run_id: str, info: RunInfo) -> dict[str, Any] | None:
     return docs[run_id]
 
 
-FUTURE_STAMP_MS = 4_000_000_000_000  # year 2096
-
-
 def draw_graph(run_id: str, doc: dict[str, Any], view: RunView) -> None:
     """The read-only graph; its state is rebuilt (and its timestamp bumped) only when a status changes."""
     statuses = {n["id"]: view.node_status.get(n["id"], "pending") for n in doc.get("nodes", [])}
     signature = (run_id, tuple(statuses.items()))
     saved = st.session_state.get(FLOW_STATE)
     if saved is None or saved[0] != signature:
-        state = flow.to_state(doc, statuses=statuses, editable=False)
-        # streamlit-flow drops a state older than its own stamp, which it takes from the *browser's* clock
-        # after every state it accepts: stamps from the server's clock lose races and clock skew. This
-        # graph is read-only (nothing to keep from the browser), so its stamps live far in the future.
-        state.timestamp = saved[1].timestamp + 1 if saved is not None else FUTURE_STAMP_MS
+        # numbered drawings: stamped above the browser's clock, whatever it says (see ui.flow.FUTURE_STAMP_MS)
+        number = saved[1].timestamp - flow.FUTURE_STAMP_MS + 1 if saved is not None else 0
+        state = flow.to_state(doc, statuses=statuses, editable=False, redraw=number)
         st.session_state[FLOW_STATE] = saved = (signature, state)
     ys = [float(n.position["y"]) for n in saved[1].nodes] or [0.0]
     height = int(min(520, max(240, max(ys) - min(ys) + 220)))

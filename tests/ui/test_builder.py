@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from engine.runtime import Runtime
 from ui import builder_doc as bd
 from ui.builder_forms import collect_inputs
-from ui import nav
+from ui import flow, nav
 from ui.nav import BUILDER_DOC, BUILDER_SOURCE, RUN_ID
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -270,6 +270,34 @@ def test_a_replayed_canvas_value_does_not_undo_python_changes() -> None:
     button(at, "🔧 Transform").click().run()
     at.run()  # the same (older) component value is still there: it must not drop the new node
     assert bd.find_node(current(at), "transform_1") is not None
+
+
+def test_a_late_report_from_an_older_drawing_does_not_undo_python_changes() -> None:
+    """The browser reports (a layout pass, a drag) from the drawing it had before our redraw reached it:
+    the report is new (a newer browser timestamp) but describes the canvas without the added node."""
+    at = builder()
+    before = canvas_state(at)  # drawing n, as the browser still has it
+    button(at, "🔧 Transform").click().run()  # drawing n + 1 has transform_1
+    moved = copy.deepcopy(before)
+    moved["nodes"][0]["position"] = {"x": 999.0, "y": 999.0}
+    canvas_event(at, moved)
+    assert bd.find_node(current(at), "transform_1") is not None, "the stale report did not delete the node"
+    assert node(current(at), moved["nodes"][0]["id"]).get("position") != {"x": 999.0, "y": 999.0}
+    # a report from the new drawing is taken as usual
+    fresh = canvas_state(at)
+    fresh["nodes"][0]["position"] = {"x": 321.0, "y": 123.0}
+    canvas_event(at, fresh)
+    assert node(current(at), fresh["nodes"][0]["id"])["position"] == {"x": 321.0, "y": 123.0}
+    assert bd.find_node(current(at), "transform_1") is not None
+
+
+def test_drawings_are_stamped_above_any_browser_clock() -> None:
+    at = builder()
+    first = at.session_state["builder_flow"]
+    button(at, "🔧 Transform").click().run()
+    second = at.session_state["builder_flow"]
+    assert second.timestamp == first.timestamp + 1 > int(time.time() * 1000) + 10 * 365 * 86_400_000
+    assert {n.data["redraw"] for n in second.nodes} == {second.timestamp - flow.FUTURE_STAMP_MS}
 
 
 def test_auto_layout_positions_by_depth() -> None:
