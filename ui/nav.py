@@ -35,8 +35,7 @@ def open_in_builder(doc: dict[str, Any], source: str) -> None:
 
 def watch_run(run_id: str) -> None:
     """From a page's body: show ``run_id`` on the Run page now."""
-    st.session_state[RUN_ID] = run_id
-    st.session_state[PENDING_RUN] = (run_id, time.monotonic() + PENDING_S)
+    _pending(run_id)
     st.switch_page(RUN_PAGE)
 
 
@@ -44,9 +43,13 @@ def watch_run_next(run_id: str) -> None:
     """From a widget callback (where pages cannot be switched yet): show ``run_id`` on the Run page
     as this script run starts (``app.py`` calls :func:`switch_requested`). The request is kept in the
     session, so a rerun that interrupts this one still honours it."""
+    _pending(run_id)
+    st.session_state[GO_TO_RUN] = True
+
+
+def _pending(run_id: str) -> None:
     st.session_state[RUN_ID] = run_id
     st.session_state[PENDING_RUN] = (run_id, time.monotonic() + PENDING_S)
-    st.session_state[GO_TO_RUN] = True
 
 
 def switch_requested() -> None:
