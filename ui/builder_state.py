@@ -53,6 +53,7 @@ READONLY = "builder_readonly"  # version number when an older saved version is s
 FLASH = "builder_flash"  # list of (kind, message) shown once at the top
 CONFIRM_DELETE = "builder_confirm_delete"
 UPLOAD_GEN = "builder_upload_gen"
+IMPORTED = "builder_imported"  # file ids of the last uploads imported (each upload is imported once)
 FORM_PREFIX = "builder_form."  # every side-panel widget key starts with this, then the form epoch
 FORM_EPOCH = "builder_forms_epoch"
 
@@ -314,6 +315,11 @@ def act_import(upload_key: str) -> None:
     uploaded = st.session_state.get(upload_key)
     if uploaded is None:
         return
+    imported = st.session_state.setdefault(IMPORTED, [])
+    if uploaded.file_id in imported:
+        return  # the browser sent the old uploader's file again (it still holds it until our rerun replaces it)
+    imported.append(uploaded.file_id)
+    del imported[:-20]
     import_bytes(uploaded.getvalue(), uploaded.name)
     st.session_state[UPLOAD_GEN] = st.session_state.get(UPLOAD_GEN, 0) + 1  # a fresh, empty uploader
 

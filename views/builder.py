@@ -14,6 +14,8 @@ from streamlit_flow import streamlit_flow
 
 from ui import builder_doc as bd
 from ui import builder_forms as forms
+from ui import node_forms
+from ui import run_form as run_popover
 from ui import builder_state as bs
 from ui.flow import ICONS
 from ui.text import md_escape
@@ -117,7 +119,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
     )
     with st.popover("Run", icon=":material/play_arrow:", type="primary"):
         st.markdown(f"**Run {md_escape(doc.get('name') or 'workflow')}**")
-        forms.run_form(blocked=bool(problems))
+        run_popover.run_form(blocked=bool(problems))
 
 for kind, message in st.session_state.get(bs.FLASH, []):
     {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}.get(kind, st.info)(message)
@@ -212,7 +214,7 @@ with side_col:
             bd.find_edge(doc, sel["source"], sel["target"], sel.get("when")) if sel and sel["kind"] == "edge" else None
         )
         if node is not None:
-            forms.node_form(node, disabled=locked)
+            node_forms.node_form(node, disabled=locked)
         elif edge is not None:
             forms.edge_form(edge, disabled=locked)
         else:

@@ -120,7 +120,7 @@ def test_start_run_at_once_after_opening_a_workflow_opens_the_run_page(page: Any
         path = tmp_path / f"quick_{attempt}.json"
         path.write_text(json.dumps(chain_workflow(f"Quick start {attempt}", 2)), encoding="utf-8")
         open_page(page, studio, "builder", "Inspector")
-        import_in_builder(page, path)  # (an upload racing the first draw can still be lost; see issue 6)
+        import_in_builder(page, path)
         expect(page.get_by_role("heading", name=f"Quick start {attempt}")).to_be_visible()
         page.keyboard.press("Escape")
         page.locator("[data-testid='stPopover']").filter(has_text="Run").locator("button").first.click()

@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine.runtime import Runtime
 from ui import builder_doc as bd
-from ui.builder_forms import collect_inputs
+from ui.run_form import collect_inputs
 from ui import flow, nav
 from ui.nav import BUILDER_DOC, BUILDER_SOURCE, RUN_ID
 
@@ -531,15 +531,16 @@ def _spurious_callbacks() -> None:
     import streamlit as st
 
     from ui import builder_forms as forms
+    from ui import node_forms
     from ui.nav import BUILDER_DOC
 
     st.session_state[BUILDER_DOC] = {
         "inputs": {},
         "nodes": [{"id": "a", "type": "agent", "label": "A", "config": {"prompt": "p"}}],
     }
-    forms._on_node("a", "builder_form.9.a.label", forms._top("label"))
-    forms._on_node("a", "builder_form.9.a.prompt", forms._cfg("prompt", optional=False))
-    forms._rename("a", "builder_form.9.a.id")
+    node_forms._on_node("a", "builder_form.9.a.label", node_forms._top("label"))
+    node_forms._on_node("a", "builder_form.9.a.prompt", node_forms._cfg("prompt", optional=False))
+    node_forms._rename("a", "builder_form.9.a.id")
     forms._on_doc("builder_form.9.wf.name", lambda d, v: d.__setitem__("name", v))
     st.session_state["result"] = st.session_state[BUILDER_DOC]
 

@@ -1,0 +1,629 @@
+"""The Builder's node inspector: a form fitted to the selected node's type.
+
+Each widget is bound to one field of the node (``_widget``): its
+``on_change`` finds the node in the document by id and applies the new
+value, so the canvas redraw and the validation of the same run see it.
+Widget keys are ``builder_form.<epoch>.<node>.<field>`` (``builder_state.fkey``);
+``builder_state.reset_forms`` starts a new epoch whenever a callback changes
+what another widget shows. Nothing typed here is rendered as HTML; labels
+and ids shown in Markdown are escaped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+import tools
+from engine.model import MAP_INNER_TYPES
+from ui import builder_doc as bd
+from ui import builder_state as bs
+from ui.flow import ICONS
+from ui.form_fields import code, json_field, present, show_error
+from ui.text import md_escape
+
+Apply = Callable[[dict[str, Any], Any], None]  # (node, new value) -> changes the node in place
+
+
+# --- binding widgets to node fields ----------------------------------------------------------------
+
+
+def _key(node_id: str, field: str) -> str:
+    return bs.fkey(node_id, field)
+
+
+def _on_node(node_id: str, key: str, apply: Apply) -> None:
+    if not present(key):
+        return
+    node = bd.find_node(bs.doc(), node_id)
+    if node is not None:
+        apply(node, st.session_state.get(key))
+
+
+def _widget(widget: Callable[..., Any], node: dict[str, Any], field: str, label: str, apply: Apply, **kw: Any) -> None:
+    """``widget`` (st.text_input, st.number_input, ...) bound to ``field`` of ``node``."""
+    key = _key(node["id"], field)
+    widget(label, key=key, on_change=_on_node, args=(node["id"], key, apply), **kw)
+
+
+def _text(
+    node: dict[str, Any], field: str, label: str, apply: Apply, value: Any, *, area: bool = False, **kw: Any
+) -> None:
+    widget = st.text_area if area else st.text_input
+    _widget(widget, node, field, label, apply, value="" if value is None else str(value), **kw)
+
+
+def _json_area(
+    node: dict[str, Any], field: str, label: str, value: Any, apply: Apply, *, want: type | None = dict, **kw: Any
+) -> None:
+    """A JSON text area: valid JSON is applied, anything else leaves the value as it was and says why."""
+    node_id = node["id"]
+    key = _key(node_id, field)
+
+    def apply_found(parsed: Any) -> None:
+        found = bd.find_node(bs.doc(), node_id)
+        if found is not None:
+            apply(found, parsed)
+
+    value_text = json.dumps(value, indent=2, ensure_ascii=False)
+    st.text_area(label, value=value_text, key=key, on_change=json_field, args=(key, apply_found, want), **kw)
+    show_error(key)
+
+
+def _config(node: dict[str, Any]) -> dict[str, Any]:
+    """The node's config, made a dict if an imported document had something else there."""
+    if not isinstance(node.get("config"), dict):
+        node["config"] = {}
+    return node["config"]
+
+
+def _cfg(field: str, *, optional: bool = True) -> Apply:
+    """Set ``config.<field>``; an optional field left empty is removed."""
+
+    def apply(node: dict[str, Any], value: Any) -> None:
+        cfg = _config(node)
+        if optional and (value is None or value == "" or value == []):
+            cfg.pop(field, None)
+        else:
+            cfg[field] = value
+
+    return apply
+
+
+def _top(field: str) -> Apply:
+    """Set a top-level node field (label, timeout_s); left empty, it is removed."""
+
+    def apply(node: dict[str, Any], value: Any) -> None:
+        if value is None or value == "":
+            node.pop(field, None)
+        else:
+            node[field] = value
+
+    return apply
+
+
+def _cfg_in(parent: str, field: str) -> Apply:
+    """Set ``config.<parent>.<field>`` (the memory settings, a map's inner node)."""
+
+    def apply(node: dict[str, Any], value: Any) -> None:
+        _config(node).setdefault(parent, {})[field] = value
+
+    return apply
+
+
+def _retry(field: str) -> Apply:
+    def apply(node: dict[str, Any], value: Any) -> None:
+        retry = node.get("retry") if isinstance(node.get("retry"), dict) else {}
+        node["retry"] = {**retry, field: value}
+
+    return apply
+
+
+def _cfg_of(node: dict[str, Any]) -> dict[str, Any]:
+    return node["config"] if isinstance(node.get("config"), dict) else {}
+
+
+# --- the inspector -------------------------------------------------------------------------------------
+
+
+def node_form(node: dict[str, Any], *, disabled: bool) -> None:
+    node_id = node["id"]
+    node_type = str(node.get("type"))
+    head, close = st.columns([5, 1], vertical_alignment="center")
+    head.markdown(
+        f"#### {ICONS.get(node_type, '❔')} {md_escape(node.get('label') or node_id)}  \n:gray-badge[{md_escape(node_type)} node]"
+    )
+    close.button("✕", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
+
+    id_key = _key(node_id, "id")
+    st.text_input(
+        "Id",
+        value=node_id,
+        key=id_key,
+        on_change=_rename,
+        args=(node_id, id_key),
+        disabled=disabled,
+        help="Templates use it as `nodes.<id>`. Renaming rewrites the edges and every `nodes.<id>` reference for you.",
+    )
+    show_error(id_key)
+    _text(node, "label", "Label", _top("label"), node.get("label"), disabled=disabled, placeholder=node_id)
+
+    render = _FORMS.get(node_type)
+    if render is not None:
+        render(node, disabled)
+    if node_type in bd.PALETTE:
+        _retry_form(node, disabled)
+    if node_type != "input":
+        st.button(
+            "Delete node",
+            key="builder_delete_node",
+            icon=":material/delete:",
+            on_click=bs.act_delete_node,
+            args=(node_id,),
+            disabled=disabled,
+            help="Removes the node and its edges (the node menu on the canvas does the same).",
+        )
+
+
+def _rename(old: str, key: str) -> None:
+    if not present(key):
+        return
+    new = str(st.session_state.get(key) or "").strip()
+    try:
+        rewritten = bd.rename_node(bs.doc(), old, new)
+    except ValueError as exc:
+        st.session_state[key + "__error"] = f"Not renamed: {exc}."
+        return
+    if new != old:
+        bs.reset_forms()
+        st.session_state[bs.SELECTED] = {"kind": "node", "id": new}
+        extra = f" and {rewritten} template reference{'s' if rewritten != 1 else ''}" if rewritten else ""
+        bs.flash("success", f"Renamed “{md_escape(old)}” to “{md_escape(new)}”: edges{extra} updated.")
+
+
+# --- one form per node type -------------------------------------------------------------------------------
+
+
+def _input_form(node: dict[str, Any], disabled: bool) -> None:
+    names = ", ".join(md_escape(n) for n in (bs.doc().get("inputs") or {})) or "none yet"
+    st.caption(
+        f"Passes the run's inputs on (`inputs.<name>` in templates). Declared inputs: {names}. Edit them under **Inputs**."
+    )
+
+
+def _agent_form(node: dict[str, Any], disabled: bool) -> None:
+    cfg = _cfg_of(node)
+    prompt_help = "A Jinja2 template: `{{ inputs.<name> }}`, `{{ nodes.<id>.output }}`."
+    _text(
+        node,
+        "prompt",
+        "Prompt",
+        _cfg("prompt", optional=False),
+        cfg.get("prompt"),
+        area=True,
+        height=150,
+        disabled=disabled,
+        help=prompt_help,
+    )
+    _text(node, "system", "System message", _cfg("system"), cfg.get("system"), area=True, height=90, disabled=disabled)
+    left, right = st.columns(2)
+    with left:
+        _text(
+            node, "model", "Model", _cfg("model"), cfg.get("model"), disabled=disabled, placeholder="workflow default"
+        )
+    with right:
+        _widget(
+            st.number_input,
+            node,
+            "temperature",
+            "Temperature",
+            _cfg("temperature"),
+            value=cfg.get("temperature"),
+            min_value=0.0,
+            max_value=2.0,
+            step=0.1,
+            placeholder="model default",
+            disabled=disabled,
+        )
+    registry = [t.name for t in tools.list_tools()]
+    chosen = [t for t in cfg.get("tools") or [] if isinstance(t, str)]
+    _widget(
+        st.multiselect,
+        node,
+        "tools",
+        "Tools",
+        _cfg("tools"),
+        options=registry + [t for t in chosen if t not in registry],
+        default=chosen,
+        disabled=disabled,
+        placeholder="no tools",
+        help="Tools the agent may call (from the tool registry).",
+    )
+    left, right = st.columns(2)
+    with left:
+        _widget(
+            st.number_input,
+            node,
+            "max_steps",
+            "Max tool steps",
+            _cfg("max_steps", optional=False),
+            value=int(cfg.get("max_steps", 5)),
+            min_value=0,
+            max_value=100,
+            step=1,
+            disabled=disabled,
+        )
+    with right:
+        _widget(
+            st.radio,
+            node,
+            "response_format",
+            "Response",
+            _cfg("response_format"),
+            options=["text", "json"],
+            index=1 if cfg.get("response_format") == "json" else 0,
+            horizontal=True,
+            disabled=disabled,
+        )
+    _memory_form(node, cfg, disabled)
+
+
+def _toggle_memory(node: dict[str, Any], on: Any) -> None:
+    cfg = _config(node)
+    if bool(on) == isinstance(cfg.get("memory"), dict):
+        return
+    if on:
+        cfg["memory"] = {"agent_id": node["id"], "short_term": True, "recall": 0, "save": True}
+    else:
+        cfg.pop("memory", None)
+
+
+def _memory_form(node: dict[str, Any], cfg: dict[str, Any], disabled: bool) -> None:
+    memory = cfg.get("memory") if isinstance(cfg.get("memory"), dict) else None
+    _widget(
+        st.toggle,
+        node,
+        "memory_on",
+        "Memory",
+        _toggle_memory,
+        value=memory is not None,
+        disabled=disabled,
+        help="Conversation memory and long-term recall for this agent.",
+    )
+    if memory is None:
+        return
+    with st.container(border=True):
+        _text(
+            node,
+            "mem_agent",
+            "Agent id",
+            _cfg_in("memory", "agent_id"),
+            memory.get("agent_id"),
+            disabled=disabled,
+            help="Memories are kept per agent id; agents sharing an id share memories.",
+        )
+        left, mid, right = st.columns(3)
+        with left:
+            _widget(
+                st.checkbox,
+                node,
+                "mem_short",
+                "Short-term",
+                _cfg_in("memory", "short_term"),
+                value=bool(memory.get("short_term", True)),
+                disabled=disabled,
+                help="Keep the conversation between runs.",
+            )
+        with mid:
+            _widget(
+                st.number_input,
+                node,
+                "mem_recall",
+                "Recall k",
+                _cfg_in("memory", "recall"),
+                value=int(memory.get("recall", 0)),
+                min_value=0,
+                max_value=100,
+                step=1,
+                disabled=disabled,
+            )
+        with right:
+            _widget(
+                st.checkbox,
+                node,
+                "mem_save",
+                "Save",
+                _cfg_in("memory", "save"),
+                value=bool(memory.get("save", True)),
+                disabled=disabled,
+                help="Save the answer as a long-term memory.",
+            )
+
+
+def _tool_form(node: dict[str, Any], disabled: bool) -> None:
+    cfg = _cfg_of(node)
+    specs = {t.name: t for t in tools.list_tools()}
+    current = cfg.get("tool") if isinstance(cfg.get("tool"), str) else None
+    names = list(specs) + ([current] if current and current not in specs else [])
+    _widget(
+        st.selectbox,
+        node,
+        "tool",
+        "Tool",
+        _cfg("tool", optional=False),
+        options=names,
+        index=names.index(current) if current in names else None,
+        disabled=disabled,
+        placeholder="choose a tool",
+    )
+    spec = specs.get(current or "")
+    if spec is not None:
+        st.caption(md_escape(spec.description))
+        _schema_table(spec.parameters)
+    elif current:
+        st.warning(f"“{md_escape(current)}” is not a registered tool.", icon=":material/warning:")
+    _json_area(
+        node,
+        "args",
+        "Arguments (JSON object; strings are templates)",
+        cfg.get("args") or {},
+        _cfg("args", optional=False),
+        height=120,
+        disabled=disabled,
+    )
+
+
+def _schema_table(schema: dict[str, Any]) -> None:
+    props = schema.get("properties") or {}
+    if not props:
+        st.caption("This tool takes no arguments.")
+        return
+    required = set(schema.get("required") or [])
+    lines = []
+    for name, prop in props.items():
+        prop = prop if isinstance(prop, dict) else {}
+        if name in required:
+            need = "required"
+        elif "default" in prop:
+            need = f"optional, default {json.dumps(prop.get('default'))}"
+        else:
+            need = "optional"
+        kind, desc = prop.get("type", "any"), prop.get("description", "")
+        lines.append(f"- {code(name)} · {md_escape(kind)} · {md_escape(need)} — {md_escape(desc)}")
+    st.markdown("\n".join(lines))
+
+
+def _condition_form(node: dict[str, Any], disabled: bool) -> None:
+    cfg = _cfg_of(node)
+    _text(
+        node,
+        "expression",
+        "Expression",
+        _cfg("expression", optional=False),
+        cfg.get("expression"),
+        disabled=disabled,
+        help="A Jinja2 expression without braces, e.g. nodes.score.output >= 7. Its value picks the edge whose when matches.",
+    )
+    outgoing = [e for e in bs.doc().get("edges", []) if e.get("source") == node["id"]]
+    if outgoing:
+        st.caption(
+            "Branches: "
+            + " · ".join(f"{code(e.get('when', '(no when)'))} → {md_escape(e['target'])}" for e in outgoing)
+        )
+    else:
+        st.caption("Drag from this node to add branches, then click each edge to set its `when`.")
+
+
+def _transform_mode(cfg: dict[str, Any]) -> str:
+    return "Template" if "template" in cfg and "expression" not in cfg else "Expression"
+
+
+def _switch_transform(node: dict[str, Any], mode: Any) -> None:
+    cfg = _config(node)
+    if mode == _transform_mode(cfg):
+        return
+    text = cfg.pop("expression", None) or cfg.pop("template", None) or ""
+    cfg.pop("expression", None)
+    cfg.pop("template", None)
+    cfg["template" if mode == "Template" else "expression"] = text
+    bs.reset_forms()
+
+
+def _transform_form(node: dict[str, Any], disabled: bool) -> None:
+    cfg = _cfg_of(node)
+    mode = _transform_mode(cfg)
+    _widget(
+        st.radio,
+        node,
+        "mode",
+        "Kind",
+        _switch_transform,
+        options=["Expression", "Template"],
+        index=0 if mode == "Expression" else 1,
+        horizontal=True,
+        disabled=disabled,
+    )
+    field = "template" if mode == "Template" else "expression"
+    _text(
+        node,
+        "transform_text",
+        mode,
+        _cfg(field, optional=False),
+        cfg.get(field),
+        area=True,
+        height=100,
+        disabled=disabled,
+        help="Expression: a Jinja2 expression keeping its type (e.g. nodes.a.output | length). Template: text with {{ ... }}.",
+    )
+
+
+def _map_form(node: dict[str, Any], disabled: bool) -> None:
+    cfg = _cfg_of(node)
+    inner = cfg.get("node") if isinstance(cfg.get("node"), dict) else {}
+    _text(
+        node,
+        "items",
+        "Items (expression giving a list)",
+        _cfg("items", optional=False),
+        cfg.get("items"),
+        disabled=disabled,
+    )
+    types = list(MAP_INNER_TYPES)
+    _widget(
+        st.selectbox,
+        node,
+        "inner_type",
+        "Run for each item",
+        _cfg_in("node", "type"),
+        options=types,
+        index=types.index(inner.get("type")) if inner.get("type") in types else None,
+        disabled=disabled,
+        placeholder="node type",
+    )
+    _json_area(
+        node,
+        "inner_config",
+        "Its config (JSON; templates see item and index)",
+        inner.get("config") or {},
+        _cfg_in("node", "config"),
+        height=120,
+        disabled=disabled,
+    )
+    _widget(
+        st.number_input,
+        node,
+        "concurrency",
+        "Concurrency",
+        _cfg("concurrency", optional=False),
+        value=int(cfg.get("concurrency", 8)),
+        min_value=1,
+        max_value=1000,
+        step=1,
+        disabled=disabled,
+    )
+
+
+def _switch_output(node: dict[str, Any], kind: Any) -> None:
+    cfg = _config(node)
+    old = cfg.get("value", "")
+    if (kind == "JSON") == (not isinstance(old, str)):
+        return
+    if kind == "JSON":
+        cfg["value"] = {"result": old} if isinstance(old, str) else old
+    else:
+        cfg["value"] = old if isinstance(old, str) else json.dumps(old)
+    bs.reset_forms()
+
+
+def _output_form(node: dict[str, Any], disabled: bool) -> None:
+    cfg = _cfg_of(node)
+    value = cfg.get("value", "")
+    is_json = not isinstance(value, str)
+    _widget(
+        st.radio,
+        node,
+        "value_kind",
+        "Value",
+        _switch_output,
+        options=["Template", "JSON"],
+        index=1 if is_json else 0,
+        horizontal=True,
+        disabled=disabled,
+        help="Template: one text template. JSON: a value whose strings are templates.",
+    )
+    if is_json:
+        _json_area(
+            node,
+            "value",
+            "Value (JSON)",
+            value,
+            _cfg("value", optional=False),
+            want=None,
+            height=120,
+            disabled=disabled,
+            label_visibility="collapsed",
+        )
+    else:
+        _text(
+            node,
+            "value",
+            "Value (template)",
+            _cfg("value", optional=False),
+            value,
+            area=True,
+            height=90,
+            disabled=disabled,
+            label_visibility="collapsed",
+        )
+    _text(
+        node,
+        "out_name",
+        "Result name",
+        _cfg("name"),
+        cfg.get("name"),
+        disabled=disabled,
+        placeholder=node["id"],
+        help="The key of this value in the run's result (defaults to the node id).",
+    )
+
+
+def _retry_form(node: dict[str, Any], disabled: bool) -> None:
+    retry = node.get("retry") if isinstance(node.get("retry"), dict) else {}
+    expanded = bool(retry) and retry.get("attempts", 1) > 1 or node.get("timeout_s") is not None
+    with st.expander("Retry and timeout", expanded=expanded):
+        left, mid, right = st.columns(3)
+        with left:
+            _widget(
+                st.number_input,
+                node,
+                "attempts",
+                "Attempts",
+                _retry("attempts"),
+                value=int(retry.get("attempts", 1)),
+                min_value=1,
+                max_value=100,
+                step=1,
+                disabled=disabled,
+                help="1 = no retry.",
+            )
+        with mid:
+            _widget(
+                st.number_input,
+                node,
+                "backoff",
+                "Backoff (s)",
+                _retry("backoff_s"),
+                value=float(retry.get("backoff_s", 1.0)),
+                min_value=0.0,
+                max_value=3600.0,
+                step=0.5,
+                disabled=disabled,
+                help="Waits backoff × 2^k between attempts.",
+            )
+        with right:
+            _widget(
+                st.number_input,
+                node,
+                "timeout",
+                "Timeout (s)",
+                _top("timeout_s"),
+                value=node.get("timeout_s"),
+                min_value=0.1,
+                step=1.0,
+                placeholder="none",
+                disabled=disabled,
+            )
+
+
+_FORMS: dict[str, Callable[[dict[str, Any], bool], None]] = {
+    "input": _input_form,
+    "agent": _agent_form,
+    "tool": _tool_form,
+    "condition": _condition_form,
+    "transform": _transform_form,
+    "map": _map_form,
+    "output": _output_form,
+}
