@@ -56,6 +56,13 @@ def _text(
     _widget(widget, node, field, label, apply, value="" if value is None else str(value), **kw)
 
 
+def _count(
+    node: dict[str, Any], field: str, label: str, apply: Apply, value: int, low: int, high: int, **kw: Any
+) -> None:
+    """A whole-number stepper from ``low`` to ``high``."""
+    _widget(st.number_input, node, field, label, apply, value=value, min_value=low, max_value=high, step=1, **kw)
+
+
 def _json_area(
     node: dict[str, Any], field: str, label: str, value: Any, apply: Apply, *, want: type | None = dict, **kw: Any
 ) -> None:
@@ -244,16 +251,14 @@ def _agent_form(node: dict[str, Any], disabled: bool) -> None:
     )
     left, right = st.columns(2)
     with left:
-        _widget(
-            st.number_input,
+        _count(
             node,
             "max_steps",
             "Max tool steps",
             _cfg("max_steps", optional=False),
-            value=int(cfg.get("max_steps", 5)),
-            min_value=0,
-            max_value=100,
-            step=1,
+            int(cfg.get("max_steps", 5)),
+            0,
+            100,
             disabled=disabled,
         )
     with right:
@@ -318,16 +323,14 @@ def _memory_form(node: dict[str, Any], cfg: dict[str, Any], disabled: bool) -> N
                 help="Keep the conversation between runs.",
             )
         with mid:
-            _widget(
-                st.number_input,
+            _count(
                 node,
                 "mem_recall",
                 "Recall k",
                 _cfg_in("memory", "recall"),
-                value=int(memory.get("recall", 0)),
-                min_value=0,
-                max_value=100,
-                step=1,
+                int(memory.get("recall", 0)),
+                0,
+                100,
                 disabled=disabled,
             )
         with right:
@@ -492,16 +495,14 @@ def _map_form(node: dict[str, Any], disabled: bool) -> None:
         height=120,
         disabled=disabled,
     )
-    _widget(
-        st.number_input,
+    _count(
         node,
         "concurrency",
         "Concurrency",
         _cfg("concurrency", optional=False),
-        value=int(cfg.get("concurrency", 8)),
-        min_value=1,
-        max_value=1000,
-        step=1,
+        int(cfg.get("concurrency", 8)),
+        1,
+        1000,
         disabled=disabled,
     )
 
@@ -576,16 +577,14 @@ def _retry_form(node: dict[str, Any], disabled: bool) -> None:
     with st.expander("Retry and timeout", expanded=expanded):
         left, mid, right = st.columns(3)
         with left:
-            _widget(
-                st.number_input,
+            _count(
                 node,
                 "attempts",
                 "Attempts",
                 _retry("attempts"),
-                value=int(retry.get("attempts", 1)),
-                min_value=1,
-                max_value=100,
-                step=1,
+                int(retry.get("attempts", 1)),
+                1,
+                100,
                 disabled=disabled,
                 help="1 = no retry.",
             )
