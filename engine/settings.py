@@ -25,7 +25,7 @@ class Settings:
     base_url: str = ""
     model: str = ""
     embeddings: str = "offline"  # "offline" (MiniLM, ships with the studio) or "openai"
-    default_timeout_s: float = 600.0  # suggested settings.timeout_s for new workflows
+    new_workflow_timeout_s: float | None = None  # settings.timeout_s given to workflows made with "New"; None: none
 
 
 def data_dir() -> Path:

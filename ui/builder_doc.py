@@ -36,9 +36,9 @@ WHEN_CHOICES: tuple[str, ...] = ("true", "false", "default")
 # --- reading and writing documents ----------------------------------------------------
 
 
-def new_document(name: str = "Untitled workflow") -> dict[str, Any]:
-    """A small valid workflow: one input node wired to one output node."""
-    return {
+def new_document(name: str = "Untitled workflow", *, timeout_s: float | None = None) -> dict[str, Any]:
+    """A small valid workflow: one input node wired to one output node (and a run timeout if given)."""
+    doc: dict[str, Any] = {
         "format": FORMAT,
         "name": name,
         "description": "",
@@ -55,6 +55,9 @@ def new_document(name: str = "Untitled workflow") -> dict[str, Any]:
         ],
         "edges": [{"source": "start", "target": "result"}],
     }
+    if timeout_s is not None:
+        doc["settings"] = {"timeout_s": float(timeout_s)}
+    return doc
 
 
 def parse_document(data: bytes | str, filename: str = "workflow.json") -> dict[str, Any]:

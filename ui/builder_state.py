@@ -31,6 +31,7 @@ from streamlit_flow.elements import StreamlitFlowEdge, StreamlitFlowNode
 from streamlit_flow.state import StreamlitFlowState
 
 from engine import WorkflowInvalid
+from engine import settings as user_settings
 from engine.errors import Problem
 from engine.store import Store
 from ui import builder_doc as bd
@@ -122,7 +123,7 @@ def init() -> None:
     st.session_state.setdefault(UPLOAD_GEN, 0)
     st.session_state.setdefault(FLASH, [])
     if not isinstance(st.session_state.get(BUILDER_DOC), dict):
-        st.session_state[BUILDER_DOC] = bd.new_document(_free_name("Untitled workflow"))
+        st.session_state[BUILDER_DOC] = _new_document()
         st.session_state[BUILDER_SOURCE] = "new"
         st.session_state.pop(FLOW, None)
     if FLOW not in st.session_state:  # a document arrived (here or from Home's "open in builder")
@@ -145,6 +146,11 @@ def _arrive(version: int | None) -> None:
     st.session_state[BASELINE] = copy.deepcopy(doc())
     reset_forms()
     redraw(bd.problem_nodes(bd.problems(doc())))
+
+
+def _new_document() -> dict[str, Any]:
+    """What "New" opens: the Settings page's run timeout for new workflows applies."""
+    return bd.new_document(_free_name("Untitled workflow"), timeout_s=user_settings.load().new_workflow_timeout_s)
 
 
 def _free_name(name: str) -> str:
@@ -292,7 +298,7 @@ def sync_canvas() -> list[Problem]:
 
 
 def act_new() -> None:
-    open_doc(bd.new_document(_free_name("Untitled workflow")), "new")
+    open_doc(_new_document(), "new")
     flash("info", "New workflow: an input node wired to an output node. Add nodes from the palette.")
 
 
@@ -378,7 +384,7 @@ def act_delete() -> None:
         return
     name = doc().get("name")
     if store().archive_workflow(wid):
-        open_doc(bd.new_document(_free_name("Untitled workflow")), "new")
+        open_doc(_new_document(), "new")
         flash("success", f"Deleted “{md_escape(name)}”. Its runs and versions stay in History.")
 
 

@@ -15,7 +15,10 @@ from engine import settings as user_settings
 from engine.errors import ModelError
 from engine.llm import endpoint_configured
 from engine.llm.openai_model import OpenAIChatModel
+from engine.model import Settings as WorkflowSettings
+from tools import DEFAULT_MAX_RESULT_CHARS, DEFAULT_TIMEOUT_S
 from ui.runtime import get_runtime
+from ui.text import md_escape
 
 st.title("Settings")
 
@@ -23,7 +26,7 @@ current = user_settings.load()
 
 st.subheader("Model endpoint")
 if endpoint_configured():
-    st.success(f"Agents use an OpenAI-compatible endpoint: {os.environ.get('OPENAI_BASE_URL') or 'api.openai.com'}.")
+    st.success(f"Agents use an OpenAI-compatible endpoint: {md_escape(os.environ.get('OPENAI_BASE_URL') or 'api.openai.com')}.")
 else:
     st.warning("No endpoint is configured: agents use the offline model that ships with the studio.")
 key_source = user_settings.key_source()
@@ -45,35 +48,40 @@ with st.form("settings_form"):
         help="offline: all-MiniLM-L6-v2, shipped with the studio. openai: the endpoint's embeddings API.",
         key="settings_embeddings",
     )
-    timeout = st.number_input("Suggested run timeout for new workflows (s)", min_value=1.0, value=float(current.default_timeout_s),
-                              key="settings_timeout")
+    timeout = st.number_input(
+        "Run timeout for new workflows (s)", min_value=1.0, value=current.new_workflow_timeout_s, placeholder="none",
+        key="settings_timeout", help="Written into the settings of workflows made with New in the Builder; empty: no timeout.",
+    )
     saved = st.form_submit_button("Save settings", type="primary")
 if saved:
     path = user_settings.save(user_settings.Settings(base_url=base_url.strip(), model=model.strip(), embeddings=embeddings,
-                                                     default_timeout_s=float(timeout)))
-    st.success(f"Saved to {path}. New runs use these settings.")
+                                                     new_workflow_timeout_s=None if timeout is None else float(timeout)))
+    st.success(f"Saved to {md_escape(path)}. New runs use these settings.")
 
 if st.button("Test connection", key="settings_test", disabled=not endpoint_configured()):
     try:
         models = asyncio.run(OpenAIChatModel().check())
     except ModelError as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
     else:
         wanted = os.environ.get("OPENAI_MODEL")
         st.success(f"Connected: the endpoint lists {len(models)} model(s).")
         if wanted and models and wanted not in models:
-            st.warning(f"The default model '{wanted}' is not among them.")
-        st.write(", ".join(models[:50]))
+            st.warning(f"The default model “{md_escape(wanted)}” is not among them.")
+        st.text(", ".join(models[:50]))  # names from the endpoint: shown as plain text
 
 st.subheader("Data")
 store = get_runtime().store
-st.write(f"Data directory: `{user_settings.data_dir()}`")
-st.write(f"Store: `{store.sqlite_file or 'DATABASE_URL (server)'}` — {store.count_runs()} run(s)")
+st.markdown(f"Data directory: {md_escape(user_settings.data_dir())}")
+st.markdown(f"Store: {md_escape(store.sqlite_file or 'DATABASE_URL (server)')} — {store.count_runs()} run(s)")
 st.caption("Set DATA_DIR to move everything; DATABASE_URL for PostgreSQL; CHROMA_HOST/CHROMA_PORT for a Chroma server.")
 
 st.subheader("Limits")
+max_iterations = WorkflowSettings.model_fields["max_iterations"].default
 st.markdown(
-    "- Per workflow: `settings.max_iterations` (default 10) bounds how often a node may run; `settings.timeout_s` bounds the run.\n"
+    f"- Per workflow: `settings.max_iterations` (default {max_iterations}) bounds how often a node may run; "
+    "`settings.timeout_s` bounds the run (no default).\n"
     "- Per node: `retry.attempts`, `retry.backoff_s`, `timeout_s`.\n"
-    "- Tools: 30 s per call unless the tool sets its own; results over 20,000 characters are truncated with a marker."
+    f"- Tools: {DEFAULT_TIMEOUT_S:g} s per call unless the tool sets its own; results over "
+    f"{DEFAULT_MAX_RESULT_CHARS:,} characters are truncated with a marker."
 )

@@ -62,6 +62,7 @@ def test_settings_test_connection_and_key_never_shown(fake_openai: FakeOpenAISer
     rendered = " ".join(str(e.value) for e in [*at.markdown, *at.caption, *at.success, *at.warning, *at.text_input] if hasattr(e, "value"))
     assert "sk-very-secret-key-123" not in rendered
     assert "never shown" in rendered
+    assert any("fake-model" in t.value for t in at.text), "the endpoint's model names are shown as plain text"
 
 
 def test_settings_save_applies_to_new_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -75,3 +76,29 @@ def test_settings_save_applies_to_new_runs(monkeypatch: pytest.MonkeyPatch, tmp_
     assert os.environ["OPENAI_BASE_URL"] == "http://127.0.0.1:9/v1" and os.environ["OPENAI_MODEL"] == "local-model"
     monkeypatch.delenv("OPENAI_BASE_URL")
     monkeypatch.delenv("OPENAI_MODEL")
+
+
+def test_settings_run_timeout_for_new_workflows_reaches_the_builder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timeout saved on Settings is written into workflows made with New; cleared, they get none."""
+    from engine import settings as user_settings
+
+    for variable in ("OPENAI_BASE_URL", "OPENAI_MODEL", "MEMORY_EMBEDDINGS"):  # saving exports them: restore after
+        monkeypatch.delenv(variable, raising=False)
+
+    at = _page("settings")
+    save = lambda: [b for b in at.button if b.label == "Save settings"][0].click().run()  # noqa: E731
+    at.number_input(key="settings_timeout").set_value(120.0)
+    save()
+    assert user_settings.load().new_workflow_timeout_s == 120.0
+    at.number_input(key="settings_timeout").set_value(None)
+    save()
+    assert user_settings.load().new_workflow_timeout_s is None
+    at.number_input(key="settings_timeout").set_value(90.0)
+    save()
+    at.switch_page("views/builder.py").run()
+    at.button(key="builder_new").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["builder_doc"]["settings"] == {"timeout_s": 90.0}
+    user_settings.save(user_settings.Settings())
+    at.button(key="builder_new").click().run()
+    assert "settings" not in at.session_state["builder_doc"]
