@@ -37,6 +37,8 @@ from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from tools.deadlines import DeadlinePassed, with_deadline
+
 __all__ = [
     "DEFAULT_MAX_RESULT_CHARS",
     "DEFAULT_TIMEOUT_S",
@@ -580,8 +582,8 @@ class ToolRegistry:
         if limit is None:
             limit = DEFAULT_TIMEOUT_S
         try:
-            raw = await _with_deadline(self._invoke(spec, positional, keywords), limit)
-        except _DeadlinePassed:
+            raw = await with_deadline(self._invoke(spec, positional, keywords), limit)
+        except DeadlinePassed:
             return failed(f"Tool {name!r} timed out after {limit:g} s; try again with a smaller or simpler request")
         except Exception as exc:  # the tool's own failure; CancelledError propagates
             logger.debug("tool %r raised", name, exc_info=True)
@@ -595,9 +597,7 @@ class ToolRegistry:
         truncated = len(text) > max_result_chars
         if truncated:
             value = text[:max_result_chars] + _truncation_marker(len(text), max_result_chars)
-        return ToolResult(
-            ok=True, value=value, duration_ms=(time.perf_counter() - started) * 1000, truncated=truncated
-        )
+        return ToolResult(ok=True, value=value, duration_ms=(time.perf_counter() - started) * 1000, truncated=truncated)
 
     @staticmethod
     async def _invoke(spec: ToolSpec, positional: list[Any], keywords: dict[str, Any]) -> Any:
@@ -608,42 +608,6 @@ class ToolRegistry:
         if inspect.isawaitable(result):  # e.g. a sync wrapper returning a coroutine
             result = await typing.cast(Awaitable[Any], result)
         return result
-
-
-class _DeadlinePassed(Exception):
-    """A tool call ran past its timeout (and was cancelled)."""
-
-
-async def _with_deadline(work: Awaitable[Any], limit: float) -> Any:
-    """Await ``work`` in this task, cancelling it after ``limit`` seconds.
-
-    What ``asyncio.timeout`` does, minus its bookkeeping (this is on every tool
-    call's path). A tool that swallows the cancellation and returns late still
-    counts as timed out.
-    """
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    fired = False
-
-    def fire() -> None:
-        nonlocal fired
-        fired = True
-        task.cancel()
-
-    handle = loop.call_at(loop.time() + limit, fire)
-    try:
-        result = await work
-    except asyncio.CancelledError:
-        if fired and task.uncancel() == 0:
-            raise _DeadlinePassed from None
-        raise
-    finally:
-        handle.cancel()
-    if fired:
-        task.uncancel()
-        raise _DeadlinePassed
-    return result
 
 
 # ------------------------------------------------------------ the default registry
@@ -729,4 +693,3 @@ async def call_tool(
 def load_plugins() -> list[str]:
     """Load plugin tools into the default registry; returns error strings (never raises)."""
     return _default.load_plugins()
-
