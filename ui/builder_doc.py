@@ -24,6 +24,7 @@ import tools
 from engine import WorkflowInvalid, load_workflow
 from engine.errors import Problem
 from engine.model import FORMAT, ID_PATTERN, NODE_TYPES
+from ui.flow import coordinates
 
 _ID = re.compile(ID_PATTERN)
 _SIMPLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -215,16 +216,14 @@ def add_node(doc: dict[str, Any], node_type: str, after: str | None = None) -> s
 
 
 def _free_position(doc: dict[str, Any], prev: dict[str, Any] | None) -> dict[str, float]:
-    taken = [
-        ((n.get("position") or {}).get("x", 0), (n.get("position") or {}).get("y", 0)) for n in doc.get("nodes", [])
-    ]
+    taken = [coordinates(n.get("position")) for n in doc.get("nodes", [])]
     if prev is not None:
-        pos = prev.get("position") or {}
-        x, y = float(pos.get("x", 0)) + X_GAP, float(pos.get("y", 0))
+        x, y = coordinates(prev.get("position"))
+        x += X_GAP
     else:
-        x = max((float(px or 0) for px, _ in taken), default=-X_GAP) + X_GAP
+        x = max((px for px, _ in taken), default=-X_GAP) + X_GAP
         y = 0.0
-    while any(abs(float(px or 0) - x) < 100 and abs(float(py or 0) - y) < 60 for px, py in taken):
+    while any(abs(px - x) < 100 and abs(py - y) < 60 for px, py in taken):
         y += Y_GAP
     return {"x": x, "y": y}
 

@@ -16,10 +16,14 @@ from typing import Any
 
 import streamlit as st
 
+from engine.model import Settings
 from ui import builder_doc as bd
 from ui import builder_state as bs
-from ui.form_fields import code, present, show_error
+from ui.form_fields import code, number_field, present, show_error
 from ui.text import md_escape
+
+_SETTINGS = {name: number_field(Settings, name) for name in ("max_iterations", "timeout_s")}
+
 
 # --- edge inspector ---------------------------------------------------------------------------------
 
@@ -157,9 +161,7 @@ def settings_form(*, disabled: bool) -> None:
     with mid:
         st.number_input(
             "Max iterations",
-            value=int(settings.get("max_iterations", 10)),
-            min_value=1,
-            step=1,
+            **_SETTINGS["max_iterations"].widget_args(settings.get("max_iterations")),
             key=bs.fkey("wf", "max_iterations"),
             on_change=_on_doc,
             args=(bs.fkey("wf", "max_iterations"), _setting("max_iterations")),
@@ -169,9 +171,7 @@ def settings_form(*, disabled: bool) -> None:
     with right:
         st.number_input(
             "Run timeout (s)",
-            value=settings.get("timeout_s"),
-            min_value=1.0,
-            step=10.0,
+            **{**_SETTINGS["timeout_s"].widget_args(settings.get("timeout_s")), "step": 10.0},
             key=bs.fkey("wf", "timeout"),
             placeholder="none",
             on_change=_on_doc,
@@ -212,7 +212,7 @@ def inputs_form(*, disabled: bool) -> None:
                 "",
                 icon=":material/delete:",
                 key=base + "delete",
-                help=f"Remove the input {name}",
+                help=f"Remove the input {md_escape(name)}",
                 on_click=_delete_input,
                 args=(name,),
                 disabled=disabled,

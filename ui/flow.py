@@ -9,6 +9,7 @@ gets its own fresh ``style`` dict (streamlit-flow shares the default one).
 from __future__ import annotations
 
 import copy
+import math
 from collections import defaultdict, deque
 from typing import Any
 
@@ -83,7 +84,13 @@ def node_content(node: dict[str, Any], status: str | None = None) -> str:
 
 def node_style(status: str | None) -> dict[str, Any]:
     background, border = COLOURS.get(status or "pending", COLOURS["pending"])
-    return {"background": background, "border": f"2px solid {border}", "borderRadius": "8px", "padding": "6px", "width": "auto"}
+    return {
+        "background": background,
+        "border": f"2px solid {border}",
+        "borderRadius": "8px",
+        "padding": "6px",
+        "width": "auto",
+    }
 
 
 def to_state(
@@ -99,14 +106,13 @@ def to_state(
     fallback = auto_positions(doc)
     nodes = []
     for node in doc.get("nodes", []):
-        pos = node.get("position") or {}
-        x, y = (pos.get("x"), pos.get("y")) if pos else fallback[node["id"]]
+        x, y = coordinates(node.get("position"), fallback[node["id"]])
         status = statuses.get(node["id"]) if statuses else None
         kind = "input" if node.get("type") == "input" else "output" if node.get("type") == "output" else "default"
         nodes.append(
             StreamlitFlowNode(
                 id=node["id"],
-                pos=(float(x if x is not None else fallback[node["id"]][0]), float(y if y is not None else fallback[node["id"]][1])),
+                pos=(x, y),
                 data={"content": node_content(node, status), "redraw": redraw},
                 node_type=kind,
                 source_position="right",
@@ -141,6 +147,18 @@ def to_state(
             )
         )
     return StreamlitFlowState(nodes=nodes, edges=edges, selected_id=selected, timestamp=FUTURE_STAMP_MS + redraw)
+
+
+def coordinates(position: Any, fallback: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
+    """A node's place: its ``position`` when that holds finite numbers, else (per axis) its auto-layout place.
+    Imported files can hold anything there; validation lists the problem, the canvas still draws."""
+    place = position if isinstance(position, dict) else {}
+    return tuple(  # type: ignore[return-value]
+        float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else float(default)
+        for value, default in ((place.get("x"), fallback[0]), (place.get("y"), fallback[1]))
+    )
 
 
 def drawn_from(report: dict[str, Any]) -> int | None:
@@ -194,7 +212,7 @@ def same_graph(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
     def shape(doc: dict[str, Any]) -> Any:
         return (
-            [(n["id"], n.get("type"), n.get("label"), (n.get("position") or {}).get("x"), (n.get("position") or {}).get("y")) for n in doc.get("nodes", [])],
+            [(n["id"], n.get("type"), n.get("label"), n.get("position")) for n in doc.get("nodes", [])],
             sorted(edge_id(e) for e in doc.get("edges", [])),
         )
 

@@ -1,5 +1,6 @@
 """Plumbing shared by the Builder's side-panel forms: safe Markdown code spans, the
-"is the widget's value still there" guard, JSON text areas and their error lines.
+"is the widget's value still there" guard, JSON text areas and their error lines,
+and numeric fields whose defaults and bounds come from the engine's model.
 
 Every form widget writes into the document from its ``on_change`` callback;
 these helpers are what those callbacks have in common.
@@ -8,10 +9,14 @@ these helpers are what those callbacks have in common.
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
 
 from ui.text import md_escape
 
@@ -57,3 +62,49 @@ def show_error(key: str) -> None:
     message = st.session_state.get(key + "__error")
     if message:
         st.error(md_escape(message), icon=":material/error:")
+
+
+@dataclass(frozen=True)
+class NumberField:
+    """A numeric field of the engine's model: its default and bounds, read from the model itself."""
+
+    default: int | float | None
+    low: int | float | None
+    high: int | float | None
+    integer: bool
+
+    def shown(self, value: Any) -> int | float | None:
+        """What the widget shows for ``value`` from a document: the value if it is a number in range,
+        the default when absent, else nothing (an empty field; validation lists the problem)."""
+        if value is None:
+            value = self.default
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if self.integer and value != int(value):
+            return None
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            return None
+        return int(value) if self.integer else float(value)
+
+    def widget_args(self, value: Any) -> dict[str, Any]:
+        """``value``, ``min_value``, ``max_value`` and ``step`` for ``st.number_input``, all of one type."""
+        cast = int if self.integer else float
+        args: dict[str, Any] = {"value": self.shown(value), "step": 1 if self.integer else 0.1}
+        if self.low is not None:
+            args["min_value"] = cast(self.low)
+        if self.high is not None:
+            args["max_value"] = cast(self.high)
+        return args
+
+
+def number_field(model: type[BaseModel], name: str) -> NumberField:
+    """The bounds (``ge``/``gt``/``le``) and default of ``model.<name>``; ``gt=x`` is shown as a minimum of ``x``
+    (the widget accepts ``x`` itself; validation then says it must be greater)."""
+    info = model.model_fields[name]
+    low = high = None
+    for rule in info.metadata:
+        low = getattr(rule, "ge", getattr(rule, "gt", low))
+        high = getattr(rule, "le", high)
+    kinds = set(typing.get_args(info.annotation)) or {info.annotation}
+    default = None if info.default is PydanticUndefined else info.default
+    return NumberField(default=default, low=low, high=high, integer=int in kinds and float not in kinds)

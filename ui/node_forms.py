@@ -18,14 +18,21 @@ from typing import Any
 import streamlit as st
 
 import tools
-from engine.model import MAP_INNER_TYPES
+from engine.model import MAP_INNER_TYPES, AgentConfig, MapConfig, MemoryConfig, Node, RetryPolicy
 from ui import builder_doc as bd
 from ui import builder_state as bs
 from ui.flow import ICONS
-from ui.form_fields import code, json_field, present, show_error
+from ui.form_fields import NumberField, code, json_field, number_field, present, show_error
 from ui.text import md_escape
 
 Apply = Callable[[dict[str, Any], Any], None]  # (node, new value) -> changes the node in place
+
+# numeric fields: defaults and bounds come from the engine's model, so the forms cannot drift from it
+_AGENT = {name: number_field(AgentConfig, name) for name in ("temperature", "max_steps")}
+_MEMORY_RECALL = number_field(MemoryConfig, "recall")
+_MAP_CONCURRENCY = number_field(MapConfig, "concurrency")
+_RETRY = {name: number_field(RetryPolicy, name) for name in ("attempts", "backoff_s")}
+_NODE_TIMEOUT = number_field(Node, "timeout_s")
 
 
 # --- binding widgets to node fields ----------------------------------------------------------------
@@ -56,11 +63,12 @@ def _text(
     _widget(widget, node, field, label, apply, value="" if value is None else str(value), **kw)
 
 
-def _count(
-    node: dict[str, Any], field: str, label: str, apply: Apply, value: int, low: int, high: int, **kw: Any
+def _number(
+    node: dict[str, Any], field: str, label: str, apply: Apply, value: Any, spec: NumberField, **kw: Any
 ) -> None:
-    """A whole-number stepper from ``low`` to ``high``."""
-    _widget(st.number_input, node, field, label, apply, value=value, min_value=low, max_value=high, step=1, **kw)
+    """A number input with the engine model's default and bounds (``spec``); a value in the document that is
+    not a number in range shows as an empty field (the validation under the canvas says what is wrong)."""
+    _widget(st.number_input, node, field, label, apply, **{**spec.widget_args(value), **kw})
 
 
 def _json_area(
@@ -228,10 +236,7 @@ def _agent_form(node: dict[str, Any], disabled: bool) -> None:
             "temperature",
             "Temperature",
             _cfg("temperature"),
-            value=cfg.get("temperature"),
-            min_value=0.0,
-            max_value=2.0,
-            step=0.1,
+            **_AGENT["temperature"].widget_args(cfg.get("temperature")),
             placeholder="model default",
             disabled=disabled,
         )
@@ -251,14 +256,13 @@ def _agent_form(node: dict[str, Any], disabled: bool) -> None:
     )
     left, right = st.columns(2)
     with left:
-        _count(
+        _number(
             node,
             "max_steps",
             "Max tool steps",
             _cfg("max_steps", optional=False),
-            int(cfg.get("max_steps", 5)),
-            0,
-            100,
+            cfg.get("max_steps"),
+            _AGENT["max_steps"],
             disabled=disabled,
         )
     with right:
@@ -323,14 +327,13 @@ def _memory_form(node: dict[str, Any], cfg: dict[str, Any], disabled: bool) -> N
                 help="Keep the conversation between runs.",
             )
         with mid:
-            _count(
+            _number(
                 node,
                 "mem_recall",
                 "Recall k",
                 _cfg_in("memory", "recall"),
-                int(memory.get("recall", 0)),
-                0,
-                100,
+                memory.get("recall"),
+                _MEMORY_RECALL,
                 disabled=disabled,
             )
         with right:
@@ -495,14 +498,13 @@ def _map_form(node: dict[str, Any], disabled: bool) -> None:
         height=120,
         disabled=disabled,
     )
-    _count(
+    _number(
         node,
         "concurrency",
         "Concurrency",
         _cfg("concurrency", optional=False),
-        int(cfg.get("concurrency", 8)),
-        1,
-        1000,
+        cfg.get("concurrency"),
+        _MAP_CONCURRENCY,
         disabled=disabled,
     )
 
@@ -573,44 +575,40 @@ def _output_form(node: dict[str, Any], disabled: bool) -> None:
 
 def _retry_form(node: dict[str, Any], disabled: bool) -> None:
     retry = node.get("retry") if isinstance(node.get("retry"), dict) else {}
-    expanded = bool(retry) and retry.get("attempts", 1) > 1 or node.get("timeout_s") is not None
+    expanded = bool(retry) or node.get("timeout_s") is not None
     with st.expander("Retry and timeout", expanded=expanded):
         left, mid, right = st.columns(3)
         with left:
-            _count(
+            _number(
                 node,
                 "attempts",
                 "Attempts",
                 _retry("attempts"),
-                int(retry.get("attempts", 1)),
-                1,
-                100,
+                retry.get("attempts"),
+                _RETRY["attempts"],
                 disabled=disabled,
                 help="1 = no retry.",
             )
         with mid:
-            _widget(
-                st.number_input,
+            _number(
                 node,
                 "backoff",
                 "Backoff (s)",
                 _retry("backoff_s"),
-                value=float(retry.get("backoff_s", 1.0)),
-                min_value=0.0,
-                max_value=3600.0,
+                retry.get("backoff_s"),
+                _RETRY["backoff_s"],
                 step=0.5,
                 disabled=disabled,
                 help="Waits backoff × 2^k between attempts.",
             )
         with right:
-            _widget(
-                st.number_input,
+            _number(
                 node,
                 "timeout",
                 "Timeout (s)",
                 _top("timeout_s"),
-                value=node.get("timeout_s"),
-                min_value=0.1,
+                node.get("timeout_s"),
+                _NODE_TIMEOUT,
                 step=1.0,
                 placeholder="none",
                 disabled=disabled,

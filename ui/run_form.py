@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from typing import Any
 
 import streamlit as st
@@ -75,12 +76,12 @@ def _run_field(name: str, spec: dict[str, Any]) -> None:
     required = "default" not in spec
     default = spec.get("default")
     label = md_escape(name) + (" \\*" if required else "")
-    helptext = str(spec.get("description") or "") or None
+    helptext = md_escape(spec.get("description") or "") or None
     key = _run_key(name, spec)
     if kind == "string":
         st.text_area(label, value=default if isinstance(default, str) else "", key=key, height=80, help=helptext)
     elif kind in ("number", "integer"):
-        ok = isinstance(default, (int, float)) and not isinstance(default, bool)
+        ok = isinstance(default, (int, float)) and not isinstance(default, bool) and math.isfinite(default)
         if kind == "integer":
             st.number_input(
                 label, value=int(default) if ok else None, step=1, key=key, help=helptext, placeholder="a whole number"
@@ -93,7 +94,7 @@ def _run_field(name: str, spec: dict[str, Any]) -> None:
         st.checkbox(label, value=bool(default), key=key, help=helptext)
     else:
         text = json.dumps(default, indent=2, ensure_ascii=False) if default is not None else ""
-        st.text_area(f"{label} ({kind}, JSON)", value=text, key=key, height=100, help=helptext)
+        st.text_area(f"{label} ({md_escape(kind)}, JSON)", value=text, key=key, height=100, help=helptext)
 
 
 def collect_inputs(inputs: dict[str, dict[str, Any]], raw: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:

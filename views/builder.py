@@ -163,7 +163,7 @@ with palette_col:
             args=(node_type,),
             disabled=locked,
             width="stretch",
-            help=f"Add a {node_type} node" + (f", wired after “{after}”" if after else ""),
+            help=f"Add a {node_type} node" + (f", wired after “{md_escape(after)}”" if after else ""),
         )
     st.button(
         "Layout",

@@ -592,3 +592,72 @@ def test_parse_document_and_collect_inputs() -> None:
     }
     values, errors = collect_inputs(inputs, {"n": 3, "o": "[1]", "s": "", "b": True})
     assert values == {"n": 3, "b": True} and [p.where for p in errors] == ["input 'o'"]
+
+
+# --- documents the forms must survive -------------------------------------------------------------------------
+
+
+def _inspect_every_node(at: AppTest) -> None:
+    for node_id in [n["id"] for n in current(at)["nodes"]]:
+        at.session_state["builder_selected"] = {"kind": "node", "id": node_id}
+        at.run()
+        assert not at.exception, (node_id, at.exception)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.json")))
+def test_every_example_opens_and_every_node_can_be_inspected(name: str) -> None:
+    """research_assistant.json (whole-number timeouts against float bounds) crashed the settings panel."""
+    at = builder(example(name))
+    _inspect_every_node(at)
+    assert not at.exception
+
+
+def _odd(**changes: Any) -> dict[str, Any]:
+    doc = example("calculator_agent.json")
+    for path, value in changes.items():
+        target: Any = doc
+        *parents, last = path.split("__")
+        for part in parents:
+            target = node(doc, part) if isinstance(target, dict) and "nodes" in target and part != "settings" else target[part]
+        target[last] = value
+    return doc
+
+
+AGENT = next(n["id"] for n in example("calculator_agent.json")["nodes"] if n["type"] == "agent")
+
+
+@pytest.mark.parametrize(
+    ("doc", "problem"),
+    [
+        (_odd(settings={"timeout_s": 600, "max_iterations": 10}), None),  # whole numbers where floats are expected
+        (_odd(settings={"timeout_s": 0.5}), None),  # valid, below the old widget minimum of 1
+        (_odd(settings={"max_iterations": "ten", "timeout_s": -3}), "settings"),
+        (_odd(settings=[1, 2]), "settings"),
+        (_odd(**{f"{AGENT}__position": [1, 2]}), "position"),
+        (_odd(**{f"{AGENT}__position": {"x": "a", "y": None}}), "position"),
+        (_odd(**{f"{AGENT}__timeout_s": "soon", f"{AGENT}__retry": {"attempts": "x", "backoff_s": 1e9}}), AGENT),
+        (_odd(**{f"{AGENT}__retry": "always"}), AGENT),
+        (_odd(**{f"{AGENT}__config": {"prompt": "p", "temperature": 0, "max_steps": 2.5}}), AGENT),
+        (_odd(**{f"{AGENT}__config": {"prompt": "p", "memory": {"agent_id": "a", "recall": "many"}}}), AGENT),
+        (_odd(**{f"{AGENT}__label": 42}), None),
+    ],
+)
+def test_odd_documents_open_and_every_node_can_be_inspected(doc: dict[str, Any], problem: str | None) -> None:
+    """Imported files can hold anything: the Builder draws them, lists what is wrong, and never crashes."""
+    at = builder(doc)
+    _inspect_every_node(at)
+    listed = bd.problems(current(at))
+    if problem is None:
+        assert not at.exception
+    else:
+        assert any(problem in p.where or problem in p.message for p in listed), listed
+
+
+def test_a_node_is_added_after_a_node_whose_position_is_not_a_place() -> None:
+    at = builder(_odd(**{f"{AGENT}__position": [1, 2]}))
+    at.session_state["builder_selected"] = {"kind": "node", "id": AGENT}
+    at.run()
+    at.button(key="builder_palette_transform").click().run()
+    assert not at.exception, at.exception
+    added = [n for n in current(at)["nodes"] if n["type"] == "transform"]
+    assert len(added) == 1 and isinstance(added[0]["position"]["x"], float)
