@@ -14,9 +14,9 @@ from streamlit_flow import streamlit_flow
 
 from ui import builder_doc as bd
 from ui import builder_forms as forms
+from ui import builder_state as bs
 from ui import node_forms
 from ui import run_form as run_popover
-from ui import builder_state as bs
 from ui.flow import ICONS
 from ui.text import md_escape
 
