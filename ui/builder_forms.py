@@ -19,7 +19,7 @@ import streamlit as st
 from engine.model import Settings
 from ui import builder_doc as bd
 from ui import builder_state as bs
-from ui.form_fields import code, number_field, present, show_error
+from ui.form_fields import code, number_field, present, references, renamed, show_error
 from ui.text import md_escape
 
 _SETTINGS = {name: number_field(Settings, name) for name in ("max_iterations", "timeout_s")}
@@ -251,20 +251,13 @@ def inputs_form(*, disabled: bool) -> None:
 
 
 def _rename_input(old: str, key: str) -> None:
-    if not present(key):
+    done = renamed(key, lambda new: bd.rename_input(bs.doc(), old, new))
+    if done is None:
         return
-    new = str(st.session_state.get(key) or "").strip()
-    try:
-        rewritten = bd.rename_input(bs.doc(), old, new)
-    except ValueError as exc:
-        st.session_state[key + "__error"] = f"Not renamed: {exc}."
-        return
+    new, count = done
     bs.reset_forms()
-    if rewritten:
-        bs.flash(
-            "success",
-            f"Renamed input “{md_escape(old)}” to “{md_escape(new)}” and {rewritten} template reference{'s' if rewritten != 1 else ''}.",
-        )
+    if count:
+        bs.flash("success", f"Renamed input “{md_escape(old)}” to “{md_escape(new)}” and {references(count)}.")
 
 
 def _on_input(name: str, base: str, field: str) -> None:

@@ -57,6 +57,26 @@ def json_field(key: str, apply: Callable[[Any], None], want: type | None = dict)
     apply(value)
 
 
+def renamed(key: str, rename: Callable[[str], int]) -> tuple[str, int] | None:
+    """Callback body for a name field (node id, input name): ``rename(new)`` rewrites the document and
+    returns how many template references it rewrote. Returns ``(new, count)``, or None when the value is
+    gone or the rename was refused (the reason is kept for ``show_error``)."""
+    if not present(key):
+        return None
+    new = str(st.session_state.get(key) or "").strip()
+    try:
+        count = rename(new)
+    except ValueError as exc:
+        st.session_state[key + "__error"] = f"Not renamed: {exc}."
+        return None
+    st.session_state.pop(key + "__error", None)
+    return new, count
+
+
+def references(count: int) -> str:
+    return f"{count} template reference{'s' if count != 1 else ''}"
+
+
 def show_error(key: str) -> None:
     """The error a callback left for the widget ``key`` (bad JSON, a refused rename), if any."""
     message = st.session_state.get(key + "__error")

@@ -22,7 +22,7 @@ from engine.model import MAP_INNER_TYPES, AgentConfig, MapConfig, MemoryConfig, 
 from ui import builder_doc as bd
 from ui import builder_state as bs
 from ui.flow import ICONS
-from ui.form_fields import NumberField, code, json_field, number_field, present, show_error
+from ui.form_fields import NumberField, code, json_field, number_field, present, references, renamed, show_error
 from ui.text import md_escape
 
 Apply = Callable[[dict[str, Any], Any], None]  # (node, new value) -> changes the node in place
@@ -184,18 +184,12 @@ def node_form(node: dict[str, Any], *, disabled: bool) -> None:
 
 
 def _rename(old: str, key: str) -> None:
-    if not present(key):
-        return
-    new = str(st.session_state.get(key) or "").strip()
-    try:
-        rewritten = bd.rename_node(bs.doc(), old, new)
-    except ValueError as exc:
-        st.session_state[key + "__error"] = f"Not renamed: {exc}."
-        return
-    if new != old:
+    done = renamed(key, lambda new: bd.rename_node(bs.doc(), old, new))
+    if done is not None and done[0] != old:
+        new, count = done
         bs.reset_forms()
         st.session_state[bs.SELECTED] = {"kind": "node", "id": new}
-        extra = f" and {rewritten} template reference{'s' if rewritten != 1 else ''}" if rewritten else ""
+        extra = f" and {references(count)}" if count else ""
         bs.flash("success", f"Renamed “{md_escape(old)}” to “{md_escape(new)}”: edges{extra} updated.")
 
 
