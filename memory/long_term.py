@@ -48,7 +48,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
@@ -176,6 +176,9 @@ class ChromaConnection:
         self.write_lock = _write_lock(self.location)
         self._client: Any = None
         self._lock = threading.Lock()
+        # collection handles by name, shared by every store on this location (one store per embedder): a
+        # collection one store deletes must not live on in another's cache
+        self.collections: dict[str, Any] = {}
 
     @classmethod
     def from_env(cls) -> ChromaConnection:
@@ -304,7 +307,6 @@ class LongTermStore:
     connection: ChromaConnection
     embedder: Embedder
     prefix: str = DEFAULT_PREFIX
-    _collections: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, embedder: Embedder | None = None, *, connection: ChromaConnection | None = None) -> LongTermStore:
@@ -390,14 +392,15 @@ class LongTermStore:
             return True
 
     def clear(self, agent_id: str) -> int:
-        """Delete every memory of ``agent_id`` (its collection); how many there were."""
+        """Delete every memory of ``agent_id`` (its collection); how many there were. Works whatever model
+        embedded them (switching embedders and starting over is what clearing is for)."""
         name = collection_name(self.prefix, agent_id)
         with self.connection.write_lock, self._op():
-            collection = self._collection(agent_id, create=False)
+            collection = self._collection(agent_id, create=False, any_embedder=True)
             if collection is None:
                 return 0
             count = collection.count()
-            self._collections.pop(name, None)
+            self.connection.collections.pop(name, None)
             try:
                 self.connection.client().delete_collection(name)
             except Exception as exc:
@@ -510,7 +513,7 @@ class LongTermStore:
             with self.connection.guard():
                 yield
         except MemoryStoreError:
-            self._collections.clear()
+            self.connection.collections.clear()
             raise
 
     def _row(self, agent_id: str, text: str, kind: str, provenance: Provenance) -> tuple[str, str, dict[str, Any]]:
@@ -530,12 +533,13 @@ class LongTermStore:
             log.warning("memory of agent %r cut from %d to %d characters", agent_id, cut, len(stored))
         return memory_id(agent_id, kind, text.strip()), stored, metadata
 
-    def _collection(self, agent_id: str, *, create: bool) -> Any:
-        """The agent's collection (None when it does not exist and ``create`` is false), checked for its embedder."""
+    def _collection(self, agent_id: str, *, create: bool, any_embedder: bool = False) -> Any:
+        """The agent's collection (None when it does not exist and ``create`` is false), checked for its embedder
+        unless ``any_embedder`` (deleting needs no vectors, so memories of another model can still be cleared)."""
         name = collection_name(self.prefix, agent_id)
-        cached = self._collections.get(name)
-        if cached is not None:
-            return cached
+        collection = self.connection.collections.get(name)
+        if collection is not None:
+            return self._checked(name, collection, any_embedder)
         client = self.connection.client()
         if create:
             collection = client.get_or_create_collection(
@@ -551,10 +555,13 @@ class LongTermStore:
                 if type(exc).__name__ == "NotFoundError":
                     return None
                 raise
+        self.connection.collections[name] = collection
+        return self._checked(name, collection, any_embedder)
+
+    def _checked(self, name: str, collection: Any, any_embedder: bool) -> Any:
         stored = (collection.metadata or {}).get("embedder")
-        if stored != self.embedder.name:
+        if not any_embedder and stored != self.embedder.name:
             raise EmbedderMismatch(collection=name, stored=str(stored), requested=self.embedder.name)
-        self._collections[name] = collection
         return collection
 
 

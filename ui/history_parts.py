@@ -51,6 +51,15 @@ def in_dates(runs: Iterable[RunRow], dates: Sequence[dt.date]) -> list[RunRow]:
     return [r for r in runs if first <= dt.date.fromtimestamp(r.created_at) <= last]
 
 
+def run_matches(run: RunRow, *, status: str | None, workflow_id: str | None, dates: Sequence[dt.date]) -> bool:
+    """Whether ``run`` passes the History filters (``None`` and no dates: no filter)."""
+    return (
+        (not status or run.status == status)
+        and (not workflow_id or run.workflow_id == workflow_id)
+        and bool(in_dates([run], dates))
+    )
+
+
 def gantt_frame(rows: Sequence[NodeExecutionRow], *, run_start: float | None) -> tuple[pd.DataFrame, str]:
     """One bar per node execution, from its start to its end, in seconds or ms since the run started."""
     started = [r.started_at for r in rows if r.started_at]

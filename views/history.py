@@ -5,6 +5,7 @@ tokens), resume, compare with another run of the same workflow, delete.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -21,6 +22,7 @@ from ui.history_parts import (
     in_dates,
     last_by_node,
     node_status,
+    run_matches,
     runs_frame,
 )
 from ui.nav import RUN_ID, watch_run
@@ -68,7 +70,8 @@ def run_label(run: RunRow) -> str:
     return f"{run.status} · {when(run.created_at)} · v{run.workflow_version} · {run.run_id[:8]}"
 
 
-def filtered_runs() -> list[RunRow]:
+def filtered_runs() -> tuple[list[RunRow], Callable[[RunRow], bool]]:
+    """The filters, the (newest ``MAX_RUNS``) runs that pass them, and the test a run passes them by."""
     workflows = {w.id: w.name for w in store.list_workflows(include_archived=True)}
     cols = st.columns([2, 1.3, 1.7])
     workflow_id = cols[0].selectbox(
@@ -81,8 +84,26 @@ def filtered_runs() -> list[RunRow]:
     )
     status = cols[1].selectbox("Status", STATUSES, key=STATUS, index=None, placeholder="Any status")
     dates = cols[2].date_input("Started between", value=(), key=DATES, format="YYYY-MM-DD")
+    days = list(dates) if isinstance(dates, (tuple, list)) else [dates]
     runs = store.list_runs(limit=MAX_RUNS, status=status, workflow_id=workflow_id)
-    return in_dates(runs, list(dates) if isinstance(dates, (tuple, list)) else [dates])
+    return in_dates(runs, days), lambda run: run_matches(run, status=status, workflow_id=workflow_id, dates=days)
+
+
+def with_picked(runs: list[RunRow], matches: Callable[[RunRow], bool]) -> list[RunRow]:
+    """The listed runs, plus the picked run (e.g. sent from the Memory page) when it passes the filters
+    but is older than the ``MAX_RUNS`` listed; a picked run that is gone is said so, and the newest shows."""
+    picked = st.session_state.get(PICK)
+    if not picked or any(r.run_id == picked for r in runs):
+        return runs
+    run = store.get_run(picked)
+    if run is None:
+        st.warning(
+            f"Run {md_escape(picked)} was not found: it may have been deleted."
+            + (" Showing the newest run instead." if runs else "")
+        )
+        st.session_state.pop(PICK, None)
+        return runs
+    return [*runs, run] if matches(run) else runs  # a run the filters leave out: the newest shows, as asked
 
 
 def _table_selected() -> None:
@@ -204,7 +225,7 @@ def nodes(executions: list[NodeExecutionRow]) -> None:
     for row in executions[:MAX_EXECUTIONS]:
         status = node_status(row)
         took = f" · {row.duration_ms:.1f} ms" if row.duration_ms is not None else ""
-        label = f"{NODE_ICONS.get(status, '⚪')} {row.node_id} · execution {row.execution} · {status}{took}"
+        label = f"{NODE_ICONS.get(status, '⚪')} {md_escape(row.node_id)} · execution {row.execution} · {status}{took}"
         with st.expander(label):
             left, right = st.columns(2)
             with left:
@@ -234,10 +255,13 @@ def compare(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow]) -> N
         placeholder="Choose another run of this workflow",
         format_func=lambda i: labels.get(i, i),
     )
-    other = store.get_run(other_id) if other_id else None
-    if other is None:
+    if other_id is None:
         return
-    other_info = runtime.status(other.run_id) or info
+    other = store.get_run(other_id)
+    other_info = runtime.status(other_id) if other is not None else None
+    if other is None or other_info is None:
+        st.warning(f"Run {md_escape(other_id[:8])} was not found: it may have been deleted. Choose another run.")
+        return
     other_execs = store.node_executions(other.run_id)
     for col, r, i in zip(st.columns(2), (run, other), (info, other_info), strict=True):
         with col:
@@ -250,7 +274,7 @@ def compare(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow]) -> N
     st.dataframe(compare_frame(executions, other_execs), hide_index=True, width="stretch")
     a_last, b_last = last_by_node(executions), last_by_node(other_execs)
     for node in dict.fromkeys([*a_last, *b_last]):
-        with st.expander(f"Outputs of {node}"):
+        with st.expander(f"Outputs of {md_escape(node)}"):
             for col, rows in zip(st.columns(2), (a_last, b_last), strict=True):
                 with col:
                     if node in rows:
@@ -291,7 +315,7 @@ def detail(run_id: str) -> None:
 
 st.title("History")
 take_focus()
-runs = filtered_runs()
+runs = with_picked(*filtered_runs())
 if not runs:
     st.info(
         "No runs match these filters."

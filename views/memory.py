@@ -4,6 +4,10 @@ Agents with counts; the short-term conversation as chat messages; long-term
 memories with provenance (linking to the run that wrote them); a semantic
 search that shows scores; edit, delete, clear (with confirmation) and adding
 a memory by hand. Memory text is rendered as plain text, never as Markdown.
+
+Every call into ``memory`` may raise ``MemoryStoreError`` (the store is down,
+the embeddings setting changed since the memories were saved, ...): the page
+says what failed and what to do, and never shows a traceback.
 """
 
 from __future__ import annotations
@@ -15,11 +19,28 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from memory import MemoryManager, MemoryStoreError, list_agents
+from memory import EmbedderMismatch, MemoryManager, MemoryStoreError, list_agents
 from ui.nav import open_in_history
 from ui.text import md_escape
 
 PAGE_SIZE = 20
+FLASH = "memory_flash"  # a message for the next script run: what was done just before st.rerun()
+
+
+def problem(what: str, exc: MemoryStoreError, agent: str | None = None) -> str:
+    """An escaped message for ``st.error``: what failed, why, and what to do about it."""
+    if isinstance(exc, EmbedderMismatch):
+        setting = "openai" if exc.stored.startswith("openai:") else "offline"
+        whose = f"**{md_escape(agent)}**" if agent else "this agent"
+        return (
+            f"{md_escape(what)}: the long-term memories of {whose} were saved with another embedding model "
+            f"({md_escape(exc.stored)}) than the one memory uses now ({md_escape(exc.requested)}), and vectors of "
+            f"different models cannot be compared. To use them again, set **Memory embeddings** back to "
+            f"**{setting}** on the Settings page; to start over with the new model, clear this agent's memories "
+            "in the **Clear** tab."
+        )
+    return f"{md_escape(what)}: {md_escape(exc)}"
+
 
 st.title("Memory")
 st.caption(
@@ -27,10 +48,14 @@ st.caption(
     "recent turns live beside the runs. Agents get memory through an agent node's `memory` config."
 )
 
+flash = st.session_state.pop(FLASH, None)
+if flash:
+    st.success(flash)
+
 try:
     agents = list_agents()
 except MemoryStoreError as exc:
-    st.error(f"Memory is unavailable: {exc}")
+    st.error(problem("Memory is unavailable", exc))
     st.stop()
 
 with st.sidebar:
@@ -44,11 +69,15 @@ with st.sidebar:
         try:
             MemoryManager(new_agent.strip()).add_memory(new_text, new_kind)
         except MemoryStoreError as exc:
-            st.error(str(exc))
+            st.error(problem("Could not save the memory", exc, new_agent.strip()))
         else:
-            st.success(f"Saved for {new_agent.strip()}.")
+            st.success(f"Saved for {md_escape(new_agent.strip())}.")
             st.session_state["memory_agent"] = new_agent.strip()
-            agents = list_agents()
+            try:
+                agents = list_agents()
+            except MemoryStoreError as exc:
+                st.error(problem("Memory is unavailable", exc))
+                st.stop()
 
 if not agents:
     st.info("No agent has memories yet. Run the **Memory chat** example (Home) twice, or add a memory by hand in the sidebar.")
@@ -63,7 +92,11 @@ ids = [a.agent_id for a in agents]
 if st.session_state.get("memory_agent") not in ids:
     st.session_state["memory_agent"] = ids[0]
 agent_id = st.selectbox("Agent", ids, key="memory_agent")
-manager = MemoryManager(agent_id)
+try:
+    manager = MemoryManager(agent_id)
+except MemoryStoreError as exc:
+    st.error(problem("Memory is unavailable", exc, agent_id))
+    st.stop()
 
 
 def _when(ts: Any) -> str:
@@ -71,6 +104,23 @@ def _when(ts: Any) -> str:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(ts)))
     except (TypeError, ValueError):
         return "—"
+
+
+def memories_page() -> list[Any]:
+    """The page picker and that page of long-term memories, newest first ([] after an error, which is shown)."""
+    try:
+        total = manager.count()
+    except MemoryStoreError as exc:
+        st.error(problem("Could not read the long-term memories", exc, agent_id))
+        return []
+    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+    page = st.number_input("Page", min_value=1, max_value=pages, value=1, key=f"memory_page_{agent_id}")
+    st.caption(f"{total} memories, newest first.")
+    try:
+        return manager.list_memories(offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    except MemoryStoreError as exc:
+        st.error(problem("Could not read the long-term memories", exc, agent_id))
+        return []
 
 
 search_tab, memories_tab, conversation_tab, danger_tab = st.tabs(
@@ -86,42 +136,38 @@ with search_tab:
         try:
             hits = manager.recall(query, k)
         except MemoryStoreError as exc:
-            st.error(str(exc))
-            hits = []
-        if not hits:
-            st.info("No memories matched.")
+            st.error(problem("Could not search the memories", exc, agent_id))
         else:
-            frame = pd.DataFrame(
-                [
-                    {"rank": i + 1, "score": round(h.score, 3), "distance": round(h.distance, 3), "memory": h.text[:120],
-                     "kind": h.metadata.get("kind"), "run": h.metadata.get("run_id") or ""}
-                    for i, h in enumerate(hits)
-                ]
-            )
-            chart = (
-                alt.Chart(frame)
-                .mark_bar()
-                .encode(
-                    x=alt.X("score:Q", scale=alt.Scale(domain=[0, 1]), title="score (cosine similarity)"),
-                    y=alt.Y("rank:O", title="rank"),
-                    tooltip=["rank", "score", "distance", "memory", "kind"],
+            if not hits:
+                st.info("No memories matched.")
+            else:
+                frame = pd.DataFrame(
+                    [
+                        {"rank": i + 1, "score": round(h.score, 3), "distance": round(h.distance, 3),
+                         "memory": h.text[:120], "kind": h.metadata.get("kind"), "run": h.metadata.get("run_id") or ""}
+                        for i, h in enumerate(hits)
+                    ]
                 )
-                .properties(height=max(120, 28 * len(frame)))
-            )
-            st.altair_chart(chart, width="stretch")
-            st.dataframe(frame, hide_index=True, width="stretch")
+                chart = (
+                    alt.Chart(frame)
+                    .mark_bar()
+                    .encode(
+                        x=alt.X("score:Q", scale=alt.Scale(domain=[0, 1]), title="score (cosine similarity)"),
+                        y=alt.Y("rank:O", title="rank"),
+                        tooltip=["rank", "score", "distance", "memory", "kind"],
+                    )
+                    .properties(height=max(120, 28 * len(frame)))
+                )
+                st.altair_chart(chart, width="stretch")
+                st.dataframe(frame, hide_index=True, width="stretch")
 
 with memories_tab:
-    total = manager.count()
-    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
-    page = st.number_input("Page", min_value=1, max_value=pages, value=1, key=f"memory_page_{agent_id}")
-    st.caption(f"{total} memories, newest first.")
-    for record in manager.list_memories(offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE):
+    for record in memories_page():
         meta = dict(record.metadata)
         with st.container(border=True):
             st.text(record.text)
             run_id = meta.get("run_id")
-            details = [f"kind: {meta.get('kind', '?')}", f"saved {_when(meta.get('created_at'))}"]
+            details = [f"kind: {md_escape(meta.get('kind', '?'))}", f"saved {_when(meta.get('created_at'))}"]
             if meta.get("updated_at"):
                 details.append(f"edited {_when(meta.get('updated_at'))}")
             if meta.get("workflow"):
@@ -130,7 +176,9 @@ with memories_tab:
                 details.append(f"node: {md_escape(meta['node_id'])}")
             st.caption(" · ".join(details))
             link, edit, delete = st.columns([2, 1, 1])
-            if run_id and link.button(f"Run {run_id[:8]}…", key=f"memory_run_{record.id}", icon=":material/history:"):
+            if run_id and link.button(
+                f"Run {md_escape(str(run_id)[:8])}…", key=f"memory_run_{record.id}", icon=":material/history:"
+            ):
                 open_in_history(run_id)
             with edit.popover("Edit", icon=":material/edit:"):
                 edited = st.text_area("Text", value=record.text, key=f"memory_edit_{record.id}")
@@ -138,31 +186,49 @@ with memories_tab:
                     try:
                         manager.update(record.id, edited)
                     except MemoryStoreError as exc:
-                        st.error(str(exc))
+                        st.error(problem("Could not save the memory", exc, agent_id))
                     else:
+                        st.session_state[FLASH] = "Memory saved."
                         st.rerun()
             if delete.button("Delete", key=f"memory_delete_{record.id}", icon=":material/delete:"):
-                manager.delete(record.id)
-                st.rerun()
+                try:
+                    deleted = manager.delete(record.id)
+                except MemoryStoreError as exc:
+                    st.error(problem("Could not delete the memory", exc, agent_id))
+                else:
+                    st.session_state[FLASH] = "Memory deleted." if deleted else "That memory was already gone."
+                    st.rerun()
 
 with conversation_tab:
-    turns = list(reversed(manager.turns(limit=50)))
-    if not turns:
-        st.info("No recent turns for this agent.")
-    for turn in turns:
-        if turn.user:
-            with st.chat_message("user"):
-                st.text(turn.user)
-        if turn.assistant:
-            with st.chat_message("assistant"):
-                st.text(turn.assistant)
-                st.caption(f"{_when(turn.created_at)}" + (f" · run {turn.run_id[:8]}…" if turn.run_id else ""))
+    try:
+        turns = list(reversed(manager.turns(limit=50)))
+    except MemoryStoreError as exc:
+        st.error(problem("Could not read the recent conversation", exc, agent_id))
+    else:
+        if not turns:
+            st.info("No recent turns for this agent.")
+        for turn in turns:
+            if turn.user:
+                with st.chat_message("user"):
+                    st.text(turn.user)
+            if turn.assistant:
+                with st.chat_message("assistant"):
+                    st.text(turn.assistant)
+                    st.caption(
+                        f"{_when(turn.created_at)}" + (f" · run {md_escape(turn.run_id[:8])}…" if turn.run_id else "")
+                    )
 
 with danger_tab:
     st.warning(f"Clearing forgets every long-term memory and recent turn of **{md_escape(agent_id)}**.")
     confirm = st.text_input("Type the agent id to confirm", key="memory_clear_confirm")
     if st.button("Clear this agent's memory", key="memory_clear", type="primary", disabled=confirm != agent_id):
-        cleared = manager.clear()
-        st.session_state.pop("memory_agent", None)
-        st.success(f"Cleared {cleared.long_term} memories and {cleared.short_term} turns.")
-        st.rerun()
+        try:
+            cleared = manager.clear()
+        except MemoryStoreError as exc:
+            st.error(problem("Could not clear this agent's memory", exc, agent_id))
+        else:
+            st.session_state.pop("memory_agent", None)
+            st.session_state[FLASH] = (
+                f"Cleared {cleared.long_term} memories and {cleared.short_term} turns of **{md_escape(agent_id)}**."
+            )
+            st.rerun()

@@ -9,7 +9,7 @@ import streamlit as st
 
 import tools
 from ui.runtime import get_runtime
-from ui.text import clip
+from ui.text import clip, md_escape
 
 st.title("Tools")
 st.caption(
@@ -18,8 +18,8 @@ st.caption(
 )
 
 plugin_errors = tools.load_plugins()
-for error in plugin_errors:
-    st.warning(error)
+for error in plugin_errors:  # module names and exception text: shown as typed
+    st.warning(f"Some tools are missing: {md_escape(error)}")
 
 specs = tools.list_tools()
 if not specs:
@@ -50,7 +50,7 @@ spec = next(s for s in specs if s.name == chosen)
 
 left, right = st.columns([3, 2], gap="large")
 with left:
-    st.subheader(spec.name)
+    st.subheader(md_escape(spec.name))  # a plugin's name: `_` and `-` are Markdown
     st.text(spec.description or "(no description)")
     if spec.name == "python" and isolation_mode is not None:
         st.caption(f"Isolation of the code: {isolation_mode()}")
@@ -69,12 +69,12 @@ with right:
         try:
             args = json.loads(raw or "{}")
         except json.JSONDecodeError as exc:
-            st.error(f"The arguments are not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+            st.error(f"The arguments are not valid JSON: {md_escape(exc.msg)} (line {exc.lineno}, column {exc.colno})")
             st.stop()
         if not isinstance(args, dict):
             st.error("The arguments must be a JSON object, e.g. {\"expression\": \"2 + 2\"}.")
             st.stop()
-        with st.spinner(f"Calling {spec.name}…"):
+        with st.spinner(f"Calling {md_escape(spec.name)}…"):
             result = get_runtime().call_tool(spec.name, args)
         st.session_state["tools_last"] = {"tool": spec.name, "ok": result.ok, "value": result.value, "error": result.error,
                                           "duration_ms": result.duration_ms, "truncated": result.truncated}

@@ -155,3 +155,88 @@ def test_delete_asks_for_confirmation(runtime: Runtime) -> None:
     assert not at.exception, at.exception
     assert runtime.store.get_run(gone) is None and runtime.store.events(gone) == []
     assert table_ids(at) == [keep]
+
+
+UNDERSCORED: dict[str, Any] = {
+    "format": "workflow/v1",
+    "name": "Underscored",
+    "nodes": [
+        {"id": "start", "type": "input"},
+        {"id": "__twice__", "type": "transform", "config": {"expression": "21 * 2"}},
+        {"id": "out", "type": "output", "config": {"value": "{{ nodes.__twice__.output }}"}},
+    ],
+    "edges": [{"source": "start", "target": "__twice__"}, {"source": "__twice__", "target": "out"}],
+}
+
+
+def history_focused(run_id: str) -> AppTest:
+    """The History page opened on ``run_id`` by another page (as the Memory page's "Run …" button does)."""
+    from ui.nav import HISTORY_FOCUS
+
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.session_state[HISTORY_FOCUS] = run_id
+    at.switch_page("views/history.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_requested_run_that_is_gone_is_said_so(runtime: Runtime) -> None:
+    gone = finished(runtime, CALCULATOR)
+    newest = finished(runtime, BREAKS)
+    assert runtime.store.delete_run(gone)
+    at = history_focused(gone)
+    assert any(f"Run {gone.replace('-', chr(92) + '-')} was not found" in w.value for w in at.warning), [
+        w.value for w in at.warning
+    ]
+    assert at.selectbox(key="history_run").value == newest, "then the newest run shows, as before"
+    at = history_focused("nope ![x](http://127.0.0.1:9/x.png)")
+    warnings = [w.value for w in at.warning]
+    assert any("Run nope \\!\\[x\\]\\(http://127\\.0\\.0\\.1:9/x\\.png\\) was not found" in w for w in warnings), warnings
+    assert not any("![x](" in w for w in warnings)
+
+
+def test_a_requested_run_older_than_the_listed_ones_still_opens(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = finished(runtime, CALCULATOR)
+    newer = [finished(runtime, BREAKS), finished(runtime, BREAKS)]
+    list_runs = runtime.store.list_runs
+
+    def capped(**kwargs: Any) -> list[Any]:  # the store holds more runs than the page lists (MAX_RUNS)
+        return list_runs(**{**kwargs, "limit": min(kwargs.get("limit", 50), 2)})
+
+    monkeypatch.setattr(runtime.store, "list_runs", capped)
+    at = history()
+    assert table_ids(at) == newer[::-1], "only the newest runs are listed"
+    at = history_focused(old)
+    assert not at.warning, [w.value for w in at.warning]
+    assert at.selectbox(key="history_run").value == old
+    assert table_ids(at) == [*newer[::-1], old]
+    assert any(f"`{old}`" in m.value for m in at.markdown), "its detail is shown"
+
+
+def test_compare_with_a_run_that_has_no_status_says_so(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = finished(runtime, CALCULATOR, {"question": "What is 6 * 7?"})
+    b = finished(runtime, CALCULATOR, {"question": "What is 2 + 2?"})
+    status = runtime.status
+    with monkeypatch.context() as patch:  # undone before the runtime fixture shuts the runtime down
+        patch.setattr(runtime, "status", lambda run_id: None if run_id == b else status(run_id))  # B went away
+        at = history()
+        at.selectbox(key="history_run").select(a).run()
+        at.selectbox(key="history_compare").select(b).run()
+    assert not at.exception, at.exception
+    assert any(f"Run {b[:8]}" in w.value and "not found" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert not any(m.value.startswith("**B**") for m in at.markdown), "A's status is not shown as B's"
+
+
+def test_node_ids_in_expander_labels_are_escaped(runtime: Runtime) -> None:
+    a = finished(runtime, UNDERSCORED)
+    b = finished(runtime, UNDERSCORED)
+    at = history()
+    at.selectbox(key="history_run").select(a).run()
+    labels = [e.label for e in at.expander]
+    assert any(label.startswith("🟢 \\_\\_twice\\_\\_ · execution 0 · succeeded") for label in labels), labels
+    assert not any("__twice__" in label for label in labels)
+    at.selectbox(key="history_compare").select(b).run()
+    assert not at.exception, at.exception
+    assert "Outputs of \\_\\_twice\\_\\_" in [e.label for e in at.expander]
