@@ -6,16 +6,30 @@ environment, which is what the engine reads (``OPENAI_BASE_URL``,
 environment win over the file, so deployments stay in charge. The API key is
 never stored here: it comes from the environment or
 ``.streamlit/secrets.toml`` (which Streamlit exports as environment variables).
+
+Saving applies the saved values to this process at once, over such variables
+too (until a restart, when the environment wins again), except for fields
+passed as ``keep``: the Settings page passes the fields the user left as they
+were, so saving one field neither copies an environment value into the file
+nor undoes it in this process. :func:`in_effect` is what the process uses now,
+:func:`sources` says which values come from the environment rather than the
+file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 _ENV = {"base_url": "OPENAI_BASE_URL", "model": "OPENAI_MODEL", "embeddings": "MEMORY_EMBEDDINGS"}
+ENV_VARIABLES = dict(_ENV)  # field -> the environment variable the engine reads it from
+OFFLINE_EMBEDDINGS = ("", "offline", "local", "minilm")  # MEMORY_EMBEDDINGS values memory takes for the shipped model
+
+Source = Literal["environment", "override"]
 
 
 @dataclass
@@ -46,18 +60,28 @@ def load() -> Settings:
     return Settings(**known)
 
 
-def save(settings: Settings) -> Path:
-    """Write the settings file (never a key) and apply it to this process."""
+def save(settings: Settings, *, keep: Collection[str] = ()) -> Path:
+    """Write the settings file (never a key) and apply it to this process.
+
+    Fields named in ``keep`` are written to the file but not applied: what is
+    in effect for them stays (an environment variable that overrides the file,
+    say). Nothing is applied when writing fails.
+
+    Raises:
+        OSError: the file cannot be written (``DATA_DIR`` not writable, say).
+    """
     path = settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(settings), indent=2), encoding="utf-8")
-    apply(settings, override=True)
+    apply(settings, override=True, skip=keep)
     return path
 
 
-def apply(settings: Settings, *, override: bool = False) -> None:
-    """Export the settings as environment variables (not over existing ones unless ``override``)."""
+def apply(settings: Settings, *, override: bool = False, skip: Collection[str] = ()) -> None:
+    """Export the settings as environment variables (not over existing ones unless ``override``; never ``skip``)."""
     for field, variable in _ENV.items():
+        if field in skip:
+            continue
         value = str(getattr(settings, field) or "")
         if override:
             if value:
@@ -66,6 +90,49 @@ def apply(settings: Settings, *, override: bool = False) -> None:
                 os.environ.pop(variable, None)
         elif value and not os.environ.get(variable):
             os.environ[variable] = value
+
+
+def in_effect(saved: Settings | None = None) -> Settings:
+    """The values this process uses now: the environment's, and the file's where there is no variable.
+
+    ``embeddings`` is "openai" or "offline" (what ``memory.embeddings`` takes
+    ``MEMORY_EMBEDDINGS`` to mean; an unknown value counts as "offline" here).
+    """
+    saved = load() if saved is None else saved
+    return Settings(
+        base_url=os.environ.get("OPENAI_BASE_URL", ""),
+        model=os.environ.get("OPENAI_MODEL", ""),
+        embeddings="openai" if _embeddings_env() == "openai" else "offline",
+        new_workflow_timeout_s=saved.new_workflow_timeout_s,
+    )
+
+
+def sources(saved: Settings | None = None) -> dict[str, Source]:
+    """The fields whose value in effect is not the file's, by where it comes from.
+
+    "override": the file has another value, which the environment wins over
+    (until the field is saved again from the page). "environment": the file
+    has none (no settings file counts as none, not as its defaults). Fields
+    not listed are in effect as saved.
+    """
+    saved = load() if saved is None else saved
+    has_file = settings_path().is_file()
+    found: dict[str, Source] = {}
+    for field, variable in _ENV.items():
+        env = os.environ.get(variable) or ""
+        file = str(getattr(saved, field) or "") if has_file else ""
+        if field == "embeddings":
+            env_kind, file_kind = _embeddings_env(), file.strip().lower()
+            same = env_kind == file_kind or (env_kind in OFFLINE_EMBEDDINGS and file_kind in OFFLINE_EMBEDDINGS)
+        else:
+            same = env == file
+        if env and not same:
+            found[field] = "override" if file else "environment"
+    return found
+
+
+def _embeddings_env() -> str:
+    return (os.environ.get("MEMORY_EMBEDDINGS") or "").strip().lower()
 
 
 def key_source() -> str | None:

@@ -268,10 +268,16 @@ class OpenAIEmbedder(Embedder):
                 "MEMORY_EMBEDDINGS=openai needs an endpoint: set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL "
                 "(an OpenAI-compatible server), or unset MEMORY_EMBEDDINGS to embed offline"
             )
-        self.base_url = (url or "https://api.openai.com/v1").rstrip("/")
-        self._client = openai.OpenAI(
-            api_key=key or _PLACEHOLDER_KEY, base_url=url, timeout=timeout_s, max_retries=max_retries
-        )
+        try:
+            self._client = openai.OpenAI(
+                api_key=key or _PLACEHOLDER_KEY, base_url=url, timeout=timeout_s, max_retries=max_retries
+            )
+        except Exception as exc:  # noqa: BLE001 - the SDK parses the URL here (httpx's InvalidURL is no OpenAIError)
+            raise EmbeddingError(
+                f"the embeddings endpoint's base URL cannot be used ({type(exc).__name__}); fix OPENAI_BASE_URL"
+            ) from None
+        # what messages name: the SDK's parsed URL without user-info or query (either may hold a secret)
+        self.base_url = str(self._client.base_url.copy_with(userinfo=b"", query=None)).rstrip("/")
         self._dim = dimensions or _OPENAI_DIMS.get(self.model)
         self._dim_lock = threading.Lock()
 

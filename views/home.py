@@ -6,35 +6,33 @@ import json
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import streamlit as st
 
 from engine import WorkflowInvalid, load_workflow
 from engine.errors import EngineError
-from engine.llm import endpoint_configured
+from engine.llm import endpoint_configured, endpoint_url, public_url, url_problems
 from ui.nav import open_in_builder, open_in_history, watch_run
 from ui.run_parts import badge, code, when
 from ui.runtime import get_runtime
 from ui.text import md_escape
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-OPENAI_URL = "https://api.openai.com/v1"
 RECENT = 8
 
 
-def public_url(url: str) -> str:
-    """A base URL fit to show: no user, password, query or fragment."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) or url.split("?", 1)[0]
-
-
 def model_banner() -> None:
-    """Which model answers, said plainly (never the key)."""
+    """Which model answers, said plainly (never the key, nor the URL's user-info or query)."""
     if endpoint_configured():
-        base = public_url(os.environ.get("OPENAI_BASE_URL") or OPENAI_URL)
+        base = public_url(endpoint_url())
+        problems = url_problems(endpoint_url())
+        if problems:  # a malformed URL saved or set in the environment: say so, do not fail the page
+            st.warning(
+                f"**Model:** the endpoint URL {code(base)} is not usable ({md_escape('; '.join(problems))}), "
+                "so agent runs fail. Fix the Base URL on the Settings page.",
+                icon=":material/cloud_off:",
+            )
+            return
         model = os.environ.get("OPENAI_MODEL")
         named = f"model {code(model)}" if model else "the model each workflow or node names (no `OPENAI_MODEL` set)"
         st.success(

@@ -1,7 +1,11 @@
 """Settings: the model endpoint, a connection test, where data lives, embeddings and limits.
 
 The API key is never shown or stored here: it is read from the environment
-or from ``.streamlit/secrets.toml``.
+or from ``.streamlit/secrets.toml``. The form shows the values in effect
+(environment variables win over the settings file at startup) and says under
+a field when its value comes from the environment. A base URL is shown in its
+public form (no user-info, query or fragment, which may hold a password or a
+key): see the Base URL field for how the hidden part is kept.
 """
 
 from __future__ import annotations
@@ -13,56 +17,163 @@ import streamlit as st
 
 from engine import settings as user_settings
 from engine.errors import ModelError
-from engine.llm import endpoint_configured
+from engine.llm import endpoint_configured, endpoint_url, public_url, url_problems
 from engine.llm.openai_model import OpenAIChatModel
 from engine.model import Settings as WorkflowSettings
 from tools import DEFAULT_MAX_RESULT_CHARS, DEFAULT_TIMEOUT_S
 from ui.runtime import get_runtime
 from ui.text import md_escape
 
+_SEEDED = "settings_seeded"  # widget key -> hash of the value in effect last put into that widget
+_FLASH = "settings_flash"  # the "Saved" message, shown after the rerun that refreshes the form
+_EXAMPLE_URL = "http://127.0.0.1:11434/v1"
+_KNOWN_EMBEDDINGS = (*user_settings.OFFLINE_EMBEDDINGS, "openai")
+
+
+def _seed(key: str, shown: object, source: object) -> None:
+    """Put ``shown`` into widget ``key`` when the value in effect (``source``) changed since it was last put there.
+
+    Keyed widgets keep their own value across reruns, so without this the form
+    would go on showing what was in effect when the page was first opened (or
+    a URL as typed, password included, after it was saved).
+    """
+    seeded: dict[str, int] = st.session_state.setdefault(_SEEDED, {})
+    mark = hash((type(source).__name__, source))
+    if seeded.get(key) != mark or key not in st.session_state:
+        st.session_state[key] = shown
+        seeded[key] = mark
+
+
+def _source_caption(field: str, sources: dict[str, user_settings.Source]) -> None:
+    """Under a field: where its value in effect comes from, when that is the environment."""
+    variable = user_settings.ENV_VARIABLES[field]
+    if sources.get(field) == "override":
+        st.caption(
+            f"In effect: `{variable}` from the environment, which wins over the saved value. Saving a change "
+            "applies it here until the studio restarts; then the environment wins again."
+        )
+    elif sources.get(field) == "environment":
+        st.caption(
+            f"In effect: `{variable}` from the environment (the settings file has none). "
+            "Left as it is, saving keeps it and does not copy it into the file."
+        )
+
+
 st.title("Settings")
 
-current = user_settings.load()
+saved_settings = user_settings.load()  # the settings file
+effective = user_settings.in_effect(saved_settings)  # what this process uses (the environment wins at startup)
+from_env = user_settings.sources(saved_settings)
 
 st.subheader("Model endpoint")
-if endpoint_configured():
-    st.success(f"Agents use an OpenAI-compatible endpoint: {md_escape(os.environ.get('OPENAI_BASE_URL') or 'api.openai.com')}.")
-else:
+endpoint_problems = url_problems(endpoint_url())
+if not endpoint_configured():
     st.warning("No endpoint is configured: agents use the offline model that ships with the studio.")
+elif endpoint_problems:
+    st.error(
+        f"The endpoint URL in effect, {md_escape(public_url(endpoint_url()))}, is not usable: "
+        f"{md_escape('; '.join(endpoint_problems))}. Enter a valid Base URL below (for example "
+        f"{md_escape(_EXAMPLE_URL)}) and save."
+    )
+else:
+    st.success(f"Agents use an OpenAI-compatible endpoint: {md_escape(public_url(endpoint_url()))}.")
 key_source = user_settings.key_source()
 st.caption(
     "API key: " + ("set (from the environment or .streamlit/secrets.toml; never shown)." if key_source else
                    "not set. Set OPENAI_API_KEY in the environment or in .streamlit/secrets.toml; local servers need none.")
 )
 
+# The Base URL field shows the URL in effect without its user-info, query and fragment (a password or an
+# api-key=... must never reach the page). A user who leaves the field as shown expects the endpoint to stay
+# as it is, so saving then keeps the hidden part (it could not be retyped without being shown); typing
+# anything else replaces the whole URL, as typed; "Forget the hidden part" saves the URL as shown.
+url_in_effect = effective.base_url.strip()
+url_shown = public_url(url_in_effect) if url_in_effect else ""
+url_hidden_part = bool(url_in_effect) and url_shown != url_in_effect
+embeddings_env = (os.environ.get("MEMORY_EMBEDDINGS") or "").strip().lower()
+
 with st.form("settings_form"):
+    _seed("settings_base_url", url_shown, url_in_effect)
     base_url = st.text_input(
-        "Base URL", value=current.base_url or os.environ.get("OPENAI_BASE_URL", ""),
-        placeholder="http://127.0.0.1:11434/v1 (Ollama) — empty for api.openai.com when a key is set",
+        "Base URL",
+        placeholder=f"{_EXAMPLE_URL} (Ollama) — empty for api.openai.com when a key is set",
         key="settings_base_url",
     )
-    model = st.text_input("Default model", value=current.model or os.environ.get("OPENAI_MODEL", ""),
-                          placeholder="gpt-4o-mini", key="settings_model")
+    _source_caption("base_url", from_env)
+    forget_hidden = False
+    if url_hidden_part:
+        st.caption(
+            "The URL in effect has a user name, password, query or fragment, not shown here as it may hold a "
+            "secret. Saving keeps it while this field shows the URL as it is now; type the whole URL to change it."
+        )
+        forget_hidden = st.checkbox("Forget the hidden part", key="settings_forget_url_secrets",
+                                    help="Save the URL as shown, without user name, password, query or fragment.")
+    _seed("settings_model", effective.model, effective.model)
+    model = st.text_input("Default model", placeholder="gpt-4o-mini", key="settings_model")
+    _source_caption("model", from_env)
+    _seed("settings_embeddings", effective.embeddings, effective.embeddings)
     embeddings = st.radio(
-        "Memory embeddings", ["offline", "openai"], index=0 if current.embeddings != "openai" else 1, horizontal=True,
+        "Memory embeddings", ["offline", "openai"], horizontal=True,
         help="offline: all-MiniLM-L6-v2, shipped with the studio. openai: the endpoint's embeddings API.",
         key="settings_embeddings",
     )
+    _source_caption("embeddings", from_env)
+    if embeddings_env not in _KNOWN_EMBEDDINGS:
+        st.caption("`MEMORY_EMBEDDINGS` in the environment has a value memory does not know (it takes offline or "
+                   "openai): memory search fails until it is fixed. Saving a choice here replaces it until restart.")
+    _seed("settings_timeout", saved_settings.new_workflow_timeout_s, saved_settings.new_workflow_timeout_s)
     timeout = st.number_input(
-        "Run timeout for new workflows (s)", min_value=1.0, value=current.new_workflow_timeout_s, placeholder="none",
+        "Run timeout for new workflows (s)", min_value=1.0, value=None, placeholder="none",
         key="settings_timeout", help="Written into the settings of workflows made with New in the Builder; empty: no timeout.",
     )
     saved = st.form_submit_button("Save settings", type="primary")
 if saved:
-    path = user_settings.save(user_settings.Settings(base_url=base_url.strip(), model=model.strip(), embeddings=embeddings,
-                                                     new_workflow_timeout_s=None if timeout is None else float(timeout)))
-    st.success(f"Saved to {md_escape(path)}. New runs use these settings.")
+    typed_url = base_url.strip()
+    url_changed = typed_url != url_shown or (url_hidden_part and forget_hidden)
+    model_changed = model.strip() != effective.model.strip()
+    embeddings_changed = embeddings != effective.embeddings
+    bad_url = url_problems(typed_url) if url_changed and typed_url else []
+    if bad_url:
+        st.error(
+            f"Nothing was saved: the Base URL is not usable: {md_escape('; '.join(bad_url))}. "
+            f"Enter it like {md_escape(_EXAMPLE_URL)}, or leave it empty for api.openai.com."
+        )
+    else:
+        # Fields left as they were keep their saved value, and what is in effect for them stays (see save()).
+        new = user_settings.Settings(
+            base_url=typed_url if url_changed else saved_settings.base_url,
+            model=model.strip() if model_changed else saved_settings.model,
+            embeddings=embeddings if embeddings_changed else saved_settings.embeddings,
+            new_workflow_timeout_s=None if timeout is None else float(timeout),
+        )
+        unchanged = [f for f, changed in (("base_url", url_changed), ("model", model_changed),
+                                          ("embeddings", embeddings_changed)) if not changed]
+        try:
+            path = user_settings.save(new, keep=unchanged)
+        except OSError as exc:
+            st.error(
+                f"Nothing was saved: could not write {md_escape(user_settings.settings_path())} "
+                f"({md_escape(exc.strerror or type(exc).__name__)}). Make that folder writable, or set DATA_DIR "
+                "to a writable folder and restart the studio."
+            )
+        else:
+            st.session_state[_FLASH] = f"Saved to {md_escape(path)}. New runs use these settings."
+            st.session_state.pop(_SEEDED, None)  # show what is in effect now (and no URL as typed)
+            st.rerun()
+flash = st.session_state.pop(_FLASH, None)
+if flash:
+    st.success(flash)
 
 if st.button("Test connection", key="settings_test", disabled=not endpoint_configured()):
     try:
         models = asyncio.run(OpenAIChatModel().check())
     except ModelError as exc:
         st.error(md_escape(exc))
+    except Exception as exc:  # noqa: BLE001 - never a traceback; the text may quote the URL, so only its kind
+        st.error(
+            f"The connection test failed ({md_escape(type(exc).__name__)}). "
+            "Check the Base URL above and that the server is running."
+        )
     else:
         wanted = os.environ.get("OPENAI_MODEL")
         st.success(f"Connected: the endpoint lists {len(models)} model(s).")

@@ -5,7 +5,11 @@ the one place that knows the official ``openai`` SDK. It streams text deltas,
 assembles tool calls from their streamed pieces, owns the single retry policy
 (the SDK's own retries are off), and turns SDK exceptions into ``ModelError``
 messages that say what to fix. The API key never appears in a message, a log
-line or a repr.
+line or a repr, and neither do the user-info (``user:password@``) or query
+string of the base URL: messages name the URL's public form
+(:func:`engine.llm.public_url`). A base URL that cannot work (no http(s), a
+port that is no number, ...) is refused with a ``ModelError`` before any
+request.
 """
 
 from __future__ import annotations
@@ -15,20 +19,48 @@ import json
 import logging
 import math
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import openai
 
 from engine.errors import ModelError
+from engine.llm import OPENAI_URL, public_url, split_url, url_problems
 from engine.llm.base import ChatReply, ChatRequest, DeltaSink, ToolCall
 
 log = logging.getLogger(__name__)
 
-OPENAI_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "not-needed"  # local servers (Ollama, vLLM, ...) need no key, the SDK wants one
 _MAX_RETRY_AFTER_S = 60.0
+_MIN_SECRET_CHARS = 3  # shorter pieces of a URL are not replaced wherever they occur (that would garble messages)
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]+")
+
+
+class _PublicUrlsInLogs(logging.Filter):
+    """Shows URLs in the HTTP library's log lines in their public form.
+
+    httpx logs every request's full URL at INFO, which would put the base URL's
+    user-info (``user:password@``) and query (``?api-key=...``) into the logs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is left to logging's own handling
+            return True
+        public = _URL_IN_TEXT.sub(lambda match: public_url(match.group()), message)
+        if public != message:
+            record.msg, record.args = public, ()
+        return True
+
+
+for _name in ("httpx", "httpx2"):  # the SDK's HTTP library (its newer releases use httpx2)
+    _logger = logging.getLogger(_name)
+    if not any(isinstance(f, _PublicUrlsInLogs) for f in _logger.filters):
+        _logger.addFilter(_PublicUrlsInLogs())
 
 
 @dataclass
@@ -74,7 +106,8 @@ class OpenAIChatModel:
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
         custom_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self._custom_url = custom_url is not None
-        self.base_url = (custom_url or OPENAI_URL).rstrip("/")
+        self.base_url = (custom_url or OPENAI_URL).rstrip("/")  # as given: may hold a password or key, never shown
+        self.public_url = public_url(self.base_url)  # what messages, logs and the repr name
         self.default_model = default_model or os.environ.get("OPENAI_MODEL") or None
         self.max_retries = max(0, max_retries)
         self.backoff_s = backoff_s
@@ -82,7 +115,7 @@ class OpenAIChatModel:
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "unset"
-        return f"OpenAIChatModel(base_url={self.base_url!r}, default_model={self.default_model!r}, api_key={key})"
+        return f"OpenAIChatModel(base_url={self.public_url!r}, default_model={self.default_model!r}, api_key={key})"
 
     async def check(self, *, timeout_s: float = 10.0) -> list[str]:
         """Ask the endpoint for its models (the Settings page's "test connection").
@@ -91,19 +124,23 @@ class OpenAIChatModel:
             The model ids the endpoint lists.
 
         Raises:
-            ModelError: the endpoint cannot be reached or refuses the key; the message says which.
+            ModelError: the base URL is not a usable URL, the endpoint cannot be reached or it
+                refuses the key; the message says which.
         """
-        client = openai.AsyncOpenAI(
-            api_key=self._api_key or PLACEHOLDER_KEY,
-            base_url=self.base_url,
-            max_retries=0,
-            timeout=openai.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
-        )
+        client = self._client(openai.Timeout(timeout_s, connect=min(timeout_s, 5.0)))
         async with client:
             try:
                 page = await client.models.list()
             except openai.OpenAIError as err:
-                raise ModelError(self._redact(self._final_message(self._classify(err), "(listing models)"))) from None
+                failure = self._classify(err)
+                if failure.status == 404:  # no models list here: the URL, not a model, is wrong
+                    message = (
+                        f"the endpoint at {self.public_url} has no models list (HTTP 404): check OPENAI_BASE_URL "
+                        f"(OpenAI-compatible servers usually end in /v1) ({failure.description})"
+                    )
+                else:
+                    message = self._final_message(failure, "(listing models)")
+                raise ModelError(self._redact(message)) from None
             return sorted(model.id for model in page.data)
 
     async def chat(self, request: ChatRequest, on_delta: DeltaSink) -> ChatReply:
@@ -122,12 +159,7 @@ class OpenAIChatModel:
             emitted = True
             on_delta(text)
 
-        client = openai.AsyncOpenAI(
-            api_key=self._api_key or PLACEHOLDER_KEY,
-            base_url=self.base_url,
-            max_retries=0,  # one retry policy: ours
-            timeout=openai.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0)),
-        )
+        client = self._client(openai.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0)))
         async with client:
             attempt = 0
             while True:
@@ -141,7 +173,7 @@ class OpenAIChatModel:
                 if emitted:
                     raise ModelError(
                         self._redact(
-                            f"the answer from {self.base_url} broke off after text had been streamed; "
+                            f"the answer from {self.public_url} broke off after text had been streamed; "
                             f"not retrying, as that would repeat the text. Cause: {failure.description}"
                         ),
                         retryable=True,
@@ -159,6 +191,30 @@ class OpenAIChatModel:
                     delay,
                 )
                 await asyncio.sleep(delay)
+
+    def _client(self, timeout: openai.Timeout) -> openai.AsyncOpenAI:
+        """The SDK client for one call; a base URL that cannot work is a ``ModelError`` (not retryable)."""
+        problems = url_problems(self.base_url)
+        if problems:
+            raise ModelError(
+                f"the base URL {self.public_url} is not a usable URL: {'; '.join(problems)}. "
+                "Fix OPENAI_BASE_URL (on the Settings page or in the environment), "
+                "for example http://127.0.0.1:11434/v1"
+            )
+        try:
+            return openai.AsyncOpenAI(
+                api_key=self._api_key or PLACEHOLDER_KEY,
+                base_url=self.base_url,
+                max_retries=0,  # one retry policy: ours
+                timeout=timeout,
+            )
+        except Exception as err:  # noqa: BLE001 - the SDK parses the URL here (httpx's InvalidURL is no OpenAIError)
+            raise ModelError(
+                self._redact(
+                    f"the base URL {self.public_url} cannot be used ({type(err).__name__}: {err}): "
+                    "fix OPENAI_BASE_URL (on the Settings page or in the environment)"
+                )
+            ) from None
 
     async def _attempt(
         self, client: openai.AsyncOpenAI, request: ChatRequest, model: str, sink: DeltaSink
@@ -230,7 +286,7 @@ class OpenAIChatModel:
         if isinstance(err, openai.APIConnectionError):
             cause = err.__cause__
             detail = f"{type(cause).__name__}: {cause}" if cause is not None else err.message
-            return _Failure(True, f"connection to {self.base_url} failed ({detail})", unreachable=True)
+            return _Failure(True, f"connection to {self.public_url} failed ({detail})", unreachable=True)
         if isinstance(err, openai.APIStatusError):
             status = err.status_code
             retry_after = _retry_after(err.response.headers.get("retry-after"))
@@ -244,25 +300,45 @@ class OpenAIChatModel:
             return f"the endpoint rejected the API key (HTTP 401): check OPENAI_API_KEY ({failure.description})"
         if failure.status == 404:
             return (
-                f"model '{model}' not found at {self.base_url} (HTTP 404): check the node's model, "
+                f"model '{model}' not found at {self.public_url} (HTTP 404): check the node's model, "
                 f"settings.model or OPENAI_MODEL, and OPENAI_BASE_URL ({failure.description})"
             )
         if failure.status is not None:
-            return f"the endpoint at {self.base_url} refused the request (HTTP {failure.status}): {failure.description}"
-        return f"the request to {self.base_url} failed: {failure.description}"
+            return f"the endpoint at {self.public_url} refused the request (HTTP {failure.status}): {failure.description}"
+        return f"the request to {self.public_url} failed: {failure.description}"
 
     def _exhausted_message(self, failure: _Failure, attempts: int) -> str:
         if failure.unreachable:
             return (
-                f"could not reach {self.base_url} after {_attempts(attempts)}: check that the server is running "
+                f"could not reach {self.public_url} after {_attempts(attempts)}: check that the server is running "
                 f"and OPENAI_BASE_URL is right. Last error: {failure.description}"
             )
-        return f"gave up on {self.base_url} after {_attempts(attempts)}. Last error: {failure.description}"
+        return f"gave up on {self.public_url} after {_attempts(attempts)}. Last error: {failure.description}"
 
     def _redact(self, text: str) -> str:
+        """``text`` without the API key or the secrets of the base URL (its user-info and query)."""
         if self._api_key:
             text = text.replace(self._api_key, "***")
+        text = text.replace(self.base_url, self.public_url)
+        for secret in self._url_secrets():
+            text = text.replace(secret, "***")
         return text
+
+    def _url_secrets(self) -> list[str]:
+        """The base URL's user-info and query: whole, and the password and each value alone (also decoded).
+
+        A URL with an "@" after its host never gets this far: ``_client`` refuses it first.
+        """
+        parts = split_url(self.base_url)
+        pieces: list[str] = []
+        if parts.userinfo is not None:
+            password = parts.userinfo.partition(":")[2]
+            pieces += [parts.userinfo + "@", parts.userinfo, password, unquote(password)]
+        if parts.query:
+            values = [field.partition("=")[2] for field in parts.query.split("&")]
+            pieces += [parts.query, *values, *map(unquote, values)]
+        found = {p for p in pieces if len(p) >= _MIN_SECRET_CHARS or (p.endswith("@") and len(p) > 1)}
+        return sorted(found, key=len, reverse=True)  # longest first: a piece inside another goes with it
 
 
 def _attempts(n: int) -> str:

@@ -255,3 +255,17 @@ def test_a_collection_never_mixes_embedders(embeddings_server: FakeEmbeddingsSer
     side = MemoryManager("mixed", long_term=LongTermStore(connection, remote, prefix="memory-openai"), short_term=short)
     side.add_memory("made with OpenAI")
     assert side.count() == 1 and local.count() == 1
+
+
+def test_messages_never_name_the_base_urls_credentials() -> None:
+    """A base URL may carry user:password@ or ?api-key=: errors name the URL without them."""
+    embedder = OpenAIEmbedder(
+        "text-embedding-3-small", base_url="http://user:hunter2@127.0.0.1:9/v1?api-key=s3cret", api_key="sk-x"
+    )
+    with pytest.raises(EmbeddingError) as caught:
+        embedder.embed(["hello"])
+    message = str(caught.value)
+    assert "127.0.0.1:9/v1" in message and "hunter2" not in message and "s3cret" not in message
+    with pytest.raises(EmbeddingError, match="base URL cannot be used") as caught:
+        OpenAIEmbedder("text-embedding-3-small", base_url="http://user:hunter2@host:port/v1", api_key="sk-x")
+    assert "hunter2" not in str(caught.value)

@@ -298,3 +298,81 @@ async def test_fake_server_speaks_plain_json_and_lists_models() -> None:
             assert completion.usage is not None and completion.usage.prompt_tokens > 0
             completion = await client.chat.completions.create(model="m2", messages=HI)
             assert completion.choices[0].message.content == "echo: Say hello to the world."
+
+
+# ------------------------------------------------------------ the base URL: validated, never shown with its secrets
+
+SECRET_PARTS = ("alice", "pw-SECRET-1", "QKEY-SECRET-2", "api-key=")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://alice:pw-SECRET-1@127.0.0.1:abc/v1?api-key=QKEY-SECRET-2", "the port must be a number"),
+        ("127.0.0.1:11434/v1", "it must start with http:// or https://"),
+        ("http://[::1/v1", "the host is not a valid IPv6 address"),
+    ],
+)
+async def test_an_unusable_base_url_is_a_model_error_before_any_request(url: str, problem: str) -> None:
+    model = OpenAIChatModel(base_url=url, api_key=KEY)
+    with pytest.raises(ModelError) as checked:
+        await model.check()
+    with pytest.raises(ModelError) as chatted:
+        await model.chat(ask(), lambda _: None)
+    for caught in (checked, chatted):
+        message = str(caught.value)
+        assert "is not a usable URL" in message and problem in message and "OPENAI_BASE_URL" in message
+        assert caught.value.retryable is False
+        assert not any(secret in message for secret in SECRET_PARTS)
+    assert not any(secret in repr(model) for secret in SECRET_PARTS)
+
+
+async def test_a_url_the_client_cannot_parse_is_a_model_error() -> None:
+    """The SDK parses the URL when the client is made (httpx's InvalidURL is no OpenAIError): still a ModelError."""
+    model = OpenAIChatModel(base_url="http://alice:pw-SECRET-1@ü..example/v1?api-key=QKEY-SECRET-2")
+    with pytest.raises(ModelError) as caught:
+        await model.check()
+    message = str(caught.value)
+    assert "http://ü..example/v1 cannot be used" in message and "OPENAI_BASE_URL" in message
+    assert not any(secret in message for secret in SECRET_PARTS)
+    with pytest.raises(ModelError):
+        await model.chat(ask(), lambda _: None)
+
+
+async def test_messages_and_logs_name_the_public_url_never_its_credentials(
+    fake_openai: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fake server's 404 quotes the path it got, which carries the URL's query: that is redacted too.
+
+    The HTTP library logs each request's full URL at INFO: that line shows the public form.
+    """
+    caplog.set_level(logging.DEBUG)
+    url = fake_openai.base_url.replace("http://", "http://alice:pw-SECRET-1@") + "?api-key=QKEY-SECRET-2"
+    model = OpenAIChatModel(base_url=url, api_key=KEY)
+    with pytest.raises(ModelError) as caught:
+        await model.check()
+    message = str(caught.value)
+    assert f"the endpoint at {fake_openai.base_url} has no models list (HTTP 404)" in message
+    assert "Unknown path" in message and "OPENAI_BASE_URL" in message
+    assert not any(secret in message for secret in SECRET_PARTS)
+    assert "HTTP Request: GET http://127.0.0.1:" in caplog.text, "the HTTP library's request line is still logged"
+
+    with_password = fake_openai.base_url.replace("http://", "http://alice:pw-SECRET-1@")
+    model = OpenAIChatModel(base_url=with_password, api_key=KEY, backoff_s=0.01, max_retries=1)
+    fake_openai.enqueue_error(503, "busy at pw-SECRET-1")
+    fake_openai.enqueue_error(503, "busy")
+    with pytest.raises(ModelError) as caught:
+        await model.chat(ask(), lambda _: None)
+    assert f"gave up on {fake_openai.base_url} after 2 attempts" in str(caught.value)
+    assert "busy at ***" in caplog.text, "the retry warning is redacted"
+    assert not any(secret in str(caught.value) or secret in caplog.text for secret in SECRET_PARTS)
+    assert not any(secret in repr(model) for secret in SECRET_PARTS)
+
+
+async def test_connection_refused_names_the_url_without_credentials() -> None:
+    url = f"http://alice:pw-SECRET-1@127.0.0.1:{free_port()}/v1?api-key=QKEY-SECRET-2"
+    with pytest.raises(ModelError) as caught:
+        await OpenAIChatModel(base_url=url, max_retries=0).chat(ask(), lambda _: None)
+    message = str(caught.value)
+    assert "could not reach http://127.0.0.1:" in message and "/v1 after 1 attempt" in message
+    assert not any(secret in message for secret in SECRET_PARTS)

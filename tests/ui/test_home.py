@@ -106,3 +106,27 @@ def test_open_in_builder_hands_the_template_to_the_builder() -> None:
     at.button(key="home_open_calculator_agent").click().run()
     assert at.session_state["builder_doc"]["name"] == "Calculator agent"
     assert at.session_state["builder_source"] == "example:calculator_agent.json"
+
+
+def test_home_survives_a_malformed_saved_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A saved URL whose port is no number is shown as not usable (without its secrets), not a traceback."""
+    import json
+
+    from engine import settings as user_settings
+
+    for variable in user_settings.ENV_VARIABLES.values():  # the app exports the saved file: restore after
+        monkeypatch.setenv(variable, "")
+        monkeypatch.delenv(variable)
+    path = user_settings.settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"base_url": "http://alice:hunter2@127.0.0.1:abc/v1?token=abc"}), encoding="utf-8")
+    at = home()
+    assert not at.success
+    warning = " ".join(w.value for w in at.warning)
+    assert "`http://127.0.0.1:abc/v1` is not usable" in warning and "port must be a number" in warning
+    assert "Settings page" in warning
+    shown = everything_shown(at)
+    for secret in ("hunter2", "alice", "token=abc"):
+        assert secret not in shown
+    at.run()  # and on every later visit
+    assert not at.exception, at.exception
