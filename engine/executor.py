@@ -100,7 +100,7 @@ class NodeContextImpl:
             result = tools.ToolResult(ok=False, error=refused)
             self.emit("log", {"level": "warning", "message": f"refused a call to tool '{name}': {refused}"})
         else:
-            result = await tools.call_tool(name, args)
+            result = await tools.default_registry().call_tool(name, args)
         data: dict[str, Any] = {"call_id": event_id, "tool": name, "duration_ms": round(result.duration_ms, 3)}
         if result.ok:
             data["result"] = result.value

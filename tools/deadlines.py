@@ -37,43 +37,56 @@ class _LoopDeadlines:
     """The calls in flight on one loop and the one timer that watches them."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self.loop_ref = weakref.ref(loop)  # weak: this object is the loop's entry in a WeakKeyDictionary
         self.calls: set[_Call] = set()
-        self.handle: asyncio.TimerHandle | None = None
+        self.handle: weakref.ref[asyncio.TimerHandle] | None = None  # weak: a handle refers to its loop
         self.armed_at = math.inf
 
     def add(self, task: asyncio.Task[Any], limit: float) -> _Call:
-        call = _Call(task, self.loop.time() + limit)
+        loop = self.loop_ref()
+        assert loop is not None  # called from a task running on it
+        call = _Call(task, loop.time() + limit)
         self.calls.add(call)
         if call.when < self.armed_at:
-            self._arm(call.when)
+            self._arm(loop, call.when)
         return call
 
-    def _arm(self, when: float) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-        self.handle = self.loop.call_at(when, self._fire)
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        armed = self.handle() if self.handle is not None else None
+        if armed is not None:
+            armed.cancel()
+        self.handle = weakref.ref(loop.call_at(when, self._fire))
         self.armed_at = when
 
     def _fire(self) -> None:
         self.handle, self.armed_at = None, math.inf
-        now = self.loop.time()
+        loop = self.loop_ref()
+        if loop is None:
+            return
+        now = loop.time()
         due = [call for call in self.calls if call.when <= now]
         for call in due:
             self.calls.discard(call)
             call.fired = True
             call.task.cancel()
         if self.calls:
-            self._arm(min(call.when for call in self.calls))
+            self._arm(loop, min(call.when for call in self.calls))
 
 
 _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopDeadlines] = weakref.WeakKeyDictionary()
 
 
+_last: _LoopDeadlines | None = None  # the last loop's (almost always the only one): skips the weak-dict lookup
+
+
 def _deadlines(loop: asyncio.AbstractEventLoop) -> _LoopDeadlines:
-    found = _loops.get(loop)
-    if found is None:
-        found = _loops[loop] = _LoopDeadlines(loop)
+    global _last
+    found = _last
+    if found is None or found.loop_ref() is not loop:
+        found = _loops.get(loop)
+        if found is None:
+            found = _loops[loop] = _LoopDeadlines(loop)
+        _last = found
     return found
 
 

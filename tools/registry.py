@@ -560,13 +560,13 @@ class ToolRegistry:
             return failed(exc.message)
         if args is None:
             args = {}
-        if not isinstance(args, Mapping):
+        if type(args) is not dict and not isinstance(args, Mapping):
             return failed(
                 f"Invalid arguments for tool {name!r}: expected a JSON object of named arguments, "
                 f"got {type(args).__name__}"
             )
         try:
-            validated = spec.args_model.model_validate(dict(args))
+            validated = spec.args_model.model_validate(args if type(args) is dict else dict(args))
         except ValidationError as exc:
             return failed(_format_validation_error(name, exc))
 
@@ -582,7 +582,8 @@ class ToolRegistry:
         if limit is None:
             limit = DEFAULT_TIMEOUT_S
         try:
-            raw = await with_deadline(self._invoke(spec, positional, keywords), limit)
+            work = spec.func(*positional, **keywords) if spec.is_async else self._invoke(spec, positional, keywords)
+            raw = await with_deadline(work, limit)
         except DeadlinePassed:
             return failed(f"Tool {name!r} timed out after {limit:g} s; try again with a smaller or simpler request")
         except Exception as exc:  # the tool's own failure; CancelledError propagates
@@ -601,10 +602,8 @@ class ToolRegistry:
 
     @staticmethod
     async def _invoke(spec: ToolSpec, positional: list[Any], keywords: dict[str, Any]) -> Any:
-        if spec.is_async:
-            result = spec.func(*positional, **keywords)
-        else:
-            result = await asyncio.to_thread(spec.func, *positional, **keywords)
+        """A sync tool, in a worker thread (async tools are awaited directly)."""
+        result = await asyncio.to_thread(spec.func, *positional, **keywords)
         if inspect.isawaitable(result):  # e.g. a sync wrapper returning a coroutine
             result = await typing.cast(Awaitable[Any], result)
         return result

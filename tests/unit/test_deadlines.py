@@ -69,3 +69,19 @@ async def test_a_call_that_swallows_the_cancellation_still_times_out() -> None:
         await with_deadline(stubborn(), 0.05)
     assert time.perf_counter() - started < 1
     assert asyncio.current_task().cancelling() == 0, "the deadline's cancel request is withdrawn"
+
+
+def test_a_finished_event_loop_is_not_kept_alive() -> None:
+    import gc
+    import weakref
+
+    async def one_call() -> None:
+        await with_deadline(_sleep_then("x", 0), 5)
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(one_call())
+    loop.close()
+    gone = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert gone() is None
