@@ -35,6 +35,7 @@ from engine import settings as user_settings
 from engine.errors import Problem
 from engine.store import Store
 from ui import builder_doc as bd
+from ui import palette
 from ui.flow import auto_positions, drawn_from, merge_canvas, same_graph, to_state
 from ui.nav import BUILDER_DOC, BUILDER_SOURCE, follow_pending_run
 from ui.runtime import get_runtime
@@ -285,7 +286,13 @@ def select_edge(source_id: str, target: str, when: str | None) -> None:
 
 
 def sync_canvas() -> list[Problem]:
-    """Take a canvas event, validate, and redraw when the canvas no longer matches. Returns the problems."""
+    """Take palette clicks and a canvas event, validate, and redraw when the canvas no longer matches.
+    Returns the problems."""
+    clicks = palette.new_clicks()  # taken (and so never applied later) also when the document is read-only
+    if readonly() is None:
+        for node_type in clicks:  # before the canvas report: its merge keeps the nodes added here
+            if node_type in bd.PALETTE:  # the value comes from the browser: only the palette's types
+                _add(node_type)
     follow_pending_run(canvas_report=take_canvas_event())
     found = bd.problems(doc())
     bad = bd.problem_nodes(found)
@@ -400,7 +407,7 @@ def act_layout() -> None:
     st.session_state.pop(DRAWN, None)  # redrawn (and fitted) in this run
 
 
-def act_add(node_type: str) -> None:
+def _add(node_type: str) -> None:
     sel = selected()
     after = sel["id"] if sel and sel["kind"] == "node" else None
     node_id = bd.add_node(doc(), node_type, after)

@@ -15,7 +15,7 @@ from streamlit_flow import streamlit_flow
 from ui import builder_doc as bd
 from ui import builder_forms as forms
 from ui import builder_state as bs
-from ui import node_forms
+from ui import node_forms, palette
 from ui import run_form as run_popover
 from ui.flow import ICONS
 from ui.text import md_escape
@@ -155,16 +155,17 @@ with palette_col:
     picked = bd.find_node(doc, sel["id"]) if sel and sel["kind"] == "node" else None
     after = picked["id"] if picked and picked.get("type") not in ("output", "condition") else None
     st.caption("Add a node" + (f" after **{md_escape(after)}**" if after else ""))
-    for node_type in bd.PALETTE:
-        st.button(
-            f"{ICONS[node_type]} {node_type.capitalize()}",
-            key=f"builder_palette_{node_type}",
-            on_click=bs.act_add,
-            args=(node_type,),
-            disabled=locked,
-            width="stretch",
-            help=f"Add a {node_type} node" + (f", wired after “{md_escape(after)}”" if after else ""),
-        )
+    palette.render(
+        [
+            {
+                "type": node_type,
+                "label": f"{ICONS[node_type]} {node_type.capitalize()}",
+                "help": f"Add a {node_type} node" + (f", wired after “{after}”" if after else ""),  # plain text
+            }
+            for node_type in bd.PALETTE
+        ],
+        disabled=locked,
+    )
     st.button(
         "Layout",
         key="builder_layout",

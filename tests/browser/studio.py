@@ -220,6 +220,12 @@ def click_button(page: Any, key: str) -> None:
     page.locator(f".st-key-{key} button:visible").first.click()
 
 
+def click_palette(page: Any, node_type: str) -> None:
+    """Click a node type in the Builder's palette (a component: its buttons live in a shadow root,
+    which Playwright's CSS locators pierce)."""
+    page.locator(f"button[data-node-type='{node_type}']:visible").first.click()
+
+
 def choose(page: Any, label: str, option: str) -> None:
     """Pick ``option`` in the select box labelled ``label``."""
     page.get_by_role("combobox", name=label).click()

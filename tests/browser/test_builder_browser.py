@@ -8,7 +8,18 @@ from typing import Any
 
 import pytest
 
-from tests.browser.studio import ROOT, choose, click_button, drag, flow, flow_node, open_page, settle, wait_idle
+from tests.browser.studio import (
+    ROOT,
+    choose,
+    click_button,
+    click_palette,
+    drag,
+    flow,
+    flow_node,
+    open_page,
+    settle,
+    wait_idle,
+)
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
 
@@ -49,11 +60,26 @@ def test_opening_an_example_shows_every_node_on_the_canvas(page: Any, studio: An
     screenshots.save(page, "builder", readme=True)
 
 
+def test_quick_palette_clicks_each_add_a_node(page: Any, studio: Any) -> None:
+    """Clicks of one Streamlit button that reach the server before its rerun starts count once; the palette
+    sends a click log instead, so clicks with no pause between them (a few ms here) each add a node."""
+    open_builder(page, studio)
+    expect(page.get_by_text("Valid — 2 nodes, 1 edges. Ready to run.")).to_be_visible()
+    settle(page)
+    button = page.locator("button[data-node-type='transform']:visible").first
+    for _ in range(3):
+        button.click(delay=0, no_wait_after=True)
+    for node_id in ("transform_1", "transform_2", "transform_3"):
+        expect(flow_node(page, node_id)).to_be_visible(timeout=15_000)
+    settle(page)
+    expect(flow(page).locator(".react-flow__node")).to_have_count(5)
+
+
 def test_add_a_node_from_the_palette_and_connect_it_by_dragging(page: Any, studio: Any) -> None:
     open_builder(page, studio)
     expect(page.get_by_text("Valid — 2 nodes, 1 edges. Ready to run.")).to_be_visible()
 
-    click_button(page, "builder_palette_transform")
+    click_palette(page, "transform")
     added = flow_node(page, "transform_1")
     expect(added).to_be_visible()
     expect(added).to_contain_text("Transform")

@@ -82,6 +82,16 @@ def fkey(at: AppTest, *parts: str) -> str:
     return f"builder_form.{at.session_state['builder_forms_epoch']}." + ".".join(parts)
 
 
+def add_from_palette(at: AppTest, *node_types: str) -> AppTest:
+    """What the palette component sends: its click log, with the next click numbers (ui.palette)."""
+    _, seen = at.session_state["builder_palette_seen"] if "builder_palette_seen" in at.session_state else (None, 0)
+    log = [[seen + i, node_type] for i, node_type in enumerate(node_types, start=1)]
+    at.session_state["builder_palette"] = {"clicks": {"page": "apptest", "seq": log[-1][0], "log": log}}
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def node(doc: dict[str, Any], node_id: str) -> dict[str, Any]:
     found = bd.find_node(doc, node_id)
     assert found is not None, node_id
@@ -174,7 +184,7 @@ def test_change_the_agent_prompt_through_the_form() -> None:
 
 def test_tool_node_args_are_validated_json_and_schema_is_shown() -> None:
     at = builder()
-    button(at, "🛠️ Tool").click().run()
+    add_from_palette(at, "tool")
     tool_id = at.session_state["builder_selected"]["id"]
     assert node(current(at), tool_id)["type"] == "tool"
     assert "required" in texts(at), "the tool's parameters are listed"
@@ -204,15 +214,14 @@ def test_rename_a_node_rewrites_edges_and_references() -> None:
 def test_add_nodes_of_every_type_from_the_palette() -> None:
     at = builder()
     click(at, "start")
-    button(at, "🤖 Agent").click().run()
+    add_from_palette(at, "agent")
     doc = current(at)
     assert node(doc, "agent_1")["config"]["prompt"].endswith("{{ nodes.start.output }}")
     assert {"source": "start", "target": "agent_1"} in doc["edges"], "added after the selected node"
     assert at.session_state["builder_selected"] == {"kind": "node", "id": "agent_1"}
     assert "agent_1" in {n.id for n in at.session_state["builder_flow"].nodes}
-    for kind in ("Tool", "Transform", "Map", "Output", "Condition"):
-        button(at, next(b.label for b in at.button if b.label.endswith(kind))).click().run()
-        assert not at.exception
+    for kind in ("tool", "transform", "map", "output", "condition"):
+        add_from_palette(at, kind)
     types = [n["type"] for n in current(at)["nodes"]]
     assert {"agent", "tool", "transform", "map", "output", "condition"} <= set(types)
     ids = [n["id"] for n in current(at)["nodes"]]
@@ -267,7 +276,7 @@ def test_canvas_move_delete_and_connect_are_folded_into_the_document() -> None:
 def test_a_replayed_canvas_value_does_not_undo_python_changes() -> None:
     at = builder()
     click(at, "start")  # the component now holds a value
-    button(at, "🔧 Transform").click().run()
+    add_from_palette(at, "transform")
     at.run()  # the same (older) component value is still there: it must not drop the new node
     assert bd.find_node(current(at), "transform_1") is not None
 
@@ -277,7 +286,7 @@ def test_a_late_report_from_an_older_drawing_does_not_undo_python_changes() -> N
     the report is new (a newer browser timestamp) but describes the canvas without the added node."""
     at = builder()
     before = canvas_state(at)  # drawing n, as the browser still has it
-    button(at, "🔧 Transform").click().run()  # drawing n + 1 has transform_1
+    add_from_palette(at, "transform")  # drawing n + 1 has transform_1
     moved = copy.deepcopy(before)
     moved["nodes"][0]["position"] = {"x": 999.0, "y": 999.0}
     canvas_event(at, moved)
@@ -294,7 +303,7 @@ def test_a_late_report_from_an_older_drawing_does_not_undo_python_changes() -> N
 def test_drawings_are_stamped_above_any_browser_clock() -> None:
     at = builder()
     first = at.session_state["builder_flow"]
-    button(at, "🔧 Transform").click().run()
+    add_from_palette(at, "transform")
     second = at.session_state["builder_flow"]
     assert second.timestamp == first.timestamp + 1 > int(time.time() * 1000) + 10 * 365 * 86_400_000
     assert {n.data["redraw"] for n in second.nodes} == {second.timestamp - flow.FUTURE_STAMP_MS}
@@ -364,7 +373,9 @@ def test_save_makes_versions_only_when_something_changed(runtime: Runtime) -> No
     assert at.session_state["builder_readonly"] == 1
     assert node(current(at), "solver")["config"]["prompt"] == "{{ inputs.question }}"
     assert any(":violet-badge[version 1 · read-only]" in m.value for m in at.markdown)
-    assert button(at, "Save").disabled and button(at, "🤖 Agent").disabled
+    assert button(at, "Save").disabled
+    add_from_palette(at, "agent")
+    assert not any(n["type"] == "agent" and n["id"] != "solver" for n in current(at)["nodes"]), "read-only"
     click(at, "solver")
     assert at.text_area(key=fkey(at, "solver", "prompt")).disabled
     button(at, "Edit as a copy").click().run()
@@ -657,7 +668,21 @@ def test_a_node_is_added_after_a_node_whose_position_is_not_a_place() -> None:
     at = builder(_odd(**{f"{AGENT}__position": [1, 2]}))
     at.session_state["builder_selected"] = {"kind": "node", "id": AGENT}
     at.run()
-    at.button(key="builder_palette_transform").click().run()
+    add_from_palette(at, "transform")
     assert not at.exception, at.exception
     added = [n for n in current(at)["nodes"] if n["type"] == "transform"]
     assert len(added) == 1 and isinstance(added[0]["position"]["x"], float)
+
+
+def test_quick_palette_clicks_merged_into_one_rerun_each_add_a_node() -> None:
+    """Streamlit merges two clicks of one st.button that arrive before the first one's rerun: the palette's
+    value is a click log, so every click counts (three clicks in one rerun: three nodes)."""
+    at = builder()
+    before = len(current(at)["nodes"])
+    add_from_palette(at, "transform", "transform", "agent")
+    assert len(current(at)["nodes"]) == before + 3
+    at.run()  # the same value again (a rerun for another reason) adds nothing
+    assert len(current(at)["nodes"]) == before + 3
+    at.session_state["builder_palette"] = {"clicks": {"page": "apptest", "seq": 99, "log": [[99, "<script>"]]}}
+    at.run()
+    assert not at.exception and len(current(at)["nodes"]) == before + 3, "only the palette's node types are added"
