@@ -35,7 +35,7 @@ def runs_frame(runs: Sequence[RunRow]) -> pd.DataFrame:
                 "status": f"{RUN_ICONS.get(r.status, '⚪')} {r.status}",
                 "workflow": f"{r.workflow_name} (v{r.workflow_version})",
                 "started": dt.datetime.fromtimestamp(r.created_at),
-                "duration (s)": round(end - r.created_at, 2) if end else None,
+                "duration (s)": round(end - (r.started_at or r.created_at), 2) if end else None,  # as the detail
                 "tokens": r.prompt_tokens + r.completion_tokens,
                 "run": r.run_id,
             }

@@ -240,3 +240,15 @@ def test_node_ids_in_expander_labels_are_escaped(runtime: Runtime) -> None:
     at.selectbox(key="history_compare").select(b).run()
     assert not at.exception, at.exception
     assert "Outputs of \\_\\_twice\\_\\_" in [e.label for e in at.expander]
+
+
+def test_runs_table_duration_counts_from_the_start_like_the_detail() -> None:
+    """The table and the run's detail show one duration: start to finish (not submit to finish)."""
+    from engine.store.tables import RunRow
+    from ui.history_parts import runs_frame
+
+    row = RunRow(run_id="r1", workflow_id="w", workflow_name="W", workflow_version=1, status="completed",
+                 created_at=100.0, started_at=100.5, finished_at=102.0)  # fmt: skip
+    queued = RunRow(run_id="r2", workflow_id="w", workflow_name="W", workflow_version=1, status="completed",
+                    created_at=100.0, finished_at=101.0)  # fmt: skip  (no start recorded: from the submit)
+    assert list(runs_frame([row, queued])["duration (s)"]) == [1.5, 1.0]
