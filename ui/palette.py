@@ -58,12 +58,16 @@ _CSS = """
 button {
     width: 100%;
     min-height: 2.5rem;
-    padding: 0.25rem 0.75rem;
+    padding: 0.25rem 0.5rem;
+    white-space: nowrap;
+    overflow: hidden;
+    text-overflow: ellipsis;
     border-radius: 0.5rem;
     border: 1px solid var(--st-border-color, rgba(49, 51, 63, 0.2));
     background: var(--st-background-color, #fff);
     color: var(--st-text-color, inherit);
     font: inherit;
+    font-size: 0.875rem;
     cursor: pointer;
 }
 button:hover:enabled { border-color: var(--st-primary-color, #ff4b4b); color: var(--st-primary-color, #ff4b4b); }
