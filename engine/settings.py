@@ -18,6 +18,7 @@ file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Collection
@@ -40,6 +41,8 @@ class Settings:
     model: str = ""
     embeddings: str = "offline"  # "offline" (MiniLM, ships with the studio) or "openai"
     new_workflow_timeout_s: float | None = None  # settings.timeout_s given to workflows made with "New"; None: none
+    # model -> {"input": USD per 1M prompt tokens, "output": USD per 1M completion tokens} (engine.costs)
+    prices: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
 
 def data_dir() -> Path:
@@ -57,6 +60,8 @@ def load() -> Settings:
     except (OSError, ValueError):
         return Settings()
     known = {k: v for k, v in raw.items() if k in Settings.__dataclass_fields__} if isinstance(raw, dict) else {}
+    if not isinstance(known.get("prices", {}), dict):
+        known.pop("prices")  # a hand-edited file: no prices rather than no settings
     return Settings(**known)
 
 

@@ -20,6 +20,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from engine import settings as user_settings
+from engine.costs import cost_of, format_usd, prices_from
 from engine.runtime import RunInfo, Runtime
 from ui.status import RUN_BADGES, RunView
 from ui.text import clip, md_escape
@@ -182,13 +184,24 @@ def render_outcome(info: RunInfo) -> None:
 
 
 def render_tokens(view: RunView, info: RunInfo) -> None:
-    """Token totals and the offline badge."""
+    """Token totals, the estimated cost (prices from the Settings page) and the offline badge."""
     prompt = max(view.prompt_tokens, info.prompt_tokens)
     completion = max(view.completion_tokens, info.completion_tokens)
-    cols = st.columns(3)
+    cost = cost_of(view.usage, prices_from(user_settings.load().prices))
+    cols = st.columns(4)
     cols[0].metric("Prompt tokens", f"{prompt:,}")
     cols[1].metric("Completion tokens", f"{completion:,}")
     cols[2].metric("Total tokens", f"{prompt + completion:,}")
+    if cost.complete:
+        shown = format_usd(cost.usd)
+    else:
+        shown = f"≥ {format_usd(cost.usd)}" if cost.usd else "—"
+    cols[3].metric(
+        "Estimated cost", shown, help="Tokens × the prices set on the Settings page; the offline model is free."
+    )
+    if cost.unpriced:
+        names = ", ".join(md_escape(m) for m in cost.unpriced)
+        st.caption(f"No price set for {names}: add it on the Settings page to see what this run cost.")
     if view.offline:
         st.markdown(OFFLINE_BADGE)
 

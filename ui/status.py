@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from engine.costs import Usage
 from engine.events import Event
 
 # background, border
@@ -41,6 +42,7 @@ class RunView:
     offline: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    usage: Usage = field(default_factory=Usage)  # tokens per model, for the cost
 
     def apply(self, events: Iterable[Event]) -> None:
         """Fold events in; ones already folded (``seq`` not above ``last_seq``) are ignored."""
@@ -70,6 +72,7 @@ class RunView:
             self.prompt_tokens += int(data.get("prompt_tokens") or 0)
             self.completion_tokens += int(data.get("completion_tokens") or 0)
             self.offline = self.offline or data.get("model") == "offline"
+            self.usage.add(event)
         elif event.type == "tool.called":
             self.tool_calls[str(data.get("call_id"))] = {"node": node, "called": event, "result": None}
         elif event.type == "tool.result":

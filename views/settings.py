@@ -11,11 +11,14 @@ key): see the Base URL field for how the hidden part is kept.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 
+import pandas as pd
 import streamlit as st
 
 from engine import settings as user_settings
+from engine.costs import prices_from, prices_from_rows
 from engine.errors import ModelError
 from engine.llm import endpoint_configured, endpoint_url, public_url, url_problems
 from engine.llm.openai_model import OpenAIChatModel
@@ -26,6 +29,7 @@ from ui.text import md_escape
 
 _SEEDED = "settings_seeded"  # widget key -> hash of the value in effect last put into that widget
 _FLASH = "settings_flash"  # the "Saved" message, shown after the rerun that refreshes the form
+_PRICES_FLASH = "settings_prices_flash"
 _EXAMPLE_URL = "http://127.0.0.1:11434/v1"
 _KNOWN_EMBEDDINGS = (*user_settings.OFFLINE_EMBEDDINGS, "openai")
 
@@ -145,6 +149,7 @@ if saved:
             model=model.strip() if model_changed else saved_settings.model,
             embeddings=embeddings if embeddings_changed else saved_settings.embeddings,
             new_workflow_timeout_s=None if timeout is None else float(timeout),
+            prices=saved_settings.prices,
         )
         unchanged = [f for f, changed in (("base_url", url_changed), ("model", model_changed),
                                           ("embeddings", embeddings_changed)) if not changed]
@@ -180,6 +185,48 @@ if st.button("Test connection", key="settings_test", disabled=not endpoint_confi
         if wanted and models and wanted not in models:
             st.warning(f"The default model “{md_escape(wanted)}” is not among them.")
         st.text(", ".join(models[:50]))  # names from the endpoint: shown as plain text
+
+st.subheader("Model prices")
+st.caption(
+    "US dollars per million tokens, as your provider lists them. Runs (Run and History pages) show an estimated "
+    "cost for the models priced here; no price is built in (they change), and the offline model is free."
+)
+price_rows = pd.DataFrame(
+    [{"model": m, "input": p.input_per_m, "output": p.output_per_m} for m, p in prices_from(saved_settings.prices).items()],
+    columns=["model", "input", "output"],
+)
+with st.form("settings_prices_form"):
+    edited = st.data_editor(
+        price_rows,
+        key="settings_prices",
+        num_rows="dynamic",
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "model": st.column_config.TextColumn("Model", help="Exactly as runs report it (see a run's Log)"),
+            "input": st.column_config.NumberColumn("Input $ / 1M tokens", min_value=0.0, format="%.4f"),
+            "output": st.column_config.NumberColumn("Output $ / 1M tokens", min_value=0.0, format="%.4f"),
+        },
+    )
+    save_prices = st.form_submit_button("Save prices")
+if save_prices:
+    new_prices, price_problems = prices_from_rows(edited.to_dict("records"))
+    if price_problems:
+        st.error("Nothing was saved:\n" + "\n".join(f"- {md_escape(p)}" for p in price_problems))
+    else:
+        try:
+            user_settings.save(
+                dataclasses.replace(saved_settings, prices={m: p.to_dict() for m, p in new_prices.items()}),
+                keep=tuple(user_settings.ENV_VARIABLES),  # only the prices change; what is in effect stays
+            )
+        except OSError as exc:
+            st.error(f"Nothing was saved: could not write {md_escape(user_settings.settings_path())} "
+                     f"({md_escape(exc.strerror or type(exc).__name__)}).")
+        else:
+            st.session_state[_PRICES_FLASH] = f"Saved prices for {len(new_prices)} model(s)."
+            st.rerun()
+if message := st.session_state.pop(_PRICES_FLASH, None):
+    st.success(message)
 
 st.subheader("Data")
 store = get_runtime().store
