@@ -32,6 +32,7 @@ class RunView:
 
     node_status: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)  # node -> streamed text of its current step
+    token_marks: dict[str, tuple[object, object]] = field(default_factory=dict)  # node -> (attempt, step) streaming
     tool_calls: dict[str, dict] = field(default_factory=dict)  # call_id -> called + result
     memory: list[Event] = field(default_factory=list)
     logs: list[Event] = field(default_factory=list)
@@ -67,6 +68,10 @@ class RunView:
             self.node_status[node] = "skipped"
         elif event.type == "llm.token" and node:
             key = node if "index" not in data else f"{node}[{data['index']}]"
+            mark = (data.get("attempt", 1), data.get("step", 0))
+            if self.token_marks.get(key) != mark:  # a new step or a retry streams afresh
+                self.token_marks[key] = mark
+                self.tokens[key] = ""
             self.tokens[key] = self.tokens.get(key, "") + str(data.get("delta", ""))
         elif event.type == "llm.completed":
             self.prompt_tokens += int(data.get("prompt_tokens") or 0)

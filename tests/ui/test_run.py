@@ -269,3 +269,24 @@ def test_open_in_history_shows_the_same_run(runtime: Runtime) -> None:
     at.button(key="run_to_history").click().run()
     assert not at.exception, at.exception
     assert [t.value for t in at.title] == ["History"] and at.selectbox(key="history_run").value == run_id
+
+
+def test_streamed_text_restarts_with_each_step_and_retry() -> None:
+    """llm.token deltas of one (attempt, step) join to that step's text; a new step or a retry starts afresh,
+    so a retried agent does not show the failed attempt's text glued to the answer."""
+    from engine.events import Event
+    from ui.status import RunView
+
+    def token(seq: int, delta: str, **marks: int) -> Event:
+        return Event(seq, "r", 0.0, "llm.token", "bot", {"delta": delta, **marks})
+
+    view = RunView()
+    view.apply([token(1, "Let me ", step=0, attempt=1), token(2, "compute.", step=0, attempt=1)])
+    assert view.tokens["bot"] == "Let me compute."
+    view.apply([token(3, "partial ", step=1, attempt=1)])
+    assert view.tokens["bot"] == "partial "
+    view.apply([token(4, "Final", step=0, attempt=2), token(5, ".", step=0, attempt=2)])
+    assert view.tokens["bot"] == "Final."
+    view.apply([token(6, "no marks")])  # events from before attempts were recorded: one stream
+    view.apply([token(7, " at all")])
+    assert view.tokens["bot"] == "no marks at all"
