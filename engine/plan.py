@@ -101,6 +101,7 @@ def analyse(graph: Graph, input_index: int, problems: list[Problem]) -> tuple[li
         if not reached[i]:
             problems.append(Problem(f"node '{graph.ids[i]}'", "is not reachable from the input node"))
     back = _back_edges(succ, input_index, len(graph.edges))
+    _cycles_without_condition(graph, succ, back, problems)
     loops: list[LoopPlan] = []
     sources: dict[int, int] = {}
     for e, (u, v) in enumerate(graph.edges):
@@ -116,15 +117,6 @@ def analyse(graph: Graph, input_index: int, problems: list[Problem]) -> tuple[li
             continue
         sources[u] = e
         body = _loop_body(graph, back, v, u)
-        if not any(graph.types[i] == "condition" for i in body):
-            path = " -> ".join(graph.ids[i] for i in sorted(body)) or graph.ids[v]
-            problems.append(
-                Problem(
-                    f"edge {graph.ids[u]} -> {graph.ids[v]}",
-                    f"closes a cycle ({path}) with no condition node; every cycle needs a condition that "
-                    "decides when it ends",
-                )
-            )
         loops.append(LoopPlan(index=len(loops), back_edge=e, header=v, source=u, body=frozenset(body)))
     for a in loops:
         for b in loops:
@@ -138,6 +130,50 @@ def analyse(graph: Graph, input_index: int, problems: list[Problem]) -> tuple[li
                         )
                     )
     return back, loops
+
+
+def _cycles_without_condition(
+    graph: Graph, succ: list[list[tuple[int, int]]], back: list[bool], problems: list[Problem]
+) -> None:
+    """Report every cycle that does not pass through a condition node (it could never end).
+
+    Every cycle holds at least one back-edge ``u -> v``; the cycle avoids every
+    condition node exactly when ``u`` is reachable from ``v`` through
+    non-condition nodes only (along any edges). Checking only that the loop
+    body holds *some* condition is not enough: a body can have a conditional
+    path beside an unconditional one. Each cycle found is reported once, by the
+    back-edge that closes it, as its shortest such path.
+    """
+    seen: set[frozenset[int]] = set()
+    for e, (u, v) in enumerate(graph.edges):
+        if not back[e] or "condition" in (graph.types[u], graph.types[v]):
+            continue
+        parent: dict[int, int] = {v: v}
+        todo = deque([v])
+        while todo and u not in parent:
+            x = todo.popleft()
+            for _e, y in succ[x]:
+                if y not in parent and graph.types[y] != "condition":
+                    parent[y] = x
+                    todo.append(y)
+        if u not in parent:
+            continue
+        path = [u]
+        while path[-1] != v:
+            path.append(parent[path[-1]])
+        path.reverse()  # v ... u
+        key = frozenset(path)
+        if key in seen:
+            continue
+        seen.add(key)
+        cycle = " -> ".join(graph.ids[i] for i in [*path, v])
+        problems.append(
+            Problem(
+                f"edge {graph.ids[u]} -> {graph.ids[v]}",
+                f"closes the cycle {cycle}, which has no condition node, so it could never end; "
+                "route the cycle through a condition node that decides when to leave it",
+            )
+        )
 
 
 def _reachable(succ: list[list[tuple[int, int]]], start: int) -> list[bool]:

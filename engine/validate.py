@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from engine.errors import Problem, WorkflowInvalid
+from engine.inputs import _a, _describe, _matches
 from engine.model import FORMAT, ID_PATTERN, NODE_TYPES, Edge, InputSpec, Node, Settings, Workflow
 from engine.nodes import KINDS, compile_config
 from engine.nodes.base import BASE_SCOPE, Compiler
@@ -114,6 +115,14 @@ def _inputs(raw: Any, problems: list[Problem]) -> dict[str, InputSpec]:
             problems.append(Problem(f"inputs.{name}", "input names must match [A-Za-z_][A-Za-z0-9_-]*"))
         parsed = _part(InputSpec, spec, f"inputs.{name}", problems)
         if parsed is not None:
+            # The same check as run inputs get; an explicit null default (optional input) always passes.
+            if not parsed.required and not _matches(parsed, parsed.default):
+                problems.append(
+                    Problem(
+                        f"inputs.{name}.default",
+                        f"must be {_a(parsed.type)} like the input (or null), got {_describe(parsed.default)}",
+                    )
+                )
             inputs[str(name)] = parsed
     return inputs
 

@@ -330,12 +330,13 @@ def create_app(
     app.state.runtime = runtime
     app.state.hub = hub
 
-    # Middleware: the last added runs first. Auth before the body is read.
+    # Middleware: the last added runs first. Auth before the body is read; CORS outside auth,
+    # so it answers preflights (browsers send no token on them) and adds its headers to 401s too.
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    if cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"], allow_headers=["*"])
     if token:
         app.add_middleware(TokenAuth, token=token)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"], allow_headers=["*"])
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSON:
