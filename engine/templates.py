@@ -11,12 +11,20 @@ Two rules from the spec live here:
   space allowed) keeps the expression's type: a list stays a list;
 * dot access on a mapping looks the key up first, so ``inputs.items`` is the
   input named ``items``, not the dict method.
+
+The sandbox stops attribute walks, not work: ``3 ** 30000000`` or
+``"a" * 10**10`` would block the event loop (and every timeout) for seconds,
+so ``**`` and ``*`` are intercepted and refused past :data:`MAX_INT_BITS` /
+:data:`MAX_ITEMS`. Lazy results (``range``, generators such as
+``xs | map(attribute='a')``, dict views) become lists, up to :data:`MAX_ITEMS`.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, MappingView
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -28,11 +36,22 @@ from markupsafe import Markup
 
 from engine.errors import EngineError
 
+# One ``{{ ... }}`` and nothing but white space around it; ``{{-``/``-}}``
+# markers are inside the braces and are taken off by _lone_expression.
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
+
+MAX_INT_BITS = 100_000
+"""Largest integer ``**`` or ``*`` may make, in bits (about 30,000 digits)."""
+
+MAX_ITEMS = 10_000_000
+"""Most characters/items a repetition may make or a lazy value may turn into."""
 
 
 class _Env(ImmutableSandboxedEnvironment):
-    """The sandbox, with mapping keys winning over attributes on dot access."""
+    """The sandbox, with mapping keys winning over attributes on dot access,
+    and ``**``/``*`` refused when their result would be huge."""
+
+    intercepted_binops = frozenset({"**", "*"})
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping):
@@ -42,6 +61,87 @@ class _Env(ImmutableSandboxedEnvironment):
                 pass
         return super().getattr(obj, attribute)
 
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            _check_power(left, right)
+        elif operator == "*":
+            _check_product(left, right)
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int)  # bool included: True ** n and True * "a" are small
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    """Refuse an integer power with more than MAX_INT_BITS bits; floats overflow on their own."""
+    if not (_is_int(base) and _is_int(exponent)) or exponent <= 0 or abs(base) <= 1:
+        return  # negative exponents give floats; |base| <= 1 stays small
+    if exponent > MAX_INT_BITS or exponent * math.log2(abs(base)) > MAX_INT_BITS:
+        raise SecurityError(
+            f"exponent too large: {_short(base)} ** {_short(exponent)} would have more than "
+            f"{MAX_INT_BITS:,} bits (about {int(MAX_INT_BITS * math.log10(2)):,} digits); use smaller numbers"
+        )
+
+
+def _check_product(left: Any, right: Any) -> None:
+    """Refuse a repetition past MAX_ITEMS or an integer product past MAX_INT_BITS."""
+    if _is_int(left) and _is_int(right):
+        if left.bit_length() + right.bit_length() > MAX_INT_BITS + 1:
+            raise SecurityError(
+                f"product too large: {_short(left)} * {_short(right)} would have more than {MAX_INT_BITS:,} bits"
+            )
+        return
+    if isinstance(left, (str, list, tuple)) and _is_int(right):
+        sequence, times = left, right
+    elif isinstance(right, (str, list, tuple)) and _is_int(left):
+        sequence, times = right, left
+    else:
+        return
+    if times <= 1:
+        return  # no bigger than what already exists
+    count = len(sequence) * times
+    unit = "characters" if isinstance(sequence, str) else "items"
+    if count > MAX_ITEMS:
+        raise SecurityError(
+            f"repetition too large: would make {_short(count)} {unit} (the limit is {MAX_ITEMS:,})"
+        )
+    if not isinstance(sequence, str) and _size_over(sequence, MAX_ITEMS // times):
+        # [long_string] * n: few items, but each repeats every character of the string.
+        raise SecurityError(
+            f"repetition too large: would make more than {MAX_ITEMS:,} items and characters in all "
+            f"(the limit is {MAX_ITEMS:,})"
+        )
+
+
+def _size_over(value: Any, budget: int) -> bool:
+    """Whether ``value`` counts more than ``budget`` items and characters (stops as soon as it does)."""
+    stack = [value]
+    total = 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, (list, tuple)):
+            total += len(item)
+            stack.extend(item)
+        elif isinstance(item, Mapping):
+            total += len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        else:
+            total += 1
+        if total > budget:
+            return True
+    return False
+
+
+def _short(number: int) -> str:
+    """An integer for a message: in full when short, else its size (str() of a huge int raises)."""
+    if abs(number) < 10**18:
+        return f"{number:,}"
+    return f"a {number.bit_length():,}-bit number"
+
 
 ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 JINJA_GLOBALS = frozenset(ENV.globals)
@@ -49,6 +149,10 @@ JINJA_GLOBALS = frozenset(ENV.globals)
 
 class RenderError(EngineError):
     """A template failed at run time; the message names the variable or operation."""
+
+
+class ValueTooLarge(RenderError):
+    """A lazy value (generator, range, view) has more than :data:`MAX_ITEMS` items."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +180,8 @@ class Compiled:
             raise RenderError(f"undefined variable in {self.source!r}: {_undefined_message(exc)}") from None
         except SecurityError as exc:
             raise RenderError(f"refused by the sandbox in {self.source!r}: {exc}") from None
+        except ValueTooLarge as exc:
+            raise RenderError(f"value too large in {self.source!r}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - any evaluation error becomes a node failure
             raise RenderError(f"error in {self.source!r}: {type(exc).__name__}: {exc}") from None
 
@@ -148,7 +254,7 @@ def compile_template(source: str) -> Compiled:
     names, node_refs, input_refs = _references(tree)
     match = _SINGLE_EXPR.match(source)
     if match and _is_single_output(tree):
-        expression = ENV.compile_expression(match.group("expr"), undefined_to_none=False)
+        expression = ENV.compile_expression(_lone_expression(source), undefined_to_none=False)
 
         def render_value(context: Mapping[str, Any]) -> Any:
             return _plain(expression(context))
@@ -162,6 +268,18 @@ def compile_template(source: str) -> Compiled:
         return template.render(context)
 
     return Compiled(source, names, node_refs, input_refs, render_text)
+
+
+def _lone_expression(source: str) -> str:
+    """The expression inside a template's one ``{{ ... }}``, without ``{{-``/``{{+``/``-}}``.
+
+    Jinja's own lexer decides where the expression starts and ends, so
+    ``{{- x -}}`` gives ``x`` while ``{{ a - b }}`` keeps its minus.
+    """
+    tokens = list(ENV.lex(source))
+    begin = next(i for i, (_, kind, _) in enumerate(tokens) if kind == "variable_begin")
+    end = max(i for i, (_, kind, _) in enumerate(tokens) if kind == "variable_end")
+    return "".join(value for _, _, value in tokens[begin + 1 : end])
 
 
 def _is_single_output(tree: nodes.Template) -> bool:
@@ -181,10 +299,56 @@ def _is_blank_data(node: nodes.Node) -> bool:
     return isinstance(node, nodes.TemplateData) and not node.data.strip()
 
 
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def is_lazy_sequence(value: Any) -> bool:
+    """Whether ``value`` is a range, generator/iterator or dict view (never a str or a mapping)."""
+    return isinstance(value, (range, Iterator, MappingView)) and not isinstance(value, (str, bytes, Mapping))
+
+
+def as_list(value: Any) -> list[Any] | None:
+    """``value`` as a list if it is list-like (list, tuple, range, generator, iterator,
+    dict view), else None: strings and mappings are not lists.
+
+    Raises:
+        ValueTooLarge: a lazy value has more than :data:`MAX_ITEMS` items.
+    """
+    if type(value) is list:
+        return value
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if is_lazy_sequence(value):
+        return _materialise(value)
+    return None
+
+
+def _materialise(value: Any) -> list[Any]:
+    items = list(itertools.islice(iter(value), MAX_ITEMS + 1))
+    if len(items) > MAX_ITEMS:
+        raise ValueTooLarge(
+            f"it gives more than {MAX_ITEMS:,} items ({type(value).__name__}); take fewer items"
+        )
+    return items
+
+
 def _plain(value: Any) -> Any:
-    """Turn sandbox-only types into plain values (Markup -> str)."""
-    if type(value) is Markup:
+    """Turn sandbox-only types into plain values, inside lists and dicts too:
+    Markup -> str, range/generator/iterator/dict view -> list, tuple subclasses -> tuple.
+    """
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is Markup:
         return str(value)
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()  # raises UndefinedError naming the variable
+    if kind is list:
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):  # groupby gives named tuples
+        return tuple(_plain(v) for v in value)
+    if kind is dict:
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if is_lazy_sequence(value):
+        return [_plain(v) for v in _materialise(value)]
     return value

@@ -15,7 +15,7 @@ from typing import Any
 from engine.errors import EngineError
 from engine.model import MAP_INNER_TYPES, MapConfig
 from engine.nodes.base import MAP_SCOPE, Compiler, NodeContext, NodeKind
-from engine.templates import Compiled
+from engine.templates import Compiled, as_list
 
 
 class MapItemFailed(EngineError):
@@ -52,11 +52,10 @@ def _compile(config: MapConfig, compiler: Compiler) -> MapSpec:
 
 async def _run(spec: MapSpec, ctx: NodeContext) -> list[Any]:
     assert spec.items is not None and spec.kind is not None
-    items = spec.items.render(ctx.vars())
-    if isinstance(items, tuple):
-        items = list(items)
-    if not isinstance(items, list):
-        raise MapItemFailed(f"config.items must give a list, got {type(items).__name__}: {items!r:.80}")
+    rendered = spec.items.render(ctx.vars())
+    items = as_list(rendered)  # tuples, ranges, generators (xs | map(...)) and dict views count as lists
+    if items is None:
+        raise MapItemFailed(f"config.items must give a list, got {type(rendered).__name__}: {rendered!r:.80}")
     ctx.set_input({"items": len(items)})
     kind, inner = spec.kind, spec.inner
     gate = asyncio.Semaphore(spec.concurrency)
