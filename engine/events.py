@@ -33,17 +33,22 @@ EventType = Literal[
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 TERMINAL_TYPES: frozenset[str] = frozenset({"run.completed", "run.failed", "run.cancelled"})
 
-# The keys each kind always carries in ``data`` (more may be present).
+# The keys each kind always carries in ``data`` (more may be present). All data is
+# plain, strict JSON: values from users, tools or models that JSON has no type for
+# are recorded as their text, and NaN or an infinity as null.
 EVENT_DATA_KEYS: Mapping[str, tuple[str, ...]] = {
     "run.started": ("inputs", "workflow"),
     "node.started": ("iteration",),
     "node.completed": ("output", "duration_ms"),
-    "node.failed": ("error",),
+    "node.failed": ("error",),  # "cancelled": true when the run stopped it (also between retry attempts)
     "node.skipped": (),
-    "llm.token": ("delta",),
-    "llm.completed": ("model", "prompt_tokens", "completion_tokens"),
-    "tool.called": ("tool", "args", "call_id"),
-    "tool.result": ("call_id", "duration_ms"),  # plus "result" or "error"
+    # step: the agent's round (from 0); attempt: the node's try (from 1, see retry). The deltas
+    # of one (attempt, step) concatenate to that round's text; the last round's of the last
+    # attempt are the node's final text. A retry's deltas never continue a failed attempt's.
+    "llm.token": ("delta", "step", "attempt"),
+    "llm.completed": ("model", "prompt_tokens", "completion_tokens", "step", "attempt"),
+    "tool.called": ("tool", "args", "call_id"),  # call_id: unique in the run's log, across resumes too
+    "tool.result": ("call_id", "duration_ms"),  # plus "result" or "error"; "truncated": true if the result was cut
     "memory.recalled": ("agent_id", "query", "hits"),
     "memory.saved": ("agent_id",),
     "log": ("level", "message"),

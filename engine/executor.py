@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import os
 import time
 import uuid
@@ -32,7 +33,11 @@ from engine.plan import Plan, PlanNode
 EventSink = Callable[[Event], None]
 _EMPTY: Mapping[str, Any] = {}
 _NULL_OUTPUT: Mapping[str, Any] = {"output": None}
-_PLAIN = (str, int, float, bool, type(None))
+# Rare events whose data carries values from users or stores, made plain JSON as a whole by _Run.emit.
+# The values of the frequent ones are made plain where they come in, once each: node inputs by
+# set_input, tool args and results by call_tool, node outputs by _execute.
+_FOREIGN_DATA = frozenset({"run.started", "memory.recalled", "memory.saved"})
+_SCALARS = frozenset({str, int, bool, type(None)})  # JSON as they are (float is not: NaN, infinities)
 
 
 @dataclass(slots=True)
@@ -54,23 +59,34 @@ class _Stop(Exception):
 class NodeContextImpl:
     """The :class:`engine.nodes.base.NodeContext` handed to one node execution."""
 
-    __slots__ = ("_run", "node_id", "iteration", "_vars", "_extra", "llm", "default_model", "input", "run_id", "workflow_name")
+    __slots__ = (
+        "_run", "node_id", "iteration", "attempt", "_vars", "_extra", "llm", "default_model", "input", "_given", "run_id",
+        "workflow_name",
+    )
 
-    def __init__(self, run: "_Run", node_id: str, iteration: int, extra: Mapping[str, Any] | None = None):
+    def __init__(
+        self, run: "_Run", node_id: str, iteration: int, extra: Mapping[str, Any] | None = None, attempt: int = 1
+    ):
         self._run = run
         self.node_id = node_id
         self.iteration = iteration
+        self.attempt = attempt  # 1-based: which try of the node's ``retry`` this context serves
         self._extra = extra
         self._vars: dict[str, Any] | None = None
         self.llm = run.llm
         self.default_model = run.default_model
         self.input: dict[str, Any] | None = None
+        self._given: dict[str, Any] | None = None  # what set_input was handed, before it was made plain
         self.run_id = run.run_id
         self.workflow_name = run.workflow.name
 
     def set_input(self, summary: dict[str, Any]) -> None:
-        """Record what this execution was given (rendered prompt, tool args) for history views."""
-        self.input = {k: _clip(v) for k, v in summary.items()}
+        """Record what this execution was given (rendered prompt, tool args) for history views.
+
+        Recorded as plain JSON (see :func:`_json_data`); the values the node goes on using are untouched.
+        """
+        self._given = summary
+        self.input = {k: _clip(v) if type(v) in _SCALARS else _clip(_json_data(v)) for k, v in summary.items()}
 
     def vars(self) -> Mapping[str, Any]:
         if self._vars is None:
@@ -85,14 +101,30 @@ class NodeContextImpl:
         self._run.emit(type, self.node_id, data)
 
     def for_item(self, item: Any, index: int) -> "NodeContextImpl":
-        return NodeContextImpl(self._run, self.node_id, self.iteration, {"item": item, "index": index})
+        return NodeContextImpl(self._run, self.node_id, self.iteration, {"item": item, "index": index}, self.attempt)
 
     async def call_tool(
-        self, name: str, args: dict[str, Any], *, call_id: str | None = None, refused: str | None = None
+        self,
+        name: str,
+        args: dict[str, Any],
+        *,
+        call_id: str | None = None,
+        refused: str | None = None,
+        max_result_chars: int = tools.DEFAULT_MAX_RESULT_CHARS,
     ) -> tools.ToolResult:
-        """Call a tool (or refuse it) with ``tool.called`` and ``tool.result`` events."""
+        """Call a tool (or refuse it) with ``tool.called`` and ``tool.result`` events.
+
+        A result whose JSON text is longer than ``max_result_chars`` comes back as that
+        many characters plus a marker, and ``tool.result`` says ``"truncated": true``.
+        The default suits what a model reads; a tool node passes a much larger cap.
+        """
         event_id = f"call_{next(self._run.call_ids)}"
-        called: dict[str, Any] = {"tool": name, "args": args, "call_id": event_id}
+        given = self._given
+        if given is not None and type(args) is dict and given.get("args") is args:
+            plain_args = self.input["args"]  # type: ignore[index]  # set_input made these very args plain already
+        else:
+            plain_args = _json_data(args)
+        called: dict[str, Any] = {"tool": name, "args": plain_args, "call_id": event_id}
         if call_id is not None:
             called["model_call_id"] = call_id
         self.emit("tool.called", called)
@@ -100,10 +132,12 @@ class NodeContextImpl:
             result = tools.ToolResult(ok=False, error=refused)
             self.emit("log", {"level": "warning", "message": f"refused a call to tool '{name}': {refused}"})
         else:
-            result = await tools.default_registry().call_tool(name, args)
+            result = await tools.default_registry().call_tool(name, args, max_result_chars=max_result_chars)
         data: dict[str, Any] = {"call_id": event_id, "tool": name, "duration_ms": round(result.duration_ms, 3)}
         if result.ok:
-            data["result"] = result.value
+            value = result.value
+            kind = type(value)
+            data["result"] = value if kind in _SCALARS or (kind is float and _isfinite(value)) else _json_data(value)
             if result.truncated:
                 data["truncated"] = True
         else:
@@ -141,7 +175,7 @@ class _Run:
         self.events: list[Event] = []
         self.replay = replay
         self.seq = replay.last_seq if replay is not None else 0
-        self.call_ids = itertools.count(1)
+        self.call_ids = itertools.count(replay.calls + 1 if replay is not None else 1)  # unique in the run's whole log
         self.pending = [node.forward_preds for node in plan.nodes]
         self.taken = [False] * len(plan.nodes)
         self.edge_taken = [False] * len(plan.edges)
@@ -158,6 +192,8 @@ class _Run:
     # --- events -------------------------------------------------------------
 
     def emit(self, type: EventType, node_id: str | None = None, data: Mapping[str, Any] = _EMPTY) -> None:
+        if type in _FOREIGN_DATA:
+            data = _json_data(data)
         self.seq += 1
         event = Event(self.seq, self.run_id, time.time(), type, node_id, data)
         self.events.append(event)
@@ -298,9 +334,14 @@ class _Run:
                 node.id,
                 {"level": "warning", "message": f"attempt {attempt} of {node.attempts} failed: {reason}; retrying in {delay:g} s"},
             )
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:  # cancelled between attempts: the execution still ends with node.failed
+                failed = {"error": "cancelled", "cancelled": True, "attempts": attempt, "last_error": reason}
+                self.emit("node.failed", node.id, _with_input(failed, ctx))
+                raise
             attempt += 1
-            ctx = NodeContextImpl(self, node.id, iteration)
+            ctx = NodeContextImpl(self, node.id, iteration, None, attempt)
         duration_ms = (time.perf_counter() - started) * 1000.0
         done = {"output": output, "duration_ms": round(duration_ms, 3), "attempts": attempt}
         self.emit("node.completed", node.id, _with_input(done, ctx))
@@ -393,6 +434,7 @@ class Replay:
     skipped: set[tuple[str, int]]
     last_seq: int
     began: set[tuple[str, int]] = field(default_factory=set)  # started, never completed
+    calls: int = 0  # highest ``call_N`` already in the log: the resumed run numbers its calls after it
 
 
 def replay_from_events(events: list[Event]) -> Replay:
@@ -401,20 +443,32 @@ def replay_from_events(events: list[Event]) -> Replay:
     skipped: set[tuple[str, int]] = set()
     began: set[tuple[str, int]] = set()
     started: dict[str, int] = {}
+    calls = 0
     for event in events:
         if event.node_id is None:
             continue
-        if event.type == "node.started":
+        if event.type == "tool.called":
+            calls = max(calls, _call_number(event.data.get("call_id")))
+        elif event.type == "node.started":
             started[event.node_id] = int(event.data.get("execution", 0))
             began.add((event.node_id, started[event.node_id]))
         elif event.type == "node.completed" and event.node_id in started:
             outputs[(event.node_id, started.pop(event.node_id))] = event.data.get("output")
         elif event.type == "node.skipped":
             skipped.add((event.node_id, int(event.data.get("execution", 0))))
-    return Replay(outputs=outputs, skipped=skipped, last_seq=events[-1].seq if events else 0, began=began - set(outputs))
+    last_seq = events[-1].seq if events else 0
+    return Replay(outputs=outputs, skipped=skipped, last_seq=last_seq, began=began - set(outputs), calls=calls)
+
+
+def _call_number(call_id: Any) -> int:
+    """N of a ``call_N`` id (0 for anything else)."""
+    if isinstance(call_id, str) and call_id.startswith("call_") and call_id[5:].isdigit():
+        return int(call_id[5:])
+    return 0
 
 
 _CLIP = 4000
+_isfinite = math.isfinite
 
 
 def _clip(value: Any) -> Any:
@@ -456,20 +510,57 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _json_value(value: Any) -> Any:
-    """Check (and normalise tuples in) a node's output so every event is JSON."""
+def _json_value(value: Any, lenient: bool = False) -> Any:
+    """``value`` as plain JSON: tuples become lists, keys strings, NaN and infinities null.
+
+    Anything else that JSON has no type for raises :class:`TypeError` (a node's
+    output must be JSON: the node fails), or with ``lenient`` becomes its text
+    (what event data records: a value seen by a tool or a model is shown, never
+    an encoder error). Nothing is consumed: a generator is recorded by its ``str``.
+    """
     kind = type(value)
-    if kind in _PLAIN:
+    if kind in _SCALARS:
         return value
+    if kind is float:
+        return value if _isfinite(value) else None
+    if kind is dict:  # scalars and floats inline: no call for the common flat values
+        out = {}
+        for k, v in value.items():
+            t = type(v)
+            if t not in _SCALARS:
+                v = (v if _isfinite(v) else None) if t is float else _json_value(v, lenient)
+            out[k if type(k) is str else str(k)] = v
+        return out
     if kind is list or kind is tuple:
-        return [_json_value(v) for v in value]
-    if kind is dict:
-        if all(type(k) is str for k in value):
-            return {k: _json_value(v) for k, v in value.items()}
-        return {str(k): _json_value(v) for k, v in value.items()}
+        return [v if type(v) in _SCALARS else _json_value(v, lenient) for v in value]
     if isinstance(value, str):
         return str(value)
+    if isinstance(value, int):  # an IntEnum, say (bool has no subclasses)
+        return int(value)
+    if isinstance(value, float):
+        return _json_value(float(value))
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v, lenient) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v, lenient) for k, v in value.items()}
+    if lenient:
+        return _text(value)
     raise TypeError(f"the node produced a {kind.__name__}, which is not a JSON value")
+
+
+def _json_data(value: Any) -> Any:
+    """``value`` as plain JSON for an event's data, never raising (see :func:`_json_value`)."""
+    try:
+        return _json_value(value, True)
+    except RecursionError:
+        return "<a value nested too deeply to record>"
+
+
+def _text(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break the event log
+        return f"<{type(value).__name__}>"
 
 
 def _env_model() -> str:

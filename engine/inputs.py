@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import math
+from collections.abc import Mapping
+from typing import Any
 
 from engine.errors import InputsInvalid, Problem
 from engine.model import InputSpec, Workflow
 
 _CHECKS: dict[str, Any] = {
     "string": lambda v: isinstance(v, str),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),  # JSON has no NaN
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "boolean": lambda v: isinstance(v, bool),
     "object": lambda v: isinstance(v, dict),
@@ -34,7 +36,8 @@ def check_inputs(workflow: Workflow, given: Mapping[str, Any] | None) -> dict[st
         if name in given:
             value = given[name]
             if not _matches(spec, value):
-                problems.append(Problem(f"input '{name}'", f"must be {_a(spec.type)}, got {_describe(value)}"))
+                finite = " (a finite one: JSON has no NaN or infinity)" if isinstance(value, float) else ""
+                problems.append(Problem(f"input '{name}'", f"must be {_a(spec.type)}{finite}, got {_describe(value)}"))
             values[name] = value
         elif spec.required:
             detail = f" ({spec.description})" if spec.description else ""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -107,10 +108,37 @@ class ApiError(Exception):
 
 
 class JSON(JSONResponse):
-    """JSON that never fails on odd values (NaN, datetimes): a bad value must not become a 500."""
+    """Strict JSON that never fails on odd values: a bad value must not become a 500.
+
+    Datetimes and other objects are written as their text. NaN and infinities,
+    which strict JSON parsers reject, are written as ``null`` (the engine already
+    turns them into null in outputs and events; this is the safety net for
+    anything older or from elsewhere).
+    """
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+        try:
+            text = json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+        except ValueError:  # a NaN or an infinity somewhere: rare, so only then walk the content
+            text = json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+        return text.encode("utf-8")
+
+
+def _finite(value: Any, depth: int = 0) -> Any:
+    """``value`` with NaN and infinities replaced by None (in lists, tuples and dicts too)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth > 500:  # deeper than json.dumps goes anyway
+        return value
+    if isinstance(value, dict):
+        return {_finite_key(k): _finite(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, depth + 1) for v in value]
+    return value
+
+
+def _finite_key(key: Any) -> Any:
+    return key if not isinstance(key, float) or math.isfinite(key) else str(key)
 
 
 def _error(status: int, detail: str, problems: Sequence[Problem] = (), headers: dict[str, str] | None = None) -> JSON:

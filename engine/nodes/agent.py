@@ -6,6 +6,10 @@ results as tool messages, and ask again — at most ``max_steps`` rounds with
 tools on offer, then one last round without tools so the model must answer.
 An agent may call only the tools its node lists; any other call is refused
 with an error the model sees and a ``log`` event.
+
+``llm.token`` and ``llm.completed`` carry ``step`` (the round, from 0) and
+``attempt`` (the node's try, from 1, see ``retry``): the deltas of one
+(attempt, step) concatenate to that round's text.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
     messages = _messages(spec, variables, prompt, memory.block if memory is not None else "")
     ctx.set_input({"model": model, "messages": [m["content"] for m in messages], "tools": list(spec.tools)})
     schemas = tuple(_schema(name) for name in spec.tools)
+    attempt = ctx.attempt  # which try of the node's retry: a retry streams its text afresh
     reply = ChatReply(content="")
     for step in range(spec.max_steps + 1):
         offered = schemas if step < spec.max_steps else ()
@@ -86,7 +91,9 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
             tools=offered,
             response_format=spec.response_format,
         )
-        reply = await ctx.llm.chat(request, lambda delta, step=step: ctx.emit("llm.token", {"delta": delta, "step": step}))
+        reply = await ctx.llm.chat(
+            request, lambda delta, step=step: ctx.emit("llm.token", {"delta": delta, "step": step, "attempt": attempt})
+        )
         ctx.emit(
             "llm.completed",
             {
@@ -94,6 +101,7 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
                 "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": reply.completion_tokens,
                 "step": step,
+                "attempt": attempt,
                 "tool_calls": len(reply.tool_calls),
                 "offline": ctx.llm.name == "offline",
             },
@@ -117,7 +125,11 @@ def _schema(name: str) -> ToolSchema:
 
 
 async def _call(ctx: NodeContext, call: ToolCall, allowed: tuple[str, ...]) -> str:
-    """Run one tool call the model asked for; returns what the model sees."""
+    """Run one tool call the model asked for; returns what the model sees.
+
+    ``ctx.call_tool``'s default result cap (``tools.DEFAULT_MAX_RESULT_CHARS``) applies:
+    a model reads at most that many characters of a result.
+    """
     try:
         args = json.loads(call.arguments or "{}")
         if not isinstance(args, dict):

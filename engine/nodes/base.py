@@ -27,6 +27,7 @@ class NodeContext(Protocol):
 
     node_id: str
     iteration: int
+    attempt: int  # 1-based: which try of the node's ``retry``
     llm: ChatModel
     default_model: str
     run_id: str
@@ -41,9 +42,16 @@ class NodeContext(Protocol):
         ...
 
     async def call_tool(
-        self, name: str, args: dict[str, Any], *, call_id: str | None = None, refused: str | None = None
+        self,
+        name: str,
+        args: dict[str, Any],
+        *,
+        call_id: str | None = None,
+        refused: str | None = None,
+        max_result_chars: int = ...,
     ) -> Any:
-        """Call (or refuse) a tool with ``tool.called``/``tool.result`` events; returns a ``tools.ToolResult``."""
+        """Call (or refuse) a tool with ``tool.called``/``tool.result`` events; returns a ``tools.ToolResult``.
+        Results longer than ``max_result_chars`` come back cut, with a marker (default: what a model may read)."""
         ...
 
     def set_input(self, summary: dict[str, Any]) -> None:

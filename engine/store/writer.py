@@ -7,6 +7,10 @@ and it never splits an event from the row changes it implies: each event is
 inserted together with its effect on ``runs`` and ``node_executions``.
 What is committed is always a prefix of each run's event log. This is what
 keeps 50 concurrent runs free of "database is locked".
+
+A batch holding several runs that fails (say one run's event holds a value
+the JSON encoder refuses) is written again run by run, so only the runs whose
+own writes fail are failed; the others keep every event.
 """
 
 from __future__ import annotations
@@ -79,7 +83,8 @@ class Writer:
 
         Raises:
             TimeoutError: the writer did not get there in time.
-            RuntimeError: the batch holding those writes failed (its message says why).
+            RuntimeError: some of those writes failed (the message says why; with runs
+                written one by one after a failed batch, the other runs' writes may have landed).
         """
         barrier = _Barrier()
         self._queue.put(barrier)
@@ -167,19 +172,40 @@ class Writer:
         work = [item for item in batch if not isinstance(item, _Barrier) and _run_of(item) not in self._failed_runs]
         error = None
         if work:
-            try:
-                with self.engine.begin() as conn:
-                    _Projection(conn).apply(work)
-            except (SQLAlchemyError, OSError) as exc:
-                error = f"the store could not be written: {_reason(exc)}"
-                logger.error("%s", error)
-                self._report(work, error)
-                self._mark_failed(work, error)
-        if error is None:
-            self._advance(work)
+            error = self._write(work)
+            if error is None:
+                self._advance(work)
+            else:
+                groups = _by_run(work)
+                if sum(1 for run_id in groups if run_id is not None) < 2:
+                    self._fail(work, error)
+                else:  # one run's bad event must not cost the others theirs: retry run by run
+                    logger.warning("a batch of %d runs failed (%s); retrying it run by run", len(groups), error)
+                    error = None
+                    for group in groups.values():
+                        failed = self._write(group)
+                        if failed is None:
+                            self._advance(group)
+                        else:
+                            self._fail(group, failed)
+                            error = error or failed
         for barrier in barriers:
             barrier.error = error
             barrier.done.set()
+
+    def _write(self, work: list[Any]) -> str | None:
+        """Apply ``work`` in one transaction; None when committed, else why not (rolled back)."""
+        try:
+            with self.engine.begin() as conn:
+                _Projection(conn).apply(work)
+        except Exception as exc:  # noqa: BLE001 - the database's errors, and values no encoder takes: the thread must live on
+            return f"the store could not be written: {_reason(exc)}"
+        return None
+
+    def _fail(self, work: list[Any], error: str) -> None:
+        logger.error("%s", error)
+        self._report(work, error)
+        self._mark_failed(work, error)
 
     def _advance(self, work: list[Any]) -> None:
         latest: dict[str, int] = {}
@@ -354,6 +380,14 @@ class _Projection:
 def _resolve(future: "asyncio.Future[bool]", value: bool) -> None:
     if not future.done():
         future.set_result(value)
+
+
+def _by_run(work: list[Any]) -> dict[str | None, list[Any]]:
+    """``work`` split by run, each run's items in their order (``None``: statements of no one run)."""
+    groups: dict[str | None, list[Any]] = {}
+    for item in work:
+        groups.setdefault(_run_of(item), []).append(item)
+    return groups
 
 
 def _run_of(item: Any) -> str | None:

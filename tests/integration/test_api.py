@@ -869,3 +869,44 @@ def test_schemathesis_finds_no_server_error(api: Server) -> None:
             checked += 1
     assert checked >= 20
     assert not failures, "\n".join(failures[:10])
+
+
+def _strict_json(text: str) -> Any:
+    """Parse as strict JSON: NaN, Infinity and -Infinity are errors, as in browsers and most languages."""
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"the API wrote {constant}, which is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_numbers_are_written_as_null(api: Server) -> None:
+    """NaN/Infinity are not JSON: a number input that is one is refused (422, naming it), and a node that
+    computes one outputs null, so the API never writes them back."""
+    workflow = {
+        "format": "workflow/v1",
+        "name": "API non-finite numbers",
+        "inputs": {"x": {"type": "string"}, "n": {"type": "number", "default": 1}},
+        "nodes": [
+            {"id": "start", "type": "input"},
+            {"id": "parsed", "type": "transform", "config": {"expression": "inputs.x | float * inputs.n"}},
+            {"id": "out", "type": "output", "config": {"value": {"parsed": "{{ nodes.parsed.output }}"}}},
+        ],
+        "edges": [{"source": "start", "target": "parsed"}, {"source": "parsed", "target": "out"}],
+    }
+    refused = json.dumps({"workflow": workflow, "inputs": {"x": "1", "n": float("-inf")}})
+    assert "-Infinity" in refused
+    with api.client() as client:
+        response = client.post("/runs", content=refused, headers={"Content-Type": "application/json"})
+        assert response.status_code == 422, response.text
+        assert "input 'n'" in response.text and "finite" in response.text
+        response = client.post("/runs", json={"workflow": workflow, "inputs": {"x": "nan"}})
+        assert response.status_code == 202, response.text
+        run_id = response.json()["run_id"]
+        events = follow_sse(api, run_id)
+        assert events[-1]["type"] == "run.completed"
+        run = _strict_json(client.get(f"/runs/{run_id}").text)
+        stored = _strict_json(client.get(f"/runs/{run_id}/events").text)
+    assert run["status"] == "completed"
+    assert run["result"] == {"out": {"parsed": None}}
+    assert stored[-1]["data"]["result"] == {"out": {"parsed": None}}

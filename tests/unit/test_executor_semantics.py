@@ -1162,7 +1162,7 @@ async def test_invalid_inputs_all_reported_before_any_event() -> None:
 TYPE_CASES = [
     ("string", "x", [1, None, ["x"]]),
     ("integer", 3, [3.5, True, "3"]),
-    ("number", 3.5, [True, "3.5", None]),
+    ("number", 3.5, [True, "3.5", None, float("nan"), float("inf"), float("-inf")]),  # JSON has no NaN/infinity
     ("boolean", False, [0, 1, "true"]),
     ("array", [1], [{"a": 1}, "x", 1]),
     ("object", {"a": 1}, [[1], "x"]),
