@@ -63,6 +63,14 @@ class Usage:
         tokens[0] += int(data.get("prompt_tokens") or 0)
         tokens[1] += int(data.get("completion_tokens") or 0)
 
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(prompt for prompt, _ in self.by_model.values())
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(completion for _, completion in self.by_model.values())
+
     @classmethod
     def of(cls, events: Iterable[Event]) -> Usage:
         usage = cls()

@@ -185,8 +185,8 @@ def render_outcome(info: RunInfo) -> None:
 
 def render_tokens(view: RunView, info: RunInfo) -> None:
     """Token totals, the estimated cost (prices from the Settings page) and the offline badge."""
-    prompt = max(view.prompt_tokens, info.prompt_tokens)
-    completion = max(view.completion_tokens, info.completion_tokens)
+    prompt = max(view.usage.prompt_tokens, info.prompt_tokens)
+    completion = max(view.usage.completion_tokens, info.completion_tokens)
     cost = cost_of(view.usage, prices_from(user_settings.load().prices))
     cols = st.columns(4)
     cols[0].metric("Prompt tokens", f"{prompt:,}")
@@ -202,7 +202,7 @@ def render_tokens(view: RunView, info: RunInfo) -> None:
     if cost.unpriced:
         names = ", ".join(md_escape(m) for m in cost.unpriced)
         st.caption(f"No price set for {names}: add it on the Settings page to see what this run cost.")
-    if view.offline:
+    if view.usage.offline:
         st.markdown(OFFLINE_BADGE)
 
 

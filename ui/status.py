@@ -40,10 +40,7 @@ class RunView:
     finished_ts: float | None = None
     terminal: Event | None = None
     last_seq: int = 0
-    offline: bool = False
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    usage: Usage = field(default_factory=Usage)  # tokens per model, for the cost
+    usage: Usage = field(default_factory=Usage)  # tokens per model (totals and the cost derive from it)
 
     def apply(self, events: Iterable[Event]) -> None:
         """Fold events in; ones already folded (``seq`` not above ``last_seq``) are ignored."""
@@ -74,9 +71,6 @@ class RunView:
                 self.tokens[key] = ""
             self.tokens[key] = self.tokens.get(key, "") + str(data.get("delta", ""))
         elif event.type == "llm.completed":
-            self.prompt_tokens += int(data.get("prompt_tokens") or 0)
-            self.completion_tokens += int(data.get("completion_tokens") or 0)
-            self.offline = self.offline or data.get("model") == "offline"
             self.usage.add(event)
         elif event.type == "tool.called":
             self.tool_calls[str(data.get("call_id"))] = {"node": node, "called": event, "result": None}

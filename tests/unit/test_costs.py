@@ -69,3 +69,9 @@ def test_price_rows_from_the_editor_list_every_problem() -> None:
 )
 def test_format_usd(usd: float, shown: str) -> None:
     assert format_usd(usd) == shown
+
+
+def test_usage_totals_count_every_model_and_flag_the_offline_one() -> None:
+    usage = Usage.of([completed("big", 10, 5), completed("offline", 3, 2, offline=True), completed("big", 1, 1)])
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.offline) == (14, 8, True)
+    assert not Usage.of([completed("big", 1, 1)]).offline
