@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from engine.llm import public_url, url_problems
+
 _ENV = {"base_url": "OPENAI_BASE_URL", "model": "OPENAI_MODEL", "embeddings": "MEMORY_EMBEDDINGS"}
 ENV_VARIABLES = dict(_ENV)  # field -> the environment variable the engine reads it from
 OFFLINE_EMBEDDINGS = ("", "offline", "local", "minilm")  # MEMORY_EMBEDDINGS values memory takes for the shipped model
@@ -134,6 +136,54 @@ def sources(saved: Settings | None = None) -> dict[str, Source]:
         if env and not same:
             found[field] = "override" if file else "environment"
     return found
+
+
+def shown_base_url(effective: Settings) -> tuple[str, bool]:
+    """The base URL in effect as a page may show it (no user-info, query or fragment), and whether that
+    hides a part of it (which Save then keeps unless told to forget it)."""
+    url = effective.base_url.strip()
+    shown = public_url(url) if url else ""
+    return shown, bool(url) and shown != url
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What the Settings form's Save means: the settings to write, the fields left as they were (written but
+    not applied, see :func:`save`), and why nothing may be saved (empty when it may)."""
+
+    settings: Settings
+    keep: tuple[str, ...]
+    problems: tuple[str, ...]
+
+
+def edit(
+    saved: Settings,
+    effective: Settings,
+    *,
+    base_url: str,
+    forget_hidden_url: bool,
+    model: str,
+    embeddings: str,
+    new_workflow_timeout_s: float | None,
+) -> Edit:
+    """The form's values against what is in effect: a field left as shown keeps its saved value (so an
+    environment value is neither copied into the file nor undone, and a URL's hidden part stays)."""
+    shown, hidden = shown_base_url(effective)
+    typed_url = base_url.strip()
+    changed = {
+        "base_url": typed_url != shown or (hidden and forget_hidden_url),
+        "model": model.strip() != effective.model.strip(),
+        "embeddings": embeddings != effective.embeddings,
+    }
+    problems = tuple(url_problems(typed_url)) if changed["base_url"] and typed_url else ()
+    new = dataclasses.replace(
+        saved,
+        base_url=typed_url if changed["base_url"] else saved.base_url,
+        model=model.strip() if changed["model"] else saved.model,
+        embeddings=embeddings if changed["embeddings"] else saved.embeddings,
+        new_workflow_timeout_s=new_workflow_timeout_s,
+    )
+    return Edit(new, tuple(field for field, was_changed in changed.items() if not was_changed), problems)
 
 
 def _embeddings_env() -> str:

@@ -91,13 +91,11 @@ st.caption(
 # api-key=... must never reach the page). A user who leaves the field as shown expects the endpoint to stay
 # as it is, so saving then keeps the hidden part (it could not be retyped without being shown); typing
 # anything else replaces the whole URL, as typed; "Forget the hidden part" saves the URL as shown.
-url_in_effect = effective.base_url.strip()
-url_shown = public_url(url_in_effect) if url_in_effect else ""
-url_hidden_part = bool(url_in_effect) and url_shown != url_in_effect
+url_shown, url_hidden_part = user_settings.shown_base_url(effective)
 embeddings_env = (os.environ.get("MEMORY_EMBEDDINGS") or "").strip().lower()
 
 with st.form("settings_form"):
-    _seed("settings_base_url", url_shown, url_in_effect)
+    _seed("settings_base_url", url_shown, effective.base_url.strip())
     base_url = st.text_input(
         "Base URL",
         placeholder=f"{_EXAMPLE_URL} (Ollama) — empty for api.openai.com when a key is set",
@@ -132,29 +130,23 @@ with st.form("settings_form"):
     )
     saved = st.form_submit_button("Save settings", type="primary")
 if saved:
-    typed_url = base_url.strip()
-    url_changed = typed_url != url_shown or (url_hidden_part and forget_hidden)
-    model_changed = model.strip() != effective.model.strip()
-    embeddings_changed = embeddings != effective.embeddings
-    bad_url = url_problems(typed_url) if url_changed and typed_url else []
-    if bad_url:
+    edit = user_settings.edit(
+        saved_settings,
+        effective,
+        base_url=base_url,
+        forget_hidden_url=forget_hidden,
+        model=model,
+        embeddings=embeddings,
+        new_workflow_timeout_s=None if timeout is None else float(timeout),
+    )
+    if edit.problems:
         st.error(
-            f"Nothing was saved: the Base URL is not usable: {md_escape('; '.join(bad_url))}. "
+            f"Nothing was saved: the Base URL is not usable: {md_escape('; '.join(edit.problems))}. "
             f"Enter it like {md_escape(_EXAMPLE_URL)}, or leave it empty for api.openai.com."
         )
     else:
-        # Fields left as they were keep their saved value, and what is in effect for them stays (see save()).
-        new = user_settings.Settings(
-            base_url=typed_url if url_changed else saved_settings.base_url,
-            model=model.strip() if model_changed else saved_settings.model,
-            embeddings=embeddings if embeddings_changed else saved_settings.embeddings,
-            new_workflow_timeout_s=None if timeout is None else float(timeout),
-            prices=saved_settings.prices,
-        )
-        unchanged = [f for f, changed in (("base_url", url_changed), ("model", model_changed),
-                                          ("embeddings", embeddings_changed)) if not changed]
         try:
-            path = user_settings.save(new, keep=unchanged)
+            path = user_settings.save(edit.settings, keep=edit.keep)
         except OSError as exc:
             st.error(
                 f"Nothing was saved: could not write {md_escape(user_settings.settings_path())} "

@@ -64,8 +64,14 @@ def test_url_problems_say_what_is_wrong_without_quoting_the_url(url: str, proble
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1:11434/v1", "https://api.openai.com/v1", "http://u:p%2Fw@host:8000/v1?api-version=1",
-     "http://[::1]:8080/v1", "https://example.com", "http://host:/v1"],
+    [
+        "http://127.0.0.1:11434/v1",
+        "https://api.openai.com/v1",
+        "http://u:p%2Fw@host:8000/v1?api-version=1",
+        "http://[::1]:8080/v1",
+        "https://example.com",
+        "http://host:/v1",
+    ],
 )
 def test_url_problems_accept_usable_urls(url: str) -> None:
     assert url_problems(url) == []
@@ -75,8 +81,9 @@ def test_url_problems_accept_usable_urls(url: str) -> None:
 
 
 def test_in_effect_and_sources_follow_the_environment_over_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    saved = user_settings.Settings(base_url="http://file/v1", model="file-model", embeddings="offline",
-                                   new_workflow_timeout_s=30.0)
+    saved = user_settings.Settings(
+        base_url="http://file/v1", model="file-model", embeddings="offline", new_workflow_timeout_s=30.0
+    )
     user_settings.save(saved)
     monkeypatch.setenv("OPENAI_MODEL", "env-model")  # as if the deployment had set these at startup
     monkeypatch.setenv("MEMORY_EMBEDDINGS", "local")  # the same as "offline": no override
@@ -116,3 +123,38 @@ def test_save_raises_oserror_and_applies_nothing_when_the_file_cannot_be_written
     with pytest.raises(OSError):
         user_settings.save(user_settings.Settings(model="m"))
     assert "OPENAI_MODEL" not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("form", "saved_url", "keep", "problems"),
+    [
+        # every field left as shown: the file keeps its values (hidden URL part included), nothing applied
+        ({"base_url": "http://h:1/v1"}, "http://u:pw@h:1/v1", ("base_url", "model", "embeddings"), ()),
+        # forgetting the hidden part saves the URL as shown
+        ({"base_url": "http://h:1/v1", "forget_hidden_url": True}, "http://h:1/v1", ("model", "embeddings"), ()),
+        # a new URL replaces the whole one; a bad one is refused with what is wrong
+        ({"base_url": " http://other:2/v1 "}, "http://other:2/v1", ("model", "embeddings"), ()),
+        (
+            {"base_url": "http://h:abc/v1"},
+            None,
+            ("model", "embeddings"),
+            ("the port must be a number from 1 to 65535",),
+        ),
+        # emptied: the default endpoint
+        ({"base_url": ""}, "", ("model", "embeddings"), ()),
+        ({"base_url": "http://h:1/v1", "model": "m2", "embeddings": "openai"}, "http://u:pw@h:1/v1", ("base_url",), ()),
+    ],
+)
+def test_edit_keeps_what_was_left_as_shown(
+    form: dict[str, object], saved_url: str | None, keep: tuple[str, ...], problems: tuple[str, ...]
+) -> None:
+    saved = user_settings.Settings(
+        base_url="http://u:pw@h:1/v1", model="m", embeddings="offline", prices={"m": {"input": 1, "output": 2}}
+    )
+    values = {"forget_hidden_url": False, "model": "m", "embeddings": "offline", "new_workflow_timeout_s": 30.0, **form}
+    result = user_settings.edit(saved, saved, **values)  # type: ignore[arg-type]
+    assert result.problems == problems
+    assert result.keep == keep
+    if saved_url is not None:
+        assert result.settings.base_url == saved_url
+    assert result.settings.prices == saved.prices and result.settings.new_workflow_timeout_s == 30.0
