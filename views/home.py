@@ -11,7 +11,7 @@ import streamlit as st
 
 from engine import WorkflowInvalid, load_workflow
 from engine.errors import EngineError
-from engine.llm import endpoint_configured, endpoint_url, public_url, url_problems
+from engine.llm import endpoint_status
 from ui.nav import open_in_builder, open_in_history, watch_run
 from ui.run_parts import badge, code, when
 from ui.runtime import get_runtime
@@ -23,12 +23,12 @@ RECENT = 8
 
 def model_banner() -> None:
     """Which model answers, said plainly (never the key, nor the URL's user-info or query)."""
-    if endpoint_configured():
-        base = public_url(endpoint_url())
-        problems = url_problems(endpoint_url())
-        if problems:  # a malformed URL saved or set in the environment: say so, do not fail the page
+    endpoint = endpoint_status()
+    if endpoint.configured:
+        base = endpoint.shown_url
+        if endpoint.problems:  # a malformed URL saved or set in the environment: say so, do not fail the page
             st.warning(
-                f"**Model:** the endpoint URL {code(base)} is not usable ({md_escape('; '.join(problems))}), "
+                f"**Model:** the endpoint URL {code(base)} is not usable ({md_escape('; '.join(endpoint.problems))}), "
                 "so agent runs fail. Fix the Base URL on the Settings page.",
                 icon=":material/cloud_off:",
             )

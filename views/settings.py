@@ -20,7 +20,7 @@ import streamlit as st
 from engine import settings as user_settings
 from engine.costs import prices_from, prices_from_rows
 from engine.errors import ModelError
-from engine.llm import endpoint_configured, endpoint_url, public_url, url_problems
+from engine.llm import endpoint_status
 from engine.llm.openai_model import OpenAIChatModel
 from engine.model import Settings as WorkflowSettings
 from tools import DEFAULT_MAX_RESULT_CHARS, DEFAULT_TIMEOUT_S
@@ -70,17 +70,17 @@ effective = user_settings.in_effect(saved_settings)  # what this process uses (t
 from_env = user_settings.sources(saved_settings)
 
 st.subheader("Model endpoint")
-endpoint_problems = url_problems(endpoint_url())
-if not endpoint_configured():
+endpoint = endpoint_status()
+if not endpoint.configured:
     st.warning("No endpoint is configured: agents use the offline model that ships with the studio.")
-elif endpoint_problems:
+elif endpoint.problems:
     st.error(
-        f"The endpoint URL in effect, {md_escape(public_url(endpoint_url()))}, is not usable: "
-        f"{md_escape('; '.join(endpoint_problems))}. Enter a valid Base URL below (for example "
+        f"The endpoint URL in effect, {md_escape(endpoint.shown_url)}, is not usable: "
+        f"{md_escape('; '.join(endpoint.problems))}. Enter a valid Base URL below (for example "
         f"{md_escape(_EXAMPLE_URL)}) and save."
     )
 else:
-    st.success(f"Agents use an OpenAI-compatible endpoint: {md_escape(public_url(endpoint_url()))}.")
+    st.success(f"Agents use an OpenAI-compatible endpoint: {md_escape(endpoint.shown_url)}.")
 key_source = user_settings.key_source()
 st.caption(
     "API key: " + ("set (from the environment or .streamlit/secrets.toml; never shown)." if key_source else
@@ -161,7 +161,7 @@ flash = st.session_state.pop(_FLASH, None)
 if flash:
     st.success(flash)
 
-if st.button("Test connection", key="settings_test", disabled=not endpoint_configured()):
+if st.button("Test connection", key="settings_test", disabled=not endpoint.configured):
     try:
         models = asyncio.run(OpenAIChatModel().check())
     except ModelError as exc:

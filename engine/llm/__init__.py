@@ -27,6 +27,21 @@ def endpoint_url() -> str:
     return os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
 
 
+class EndpointStatus(NamedTuple):
+    """What the pages say about the endpoint in effect: whether one is configured, its URL as it may be
+    shown (:func:`public_url`), and what makes it unusable (:func:`url_problems`; empty when fine)."""
+
+    configured: bool
+    shown_url: str
+    problems: list[str]
+
+
+def endpoint_status() -> EndpointStatus:
+    url = endpoint_url()
+    configured = endpoint_configured()
+    return EndpointStatus(configured, public_url(url), url_problems(url) if configured else [])
+
+
 def default_chat_model() -> ChatModel:
     """The model agents use unless one is passed in: see the spec's "Models" section."""
     if endpoint_configured():
@@ -157,10 +172,12 @@ __all__ = [
     "ChatModel",
     "ChatReply",
     "ChatRequest",
+    "EndpointStatus",
     "ToolCall",
     "ToolSchema",
     "default_chat_model",
     "endpoint_configured",
+    "endpoint_status",
     "endpoint_url",
     "public_url",
     "split_url",
