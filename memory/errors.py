@@ -34,19 +34,22 @@ class EmbedderMismatch(MemoryStoreError):
         collection: the collection's name.
         stored: the embedder name recorded in the collection.
         requested: the embedder name of the caller.
+        stored_setting: the embeddings setting ("openai" or "offline") that made the stored vectors.
     """
 
     def __init__(self, *, collection: str, stored: str, requested: str) -> None:
+        stored_openai = stored.startswith("openai:")
         super().__init__(
             f"memory collection {collection!r} holds embeddings made by {stored!r}, but this process embeds with "
             f"{requested!r}; vectors of different models cannot be compared, so they are never mixed. Either switch "
-            f"back (MEMORY_EMBEDDINGS={'openai' if stored.startswith('openai:') else 'local'}"
-            f"{', MEMORY_EMBEDDING_MODEL=' + stored.split(':', 1)[1] if stored.startswith('openai:') else ''}), "
+            f"back (MEMORY_EMBEDDINGS={'openai' if stored_openai else 'local'}"
+            f"{', MEMORY_EMBEDDING_MODEL=' + stored.split(':', 1)[1] if stored_openai else ''}), "
             f"or keep both by giving the new model its own collection (MEMORY_COLLECTION=<another name>)"
         )
         self.collection = collection
         self.stored = stored
         self.requested = requested
+        self.stored_setting = "openai" if stored_openai else "offline"  # the Settings page's embeddings choice
 
 
 class EmbeddingError(MemoryStoreError):

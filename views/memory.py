@@ -30,13 +30,12 @@ FLASH = "memory_flash"  # a message for the next script run: what was done just 
 def problem(what: str, exc: MemoryStoreError, agent: str | None = None) -> str:
     """An escaped message for ``st.error``: what failed, why, and what to do about it."""
     if isinstance(exc, EmbedderMismatch):
-        setting = "openai" if exc.stored.startswith("openai:") else "offline"
         whose = f"**{md_escape(agent)}**" if agent else "this agent"
         return (
             f"{md_escape(what)}: the long-term memories of {whose} were saved with another embedding model "
             f"({md_escape(exc.stored)}) than the one memory uses now ({md_escape(exc.requested)}), and vectors of "
             f"different models cannot be compared. To use them again, set **Memory embeddings** back to "
-            f"**{setting}** on the Settings page; to start over with the new model, clear this agent's memories "
+            f"**{exc.stored_setting}** on the Settings page; to start over with the new model, clear this agent's memories "
             "in the **Clear** tab."
         )
     return f"{md_escape(what)}: {md_escape(exc)}"

@@ -86,7 +86,7 @@ def test_memories_saved_with_another_embedder_show_an_error_not_a_traceback(monk
     at = _page()
     errors = " ".join(e.value for e in at.error)
     assert "saved with another embedding model" in errors and "Settings page" in errors, errors
-    assert "Clear" in errors and "**switched**" in errors
+    assert "Clear" in errors and "**switched**" in errors and "back to **offline**" in errors
     assert any("Alice" in t.value for t in at.text), "the recent turns (no embedder needed) still show"
     at.text_input(key="memory_query").input("what is my pet's name")
     next(b for b in at.button if b.label == "Search").click().run()
