@@ -14,44 +14,66 @@ Two rules from the spec live here:
 
 The sandbox stops attribute walks, not work: ``3 ** 30000000`` or
 ``"a" * 10**10`` would block the event loop (and every timeout) for seconds,
-so ``**`` and ``*`` are intercepted and refused past :data:`MAX_INT_BITS` /
-:data:`MAX_ITEMS`. Lazy results (``range``, generators such as
-``xs | map(attribute='a')``, dict views) become lists, up to :data:`MAX_ITEMS`.
+so every operation that can make a value much bigger than its inputs is
+checked first (``**``, ``*``, ``+``, ``%``, ``~``, the output, padding,
+``replace``/``join`` and some filters; the checks are in
+engine/template_limits.py). Lazy results (``range``, generators such as
+``xs | map(attribute='a')``, dict views) become lists, up to ``MAX_ITEMS``.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
-import math
 import re
-from collections.abc import Iterator, Mapping, MappingView
+from collections.abc import Callable, Iterable, Iterator, Mapping, MappingView
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.defaults import DEFAULT_FILTERS
 from jinja2.exceptions import SecurityError
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import generate_lorem_ipsum
 from markupsafe import Markup
 
+from engine import template_limits as limits
 from engine.errors import EngineError
+from engine.template_limits import MAX_ITEMS
 
 # One ``{{ ... }}`` and nothing but white space around it; ``{{-``/``-}}``
 # markers are inside the braces and are taken off by _lone_expression.
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
-MAX_INT_BITS = 100_000
-"""Largest integer ``**`` or ``*`` may make, in bits (about 30,000 digits)."""
 
-MAX_ITEMS = 10_000_000
-"""Most characters/items a repetition may make or a lazy value may turn into."""
+class _CodeGenerator(CodeGenerator):
+    """Compiles ``a ~ b`` to the environment's size-checked join instead of ``str_join``."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
+            super().visit_Concat(node, frame)  # (autoescape is off here; Markup joins are left to Jinja)
+            return
+        self.write("environment.join_strings(map(str, (")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write(")))")
 
 
 class _Env(ImmutableSandboxedEnvironment):
-    """The sandbox, with mapping keys winning over attributes on dot access,
-    and ``**``/``*`` refused when their result would be huge."""
+    """The sandbox, with mapping keys winning over attributes on dot access, and every operation
+    that can make a huge value checked first (engine/template_limits.py)."""
 
-    intercepted_binops = frozenset({"**", "*"})
+    intercepted_binops = frozenset({"**", "*", "+", "%"})
+    code_generator_class = _CodeGenerator
+    concat = staticmethod(limits.joined)  # the template's output and {% set %} blocks
+
+    @staticmethod
+    def join_strings(parts: Iterable[str]) -> str:
+        """``a ~ b``, compiled by :class:`_CodeGenerator`."""
+        return limits.joined(parts, "join")
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping):
@@ -63,87 +85,60 @@ class _Env(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**":
-            _check_power(left, right)
+            limits.check_power(left, right)
         elif operator == "*":
-            _check_product(left, right)
+            limits.check_product(left, right)
+        elif operator == "+":
+            limits.check_sum(left, right)
+        elif operator == "%":
+            limits.check_printf(left, right)
         return super().call_binop(context, operator, left, right)
 
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int)  # bool included: True ** n and True * "a" are small
-
-
-def _check_power(base: Any, exponent: Any) -> None:
-    """Refuse an integer power with more than MAX_INT_BITS bits; floats overflow on their own."""
-    if not (_is_int(base) and _is_int(exponent)) or exponent <= 0 or abs(base) <= 1:
-        return  # negative exponents give floats; |base| <= 1 stays small
-    if exponent > MAX_INT_BITS or exponent * math.log2(abs(base)) > MAX_INT_BITS:
-        raise SecurityError(
-            f"exponent too large: {_short(base)} ** {_short(exponent)} would have more than "
-            f"{MAX_INT_BITS:,} bits (about {int(MAX_INT_BITS * math.log10(2)):,} digits); use smaller numbers"
-        )
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format
+        text = getattr(method, "__self__", None)
+        if isinstance(text, str):
+            limits.check_str_method(text, getattr(method, "__name__", ""), args, kwargs)
+        return super().call(context, obj, *args, **kwargs)
 
 
-def _check_product(left: Any, right: Any) -> None:
-    """Refuse a repetition past MAX_ITEMS or an integer product past MAX_INT_BITS."""
-    if _is_int(left) and _is_int(right):
-        if left.bit_length() + right.bit_length() > MAX_INT_BITS + 1:
-            raise SecurityError(
-                f"product too large: {_short(left)} * {_short(right)} would have more than {MAX_INT_BITS:,} bits"
-            )
-        return
-    if isinstance(left, (str, list, tuple)) and _is_int(right):
-        sequence, times = left, right
-    elif isinstance(right, (str, list, tuple)) and _is_int(left):
-        sequence, times = right, left
-    else:
-        return
-    if times <= 1:
-        return  # no bigger than what already exists
-    count = len(sequence) * times
-    unit = "characters" if isinstance(sequence, str) else "items"
-    if count > MAX_ITEMS:
-        raise SecurityError(
-            f"repetition too large: would make {_short(count)} {unit} (the limit is {MAX_ITEMS:,})"
-        )
-    if not isinstance(sequence, str) and _size_over(sequence, MAX_ITEMS // times):
-        # [long_string] * n: few items, but each repeats every character of the string.
-        raise SecurityError(
-            f"repetition too large: would make more than {MAX_ITEMS:,} items and characters in all "
-            f"(the limit is {MAX_ITEMS:,})"
-        )
+def _checked_filter(name: str, check: Callable[..., None]) -> Callable[..., Any]:
+    """Jinja's filter ``name``, with ``check`` called on the arguments it was given first
+    (after the eval context, for filters that take one)."""
+    original = DEFAULT_FILTERS[name]
+    takes_context = getattr(original, "jinja_pass_arg", None) is not None
+
+    @functools.wraps(original)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        check(*(args[1:] if takes_context else args), **kwargs)
+        return original(*args, **kwargs)
+
+    return checked
 
 
-def _size_over(value: Any, budget: int) -> bool:
-    """Whether ``value`` counts more than ``budget`` items and characters (stops as soon as it does)."""
-    stack = [value]
-    total = 0
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            total += len(item)
-        elif isinstance(item, (list, tuple)):
-            total += len(item)
-            stack.extend(item)
-        elif isinstance(item, Mapping):
-            total += len(item)
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        else:
-            total += 1
-        if total > budget:
-            return True
-    return False
+def _check_format_filter(value: Any, *args: Any, **kwargs: Any) -> None:
+    limits.check_printf(str(value), tuple(args) or tuple(kwargs.values()))
 
 
-def _short(number: int) -> str:
-    """An integer for a message: in full when short, else its size (str() of a huge int raises)."""
-    if abs(number) < 10**18:
-        return f"{number:,}"
-    return f"a {number.bit_length():,}-bit number"
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> Any:
+    limits.check_lipsum(n, max)
+    return generate_lorem_ipsum(n=n, html=html, min=min, max=max)
+
+
+_FILTER_CHECKS: dict[str, Callable[..., None]] = {
+    "center": lambda value, width=80: limits.check_str_method(str(value), "center", (width,), {}),
+    "indent": lambda s, width=4, *_, **__: limits.check_indent(s, width),
+    "format": _check_format_filter,
+    "replace": lambda s, old, new, count=None: limits.check_replace(str(s), old, new, -1 if count is None else count),
+    "join": lambda value, d="", attribute=None: limits.check_join(d, value),
+    "batch": lambda value, linecount, fill_with=None: limits.check_count("batch", linecount),
+    "slice": lambda value, slices, fill_with=None: limits.check_count("slice", slices),
+}
 
 
 ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+ENV.filters.update({name: _checked_filter(name, check) for name, check in _FILTER_CHECKS.items()})
+ENV.globals["lipsum"] = _lipsum
 JINJA_GLOBALS = frozenset(ENV.globals)
 
 
@@ -326,9 +321,7 @@ def as_list(value: Any) -> list[Any] | None:
 def _materialise(value: Any) -> list[Any]:
     items = list(itertools.islice(iter(value), MAX_ITEMS + 1))
     if len(items) > MAX_ITEMS:
-        raise ValueTooLarge(
-            f"it gives more than {MAX_ITEMS:,} items ({type(value).__name__}); take fewer items"
-        )
+        raise ValueTooLarge(f"it gives more than {MAX_ITEMS:,} items ({type(value).__name__}); take fewer items")
     return items
 
 
