@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import itertools
+import re
 import threading
 import time
 import uuid
@@ -32,6 +34,8 @@ from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
 from engine.store import Store, process_owner
 from engine.validate import load_workflow
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 RESUMABLE = ("interrupted", "failed")
 KEEP_FINISHED = 500  # finished runs whose buffers stay in memory
@@ -156,6 +160,7 @@ class Runtime:
         self._owner = process_owner()
         self._runs: OrderedDict[str, _Live] = OrderedDict()
         self._lock = threading.Lock()
+        self._submit_lock = threading.Lock()  # submits that name their run id: check and create as one step
         self._closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="engine-runtime", daemon=True)
@@ -164,19 +169,37 @@ class Runtime:
 
     # --- submitting, cancelling, resuming ---------------------------------------------
 
-    def submit(self, workflow: Workflow | Mapping[str, Any] | str, inputs: Mapping[str, Any] | None = None) -> str:
+    def submit(
+        self,
+        workflow: Workflow | Mapping[str, Any] | str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+    ) -> str:
         """Start a run; returns its id at once.
+
+        With ``run_id`` (32 lowercase hex digits, chosen by the caller) the call
+        is idempotent: when a run with that id exists already, nothing is
+        started and the id is returned. A caller that may be interrupted
+        between asking and learning the answer (a Streamlit script) can so
+        ask again without starting the run twice.
 
         Raises:
             WorkflowInvalid, InputsInvalid: before anything is stored or run.
+            ValueError: ``run_id`` is not 32 lowercase hex digits.
         """
         self._check_open()
+        if run_id is not None and not _RUN_ID.fullmatch(run_id):
+            raise ValueError(f"run id must be 32 lowercase hex digits, not {run_id[:40]!r}")
         loaded = load_workflow(workflow)
         values = check_inputs(loaded, inputs)
-        ref = self.store.save_workflow(loaded.to_dict())
-        run_id = uuid.uuid4().hex
-        self.store.create_run(run_id=run_id, workflow=ref, inputs=values, owner=self._owner)
-        live = self._register(run_id, loaded.name, values)
+        with self._submit_lock if run_id is not None else contextlib.nullcontext():
+            if run_id is not None and self.status(run_id) is not None:
+                return run_id
+            ref = self.store.save_workflow(loaded.to_dict())
+            run_id = run_id or uuid.uuid4().hex
+            self.store.create_run(run_id=run_id, workflow=ref, inputs=values, owner=self._owner)
+            live = self._register(run_id, loaded.name, values)
         self._start(live, loaded, values, None)
         return run_id
 

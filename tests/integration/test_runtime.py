@@ -326,6 +326,40 @@ def test_concurrent_first_submits_of_a_new_workflow_all_start(store_url: str, ma
     assert len(rt.store.list_workflows()) == 1
 
 
+def test_a_submit_naming_its_run_id_starts_that_run_once(store_url: str, make_runtime: Callable[..., Runtime]) -> None:
+    """A caller interrupted between asking and hearing back (a Streamlit script) asks again with the same id:
+    eight threads asking at once, then one more ask after the run ended, make one run and one set of events."""
+    rt = make_runtime(database_url=store_url)
+    run_id = uuid.uuid4().hex
+    barrier = threading.Barrier(8)
+    answers: list[str] = []
+
+    def submit() -> None:
+        barrier.wait()
+        answers.append(rt.submit(agent_doc("once"), {}, run_id=run_id))
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_S)
+    assert answers == [run_id] * 8
+    assert rt.wait(run_id, timeout=WAIT_S).status == "completed"
+    assert rt.submit(agent_doc("once"), {}, run_id=run_id) == run_id  # after the end: still not started again
+    rt.store.flush()
+    assert [r.run_id for r in rt.store.list_runs(limit=50)] == [run_id]
+    started = [e for e in rt.store.events(run_id) if e.type == "run.started"]
+    assert len(started) == 1
+
+
+@pytest.mark.parametrize("bad", ["", "ABC", "0" * 31, "g" * 32, "0" * 32 + "\n", "../" + "0" * 29])
+def test_a_run_id_that_is_not_32_hex_digits_is_refused(sqlite_url: str, make_runtime: Callable[..., Runtime], bad: str) -> None:
+    rt = make_runtime(database_url=sqlite_url)
+    with pytest.raises(ValueError, match="32 lowercase hex digits"):
+        rt.submit(agent_doc("bad id"), {}, run_id=bad)
+    assert rt.store.list_runs(limit=5) == []
+
+
 # --------------------------------------------------------------------------- events_since: buffer and store
 
 
