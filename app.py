@@ -3,7 +3,7 @@
 import streamlit as st
 
 from engine import settings
-from ui import nav
+from ui import run_form
 
 settings.apply(settings.load())  # saved Settings page values, under any environment variables already set
 st.set_page_config(page_title="Workflow Studio", page_icon=":material/account_tree:", layout="wide")
@@ -18,5 +18,5 @@ page = st.navigation(
         st.Page("views/settings.py", title="Settings", icon=":material/settings:"),
     ]
 )
-nav.switch_requested()  # a run started by a callback opens the Run page
+run_form.carry_out_start()  # a run the Builder's Run form asked for: start it, open the Run page
 page.run()

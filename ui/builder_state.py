@@ -293,7 +293,8 @@ def sync_canvas() -> list[Problem]:
         for node_type in clicks:  # before the canvas report: its merge keeps the nodes added here
             if node_type in bd.PALETTE:  # the value comes from the browser: only the palette's types
                 _add(node_type)
-    follow_pending_run(canvas_report=take_canvas_event())
+    take_canvas_event()
+    follow_pending_run()
     found = bd.problems(doc())
     bad = bd.problem_nodes(found)
     if needs_redraw(bad):

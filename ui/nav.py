@@ -1,12 +1,14 @@
 """Moving between pages with a subject: open a workflow in the Builder, watch a run.
 
-A switch to the Run page can be overtaken: streamlit-flow reports its state
-back after every redraw of the Builder's canvas (on accepting it and again
-after its layout pass), and a report sent while the browser still shows the
-Builder reruns the Builder, after the click's ``st.switch_page``. So a run
-just started stays "pending" for ``PENDING_S``; a canvas report reaching the
-Builder in that time goes on to the Run page (``follow_pending_run``), while
-a plain visit to the Builder (no report) drops it.
+A switch to the Run page can be overtaken: for a moment after it, the
+browser still shows the Builder and can send reruns of it (streamlit-flow
+reports its state after every redraw of the canvas, on accepting it and again
+after its layout pass; other widgets and the address update send their own),
+and each reruns the Builder after the click's ``st.switch_page``. So a run
+just started stays "pending" for ``PENDING_S``: a Builder rerun in that time
+goes on to the Run page (``follow_pending_run``); after it, the Builder stays.
+The price: going back to the Builder within those seconds of starting a run
+lands on the Run page once more.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ RUN_ID = "run_id"  # the run the Run page shows
 HISTORY_FOCUS = "history_focus"  # the run the History page opens
 PENDING_RUN = "nav_pending_run"  # (run id, time.monotonic() deadline): started, not yet shown on the Run page
 PENDING_S = 5.0
-GO_TO_RUN = "nav_go_to_run"  # set by a callback that started a run: switch to the Run page this run
 RUN_PAGE = "views/run.py"
+RUN_LINKED = "run_linked"  # the last ?run= value the Run page took from (or wrote to) the address
 
 
 def open_in_builder(doc: dict[str, Any], source: str) -> None:
@@ -35,39 +37,33 @@ def open_in_builder(doc: dict[str, Any], source: str) -> None:
 
 def watch_run(run_id: str) -> None:
     """From a page's body: show ``run_id`` on the Run page now."""
-    _pending(run_id)
-    st.switch_page(RUN_PAGE)
+    mark_pending(run_id)
+    show_run(run_id)
 
 
-def watch_run_next(run_id: str) -> None:
-    """From a widget callback (where pages cannot be switched yet): show ``run_id`` on the Run page
-    as this script run starts (``app.py`` calls :func:`switch_requested`). The request is kept in the
-    session, so a rerun that interrupts this one still honours it."""
-    _pending(run_id)
-    st.session_state[GO_TO_RUN] = True
-
-
-def _pending(run_id: str) -> None:
+def mark_pending(run_id: str) -> None:
+    """``run_id`` was just started: a Builder rerun in the next ``PENDING_S`` goes on to the Run page."""
     st.session_state[RUN_ID] = run_id
     st.session_state[PENDING_RUN] = (run_id, time.monotonic() + PENDING_S)
 
 
-def switch_requested() -> None:
-    """Called by ``app.py`` once the pages are known: carry out a ``watch_run_next``."""
-    if st.session_state.pop(GO_TO_RUN, False):
-        st.switch_page(RUN_PAGE)
+def show_run(run_id: str) -> None:
+    """Switch with ``?run=`` already in the address: a switch clears the query, and the Run page
+    setting it again afterwards could lose a race with the browser's own address update."""
+    st.session_state[RUN_LINKED] = run_id
+    st.switch_page(RUN_PAGE, query_params={"run": run_id})
 
 
-def follow_pending_run(*, canvas_report: bool) -> None:
-    """Called by the Builder: after a canvas report, finish a switch to the Run page it overtook."""
+def follow_pending_run() -> None:
+    """Called by the Builder before it draws: finish a switch to the Run page that a rerun overtook."""
     pending = st.session_state.get(PENDING_RUN)
     if pending is None:
         return
-    if not canvas_report or time.monotonic() >= pending[1]:
-        del st.session_state[PENDING_RUN]  # the user came back to the Builder, or it is too late to tell
+    if time.monotonic() >= pending[1]:
+        del st.session_state[PENDING_RUN]  # long enough after the start: the user came back to the Builder
         return
     st.session_state[RUN_ID] = pending[0]
-    st.switch_page(RUN_PAGE)
+    show_run(pending[0])
 
 
 def open_in_history(run_id: str) -> None:

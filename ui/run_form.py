@@ -1,9 +1,16 @@
 """The Builder's "Run" popover: a form generated from the workflow's ``inputs`` schema,
 and starting the run (which then opens the Run page).
 
-The submit is a callback, not ``if submitted:`` in the page: a canvas report
-arriving while the page runs interrupts the body and the submit would be
-lost; callbacks run before any interruption.
+Starting is two steps, because a newer rerun can stop a script at any
+``st.session_state`` access, callbacks included (Streamlit's
+``runner.fastReruns``: the Builder's canvas reports back after each redraw,
+so such reruns are common there). The submit button's callback only checks
+the form and records a request with a run id chosen there
+(:func:`_submit_run`); ``app.py`` then carries the request out at the start
+of every script run until it is done (:func:`carry_out_start`). The run is
+started with that id, so doing it again after an interruption never starts
+it twice, and an interruption after the start cannot lose the switch to the
+Run page.
 """
 
 from __future__ import annotations
@@ -12,19 +19,21 @@ import copy
 import hashlib
 import json
 import math
+import uuid
 from typing import Any
 
 import streamlit as st
 
 from engine import InputsInvalid, WorkflowInvalid
-from engine.errors import Problem
+from engine.errors import EngineError, Problem
 from ui import builder_doc as bd
 from ui import builder_state as bs
-from ui.nav import BUILDER_DOC, BUILDER_SOURCE, watch_run_next
+from ui.nav import BUILDER_DOC, BUILDER_SOURCE, mark_pending, show_run
 from ui.runtime import get_runtime
 from ui.text import md_escape
 
 RUN_ERRORS = "builder_run_errors"  # why "Start run" did not start (problems), shown once in the Run popover
+START = "builder_start"  # (run id, document, inputs): a run the form asked for, until carry_out_start has done it
 
 
 def _run_key(name: str, spec: dict[str, Any]) -> str:
@@ -66,9 +75,43 @@ def run_form(*, blocked: bool) -> None:
 
 
 def _submit_run(inputs: dict[str, dict[str, Any]]) -> None:
-    errors = _start_run(bs.doc(), inputs)
+    raw = {name: st.session_state.get(_run_key(name, spec)) for name, spec in inputs.items()}
+    values, errors = collect_inputs(inputs, raw)
     if errors:
         st.session_state[RUN_ERRORS] = errors
+    else:
+        st.session_state[START] = (uuid.uuid4().hex, copy.deepcopy(bs.doc()), values)
+
+
+def carry_out_start() -> None:
+    """Called by ``app.py`` before the page: start the run the form asked for and open the Run page.
+    Safe to repeat from the top after an interruption anywhere (see the module's docstring)."""
+    request = st.session_state.get(START)
+    if request is None:
+        return
+    run_id, doc, values = request
+    try:
+        get_runtime().submit(doc, values, run_id=run_id)
+    except (InputsInvalid, WorkflowInvalid) as exc:
+        problems = exc.problems
+    except EngineError as exc:  # the store or the runtime: say what, and do not ask again on every rerun
+        problems = [Problem("run", str(exc))]
+    else:
+        problems = []
+    if problems:
+        st.session_state[RUN_ERRORS] = problems
+        st.session_state.pop(START, None)
+        return
+    # Runtime.submit saved the workflow (by name): the Builder, still showing it, now shows that saved version.
+    row = bs.store().find_workflow(str(doc.get("name")))
+    if row is not None and bs.readonly() is None and st.session_state.get(BUILDER_DOC) == doc:
+        normal = bd.normalized(doc)
+        st.session_state[BUILDER_DOC] = normal
+        st.session_state[BUILDER_SOURCE] = f"saved:{row.id}"
+        st.session_state[bs.BASELINE] = copy.deepcopy(normal)
+    mark_pending(run_id)  # before the request is dropped: from here a stopped script still ends on the Run page
+    st.session_state.pop(START, None)
+    show_run(run_id)
 
 
 def _run_field(name: str, spec: dict[str, Any]) -> None:
@@ -124,22 +167,3 @@ def collect_inputs(inputs: dict[str, dict[str, Any]], raw: dict[str, Any]) -> tu
                 errors.append(Problem(f"input '{name}'", str(exc)))
     return values, errors
 
-
-def _start_run(doc: dict[str, Any], inputs: dict[str, dict[str, Any]]) -> list[Problem]:
-    raw = {name: st.session_state.get(_run_key(name, spec)) for name, spec in inputs.items()}
-    values, errors = collect_inputs(inputs, raw)
-    if errors:
-        return errors
-    try:
-        run_id = get_runtime().submit(doc, values)
-    except (InputsInvalid, WorkflowInvalid) as exc:
-        return exc.problems
-    # Runtime.submit saved the workflow (by name): the builder now shows that saved version.
-    row = bs.store().find_workflow(str(doc.get("name")))
-    if row is not None and bs.readonly() is None:
-        normal = bd.normalized(doc)
-        st.session_state[BUILDER_DOC] = normal
-        st.session_state[BUILDER_SOURCE] = f"saved:{row.id}"
-        st.session_state[bs.BASELINE] = copy.deepcopy(normal)
-    watch_run_next(run_id)
-    return []

@@ -16,7 +16,7 @@ from streamlit_flow import streamlit_flow
 
 from engine.runtime import RunInfo
 from ui import flow
-from ui.nav import RUN_ID, open_in_history
+from ui.nav import RUN_ID, RUN_LINKED, open_in_history
 from ui.run_parts import (
     badge,
     duration,
@@ -41,7 +41,6 @@ DOCS = "run_docs"  # run id -> the workflow document it runs
 PICK = "run_pick"  # the run selector's widget key
 FLOW_KEY = "run_flow"  # the streamlit-flow component key (stable)
 FLOW_STATE = "run_flow_state"  # (signature of run id + node statuses, StreamlitFlowState)
-LINKED = "run_linked"  # the last ?run= value taken from (or written to) the address
 LIVE_EVERY_S = 0.5
 STREAMS_SHOWN = 4  # model outputs drawn live: the running ones, then the latest (History has all)
 
@@ -64,8 +63,8 @@ def _run_label(run_id: str, names: dict[str, str]) -> str:
 def from_link() -> None:
     """``?run=<id>`` in the address (a shared link or a reload) opens that run, once."""
     wanted = st.query_params.get("run")
-    if wanted and wanted != st.session_state.get(LINKED):
-        st.session_state[LINKED] = wanted
+    if wanted and wanted != st.session_state.get(RUN_LINKED):
+        st.session_state[RUN_LINKED] = wanted
         if runtime.status(wanted) is not None:
             st.session_state[RUN_ID] = wanted
 
@@ -100,7 +99,7 @@ def choose_run() -> str | None:
     )
     chosen = st.session_state.get(RUN_ID) if st.session_state.get(RUN_ID) in options else None
     if chosen is not None and st.query_params.get("run") != chosen:
-        st.query_params["run"] = st.session_state[LINKED] = chosen
+        st.query_params["run"] = st.session_state[RUN_LINKED] = chosen
     elif chosen is None and "run" in st.query_params:
         del st.query_params["run"]
     return chosen

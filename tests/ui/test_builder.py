@@ -19,9 +19,9 @@ from streamlit.testing.v1 import AppTest
 
 from engine.runtime import Runtime
 from ui import builder_doc as bd
-from ui.run_form import collect_inputs
-from ui import flow, nav
+from ui import flow, nav, run_form
 from ui.nav import BUILDER_DOC, BUILDER_SOURCE, RUN_ID
+from ui.run_form import collect_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -464,8 +464,9 @@ def test_run_submits_the_inputs_and_opens_the_run_page(runtime: Runtime) -> None
     ("report", "late", "lands_on"),
     [
         (True, False, "Run"),  # the canvas report overtook the switch: go on to the Run page
-        (False, False, "Builder"),  # the user came back to the Builder: stay
+        (False, False, "Run"),  # another rerun of the Builder the browser sent before it took the switch
         (True, True, "Builder"),  # a report long after the start is the user's own work on the canvas
+        (False, True, "Builder"),  # the user came back to the Builder: stay
     ],
 )
 def test_a_canvas_report_cannot_overtake_the_switch_to_the_run_page(
@@ -480,7 +481,7 @@ def test_a_canvas_report_cannot_overtake_the_switch_to_the_run_page(
     if late:
         pending_run, deadline = at.session_state[nav.PENDING_RUN]
         at.session_state[nav.PENDING_RUN] = (pending_run, deadline - nav.PENDING_S - 1)
-    # the browser, still showing the Builder, reruns it (with the canvas's report, or as a plain visit)
+    # the browser, still showing the Builder, reruns it (with the canvas's report, or for another reason)
     if report:
         event = {**state, "timestamp": int(time.time() * 1000) + 1000}
         at.session_state[at.session_state["builder_canvas_key"]] = event
@@ -489,9 +490,43 @@ def test_a_canvas_report_cannot_overtake_the_switch_to_the_run_page(
     titles = [t.value for t in at.title]
     if lands_on == "Run":
         assert titles == ["Run"] and at.session_state[RUN_ID] == run_id
+        assert at.query_params["run"] in (run_id, [run_id]), "the address names the run at once"
     else:
         assert titles != ["Run"] and "#### Inspector" in texts(at), "the Builder is shown"
         assert nav.PENDING_RUN not in at.session_state, "the pending switch is dropped"
+
+
+@pytest.mark.parametrize("started_before", [False, True])
+def test_a_start_stopped_by_a_newer_rerun_is_finished_by_the_next_run_and_starts_once(
+    runtime: Runtime, started_before: bool
+) -> None:
+    """Streamlit stops a script at any session-state access when a newer rerun arrives (fastReruns), so the
+    Run form's request may be half done: recorded only, or the run started and the switch lost. The next
+    script run, on any page, finishes it: the run starts once, under the id the form chose, and opens."""
+    doc = example("calculator_agent.json")
+    at = builder(doc)
+    run_id = "0123456789abcdef0123456789abcdef"
+    if started_before:
+        assert runtime.submit(doc, {}, run_id=run_id) == run_id
+    at.session_state[run_form.START] = (run_id, copy.deepcopy(doc), {})
+    at.run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Run"] and at.session_state[RUN_ID] == run_id
+    assert run_form.START not in at.session_state
+    assert runtime.wait(run_id, timeout=30).status == "completed"
+    assert [r.run_id for r in runtime.store.list_runs(limit=50) if r.run_id == run_id] == [run_id]
+    assert len([r for r in runtime.store.list_runs(limit=50)]) == 1, "nothing else was started"
+
+
+def test_a_start_request_the_engine_refuses_is_shown_once_and_dropped(runtime: Runtime) -> None:
+    at = builder(example("calculator_agent.json"))
+    at.session_state[run_form.START] = ("fedcba9876543210fedcba9876543210", example("calculator_agent.json"), {"nope": 1})
+    at.run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] != ["Run"]
+    assert any("Not started" in e.value and "nope" in e.value for e in at.error), [e.value for e in at.error]
+    assert run_form.START not in at.session_state, "not asked again on every rerun"
+    assert runtime.status("fedcba9876543210fedcba9876543210") is None
 
 
 def test_run_lists_every_input_problem() -> None:
