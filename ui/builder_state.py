@@ -288,11 +288,7 @@ def select_edge(source_id: str, target: str, when: str | None) -> None:
 def sync_canvas() -> list[Problem]:
     """Take palette clicks and a canvas event, validate, and redraw when the canvas no longer matches.
     Returns the problems."""
-    clicks = palette.new_clicks()  # taken (and so never applied later) also when the document is read-only
-    if readonly() is None:
-        for node_type in clicks:  # before the canvas report: its merge keeps the nodes added here
-            if node_type in bd.PALETTE:  # the value comes from the browser: only the palette's types
-                _add(node_type)
+    _take_palette_clicks()  # before the canvas report: its merge keeps the nodes added here
     take_canvas_event()
     follow_pending_run()
     found = bd.problems(doc())
@@ -408,11 +404,22 @@ def act_layout() -> None:
     st.session_state.pop(DRAWN, None)  # redrawn (and fitted) in this run
 
 
-def _add(node_type: str) -> None:
-    sel = selected()
-    after = sel["id"] if sel and sel["kind"] == "node" else None
-    node_id = bd.add_node(doc(), node_type, after)
-    _select_node(node_id)
+def _take_palette_clicks() -> None:
+    """Add a node per new palette click, each after the one before (or after the selected node).
+    Clicks are taken also when the document is read-only, and then never applied."""
+    document, sel, editable = doc(), selected(), readonly() is None
+    added: list[str] = []
+
+    def apply(node_types: list[str]) -> None:  # no session-state access in here (see ui/palette.py)
+        after = added[-1] if added else sel["id"] if sel and sel["kind"] == "node" else None
+        for node_type in node_types:
+            if editable and node_type in bd.PALETTE:  # the value comes from the browser: only the palette's types
+                added.append(bd.add_node(document, node_type, after))
+                after = added[-1]
+
+    palette.take_clicks(apply)
+    if added:
+        _select_node(added[-1])
 
 
 def act_close_inspector() -> None:

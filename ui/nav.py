@@ -37,12 +37,13 @@ def open_in_builder(doc: dict[str, Any], source: str) -> None:
 
 def watch_run(run_id: str) -> None:
     """From a page's body: show ``run_id`` on the Run page now."""
-    mark_pending(run_id)
+    st.session_state[RUN_ID] = run_id
     show_run(run_id)
 
 
 def mark_pending(run_id: str) -> None:
-    """``run_id`` was just started: a Builder rerun in the next ``PENDING_S`` goes on to the Run page."""
+    """``run_id`` was just started from the Builder: a Builder rerun in the next ``PENDING_S`` goes on
+    to the Run page (other pages have no canvas reporting back, so they need no pending switch)."""
     st.session_state[RUN_ID] = run_id
     st.session_state[PENDING_RUN] = (run_id, time.monotonic() + PENDING_S)
 

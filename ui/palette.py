@@ -7,7 +7,13 @@ clicks 40 ms apart lost one in a dozen browser tries. This palette is a small
 ``st.components.v2`` component whose value is a click log instead: every click
 gets the next number of a counter that lives as long as the browser page, the
 value carries the last clicks, and the page applies the ones it has not
-applied yet (``new_clicks``), so merged reruns lose nothing.
+applied yet (``take_clicks``), so merged reruns lose nothing.
+
+Taking and applying is one step with no ``st.session_state`` access in
+between: a newer rerun can stop the script at any such access (Streamlit's
+fast reruns), and a click marked as taken but not yet applied was lost for
+good. The "last click applied" marker is a dict updated in place right
+after the caller's ``apply``.
 
 The buttons are built with DOM calls from the node types and labels Python
 passes in (``textContent``, never HTML); the component's code is ours.
@@ -15,12 +21,13 @@ passes in (``textContent``, never HTML); the component's code is ours.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
 KEY = "builder_palette"  # the component's key: its value (the click log) lives in st.session_state[KEY]
-SEEN = "builder_palette_seen"  # (page id, number of the last click applied)
+SEEN = "builder_palette_seen"  # {"page": page id, "seq": number of the last click applied}, updated in place
 LOG_SIZE = 32  # clicks the value carries: more than can happen between two reruns
 
 _JS = """
@@ -79,24 +86,31 @@ _palette = st.components.v2.component("workflow_studio.builder_palette", js=_JS,
 
 
 def render(buttons: list[dict[str, str]], *, disabled: bool) -> None:
-    """The palette: ``buttons`` are ``{"type", "label", "help"}``; clicks are taken by :func:`new_clicks`."""
+    """The palette: ``buttons`` are ``{"type", "label", "help"}``; clicks are taken by :func:`take_clicks`."""
     _palette(key=KEY, data={"buttons": buttons, "disabled": disabled, "log_size": LOG_SIZE})
 
 
-def new_clicks() -> list[str]:
-    """The node types clicked since the last call, in click order (read from the component's session entry)."""
+def take_clicks(apply: Callable[[list[str]], None]) -> None:
+    """Hand the node types clicked since the last call, in click order, to ``apply`` and mark them taken.
+
+    ``apply`` must not touch ``st.session_state`` (it runs between the reads and the in-place marker
+    update, where nothing may stop the script)."""
     value: Any = st.session_state.get(KEY)
     clicks = value.get("clicks") if hasattr(value, "get") else None
     if not isinstance(clicks, dict) or not isinstance(clicks.get("seq"), int):
-        return []
+        return
+    seen = st.session_state.get(SEEN)
+    if not isinstance(seen, dict):
+        seen = {"page": None, "seq": 0}
+        st.session_state[SEEN] = seen
     page = clicks.get("page")
-    seen_page, seen_seq = st.session_state.get(SEEN) or (None, 0)
-    last = seen_seq if page == seen_page else 0  # a reloaded page counts from 1 again
-    st.session_state[SEEN] = (page, max(last, clicks["seq"]))
-    return [
+    last = seen["seq"] if page == seen["page"] else 0  # a reloaded page counts from 1 again
+    new = [
         str(node_type)
         for seq, node_type in (
             entry for entry in clicks.get("log") or [] if isinstance(entry, list) and len(entry) == 2
         )
         if isinstance(seq, int) and seq > last
     ]
+    apply(new)
+    seen["page"], seen["seq"] = page, max(last, clicks["seq"])

@@ -84,7 +84,7 @@ def fkey(at: AppTest, *parts: str) -> str:
 
 def add_from_palette(at: AppTest, *node_types: str) -> AppTest:
     """What the palette component sends: its click log, with the next click numbers (ui.palette)."""
-    _, seen = at.session_state["builder_palette_seen"] if "builder_palette_seen" in at.session_state else (None, 0)
+    seen = at.session_state["builder_palette_seen"]["seq"] if "builder_palette_seen" in at.session_state else 0
     log = [[seen + i, node_type] for i, node_type in enumerate(node_types, start=1)]
     at.session_state["builder_palette"] = {"clicks": {"page": "apptest", "seq": log[-1][0], "log": log}}
     at.run()

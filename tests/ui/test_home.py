@@ -71,6 +71,8 @@ def test_run_on_a_template_starts_a_run_and_opens_the_run_page(runtime: Runtime)
         at.run()
     assert [t.value for t in at.title] == ["Run"] and ":green-badge[completed]" in everything_shown(at)
     assert at.session_state["run_views"][run_id].node_status == {n: "succeeded" for n in ("start", "solver", "answer")}
+    at.switch_page("views/builder.py").run()  # at once: only a start from the Builder itself goes on to Run
+    assert [t.value for t in at.title] != ["Run"] and "#### Inspector" in everything_shown(at)
 
 
 def test_recent_runs_link_to_history_when_finished(runtime: Runtime) -> None:
