@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.studio import (
     ROOT,
@@ -112,6 +113,20 @@ def test_run_picker_does_not_say_running_once_the_run_completed(page: Any, studi
     expect(picker).not_to_have_value(re.compile(r" · running · "), timeout=5_000)
 
 
+def click_start_run(page: Any) -> None:
+    """Open the Run popover and click Start run. A rerun can close the popover before the click lands
+    (the button is detached and never clicked); then open it again, as a person would. A click that
+    was dispatched is never repeated: losing it is what the test is about."""
+    for _ in range(3):
+        page.locator("[data-testid='stPopover']").filter(has_text="Run").locator("button").first.click()
+        try:
+            page.get_by_role("button", name="Start run").click(timeout=5_000)
+            return
+        except PlaywrightTimeoutError:
+            continue
+    raise AssertionError("the Run popover closed before Start run could be clicked, three times")
+
+
 def test_start_run_at_once_after_opening_a_workflow_opens_the_run_page(page: Any, studio: Any, tmp_path: Any) -> None:
     """No waiting for the page to settle: the Builder's canvas reports back twice after every redraw
     (each report reruns the page), and neither the submit nor the switch to the Run page may be lost."""
@@ -123,8 +138,7 @@ def test_start_run_at_once_after_opening_a_workflow_opens_the_run_page(page: Any
         import_in_builder(page, path)
         expect(page.get_by_role("heading", name=f"Quick start {attempt}")).to_be_visible()
         page.keyboard.press("Escape")
-        page.locator("[data-testid='stPopover']").filter(has_text="Run").locator("button").first.click()
-        page.get_by_role("button", name="Start run").click()
+        click_start_run(page)
         expect(page).to_have_url(run_url, timeout=15_000)
         page.wait_for_timeout(2500)  # the canvas's late reports
         expect(page).to_have_url(run_url)
