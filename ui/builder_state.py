@@ -37,13 +37,13 @@ from engine.store import Store
 from ui import builder_doc as bd
 from ui import palette
 from ui.flow import auto_positions, drawn_from, merge_canvas, same_graph, to_state
-from ui.nav import BUILDER_DOC, BUILDER_SOURCE, follow_pending_run
+from ui.nav import BUILDER_ARRIVING, BUILDER_DOC, BUILDER_SOURCE, follow_pending_run
 from ui.runtime import get_runtime
 from ui.text import md_escape
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
-FLOW = "builder_flow"  # StreamlitFlowState passed to the component (ui.nav pops it to force a redraw)
+FLOW = "builder_flow"  # StreamlitFlowState passed to the component (missing: draw the document anew)
 DRAWN = "builder_drawn"  # what FLOW was drawn from: {"doc", "bad", "readonly"}
 CANVAS_KEY = "builder_canvas_key"  # the component's key; changes per opened document (fresh fit_view)
 GEN = "builder_gen"
@@ -120,6 +120,7 @@ def reset_forms() -> None:
 
 def init() -> None:
     """Guards: a document to edit (a new one at first) and a canvas for it."""
+    finish_arrival()
     st.session_state.setdefault(GEN, 0)
     st.session_state.setdefault(UPLOAD_GEN, 0)
     st.session_state.setdefault(FLASH, [])
@@ -127,14 +128,29 @@ def init() -> None:
         st.session_state[BUILDER_DOC] = _new_document()
         st.session_state[BUILDER_SOURCE] = "new"
         st.session_state.pop(FLOW, None)
-    if FLOW not in st.session_state:  # a document arrived (here or from Home's "open in builder")
+    if FLOW not in st.session_state:  # the first visit, or a document set without arriving
         _arrive(None)
 
 
 def open_doc(document: dict[str, Any], src: str, *, version: int | None = None) -> None:
+    """Open ``document`` in the Builder. A newer rerun can stop the script at any session-state write,
+    and a new document under the old source (``saved:<id>`` of another workflow) would save over that
+    workflow: so the one write that decides is the arrival record, and the rest is redone from it by
+    the next script run when this one is stopped half way."""
+    st.session_state[BUILDER_ARRIVING] = (document, src, version)
+    finish_arrival()
+
+
+def finish_arrival() -> None:
+    """Take a document being opened (:func:`open_doc`, ``nav.open_in_builder``): safe to repeat."""
+    arriving = st.session_state.get(BUILDER_ARRIVING)
+    if arriving is None:
+        return
+    document, src, version = arriving
     st.session_state[BUILDER_DOC] = document
     st.session_state[BUILDER_SOURCE] = src
     _arrive(version)
+    st.session_state.pop(BUILDER_ARRIVING, None)
 
 
 def _arrive(version: int | None) -> None:
@@ -328,9 +344,9 @@ def act_import(upload_key: str) -> None:
     imported = st.session_state.setdefault(IMPORTED, [])
     if uploaded.file_id in imported:
         return  # the browser sent the old uploader's file again (it still holds it until our rerun replaces it)
-    imported.append(uploaded.file_id)
-    del imported[:-20]
     import_bytes(uploaded.getvalue(), uploaded.name)
+    imported.append(uploaded.file_id)  # (in place) only once imported: a stopped script has not taken the file
+    del imported[:-20]
     st.session_state[UPLOAD_GEN] = st.session_state.get(UPLOAD_GEN, 0) + 1  # a fresh, empty uploader
 
 

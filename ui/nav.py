@@ -20,6 +20,7 @@ import streamlit as st
 
 BUILDER_DOC = "builder_doc"  # the workflow document being edited (dict)
 BUILDER_SOURCE = "builder_source"  # where it came from: "example:<file>", "saved:<workflow id>", "new", "import"
+BUILDER_ARRIVING = "builder_arriving"  # (document, source, version) being opened, until the Builder has taken it
 RUN_ID = "run_id"  # the run the Run page shows
 HISTORY_FOCUS = "history_focus"  # the run the History page opens
 PENDING_RUN = "nav_pending_run"  # (run id, time.monotonic() deadline): started, not yet shown on the Run page
@@ -29,9 +30,8 @@ RUN_LINKED = "run_linked"  # the last ?run= value the Run page took from (or wro
 
 
 def open_in_builder(doc: dict[str, Any], source: str) -> None:
-    st.session_state[BUILDER_DOC] = doc
-    st.session_state[BUILDER_SOURCE] = source
-    st.session_state.pop("builder_flow", None)  # the canvas is redrawn from the document
+    # one write: the Builder takes document and source together (ui.builder_state.finish_arrival)
+    st.session_state[BUILDER_ARRIVING] = (doc, source, None)
     st.switch_page("views/builder.py")
 
 

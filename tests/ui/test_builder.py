@@ -529,6 +529,20 @@ def test_a_start_request_the_engine_refuses_is_shown_once_and_dropped(runtime: R
     assert runtime.status("fedcba9876543210fedcba9876543210") is None
 
 
+def test_an_opening_stopped_half_way_is_finished_by_the_next_run() -> None:
+    """Opening writes document and source as one record first: a script stopped after it (a newer rerun)
+    never leaves the new document under the old source, whose Save would write over another workflow."""
+    at = builder(example("calculator_agent.json"), source="saved:some-other-workflow")
+    imported = example("triage_branch.json")
+    at.session_state[nav.BUILDER_ARRIVING] = (imported, "import", None)  # stopped right after this write
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state[BUILDER_DOC] == imported and at.session_state[BUILDER_SOURCE] == "import"
+    assert nav.BUILDER_ARRIVING not in at.session_state
+    assert any(imported["name"] in m.value for m in at.markdown)
+    assert any("imported · not saved" in m.value for m in at.markdown)
+
+
 def test_run_lists_every_input_problem() -> None:
     doc = example("triage_branch.json")
     doc["inputs"]["ticket"].pop("default")
