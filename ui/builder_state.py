@@ -43,7 +43,7 @@ from ui.text import md_escape
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
-FLOW = "builder_flow"  # StreamlitFlowState passed to the component (missing: draw the document anew)
+FLOW = "builder_flow"  # StreamlitFlowState passed to the component
 DRAWN = "builder_drawn"  # what FLOW was drawn from: {"doc", "bad", "readonly"}
 CANVAS_KEY = "builder_canvas_key"  # the component's key; changes per opened document (fresh fit_view)
 GEN = "builder_gen"
@@ -119,17 +119,13 @@ def reset_forms() -> None:
 
 
 def init() -> None:
-    """Guards: a document to edit (a new one at first) and a canvas for it."""
-    finish_arrival()
+    """Guards: a document to edit (a new one at first, opened like any other) and a canvas for it."""
     st.session_state.setdefault(GEN, 0)
     st.session_state.setdefault(UPLOAD_GEN, 0)
     st.session_state.setdefault(FLASH, [])
-    if not isinstance(st.session_state.get(BUILDER_DOC), dict):
-        st.session_state[BUILDER_DOC] = _new_document()
-        st.session_state[BUILDER_SOURCE] = "new"
-        st.session_state.pop(FLOW, None)
-    if FLOW not in st.session_state:  # the first visit, or a document set without arriving
-        _arrive(None)
+    if BUILDER_ARRIVING not in st.session_state and not isinstance(st.session_state.get(BUILDER_DOC), dict):
+        st.session_state[BUILDER_ARRIVING] = (_new_document(), "new", None)
+    finish_arrival()
 
 
 def open_doc(document: dict[str, Any], src: str, *, version: int | None = None) -> None:
