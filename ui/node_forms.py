@@ -310,16 +310,7 @@ def _memory_form(node: dict[str, Any], cfg: dict[str, Any], disabled: bool) -> N
         )
         left, mid, right = st.columns(3)
         with left:
-            _widget(
-                st.checkbox,
-                node,
-                "mem_short",
-                "Short-term",
-                _cfg_in("memory", "short_term"),
-                value=bool(memory.get("short_term", True)),
-                disabled=disabled,
-                help="Keep the conversation between runs.",
-            )
+            _memory_flag(node, memory, "short_term", "Short-term", "Keep the conversation between runs.", disabled)
         with mid:
             _number(
                 node,
@@ -331,16 +322,24 @@ def _memory_form(node: dict[str, Any], cfg: dict[str, Any], disabled: bool) -> N
                 disabled=disabled,
             )
         with right:
-            _widget(
-                st.checkbox,
-                node,
-                "mem_save",
-                "Save",
-                _cfg_in("memory", "save"),
-                value=bool(memory.get("save", True)),
-                disabled=disabled,
-                help="Save the answer as a long-term memory.",
-            )
+            _memory_flag(node, memory, "save", "Save", "Save the answer as a long-term memory.", disabled)
+
+
+def _memory_flag(
+    node: dict[str, Any], memory: dict[str, Any], name: str, label: str, help: str, disabled: bool
+) -> None:
+    """A checkbox for ``memory.<name>``, unset meaning the engine model's default."""
+    default = MemoryConfig.model_fields[name].default
+    _widget(
+        st.checkbox,
+        node,
+        f"mem_{name}",
+        label,
+        _cfg_in("memory", name),
+        value=bool(memory.get(name, default)),
+        disabled=disabled,
+        help=help,
+    )
 
 
 def _tool_form(node: dict[str, Any], disabled: bool) -> None:

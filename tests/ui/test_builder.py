@@ -178,6 +178,9 @@ def test_change_the_agent_prompt_through_the_form() -> None:
     solver = node(current(at), "solver")
     assert solver["config"]["temperature"] == 0.3 and solver["retry"]["attempts"] == 3
     assert solver["config"]["memory"] == {"agent_id": "solver", "short_term": True, "recall": 0, "save": True}
+    assert at.checkbox(key=fkey(at, "solver", "mem_short_term")).value is True
+    at.checkbox(key=fkey(at, "solver", "mem_save")).uncheck().run()
+    assert node(current(at), "solver")["config"]["memory"]["save"] is False
     assert not at.exception
 
 
