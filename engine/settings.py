@@ -190,6 +190,11 @@ def _embeddings_env() -> str:
     return (os.environ.get("MEMORY_EMBEDDINGS") or "").strip().lower()
 
 
+def embeddings_env_known() -> bool:
+    """Whether ``MEMORY_EMBEDDINGS`` (unset counts) is a value memory takes: offline ones or ``openai``."""
+    return _embeddings_env() in (*OFFLINE_EMBEDDINGS, "openai")
+
+
 def key_source() -> str | None:
     """Where the API key comes from, for display ("environment"), never the key itself."""
     return "environment" if os.environ.get("OPENAI_API_KEY") else None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 
 import pandas as pd
 import streamlit as st
@@ -31,7 +30,6 @@ _SEEDED = "settings_seeded"  # widget key -> hash of the value in effect last pu
 _FLASH = "settings_flash"  # the "Saved" message, shown after the rerun that refreshes the form
 _PRICES_FLASH = "settings_prices_flash"
 _EXAMPLE_URL = "http://127.0.0.1:11434/v1"
-_KNOWN_EMBEDDINGS = (*user_settings.OFFLINE_EMBEDDINGS, "openai")
 
 
 def _seed(key: str, shown: object, source: object) -> None:
@@ -92,7 +90,6 @@ st.caption(
 # as it is, so saving then keeps the hidden part (it could not be retyped without being shown); typing
 # anything else replaces the whole URL, as typed; "Forget the hidden part" saves the URL as shown.
 url_shown, url_hidden_part = user_settings.shown_base_url(effective)
-embeddings_env = (os.environ.get("MEMORY_EMBEDDINGS") or "").strip().lower()
 
 with st.form("settings_form"):
     _seed("settings_base_url", url_shown, effective.base_url.strip())
@@ -120,7 +117,7 @@ with st.form("settings_form"):
         key="settings_embeddings",
     )
     _source_caption("embeddings", from_env)
-    if embeddings_env not in _KNOWN_EMBEDDINGS:
+    if not user_settings.embeddings_env_known():
         st.caption("`MEMORY_EMBEDDINGS` in the environment has a value memory does not know (it takes offline or "
                    "openai): memory search fails until it is fixed. Saving a choice here replaces it until restart.")
     _seed("settings_timeout", saved_settings.new_workflow_timeout_s, saved_settings.new_workflow_timeout_s)
@@ -172,7 +169,7 @@ if st.button("Test connection", key="settings_test", disabled=not endpoint.confi
             "Check the Base URL above and that the server is running."
         )
     else:
-        wanted = os.environ.get("OPENAI_MODEL")
+        wanted = effective.model
         st.success(f"Connected: the endpoint lists {len(models)} model(s).")
         if wanted and models and wanted not in models:
             st.warning(f"The default model “{md_escape(wanted)}” is not among them.")

@@ -187,3 +187,13 @@ def test_the_connection_test_names_the_endpoint_without_credentials(
     shown = _shown(at)
     for secret in ("pw-secret-9", "dave", "QKEY-789", "sk-very-secret-key-456"):
         assert secret not in shown
+
+
+@pytest.mark.parametrize(("value", "warned"), [(None, False), ("openai", False), ("MiniLM", False), ("bert", True)])
+def test_an_embeddings_value_memory_does_not_know_is_pointed_out(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, warned: bool
+) -> None:
+    if value is not None:
+        monkeypatch.setenv("MEMORY_EMBEDDINGS", value)
+    assert user_settings.embeddings_env_known() is not warned
+    assert ("has a value memory does not know" in _shown(_page())) is warned

@@ -63,6 +63,10 @@ def test_settings_test_connection_and_key_never_shown(fake_openai: FakeOpenAISer
     assert "sk-very-secret-key-123" not in rendered
     assert "never shown" in rendered
     assert any("fake-model" in t.value for t in at.text), "the endpoint's model names are shown as plain text"
+    assert not at.warning, "no default model set: nothing to miss"
+    monkeypatch.setenv("OPENAI_MODEL", "gpt-none")
+    at.button(key="settings_test").click().run()
+    assert any("is not among them" in w.value and "none" in w.value for w in at.warning), [w.value for w in at.warning]
 
 
 def test_settings_save_applies_to_new_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
