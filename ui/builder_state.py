@@ -35,7 +35,9 @@ from engine import settings as user_settings
 from engine.errors import Problem
 from engine.store import Store
 from ui import builder_doc as bd
+from ui import flash as messages
 from ui import palette
+from ui.flash import Kind
 from ui.flow import auto_positions, drawn_from, merge_canvas, same_graph, to_state
 from ui.nav import BUILDER_ARRIVING, BUILDER_DOC, BUILDER_SOURCE, follow_pending_run
 from ui.runtime import get_runtime
@@ -90,8 +92,8 @@ def selected() -> dict[str, Any] | None:
     return st.session_state.get(SELECTED)
 
 
-def flash(kind: str, message: str) -> None:
-    st.session_state.setdefault(FLASH, []).append((kind, message))
+def flash(kind: Kind, message: str) -> None:
+    messages.later(FLASH, message, kind)
 
 
 def dirty() -> bool:
@@ -122,7 +124,6 @@ def init() -> None:
     """Guards: a document to edit (a new one at first, opened like any other) and a canvas for it."""
     st.session_state.setdefault(GEN, 0)
     st.session_state.setdefault(UPLOAD_GEN, 0)
-    st.session_state.setdefault(FLASH, [])
     if BUILDER_ARRIVING not in st.session_state and not isinstance(st.session_state.get(BUILDER_DOC), dict):
         st.session_state[BUILDER_ARRIVING] = (_new_document(), "new", None)
     finish_arrival()

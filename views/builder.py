@@ -15,7 +15,7 @@ from streamlit_flow import streamlit_flow
 from ui import builder_doc as bd
 from ui import builder_forms as forms
 from ui import builder_state as bs
-from ui import node_forms, palette
+from ui import flash, node_forms, palette
 from ui import run_form as run_popover
 from ui.flow import ICONS
 from ui.text import md_escape
@@ -121,9 +121,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
         st.markdown(f"**Run {md_escape(doc.get('name') or 'workflow')}**")
         run_popover.run_form(blocked=bool(problems))
 
-for kind, message in st.session_state.get(bs.FLASH, []):
-    {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}.get(kind, st.info)(message)
-st.session_state[bs.FLASH] = []
+flash.show(bs.FLASH)
 
 if st.session_state.get(bs.CONFIRM_DELETE) and wid is not None:
     with st.container(border=True):

@@ -20,6 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from memory import EmbedderMismatch, MemoryManager, MemoryStoreError, list_agents
+from ui import flash
 from ui.nav import open_in_history
 from ui.text import md_escape
 
@@ -47,9 +48,7 @@ st.caption(
     "recent turns live beside the runs. Agents get memory through an agent node's `memory` config."
 )
 
-flash = st.session_state.pop(FLASH, None)
-if flash:
-    st.success(flash)
+flash.show(FLASH)
 
 try:
     agents = list_agents()
@@ -187,7 +186,7 @@ with memories_tab:
                     except MemoryStoreError as exc:
                         st.error(problem("Could not save the memory", exc, agent_id))
                     else:
-                        st.session_state[FLASH] = "Memory saved."
+                        flash.later(FLASH, "Memory saved.")
                         st.rerun()
             if delete.button("Delete", key=f"memory_delete_{record.id}", icon=":material/delete:"):
                 try:
@@ -195,7 +194,7 @@ with memories_tab:
                 except MemoryStoreError as exc:
                     st.error(problem("Could not delete the memory", exc, agent_id))
                 else:
-                    st.session_state[FLASH] = "Memory deleted." if deleted else "That memory was already gone."
+                    flash.later(FLASH, "Memory deleted." if deleted else "That memory was already gone.")
                     st.rerun()
 
 with conversation_tab:
@@ -227,7 +226,8 @@ with danger_tab:
             st.error(problem("Could not clear this agent's memory", exc, agent_id))
         else:
             st.session_state.pop("memory_agent", None)
-            st.session_state[FLASH] = (
+            flash.later(
+                FLASH,
                 f"Cleared {cleared.long_term} memories and {cleared.short_term} turns of **{md_escape(agent_id)}**."
             )
             st.rerun()

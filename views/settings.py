@@ -23,6 +23,7 @@ from engine.llm import endpoint_status
 from engine.llm.openai_model import OpenAIChatModel
 from engine.model import Settings as WorkflowSettings
 from tools import DEFAULT_MAX_RESULT_CHARS, DEFAULT_TIMEOUT_S
+from ui import flash
 from ui.runtime import get_runtime
 from ui.text import md_escape
 
@@ -151,12 +152,10 @@ if saved:
                 "to a writable folder and restart the studio."
             )
         else:
-            st.session_state[_FLASH] = f"Saved to {md_escape(path)}. New runs use these settings."
+            flash.later(_FLASH, f"Saved to {md_escape(path)}. New runs use these settings.")
             st.session_state.pop(_SEEDED, None)  # show what is in effect now (and no URL as typed)
             st.rerun()
-flash = st.session_state.pop(_FLASH, None)
-if flash:
-    st.success(flash)
+flash.show(_FLASH)
 
 if st.button("Test connection", key="settings_test", disabled=not endpoint.configured):
     try:
@@ -212,10 +211,9 @@ if save_prices:
             st.error(f"Nothing was saved: could not write {md_escape(user_settings.settings_path())} "
                      f"({md_escape(exc.strerror or type(exc).__name__)}).")
         else:
-            st.session_state[_PRICES_FLASH] = f"Saved prices for {len(new_prices)} model(s)."
+            flash.later(_PRICES_FLASH, f"Saved prices for {len(new_prices)} model(s).")
             st.rerun()
-if message := st.session_state.pop(_PRICES_FLASH, None):
-    st.success(message)
+flash.show(_PRICES_FLASH)
 
 st.subheader("Data")
 store = get_runtime().store
