@@ -1,4 +1,4 @@
-"""Executor semantics, pinned to /work/shared/spec/workflow-format.md ("Control flow",
+"""Executor semantics, pinned to docs/workflow-format.md ("Control flow",
 "Values and templates", "Events") and to the loop rules in engine/plan.py.
 
 Table-driven: each case is a small workflow built with the helpers below and the
