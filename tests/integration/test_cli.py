@@ -657,3 +657,49 @@ def test_an_unreachable_postgres_url_is_one_line_naming_the_server_without_its_p
     assert "Traceback" not in proc.stderr and "s3cret-pw" not in proc.stderr, proc.stderr
     assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr
     assert "postgresql+psycopg://ann:***@127.0.0.1" in proc.stderr
+
+
+# --------------------------------------------------------------------------- TOOLS_MODULES: the line only
+
+
+def test_a_missing_tools_module_is_one_line_and_the_run_goes_on(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, TOOLS_MODULES="no_such_mod")
+    doc = single({"id": "calc", "type": "tool", "config": {"tool": "calculator", "args": {"expression": "6 * 7"}}})
+    proc = run_cli(tmp_path, "run", str(write(tmp_path, doc)), env=env)  # validating it looks the tools up
+    assert result_of(proc) == {"out": 42}
+    assert "Traceback" not in proc.stderr, proc.stderr
+    named = [line for line in proc.stderr.splitlines() if "no_such_mod" in line]
+    assert named == ["tool plugin module 'no_such_mod' (from $TOOLS_MODULES) failed to load: "
+                     "ModuleNotFoundError: No module named 'no_such_mod'"], proc.stderr
+
+
+def test_a_missing_tools_module_is_one_line_in_the_api_log(tmp_path: Path) -> None:
+    import urllib.request
+
+    port = _free_port()
+    env = cli_env(tmp_path, TOOLS_MODULES="no_such_mod")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "engine", "serve", "--port", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        names: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                for _ in range(3):  # every request looks the tools up
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/tools", timeout=10) as answer:
+                        names = [t["name"] for t in json.loads(answer.read())]
+                break
+            except OSError:
+                if server.poll() is not None:
+                    break
+                time.sleep(0.2)
+        assert "calculator" in names, "the API serves the other tools"
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=TIMEOUT_S)
+    assert "Traceback" not in stderr, stderr
+    named = [line for line in stderr.splitlines() if "no_such_mod" in line]
+    assert named == ["tool plugin module 'no_such_mod' (from $TOOLS_MODULES) failed to load: "
+                     "ModuleNotFoundError: No module named 'no_such_mod'"], stderr
