@@ -4,6 +4,7 @@ import streamlit as st
 
 from engine import settings
 from ui import run_form
+from ui.runtime import runtime_or_stop
 
 settings.apply(settings.load())  # saved Settings page values, under any environment variables already set
 st.set_page_config(page_title="Workflow Studio", page_icon=":material/account_tree:", layout="wide")
@@ -18,5 +19,6 @@ page = st.navigation(
         st.Page("views/settings.py", title="Settings", icon=":material/settings:"),
     ]
 )
+runtime_or_stop()  # a store that cannot be opened: its one line on every page, no traceback
 run_form.carry_out_start()  # a run the Builder's Run form asked for: start it, open the Run page
 page.run()

@@ -5,7 +5,8 @@
 else ``$DATA_DIR/studio.db``) and follow the run's event stream. stdout
 carries only the run's result as one JSON object; progress, the
 offline-model mark and errors go to stderr. Exit codes: 0 completed, 1 failed
-or cancelled, 2 invalid file, inputs or run id.
+or cancelled (or the store cannot be opened), 2 invalid file, inputs, run id
+or store URL.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Callable, TextIO
 from engine import InputsInvalid, WorkflowInvalid, check_inputs, load_workflow
 from engine.events import Event
 from engine.runtime import NotResumable, RunNotFound, Runtime
-from engine.store import StoreError
+from engine.store import StoreError, StoreUrlInvalid
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -141,10 +142,10 @@ def _follow(args: argparse.Namespace, start: Callable[[Runtime], tuple[str, int]
     if events_file is not None:
         sinks.append(_jsonl_sink(events_file))
     runtime = _open_runtime(args)
-    if runtime is None:
+    if isinstance(runtime, int):
         if events_file is not None:
             events_file.close()
-        return EXIT_FAILED
+        return runtime
     try:
         try:
             run_id, seq = start(runtime)
@@ -198,19 +199,20 @@ def _raise_interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _open_runtime(args: argparse.Namespace) -> Runtime | None:
-    """A runtime over the chosen store (it also marks runs of dead processes interrupted); None if it cannot open."""
+def _open_runtime(args: argparse.Namespace) -> Runtime | int:
+    """A runtime over the chosen store (it also marks runs of dead processes interrupted),
+    else the exit code after one line on stderr: 2 for a store URL that cannot be used, else 1."""
     try:
         return Runtime(database_url=args.db)
     except StoreError as exc:
         print(f"store: {exc}", file=sys.stderr)
-        return None
+        return EXIT_INVALID if isinstance(exc, StoreUrlInvalid) else EXIT_FAILED
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
     runtime = _open_runtime(args)
-    if runtime is None:
-        return EXIT_FAILED
+    if isinstance(runtime, int):
+        return runtime
     try:
         rows = runtime.store.list_runs(limit=args.limit)
     finally:
@@ -226,8 +228,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     runtime = _open_runtime(args)
-    if runtime is None:
-        return EXIT_FAILED
+    if isinstance(runtime, int):
+        return runtime
     try:
         row = runtime.store.get_run(args.run_id)
         if row is None:

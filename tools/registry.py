@@ -30,6 +30,7 @@ import os
 import re
 import threading
 import time
+import traceback
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -333,6 +334,18 @@ def _describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _describe_load_error(exc: BaseException) -> str:
+    """An import failure in one line: the exception, and where in the plugin's own code it was raised."""
+    text = " ".join(_describe_exception(exc).split())  # one line, whatever the message held
+    if isinstance(exc, (ModuleNotFoundError, SyntaxError)):  # the message names the module, or file and line
+        return text
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    if not frames or frames[-1][0].f_code.co_filename.startswith("<"):  # <frozen importlib...>: nothing to point at
+        return text
+    frame, lineno = frames[-1]
+    return f"{text} (at {frame.f_code.co_filename}:{lineno})"
+
+
 def _iter_entry_points() -> Iterable[importlib.metadata.EntryPoint]:
     return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
 
@@ -352,6 +365,7 @@ class ToolRegistry:
         self._plugins_lock = threading.Lock()  # serialises the one lazy plugin load
         self._autoload_plugins = autoload_plugins
         self._plugins_loaded = False
+        self._plugin_errors_logged: set[str] = set()  # each plugin failure is logged once
 
     # -- registration
 
@@ -487,8 +501,10 @@ class ToolRegistry:
 
         Sources: entry points in group ``workflow_studio.tools`` and the
         comma-separated modules in ``$TOOLS_MODULES``. Safe to call again
-        (imports are cached). A plugin that fails to import is logged and
-        reported in the returned list of error strings, never raised.
+        (imports are cached). A plugin that fails to import is reported in
+        the returned list of error strings, never raised, and logged as one
+        warning line (once per registry: pages call this on every rerun);
+        the traceback is logged at DEBUG level only.
         """
         errors: list[str] = []
         try:
@@ -496,15 +512,15 @@ class ToolRegistry:
         except Exception as exc:  # broken distribution metadata
             entry_points = []
             errors.append(f"cannot list entry points in group {ENTRY_POINT_GROUP!r}: {_describe_exception(exc)}")
-            logger.warning("%s", errors[-1], exc_info=True)
+            self._log_plugin_error(errors[-1])
         for ep in entry_points:
             try:
                 ep.load()
             except Exception as exc:
                 errors.append(
-                    f"tool plugin entry point {ep.name!r} ({ep.value}) failed to load: {_describe_exception(exc)}"
+                    f"tool plugin entry point {ep.name!r} ({ep.value}) failed to load: {_describe_load_error(exc)}"
                 )
-                logger.warning("%s", errors[-1], exc_info=True)
+                self._log_plugin_error(errors[-1])
         for module in (m.strip() for m in os.environ.get(MODULES_ENV_VAR, "").split(",")):
             if not module:
                 continue
@@ -513,10 +529,19 @@ class ToolRegistry:
             except Exception as exc:
                 errors.append(
                     f"tool plugin module {module!r} (from ${MODULES_ENV_VAR}) failed to load: "
-                    f"{_describe_exception(exc)}"
+                    f"{_describe_load_error(exc)}"
                 )
-                logger.warning("%s", errors[-1], exc_info=True)
+                self._log_plugin_error(errors[-1])
         return errors
+
+    def _log_plugin_error(self, error: str) -> None:
+        """One warning line per distinct failure; the traceback (we are in the ``except``) at DEBUG."""
+        logger.debug("%s", error, exc_info=True)
+        with self._lock:
+            if error in self._plugin_errors_logged:
+                return
+            self._plugin_errors_logged.add(error)
+        logger.warning("%s", error)
 
     # -- calling
 

@@ -55,6 +55,7 @@ SELECTED = "builder_selected"  # {"kind": "node", "id"} | {"kind": "edge", "sour
 BASELINE = "builder_baseline"  # the document as last opened or saved (for "unsaved changes")
 READONLY = "builder_readonly"  # version number when an older saved version is shown read-only
 FLASH = "builder_flash"  # list of (kind, message) shown once at the top
+OPEN_ERROR = "builder_open_error"  # why the last import or open failed: pinned until closed or replaced
 CONFIRM_DELETE = "builder_confirm_delete"
 UPLOAD_GEN = "builder_upload_gen"
 IMPORTED = "builder_imported"  # file ids of the last uploads imported (each upload is imported once)
@@ -144,6 +145,7 @@ def finish_arrival() -> None:
     if arriving is None:
         return
     document, src, version = arriving
+    messages.unpin(OPEN_ERROR)  # whatever failed to open before, this opening replaces its message
     st.session_state[BUILDER_DOC] = document
     st.session_state[BUILDER_SOURCE] = src
     _arrive(version)
@@ -328,7 +330,7 @@ def act_open(choice_key: str) -> None:
     try:
         document = load_source(src)
     except (OSError, ValueError) as exc:
-        flash("error", f"Could not open it: {md_escape(exc)}")
+        messages.pin(OPEN_ERROR, f"Could not open it: {md_escape(exc)}")
         return
     open_doc(document, src)
     flash("success", f"Opened {md_escape(label)}.")
@@ -351,7 +353,7 @@ def import_bytes(data: bytes, name: str) -> bool:
     try:
         document = bd.parse_document(data, name)
     except ValueError as exc:
-        flash("error", f"Import failed: {md_escape(exc)}")
+        messages.pin(OPEN_ERROR, f"Import failed: {md_escape(exc)}")
         return False
     open_doc(document, "import")
     count = len(bd.problems(document))

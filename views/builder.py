@@ -122,6 +122,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
         run_popover.run_form(blocked=bool(problems))
 
 flash.show(bs.FLASH)
+flash.show_pinned(bs.OPEN_ERROR)  # the canvas's reruns would eat a once-only message
 
 if st.session_state.get(bs.CONFIRM_DELETE) and wid is not None:
     with st.container(border=True):

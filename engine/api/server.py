@@ -29,7 +29,7 @@ import uvicorn
 from engine.api.app import create_app
 from engine.api.auth import DEFAULT_MAX_BODY_BYTES, LOOPBACK, install_log_redaction, needs_token
 from engine.runtime import Runtime
-from engine.store import StoreError
+from engine.store import StoreError, StoreUrlInvalid
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_PORT = 8787
@@ -80,7 +80,7 @@ def serve(
         runtime = Runtime(database_url=database_url)
     except StoreError as exc:
         print(f"store: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INVALID if isinstance(exc, StoreUrlInvalid) else EXIT_FAILED
     server: _Server | None = None
     try:
         app = create_app(runtime, token=token, max_body_bytes=max_body, keepalive_s=keepalive_s, cors_origins=origins)

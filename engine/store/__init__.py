@@ -22,11 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from engine.events import Event
-from engine.store.db import StoreError, database_url, open_engine, sqlite_path
+from engine.store.db import StoreError, StoreUrlInvalid, database_url, open_engine, sqlite_path
 from engine.store.tables import EventRow, NodeExecutionRow, RunRow, WorkflowRow, WorkflowVersionRow
 from engine.store.writer import RUNS, Writer, WriteFailed
 
-__all__ = ["RunRow", "NodeExecutionRow", "Store", "StoreError", "WorkflowRef", "process_owner", "owner_alive"]
+__all__ = ["RunRow", "NodeExecutionRow", "Store", "StoreError", "StoreUrlInvalid", "WorkflowRef", "process_owner", "owner_alive"]
 
 
 @dataclass(frozen=True, slots=True)

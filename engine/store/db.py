@@ -2,7 +2,11 @@
 
 The default is ``$DATA_DIR/studio.db`` (``DATA_DIR`` defaults to ``./data``)
 in WAL mode with ``synchronous=FULL`` and a busy timeout; ``DATABASE_URL``
-takes any SQLAlchemy URL instead (PostgreSQL: ``postgresql+psycopg://...``).
+takes any SQLAlchemy URL instead (PostgreSQL: ``postgresql+psycopg://...``;
+``postgres://``, as hosting services write it, means the same). A URL that
+does not parse, names an unknown database or needs a driver that is not
+installed is refused before anything is opened, with one line saying so
+(:class:`StoreUrlInvalid`); its password is never shown.
 A file at the path that is not a SQLite database, or a SQLite database some
 other program made, is refused with a clear message and never written to.
 """
@@ -10,6 +14,7 @@ other program made, is refused with a clear message and never written to.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import tempfile
 import time
@@ -18,7 +23,7 @@ from typing import Any, Callable
 
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from engine.errors import EngineError
@@ -26,19 +31,72 @@ from engine.store.tables import SCHEMA_APP, MetaRow
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
+POSTGRES_DRIVER = "postgresql+psycopg"  # the driver requirements.txt installs (psycopg 3)
+HEROKU_POSTGRES = "postgres"  # the scheme hosting services hand out; SQLAlchemy knows only "postgresql"
+URL_EXAMPLES = "sqlite:////path/to/studio.db or postgresql+psycopg://user:password@host:5432/dbname"
 
 
 class StoreError(EngineError):
     """The store cannot be opened or written; the message says why and what to do."""
 
 
+class StoreUrlInvalid(StoreError):
+    """The store URL (``--db`` or ``DATABASE_URL``) cannot be used as given: a typing error, not a broken store."""
+
+
 def database_url(url: str | None = None, data_dir: str | Path | None = None) -> str:
-    """The URL to use: the argument, else ``DATABASE_URL``, else a SQLite file under the data directory."""
-    url = url or os.environ.get("DATABASE_URL")
+    """The URL to use: the argument, else ``DATABASE_URL``, else a SQLite file under the data directory.
+
+    Raises:
+        StoreUrlInvalid: the URL does not parse, names an unknown database, or its driver is not installed.
+    """
     if url:
-        return url
+        return check_url(url, "the URL")
+    if os.environ.get("DATABASE_URL"):
+        return check_url(os.environ["DATABASE_URL"], "DATABASE_URL")
     folder = Path(data_dir or os.environ.get("DATA_DIR") or "./data")
     return f"sqlite:///{folder.resolve() / 'studio.db'}"
+
+
+def check_url(text: str, origin: str) -> str:
+    """``text`` as a URL SQLAlchemy can open: ``postgres://`` becomes ``postgresql+psycopg://``.
+
+    ``origin`` names where the URL came from in the message (``DATABASE_URL``).
+
+    Raises:
+        StoreUrlInvalid: one line, naming the URL without its password.
+    """
+    try:
+        parsed = make_url(text.strip())
+    except ArgumentError:
+        raise StoreUrlInvalid(
+            f"{origin} {_redacted(text)!r} is not a database URL; write it like {URL_EXAMPLES}"
+        ) from None
+    if parsed.drivername == HEROKU_POSTGRES:
+        parsed = parsed.set(drivername=POSTGRES_DRIVER)
+        text = parsed.render_as_string(hide_password=False)
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        dialect = parsed.get_dialect()
+    except ArgumentError:  # NoSuchModuleError: no such database in SQLAlchemy
+        raise StoreUrlInvalid(
+            f"{origin} {shown!r} names a database the studio cannot open ({parsed.get_backend_name()!r}); "
+            f"use {URL_EXAMPLES}"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise StoreUrlInvalid(
+            f"{origin} {shown!r} needs the Python driver {exc.name or parsed.drivername!r}, which is not installed; "
+            f"install it, or use {URL_EXAMPLES}"
+        ) from None
+    return text.strip()
+
+
+def _redacted(text: str, limit: int = 200) -> str:
+    """A URL that did not parse, with anything like ``:password@`` masked, clipped."""
+    masked = re.sub(r":[^:@/]*@", ":***@", text.strip())
+    return masked if len(masked) <= limit else masked[:limit] + "..."
 
 
 def sqlite_path(url: str) -> Path | None:

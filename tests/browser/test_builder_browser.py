@@ -16,6 +16,7 @@ from tests.browser.studio import (
     drag,
     flow,
     flow_node,
+    import_in_builder,
     open_page,
     settle,
     wait_idle,
@@ -102,3 +103,22 @@ def test_add_a_node_from_the_palette_and_connect_it_by_dragging(page: Any, studi
     expect(page.get_by_text("is not reachable from the input node")).to_have_count(0)
     expect(flow_node(page, "transform_1")).not_to_have_attribute("style", re.compile(r"dashed"))
     expect(page.locator("span.stMarkdownBadge", has_text=re.compile(r"^unsaved changes$"))).to_be_visible()
+
+
+def test_a_failed_import_stays_until_dismissed(page: Any, studio: Any, tmp_path: Any) -> None:
+    """The canvas reruns the page after every redraw; a one-shot message was gone after about a second."""
+    open_builder(page, studio)
+    bad = tmp_path / "broken.json"
+    bad.write_text("{oops", encoding="utf-8")
+    import_in_builder(page, bad)
+    message = page.locator("[data-testid='stAlertContentError']").filter(has_text="is not valid JSON")
+    expect(message).to_be_visible()
+    expect(message).to_contain_text("broken.json")
+    page.keyboard.press("Escape")  # close the Open popover
+    page.wait_for_timeout(3000)
+    settle(page)
+    expect(message).to_be_visible()
+    click_button(page, "builder_open_error_close")
+    expect(message).to_have_count(0)
+    settle(page)
+    expect(message).to_have_count(0)

@@ -586,3 +586,120 @@ def test_unwritable_events_path_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "no_such_dir" in proc.stderr
+
+
+# --------------------------------------------------------------------------- store URLs: one line, exit 2
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+BAD_URLS = [  # (id, how it is given, URL, words the one line must hold)
+    ("db-not-a-url", "--db", "notaurl", ["'notaurl'", "not a database URL", "postgresql+psycopg://"]),
+    ("env-not-a-url", "DATABASE_URL", "notaurl", ["DATABASE_URL", "'notaurl'", "not a database URL"]),
+    ("db-mysql-no-driver", "--db", "mysql://ann:s3cret-pw@localhost/studio", ["mysql://ann:***@localhost/studio", "MySQLdb", "not installed"]),
+    ("env-mysql-no-driver", "DATABASE_URL", "mysql://ann:s3cret-pw@localhost/studio", ["DATABASE_URL", "MySQLdb", "not installed"]),
+    ("db-unknown-database", "--db", "nosuchdb://localhost/x", ["'nosuchdb'", "cannot open"]),
+    ("db-password-no-scheme", "--db", "ann:s3cret-pw@localhost", ["ann:***@localhost", "not a database URL"]),
+]
+
+
+@pytest.mark.parametrize("command", ["runs", "show", "run", "resume", "serve"])
+@pytest.mark.parametrize(("given", "url", "words"), [pytest.param(*case[1:], id=case[0]) for case in BAD_URLS])
+def test_a_store_url_that_cannot_be_used_is_one_line_and_exit_2(
+    tmp_path: Path, command: str, given: str, url: str, words: list[str]
+) -> None:
+    args = {
+        "runs": ["runs"],
+        "show": ["show", "0" * 32],
+        "run": ["run", str(write(tmp_path, branchy())), "--input", "a=1"],
+        "resume": ["resume", "0" * 32],
+        "serve": ["serve", "--port", str(_free_port())],
+    }[command]
+    env = cli_env(tmp_path)
+    if given == "--db":
+        args += ["--db", url]
+    else:
+        env["DATABASE_URL"] = url
+    proc = run_cli(tmp_path, *args, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "s3cret-pw" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("store: ") and all(w in lines[0] for w in words), lines[0]
+    assert proc.stdout == ""
+    assert not (tmp_path / "data").exists(), "nothing is created for a URL that was refused"
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])  # Heroku-style, and driverless
+def test_postgres_and_postgresql_urls_open_postgresql_with_psycopg(tmp_path: Path, postgres_url: str, scheme: str) -> None:
+    from tests.integration.pg import _fresh_postgres_database
+
+    fresh = _fresh_postgres_database(postgres_url)
+    heroku_style = scheme + "://" + fresh.split("://", 1)[1]
+    ran = run_cli(tmp_path, "run", str(write(tmp_path, branchy())), "--input", "a=1", "--quiet", "--db", heroku_style)
+    assert result_of(ran) == {"answer": "small 11"}
+    listed = run_cli(tmp_path, "runs", env=cli_env(tmp_path, DATABASE_URL=heroku_style))
+    assert listed.returncode == 0, listed.stderr
+    assert "branchy" in listed.stdout and "completed" in listed.stdout
+    assert not (tmp_path / "data").exists(), "the run went to PostgreSQL, not to a SQLite file"
+
+
+def test_an_unreachable_postgres_url_is_one_line_naming_the_server_without_its_password(tmp_path: Path) -> None:
+    url = f"postgres://ann:s3cret-pw@127.0.0.1:{_free_port()}/studio"
+    proc = run_cli(tmp_path, "runs", "--db", url)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "s3cret-pw" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr
+    assert "postgresql+psycopg://ann:***@127.0.0.1" in proc.stderr
+
+
+# --------------------------------------------------------------------------- TOOLS_MODULES: the line only
+
+
+def test_a_missing_tools_module_is_one_line_and_the_run_goes_on(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, TOOLS_MODULES="no_such_mod")
+    doc = single({"id": "calc", "type": "tool", "config": {"tool": "calculator", "args": {"expression": "6 * 7"}}})
+    proc = run_cli(tmp_path, "run", str(write(tmp_path, doc)), env=env)  # validating it looks the tools up
+    assert result_of(proc) == {"out": 42}
+    assert "Traceback" not in proc.stderr, proc.stderr
+    named = [line for line in proc.stderr.splitlines() if "no_such_mod" in line]
+    assert named == ["tool plugin module 'no_such_mod' (from $TOOLS_MODULES) failed to load: "
+                     "ModuleNotFoundError: No module named 'no_such_mod'"], proc.stderr
+
+
+def test_a_missing_tools_module_is_one_line_in_the_api_log(tmp_path: Path) -> None:
+    import urllib.request
+
+    port = _free_port()
+    env = cli_env(tmp_path, TOOLS_MODULES="no_such_mod")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "engine", "serve", "--port", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        names: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                for _ in range(3):  # every request looks the tools up
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/tools", timeout=10) as answer:
+                        names = [t["name"] for t in json.loads(answer.read())]
+                break
+            except OSError:
+                if server.poll() is not None:
+                    break
+                time.sleep(0.2)
+        assert "calculator" in names, "the API serves the other tools"
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=TIMEOUT_S)
+    assert "Traceback" not in stderr, stderr
+    named = [line for line in stderr.splitlines() if "no_such_mod" in line]
+    assert named == ["tool plugin module 'no_such_mod' (from $TOOLS_MODULES) failed to load: "
+                     "ModuleNotFoundError: No module named 'no_such_mod'"], stderr

@@ -35,6 +35,7 @@ from engine.store import Store, StoreError, process_owner
 from engine.store import writer as writer_module
 from engine.store.db import sqlite_path
 from engine.store.tables import EventRow
+from tests.readonly import unwritable
 from engine.store.writer import RUNS
 
 pytest_plugins = ["tests.integration.pg"]
@@ -475,35 +476,6 @@ def test_an_empty_file_or_our_own_database_opens(tmp_path: Path) -> None:
         assert again.get_workflow(ref.id) is not None
     finally:
         again.close()
-
-
-@contextmanager
-def unwritable(folder: Path) -> Iterator[None]:
-    """Make ``folder`` unwritable even for root (``chattr +i``); ``chmod 0555`` when not root."""
-    if os.geteuid() == 0:
-        made = subprocess.run(["chattr", "+i", str(folder)], check=False, capture_output=True, text=True)
-        if made.returncode != 0:
-            pytest.skip(f"cannot make a directory unwritable as root here (chattr +i: {made.stderr.strip()})")
-
-        def undo() -> None:
-            subprocess.run(["chattr", "-i", str(folder)], check=False, capture_output=True)
-    else:
-        folder.chmod(0o555)
-
-        def undo() -> None:
-            folder.chmod(0o755)
-    try:
-        probe = folder / ".probe"
-        try:
-            probe.write_bytes(b"")
-        except OSError:
-            pass
-        else:
-            probe.unlink()
-            pytest.skip(f"{folder} is still writable after chattr/chmod; cannot test a read-only data dir here")
-        yield
-    finally:
-        undo()
 
 
 def _says_why_unwritable(message: str) -> bool:

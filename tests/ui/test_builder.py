@@ -436,6 +436,39 @@ def test_import_json_and_yaml_through_the_uploader() -> None:
     assert current(at)["name"] == "Calculator agent", "a failed import keeps the open workflow"
 
 
+def test_a_failed_import_stays_until_closed_or_replaced() -> None:
+    """The canvas reruns the page after each redraw: the message must outlive reruns, not just the next one."""
+
+    def failures(at: AppTest) -> list[str]:
+        return [e.value for e in at.error if "Import failed" in e.value or "Could not open" in e.value]
+
+    at = builder(example("calculator_agent.json"))
+    at.file_uploader[0].upload("broken.json", b"{oops", "application/json").run()
+    (shown,) = failures(at)
+    assert "broken" in shown and "not valid JSON" in shown
+    for _ in range(3):  # reruns the canvas (or any widget) causes
+        at.run()
+        assert failures(at) == [shown]
+    at.button(key="builder_open_error_close").click().run()
+    assert failures(at) == [] and current(at)["name"] == "Calculator agent"
+    at.run()
+    assert failures(at) == []
+
+    at.file_uploader[0].upload("second.yaml", b"a: [", "application/yaml").run()
+    assert len(failures(at)) == 1 and "not valid YAML" in failures(at)[0]
+    at.file_uploader[0].upload("good.json", (EXAMPLES / "parallel_summaries.json").read_bytes(), "application/json").run()
+    assert failures(at) == [], "a successful import replaces the message"
+    assert current(at)["name"] == "Parallel summariser"
+
+    at.file_uploader[0].upload("third.json", b"[1, 2]", "application/json").run()
+    assert len(failures(at)) == 1 and "must hold one JSON object" in failures(at)[0]
+    at.selectbox(key="builder_open_choice").select("example:triage_branch.json").run()
+    button(at, "Open").click().run()
+    assert failures(at) == [], "opening another workflow replaces the message"
+    at.run()
+    assert failures(at) == []
+
+
 def test_export_produces_the_document() -> None:
     doc = example("write_critique_loop.json")
     at = builder(doc)

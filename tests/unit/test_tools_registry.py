@@ -763,6 +763,35 @@ def test_broken_plugins_are_reported_not_raised(
     assert [s.name for s in tools.list_tools()] == ["fine"]  # the good plugin still loaded
 
 
+BROKEN_PLUGINS = [  # (id, module source or None for a module that does not exist, words of the one line)
+    ("missing", None, ["ModuleNotFoundError", "No module named"]),
+    ("raises", "x = 1\nraise RuntimeError('first line\\nsecond line')\n", ["RuntimeError: first line second line", ".py:2)"]),
+    ("syntax", "def broken(:\n", ["SyntaxError", "line 1"]),
+    ("imports-missing", "import no_such_dependency_xyz\n", ["No module named 'no_such_dependency_xyz'"]),
+]
+
+
+@pytest.mark.parametrize(("source", "words"), [pytest.param(c[1], c[2], id=c[0]) for c in BROKEN_PLUGINS])
+def test_a_broken_plugin_is_one_warning_line_without_traceback_logged_once(
+    default: ToolRegistry,
+    plugin_dir: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    source: str | None,
+    words: list[str],
+) -> None:
+    module = plugin_dir(source) if source is not None else "no_such_plugin_module_xyz"
+    monkeypatch.setenv("TOOLS_MODULES", module)
+    with caplog.at_level(logging.DEBUG, logger="tools.registry"):
+        for _ in range(3):  # the Tools page loads plugins on every rerun
+            (error,) = tools.load_plugins()
+    assert f"'{module}'" in error and "\n" not in error and all(w in error for w in words), error
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [error], "one line, once"
+    assert warnings[0].exc_info is None, "no traceback at WARNING"
+    assert any(r.exc_info for r in caplog.records if r.levelno == logging.DEBUG), "the traceback is kept at DEBUG"
+
+
 def test_entry_point_plugins(default: ToolRegistry, plugin_dir: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     module = plugin_dir(
         """
