@@ -396,6 +396,17 @@ SANDBOX_CASES = [
                 lambda c: f"import socket\nsocket.create_connection(('127.0.0.1', {c['port']}))",
                 lambda r, c: _fails_with(r, "NetworkDisabled") and not c["accepted"],
                 modes=("bwrap", "unshare", "rlimits-only")),
+    SandboxCase("af-unix-socket-allowed",  # documented as allowed; the wrapper once recursed (RecursionError)
+                lambda c: "import socket\ns = socket.socket(socket.AF_UNIX)\ns.close()\n"
+                          "a, b = socket.socketpair()\na.sendall(b'hi')\n[s.family == socket.AF_UNIX, b.recv(2)]",
+                lambda r, c: r["error"] is None and r["value"] == "[True, b'hi']",
+                modes=("bwrap", "unshare", "rlimits-only")),
+    SandboxCase("inet-socket-refused-both-layers",
+                lambda c: "import socket, _socket\nout = []\nfor make in (lambda: socket.socket(), "
+                          "lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM), lambda: _socket.socket(2, 1)):\n"
+                          "    try:\n        make(); out.append('made')\n    except OSError as e:\n"
+                          "        out.append(type(e).__name__)\nout",
+                lambda r, c: r["value"] == ["NetworkDisabled"] * 3, modes=("bwrap", "unshare", "rlimits-only")),
     SandboxCase("raw-dns", lambda c: _RAW_DNS, lambda r, c: r["value"].startswith("failed")),
     SandboxCase("nsenter-host-netns",
                 lambda c: "import subprocess\nr = subprocess.run(['nsenter', '-t', '1', '-n', '/usr/bin/true'], "
