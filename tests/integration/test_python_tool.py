@@ -82,15 +82,7 @@ def _procs_with(marker: str) -> list[int]:
 
 
 
-def _memory_cgroup_works() -> bool:
-    groups = pe._CallCgroups(pe.DEFAULT_LIMITS)
-    try:
-        return groups.memory_dir is not None
-    finally:
-        groups.close()
-
-
-MEMORY_CGROUP = _memory_cgroup_works()
+MEMORY_CGROUP = pe.limits_status(pe.DEFAULT_LIMITS)[0] != "rlimits"  # cgroup v1 or v2 (test_python_cgroups.py)
 
 
 @pytest.fixture(autouse=True)
@@ -474,7 +466,7 @@ def test_sandbox_holds_without_precheck(case: SandboxCase, mode: str, listener: 
     started = time.monotonic()
     try:
         outcome: Any = run_code(code, precheck=False, isolation=mode, timeout_s=timeout)
-        assert outcome["isolation"] == mode
+        assert outcome["isolation"] == mode and outcome["limits"] == pe.limits_status(pe.DEFAULT_LIMITS)[0]
     except pe.PythonToolError as exc:
         outcome = exc
     assert time.monotonic() - started < timeout + 3.0
