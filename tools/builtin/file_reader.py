@@ -114,7 +114,8 @@ def roots() -> list[Path]:
     if not entries:
         default = Path(os.environ.get("DATA_DIR", "").strip() or "data") / "files"
         try:
-            default.mkdir(parents=True, exist_ok=True)
+            default.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new data folder is private
+            default.mkdir(exist_ok=True)
         except OSError as exc:
             raise FileReaderError(
                 f"the files folder cannot be created ({exc.strerror or exc}); set FILES_ROOT"
