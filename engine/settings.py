@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Literal
 
 from engine.llm import public_url, url_problems
+from memory.private_files import data_dir as _data_dir
+from memory.private_files import private_dir, private_file, write_private_text
 
 _ENV = {"base_url": "OPENAI_BASE_URL", "model": "OPENAI_MODEL", "embeddings": "MEMORY_EMBEDDINGS"}
 ENV_VARIABLES = dict(_ENV)  # field -> the environment variable the engine reads it from
@@ -48,7 +50,7 @@ class Settings:
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("DATA_DIR") or "./data").resolve()
+    return _data_dir()
 
 
 def settings_path() -> Path:
@@ -57,8 +59,10 @@ def settings_path() -> Path:
 
 def load() -> Settings:
     """The saved settings (defaults when there is no file or it cannot be read)."""
+    path = settings_path()
     try:
-        raw = json.loads(settings_path().read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        private_file(path)  # an older, world-readable file is tightened to 0600
     except (OSError, ValueError):
         return Settings()
     known = {k: v for k, v in raw.items() if k in Settings.__dataclass_fields__} if isinstance(raw, dict) else {}
@@ -78,8 +82,8 @@ def save(settings: Settings, *, keep: Collection[str] = ()) -> Path:
         OSError: the file cannot be written (``DATA_DIR`` not writable, say).
     """
     path = settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(settings), indent=2), encoding="utf-8")
+    private_dir(path.parent)  # the data folder 0700, the file 0600: it can hold an endpoint's credentials
+    write_private_text(path, json.dumps(asdict(settings), indent=2))
     apply(settings, override=True, skip=keep)
     return path
 

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
+from memory.private_files import folder_for, private_dir, private_tree
 from memory.embeddings import Embedder, default_embedder
 from memory.errors import EmbedderMismatch, InvalidMemory, MemoryNotFound, MemoryStoreError, MemoryUnavailable
 
@@ -211,8 +212,11 @@ class ChromaConnection:
         if self.host is None:
             assert self.path is not None
             try:
-                self.path.mkdir(parents=True, exist_ok=True)
-                return chromadb.PersistentClient(path=str(self.path), settings=settings)
+                folder_for(self.path)  # the data folder: 0700
+                private_dir(self.path)
+                client = chromadb.PersistentClient(path=str(self.path), settings=settings)
+                private_tree(self.path)  # chroma.sqlite3 and the index folders: 0600 / 0700
+                return client
             except Exception as exc:
                 raise MemoryUnavailable(
                     f"cannot open the Chroma store in {self.path}: {exc}", location=self.location

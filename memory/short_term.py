@@ -43,6 +43,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from memory.private_files import folder_for, private_sqlite
+
 from memory.errors import InvalidMemory, MemoryUnavailable
 
 DEFAULT_BUDGET_TOKENS = 2000
@@ -230,7 +232,8 @@ def _engine(url: str) -> tuple[sa.Engine, threading.Lock]:
         engine = None
         try:
             if is_sqlite and parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                folder_for(Path(parsed.database))  # the data folder: 0700
+                private_sqlite(Path(parsed.database))  # 0600, and so are its -wal and -shm
             engine = sa.create_engine(url, connect_args={"timeout": 5} if is_sqlite else {})
             if is_sqlite:
                 sa.event.listen(engine, "connect", _sqlite_pragmas)

@@ -27,9 +27,9 @@ if not specs:
     st.stop()
 
 try:
-    from tools.builtin.python_exec import isolation_mode
+    from tools.builtin.python_exec import isolation_detail
 except ImportError:  # the python tool may be absent from a minimal install
-    isolation_mode = None  # type: ignore[assignment]
+    isolation_detail = None  # type: ignore[assignment]
 
 
 def _default_for(schema: dict[str, Any]) -> Any:
@@ -52,8 +52,8 @@ left, right = st.columns([3, 2], gap="large")
 with left:
     st.subheader(md_escape(spec.name))  # a plugin's name: `_` and `-` are Markdown
     st.text(spec.description or "(no description)")
-    if spec.name == "python" and isolation_mode is not None:
-        st.caption(f"Isolation of the code: {isolation_mode()}")
+    if spec.name == "python" and isolation_detail is not None:  # says WEAK (and that calls are refused) when so
+        st.caption(f"Isolation of the code: {md_escape(isolation_detail())}")
     if spec.timeout_s:
         st.caption(f"Timeout per call: {spec.timeout_s:g} s")
     with st.expander("JSON schema of the arguments", expanded=True):

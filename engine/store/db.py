@@ -27,6 +27,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from engine.errors import EngineError
+from memory.private_files import folder_for, private_sqlite
 from engine.store.tables import SCHEMA_APP, MetaRow
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -116,11 +117,15 @@ def open_engine(url: str) -> Engine:
     path = sqlite_path(url)
     if path is not None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            folder_for(path)  # the data folder: 0700
         except OSError as exc:
             raise StoreError(f"cannot create the data directory {path.parent}: {exc.strerror} (it is not writable)") from None
         _check_writable(path.parent)
         _check_sqlite_file(path)
+        try:
+            private_sqlite(path)  # 0600, and so are the -wal and -shm files SQLite makes from it
+        except OSError as exc:
+            raise StoreError(f"cannot create the database file {path}: {exc.strerror or exc}") from None
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import pytest
 
 import tools
 import tools.builtin.file_reader  # noqa: F401  (registers "file_reader")
+from tools.builtin.file_reader import FileReaderError, read_text_file
 
 
 @dataclass
@@ -189,24 +191,24 @@ def _empty(t: Layout) -> str:
     return "   "
 
 
-_ESCAPED = "outside the allowed files folder(s) (checked after following symlinks)"
+_ESCAPED = "is outside the allowed files folder(s); only files inside the files folder can be read"
 
 HOSTILE: list[tuple[str, Setup, str]] = [
     ("dotdot-escape", _dotdot_escape, "'..' is not allowed"),
     ("dotdot-inside-then-out", _dotdot_inside_then_out, "'..' is not allowed"),
-    ("absolute-outside", _absolute_outside, "outside the allowed files folder"),
-    ("etc-passwd", _etc_passwd, "outside the allowed files folder"),
+    ("absolute-outside", _absolute_outside, _ESCAPED),
+    ("etc-passwd", _etc_passwd, _ESCAPED),
     ("symlink-outside", _symlink_outside, _ESCAPED),
     ("symlinked-dir-outside", _symlinked_dir_outside, _ESCAPED),
     ("symlink-proc-environ", _symlink_proc_environ, _ESCAPED),
     ("prefix-trick-relative", _prefix_trick_relative, "'..' is not allowed"),
-    ("prefix-trick-absolute", _prefix_trick_absolute, "outside the allowed files folder"),
+    ("prefix-trick-absolute", _prefix_trick_absolute, _ESCAPED),
     ("prefix-trick-symlink", _prefix_trick_symlink, _ESCAPED),
     ("fifo", _fifo, "FIFO"),
     ("socket", _socket, "socket"),
     ("dev-zero-symlink", _dev_zero_symlink, _ESCAPED),
-    ("proc-absolute", _proc_absolute, "outside the allowed files folder"),
-    ("sys-absolute", _sys_absolute, "outside the allowed files folder"),
+    ("proc-absolute", _proc_absolute, _ESCAPED),
+    ("sys-absolute", _sys_absolute, _ESCAPED),
     ("directory", _directory, "is a directory"),
     ("root-itself", _root_itself, "is a directory"),
     ("binary", _binary, "binary file"),
@@ -383,3 +385,62 @@ async def test_bad_arguments_are_refused_by_the_schema(layout: Layout) -> None:
     for args in ({}, {"path": 3}, {"path": "a", "mode": "w"}):
         result = await tools.call_tool("file_reader", args)
         assert not result.ok and result.error.startswith("Invalid arguments for tool 'file_reader'")
+
+
+async def test_outside_gets_one_message_whether_or_not_the_file_exists(layout: Layout) -> None:
+    """An absolute path outside the roots must not tell whether something is there (/etc/shadow or not)."""
+    (layout.root / "dangling.txt").symlink_to(layout.outside / "nothing-here.txt")
+    (layout.root / "pointing.txt").symlink_to(layout.outside / "secret.txt")
+    pairs = [
+        ("/etc/shadow", "/etc/no-such-file-here"),
+        (str(layout.outside / "secret.txt"), str(layout.outside / "nothing-here.txt")),
+        (str(layout.outside), str(layout.tmp / "no-such-dir")),
+        ("pointing.txt", "dangling.txt"),  # a symlink out: to something, and to nothing
+    ]
+    for existing, missing in pairs:
+        first, second = await _read(existing), await _read(missing)
+        assert not first.ok and not second.ok
+        assert first.error.replace(existing, "X") == second.error.replace(missing, "X"), (first.error, second.error)
+        assert _ESCAPED in first.error
+
+
+async def test_directory_swapped_for_a_symlink_never_yields_a_refused_name(layout: Layout) -> None:
+    """A race: docs/ flips between a real folder and a symlink to .ssh/ while docs/config is read.
+
+    Every read returns docs/config's own text or refuses; never .ssh/config's (it was 66 times in 20 s).
+    """
+    ssh = layout.root / ".ssh"
+    ssh.mkdir()
+    (ssh / "config").write_text("Host * IdentityFile PRIVATE-SSH-CONFIG\n", encoding="utf-8")
+    docs, parked = layout.root / "docs", layout.root / "docs.real"
+    docs.mkdir()
+    (docs / "config").write_text("public configuration\n", encoding="utf-8")
+    stop = threading.Event()
+    swaps = 0
+
+    def swapper() -> None:
+        nonlocal swaps
+        while not stop.is_set():
+            os.rename(docs, parked)
+            os.symlink(".ssh", docs)
+            os.unlink(docs)
+            os.rename(parked, docs)
+            swaps += 1
+
+    thread = threading.Thread(target=swapper, daemon=True)
+    thread.start()
+    outcomes: dict[str, int] = {"public": 0, "refused": 0, "LEAKED": 0}
+    deadline = time.monotonic() + 3.0
+    try:
+        while time.monotonic() < deadline:
+            try:
+                result = read_text_file("docs/config")
+            except FileReaderError:
+                outcomes["refused"] += 1
+                continue
+            outcomes["LEAKED" if "PRIVATE-SSH-CONFIG" in result["content"] else "public"] += 1
+    finally:
+        stop.set()
+        thread.join(5)
+    assert swaps > 100 and outcomes["public"] > 0, (swaps, outcomes)
+    assert outcomes["LEAKED"] == 0, outcomes

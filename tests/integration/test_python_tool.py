@@ -82,15 +82,7 @@ def _procs_with(marker: str) -> list[int]:
 
 
 
-def _memory_cgroup_works() -> bool:
-    groups = pe._CallCgroups(pe.DEFAULT_LIMITS)
-    try:
-        return groups.memory_dir is not None
-    finally:
-        groups.close()
-
-
-MEMORY_CGROUP = _memory_cgroup_works()
+MEMORY_CGROUP = pe.limits_status(pe.DEFAULT_LIMITS)[0] != "rlimits"  # cgroup v1 or v2 (test_python_cgroups.py)
 
 
 @pytest.fixture(autouse=True)
@@ -396,6 +388,17 @@ SANDBOX_CASES = [
                 lambda c: f"import socket\nsocket.create_connection(('127.0.0.1', {c['port']}))",
                 lambda r, c: _fails_with(r, "NetworkDisabled") and not c["accepted"],
                 modes=("bwrap", "unshare", "rlimits-only")),
+    SandboxCase("af-unix-socket-allowed",  # documented as allowed; the wrapper once recursed (RecursionError)
+                lambda c: "import socket\ns = socket.socket(socket.AF_UNIX)\ns.close()\n"
+                          "a, b = socket.socketpair()\na.sendall(b'hi')\n[s.family == socket.AF_UNIX, b.recv(2)]",
+                lambda r, c: r["error"] is None and r["value"] == "[True, b'hi']",
+                modes=("bwrap", "unshare", "rlimits-only")),
+    SandboxCase("inet-socket-refused-both-layers",
+                lambda c: "import socket, _socket\nout = []\nfor make in (lambda: socket.socket(), "
+                          "lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM), lambda: _socket.socket(2, 1)):\n"
+                          "    try:\n        make(); out.append('made')\n    except OSError as e:\n"
+                          "        out.append(type(e).__name__)\nout",
+                lambda r, c: r["value"] == ["NetworkDisabled"] * 3, modes=("bwrap", "unshare", "rlimits-only")),
     SandboxCase("raw-dns", lambda c: _RAW_DNS, lambda r, c: r["value"].startswith("failed")),
     SandboxCase("nsenter-host-netns",
                 lambda c: "import subprocess\nr = subprocess.run(['nsenter', '-t', '1', '-n', '/usr/bin/true'], "
@@ -463,7 +466,7 @@ def test_sandbox_holds_without_precheck(case: SandboxCase, mode: str, listener: 
     started = time.monotonic()
     try:
         outcome: Any = run_code(code, precheck=False, isolation=mode, timeout_s=timeout)
-        assert outcome["isolation"] == mode
+        assert outcome["isolation"] == mode and outcome["limits"] == pe.limits_status(pe.DEFAULT_LIMITS)[0]
     except pe.PythonToolError as exc:
         outcome = exc
     assert time.monotonic() - started < timeout + 3.0

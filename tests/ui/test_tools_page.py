@@ -29,6 +29,16 @@ def test_tools_page_lists_tools_with_schema() -> None:
     assert at.json, "the schema is shown as JSON"
 
 
+def test_python_tool_shows_its_isolation_and_per_call_limits() -> None:
+    from tools.builtin import python_exec as pe
+
+    at = _page("tools")
+    at.selectbox(key="tools_selected").select("python").run()
+    captions = [c.value.replace("\\", "") for c in at.caption if "Isolation of the code" in c.value]  # md-escaped
+    assert len(captions) == 1 and pe.isolation_mode() in captions[0] and "per-call limits" in captions[0], captions
+    assert ("WEAK" in captions[0]) == bool(pe.weaknesses()), captions
+
+
 def test_try_it_calls_the_calculator_and_shows_duration() -> None:
     at = _page("tools")
     at.selectbox(key="tools_selected").select("calculator").run()

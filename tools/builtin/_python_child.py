@@ -72,12 +72,23 @@ def _block_network():
         return
 
     original = socket.socket
+    raw = _socket.socket  # the C type; socket.socket.__init__ calls _socket.socket.__init__ by module lookup
     allowed = {getattr(socket, "AF_UNIX", None)} - {None}
+
+    def _check(family):
+        if family not in allowed:  # also refuses family=-1 with a fileno (auto-detect)
+            _refuse_network()
+
+    class raw_blocked(raw):  # noqa: N801  (stands in for _socket.socket)
+        def __init__(self, family=-1, type=-1, proto=-1, fileno=None):  # noqa: A002
+            _check(family)
+            raw.__init__(self, family, type, proto, fileno)
 
     class socket_blocked(original):  # noqa: N801  (stands in for socket.socket)
         def __init__(self, family=-1, type=-1, proto=-1, fileno=None):  # noqa: A002
-            if family not in allowed:  # also refuses family=-1 with a fileno (auto-detect)
-                _refuse_network()
+            _check(family)
+            # original.__init__ reaches _socket.socket.__init__, i.e. raw_blocked's (checked again), then
+            # the C type's: the two replacements never call each other in a loop.
             original.__init__(self, family, type, proto, fileno)
 
     socket.socket = socket_blocked
@@ -99,7 +110,7 @@ def _block_network():
                  "gethostbyaddr", "getnameinfo", "fromfd"):
         if hasattr(_socket, name):
             try:
-                setattr(_socket, name, socket_blocked if name in ("socket", "SocketType") else _refuse_network)
+                setattr(_socket, name, raw_blocked if name in ("socket", "SocketType") else _refuse_network)
             except (AttributeError, TypeError):
                 pass
 

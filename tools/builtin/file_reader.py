@@ -9,19 +9,27 @@ construction:
 - Roots: ``FILES_ROOT`` (one folder or several separated by ``os.pathsep``);
   default ``<DATA_DIR or ./data>/files``, created when missing. A path is
   relative to a root (searched in order) or absolute and inside a root.
-- ``..`` components are refused outright; then the real path is resolved
-  (``Path.resolve(strict=True)``: every symlink followed) and must lie inside a
-  resolved root, checked by path components (``Path.is_relative_to``, never a
-  string prefix, so root ``/srv/root`` does not contain ``/srv/root_evil``).
-  /proc, /sys and /dev are refused even if a root contains them.
+- ``..`` components are refused outright; then the path is resolved
+  (every symlink followed) and must lie inside a resolved root, checked by path
+  components (``Path.is_relative_to``, never a string prefix, so root
+  ``/srv/root`` does not contain ``/srv/root_evil``). Containment is checked
+  BEFORE existence, so a path outside the roots gets one message whether or
+  not something is there (``/etc/shadow`` and ``/etc/nothing`` alike), and a
+  symlink's target is never revealed. /proc, /sys and /dev are refused even if
+  a root contains them.
 - Secret files are refused by name, on the requested path and on the resolved
   one (``.env``, ``.env.*``, ``secrets.toml``, ``*.pem``, ``*.key``, ``id_rsa*``,
   ``.netrc``, anything under ``.ssh``, ...).
-- Only regular files: ``os.stat`` must say ``S_ISREG`` before opening
-  (directories are refused with a hint, FIFOs, sockets and devices refused);
-  the open uses ``O_NOFOLLOW | O_NONBLOCK`` so a FIFO swapped in can never
-  hang it, and the opened descriptor is checked again (``fstat``, and its real
-  path via /proc/self/fd) against what was approved.
+- What is opened is what was approved: the resolved path is opened component
+  by component from the root's descriptor (``openat`` with ``O_NOFOLLOW``,
+  ``O_DIRECTORY`` for folders), so a folder swapped for a symlink during the
+  call (``docs`` -> ``.ssh``) fails the walk instead of opening
+  ``.ssh/config``; the last component is ``fstatat``-ed first (only regular
+  files: directories get a hint, FIFOs, sockets and devices are refused before
+  any open), opened with ``O_NONBLOCK`` (a FIFO swapped in can never hang it),
+  and checked again: ``fstat`` must be the same file, and its name as the
+  kernel sees it (``/proc/self/fd``) must pass the roots, /proc-/sys-/dev and
+  secret-name rules.
 - Binaries (a NUL byte in the first 8 KB) are refused.
 - A file over ``FILE_READER_MAX_BYTES`` (default 16 KB, so the whole marker fits in what a model is shown) is read as a capped
   prefix followed by a marker giving the file's full size; it is not refused.
@@ -35,6 +43,7 @@ default). Callers that want whole files up to the byte cap pass a larger
 from __future__ import annotations
 
 import codecs
+import errno
 import fnmatch
 import os
 import stat
@@ -105,7 +114,8 @@ def roots() -> list[Path]:
     if not entries:
         default = Path(os.environ.get("DATA_DIR", "").strip() or "data") / "files"
         try:
-            default.mkdir(parents=True, exist_ok=True)
+            default.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new data folder is private
+            default.mkdir(exist_ok=True)
         except OSError as exc:
             raise FileReaderError(
                 f"the files folder cannot be created ({exc.strerror or exc}); set FILES_ROOT"
@@ -148,6 +158,15 @@ def _containing_root(path: Path, all_roots: list[Path]) -> Path | None:
     return None
 
 
+def _outside(shown: str) -> str:
+    return (f"{shown!r} is outside the allowed files folder(s); only files inside the files folder can be read "
+            "(give a path relative to it)")
+
+
+def _changed(shown: str) -> FileReaderError:
+    return FileReaderError(f"{shown!r} changed while it was being opened; try again")
+
+
 def _resolve(requested: str, all_roots: list[Path]) -> tuple[Path, Path]:
     """Validate the requested path; return (resolved real path, the root containing it)."""
     shown = requested if len(requested) <= 200 else requested[:199] + "…"
@@ -164,33 +183,39 @@ def _resolve(requested: str, all_roots: list[Path]) -> tuple[Path, Path]:
         raise FileReaderError(f"refusing to read {shown!r}: it looks like a secrets file")
 
     if pure.is_absolute():
-        candidates = [Path(pure)]
+        candidate = Path(pure)
     else:
         candidates = [root / pure for root in all_roots]
         existing = [c for c in candidates if os.path.lexists(c)]
-        candidates = existing[:1] or candidates[:1]
+        candidate = (existing or candidates)[0]
 
-    candidate = candidates[0]
+    # Where the path leads, following the symlinks that exist, WITHOUT requiring it to exist: a path
+    # outside the roots gets the same message whether or not something is there (/etc/shadow or not).
+    try:
+        leads_to = candidate.resolve(strict=False)
+    except RuntimeError:  # symlink loop (Python 3.11)
+        raise FileReaderError(f"cannot resolve {shown!r}: symlink loop") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FileReaderError(f"cannot resolve {shown!r}: symlink loop") from None
+        raise FileReaderError(f"cannot resolve {shown!r}: {exc.strerror or exc}") from None
+    if _containing_root(leads_to, all_roots) is None:
+        raise FileReaderError(_outside(shown))  # never says where a symlink points, nor whether it exists
+
     try:
         resolved = candidate.resolve(strict=True)
     except FileNotFoundError:
-        if pure.is_absolute() and _containing_root(Path(os.path.abspath(candidate)), all_roots) is None:
-            raise FileReaderError(
-                f"{shown!r} is outside the allowed files folder(s); give a path relative to the files folder"
-            ) from None
         raise FileReaderError(f"file not found: {shown!r} (paths are relative to the files folder)") from None
     except RuntimeError:  # symlink loop (Python 3.11)
         raise FileReaderError(f"cannot resolve {shown!r}: symlink loop") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FileReaderError(f"cannot resolve {shown!r}: symlink loop") from None
         raise FileReaderError(f"cannot resolve {shown!r}: {exc.strerror or exc}") from None
 
     root = _containing_root(resolved, all_roots)
-    if root is None:
-        # Do not reveal where a symlink points.
-        raise FileReaderError(
-            f"{shown!r} is outside the allowed files folder(s) (checked after following symlinks); "
-            "only files inside the files folder can be read"
-        )
+    if root is None:  # something changed since the first resolution
+        raise FileReaderError(_outside(shown))
     if any(_inside(resolved, tree) for tree in _FORBIDDEN_TREES):
         raise FileReaderError(f"{shown!r} is in /proc, /sys or /dev, which are never readable")
     if is_secret_name(resolved.relative_to(root).parts):
@@ -231,6 +256,71 @@ def _read_prefix(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = (os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)  # a FIFO never hangs
+               | getattr(os, "O_NOCTTY", 0))
+
+
+def _open_beneath(root: Path, parts: tuple[str, ...], shown: str, rel: str) -> tuple[int, os.stat_result]:
+    """Open ``root/parts...`` component by component from the root's descriptor, following no symlink.
+
+    ``parts`` is the resolved path, so it had no symlink when it was approved: a component that is a
+    symlink now (a directory swapped for a link to ``.ssh`` during the call, say) fails the walk
+    (O_NOFOLLOW), so what is opened is what was approved. Returns (descriptor, its fstat).
+    """
+    try:
+        dir_fd = os.open(root, _DIR_FLAGS)
+    except OSError:
+        raise _changed(shown) from None
+    try:
+        for name in parts[:-1]:
+            try:
+                next_fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+            except FileNotFoundError:
+                raise FileReaderError(f"file not found: {shown!r} (paths are relative to the files folder)") from None
+            except OSError:  # ELOOP / ENOTDIR: a component became a symlink or a file
+                raise _changed(shown) from None
+            os.close(dir_fd)
+            dir_fd = next_fd
+        if not parts:  # the root itself
+            _check_regular(os.fstat(dir_fd), shown, rel)
+        try:
+            before = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise FileReaderError(f"file not found: {shown!r} (paths are relative to the files folder)") from None
+        if stat.S_ISLNK(before.st_mode):
+            raise _changed(shown)
+        _check_regular(before, shown, rel)  # a directory, FIFO, socket or device is refused before opening
+        try:
+            fd = os.open(parts[-1], _FILE_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _changed(shown) from None
+            raise FileReaderError(f"cannot open {shown!r}: {exc.strerror or exc}") from None
+    finally:
+        os.close(dir_fd)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+        os.close(fd)
+        raise _changed(shown)
+    return fd, st
+
+
+def _check_opened(fd: int, all_roots: list[Path], shown: str) -> None:
+    """Check the name of what was actually opened (Linux: /proc/self/fd) against the roots and the rules."""
+    proc_link = f"/proc/self/fd/{fd}"
+    if not os.path.islink(proc_link):  # no /proc: the descriptor walk alone holds
+        return
+    try:
+        real = Path(os.readlink(proc_link))
+    except OSError:
+        raise _changed(shown) from None
+    root = _containing_root(real, all_roots)
+    if (root is None or any(_inside(real, tree) for tree in _FORBIDDEN_TREES)
+            or is_secret_name(real.relative_to(root).parts)):
+        raise _changed(shown)
+
+
 def read_text_file(path: str) -> dict[str, object]:
     """Read a text file under the configured roots; see the module docstring for the rules.
 
@@ -251,30 +341,9 @@ def read_text_file(path: str) -> dict[str, object]:
     resolved, root = _resolve(requested, all_roots)
     rel = resolved.relative_to(root).as_posix()
 
+    fd, st = _open_beneath(root, resolved.relative_to(root).parts, shown, rel)
     try:
-        st = os.stat(resolved, follow_symlinks=False)
-    except OSError as exc:
-        raise FileReaderError(f"cannot read {shown!r}: {exc.strerror or exc}") from None
-    _check_regular(st, shown, rel)
-
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
-    try:
-        fd = os.open(resolved, flags)
-    except OSError as exc:
-        raise FileReaderError(f"cannot open {shown!r}: {exc.strerror or exc}") from None
-    try:
-        fst = os.fstat(fd)
-        if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
-            raise FileReaderError(f"{shown!r} changed while it was being opened; try again")
-        proc_link = f"/proc/self/fd/{fd}"
-        if os.path.islink(proc_link):  # Linux: where the descriptor really points
-            try:
-                real = Path(os.readlink(proc_link))
-            except OSError:
-                real = resolved
-            if _containing_root(real, all_roots) is None:
-                raise FileReaderError(f"{shown!r} changed while it was being opened; try again")
+        _check_opened(fd, all_roots, shown)
         data = _read_prefix(fd, limit + 1)
     except OSError as exc:
         raise FileReaderError(f"cannot read {shown!r}: {exc.strerror or exc}") from None
@@ -286,7 +355,7 @@ def read_text_file(path: str) -> dict[str, object]:
             f"{shown!r} looks like a binary file (it contains NUL bytes); only text files can be read"
         )
     truncated = len(data) > limit
-    size = max(fst.st_size, len(data))
+    size = max(st.st_size, len(data))
     if truncated:
         data = data[:limit]
         # Drop a multi-byte character cut in half by the cap instead of showing U+FFFD for it.

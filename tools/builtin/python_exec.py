@@ -27,15 +27,21 @@ one is active; every result carries it as ``"isolation"``):
     ``/dev/shm``, everything else read-only; ``--die-with-parent`` and
     ``--new-session``. When the app runs as root, bwrap itself is started as
     uid 65534 so that the sandbox is an unprivileged user namespace and
-    RLIMIT_NPROC is enforced.
+    RLIMIT_NPROC is enforced; if that is refused (AppArmor's user-namespace
+    restriction, for instance) this mode is unavailable -- it never silently
+    becomes bwrap-as-root.
 ``unshare``
     fallback when bwrap is missing or refused (root only): ``unshare`` into new
     network, pid, mount, IPC and UTS namespaces; a small shell script builds the
     same private root (tmpfs, read-only bind of /usr, /proc, a few /dev nodes,
     a capped tmpfs /tmp) and ``chroot`` + ``setpriv`` drop to uid/gid 65534
     with no capabilities, no supplementary groups and no_new_privs.
-``rlimits-only``
-    neither is possible: the child still gets an empty environment, a private
+``bwrap-root`` (weak)
+    bwrap started as root, tried only after ``unshare``: the sandbox's uid
+    65534 is the host's root and RLIMIT_NPROC does not apply to it. The tool
+    REFUSES to run in this mode unless ``PYTHON_TOOL_ALLOW_WEAK_SANDBOX=1``.
+``rlimits-only`` (weak)
+    none is possible: the child still gets an empty environment, a private
     temporary working directory, uid 65534 when the app is root, the rlimits
     and the Python-level socket block -- but it can read whatever that user can
     read and the network is not isolated. The tool therefore REFUSES to run in
@@ -45,11 +51,15 @@ Always, in every mode: ``env`` is empty (bwrap/unshare modes set only PATH,
 LANG and HOME inside), ``setrlimit`` in ``preexec_fn`` (CPU, address space,
 processes -- effective for uid 65534 only --, file size, open files, no core
 dumps), ``start_new_session=True`` and, when the call ends, ``killpg(SIGKILL)``
-of the whole group; per call, when ``/sys/fs/cgroup`` is writable, a pids
-cgroup (``pids.max``) and a memory cgroup, which are also used to kill every
-remaining process (``pids.max`` set to 0, then SIGKILL to each member until
-empty). Inside the child, before the code runs, ``socket`` refuses every
-address family but AF_UNIX and name lookups fail (second layer).
+of the whole group; per call, a cgroup bounding the memory and the processes
+of everything the call starts, which is also used to kill every remaining
+process: cgroup v2 (a delegated subtree, ``memory.max``, ``pids.max``,
+``cgroup.kill``) or cgroup v1 -- see ``_sandbox_cgroups.py``. Without either
+the tool REFUSES to run unless ``PYTHON_TOOL_ALLOW_WEAK_SANDBOX=1``
+(:func:`weaknesses` says why; every result carries ``"limits"``:
+``cgroup-v2``, ``cgroup-v1`` or ``rlimits``). Inside the child, before the
+code runs, ``socket`` refuses every address family but AF_UNIX and name
+lookups fail (second layer).
 
 The AST pre-check (:func:`precheck`) runs in the app process with
 ``ast.parse`` only -- it never executes anything -- and refuses obvious escape
@@ -80,16 +90,19 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.builtin._sandbox_cgroups import CGROUP_ENV_VAR, LIMITS_KINDS, limits_status
+from tools.builtin._sandbox_cgroups import CallCgroups as _CallCgroups
 from tools.registry import ToolError, tool
 
 __all__ = [
     "ALLOW_WEAK_ENV_VAR",
+    "CGROUP_ENV_VAR",
+    "LIMITS_KINDS",
     "CHILD_PYTHON",
     "ISOLATION_ENV_VAR",
     "ISOLATION_MODES",
@@ -106,6 +119,7 @@ __all__ = [
     "isolation_detail",
     "isolation_mode",
     "precheck",
+    "weaknesses",
     "python",
     "run_code",
 ]
@@ -118,14 +132,21 @@ CHILD_PYTHON = "/usr/bin/python3"
 """The interpreter run inside the sandbox: the system one, readable by uid 65534 and
 made only of files under /usr (pyenv's interpreter lives under /root, which is 0700)."""
 
-ISOLATION_MODES = ("bwrap", "unshare", "rlimits-only")
-"""Possible isolation layers, strongest first."""
+ISOLATION_MODES = ("bwrap", "unshare", "bwrap-root", "rlimits-only")
+"""Possible isolation layers, strongest first; the last two are weak (see :data:`WEAK_MODES`)."""
+
+WEAK_MODES = {
+    "bwrap-root": "bwrap runs as root (the fallback when it cannot start as uid 65534), so the sandbox's uid "
+                  "is the host's root and RLIMIT_NPROC does not apply to it",
+    "rlimits-only": "no filesystem or network isolation (the code could read files and use the network)",
+}
+"""Modes the tool refuses unless ``PYTHON_TOOL_ALLOW_WEAK_SANDBOX=1`` (or the caller names the mode)."""
 
 ISOLATION_ENV_VAR = "PYTHON_TOOL_ISOLATION"
-"""Force a mode (``bwrap``, ``unshare`` or ``rlimits-only``) instead of the strongest available."""
+"""Force a mode (one of :data:`ISOLATION_MODES`) instead of the strongest available."""
 
 ALLOW_WEAK_ENV_VAR = "PYTHON_TOOL_ALLOW_WEAK_SANDBOX"
-"""Set to 1 to let the tool run in ``rlimits-only`` mode (no filesystem/network isolation)."""
+"""Set to 1 to let the tool run with a weakness: a weak mode, or no per-call memory/process limit."""
 
 SANDBOX_UID = 65534  # nobody
 SANDBOX_GID = 65534  # nogroup
@@ -346,7 +367,6 @@ def _format_syntax_error(exc: SyntaxError) -> str:
 
 _probe_lock = threading.Lock()
 _probed: dict[str, tuple[bool, str]] = {}  # mode -> (works, detail)
-_bwrap_as_nobody: bool | None = None  # when root: run bwrap itself as uid 65534 (preferred)
 
 
 def _is_root() -> bool:
@@ -422,22 +442,20 @@ def _probe(mode: str) -> tuple[bool, str]:
         return os.path.exists(CHILD_PYTHON), "" if os.path.exists(CHILD_PYTHON) else f"{CHILD_PYTHON} is missing"
     if not os.path.exists(CHILD_PYTHON):
         return False, f"{CHILD_PYTHON} is missing"
-    if mode == "bwrap":
+    if mode in ("bwrap", "bwrap-root"):
         if not shutil.which("bwrap"):
             return False, "bwrap is not installed (apt-get install bubblewrap)"
-        variants = [True, False] if _is_root() else [False]
-        last = ""
-        for as_nobody in variants:
-            _bwrap_as_nobody = as_nobody
-            try:
-                result = _run(mode, "1+1", DEFAULT_LIMITS, probing=True)
-                if result.get("value") == 2:
-                    return True, "bwrap started as uid 65534" if as_nobody else "bwrap"
-                last = f"unexpected probe result {result!r}"
-            except Exception as exc:  # noqa: BLE001  (any failure means: not usable)
-                last = str(exc)
-        _bwrap_as_nobody = None
-        return False, f"bwrap is installed but refused: {last[:300]}"
+        if mode == "bwrap-root" and not _is_root():
+            return False, "only when the app runs as root (bwrap then runs as the app's own uid: see bwrap)"
+        try:
+            result = _run(mode, "1+1", DEFAULT_LIMITS, probing=True)
+        except Exception as exc:  # noqa: BLE001  (any failure means: not usable)
+            return False, f"bwrap is installed but refused: {str(exc)[:300]}"
+        if result.get("value") != 2:
+            return False, f"unexpected probe result {result!r}"
+        if mode == "bwrap-root":
+            return True, "bwrap started as root"
+        return True, "bwrap started as uid 65534" if _is_root() else "bwrap"
     if mode == "unshare":
         if not _is_root():
             return False, "the unshare fallback needs root (to drop to uid 65534 after building the sandbox)"
@@ -468,10 +486,11 @@ def available_isolation_modes() -> list[str]:
 
 
 def isolation_mode() -> str:
-    """The isolation the ``python`` tool uses here: ``bwrap``, ``unshare`` or ``rlimits-only``.
+    """The isolation the ``python`` tool uses here: the first of :data:`ISOLATION_MODES` that works.
 
-    ``PYTHON_TOOL_ISOLATION`` forces a mode. For the Tools page: in
-    ``rlimits-only`` the tool refuses to run unless ``PYTHON_TOOL_ALLOW_WEAK_SANDBOX=1``.
+    ``PYTHON_TOOL_ISOLATION`` forces a mode. A weak mode (:data:`WEAK_MODES`) or
+    a machine without per-call cgroup limits makes the tool refuse to run unless
+    ``PYTHON_TOOL_ALLOW_WEAK_SANDBOX=1`` (:func:`weaknesses` says why).
     """
     forced = os.environ.get(ISOLATION_ENV_VAR, "").strip()
     if forced in ISOLATION_MODES:
@@ -485,144 +504,34 @@ def isolation_mode() -> str:
 
 
 def isolation_detail(mode: str | None = None) -> str:
-    """One line describing why ``mode`` (default: the active one) works or not."""
+    """One line: whether ``mode`` (default: the active one) works, its per-call limits, and its weaknesses."""
     mode = mode or isolation_mode()
     works, detail = _mode_works(mode)
-    return f"{mode}: {'available' if works else 'unavailable'}{' (' + detail + ')' if detail else ''}"
+    line = f"{mode}: {'available' if works else 'unavailable'}{' (' + detail + ')' if detail else ''}"
+    if not works:
+        return line
+    kind, limits_detail = limits_status(DEFAULT_LIMITS)
+    line += f"; per-call limits: {kind} ({limits_detail})"
+    weak = weaknesses(mode)
+    if weak:
+        line += f"; WEAK: {'; '.join(weak)} -- refused unless {ALLOW_WEAK_ENV_VAR}=1"
+    return line
 
 
-# --------------------------------------------------------------------- cgroups
+def weaknesses(mode: str | None = None, *, consented: bool = False) -> list[str]:
+    """Why running in ``mode`` (default: the active one) would be weak; empty when it is not.
 
-
-class _CallCgroups:
-    """Per-call pids (and memory) cgroups under cgroup v1, when /sys/fs/cgroup is writable.
-
-    Used to bound the number of processes and the memory (tmpfs pages included)
-    of one call, and at the end to kill every process the call left behind.
-    Best effort: when cgroups cannot be created, the namespaces and the process
-    group kill still apply.
+    ``consented``: the caller named ``mode`` explicitly, which counts as consent
+    to the weakness of the mode itself (not to missing per-call limits).
     """
-
-    def __init__(self, limits: Limits):
-        self.dirs: list[Path] = []
-        self.proc_fds: list[int] = []
-        self.pids_dir: Path | None = None
-        self.memory_dir: Path | None = None
-        if not _is_root():
-            return
-        name = f"ws-python-{uuid.uuid4().hex[:12]}"
-        own = _own_cgroups()
-        self.pids_dir = self._make("pids", own.get("pids"), name, {"pids.max": str(limits.max_processes)})
-        memory = limits.memory_bytes + 2 * limits.tmpfs_bytes + 64 * 1024 * 1024
-        self.memory_dir = self._make(
-            "memory", own.get("memory"), name,
-            {"memory.limit_in_bytes": str(memory), "memory.memsw.limit_in_bytes?": str(memory)},
-        )
-
-    def _make(self, controller: str, own_path: str | None, name: str, settings: dict[str, str]) -> Path | None:
-        if own_path is None:
-            return None
-        base = Path("/sys/fs/cgroup") / controller / own_path.lstrip("/")
-        if not (base / "cgroup.procs").exists():
-            return None
-        path = base / name
-        try:
-            path.mkdir()
-        except OSError:
-            return None
-        try:
-            for key, value in settings.items():
-                optional = key.endswith("?")
-                try:
-                    (path / key.rstrip("?")).write_text(value)
-                except OSError:
-                    if not optional:
-                        raise
-            fd = os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
-        except OSError:
-            _rmdir_quietly(path)
-            return None
-        self.dirs.append(path)
-        self.proc_fds.append(fd)
-        return path
-
-    def oom_killed(self) -> bool:
-        if self.memory_dir is None:
-            return False
-        try:
-            text = (self.memory_dir / "memory.oom_control").read_text()
-        except OSError:
-            return False
-        match = re.search(r"^oom_kill (\d+)", text, re.M)
-        return bool(match and int(match.group(1)) > 0)
-
-    def members(self) -> list[int]:
-        pids: set[int] = set()
-        for path in self.dirs:
-            try:
-                pids.update(int(p) for p in (path / "cgroup.procs").read_text().split())
-            except (OSError, ValueError):
-                pass
-        return sorted(pids)
-
-    def kill_all(self) -> list[int]:
-        """SIGKILL every member until none is left; returns the pids that had to be killed."""
-        if self.pids_dir is not None:
-            try:
-                (self.pids_dir / "pids.max").write_text("0")  # no new process from now on
-            except OSError:
-                pass
-        killed: list[int] = []
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            pids = self.members()
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.005)
-        return killed
-
-    def close(self) -> None:
-        for fd in self.proc_fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.proc_fds = []
-        for path in self.dirs:
-            _rmdir_quietly(path, retries=100)
-        self.dirs = []
-
-
-def _own_cgroups() -> dict[str, str]:
-    out: dict[str, str] = {}
-    try:
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            _, controllers, path = line.split(":", 2)
-            for controller in controllers.split(","):
-                if controller:
-                    out[controller] = path
-    except (OSError, ValueError):
-        pass
+    mode = mode or isolation_mode()
+    out = []
+    if mode in WEAK_MODES and not consented:
+        out.append(WEAK_MODES[mode])
+    kind, detail = limits_status(DEFAULT_LIMITS)
+    if kind == "rlimits":
+        out.append(f"no per-call memory or process limit ({detail})")
     return out
-
-
-def _rmdir_quietly(path: Path, retries: int = 1) -> None:
-    for attempt in range(retries):
-        try:
-            path.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            if attempt + 1 < retries:
-                time.sleep(0.01)
-    logger.warning("python tool: could not remove cgroup %s", path)
 
 
 # ---------------------------------------------------------------------- running
@@ -766,31 +675,36 @@ _call_slots = threading.BoundedSemaphore(MAX_CONCURRENT_CALLS)
 
 
 def _run(
-    mode: str, code: str, limits: Limits, *, probing: bool = False, cancel: threading.Event | None = None
+    mode: str, code: str, limits: Limits, *, probing: bool = False, cancel: threading.Event | None = None,
+    require_cgroup: bool = False,
 ) -> dict[str, Any]:
-    """Run ``code`` in a fresh contained child under ``mode``; the child's result plus outputs."""
+    """Run ``code`` in a fresh contained child under ``mode``; the child's result plus outputs.
+
+    ``require_cgroup``: refuse (SandboxUnavailable) when this call's cgroup cannot be made.
+    """
     started = time.monotonic()
     deadline = started + limits.wall_timeout_s
     if not _call_slots.acquire(timeout=limits.wall_timeout_s):
         raise CodeTimeout(f"the python tool is busy ({MAX_CONCURRENT_CALLS} calls running); try again")
     try:
-        return _run_slot(mode, code, limits, deadline, probing, cancel)
+        return _run_slot(mode, code, limits, deadline, probing, cancel, require_cgroup)
     finally:
         _call_slots.release()
 
 
 def _run_slot(
-    mode: str, code: str, limits: Limits, deadline: float, probing: bool, cancel: threading.Event | None = None
+    mode: str, code: str, limits: Limits, deadline: float, probing: bool, cancel: threading.Event | None = None,
+    require_cgroup: bool = False,
 ) -> dict[str, Any]:
     child = [CHILD_PYTHON, "-I", "-B", "-c", _CHILD_SOURCE]
     cleanup_dirs: list[str] = []
     env: dict[str, str] = {}
     cwd = "/"
     drop = False
-    if mode == "bwrap":
+    if mode in ("bwrap", "bwrap-root"):
         bwrap = shutil.which("bwrap") or "bwrap"
         argv = _bwrap_argv(limits, bwrap) + child
-        drop = _is_root() and bool(_bwrap_as_nobody)
+        drop = _is_root() and mode == "bwrap"  # never silently as root: that is the weak bwrap-root mode
         workdir = SANDBOX_WORKDIR
     elif mode == "unshare":
         root_dir = tempfile.mkdtemp(prefix="ws-python-root-")
@@ -811,6 +725,14 @@ def _run_slot(
         raise ValueError(f"unknown isolation mode {mode!r}; expected one of {', '.join(ISOLATION_MODES)}")
 
     cgroups = _CallCgroups(limits)
+    if require_cgroup and cgroups.kind == "rlimits":
+        cgroups.close()
+        for path in cleanup_dirs:
+            shutil.rmtree(path, ignore_errors=True)
+        raise SandboxUnavailable(
+            f"The python tool could not create this call's cgroup, so nothing would bound its memory and "
+            f"processes ({cgroups.why}). Set {ALLOW_WEAK_ENV_VAR}=1 to run with per-process rlimits only."
+        )
     preexec = _make_preexec(limits, cgroups.proc_fds, drop, _nproc_limit(limits, cgroups))
     result_r, result_w = os.pipe()
     proc: subprocess.Popen[bytes] | None = None
@@ -842,7 +764,9 @@ def _run_slot(
         if cancel is not None and cancel.is_set():
             raise CodeCancelled("the call was cancelled; the code and every process it started were stopped")
         outcome.returncode = proc.returncode
-        return _interpret(mode, outcome, limits, cgroups, probing)
+        result = _interpret(mode, outcome, limits, cgroups, probing)
+        result["limits"] = cgroups.kind
+        return result
     finally:
         os.close(result_r)
         if proc is not None:
@@ -860,7 +784,7 @@ def _run_slot(
 def _nproc_limit(limits: Limits, cgroups: _CallCgroups) -> int:
     """RLIMIT_NPROC counts every process of uid 65534 machine-wide, i.e. of all concurrent
     calls: with a per-call pids cgroup doing the per-call bound, leave room for the others."""
-    if cgroups.pids_dir is not None:
+    if cgroups.bounds_processes:
         return limits.max_processes * MAX_CONCURRENT_CALLS + 16
     if not _is_root():  # the sandbox runs as the app's own uid: count what that uid already runs
         return _tasks_of_uid(os.getuid()) + limits.max_processes
@@ -908,7 +832,7 @@ def _signal_of(mode: str, rc: int | None) -> int | None:
         return None
     if rc < 0:
         return -rc
-    if mode in ("bwrap", "unshare") and rc > 128:  # the sandbox's init reports 128 + signal
+    if mode in ("bwrap", "bwrap-root", "unshare") and rc > 128:  # the sandbox's init reports 128 + signal
         return rc - 128
     return None
 
@@ -1028,13 +952,28 @@ def run_code(
     works, detail = _mode_works(mode)
     if not works:
         raise SandboxUnavailable(f"The python tool's {mode} sandbox is not available here: {detail}")
-    if mode == "rlimits-only" and not explicit and os.environ.get(ALLOW_WEAK_ENV_VAR) != "1":
+    allow_weak = os.environ.get(ALLOW_WEAK_ENV_VAR) == "1"
+    weak = weaknesses(mode, consented=explicit)
+    if weak and not allow_weak:
+        advice = [_WEAK_ADVICE[mode]] if mode in WEAK_MODES and not explicit else []
+        if limits_status(DEFAULT_LIMITS)[0] == "rlimits":
+            advice.append(_CGROUP_ADVICE)
         raise SandboxUnavailable(
-            "The python tool is disabled: no sandbox is available on this machine (install bubblewrap, "
-            f"or run as root for the unshare fallback). Set {ALLOW_WEAK_ENV_VAR}=1 to run code with "
-            "resource limits only (it could then read files and use the network)."
+            f"The python tool is disabled: its sandbox here would be weak ({'; '.join(weak)}). "
+            f"{' '.join(advice)} Set {ALLOW_WEAK_ENV_VAR}=1 to run code anyway."
         )
-    return _run(mode, code, limits, cancel=cancel)
+    return _run(mode, code, limits, cancel=cancel, require_cgroup=not allow_weak)
+
+
+_CGROUP_ADVICE = (
+    "Run as root on a cgroup v1 host, or give the app a delegated cgroup v2 subtree with the memory and pids "
+    f"controllers (systemd: Delegate=yes; or name its directory in {CGROUP_ENV_VAR})."
+)
+_WEAK_ADVICE = {
+    "rlimits-only": "Install bubblewrap, or run as root for the unshare fallback.",
+    "bwrap-root": "Allow unprivileged user namespaces for bwrap (e.g. AppArmor's "
+                  "kernel.apparmor_restrict_unprivileged_userns), or install util-linux for the unshare fallback.",
+}
 
 
 @tool(name="python", timeout_s=TOOL_TIMEOUT_S)
