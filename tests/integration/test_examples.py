@@ -99,6 +99,22 @@ async def test_python_stats_with_too_few_numbers_never_fails_another_node(number
         assert result.node_id == "stats" and expected in (result.error or "")
 
 
+async def test_web_research_offline_says_no_network_and_keeps_the_raw_error_in_tool_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("ddgs")
+    monkeypatch.delenv("SEARXNG_URL", raising=False)
+    monkeypatch.setenv("WEB_SEARCH_PROVIDER", "auto")  # the default: no SearxNG, so the keyless backend
+    monkeypatch.setenv("DDGS_PROXY", "http://127.0.0.1:9")  # a closed loopback port: no network, as offline
+    result = await run_workflow(load_workflow(EXAMPLES / "web_research.json"))
+    assert result.status == "completed", result.error
+    returned = _events(result, "tool.result")[0].data
+    assert returned["error"] == "search unavailable (no network)"
+    assert "the public search backend (ddgs) failed" in returned["detail"]
+    assert "search unavailable (no network)" in result.result["answer"]
+    assert "http" not in result.result["answer"] and "Error" not in result.result["answer"]
+
+
 async def test_web_research_reports_search_unavailable_instead_of_inventing() -> None:
     result = await run_workflow(load_workflow(EXAMPLES / "web_research.json"))
     assert result.status == "completed", result.error
