@@ -28,7 +28,8 @@ def test_try_it_shows_python_code_that_raises_in_red(page: Any, studio: Any) -> 
     page.get_by_role("button", name="Call the tool").click()
     alert = page.locator(ERROR_ALERT).filter(has_text="the call failed")
     expect(alert).to_be_visible(timeout=30_000)
-    expect(page.locator("[data-testid='stCode']").filter(has_text="ZeroDivisionError: division by zero (line 2 of the code)")).to_be_visible()
+    error = "ZeroDivisionError: division by zero (line 2 of the code)"
+    expect(page.locator("[data-testid='stCode']").filter(has_text=error)).to_be_visible()
     expect(page.get_by_text("Result", exact=True)).to_have_count(0)
 
 

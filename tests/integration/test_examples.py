@@ -85,12 +85,16 @@ async def test_python_stats_runs_in_the_sandbox() -> None:
 @pytest.mark.parametrize(
     ("numbers", "status", "expected"),
     [
-        ([7], "completed", {"stats": {"mean": 7, "median": 7, "stdev": 0.0}, "verdict": "The numbers are tightly grouped."}),
-        ([], "failed", "tool 'python' failed: StatisticsError: mean requires at least one data point (line 3 of the code)"),
+        ([7], "completed",
+         {"stats": {"mean": 7, "median": 7, "stdev": 0.0}, "verdict": "The numbers are tightly grouped."}),
+        ([], "failed",
+         "tool 'python' failed: StatisticsError: mean requires at least one data point (line 3 of the code)"),
     ],
     ids=["one-number", "no-numbers"],
 )
-async def test_python_stats_with_too_few_numbers_never_fails_another_node(numbers: list[int], status: str, expected: Any) -> None:
+async def test_python_stats_with_too_few_numbers_never_fails_another_node(
+    numbers: list[int], status: str, expected: Any
+) -> None:
     result = await run_workflow(load_workflow(EXAMPLES / "python_stats.json"), {"numbers": numbers})
     assert result.status == status, result.error
     if status == "completed":

@@ -49,8 +49,10 @@ def _tools(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 # (id, tool, args, what node.failed's message must contain)
 FAILURES: list[tuple[str, str, dict[str, Any], str]] = [
-    ("python-exception", "python", {"code": "x = 1\n1 / 0"}, "ZeroDivisionError: division by zero (line 2 of the code)"),
-    ("python-statistics", "python", {"code": "import statistics\nstatistics.stdev([1])"}, "StatisticsError: stdev requires at least two data points"),
+    ("python-exception", "python", {"code": "x = 1\n1 / 0"},
+     "ZeroDivisionError: division by zero (line 2 of the code)"),
+    ("python-statistics", "python", {"code": "import statistics\nstatistics.stdev([1])"},
+     "StatisticsError: stdev requires at least two data points"),
     ("python-nonzero-exit", "python", {"code": "raise SystemExit(3)"}, "SystemExit: 3 (exit status 3)"),
     ("python-timeout", "python", {"code": "while True:\n    pass"}, "wall-clock limit"),
     ("python-refusal", "python", {"code": "import os\nos.listdir('/')"}, "importing 'os'"),
@@ -127,7 +129,8 @@ def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime
 
 def _resumable_doc(tool: str, args: dict[str, Any]) -> dict[str, Any]:
     doc = _tool_node_doc(tool, args)
-    doc["nodes"].insert(1, {"id": "first", "type": "tool", "config": {"tool": "calculator", "args": {"expression": "1 + 1"}}})
+    first = {"id": "first", "type": "tool", "config": {"tool": "calculator", "args": {"expression": "1 + 1"}}}
+    doc["nodes"].insert(1, first)
     doc["edges"] = [{"source": "start", "target": "first"}, {"source": "first", "target": "call"},
                     {"source": "call", "target": "after"}]
     return doc

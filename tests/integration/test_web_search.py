@@ -249,7 +249,9 @@ async def test_no_backend_and_ddgs_offline_is_a_quick_clear_error(monkeypatch: p
     assert "DNSError" in result.detail and "set SEARXNG_URL to a SearxNG instance" in result.detail
 
 
-async def test_ddgs_without_network_says_so_and_keeps_the_detail_for_tool_result(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_ddgs_without_network_says_so_and_keeps_the_detail_for_tool_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The real ddgs library, through a proxy on a closed loopback port: the network cannot be reached."""
     pytest.importorskip("ddgs")
     monkeypatch.setenv("WEB_SEARCH_PROVIDER", "ddgs")
