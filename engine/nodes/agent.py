@@ -29,7 +29,7 @@ import tools
 from engine.errors import EngineError
 from engine.llm.base import ChatReply, ChatRequest, Message, ToolCall, ToolSchema
 from engine.model import AgentConfig
-from engine.nodes.agent_memory import MemorySpec, compile_memory, open_memory
+from engine.nodes.agent_memory import MemorySession, MemorySpec, compile_memory, open_memory
 from engine.nodes.base import Compiler, NodeContext, NodeKind
 from engine.templates import Compiled
 from engine.untrusted import memory_block, tool_block
@@ -68,7 +68,7 @@ def _compile(config: AgentConfig, compiler: Compiler) -> AgentSpec:
     )
 
 
-def _messages(spec: AgentSpec, variables: Any, prompt: str, memory: Any) -> list[Message]:
+def _messages(spec: AgentSpec, variables: Any, prompt: str, memory: MemorySession | None) -> list[Message]:
     """The system prompt, then one user message: recalled memory as a data block (if any), then the prompt.
 
     One user message rather than two: some chat templates refuse two user turns in a row.
