@@ -48,7 +48,10 @@ EVENT_DATA_KEYS: Mapping[str, tuple[str, ...]] = {
     "llm.token": ("delta", "step", "attempt"),
     "llm.completed": ("model", "prompt_tokens", "completion_tokens", "step", "attempt"),
     "tool.called": ("tool", "args", "call_id"),  # call_id: unique in the run's log, across resumes too
-    "tool.result": ("call_id", "duration_ms"),  # plus "result" or "error"; "truncated": true if the result was cut
+    # plus "result", or "error" when the call failed (the tool raised, exited non-zero, timed out or was
+    # refused) with an optional "detail" (traceback, printed output, a backend's raw error: never shown
+    # to a model); "truncated": true if the result was cut
+    "tool.result": ("call_id", "duration_ms"),
     "memory.recalled": ("agent_id", "query", "hits"),
     "memory.saved": ("agent_id",),
     "log": ("level", "message"),

@@ -142,6 +142,8 @@ class NodeContextImpl:
                 data["truncated"] = True
         else:
             data["error"] = result.error
+            if result.detail:
+                data["detail"] = result.detail
         self.emit("tool.result", data)
         return result
 

@@ -99,7 +99,20 @@ class ToolError(Exception):
     """Raise from a tool to report a failure whose message is shown verbatim.
 
     Any other exception is reported as ``"<ExceptionType>: <message>"``.
+    Raising is the one way a tool reports a failure: a returned value is
+    always a success, whatever it contains.
+
+    Args:
+        message: what went wrong, in words a model or user can act on (the
+            call's ``error``; a model reads it).
+        detail: optional longer text for people (a traceback, printed
+            output, a backend's raw error): kept in ``ToolResult.detail`` and
+            in the ``tool.result`` event, never shown to a model.
     """
+
+    def __init__(self, message: str = "", *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -144,6 +157,8 @@ class ToolResult:
         value: the JSON-serialisable value (``None`` when not ok). When the
             result was too long it is the truncated text plus a marker.
         error: why the call failed, in words a model or user can act on.
+        detail: more about the failure for people (from :class:`ToolError`'s
+            ``detail``), or ``None``; a model is never shown it.
         duration_ms: wall time of the call.
         truncated: whether ``value`` was cut to ``max_result_chars``.
     """
@@ -153,6 +168,7 @@ class ToolResult:
     error: str | None = None
     duration_ms: float = 0.0
     truncated: bool = False
+    detail: str | None = None
 
     def as_text(self) -> str:
         """What a model should see: the value as text, or ``"Error: ..."``."""
@@ -576,8 +592,10 @@ class ToolRegistry:
             raise ValueError(f"max_result_chars must be at least 1, got {max_result_chars!r}")
         started = time.perf_counter()
 
-        def failed(error: str) -> ToolResult:
-            return ToolResult(ok=False, error=error, duration_ms=(time.perf_counter() - started) * 1000)
+        def failed(error: str, detail: str | None = None) -> ToolResult:
+            return ToolResult(
+                ok=False, error=error, detail=detail, duration_ms=(time.perf_counter() - started) * 1000
+            )
 
         try:
             spec = self.get_tool(name)
@@ -613,7 +631,8 @@ class ToolRegistry:
             return failed(f"Tool {name!r} timed out after {limit:g} s; try again with a smaller or simpler request")
         except Exception as exc:  # the tool's own failure; CancelledError propagates
             logger.debug("tool %r raised", name, exc_info=True)
-            return failed(_describe_exception(exc))
+            detail = exc.detail if isinstance(exc, ToolError) else None
+            return failed(_describe_exception(exc), detail if isinstance(detail, str) and detail else None)
 
         try:
             value = _to_jsonable(raw)

@@ -234,14 +234,23 @@ def tool_call_rows(view: RunView) -> list[dict[str, Any]]:
     return rows
 
 
+_ERROR_CELL = "color: #d33; font-weight: 600"
+_MAX_FAILED_SHOWN = 10
+
+
+def _red_errors(row: pd.Series) -> list[str]:
+    return [_ERROR_CELL if row.get("status") == "error" else "" for _ in row]
+
+
 def render_tool_calls(view: RunView) -> None:
+    """The run's tool calls as a table (failed calls in red), then each failed call's error in red."""
     rows = tool_call_rows(view)
     if not rows:
         st.caption("No tool calls.")
         return
     frame = pd.DataFrame(rows)
     st.dataframe(
-        frame,
+        frame.style.apply(_red_errors, axis=1),
         hide_index=True,
         width="stretch",
         column_config={
@@ -249,6 +258,24 @@ def render_tool_calls(view: RunView) -> None:
             "ms": st.column_config.NumberColumn("duration (ms)", format="%.1f"),
         },
     )
+    failed = [(call_id, entry) for call_id, entry in view.tool_calls.items() if _failed(entry)]
+    for call_id, entry in failed[:_MAX_FAILED_SHOWN]:
+        called, result = entry.get("called"), entry["result"]
+        data = dict(result.data)
+        tool = data.get("tool") or (called.data.get("tool") if called is not None else None) or "?"
+        node = entry.get("node")
+        where = f" in node {code(node)}" if node else ""
+        error_block(f"Tool {code(tool)} failed{where} (call {code(call_id)}).", data.get("error") or "unknown error")
+        if data.get("detail"):
+            with st.expander("Details: output, traceback or the backend's own error"):
+                st.code(clip(data["detail"], 8000), language=None, wrap_lines=True)
+    if len(failed) > _MAX_FAILED_SHOWN:
+        st.caption(f"{len(failed) - _MAX_FAILED_SHOWN} more failed calls are in the table above.")
+
+
+def _failed(entry: dict[str, Any]) -> bool:
+    result = entry.get("result")
+    return result is not None and "error" in result.data
 
 
 def render_memory(view: RunView) -> None:

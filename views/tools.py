@@ -77,7 +77,8 @@ with right:
         with st.spinner(f"Calling {md_escape(spec.name)}…"):
             result = get_runtime().call_tool(spec.name, args)
         st.session_state["tools_last"] = {"tool": spec.name, "ok": result.ok, "value": result.value, "error": result.error,
-                                          "duration_ms": result.duration_ms, "truncated": result.truncated}
+                                          "detail": result.detail, "duration_ms": result.duration_ms,
+                                          "truncated": result.truncated}
     last = st.session_state.get("tools_last")
     if last and last["tool"] == spec.name:
         st.metric("Duration", f"{last['duration_ms']:.1f} ms")
@@ -88,5 +89,8 @@ with right:
             else:
                 st.code(clip(last["value"], 20_000), language=None)
         else:
-            st.error("The tool returned an error")
-            st.code(clip(last["error"], 5_000), language=None)
+            st.error("The tool reported an error: the call failed")
+            st.code(clip(last["error"], 5_000), language=None, wrap_lines=True)
+            if last.get("detail"):
+                with st.expander("Details: output, traceback or the backend's own error"):
+                    st.code(clip(last["detail"], 8_000), language=None, wrap_lines=True)

@@ -12,8 +12,9 @@ with no key. It knows nothing; it works only from the prompt, by fixed rules:
 * **After tool results.** One sentence per result (``Using calculator:
   (12 + 30) * 2 = 84.``; errors are named as such), then the normal answer.
 * **Memory.** A ``<memory>`` ... ``</memory>`` block in a system or user
-  message: the line sharing the most words with the question opens the answer
-  as ``From memory: <line>.``
+  message (also inside an untrusted data block, see :mod:`engine.untrusted`):
+  the line sharing the most words with the question opens the answer as
+  ``From memory: <line>.`` Data blocks are never read as the request.
 * **Text.** ``Summarize: <text>`` gives the first sentence or two of the text;
   critique / review prompts get a short critique quoting the material;
   rewrite / revise prompts get the material's opening tidied; anything else
@@ -39,6 +40,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.llm.base import ChatReply, ChatRequest, DeltaSink, Message, ToolCall, ToolSchema
+from engine.untrusted import read_blocks
 
 __all__ = ["OfflineChatModel", "DEFAULT_TOKEN_DELAY_S", "TOKEN_DELAY_ENV"]
 
@@ -160,6 +162,7 @@ class _ToolResult:
     name: str
     arguments: dict[str, Any]
     content: str
+    failed: bool = False  # the call's data block says status="error"
 
 
 @dataclass(slots=True)
@@ -209,7 +212,11 @@ def _read(messages: list[Message]) -> _Prompt:
         role = message.get("role")
         if role not in ("system", "developer", "user"):
             continue
-        text = _flatten(message.get("content"))
+        text, blocks = read_blocks(_flatten(message.get("content"))[: _TEXT_CAP * 5])
+        for block in blocks:  # data, not the request: only a memory block inside is read
+            _, lines = _split_memory(block.content)
+            if lines is not None and memory is None:
+                memory = lines
         text, lines = _split_memory(text)
         if lines is not None and memory is None:
             memory = lines
@@ -241,7 +248,12 @@ def _read(messages: list[Message]) -> _Prompt:
             name, arguments = calls.get(str(message.get("tool_call_id")), (str(message.get("name") or "tool"), {}))
             if message.get("name") and name == "tool":
                 name = str(message["name"])
-            results.append(_ToolResult(name, arguments, _flatten(message.get("content"))[:_TEXT_CAP]))
+            content = _flatten(message.get("content"))[: _TEXT_CAP * 2]
+            _, blocks = read_blocks(content)
+            if blocks:
+                results.append(_ToolResult(name, arguments, blocks[0].content[:_TEXT_CAP], blocks[0].status == "error"))
+            else:
+                results.append(_ToolResult(name, arguments, content[:_TEXT_CAP]))
     return _Prompt(user=user, system="\n".join(systems)[:_TEXT_CAP], memory=memory or [], tool_results=results)
 
 
@@ -727,7 +739,9 @@ def _describe_result(result: _ToolResult) -> str:
     name = result.name
     error: str | None = None
     value: Any = content
-    if re.match(r"^\s*error\b", content, re.IGNORECASE):
+    if result.failed:
+        error = content or "unknown error"
+    elif re.match(r"^\s*error\b", content, re.IGNORECASE):
         error = re.sub(r"^\s*error\b\s*:?\s*", "", content, flags=re.IGNORECASE) or "unknown error"
     else:
         try:

@@ -7,6 +7,12 @@ tools on offer, then one last round without tools so the model must answer.
 An agent may call only the tools its node lists; any other call is refused
 with an error the model sees and a ``log`` event.
 
+Tool results and errors, and recalled memories, reach the model only as
+untrusted data blocks (:mod:`engine.untrusted`): tool messages for the
+former, the opening of the user message for the latter -- never a system
+message. A failed call's block is marked ``status="error"``, so the model can
+try again or do without; it does not fail the node.
+
 ``llm.token`` and ``llm.completed`` carry ``step`` (the round, from 0) and
 ``attempt`` (the node's try, from 1, see ``retry``): the deltas of one
 (attempt, step) concatenate to that round's text.
@@ -23,9 +29,10 @@ import tools
 from engine.errors import EngineError
 from engine.llm.base import ChatReply, ChatRequest, Message, ToolCall, ToolSchema
 from engine.model import AgentConfig
-from engine.nodes.agent_memory import MemorySpec, compile_memory, open_memory
+from engine.nodes.agent_memory import MemorySession, MemorySpec, compile_memory, open_memory
 from engine.nodes.base import Compiler, NodeContext, NodeKind
 from engine.templates import Compiled
+from engine.untrusted import memory_block, tool_block
 
 
 class AgentReplyInvalid(EngineError):
@@ -61,12 +68,16 @@ def _compile(config: AgentConfig, compiler: Compiler) -> AgentSpec:
     )
 
 
-def _messages(spec: AgentSpec, variables: Any, prompt: str, memory_block: str) -> list[Message]:
+def _messages(spec: AgentSpec, variables: Any, prompt: str, memory: MemorySession | None) -> list[Message]:
+    """The system prompt, then one user message: recalled memory as a data block (if any), then the prompt.
+
+    One user message rather than two: some chat templates refuse two user turns in a row.
+    """
     messages: list[Message] = []
     if spec.system is not None:
         messages.append({"role": "system", "content": str(spec.system.render(variables))})
-    if memory_block:
-        messages.append({"role": "system", "content": memory_block})
+    if memory is not None and memory.block:
+        prompt = memory_block(memory.agent_id, memory.block) + "\n\n" + prompt
     messages.append({"role": "user", "content": prompt})
     return messages
 
@@ -77,7 +88,7 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
     prompt = str(spec.prompt.render(variables))
     model = str(spec.model.render(variables)) if spec.model is not None else ctx.default_model
     memory = await open_memory(spec.memory, ctx, variables, prompt, model) if spec.memory is not None else None
-    messages = _messages(spec, variables, prompt, memory.block if memory is not None else "")
+    messages = _messages(spec, variables, prompt, memory)
     ctx.set_input({"model": model, "messages": [m["content"] for m in messages], "tools": list(spec.tools)})
     schemas = tuple(_schema(name) for name in spec.tools)
     attempt = ctx.attempt  # which try of the node's retry: a retry streams its text afresh
@@ -111,7 +122,8 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
         messages.append(reply.as_message())
         results = await asyncio.gather(*(_call(ctx, call, spec.tools) for call in reply.tool_calls))
         messages.extend(
-            {"role": "tool", "tool_call_id": call.id, "content": text} for call, text in zip(reply.tool_calls, results)
+            {"role": "tool", "tool_call_id": call.id, "content": _tool_message(call, result)}
+            for call, result in zip(reply.tool_calls, results)
         )
     output = _final(reply.content, spec.response_format)
     if memory is not None:
@@ -124,8 +136,15 @@ def _schema(name: str) -> ToolSchema:
     return ToolSchema(name=spec.name, description=spec.description, parameters=spec.parameters)
 
 
-async def _call(ctx: NodeContext, call: ToolCall, allowed: tuple[str, ...]) -> str:
-    """Run one tool call the model asked for; returns what the model sees.
+def _tool_message(call: ToolCall, result: tools.ToolResult) -> str:
+    """What the model reads for one call: the result or the error, as an untrusted data block."""
+    if result.ok:
+        return tool_block(call.name, result.as_text(), ok=True)
+    return tool_block(call.name, result.error or "the call failed", ok=False)
+
+
+async def _call(ctx: NodeContext, call: ToolCall, allowed: tuple[str, ...]) -> tools.ToolResult:
+    """Run one tool call the model asked for (or refuse it); the model sees :func:`_tool_message` of it.
 
     ``ctx.call_tool``'s default result cap (``tools.DEFAULT_MAX_RESULT_CHARS``) applies:
     a model reads at most that many characters of a result.
@@ -136,11 +155,11 @@ async def _call(ctx: NodeContext, call: ToolCall, allowed: tuple[str, ...]) -> s
             raise ValueError("arguments must be a JSON object")
     except ValueError as exc:
         refusal = f"the arguments are not a valid JSON object ({exc}); send a JSON object matching the schema"
-        return (await ctx.call_tool(call.name, {"_raw": call.arguments}, call_id=call.id, refused=refusal)).as_text()
+        return await ctx.call_tool(call.name, {"_raw": call.arguments}, call_id=call.id, refused=refusal)
     if call.name not in allowed:
         refusal = f"tool '{call.name}' is not allowed for this agent (allowed: {', '.join(allowed) or 'none'})"
-        return (await ctx.call_tool(call.name, args, call_id=call.id, refused=refusal)).as_text()
-    return (await ctx.call_tool(call.name, args, call_id=call.id)).as_text()
+        return await ctx.call_tool(call.name, args, call_id=call.id, refused=refusal)
+    return await ctx.call_tool(call.name, args, call_id=call.id)
 
 
 def _final(content: str, response_format: str) -> Any:

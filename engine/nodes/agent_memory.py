@@ -1,8 +1,10 @@
 """An agent's memory around one execution: recall before the model, save after it.
 
 Recalled long-term memories and the short-term conversation go into the
-prompt as one clearly delimited block (``memory.format_memory_block``) in a
-system message after the node's own system prompt. ``memory.recalled`` and
+prompt as one clearly delimited block (``memory.format_memory_block``),
+wrapped as untrusted data (``engine.untrusted.memory_block``) at the start of
+the user message -- never in a system message, so a memory cannot speak
+with the author's authority. ``memory.recalled`` and
 ``memory.saved`` events say what was read and written.
 
 The rule when memory fails (Chroma server down, database unreachable): a node

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from engine import load_workflow, run_workflow
+from engine.untrusted import read_blocks
 from engine.llm.offline_model import OfflineChatModel
 from engine.llm.openai_model import OpenAIChatModel
 from tests.fake_openai import FakeOpenAIServer
@@ -51,12 +52,14 @@ async def test_endpoint_receives_the_memory_block_and_the_conversation(fake_open
     result = await run_workflow(workflow, {"message": "What's my name?", "user": "t2"}, llm=model)
     assert result.result == {"reply": "You are Alice."}
     messages = fake_openai.requests[-1]["messages"]
-    memory = [m["content"] for m in messages if m["role"] == "system" and "<memory>" in m["content"]]
-    assert memory, messages
-    block = memory[0]
+    assert not any("<memory>" in m["content"] for m in messages if m["role"] == "system"), messages
+    # memories are untrusted data: one delimited block opening the user message, then the request
+    assert messages[-1]["role"] == "user"
+    request, (data,) = read_blocks(messages[-1]["content"])
+    assert request.strip() == "What's my name?" and data.source == "memory:assistant-t2"
+    block = data.content
     assert "<memory>" in block and "</memory>" in block and "My name is Alice." in block
     assert "<conversation>" in block and "assistant: Nice to meet you, Alice." in block
-    assert messages[-1] == {"role": "user", "content": "What's my name?"}
 
 
 async def test_memories_are_separate_per_agent_id() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from engine import load_workflow, run_workflow
+from engine.untrusted import read_blocks
 from engine.llm import default_chat_model
 from engine.llm.offline_model import OfflineChatModel
 from engine.llm.openai_model import OpenAIChatModel
@@ -81,7 +82,9 @@ async def test_tool_calling_loop_sends_results_back(fake_openai: FakeOpenAIServe
     assert first["tools"][0]["function"]["parameters"]["properties"]["city"]["type"] == "string"
     tool_messages = [m for m in second["messages"] if m["role"] == "tool"]
     assert len(tool_messages) == 1
-    assert json.loads(tool_messages[0]["content"]) == {"city": "Paris", "population": 2_100_000}
+    _, (block,) = read_blocks(tool_messages[0]["content"])
+    assert (block.source, block.status) == ("tool:agent_test_lookup", "ok")
+    assert json.loads(block.content) == {"city": "Paris", "population": 2_100_000}
     assistant = [m for m in second["messages"] if m["role"] == "assistant"][0]
     assert assistant["tool_calls"][0]["id"] == tool_messages[0]["tool_call_id"]
     called, returned = _of(result, "tool.called"), _of(result, "tool.result")
@@ -101,7 +104,8 @@ async def test_a_tool_not_listed_is_refused_and_the_model_sees_why(fake_openai: 
     assert "not allowed" in refused.data["error"]
     assert any(e.type == "log" and "refused" in e.data["message"] for e in result.events)
     tool_message = [m for m in fake_openai.requests[1]["messages"] if m["role"] == "tool"][0]
-    assert tool_message["content"].startswith("Error:") and "not allowed" in tool_message["content"]
+    _, (block,) = read_blocks(tool_message["content"])
+    assert block.status == "error" and "not allowed" in block.content and "FAILED" in tool_message["content"]
 
 
 async def test_max_steps_bounds_tool_rounds_then_forces_an_answer(fake_openai: FakeOpenAIServer) -> None:

@@ -82,6 +82,43 @@ async def test_python_stats_runs_in_the_sandbox() -> None:
     assert result.result["report"]["verdict"] == "Unusual spread: stdev 1.291 against median 2.5."
 
 
+@pytest.mark.parametrize(
+    ("numbers", "status", "expected"),
+    [
+        ([7], "completed",
+         {"stats": {"mean": 7, "median": 7, "stdev": 0.0}, "verdict": "The numbers are tightly grouped."}),
+        ([], "failed",
+         "tool 'python' failed: StatisticsError: mean requires at least one data point (line 3 of the code)"),
+    ],
+    ids=["one-number", "no-numbers"],
+)
+async def test_python_stats_with_too_few_numbers_never_fails_another_node(
+    numbers: list[int], status: str, expected: Any
+) -> None:
+    result = await run_workflow(load_workflow(EXAMPLES / "python_stats.json"), {"numbers": numbers})
+    assert result.status == status, result.error
+    if status == "completed":
+        assert result.result["report"] == expected
+    else:  # the python step that raised is the step that fails, with Python's own error
+        assert result.node_id == "stats" and expected in (result.error or "")
+
+
+async def test_web_research_offline_says_no_network_and_keeps_the_raw_error_in_tool_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("ddgs")
+    monkeypatch.delenv("SEARXNG_URL", raising=False)
+    monkeypatch.setenv("WEB_SEARCH_PROVIDER", "auto")  # the default: no SearxNG, so the keyless backend
+    monkeypatch.setenv("DDGS_PROXY", "http://127.0.0.1:9")  # a closed loopback port: no network, as offline
+    result = await run_workflow(load_workflow(EXAMPLES / "web_research.json"))
+    assert result.status == "completed", result.error
+    returned = _events(result, "tool.result")[0].data
+    assert returned["error"] == "search unavailable (no network)"
+    assert "the public search backend (ddgs) failed" in returned["detail"]
+    assert "search unavailable (no network)" in result.result["answer"]
+    assert "http" not in result.result["answer"] and "Error" not in result.result["answer"]
+
+
 async def test_web_research_reports_search_unavailable_instead_of_inventing() -> None:
     result = await run_workflow(load_workflow(EXAMPLES / "web_research.json"))
     assert result.status == "completed", result.error

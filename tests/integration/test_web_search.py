@@ -245,8 +245,41 @@ async def test_no_backend_and_ddgs_offline_is_a_quick_clear_error(monkeypatch: p
     result = await tools.call_tool("web_search", {"query": "offline"})
     assert time.monotonic() - started < 5
     assert not result.ok
-    assert result.error.startswith("search unavailable:")
-    assert "set SEARXNG_URL to a SearxNG instance" in result.error
+    assert result.error == "search unavailable (no network)"  # what the model reads: no raw DNS error
+    assert "DNSError" in result.detail and "set SEARXNG_URL to a SearxNG instance" in result.detail
+
+
+async def test_ddgs_without_network_says_so_and_keeps_the_detail_for_tool_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real ddgs library, through a proxy on a closed loopback port: the network cannot be reached."""
+    pytest.importorskip("ddgs")
+    monkeypatch.setenv("WEB_SEARCH_PROVIDER", "ddgs")
+    monkeypatch.setenv("DDGS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("WEB_SEARCH_TIMEOUT_S", "2")
+    result = await tools.call_tool("web_search", {"query": "durable workflows"})
+    assert not result.ok and result.error == "search unavailable (no network)"
+    assert "http" not in result.as_text()
+    assert "the public search backend (ddgs) failed" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("why", "network"),
+    [
+        ("failed: DNSError: DNSError('error sending request for url (https://search.brave.com/) > error resolving DNS')", True),
+        ("failed: ConnectError: ConnectError('error sending request for url (https://x/) > Connection refused (os error 111)')", True),
+        ("failed: [Errno -3] Temporary failure in name resolution", True),
+        ("failed: [Errno 101] Network is unreachable", True),
+        ("failed: TimeoutException: timed out", True),
+        ("failed: 202 Ratelimit", False),
+        ("is not installed (pip install ddgs)", False),
+    ],
+)
+def test_network_failures_are_told_apart_from_other_backend_errors(why: str, network: bool) -> None:
+    assert web_search_module.is_network_failure(why) is network
+    error = DdgsProvider._unavailable(why)
+    assert (str(error) == "search unavailable (no network)") is network
+    assert (error.detail is not None) is network
 
 
 async def test_ddgs_hits_are_mapped_and_no_results_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:

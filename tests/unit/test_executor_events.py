@@ -29,6 +29,7 @@ from engine.errors import ModelError
 from engine.executor import NodeContextImpl, _json_value, _Run, execute, replay_from_events
 from engine.llm.base import ChatReply, ChatRequest, DeltaSink, ToolCall
 from engine.nodes import tool as tool_node
+from engine.untrusted import read_blocks
 
 Doc = dict[str, Any]
 
@@ -308,8 +309,9 @@ async def test_an_agents_tool_result_keeps_the_model_cap() -> None:
     (tool_result,) = of(result, "tool.result", "ag")
     assert tool_result.data["truncated"] is True
     seen = model.requests[1].messages[-1]
-    assert seen["role"] == "tool" and len(seen["content"]) < tools.DEFAULT_MAX_RESULT_CHARS + 200
-    assert "truncated" in seen["content"]
+    _, (block,) = read_blocks(seen["content"])  # the result is one untrusted data block
+    assert seen["role"] == "tool" and len(block.content) < tools.DEFAULT_MAX_RESULT_CHARS + 200
+    assert "truncated" in block.content
 
 
 # ----------------------------------------------------------------------------- 4. call ids after a resume

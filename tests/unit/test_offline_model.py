@@ -10,6 +10,7 @@ import pytest
 
 from engine.llm.base import ChatModel, ChatReply, ChatRequest, ToolSchema
 from engine.llm.offline_model import DEFAULT_TOKEN_DELAY_S, OfflineChatModel
+from engine.untrusted import memory_block, tool_block
 
 from ..timing import best_time_async
 
@@ -324,12 +325,26 @@ async def test_answer_uses_a_search_result() -> None:
     assert "caching.md: use an LRU" in reply.content
 
 
-@pytest.mark.parametrize("result", ["Error: division by zero", '{"error": "division by zero"}'])
+@pytest.mark.parametrize(
+    "result",
+    [
+        "Error: division by zero",
+        '{"error": "division by zero"}',
+        tool_block("calculator", "division by zero", ok=False),  # what the agent node sends
+    ],
+)
 async def test_error_result_is_reported_as_an_error(result: str) -> None:
     messages = [user("What is 1 / 0?"), *calculator_round("1 / 0", result)]
     reply, _ = await ask(messages, tools=(CALCULATOR,))
     assert "calculator tool returned an error: division by zero" in reply.content
     assert "=" not in reply.content
+
+
+async def test_a_wrapped_result_is_read_as_data() -> None:
+    messages = [user("What is 6 * 7?"), *calculator_round("6 * 7", tool_block("calculator", "42", ok=True))]
+    reply, _ = await ask(messages, tools=(CALCULATOR,))
+    assert reply.content.startswith("Using calculator: 6 * 7 = 42.")
+    assert "untrusted" not in reply.content.lower()
 
 
 # ---------------------------------------------------------------- text answers
@@ -396,12 +411,20 @@ MEMORY = "<memory>\n- My name is Alice\n- I like green tea\n- My dog is called R
         ([system(MEMORY), user("What's my name?")], "My name is Alice"),
         ([system(MEMORY), user("Which tea do I like?")], "I like green tea"),
         ([system("Be brief."), user(MEMORY + "\nWhat is my dog called?")], "My dog is called Rex"),
+        # what the agent node sends: the memories as an untrusted data block opening the user message
+        ([system("Be brief."), user(memory_block("bob", MEMORY) + "\n\nWhat is my dog called?")], "My dog is called Rex"),
     ],
 )
 async def test_memory_block_is_used(messages, fact: str) -> None:
     reply, _ = await ask(messages)
     assert reply.content.startswith(f"From memory: {fact}.")
     assert "<memory>" not in reply.content
+
+
+async def test_a_memory_data_block_is_not_read_as_the_request() -> None:
+    reply, _ = await ask([user(memory_block("bob", MEMORY) + "\n\nHello there")])
+    assert reply.content.endswith("Offline answer: Hello there.")
+    assert "untrusted" not in reply.content.lower() and "Memories saved" not in reply.content
 
 
 async def test_memory_in_json_mode() -> None:

@@ -680,6 +680,41 @@ def test_tool_result_defaults_and_frozen() -> None:
     assert ToolResult(ok=False, error="nope").as_text() == "Error: nope"
 
 
+def _raises_tool_error_with_detail() -> int:
+    raise ToolError("short message", detail="long\ndetail for people")
+
+
+def _raises_tool_error() -> int:
+    raise ToolError("short message")
+
+
+def _raises_value_error() -> int:
+    raise ValueError("short message")
+
+
+def _returns_an_error_looking_value() -> dict[str, str]:
+    return {"error": "this is data, not a failure"}
+
+
+@pytest.mark.parametrize(
+    ("func", "ok", "error", "detail"),
+    [
+        (_raises_tool_error_with_detail, False, "short message", "long\ndetail for people"),
+        (_raises_tool_error, False, "short message", None),
+        (_raises_value_error, False, "ValueError: short message", None),
+        (_returns_an_error_looking_value, True, None, None),  # only raising reports a failure
+    ],
+)
+async def test_a_failure_is_reported_by_raising_and_its_detail_is_kept_apart(
+    registry: ToolRegistry, func: Any, ok: bool, error: str | None, detail: str | None
+) -> None:
+    registry.register(func, name="t")
+    result = await registry.call_tool("t", {})
+    assert (result.ok, result.error, result.detail) == (ok, error, detail)
+    if not ok:
+        assert result.as_text() == f"Error: {error}"  # what a model reads never includes the detail
+
+
 # ---------------------------------------------------------------------- plugins
 
 

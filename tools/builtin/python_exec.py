@@ -107,6 +107,7 @@ __all__ = [
     "ISOLATION_ENV_VAR",
     "ISOLATION_MODES",
     "CodeCrashed",
+    "CodeFailed",
     "CodeMemoryLimit",
     "CodeRefused",
     "CodeSyntaxError",
@@ -206,6 +207,14 @@ class CodeMemoryLimit(PythonToolError):
 
 class CodeCrashed(PythonToolError):
     """The code's process died without reporting a result (signal, os._exit, ...)."""
+
+
+class CodeFailed(PythonToolError):
+    """The code ran and failed: it raised an exception or exited with a non-zero status.
+
+    The message is the exception (``"ZeroDivisionError: division by zero (line 3)"``);
+    ``detail`` holds the printed output and the traceback, for people.
+    """
 
 
 class CodeCancelled(PythonToolError):
@@ -976,6 +985,37 @@ _WEAK_ADVICE = {
 }
 
 
+_CELL_LINE_RE = re.compile(r'File "<cell>", line (\d+)')
+_DETAIL_CHARS = 4_000  # of each stream kept in a failed call's detail
+
+
+def raise_if_failed(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` of :func:`run_code` when the code succeeded; :class:`CodeFailed` when it raised or exited non-zero.
+
+    The error names the exception and the code's line (``"ZeroDivisionError: division by zero
+    (line 3)"``) or the exit status; printed output and the traceback go to the error's detail.
+    """
+    status = result.get("exit")
+    error = result.get("error")
+    if not error and status in (0, None):
+        return result
+    stderr = str(result.get("stderr") or "")
+    lines = _CELL_LINE_RE.findall(stderr)
+    where = f"line {lines[-1]} of the code" if lines else ""
+    if not error:
+        error = f"the code exited with status {status}"
+    elif status not in (0, 1, None):
+        where = ", ".join(w for w in (where, f"exit status {status}") if w)
+    message = f"{error} ({where})" if where else str(error)
+    parts = []
+    for stream in ("stdout", "stderr"):
+        text = str(result.get(stream) or "")
+        if text.strip():
+            shown = text if len(text) <= _DETAIL_CHARS else "…" + text[-_DETAIL_CHARS:]
+            parts.append(f"{stream}:\n{shown.rstrip()}")
+    raise CodeFailed(message, detail="\n".join(parts) or None)
+
+
 @tool(name="python", timeout_s=TOOL_TIMEOUT_S)
 async def python(code: str) -> dict[str, Any]:
     """Run Python code in an isolated sandbox and return the value of the last expression and the printed output.
@@ -988,14 +1028,15 @@ async def python(code: str) -> dict[str, Any]:
         code: The Python code to run (at most 100,000 characters).
 
     Returns:
-        {"value", "stdout", "stderr", "exit", "error", "truncated", "isolation"}.
+        {"value", "stdout", "stderr", "exit", "error", "truncated", "isolation"}; code that raises
+        or exits with a non-zero status is a failed call instead (the exception is the error).
     """
     # The blocking runner works in a thread; a cancelled call (run cancelled, or the tool's timeout)
     # tells it to stop and waits until the child and everything it started are gone.
     cancel = threading.Event()
     work = asyncio.ensure_future(asyncio.to_thread(run_code, code, cancel=cancel))
     try:
-        return await asyncio.shield(work)
+        return raise_if_failed(await asyncio.shield(work))
     except asyncio.CancelledError:
         cancel.set()
         await asyncio.wait([work], timeout=5.0)

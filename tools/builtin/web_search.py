@@ -15,6 +15,11 @@ Backends (a :class:`SearchProvider` each, chosen by ``WEB_SEARCH_PROVIDER``):
   public engines, so queries an operator routes to a private instance never
   leak to third parties.
 
+When the keyless backend cannot reach the network (DNS, connect or timeout
+errors), the error is just ``search unavailable (no network)``; the backend's
+own text, with its host names and URLs, is the error's ``detail`` (kept in
+the ``tool.result`` event for people, never shown to a model).
+
 Other settings: ``WEB_SEARCH_TIMEOUT_S`` (default 8 s) bounds each backend
 request. Basic-auth credentials may be given in ``SEARXNG_URL``
 (``https://user:pass@host``); they are sent as a header and never appear in
@@ -68,6 +73,7 @@ __all__ = [
     "SearxngProvider",
     "clean_text",
     "get_provider",
+    "is_network_failure",
     "web_search",
 ]
 
@@ -83,6 +89,23 @@ _USER_AGENT = "workflow-studio-web-search/1.0"
 
 class SearchUnavailable(ToolError):
     """No search backend could answer; the message says why and what to configure."""
+
+
+NO_NETWORK = "search unavailable (no network)"
+"""The whole error a model (and the offline answer) gets when the public backend cannot reach the internet;
+the backend's own error (host names, URLs) is the error's detail, kept in ``tool.result``."""
+
+_NO_NETWORK_RE = re.compile(
+    r"dns|resolv|name resolution|name or service not known|nodename nor servname|getaddrinfo|no address associated|"
+    r"network is unreachable|no route to host|connecterror|connection refused|failed to connect|"
+    r"could not connect|connection (?:reset|aborted)|timed? ?out|timeout",
+    re.IGNORECASE,
+)
+
+
+def is_network_failure(text: str) -> bool:
+    """Whether a backend's error text says the network could not be reached (DNS, connect, timeout)."""
+    return bool(_NO_NETWORK_RE.search(text))
 
 
 @dataclass(frozen=True)
@@ -320,9 +343,10 @@ class DdgsProvider:
 
     @staticmethod
     def _unavailable(why: str) -> SearchUnavailable:
-        return SearchUnavailable(
-            f"search unavailable: the public search backend (ddgs) {why}; set SEARXNG_URL to a SearxNG instance"
-        )
+        message = f"search unavailable: the public search backend (ddgs) {why}; set SEARXNG_URL to a SearxNG instance"
+        if is_network_failure(why):
+            return SearchUnavailable(NO_NETWORK, detail=message)
+        return SearchUnavailable(message)
 
     def search(self, query: str, max_results: int) -> list[SearchHit]:
         """Query the public engines ddgs knows and return at most ``max_results`` sanitised hits."""
