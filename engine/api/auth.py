@@ -1,4 +1,4 @@
-"""The API's guards: the bind rule, the bearer token, the body cap, and log redaction.
+"""The API's guards: the bind rule, the bearer token, the body cap, refusals, and log redaction.
 
 All of them are plain ASGI middleware or helpers, so they cover every route
 FastAPI adds on its own (``/openapi.json``, ``/docs``) and WebSockets too.
@@ -74,6 +74,35 @@ async def _send_json(
     await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 
+async def refuse(
+    scope: Scope, receive: Receive, send: Send, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """Answer ``{"detail": detail}`` with ``status``; a WebSocket is refused during its handshake.
+
+    A refused WebSocket gets the HTTP status instead of the upgrade (or, where
+    the server cannot send a response, is closed with 1008), so it never
+    receives an event.
+    """
+    if scope["type"] == "http":
+        await _send_json(send, status, {"detail": detail}, headers)
+        return
+    message = await receive()  # websocket.connect
+    if message.get("type") != "websocket.connect":
+        return
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        payload = json.dumps({"detail": detail}).encode()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), *headers],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": payload, "more_body": False})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": detail.encode()[:120].decode("utf-8", "ignore")})
+
+
 UNAUTHORIZED = {"detail": "missing or wrong API token: send the header 'Authorization: Bearer <API_TOKEN>'"}
 
 
@@ -98,24 +127,7 @@ class TokenAuth:
         if token_ok(_bearer(scope), self.token) or (kind == "websocket" and token_ok(_query_token(scope), self.token)):
             await self.app(scope, receive, send)
             return
-        if kind == "http":
-            await _send_json(send, 401, UNAUTHORIZED, ((b"www-authenticate", b"Bearer"),))
-            return
-        message = await receive()  # websocket.connect
-        if message.get("type") != "websocket.connect":
-            return
-        if "websocket.http.response" in (scope.get("extensions") or {}):
-            payload = json.dumps(UNAUTHORIZED).encode()
-            await send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
-                }
-            )
-            await send({"type": "websocket.http.response.body", "body": payload, "more_body": False})
-        else:
-            await send({"type": "websocket.close", "code": 1008, "reason": "missing or wrong API token"})
+        await refuse(scope, receive, send, 401, UNAUTHORIZED["detail"], ((b"www-authenticate", b"Bearer"),))
 
 
 class BodyLimit:
