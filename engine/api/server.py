@@ -218,7 +218,9 @@ def _on_sigterm(handler: Any) -> Any:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``serve`` options, shared by ``python -m engine serve`` and ``python -m engine.api``."""
     parser.add_argument(
-        "--host", default=LOOPBACK, help=f"address to bind (default {LOOPBACK}; any other needs API_TOKEN)"
+        "--host",
+        default=LOOPBACK,
+        help=f"address to bind (default {LOOPBACK}; any other needs API_TOKEN; names clients use: API_ALLOWED_HOSTS)",
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     parser.add_argument("--db", metavar="URL", help="store URL (default: DATABASE_URL, else $DATA_DIR/studio.db)")

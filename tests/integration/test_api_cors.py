@@ -59,7 +59,7 @@ CASES: list[tuple[str, str, str, dict[str, str], int, str | None]] = [
     ("OPTIONS that is not a preflight needs the token", "OPTIONS", "/runs", {"Origin": ALLOWED}, 401, ALLOWED),
     ("health is open, with CORS headers", "GET", "/health", {"Origin": ALLOWED}, 200, ALLOWED),
     ("POST with the token from a non-allowed origin", "POST", "/workflows", {"Origin": OTHER, **AUTH}, 403, None),
-    ("POST with the token, allowed origin, not JSON", "POST", "/runs", {"Origin": ALLOWED, **AUTH, **TEXT}, 415, ALLOWED),
+    ("POST with the token, allowed origin, text", "POST", "/runs", {"Origin": ALLOWED, **AUTH, **TEXT}, 415, ALLOWED),
 ]
 
 

@@ -393,7 +393,8 @@ def test_a_busy_port_is_one_line_exit_2_and_nothing_is_announced(api: Server, tm
     )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert lines == [f"cannot serve on 127.0.0.1:{api.port}: the port is in use (another server?); choose one with --port"]
+    expected = f"cannot serve on 127.0.0.1:{api.port}: the port is in use (another server?); choose one with --port"
+    assert lines == [expected]
     assert result.stdout == ""
 
 
