@@ -345,6 +345,7 @@ def create_app(
     keepalive_s: float = 15.0,
     cors_origins: Sequence[str] = (),
     allowed_hosts: Sequence[str] = LOCAL_HOSTS,
+    body_timeout_s: float | None = None,
 ) -> FastAPI:
     """The API over ``runtime`` (which the caller owns and shuts down).
 
@@ -358,6 +359,7 @@ def create_app(
         allowed_hosts: the names the API may be reached by (``Host``, any port; ``*.suffix``
             and ``*`` match many); others get 400. :func:`engine.api.guards.allowed_hosts`
             builds the list from the bind address and ``API_ALLOWED_HOSTS``.
+        body_timeout_s: a request body whose next piece takes longer than this gets 408.
     """
     hub = StreamHub(runtime)
 
@@ -380,7 +382,7 @@ def create_app(
     # Middleware: the last added runs first. Host, then Origin (a foreign page is refused before
     # anything else); CORS outside auth, so it answers preflights (browsers send no token on them)
     # and adds its headers to 401s and 415s too; auth before the body is read.
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, read_timeout_s=body_timeout_s)
     app.add_middleware(JsonBodyOnly)
     if token:
         app.add_middleware(TokenAuth, token=token)

@@ -6,6 +6,7 @@ FastAPI adds on its own (``/openapi.json``, ``/docs``) and WebSockets too.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -131,11 +132,17 @@ class TokenAuth:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, before any handler reads them."""
+    """Refuse request bodies over ``max_bytes`` with 413, before any handler reads them.
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    With ``read_timeout_s``, a body whose next piece takes longer than that to
+    arrive is answered 408 and its connection closed (a client that sends its
+    headers and then trickles or stops would otherwise hold it for ever).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
@@ -155,7 +162,13 @@ class BodyLimit:
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout_s)
+            except TimeoutError:
+                stalled = f"the request body stopped arriving for {self.read_timeout_s:g} s (API_CONN_TIMEOUT_S)"
+                slow = {"detail": stalled}
+                await _send_json(send, 408, slow, ((b"connection", b"close"),))
+                return
             if message["type"] == "http.disconnect":
                 return
             body = message.get("body", b"")

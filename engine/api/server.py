@@ -16,7 +16,8 @@ Environment: ``API_TOKEN``; ``API_MAX_BODY_BYTES`` (request body cap, default
 unset); ``API_ALLOWED_HOSTS`` (comma-separated extra host names, ``*.suffix``
 allowed); ``API_SSE_KEEPALIVE_S`` (seconds between SSE keep-alive comments
 on an idle stream, default 15); ``API_CONN_TIMEOUT_S`` (seconds a connection
-may stay idle or take to send a request's headers, default 5);
+may stay idle, take to send a request's headers, or pause within a body,
+default 5);
 ``API_MAX_CONNECTIONS`` (connections and requests at once before new requests
 get 503, default 500); ``DATABASE_URL`` / ``DATA_DIR`` as for the dashboard
 and the CLI.
@@ -124,6 +125,7 @@ def serve(
             keepalive_s=keepalive_s,
             cors_origins=origins,
             allowed_hosts=hosts,
+            body_timeout_s=conn_timeout,
         )
         config = uvicorn.Config(
             app,
