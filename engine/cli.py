@@ -62,7 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--db", metavar="URL")
     resume.set_defaults(handler=_cmd_resume)
     serve = sub.add_parser("serve", help="serve the HTTP API (FastAPI + uvicorn) over the dashboard's store")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs API_TOKEN)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; any other needs API_TOKEN; names clients use: API_ALLOWED_HOSTS)",
+    )
     serve.add_argument("--port", type=int, default=8787, help="port (default 8787)")
     serve.add_argument("--db", metavar="URL", help="store URL (default: DATABASE_URL, else $DATA_DIR/studio.db)")
     serve.set_defaults(handler=_cmd_serve)

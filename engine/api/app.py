@@ -11,10 +11,17 @@ Routes (JSON unless said; see the README's "HTTP API" section and ``/docs``):
 - ``GET /tools``, ``GET /memory/agents``, ``GET /memory/{agent_id}?query=&k=``
 
 Errors are ``{"detail": str, "problems": [{"where", "message"}]}``: 400 for
-a body that is not JSON, 401 for a missing or wrong token, 404 for unknown
-ids, 409 for a state conflict (resume a completed run), 413 for a body over
-the cap, 422 for an invalid workflow, inputs or parameters (``problems``
-lists every one), 503 when the store or the memory package is unavailable.
+a body that is not JSON or a ``Host`` that is not allowed, 401 for a missing
+or wrong token, 403 for a state-changing request or a WebSocket from a page
+of a foreign origin, 404 for unknown ids, 409 for a state conflict (resume a
+completed run), 413 for a body over the cap, 415 for a body that is not sent
+as ``application/json``, 422 for an invalid workflow, inputs or parameters
+(``problems`` lists every one), 503 when the store or the memory package is
+unavailable. ``engine.api.guards`` says why the Host, Origin and
+Content-Type rules exist.
+
+``/docs`` (Swagger UI) and ``/redoc`` are served with their scripts from the
+``fastapi-offline`` package, so they work with no internet.
 
 Handlers that touch the store or the runtime's blocking calls are plain
 ``def`` functions or hand their work to the thread pool, so the event loop
@@ -35,6 +42,7 @@ from dataclasses import asdict, is_dataclass
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Path, Query, Request, WebSocket
+from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
@@ -45,6 +53,7 @@ from starlette.websockets import WebSocketDisconnect
 
 import tools
 from engine.api.auth import DEFAULT_MAX_BODY_BYTES, BodyLimit, TokenAuth
+from engine.api.guards import LOCAL_HOSTS, HostGuard, JsonBodyOnly, OriginGuard
 from engine.api.schemas import (
     ErrorOut,
     EventOut,
@@ -69,6 +78,7 @@ from engine.validate import load_workflow
 
 log = logging.getLogger("engine.api")
 
+DOCS_ASSETS = "/docs/assets"  # Swagger UI's and ReDoc's scripts, from the fastapi-offline package
 MAX_SEQ = 2**62  # bigger numbers than any seq; also keeps SQLite's 64-bit integers happy
 MAX_ID_CHARS = 200
 API_VERSION = "1"
@@ -151,9 +161,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in {
         400: "the body is not JSON",
         401: "missing or wrong API token",
+        403: "sent by a page of an origin not in API_CORS_ORIGINS",
         404: "unknown id",
         409: "the run is in a state that does not allow this",
         413: "the body is over the size cap",
+        415: "the body is not sent as Content-Type: application/json",
         422: "invalid workflow, inputs or parameters; `problems` lists every one",
         503: "the store or the memory package is unavailable",
     }.items()
@@ -332,6 +344,8 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     keepalive_s: float = 15.0,
     cors_origins: Sequence[str] = (),
+    allowed_hosts: Sequence[str] = LOCAL_HOSTS,
+    body_timeout_s: float | None = None,
 ) -> FastAPI:
     """The API over ``runtime`` (which the caller owns and shuts down).
 
@@ -340,7 +354,12 @@ def create_app(
             (WebSockets may pass ``?token=``).
         max_body_bytes: request bodies over this are refused with 413.
         keepalive_s: an SSE comment is sent after this long without an event.
-        cors_origins: origins allowed by CORS; none (CORS off) by default.
+        cors_origins: origins allowed by CORS; none (CORS off) by default. Pages of other
+            origins cannot change anything or open a WebSocket (403).
+        allowed_hosts: the names the API may be reached by (``Host``, any port; ``*.suffix``
+            and ``*`` match many); others get 400. :func:`engine.api.guards.allowed_hosts`
+            builds the list from the bind address and ``API_ALLOWED_HOSTS``.
+        body_timeout_s: a request body whose next piece takes longer than this gets 408.
     """
     hub = StreamHub(runtime)
 
@@ -349,22 +368,28 @@ def create_app(
         yield
         hub.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI with /docs and /redoc assets served from the package, not a CDN
         title="Agentic Workflow Studio API",
         version=API_VERSION,
         description="Run workflows, read and stream their events (SSE, WebSocket), share runs with the dashboard.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
+        swagger_ui_parameters={"validatorUrl": None},  # no call to an online validator
     )
     app.state.runtime = runtime
     app.state.hub = hub
 
-    # Middleware: the last added runs first. Auth before the body is read; CORS outside auth,
-    # so it answers preflights (browsers send no token on them) and adds its headers to 401s too.
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    # Middleware: the last added runs first. Host, then Origin (a foreign page is refused before
+    # anything else); CORS outside auth, so it answers preflights (browsers send no token on them)
+    # and adds its headers to 401s and 415s too; auth before the body is read.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, read_timeout_s=body_timeout_s)
+    app.add_middleware(JsonBodyOnly)
     if token:
         app.add_middleware(TokenAuth, token=token)
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(OriginGuard, origins=list(cors_origins))
+    app.add_middleware(HostGuard, hosts=list(allowed_hosts))
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSON:
@@ -432,7 +457,7 @@ def create_app(
         status_code=201,
         response_model=WorkflowSaved,
         tags=["workflows"],
-        responses=_errors(400, 401, 413, 422, 503),
+        responses=_errors(400, 401, 403, 413, 415, 422, 503),
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": WORKFLOW_SCHEMA}}}},
     )
     async def save_workflow(request: Request) -> JSON:
@@ -479,7 +504,7 @@ def create_app(
         status_code=202,
         response_model=RunStarted,
         tags=["runs"],
-        responses=_errors(400, 401, 404, 413, 422, 503),
+        responses=_errors(400, 401, 403, 404, 413, 415, 422, 503),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -559,6 +584,7 @@ def create_app(
                 "(`id:` seq, `event:` type, `data:` the event JSON) that ends after the run's terminal event",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
+            204: {"description": "SSE only: the run is over and nothing is left after `after` / Last-Event-ID"},
             **_errors(400, 401, 404, 422, 503),
         },
     )
@@ -570,8 +596,12 @@ def create_app(
             str | None, Header(alias="Last-Event-ID", description="SSE reconnect: wins over `after`")
         ] = None,
     ) -> Response:
-        """The run's events after ``after``; streamed live as SSE when the client accepts ``text/event-stream``."""
-        await run_in_threadpool(_status_or_404, run_id)
+        """The run's events after ``after``; streamed live as SSE when the client accepts ``text/event-stream``.
+
+        SSE on a run that is over with nothing after the client's position answers 204, the one
+        answer that makes a browser's ``EventSource`` stop reconnecting.
+        """
+        info = await run_in_threadpool(_status_or_404, run_id)
         if "text/event-stream" in request.headers.get("accept", "").lower():
             start = after
             if last_event_id is not None and last_event_id.strip():
@@ -581,6 +611,8 @@ def create_app(
                         400, "Last-Event-ID must be the seq (a non-negative integer) of the last event received"
                     )
                 start = int(text)
+            if info.finished and info.last_seq <= start:
+                return Response(status_code=204, headers={"cache-control": "no-cache"})
             return EventStream(hub.subscribe(run_id, start), keepalive_s)
         events = await run_in_threadpool(runtime.events_since, run_id, after)
         return JSON([e.to_dict() for e in events])

@@ -1,4 +1,4 @@
-"""The API's guards: the bind rule, the bearer token, the body cap, and log redaction.
+"""The API's guards: the bind rule, the bearer token, the body cap, refusals, and log redaction.
 
 All of them are plain ASGI middleware or helpers, so they cover every route
 FastAPI adds on its own (``/openapi.json``, ``/docs``) and WebSockets too.
@@ -6,6 +6,7 @@ FastAPI adds on its own (``/openapi.json``, ``/docs``) and WebSockets too.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -74,6 +75,35 @@ async def _send_json(
     await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 
+async def refuse(
+    scope: Scope, receive: Receive, send: Send, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """Answer ``{"detail": detail}`` with ``status``; a WebSocket is refused during its handshake.
+
+    A refused WebSocket gets the HTTP status instead of the upgrade (or, where
+    the server cannot send a response, is closed with 1008), so it never
+    receives an event.
+    """
+    if scope["type"] == "http":
+        await _send_json(send, status, {"detail": detail}, headers)
+        return
+    message = await receive()  # websocket.connect
+    if message.get("type") != "websocket.connect":
+        return
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        payload = json.dumps({"detail": detail}).encode()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), *headers],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": payload, "more_body": False})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": detail.encode()[:120].decode("utf-8", "ignore")})
+
+
 UNAUTHORIZED = {"detail": "missing or wrong API token: send the header 'Authorization: Bearer <API_TOKEN>'"}
 
 
@@ -98,32 +128,21 @@ class TokenAuth:
         if token_ok(_bearer(scope), self.token) or (kind == "websocket" and token_ok(_query_token(scope), self.token)):
             await self.app(scope, receive, send)
             return
-        if kind == "http":
-            await _send_json(send, 401, UNAUTHORIZED, ((b"www-authenticate", b"Bearer"),))
-            return
-        message = await receive()  # websocket.connect
-        if message.get("type") != "websocket.connect":
-            return
-        if "websocket.http.response" in (scope.get("extensions") or {}):
-            payload = json.dumps(UNAUTHORIZED).encode()
-            await send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
-                }
-            )
-            await send({"type": "websocket.http.response.body", "body": payload, "more_body": False})
-        else:
-            await send({"type": "websocket.close", "code": 1008, "reason": "missing or wrong API token"})
+        await refuse(scope, receive, send, 401, UNAUTHORIZED["detail"], ((b"www-authenticate", b"Bearer"),))
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, before any handler reads them."""
+    """Refuse request bodies over ``max_bytes`` with 413, before any handler reads them.
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    With ``read_timeout_s``, a body whose next piece takes longer than that to
+    arrive is answered 408 and its connection closed (a client that sends its
+    headers and then trickles or stops would otherwise hold it for ever).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
@@ -143,7 +162,13 @@ class BodyLimit:
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout_s)
+            except TimeoutError:
+                stalled = f"the request body stopped arriving for {self.read_timeout_s:g} s (API_CONN_TIMEOUT_S)"
+                slow = {"detail": stalled}
+                await _send_json(send, 408, slow, ((b"connection", b"close"),))
+                return
             if message["type"] == "http.disconnect":
                 return
             body = message.get("body", b"")

@@ -20,6 +20,7 @@ ALLOWED = "http://ui.example"
 OTHER = "http://evil.example"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WRONG = {"Authorization": f"Bearer {TOKEN}x"}
+TEXT = {"Content-Type": "text/plain"}
 
 
 def preflight(origin: str, method: str = "GET", headers: str = "authorization,content-type") -> dict[str, str]:
@@ -46,7 +47,7 @@ CASES: list[tuple[str, str, str, dict[str, str], int, str | None]] = [
     ("preflight POST from the allowed origin", "OPTIONS", "/runs", preflight(ALLOWED, "POST"), 200, ALLOWED),
     ("preflight for a run's events", "OPTIONS", "/runs/abc/events", preflight(ALLOWED), 200, ALLOWED),
     ("preflight for /openapi.json", "OPTIONS", "/openapi.json", preflight(ALLOWED), 200, ALLOWED),
-    ("preflight from a non-allowed origin", "OPTIONS", "/runs", preflight(OTHER), 400, None),
+    ("preflight from a non-allowed origin", "OPTIONS", "/runs", preflight(OTHER), 403, None),
     ("GET without the token, allowed origin", "GET", "/runs", {"Origin": ALLOWED}, 401, ALLOWED),
     ("GET with a wrong token, allowed origin", "GET", "/runs", {"Origin": ALLOWED, **WRONG}, 401, ALLOWED),
     ("POST without the token, allowed origin", "POST", "/runs", {"Origin": ALLOWED}, 401, ALLOWED),
@@ -57,6 +58,8 @@ CASES: list[tuple[str, str, str, dict[str, str], int, str | None]] = [
     ("GET without the token, no origin", "GET", "/runs", {}, 401, None),
     ("OPTIONS that is not a preflight needs the token", "OPTIONS", "/runs", {"Origin": ALLOWED}, 401, ALLOWED),
     ("health is open, with CORS headers", "GET", "/health", {"Origin": ALLOWED}, 200, ALLOWED),
+    ("POST with the token from a non-allowed origin", "POST", "/workflows", {"Origin": OTHER, **AUTH}, 403, None),
+    ("POST with the token, allowed origin, text", "POST", "/runs", {"Origin": ALLOWED, **AUTH, **TEXT}, 415, ALLOWED),
 ]
 
 
@@ -66,7 +69,8 @@ CASES: list[tuple[str, str, str, dict[str, str], int, str | None]] = [
 def test_cors_and_the_token(
     cors_api: Server, method: str, path: str, headers: dict[str, str], status: int, allow_origin: str | None
 ) -> None:
-    response = httpx.request(method, f"{cors_api.url}{path}", headers=headers, timeout=10)
+    body = b"{}" if method == "POST" else None
+    response = httpx.request(method, f"{cors_api.url}{path}", headers=headers, content=body, timeout=10)
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers.get("access-control-allow-origin") == allow_origin, dict(response.headers)
     if status == 401:
