@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
-from memory.private_files import folder_for, private_dir, private_tree
+from datadir import folder_for, private_dir, private_tree
 from memory.embeddings import Embedder, default_embedder
 from memory.errors import EmbedderMismatch, InvalidMemory, MemoryNotFound, MemoryStoreError, MemoryUnavailable
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from memory.private_files import folder_for, private_sqlite
+from datadir import folder_for, private_sqlite
 
 from memory.errors import InvalidMemory, MemoryUnavailable
 

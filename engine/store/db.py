@@ -27,7 +27,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from engine.errors import EngineError
-from memory.private_files import folder_for, private_sqlite
+from datadir import folder_for, private_sqlite
 from engine.store.tables import SCHEMA_APP, MetaRow
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

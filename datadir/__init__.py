@@ -11,8 +11,10 @@ and an existing folder or file that is looser is TIGHTENED (logged once per
 path). A folder the user named explicitly (a ``DATABASE_URL`` pointing
 elsewhere, say) is not changed; the database files in it are.
 
-It lives in ``memory`` because the layers allow engine -> memory, not memory -> engine;
-it imports nothing of the project.
+It is its own small package because both ``engine`` (the run store, the
+settings file) and ``memory`` use it, memory may not import engine, and the
+store must keep working when ``memory`` cannot be imported (the API then
+answers 503 for memory only); it imports nothing of the project.
 """
 
 from __future__ import annotations
