@@ -12,13 +12,15 @@ Two rules from the spec live here:
 * dot access on a mapping looks the key up first, so ``inputs.items`` is the
   input named ``items``, not the dict method.
 
-The sandbox stops attribute walks, not work: ``3 ** 30000000`` or
-``"a" * 10**10`` would block the event loop (and every timeout) for seconds,
-so every operation that can make a value much bigger than its inputs is
-checked first (``**``, ``*``, ``+``, ``%``, ``~``, the output, padding,
-``replace``/``join`` and some filters; the checks are in
-engine/template_limits.py). Lazy results (``range``, generators such as
-``xs | map(attribute='a')``, dict views) become lists, up to ``MAX_ITEMS``.
+The sandbox stops attribute walks, not work: ``3 ** 30000000``,
+``"a" * 10**10`` or nested ``range`` loops would block the event loop (and
+every timeout) for seconds. So every value a template makes is kept under
+the size caps (every operator, str method, filter and the final output or
+value; engine/template_limits.py) and every render is kept under a time
+budget (engine/template_budget.py), counted in the sandbox's hooks, in each
+``{% for %}`` iteration and in each item drawn from a lazy filter result.
+Lazy results (``range``, generators such as ``xs | map(attribute='a')``,
+dict views) become lists, up to ``MAX_ITEMS``.
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.defaults import DEFAULT_FILTERS
+from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_TESTS
 from jinja2.exceptions import SecurityError
 from jinja2.parser import Parser
+from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 from markupsafe import Markup
 
+from engine import template_budget as budget
 from engine import template_limits as limits
 from engine.errors import EngineError
 from engine.template_limits import MAX_ITEMS
@@ -49,17 +53,30 @@ _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
 
 class _CodeGenerator(CodeGenerator):
-    """Compiles ``a ~ b`` to the environment's size-checked join instead of ``str_join``."""
+    """Compiles ``a ~ b`` to the environment's size-checked join instead of ``str_join``, and
+    counts every iteration of a ``{% for %}`` loop against the render time budget."""
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
             super().visit_Concat(node, frame)  # (autoescape is off here; Markup joins are left to Jinja)
             return
-        self.write("environment.join_strings(map(str, (")
+        self.write("environment.join_strings(map(environment.to_text, (")
         for arg in node.nodes:
             self.visit(arg, frame)
             self.write(", ")
         self.write(")))")
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        self._loop_iterables = (*getattr(self, "_loop_iterables", ()), node.iter)
+        super().visit_For(node, frame)
+
+    def visit(self, node: nodes.Node, *args: Any, **kwargs: Any) -> Any:
+        if any(node is n for n in getattr(self, "_loop_iterables", ())):  # a {% for %} loop's iterable
+            self.write("environment.counted(")
+            super().visit(node, *args, **kwargs)
+            self.write(")")
+            return None
+        return super().visit(node, *args, **kwargs)
 
 
 class _Env(ImmutableSandboxedEnvironment):
@@ -69,13 +86,22 @@ class _Env(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"**", "*", "+", "%"})
     code_generator_class = _CodeGenerator
     concat = staticmethod(limits.joined)  # the template's output and {% set %} blocks
+    counted = staticmethod(budget.counted)  # every {% for %} iterable, compiled by _CodeGenerator
 
     @staticmethod
     def join_strings(parts: Iterable[str]) -> str:
         """``a ~ b``, compiled by :class:`_CodeGenerator`."""
         return limits.joined(parts, "join")
 
+    @staticmethod
+    def to_text(value: Any) -> str:
+        """``str(value)`` for ``~``, after checking that a list or mapping would not write too much."""
+        if type(value) is not str:
+            limits.check_text("join", value)
+        return str(value)
+
     def getattr(self, obj: Any, attribute: str) -> Any:
+        budget.tick()
         if isinstance(obj, Mapping):
             try:
                 return obj[attribute]
@@ -83,7 +109,12 @@ class _Env(ImmutableSandboxedEnvironment):
                 pass
         return super().getattr(obj, attribute)
 
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        budget.tick()
+        return super().getitem(obj, argument)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        budget.tick()
         if operator == "**":
             limits.check_power(left, right)
         elif operator == "*":
@@ -95,25 +126,47 @@ class _Env(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        budget.tick()
         method = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format
         text = getattr(method, "__self__", None)
-        if isinstance(text, str):
-            limits.check_str_method(text, getattr(method, "__name__", ""), args, kwargs)
-        return super().call(context, obj, *args, **kwargs)
+        name = getattr(method, "__name__", "")
+        if isinstance(text, (str, bytes)):
+            limits.check_str_method(text, name, args, kwargs)
+        else:
+            limits.charge_call(name, args, kwargs)
+            if isinstance(obj, LoopContext) and args:  # loop(children) in a recursive loop: count its items too
+                args = (budget.counted(args[0]), *args[1:])
+        return limits.checked_result(name or "call", super().call(context, obj, *args, **kwargs))
 
 
-def _checked_filter(name: str, check: Callable[..., None]) -> Callable[..., Any]:
-    """Jinja's filter ``name``, with ``check`` called on the arguments it was given first
-    (after the eval context, for filters that take one)."""
-    original = DEFAULT_FILTERS[name]
+def _guarded(kind: str, name: str, original: Callable[..., Any], check: Callable[..., None] | None) -> Callable[..., Any]:
+    """Jinja's filter or test ``name``, counted against the render time budget (with an estimate of its
+    work from the size of its input), with ``check`` called on its arguments first (after the eval
+    context, for those that take one) and its result kept under the size caps (a lazy result is
+    counted item by item as it is drawn)."""
     takes_context = getattr(original, "jinja_pass_arg", None) is not None
+    cost = limits.FILTER_NS_PER_UNIT.get(name, limits.DEFAULT_NS_PER_UNIT) if kind == "filter" else 0.0
+    if kind == "test" and name == "in":
+        cost = 5.0  # 'x' is in xs: a scan of the second argument (charged below as the first given)
+    what = f"the {name} {kind}"
 
     @functools.wraps(original)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        check(*(args[1:] if takes_context else args), **kwargs)
-        return original(*args, **kwargs)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        given = args[1:] if takes_context else args
+        if cost and given:
+            limits.charge_input(what, given[-1] if kind == "test" else given[0], cost)
+        else:
+            budget.tick()
+        if check is not None:
+            check(*given, **kwargs)
+        result = original(*args, **kwargs)
+        if kind == "test":
+            return result
+        if is_lazy_sequence(result) and isinstance(result, Iterator):
+            return budget.counted(result)
+        return limits.checked_result(what, result)
 
-    return checked
+    return guarded
 
 
 def _check_format_filter(value: Any, *args: Any, **kwargs: Any) -> None:
@@ -130,14 +183,35 @@ _FILTER_CHECKS: dict[str, Callable[..., None]] = {
     "indent": lambda s, width=4, *_, **__: limits.check_indent(s, width),
     "format": _check_format_filter,
     "replace": lambda s, old, new, count=None: limits.check_replace(str(s), old, new, -1 if count is None else count),
-    "join": lambda value, d="", attribute=None: limits.check_join(d, value),
+    "join": lambda value, d="", attribute=None: limits.check_join(d, value, whole=True),
     "batch": lambda value, linecount, fill_with=None: limits.check_count("batch", linecount),
     "slice": lambda value, slices, fill_with=None: limits.check_count("slice", slices),
+    "wordwrap": limits.check_wordwrap,
+    "tojson": limits.check_tojson,
+    "urlencode": limits.check_urlencode,
+    "escape": limits.check_escape,
+    "e": limits.check_escape,
+    "forceescape": limits.check_escape,
+    "xmlattr": lambda d, autospace=True: limits.check_text("xmlattr", d, factor=6),
+    "urlize": lambda value, *_, **__: limits.check_text("urlize", value, factor=8),
+    "string": lambda value: limits.check_text("string", value),
+    "pprint": lambda value: limits.check_text("pprint", value, factor=2),
+    "sum": limits.check_sum_filter,
+    "truncate": lambda s, length=255, killwords=False, end="...", leeway=None: limits.check_text("truncate", end),
 }
 
 
-ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-ENV.filters.update({name: _checked_filter(name, check) for name, check in _FILTER_CHECKS.items()})
+def _finalize(value: Any) -> Any:
+    """Each ``{{ value }}`` of a text template, before it is written: a list or mapping is checked
+    for the size of its text first (a list of references to one big string writes it many times)."""
+    if type(value) is not str:
+        limits.check_text("output", value)
+    return value
+
+
+ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize)
+ENV.filters.update({name: _guarded("filter", name, f, _FILTER_CHECKS.get(name)) for name, f in DEFAULT_FILTERS.items()})
+ENV.tests.update({name: _guarded("test", name, f, None) for name, f in DEFAULT_TESTS.items()})
 ENV.globals["lipsum"] = _lipsum
 JINJA_GLOBALS = frozenset(ENV.globals)
 
@@ -169,6 +243,7 @@ class Compiled:
 
     def render(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against ``context``; raises :class:`RenderError` on failure."""
+        alone = budget.begin()
         try:
             return self._render(context)
         except UndefinedError as exc:
@@ -177,8 +252,13 @@ class Compiled:
             raise RenderError(f"refused by the sandbox in {self.source!r}: {exc}") from None
         except ValueTooLarge as exc:
             raise RenderError(f"value too large in {self.source!r}: {exc}") from None
+        except RecursionError:
+            raise RenderError(f"error in {self.source!r}: too deeply nested (a macro or loop that calls itself?)") from None
         except Exception as exc:  # noqa: BLE001 - any evaluation error becomes a node failure
             raise RenderError(f"error in {self.source!r}: {type(exc).__name__}: {exc}") from None
+        finally:
+            if alone:
+                budget.end()
 
 
 def _undefined_message(exc: UndefinedError) -> str:
@@ -234,7 +314,7 @@ def compile_expression(source: str) -> Compiled:
     expression = ENV.compile_expression(source, undefined_to_none=False)
 
     def render(context: Mapping[str, Any]) -> Any:
-        return _plain(expression(context))
+        return _checked_value(_plain(expression(context)))
 
     return Compiled(source, names, node_refs, input_refs, render)
 
@@ -252,7 +332,7 @@ def compile_template(source: str) -> Compiled:
         expression = ENV.compile_expression(_lone_expression(source), undefined_to_none=False)
 
         def render_value(context: Mapping[str, Any]) -> Any:
-            return _plain(expression(context))
+            return _checked_value(_plain(expression(context)))
 
         return Compiled(source, names, node_refs, input_refs, render_value)
     if "{" not in source:  # plain text: nothing to render
@@ -295,6 +375,17 @@ def _is_blank_data(node: nodes.Node) -> bool:
 
 
 _ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def _checked_value(value: Any) -> Any:
+    """The value of an expression or lone ``{{ expr }}``, refused when its JSON text would pass the cap."""
+    kind = type(value)
+    if kind is str:
+        if len(value) > MAX_ITEMS:
+            limits.check_text("value", value)
+    elif kind not in _ATOMS:
+        limits.check_text("value", value)
+    return value
 
 
 def is_lazy_sequence(value: Any) -> bool:
