@@ -49,42 +49,51 @@ turn into."""
 MAX_LIPSUM_WORDS = 100_000
 """Most words ``lipsum`` may write (paragraphs times their longest length)."""
 
-DEFAULT_NS_PER_UNIT = 3.0
-"""Estimated cost of a filter per character or item of its input, in nanoseconds, when not listed below
-(built-in string work such as ``upper`` runs at 1-2 ns per character)."""
+Cost = tuple[float, float]
+"""Estimated nanoseconds of work per character of a string and per item of a list or mapping."""
+
+DEFAULT_NS_PER_UNIT: Cost = (3.0, 20.0)
+"""Estimated cost of a filter not listed below (built-in string work such as ``upper`` runs at 1-2 ns per
+character)."""
+
+COMPARE_NS_PER_UNIT: Cost = (1.0, 5.0)
+"""Estimated cost of comparing or searching (``==``, ``in``) per character or item."""
 
 _NO_WORK = ("length", "count", "first", "last", "random", "default", "d", "attr", "safe", "int", "float", "abs",
             "round", "filesizeformat", "items", "batch", "map", "select", "reject", "selectattr", "rejectattr")
 """Filters whose work does not grow with their input (or that are lazy: their items are counted as drawn)."""
 
-FILTER_NS_PER_UNIT: dict[str, float] = {
-    # Measured on the 2-core CI machine (best of 3, inputs of 10^5-10^7), rounded up: these filters
-    # run Python code for every item or character, so a big input takes a long time.
-    "sort": 1500.0,
-    "dictsort": 2000.0,
-    "groupby": 2000.0,
-    "unique": 200.0,
-    "min": 500.0,
-    "max": 500.0,
-    "sum": 100.0,
-    "join": 100.0,
-    "wordwrap": 300.0,
-    "urlize": 800.0,
-    "title": 250.0,
-    "wordcount": 50.0,
-    "pprint": 3000.0,
-    "tojson": 100.0,
-    "xmlattr": 2000.0,
-    "urlencode": 100.0,
-    "indent": 20.0,
-    "slice": 100.0,
-    "list": 6.0,
-    "string": 50.0,
-    "striptags": 4.0,
-    **{name: 0.0 for name in _NO_WORK},
+FILTER_NS_PER_UNIT: dict[str, Cost] = {
+    # Measured on the 2-core CI machine (inputs of 10^5-10^7), rounded up: these filters run Python code
+    # for every item (or character), so a big input takes a long time.
+    "sort": (1500.0, 1500.0),
+    "dictsort": (2000.0, 2000.0),
+    "groupby": (2000.0, 2000.0),
+    "unique": (200.0, 200.0),
+    "min": (500.0, 500.0),
+    "max": (500.0, 500.0),
+    "sum": (100.0, 100.0),
+    "join": (100.0, 100.0),
+    "wordwrap": (300.0, 300.0),
+    "urlize": (800.0, 800.0),
+    "title": (250.0, 250.0),
+    "wordcount": (50.0, 50.0),
+    "pprint": (3000.0, 3000.0),
+    "tojson": (5.0, 100.0),
+    "xmlattr": (2000.0, 2000.0),
+    "urlencode": (100.0, 100.0),
+    "indent": (20.0, 20.0),
+    "slice": (100.0, 100.0),
+    "list": (6.0, 6.0),
+    "string": (3.0, 50.0),
+    "striptags": (4.0, 4.0),
+    "reverse": (1.0, 10.0),
+    **{name: (0.0, 0.0) for name in _NO_WORK},
 }
 """Estimated cost per character or item of input of the filters that do Python work per item."""
 
+CASE_METHODS = frozenset({"upper", "lower", "title", "capitalize", "swapcase", "casefold"})
+_NON_ASCII_CASE_NS_PER_CHAR = 20.0  # 'ß'.upper() is 'SS': case changes outside ASCII are slow and may grow x3
 _STR_METHOD_NS_PER_UNIT = {"split": 20.0, "rsplit": 20.0, "splitlines": 20.0, "title": 5.0, "format": 20.0,
                            "format_map": 20.0, "join": 20.0, "translate": 20.0}
 _SIZE_WALK_NS_PER_ITEM = 60.0
@@ -198,7 +207,10 @@ def check_format(template: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 def check_str_method(text: str | bytes, name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     """Refuse a call of a ``str`` (or ``bytes``) method that would make a huge string, and charge its work
     to the render budget."""
-    budget.charge(len(text), _STR_METHOD_NS_PER_UNIT.get(name, 2.0), f"str.{name}")
+    cost = _STR_METHOD_NS_PER_UNIT.get(name, 2.0)
+    if name in CASE_METHODS and isinstance(text, str) and not text.isascii():
+        cost = _NON_ASCII_CASE_NS_PER_CHAR
+    budget.charge(len(text), cost, f"str.{name}")
     if name in _PADDING_METHODS:
         width = args[0] if args else kwargs.get("width")
         if _is_int(width):
@@ -332,22 +344,27 @@ def check_text(what: str, value: Any, factor: int = 1) -> None:
         )
 
 
-def charge_input(what: str, value: Any, ns_per_unit: float) -> None:
-    """Charge a filter's work, estimated from the size of its input, to the render budget."""
-    if isinstance(value, Sized):
-        budget.charge(len(value), ns_per_unit, what)
+def charge_input(what: str, value: Any, cost: Cost, case: bool = False) -> None:
+    """Charge a filter's work, estimated from the size of its input, to the render budget (``case``: it
+    changes letter case, which is slow outside ASCII)."""
+    if isinstance(value, str):
+        per_char = cost[0]
+        if case and not value.isascii():
+            per_char = max(per_char, _NON_ASCII_CASE_NS_PER_CHAR)
+        budget.charge(len(value), per_char, what)
+    elif isinstance(value, Sized):
+        budget.charge(len(value), cost[1], what)
     else:
         budget.tick()
 
 
 def charge_call(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     """Charge a call of anything but a ``str`` method (``dict.fromkeys(big)``, a macro) to the budget."""
-    units = 0
-    for arg in args:
-        if isinstance(arg, Sized):
-            units += len(arg)
-    for arg in kwargs.values():
-        if isinstance(arg, Sized):
+    units = 0  # a string passed along costs nothing, unless the callee walks it (dict.fromkeys('x' * n))
+    for arg in (*args, *kwargs.values()):
+        if isinstance(arg, (str, bytes)):
+            units += len(arg) if name == "fromkeys" else 0
+        elif isinstance(arg, Sized):
             units += len(arg)
     budget.charge(units, 20.0, name or "a call")
 
@@ -376,34 +393,62 @@ def size_over(value: Any, limit: int) -> bool:
     return _text_over(value, limit)
 
 
+_NUMBERS = frozenset({int, float, bool, type(None)})
+_WALK_FAST_NS_PER_ITEM = 60.0  # a list of strings or numbers is measured with built-ins
+_WALK_SLOW_NS_PER_ITEM = 2000.0  # a list that mixes types, or holds lists or mappings, item by item
+
+
 def _text_over(value: Any, limit: int, *, escaped: bool = False, indent: int = 0, top_level_free: bool = False) -> bool:
     """Whether ``value`` written as text counts more than ``limit`` characters, about its JSON length: a
-    string counts its characters (with ``escaped``, what JSON escaping makes of them), a list or mapping one
-    per item (its separator) plus ``indent`` per item and level, anything else one. Stops as soon as it is
-    over; the walk is charged to the render budget."""
+    string counts its characters (with ``escaped``, what JSON escaping makes of them), a number its
+    digits, a list or mapping one per item (its separator) plus ``indent`` per item and level, anything
+    else one. Stops as soon as it is over; the walk is charged to the render budget."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     total = 0
     while stack:
         item, depth = stack.pop()
-        kind = type(item)
-        if kind is str or isinstance(item, (str, bytes)):
+        if isinstance(item, (str, bytes)):
             total += _escaped_len(item) if escaped and isinstance(item, str) else len(item)
         elif isinstance(item, (list, tuple, Mapping)):
             count = len(item)
-            budget.charge(count, _SIZE_WALK_NS_PER_ITEM, "measuring a value's size")
             if not (top_level_free and depth == 0):
                 total += count + count * indent * (depth + 1)
-            children = [*item.keys(), *item.values()] if isinstance(item, Mapping) else item
-            if total > limit:
-                return True
-            stack.extend((child, depth + 1) for child in children)
-        elif kind is int and (item >= 10**18 or item <= -(10**18)):
-            total += item.bit_length() * 3 // 10
+            parts = (item.keys(), item.values()) if isinstance(item, Mapping) else (item,)
+            for part in parts:
+                total += _flat_size(part, count, escaped, limit - total, stack, depth + 1)
+                if total > limit:
+                    return True
+        elif type(item) is int:
+            total += item.bit_length() * 3 // 10 + 1
         else:
             total += 1
         if total > limit:
             return True
     return False
+
+
+def _flat_size(part: Any, count: int, escaped: bool, room: int, stack: list[tuple[Any, int]], depth: int) -> int:
+    """The text size of the strings and numbers among ``part``'s ``count`` items; lists and mappings among
+    them go on ``stack``. Built-ins do the work when every item is a string, or every item a number."""
+    budget.charge(count, _WALK_FAST_NS_PER_ITEM, "measuring a value's size")
+    kinds = set(map(type, part))
+    if kinds == {str}:
+        plain = sum(map(len, part))
+        if not escaped or plain > room:
+            return plain
+        return _escaped_len("".join(part)) - 2 + 2 * count  # (joined: at most ``room`` characters)
+    if kinds == {int}:
+        return sum(map(int.bit_length, part)) * 3 // 10 + count
+    if kinds <= _NUMBERS:
+        return count
+    budget.charge(count, _WALK_SLOW_NS_PER_ITEM, "measuring a value's size")
+    size = 0
+    for child in part:
+        if isinstance(child, (list, tuple, Mapping, str, bytes)) or type(child) is int:
+            stack.append((child, depth))
+        else:
+            size += 1
+    return size
 
 
 def _escaped_len(text: str) -> int:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
-from jinja2.compiler import CodeGenerator, Frame
+from jinja2.compiler import CodeGenerator, Frame, operators
 from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_TESTS
 from jinja2.exceptions import SecurityError
 from jinja2.parser import Parser
@@ -66,6 +66,18 @@ class _CodeGenerator(CodeGenerator):
             self.write(", ")
         self.write(")))")
 
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        # ``a == b``, ``x in xs``: each operand goes through environment.sized, which charges the
+        # comparison's work by the operand's size (two ten-million-item lists take a while to compare)
+        self.write("(environment.sized(")
+        self.visit(node.expr, frame)
+        self.write(")")
+        for operand in node.ops:
+            self.write(f" {operators[operand.op]} environment.sized(")
+            self.visit(operand.expr, frame)
+            self.write(")")
+        self.write(")")
+
     def visit_For(self, node: nodes.For, frame: Frame) -> None:
         self._loop_iterables = (*getattr(self, "_loop_iterables", ()), node.iter)
         super().visit_For(node, frame)
@@ -92,6 +104,15 @@ class _Env(ImmutableSandboxedEnvironment):
     def join_strings(parts: Iterable[str]) -> str:
         """``a ~ b``, compiled by :class:`_CodeGenerator`."""
         return limits.joined(parts, "join")
+
+    @staticmethod
+    def sized(value: Any) -> Any:
+        """An operand of a comparison, its work charged to the render budget by its size."""
+        if isinstance(value, (str, bytes, list, tuple, Mapping)):
+            limits.charge_input("a comparison", value, limits.COMPARE_NS_PER_UNIT)
+        else:
+            budget.tick()
+        return value
 
     @staticmethod
     def to_text(value: Any) -> str:
@@ -123,7 +144,9 @@ class _Env(ImmutableSandboxedEnvironment):
             limits.check_sum(left, right)
         elif operator == "%":
             limits.check_printf(left, right)
-        return super().call_binop(context, operator, left, right)
+        if isinstance(left, Markup) or isinstance(right, Markup):  # Markup escapes the other side: up to 5x
+            limits.check_text("escaped " + operator, (left, right), factor=5)
+        return limits.checked_result(operator, super().call_binop(context, operator, left, right))
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         budget.tick()
@@ -132,6 +155,8 @@ class _Env(ImmutableSandboxedEnvironment):
         name = getattr(method, "__name__", "")
         if isinstance(text, (str, bytes)):
             limits.check_str_method(text, name, args, kwargs)
+            if isinstance(text, Markup):  # Markup methods escape their arguments: up to 5x
+                limits.check_text(name, (args, kwargs), factor=5)
         else:
             limits.charge_call(name, args, kwargs)
             if isinstance(obj, LoopContext) and args:  # loop(children) in a recursive loop: count its items too
@@ -145,16 +170,16 @@ def _guarded(kind: str, name: str, original: Callable[..., Any], check: Callable
     context, for those that take one) and its result kept under the size caps (a lazy result is
     counted item by item as it is drawn)."""
     takes_context = getattr(original, "jinja_pass_arg", None) is not None
-    cost = limits.FILTER_NS_PER_UNIT.get(name, limits.DEFAULT_NS_PER_UNIT) if kind == "filter" else 0.0
+    cost = limits.FILTER_NS_PER_UNIT.get(name, limits.DEFAULT_NS_PER_UNIT) if kind == "filter" else (0.0, 0.0)
     if kind == "test" and name == "in":
-        cost = 5.0  # 'x' is in xs: a scan of the second argument (charged below as the first given)
+        cost = limits.COMPARE_NS_PER_UNIT  # 'x' is in xs: a scan of the second argument (the last given)
     what = f"the {name} {kind}"
 
     @functools.wraps(original)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         given = args[1:] if takes_context else args
-        if cost and given:
-            limits.charge_input(what, given[-1] if kind == "test" else given[0], cost)
+        if any(cost) and given:
+            limits.charge_input(what, given[-1] if kind == "test" else given[0], cost, name in limits.CASE_METHODS)
         else:
             budget.tick()
         if check is not None:
@@ -312,9 +337,10 @@ def compile_expression(source: str) -> Compiled:
         raise TemplateSyntaxError(f"unexpected {token.value!r} after the expression", token.lineno)
     names, node_refs, input_refs = _references(tree)
     expression = ENV.compile_expression(source, undefined_to_none=False)
+    check = _checked_value if _makes_values(tree) else _plain
 
     def render(context: Mapping[str, Any]) -> Any:
-        return _checked_value(_plain(expression(context)))
+        return check(_plain(expression(context)))
 
     return Compiled(source, names, node_refs, input_refs, render)
 
@@ -329,10 +355,12 @@ def compile_template(source: str) -> Compiled:
     names, node_refs, input_refs = _references(tree)
     match = _SINGLE_EXPR.match(source)
     if match and _is_single_output(tree):
-        expression = ENV.compile_expression(_lone_expression(source), undefined_to_none=False)
+        lone = _lone_expression(source)
+        expression = ENV.compile_expression(lone, undefined_to_none=False)
+        check = _checked_value if _makes_values(Parser(ENV, lone, state="variable").parse_expression()) else _plain
 
         def render_value(context: Mapping[str, Any]) -> Any:
-            return _checked_value(_plain(expression(context)))
+            return check(_plain(expression(context)))
 
         return Compiled(source, names, node_refs, input_refs, render_value)
     if "{" not in source:  # plain text: nothing to render
@@ -343,6 +371,18 @@ def compile_template(source: str) -> Compiled:
         return template.render(context)
 
     return Compiled(source, names, node_refs, input_refs, render_text)
+
+
+def _makes_values(tree: nodes.Node) -> bool:
+    """Whether an expression may make a new value, rather than only pick one out of its variables
+    (``nodes.fetch.output``, ``inputs['q']``): only a new value needs its size checked."""
+    for node in tree.find_all(nodes.Node):
+        if isinstance(node, (nodes.Name, nodes.Const)):
+            continue
+        if isinstance(node, nodes.Getattr) or (isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const)):
+            continue
+        return True
+    return not isinstance(tree, (nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Const))
 
 
 def _lone_expression(source: str) -> str:
