@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from collections.abc import Iterable, Mapping, Sized
 from typing import Any
 
 from jinja2.exceptions import SecurityError
+from jinja2.utils import Namespace
 
 from engine import template_budget as budget
 
@@ -185,23 +187,68 @@ def check_printf(template: Any, values: Any) -> None:
 
 
 def check_format(template: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    """Refuse ``str.format``/``format_map`` when a field's width or precision is huge; a width taken
-    from an argument (``'{:{}}'.format(x, n)``) counts every integer argument as a possible width."""
-    nested = False
-    for match in _FORMAT_SPEC.finditer(template):
-        spec = match.group(1)
-        nested = nested or "{" in spec
-        for digits in _DIGITS.findall(re.sub(r"\{[^{}]*\}", "", spec)):
-            _refuse_size("format width", int(digits))
+    """Refuse ``str.format``/``format_map`` when a field's width or precision is huge, including one taken
+    from an argument, as a number or as text (``'{:{}}'.format(x, 999999999)``,
+    ``'{0:{1}{2}}'.format('a', 9, '0000000')``): nested fields are filled in the way ``str.format`` numbers
+    them before the width is read. An argument written as text is checked for its size too."""
     check_text("format", (args, kwargs))  # '{}'.format(xs): a list of references to one big string
-    if nested:
-        mapped = [v for m in args if isinstance(m, Mapping) for v in m.values()]  # format_map(mapping)
-        for value in (*args, *kwargs.values(), *mapped):
-            if _is_int(value) and not isinstance(value, bool):
-                _refuse_size("format width", abs(value))
-            elif isinstance(value, str):  # '{0:{1}}'.format('a', '100000000'): a width given as text
-                for digits in _DIGITS.findall(value[:1000]):
-                    _refuse_size("format width", int(digits[:20]))
+    named = args[0] if len(args) == 1 and isinstance(args[0], Mapping) and not kwargs else kwargs  # format_map
+    auto = 0
+    try:
+        fields = list(_FORMATTER.parse(template))
+    except ValueError:
+        return  # str.format refuses it itself
+    for _literal, field, spec, _conversion in fields:
+        if field is None:
+            continue
+        if field == "":
+            auto += 1
+        if not spec:
+            continue
+        if "{" in spec:
+            filled: list[str] = []
+            try:
+                nested_fields = list(_FORMATTER.parse(spec))
+            except ValueError:
+                return
+            for literal, nested, _, _ in nested_fields:
+                filled.append(literal)
+                if nested is None:
+                    continue
+                if nested == "":
+                    value = args[auto] if auto < len(args) else None
+                    auto += 1
+                elif nested.isdigit():
+                    value = args[int(nested)] if int(nested) < len(args) else None
+                else:
+                    value = named.get(nested) if nested.isidentifier() else _UNKNOWN
+                if value is _UNKNOWN:  # '{0:{1[w]}}': every argument may be the width
+                    filled.extend(_width_texts((*args, *named.values())))
+                elif isinstance(value, (int, str)) and not isinstance(value, bool):
+                    filled.append(str(value) if isinstance(value, str) else str(abs(value)) if abs(value) < 10**20 else "9" * 20)
+            spec = "".join(filled)
+        for digits in _DIGITS.findall(spec):
+            _refuse_size("format width", int(digits[:20]))
+
+
+_UNKNOWN = object()
+_FORMATTER = string.Formatter()
+
+
+def _width_texts(values: Iterable[Any], depth: int = 0) -> list[str]:
+    """Every number and string that ``{1[0]}`` or ``{1.w}`` could pick out of ``values`` (lists and mappings
+    looked into, three levels deep), as a possible width."""
+    texts: list[str] = []
+    for value in values:
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            texts.append(" " + (value[:1000] if isinstance(value, str) else str(abs(value)) if abs(value) < 10**20 else "9" * 20))
+        elif depth < 3 and isinstance(value, (list, tuple)):
+            texts.extend(_width_texts(value[:1000], depth + 1))
+        elif depth < 3 and isinstance(value, Mapping):
+            texts.extend(_width_texts(list(value.values())[:1000], depth + 1))
+        elif depth < 3 and isinstance(value, Namespace):  # {1.w}
+            texts.extend(_width_texts(list(value._Namespace__attrs.values())[:1000], depth + 1))
+    return texts
 
 
 def check_str_method(text: str | bytes, name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
@@ -225,9 +272,42 @@ def check_str_method(text: str | bytes, name: str, args: tuple[Any, ...], kwargs
         check_join(text, args[0])
     elif name in ("format", "format_map") and isinstance(text, str):
         check_format(text, args, kwargs)
+    elif name == "encode":
+        check_encode(text, args[0] if args else kwargs.get("encoding", "utf-8"))
     elif name == "translate" and args and isinstance(args[0], Mapping):
         longest = max((len(v) for v in args[0].values() if isinstance(v, (str, bytes))), default=1)
         _refuse_size("translate", len(text) * longest)
+
+
+_ENCODE_GROWTH = {"unicode_escape": 10, "raw_unicode_escape": 10, "punycode": 4}
+
+
+def check_encode(text: Any, encoding: Any) -> None:
+    """Refuse ``str.encode`` when the bytes could pass the cap: 4 per character at most (UTF-8, -16, -32),
+    10 for ``unicode_escape``."""
+    if not isinstance(text, str) or not isinstance(encoding, str):
+        return
+    name = encoding.lower().replace("-", "_")
+    if text.isascii() and name in ("utf_8", "utf8", "ascii", "latin_1", "latin1"):
+        return  # one byte per character
+    _refuse_size("encode", len(text) * _ENCODE_GROWTH.get(name, 4))
+
+
+def check_int_to_bytes(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    """Refuse ``(1).to_bytes(10**9, 'big')``."""
+    length = args[0] if args else kwargs.get("length", 1)
+    if _is_int(length):
+        _refuse_size("to_bytes", length)
+
+
+def check_urlize(value: Any, trim_url_limit: Any = None, nofollow: Any = False, target: Any = None, rel: Any = None,
+                 extra_schemes: Any = None) -> None:
+    """Refuse ``urlize`` when the links it writes could pass the cap: every word may become a link of about
+    ten times its length, with ``target`` and ``rel`` written in each one."""
+    text = str(value)
+    words = len(text.split()) + 1
+    extra = sum(len(x) for x in (target, rel) if isinstance(x, str))
+    _refuse_size("urlize", len(text) * 10 + words * 2 * extra)
 
 
 def check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:

@@ -159,6 +159,8 @@ class _Env(ImmutableSandboxedEnvironment):
                 limits.check_text(name, (args, kwargs), factor=5)
         else:
             limits.charge_call(name, args, kwargs)
+            if name == "to_bytes" and isinstance(text, int):
+                limits.check_int_to_bytes(args, kwargs)
             if isinstance(obj, LoopContext) and args:  # loop(children) in a recursive loop: count its items too
                 args = (budget.counted(args[0]), *args[1:])
         return limits.checked_result(name or "call", super().call(context, obj, *args, **kwargs))
@@ -218,7 +220,7 @@ _FILTER_CHECKS: dict[str, Callable[..., None]] = {
     "e": limits.check_escape,
     "forceescape": limits.check_escape,
     "xmlattr": lambda d, autospace=True: limits.check_text("xmlattr", d, factor=6),
-    "urlize": lambda value, *_, **__: limits.check_text("urlize", value, factor=8),
+    "urlize": limits.check_urlize,
     "string": lambda value: limits.check_text("string", value),
     "pprint": lambda value: limits.check_text("pprint", value, factor=2),
     "sum": limits.check_sum_filter,
