@@ -272,6 +272,8 @@ def check_str_method(text: str | bytes, name: str, args: tuple[Any, ...], kwargs
         check_join(text, args[0])
     elif name in ("format", "format_map") and isinstance(text, str):
         check_format(text, args, kwargs)
+    elif name == "hex" and isinstance(text, bytes):
+        _refuse_size("hex", len(text) * (3 if args or kwargs else 2))
     elif name == "encode":
         check_encode(text, args[0] if args else kwargs.get("encoding", "utf-8"))
     elif name == "translate" and args and isinstance(args[0], Mapping):
@@ -337,9 +339,10 @@ def check_join(separator: Any, items: Any, whole: bool = False) -> None:
 
 def check_indent(text: Any, width: Any) -> None:
     """Refuse the ``indent`` filter when the indentation written would be huge."""
-    lines = str(text).count("\n") + 1
+    text = str(text)
+    lines = text.count("\n") + 1
     size = width if _is_int(width) else len(width) if isinstance(width, str) else 0
-    _refuse_size("indent", lines * max(size, 0))
+    _refuse_size("indent", len(text) + lines * max(size, 0))
 
 
 def check_count(what: str, count: Any) -> None:

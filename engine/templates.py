@@ -180,12 +180,12 @@ def _guarded(kind: str, name: str, original: Callable[..., Any], check: Callable
     @functools.wraps(original)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         given = args[1:] if takes_context else args
+        if check is not None:  # what it would make first: a size refusal says more than a time one
+            check(*given, **kwargs)
         if any(cost) and given:
             limits.charge_input(what, given[-1] if kind == "test" else given[0], cost, name in limits.CASE_METHODS)
         else:
             budget.tick()
-        if check is not None:
-            check(*given, **kwargs)
         result = original(*args, **kwargs)
         if kind == "test":
             return result
@@ -224,7 +224,6 @@ _FILTER_CHECKS: dict[str, Callable[..., None]] = {
     "string": lambda value: limits.check_text("string", value),
     "pprint": lambda value: limits.check_text("pprint", value, factor=2),
     "sum": limits.check_sum_filter,
-    "truncate": lambda s, length=255, killwords=False, end="...", leeway=None: limits.check_text("truncate", end),
 }
 
 
