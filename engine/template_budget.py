@@ -8,7 +8,7 @@ a thread hop per node would cost more than the render), but is bounded by
 construction:
 
 * the first render after the loop last ran opens a *slice* and starts a
-  clock (the thread's processor time); every render until control goes back to the loop shares that slice
+  clock; every render until control goes back to the loop shares that slice
   (``loop.call_soon`` closes it), so a node rendering many strings or a map
   item rendering in turn cannot add up past the limit;
 * the sandbox hooks (calls, attribute and item lookups, operators, filters,
@@ -31,19 +31,19 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterable, Iterator
-from time import thread_time
+from time import perf_counter
 from typing import Any
 
 from jinja2.exceptions import SecurityError
 
 RENDER_TIME_LIMIT_S = 0.05
-"""Most processor time templates may use on the event loop before control goes back to it, in seconds.
-Processor time of the thread, not wall time: a render paused by another process on a busy machine is not
-charged for the pause."""
+"""Longest templates may hold the event loop before control goes back to it, in seconds of wall time
+(what the other runs wait for; on a machine too busy to give the render the processor, a template gets
+less work done in that time)."""
 
-_CHECK_EVERY = 32
-"""Ticks between two looks at the clock (a look costs about 0.4 µs; a tick is usually under a
-microsecond, and operations whose cost grows with a value's size are charged on their own)."""
+_CHECK_EVERY = 16
+"""Ticks between two looks at the clock (a look costs about 50 ns; a tick is usually under a microsecond,
+and operations whose cost grows with a value's size are charged on their own)."""
 
 
 class RenderTimeLimit(SecurityError):
@@ -81,7 +81,7 @@ def begin() -> bool:
     if current.open:
         return False
     current.open = True
-    current.deadline = thread_time() + RENDER_TIME_LIMIT_S
+    current.deadline = perf_counter() + RENDER_TIME_LIMIT_S
     current.countdown = _CHECK_EVERY
     try:
         asyncio.get_running_loop().call_soon(_close, current)
@@ -98,7 +98,7 @@ def end() -> None:
 def _look() -> None:
     current = _SLICE
     current.countdown = _CHECK_EVERY
-    if thread_time() > current.deadline:
+    if perf_counter() > current.deadline:
         raise RenderTimeLimit(_limit_message(f"the template ran for more than {RENDER_TIME_LIMIT_S * 1000:g} ms"))
 
 
@@ -118,7 +118,7 @@ def charge(units: int, ns_per_unit: float, what: str) -> None:
         tick()
         return
     current = _SLICE
-    now = thread_time()
+    now = perf_counter()
     if now + cost_us / 1e6 > current.deadline:
         if now > current.deadline:
             raise RenderTimeLimit(_limit_message(f"the template ran for more than {RENDER_TIME_LIMIT_S * 1000:g} ms"))

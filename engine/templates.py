@@ -338,10 +338,11 @@ def compile_expression(source: str) -> Compiled:
         raise TemplateSyntaxError(f"unexpected {token.value!r} after the expression", token.lineno)
     names, node_refs, input_refs = _references(tree)
     expression = ENV.compile_expression(source, undefined_to_none=False)
-    check = _checked_value if _makes_values(tree) else _plain
+    makes_values = _makes_values(tree)
 
     def render(context: Mapping[str, Any]) -> Any:
-        return check(_plain(expression(context)))
+        value = expression(context)
+        return _checked_value(_plain(value)) if makes_values else _referenced(value)
 
     return Compiled(source, names, node_refs, input_refs, render)
 
@@ -358,10 +359,11 @@ def compile_template(source: str) -> Compiled:
     if match and _is_single_output(tree):
         lone = _lone_expression(source)
         expression = ENV.compile_expression(lone, undefined_to_none=False)
-        check = _checked_value if _makes_values(Parser(ENV, lone, state="variable").parse_expression()) else _plain
+        makes_values = _makes_values(Parser(ENV, lone, state="variable").parse_expression())
 
         def render_value(context: Mapping[str, Any]) -> Any:
-            return check(_plain(expression(context)))
+            value = expression(context)
+            return _checked_value(_plain(value)) if makes_values else _referenced(value)
 
         return Compiled(source, names, node_refs, input_refs, render_value)
     if "{" not in source:  # plain text: nothing to render
@@ -460,6 +462,8 @@ def _materialise(value: Any) -> list[Any]:
 def _plain(value: Any) -> Any:
     """Turn sandbox-only types into plain values, inside lists and dicts too:
     Markup -> str, range/generator/iterator/dict view -> list, tuple subclasses -> tuple.
+    A list, tuple or dict of plain scalars is returned as it is (checked with built-ins); anything else is
+    walked, item by item, charged to the render budget.
     """
     kind = type(value)
     if kind in _ATOMS:
@@ -468,12 +472,35 @@ def _plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()  # raises UndefinedError naming the variable
-    if kind is list:
-        return [_plain(v) for v in value]
+    if kind is list or kind is tuple:
+        if _all_plain_atoms(value):
+            return value
+        budget.charge(len(value), _PLAIN_NS_PER_ITEM, "converting the value")
+        return [_plain(v) for v in value] if kind is list else tuple(_plain(v) for v in value)
     if isinstance(value, tuple):  # groupby gives named tuples
         return tuple(_plain(v) for v in value)
     if kind is dict:
+        if _all_plain_atoms(value.keys()) and _all_plain_atoms(value.values()):
+            return value
+        budget.charge(len(value), _PLAIN_NS_PER_ITEM, "converting the value")
         return {_plain(k): _plain(v) for k, v in value.items()}
     if is_lazy_sequence(value):
         return [_plain(v) for v in _materialise(value)]
+    return value
+
+
+_PLAIN_NS_PER_ITEM = 1000.0
+
+
+def _all_plain_atoms(items: Any) -> bool:
+    budget.charge(len(items), 30.0, "converting the value")
+    return set(map(type, items)) <= _ATOMS
+
+
+def _referenced(value: Any) -> Any:
+    """The value of an expression that only picks a value out of its variables (``nodes.fetch.output``):
+    the variables hold plain values already, so it is passed along without a walk; only an undefined one
+    fails."""
+    if type(value) not in _ATOMS and isinstance(value, Undefined):
+        value._fail_with_undefined_error()
     return value

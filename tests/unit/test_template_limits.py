@@ -252,7 +252,9 @@ SIZE_MESSAGE = "(the limit is 10,000,000)"
 OUTPUT_REFUSED: list[tuple[str, str, str]] = [
     # the cases of issue 12 §2
     ("expression", "'{0:{1}}'.format('a', '100000000')", "format width too large: would make 100,000,000"),
-    ("expression", "('\"' * 3000000) | tojson | tojson", "tojson too large"),  # (24 times from 5 characters: tests below)
+    ("expression", "('\"' * 3000000) | tojson | tojson", "tojson too large"),
+    ("template", "{% set ns = namespace(s='<\"a\\'&>') %}{% for i in range(24) %}{% set ns.s = ns.s | tojson %}"
+                 "{% endfor %}{{ ns.s | length }}", "tojson too large"),
     ("expression", "range(10) | list | tojson(indent=20000000)", "tojson indent too large: would make 20,000,000"),
     ("expression", "range(10) | list | tojson(indent=2000000)", "tojson too large"),
     ("expression", "'ab cd ef' | wordwrap(1, wrapstring='b' * 9000000)", "wordwrap too large"),
