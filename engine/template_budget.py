@@ -7,10 +7,16 @@ cancel. Rendering stays on the loop (a render usually costs microseconds and
 a thread hop per node would cost more than the render), but is bounded by
 construction:
 
-* the first render after the loop last ran opens a *slice* and starts a
-  clock; every render until control goes back to the loop shares that slice
-  (``loop.call_soon`` closes it), so a node rendering many strings or a map
-  item rendering in turn cannot add up past the limit;
+* each run has a *slice* of processor time: the first render opens it, and
+  every render of that run (its nodes, map items, retries) adds its time to
+  it until the loop has served what was waiting on its timers and sockets (a
+  ``call_later(0)`` timer, then one more turn, closes it), so many renders in
+  a row cannot add up past the limit. Another run's templates never use up
+  this run's slice;
+* before a node (or a map item, or a retry) starts, a run that has used a
+  quarter of its slice yields to the loop (:func:`must_yield`,
+  :func:`next_turn`) rather than risk failing on the limit: long chains and
+  loops of cheap nodes take turns with the other runs;
 * the sandbox hooks (calls, attribute and item lookups, operators, filters,
   tests), every iteration of a ``{% for %}`` loop and every item drawn from a
   lazy filter result (``map``, ``select``, ``unique``...) call :func:`tick`;
@@ -21,9 +27,10 @@ construction:
 * when the clock passes :data:`RENDER_TIME_LIMIT_S` the render fails with
   :class:`RenderTimeLimit`, which names the limit.
 
-The loop is therefore back within the limit plus one built-in operation on a
-value under the size caps (engine/template_limits.py), which is what lets node
-timeouts, run timeouts and cancels act.
+One run's templates therefore hold the loop for at most the limit plus one
+built-in operation on a value under the size caps (engine/template_limits.py)
+before the others are served, which is also what lets node timeouts, run
+timeouts and cancels act.
 """
 
 from __future__ import annotations
@@ -31,35 +38,55 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterable, Iterator
-from time import perf_counter
+from contextvars import ContextVar
+from time import thread_time
 from typing import Any
 
 from jinja2.exceptions import SecurityError
 
 RENDER_TIME_LIMIT_S = 0.05
-"""Longest templates may hold the event loop before control goes back to it, in seconds of wall time
-(what the other runs wait for; on a machine too busy to give the render the processor, a template gets
-less work done in that time)."""
+"""Most processor time templates may take on the event loop's thread before the loop serves the others,
+in seconds. Processor time rather than wall time: on a machine shared with other processes a render can
+be paused for tens of milliseconds, and that pause is neither the template's doing nor work that keeps
+the loop from anyone (the other runs would wait for the processor all the same)."""
 
-_CHECK_EVERY = 16
-"""Ticks between two looks at the clock (a look costs about 50 ns; a tick is usually under a microsecond,
-and operations whose cost grows with a value's size are charged on their own)."""
+_CHECK_EVERY = 32
+"""Ticks between two looks at the clock (a look, ``time.thread_time()``, costs about 0.4 µs; a tick is
+usually under a microsecond, and operations whose cost grows with a value's size are charged on their
+own)."""
 
 
 class RenderTimeLimit(SecurityError):
     """A template ran past :data:`RENDER_TIME_LIMIT_S`, or was about to."""
 
 
-class _Slice(threading.local):
-    """The current slice of this thread: when it must end and how much work is left before the next look."""
+class _Slice:
+    """The template time one run has used since the loop last served everyone else."""
+
+    __slots__ = ("open", "used")
 
     def __init__(self) -> None:
         self.open = False
+        self.used = 0.0
+
+
+class _Active(threading.local):
+    """The render going on in this thread: when it must stop and how many ticks before the next look."""
+
+    def __init__(self) -> None:
         self.deadline = float("inf")
         self.countdown = _CHECK_EVERY
+        self.fallback = _Slice()  # renders outside a run (a test, the HTTP API checking a document)
 
 
-_SLICE = _Slice()
+_ACTIVE = _Active()
+_RUN: ContextVar[_Slice | None] = ContextVar("template_slice", default=None)
+
+
+def enter_run() -> None:
+    """Give the current task, and the tasks it starts, a slice of their own: one run's templates share a
+    slice, and never use up another run's."""
+    _RUN.set(_Slice())
 
 
 def _limit_message(detail: str) -> str:
@@ -71,42 +98,71 @@ def _limit_message(detail: str) -> str:
 
 def _close(current: _Slice) -> None:
     current.open = False
-    current.deadline = float("inf")
+    current.used = 0.0
 
 
-def begin() -> bool:
-    """Open a slice if none is open. Returns True when the caller must :func:`end` it (no running event
-    loop to close it: a render outside the runtime, as in a test)."""
-    current = _SLICE
-    if current.open:
-        return False
-    current.open = True
-    current.deadline = perf_counter() + RENDER_TIME_LIMIT_S
-    current.countdown = _CHECK_EVERY
-    try:
-        asyncio.get_running_loop().call_soon(_close, current)
-    except RuntimeError:
-        return True
-    return False
+def _closing(current: _Slice) -> None:
+    """The slice's timer: it fires once the loop has looked at its timers and sockets after the renders.
+    What they woke (a sleeping task, a read that arrived) is queued behind the callbacks already waiting,
+    this run's next steps among them; so the slice closes one callback later, behind those wake-ups too,
+    and the others have been served before this run may render again."""
+    asyncio.get_running_loop().call_soon(_close, current)
 
 
-def end() -> None:
-    """Close the slice :func:`begin` opened without an event loop."""
-    _close(_SLICE)
+def start() -> tuple[_Slice, float, bool]:
+    """Start a render: open the run's slice if it is closed and arm the deadline with what is left of it.
+    Returns what :func:`stop` needs."""
+    current = _RUN.get() or _ACTIVE.fallback
+    alone = False
+    if not current.open:
+        current.open = True
+        current.used = 0.0
+        try:
+            asyncio.get_running_loop().call_later(0, _closing, current)
+        except RuntimeError:
+            alone = True
+    now = thread_time()
+    _ACTIVE.deadline = now + RENDER_TIME_LIMIT_S - current.used
+    _ACTIVE.countdown = _CHECK_EVERY
+    return current, now, alone
+
+
+def stop(token: tuple[_Slice, float, bool]) -> None:
+    """End the render :func:`start` began: its time counts against the slice."""
+    current, started, alone = token
+    _ACTIVE.deadline = float("inf")
+    if alone:
+        _close(current)
+    else:
+        current.used += thread_time() - started
+
+
+def must_yield() -> bool:
+    """Whether the current run has used a quarter of its slice: it should let the loop serve the others
+    before starting a node (:func:`next_turn`), rather than risk failing the node's templates on the limit."""
+    current = _RUN.get() or _ACTIVE.fallback
+    return current.open and current.used >= RENDER_TIME_LIMIT_S / 4
+
+
+async def next_turn() -> None:
+    """Wait until the loop has served the others and the run's slice is new."""
+    current = _RUN.get() or _ACTIVE.fallback
+    while current.open:
+        await asyncio.sleep(0)
 
 
 def _look() -> None:
-    current = _SLICE
-    current.countdown = _CHECK_EVERY
-    if perf_counter() > current.deadline:
+    active = _ACTIVE
+    active.countdown = _CHECK_EVERY
+    if thread_time() > active.deadline:
         raise RenderTimeLimit(_limit_message(f"the template ran for more than {RENDER_TIME_LIMIT_S * 1000:g} ms"))
 
 
 def tick() -> None:
     """One small step of template work (usually under a microsecond)."""
-    current = _SLICE
-    current.countdown -= 1
-    if current.countdown <= 0:
+    active = _ACTIVE
+    active.countdown -= 1
+    if active.countdown <= 0:
         _look()
 
 
@@ -117,20 +173,20 @@ def charge(units: int, ns_per_unit: float, what: str) -> None:
     if cost_us < 50:
         tick()
         return
-    current = _SLICE
-    now = perf_counter()
-    if now + cost_us / 1e6 > current.deadline:
-        if now > current.deadline:
+    active = _ACTIVE
+    now = thread_time()
+    if now + cost_us / 1e6 > active.deadline:
+        if now > active.deadline:
             raise RenderTimeLimit(_limit_message(f"the template ran for more than {RENDER_TIME_LIMIT_S * 1000:g} ms"))
         raise RenderTimeLimit(_limit_message(f"{what} on {units:,} items or characters would take about {cost_us / 1000:,.0f} ms"))
-    current.countdown = _CHECK_EVERY
+    active.countdown = _CHECK_EVERY
 
 
 def counted(iterable: Iterable[Any]) -> Iterator[Any]:
     """``iterable``, with a tick per item drawn (``{% for %}`` loops and lazy filter results)."""
-    current = _SLICE
+    active = _ACTIVE
     for item in iterable:
-        current.countdown -= 1
-        if current.countdown <= 0:
+        active.countdown -= 1
+        if active.countdown <= 0:
             _look()
         yield item

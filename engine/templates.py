@@ -269,7 +269,7 @@ class Compiled:
 
     def render(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against ``context``; raises :class:`RenderError` on failure."""
-        alone = budget.begin()
+        token = budget.start()
         try:
             return self._render(context)
         except UndefinedError as exc:
@@ -283,8 +283,7 @@ class Compiled:
         except Exception as exc:  # noqa: BLE001 - any evaluation error becomes a node failure
             raise RenderError(f"error in {self.source!r}: {type(exc).__name__}: {exc}") from None
         finally:
-            if alone:
-                budget.end()
+            budget.stop(token)
 
 
 def _undefined_message(exc: UndefinedError) -> str:

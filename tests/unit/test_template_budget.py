@@ -18,9 +18,9 @@ import pytest
 
 from engine import template_budget
 from engine.templates import RenderError, compile_expression, compile_template
-from tests.timing import best_time
+from tests.timing import best_time, machine_slowdown
 
-HOLD_S = 0.1  # the longest a template may keep the loop from other runs
+HOLD_S = 0.1  # the longest a template may keep the loop from other runs (processor time; see README)
 LIMIT_MESSAGE = "render time limit reached"
 
 CONTEXT: dict[str, Any] = {
@@ -72,21 +72,25 @@ SLOW: list[tuple[str, str]] = [
 ]
 
 
-def _render(kind: str, source: str) -> str:
+def _render(kind: str, source: str) -> tuple[float, str]:
     compiled = (compile_expression if kind == "expression" else compile_template)(source)
+    started = time.thread_time()
     try:
         compiled.render(CONTEXT)
     except RenderError as exc:
-        return str(exc)
-    return "rendered"
+        return time.thread_time() - started, str(exc)
+    return time.thread_time() - started, "rendered"
 
 
 @pytest.mark.parametrize(("kind", "source"), SLOW)
 def test_slow_templates_fail_on_the_time_limit_within_100_ms(kind: str, source: str) -> None:
-    took, message = best_time(lambda: _render(kind, source))
+    took, (busy, message) = best_time(lambda: _render(kind, source))
     assert LIMIT_MESSAGE in message, message
     assert "the limit is 50 ms" in message
-    assert took < HOLD_S, f"held the loop for {took * 1000:.0f} ms"
+    # the processor time it took: what it kept the loop from doing for others
+    assert busy < HOLD_S, f"held the loop for {busy * 1000:.0f} ms of processor time"
+    # and the wall time, which a machine busy with other processes stretches for any work
+    assert took < HOLD_S * machine_slowdown(), f"held the loop for {took * 1000:.0f} ms"
 
 
 ORDINARY: list[tuple[str, str, Any]] = [
@@ -112,7 +116,7 @@ def test_ordinary_work_still_renders(kind: str, source: str, expected: Any) -> N
 
 
 # A template that takes a few milliseconds: well under the limit on its own.
-MEDIUM = "{% for i in range(5000) %}{{ i }}{% endfor %}"
+MEDIUM = "{% for i in range(1000) %}{{ i }}{% endfor %}"
 
 
 def test_renders_outside_an_event_loop_each_get_the_whole_limit() -> None:
@@ -127,10 +131,12 @@ async def test_renders_in_one_turn_of_the_loop_share_one_limit() -> None:
     compiled = compile_template(MEDIUM)
     started = time.perf_counter()
     with pytest.raises(RenderError, match=LIMIT_MESSAGE):
-        for _ in range(1000):
+        for _ in range(5000):
             compiled.render({})
-    assert time.perf_counter() - started < 0.5
-    await asyncio.sleep(0)  # the loop ran: a new slice, with the whole limit
+    assert time.perf_counter() - started < 1.0
+    assert template_budget.must_yield()
+    await template_budget.next_turn()  # the loop served its timers: a new slice, with the whole limit
+    assert not template_budget.must_yield()
     compiled.render({})
 
 
@@ -138,7 +144,7 @@ async def test_each_turn_of_the_loop_gets_a_new_slice() -> None:
     compiled = compile_template(MEDIUM)
     for _ in range(30):
         compiled.render({})
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.001)  # the loop serves its timers: the slice closes
 
 
 def test_the_limit_is_what_the_readme_says() -> None:
