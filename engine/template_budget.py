@@ -71,9 +71,13 @@ class _Slice:
 
 
 class _Active(threading.local):
-    """The render going on in this thread: when it must stop and how many ticks before the next look."""
+    """The render going on in this thread: its slice, when its clock started (only once it has done some
+    work: most renders finish in a few ticks and never read the clock), when it must stop, and how many
+    ticks before the next look at the clock."""
 
     def __init__(self) -> None:
+        self.slice: _Slice | None = None
+        self.started: float | None = None
         self.deadline = float("inf")
         self.countdown = _CHECK_EVERY
         self.fallback = _Slice()  # renders outside a run (a test, the HTTP API checking a document)
@@ -109,9 +113,8 @@ def _closing(current: _Slice) -> None:
     asyncio.get_running_loop().call_soon(_close, current)
 
 
-def start() -> tuple[_Slice, float, bool]:
-    """Start a render: open the run's slice if it is closed and arm the deadline with what is left of it.
-    Returns what :func:`stop` needs."""
+def start() -> tuple[_Slice, bool]:
+    """Start a render: open the run's slice if it is closed. Returns what :func:`stop` needs."""
     current = _RUN.get() or _ACTIVE.fallback
     alone = False
     if not current.open:
@@ -121,20 +124,38 @@ def start() -> tuple[_Slice, float, bool]:
             asyncio.get_running_loop().call_later(0, _closing, current)
         except RuntimeError:
             alone = True
-    now = thread_time()
-    _ACTIVE.deadline = now + RENDER_TIME_LIMIT_S - current.used
-    _ACTIVE.countdown = _CHECK_EVERY
-    return current, now, alone
+    active = _ACTIVE
+    active.slice = current
+    active.started = None
+    active.deadline = float("inf")
+    active.countdown = _CHECK_EVERY
+    return current, alone
 
 
-def stop(token: tuple[_Slice, float, bool]) -> None:
-    """End the render :func:`start` began: its time counts against the slice."""
-    current, started, alone = token
-    _ACTIVE.deadline = float("inf")
+def stop(token: tuple[_Slice, bool]) -> None:
+    """End the render :func:`start` began: its time counts against the slice (a render that never looked at
+    the clock counts a microsecond a tick)."""
+    current, alone = token
+    active = _ACTIVE
     if alone:
         _close(current)
+    elif active.started is not None:
+        current.used += thread_time() - active.started
     else:
-        current.used += thread_time() - started
+        current.used += (_CHECK_EVERY - active.countdown) * 1e-6
+    active.slice = None
+    active.started = None
+    active.deadline = float("inf")
+
+
+def _arm(active: _Active, now: float) -> None:
+    """Start the clock of the render going on (its first look): the deadline is what is left of its slice."""
+    active.started = now
+    current = active.slice
+    if current is not None:
+        active.deadline = now + RENDER_TIME_LIMIT_S - current.used
+        if now > active.deadline:
+            raise RenderTimeLimit(_limit_message(f"the template ran for more than {RENDER_TIME_LIMIT_S * 1000:g} ms"))
 
 
 def must_yield() -> bool:
@@ -154,7 +175,10 @@ async def next_turn() -> None:
 def _look() -> None:
     active = _ACTIVE
     active.countdown = _CHECK_EVERY
-    if thread_time() > active.deadline:
+    now = thread_time()
+    if active.started is None:
+        _arm(active, now)
+    elif now > active.deadline:
         raise RenderTimeLimit(_limit_message(f"the template ran for more than {RENDER_TIME_LIMIT_S * 1000:g} ms"))
 
 
@@ -175,6 +199,8 @@ def charge(units: int, ns_per_unit: float, what: str) -> None:
         return
     active = _ACTIVE
     now = thread_time()
+    if active.started is None:
+        _arm(active, now)
     if now + cost_us / 1e6 > active.deadline:
         if now > active.deadline:
             raise RenderTimeLimit(_limit_message(f"the template ran for more than {RENDER_TIME_LIMIT_S * 1000:g} ms"))

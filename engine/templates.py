@@ -69,13 +69,19 @@ class _CodeGenerator(CodeGenerator):
     def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
         # ``a == b``, ``x in xs``: each operand goes through environment.sized, which charges the
         # comparison's work by the operand's size (two ten-million-item lists take a while to compare)
-        self.write("(environment.sized(")
-        self.visit(node.expr, frame)
-        self.write(")")
+        self.write("(")
+        self._sized(node.expr, frame)
         for operand in node.ops:
-            self.write(f" {operators[operand.op]} environment.sized(")
-            self.visit(operand.expr, frame)
-            self.write(")")
+            self.write(f" {operators[operand.op]} ")
+            self._sized(operand.expr, frame)
+        self.write(")")
+
+    def _sized(self, node: nodes.Expr, frame: Frame) -> None:
+        if isinstance(node, nodes.Const):  # a literal in the template: small, nothing to charge
+            self.visit(node, frame)
+            return
+        self.write("environment.sized(")
+        self.visit(node, frame)
         self.write(")")
 
     def visit_For(self, node: nodes.For, frame: Frame) -> None:
@@ -89,6 +95,9 @@ class _CodeGenerator(CodeGenerator):
             self.write(")")
             return None
         return super().visit(node, *args, **kwargs)
+
+
+_NUMBERS = frozenset({int, float, bool})
 
 
 class _Env(ImmutableSandboxedEnvironment):
@@ -136,6 +145,12 @@ class _Env(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         budget.tick()
+        if type(left) in _NUMBERS and type(right) in _NUMBERS:  # the common case: arithmetic on numbers
+            if operator == "**":
+                limits.check_power(left, right)
+            elif operator == "*":
+                limits.check_product(left, right)
+            return super().call_binop(context, operator, left, right)
         if operator == "**":
             limits.check_power(left, right)
         elif operator == "*":

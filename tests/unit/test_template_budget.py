@@ -84,13 +84,20 @@ def _render(kind: str, source: str) -> tuple[float, str]:
 
 @pytest.mark.parametrize(("kind", "source"), SLOW)
 def test_slow_templates_fail_on_the_time_limit_within_100_ms(kind: str, source: str) -> None:
-    took, (busy, message) = best_time(lambda: _render(kind, source))
-    assert LIMIT_MESSAGE in message, message
-    assert "the limit is 50 ms" in message
+    tries: list[tuple[float, float, float]] = []  # (wall, processor time, how much the machine stretched work)
+    for _ in range(5):
+        stretch = machine_slowdown(0.01)
+        wall, (busy, message) = best_time(lambda: _render(kind, source), tries=1)
+        assert LIMIT_MESSAGE in message, message
+        assert "the limit is 50 ms" in message
+        tries.append((wall, busy, stretch))
+        if busy < HOLD_S and wall < HOLD_S * stretch:
+            break
+    seen = [f"{w * 1000:.0f} ms ({b * 1000:.0f} ms processor, machine x{f:.1f})" for w, b, f in tries]
     # the processor time it took: what it kept the loop from doing for others
-    assert busy < HOLD_S, f"held the loop for {busy * 1000:.0f} ms of processor time"
+    assert min(b for _, b, _ in tries) < HOLD_S, f"held the loop for {seen}"
     # and the wall time, which a machine busy with other processes stretches for any work
-    assert took < HOLD_S * machine_slowdown(), f"held the loop for {took * 1000:.0f} ms"
+    assert any(w < HOLD_S * f for w, _, f in tries), f"held the loop for {seen}"
 
 
 ORDINARY: list[tuple[str, str, Any]] = [
