@@ -126,7 +126,7 @@ class _Env(ImmutableSandboxedEnvironment):
     @staticmethod
     def to_text(value: Any) -> str:
         """``str(value)`` for ``~``, after checking that a list or mapping would not write too much."""
-        if type(value) is not str:
+        if type(value) not in _WRITTEN_AS_IS:
             limits.check_text("join", value)
         return str(value)
 
@@ -245,9 +245,12 @@ _FILTER_CHECKS: dict[str, Callable[..., None]] = {
 def _finalize(value: Any) -> Any:
     """Each ``{{ value }}`` of a text template, before it is written: a list or mapping is checked
     for the size of its text first (a list of references to one big string writes it many times)."""
-    if type(value) is not str:
+    if type(value) not in _WRITTEN_AS_IS:
         limits.check_text("output", value)
     return value
+
+
+_WRITTEN_AS_IS = frozenset({str, int, float, bool, type(None)})  # (str() of a huge int refuses on its own)
 
 
 ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize)
