@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import tools
+from engine import template_budget
 from engine.errors import EngineError, IterationLimit, NodeError, NodeTimeout
 from engine.events import Event, EventType
 from engine.llm.base import ChatModel
@@ -205,6 +206,7 @@ class _Run:
     # --- the run ----------------------------------------------------------------
 
     async def run(self) -> RunResult:
+        template_budget.enter_run()  # this run's templates share one time slice (engine/template_budget.py)
         if self.replay is None:
             self.emit("run.started", None, {"inputs": self.inputs, "workflow": self.workflow.name})
         else:
@@ -316,6 +318,8 @@ class _Run:
         attempt = 1
         while True:
             try:
+                if template_budget.must_yield():  # its templates used much of their slice: let the others run
+                    await template_budget.next_turn()
                 if node.timeout_s is None:
                     output = _json_value(await runner(node.spec, ctx))
                 else:

@@ -12,13 +12,15 @@ Two rules from the spec live here:
 * dot access on a mapping looks the key up first, so ``inputs.items`` is the
   input named ``items``, not the dict method.
 
-The sandbox stops attribute walks, not work: ``3 ** 30000000`` or
-``"a" * 10**10`` would block the event loop (and every timeout) for seconds,
-so every operation that can make a value much bigger than its inputs is
-checked first (``**``, ``*``, ``+``, ``%``, ``~``, the output, padding,
-``replace``/``join`` and some filters; the checks are in
-engine/template_limits.py). Lazy results (``range``, generators such as
-``xs | map(attribute='a')``, dict views) become lists, up to ``MAX_ITEMS``.
+The sandbox stops attribute walks, not work: ``3 ** 30000000``,
+``"a" * 10**10`` or nested ``range`` loops would block the event loop (and
+every timeout) for seconds. So every value a template makes is kept under
+the size caps (every operator, str method, filter and the final output or
+value; engine/template_limits.py) and every render is kept under a time
+budget (engine/template_budget.py), counted in the sandbox's hooks, in each
+``{% for %}`` iteration and in each item drawn from a lazy filter result.
+Lazy results (``range``, generators such as ``xs | map(attribute='a')``,
+dict views) become lists, up to ``MAX_ITEMS``.
 """
 
 from __future__ import annotations
@@ -31,14 +33,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
-from jinja2.compiler import CodeGenerator, Frame
-from jinja2.defaults import DEFAULT_FILTERS
+from jinja2.compiler import CodeGenerator, Frame, operators
+from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_TESTS
 from jinja2.exceptions import SecurityError
 from jinja2.parser import Parser
+from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 from markupsafe import Markup
 
+from engine import template_budget as budget
 from engine import template_limits as limits
 from engine.errors import EngineError
 from engine.template_limits import MAX_ITEMS
@@ -49,17 +53,51 @@ _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
 
 class _CodeGenerator(CodeGenerator):
-    """Compiles ``a ~ b`` to the environment's size-checked join instead of ``str_join``."""
+    """Compiles ``a ~ b`` to the environment's size-checked join instead of ``str_join``, and
+    counts every iteration of a ``{% for %}`` loop against the render time budget."""
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
             super().visit_Concat(node, frame)  # (autoescape is off here; Markup joins are left to Jinja)
             return
-        self.write("environment.join_strings(map(str, (")
+        self.write("environment.join_strings(map(environment.to_text, (")
         for arg in node.nodes:
             self.visit(arg, frame)
             self.write(", ")
         self.write(")))")
+
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        # ``a == b``, ``x in xs``: each operand goes through environment.sized, which charges the
+        # comparison's work by the operand's size (two ten-million-item lists take a while to compare)
+        self.write("(")
+        self._sized(node.expr, frame)
+        for operand in node.ops:
+            self.write(f" {operators[operand.op]} ")
+            self._sized(operand.expr, frame)
+        self.write(")")
+
+    def _sized(self, node: nodes.Expr, frame: Frame) -> None:
+        if isinstance(node, nodes.Const):  # a literal in the template: small, nothing to charge
+            self.visit(node, frame)
+            return
+        self.write("environment.sized(")
+        self.visit(node, frame)
+        self.write(")")
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        self._loop_iterables = (*getattr(self, "_loop_iterables", ()), node.iter)
+        super().visit_For(node, frame)
+
+    def visit(self, node: nodes.Node, *args: Any, **kwargs: Any) -> Any:
+        if any(node is n for n in getattr(self, "_loop_iterables", ())):  # a {% for %} loop's iterable
+            self.write("environment.counted(")
+            super().visit(node, *args, **kwargs)
+            self.write(")")
+            return None
+        return super().visit(node, *args, **kwargs)
+
+
+_NUMBERS = frozenset({int, float, bool})
 
 
 class _Env(ImmutableSandboxedEnvironment):
@@ -69,13 +107,31 @@ class _Env(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"**", "*", "+", "%"})
     code_generator_class = _CodeGenerator
     concat = staticmethod(limits.joined)  # the template's output and {% set %} blocks
+    counted = staticmethod(budget.counted)  # every {% for %} iterable, compiled by _CodeGenerator
 
     @staticmethod
     def join_strings(parts: Iterable[str]) -> str:
         """``a ~ b``, compiled by :class:`_CodeGenerator`."""
         return limits.joined(parts, "join")
 
+    @staticmethod
+    def sized(value: Any) -> Any:
+        """An operand of a comparison, its work charged to the render budget by its size."""
+        if isinstance(value, (str, bytes, list, tuple, Mapping)):
+            limits.charge_input("a comparison", value, limits.COMPARE_NS_PER_UNIT)
+        else:
+            budget.tick()
+        return value
+
+    @staticmethod
+    def to_text(value: Any) -> str:
+        """``str(value)`` for ``~``, after checking that a list or mapping would not write too much."""
+        if type(value) not in _WRITTEN_AS_IS:
+            limits.check_text("join", value)
+        return str(value)
+
     def getattr(self, obj: Any, attribute: str) -> Any:
+        budget.tick()
         if isinstance(obj, Mapping):
             try:
                 return obj[attribute]
@@ -83,7 +139,18 @@ class _Env(ImmutableSandboxedEnvironment):
                 pass
         return super().getattr(obj, attribute)
 
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        budget.tick()
+        return super().getitem(obj, argument)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        budget.tick()
+        if type(left) in _NUMBERS and type(right) in _NUMBERS:  # the common case: arithmetic on numbers
+            if operator == "**":
+                limits.check_power(left, right)
+            elif operator == "*":
+                limits.check_product(left, right)
+            return super().call_binop(context, operator, left, right)
         if operator == "**":
             limits.check_power(left, right)
         elif operator == "*":
@@ -92,28 +159,56 @@ class _Env(ImmutableSandboxedEnvironment):
             limits.check_sum(left, right)
         elif operator == "%":
             limits.check_printf(left, right)
-        return super().call_binop(context, operator, left, right)
+        if isinstance(left, Markup) or isinstance(right, Markup):  # Markup escapes the other side: up to 5x
+            limits.check_text("escaped " + operator, (left, right), factor=5)
+        return limits.checked_result(operator, super().call_binop(context, operator, left, right))
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        budget.tick()
         method = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format
         text = getattr(method, "__self__", None)
-        if isinstance(text, str):
-            limits.check_str_method(text, getattr(method, "__name__", ""), args, kwargs)
-        return super().call(context, obj, *args, **kwargs)
+        name = getattr(method, "__name__", "")
+        if isinstance(text, (str, bytes)):
+            limits.check_str_method(text, name, args, kwargs)
+            if isinstance(text, Markup):  # Markup methods escape their arguments: up to 5x
+                limits.check_text(name, (args, kwargs), factor=5)
+        else:
+            limits.charge_call(name, args, kwargs)
+            if name == "to_bytes" and isinstance(text, int):
+                limits.check_int_to_bytes(args, kwargs)
+            if isinstance(obj, LoopContext) and args:  # loop(children) in a recursive loop: count its items too
+                args = (budget.counted(args[0]), *args[1:])
+        return limits.checked_result(name or "call", super().call(context, obj, *args, **kwargs))
 
 
-def _checked_filter(name: str, check: Callable[..., None]) -> Callable[..., Any]:
-    """Jinja's filter ``name``, with ``check`` called on the arguments it was given first
-    (after the eval context, for filters that take one)."""
-    original = DEFAULT_FILTERS[name]
+def _guarded(kind: str, name: str, original: Callable[..., Any], check: Callable[..., None] | None) -> Callable[..., Any]:
+    """Jinja's filter or test ``name``, counted against the render time budget (with an estimate of its
+    work from the size of its input), with ``check`` called on its arguments first (after the eval
+    context, for those that take one) and its result kept under the size caps (a lazy result is
+    counted item by item as it is drawn)."""
     takes_context = getattr(original, "jinja_pass_arg", None) is not None
+    cost = limits.FILTER_NS_PER_UNIT.get(name, limits.DEFAULT_NS_PER_UNIT) if kind == "filter" else (0.0, 0.0)
+    if kind == "test" and name == "in":
+        cost = limits.COMPARE_NS_PER_UNIT  # 'x' is in xs: a scan of the second argument (the last given)
+    what = f"the {name} {kind}"
 
     @functools.wraps(original)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        check(*(args[1:] if takes_context else args), **kwargs)
-        return original(*args, **kwargs)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        given = args[1:] if takes_context else args
+        if check is not None:  # what it would make first: a size refusal says more than a time one
+            check(*given, **kwargs)
+        if any(cost) and given:
+            limits.charge_input(what, given[-1] if kind == "test" else given[0], cost, name in limits.CASE_METHODS)
+        else:
+            budget.tick()
+        result = original(*args, **kwargs)
+        if kind == "test":
+            return result
+        if is_lazy_sequence(result) and isinstance(result, Iterator):
+            return budget.counted(result)
+        return limits.checked_result(what, result)
 
-    return checked
+    return guarded
 
 
 def _check_format_filter(value: Any, *args: Any, **kwargs: Any) -> None:
@@ -130,14 +225,37 @@ _FILTER_CHECKS: dict[str, Callable[..., None]] = {
     "indent": lambda s, width=4, *_, **__: limits.check_indent(s, width),
     "format": _check_format_filter,
     "replace": lambda s, old, new, count=None: limits.check_replace(str(s), old, new, -1 if count is None else count),
-    "join": lambda value, d="", attribute=None: limits.check_join(d, value),
+    "join": lambda value, d="", attribute=None: limits.check_join(d, value, whole=True),
     "batch": lambda value, linecount, fill_with=None: limits.check_count("batch", linecount),
     "slice": lambda value, slices, fill_with=None: limits.check_count("slice", slices),
+    "wordwrap": limits.check_wordwrap,
+    "tojson": limits.check_tojson,
+    "urlencode": limits.check_urlencode,
+    "escape": limits.check_escape,
+    "e": limits.check_escape,
+    "forceescape": limits.check_escape,
+    "xmlattr": lambda d, autospace=True: limits.check_text("xmlattr", d, factor=6),
+    "urlize": limits.check_urlize,
+    "string": lambda value: limits.check_text("string", value),
+    "pprint": lambda value: limits.check_text("pprint", value, factor=2),
+    "sum": limits.check_sum_filter,
 }
 
 
-ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-ENV.filters.update({name: _checked_filter(name, check) for name, check in _FILTER_CHECKS.items()})
+def _finalize(value: Any) -> Any:
+    """Each ``{{ value }}`` of a text template, before it is written: a list or mapping is checked
+    for the size of its text first (a list of references to one big string writes it many times)."""
+    if type(value) not in _WRITTEN_AS_IS:
+        limits.check_text("output", value)
+    return value
+
+
+_WRITTEN_AS_IS = frozenset({str, int, float, bool, type(None)})  # (str() of a huge int refuses on its own)
+
+
+ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize)
+ENV.filters.update({name: _guarded("filter", name, f, _FILTER_CHECKS.get(name)) for name, f in DEFAULT_FILTERS.items()})
+ENV.tests.update({name: _guarded("test", name, f, None) for name, f in DEFAULT_TESTS.items()})
 ENV.globals["lipsum"] = _lipsum
 JINJA_GLOBALS = frozenset(ENV.globals)
 
@@ -169,6 +287,7 @@ class Compiled:
 
     def render(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against ``context``; raises :class:`RenderError` on failure."""
+        token = budget.start()
         try:
             return self._render(context)
         except UndefinedError as exc:
@@ -177,8 +296,12 @@ class Compiled:
             raise RenderError(f"refused by the sandbox in {self.source!r}: {exc}") from None
         except ValueTooLarge as exc:
             raise RenderError(f"value too large in {self.source!r}: {exc}") from None
+        except RecursionError:
+            raise RenderError(f"error in {self.source!r}: too deeply nested (a macro or loop that calls itself?)") from None
         except Exception as exc:  # noqa: BLE001 - any evaluation error becomes a node failure
             raise RenderError(f"error in {self.source!r}: {type(exc).__name__}: {exc}") from None
+        finally:
+            budget.stop(token)
 
 
 def _undefined_message(exc: UndefinedError) -> str:
@@ -232,9 +355,11 @@ def compile_expression(source: str) -> Compiled:
         raise TemplateSyntaxError(f"unexpected {token.value!r} after the expression", token.lineno)
     names, node_refs, input_refs = _references(tree)
     expression = ENV.compile_expression(source, undefined_to_none=False)
+    makes_values = _makes_values(tree)
 
     def render(context: Mapping[str, Any]) -> Any:
-        return _plain(expression(context))
+        value = expression(context)
+        return _checked_value(_plain(value)) if makes_values else _referenced(value)
 
     return Compiled(source, names, node_refs, input_refs, render)
 
@@ -249,10 +374,13 @@ def compile_template(source: str) -> Compiled:
     names, node_refs, input_refs = _references(tree)
     match = _SINGLE_EXPR.match(source)
     if match and _is_single_output(tree):
-        expression = ENV.compile_expression(_lone_expression(source), undefined_to_none=False)
+        lone = _lone_expression(source)
+        expression = ENV.compile_expression(lone, undefined_to_none=False)
+        makes_values = _makes_values(Parser(ENV, lone, state="variable").parse_expression())
 
         def render_value(context: Mapping[str, Any]) -> Any:
-            return _plain(expression(context))
+            value = expression(context)
+            return _checked_value(_plain(value)) if makes_values else _referenced(value)
 
         return Compiled(source, names, node_refs, input_refs, render_value)
     if "{" not in source:  # plain text: nothing to render
@@ -263,6 +391,18 @@ def compile_template(source: str) -> Compiled:
         return template.render(context)
 
     return Compiled(source, names, node_refs, input_refs, render_text)
+
+
+def _makes_values(tree: nodes.Node) -> bool:
+    """Whether an expression may make a new value, rather than only pick one out of its variables
+    (``nodes.fetch.output``, ``inputs['q']``): only a new value needs its size checked."""
+    for node in tree.find_all(nodes.Node):
+        if isinstance(node, (nodes.Name, nodes.Const)):
+            continue
+        if isinstance(node, nodes.Getattr) or (isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const)):
+            continue
+        return True
+    return not isinstance(tree, (nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Const))
 
 
 def _lone_expression(source: str) -> str:
@@ -297,6 +437,17 @@ def _is_blank_data(node: nodes.Node) -> bool:
 _ATOMS = frozenset({str, int, float, bool, type(None)})
 
 
+def _checked_value(value: Any) -> Any:
+    """The value of an expression or lone ``{{ expr }}``, refused when its JSON text would pass the cap."""
+    kind = type(value)
+    if kind is str:
+        if len(value) > MAX_ITEMS:
+            limits.check_text("value", value)
+    elif kind not in _ATOMS:
+        limits.check_text("value", value)
+    return value
+
+
 def is_lazy_sequence(value: Any) -> bool:
     """Whether ``value`` is a range, generator/iterator or dict view (never a str or a mapping)."""
     return isinstance(value, (range, Iterator, MappingView)) and not isinstance(value, (str, bytes, Mapping))
@@ -328,6 +479,8 @@ def _materialise(value: Any) -> list[Any]:
 def _plain(value: Any) -> Any:
     """Turn sandbox-only types into plain values, inside lists and dicts too:
     Markup -> str, range/generator/iterator/dict view -> list, tuple subclasses -> tuple.
+    A list, tuple or dict of plain scalars is returned as it is (checked with built-ins); anything else is
+    walked, item by item, charged to the render budget.
     """
     kind = type(value)
     if kind in _ATOMS:
@@ -336,12 +489,35 @@ def _plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()  # raises UndefinedError naming the variable
-    if kind is list:
-        return [_plain(v) for v in value]
+    if kind is list or kind is tuple:
+        if _all_plain_atoms(value):
+            return value
+        budget.charge(len(value), _PLAIN_NS_PER_ITEM, "converting the value")
+        return [_plain(v) for v in value] if kind is list else tuple(_plain(v) for v in value)
     if isinstance(value, tuple):  # groupby gives named tuples
         return tuple(_plain(v) for v in value)
     if kind is dict:
+        if _all_plain_atoms(value.keys()) and _all_plain_atoms(value.values()):
+            return value
+        budget.charge(len(value), _PLAIN_NS_PER_ITEM, "converting the value")
         return {_plain(k): _plain(v) for k, v in value.items()}
     if is_lazy_sequence(value):
         return [_plain(v) for v in _materialise(value)]
+    return value
+
+
+_PLAIN_NS_PER_ITEM = 1000.0
+
+
+def _all_plain_atoms(items: Any) -> bool:
+    budget.charge(len(items), 30.0, "converting the value")
+    return set(map(type, items)) <= _ATOMS
+
+
+def _referenced(value: Any) -> Any:
+    """The value of an expression that only picks a value out of its variables (``nodes.fetch.output``):
+    the variables hold plain values already, so it is passed along without a walk; only an undefined one
+    fails."""
+    if type(value) not in _ATOMS and isinstance(value, Undefined):
+        value._fail_with_undefined_error()
     return value

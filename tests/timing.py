@@ -37,3 +37,16 @@ async def best_time_async(call: Callable[[], Awaitable[T]], *, tries: int = TRIE
         result = await call()
         best = min(best, time.perf_counter() - started)
     return best, result
+
+
+def machine_slowdown(busy_s: float = 0.02) -> float:
+    """How much longer than its processor time a fixed piece of work takes here and now (1.0 on an idle
+    machine; 3.0 when other processes get two thirds of the processor). A wall-time bound on code that is
+    bounded by processor time is scaled by this, so a loaded machine does not fail it by accident."""
+    best = float("inf")
+    for _ in range(TRIES):
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        while time.thread_time() - started_cpu < busy_s:
+            pass
+        best = min(best, (time.perf_counter() - started) / (time.thread_time() - started_cpu))
+    return max(1.0, best)

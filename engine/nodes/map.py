@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from engine import template_budget
 from engine.errors import EngineError
 from engine.model import MAP_INNER_TYPES, MapConfig
 from engine.nodes.base import MAP_SCOPE, Compiler, NodeContext, NodeKind
@@ -63,6 +64,8 @@ async def _run(spec: MapSpec, ctx: NodeContext) -> list[Any]:
     async def one(index: int, item: Any) -> Any:
         async with gate:
             try:
+                if template_budget.must_yield():  # the run's templates used much of their slice: let others run
+                    await template_budget.next_turn()
                 return await kind.run(inner, ctx.for_item(item, index))
             except Exception as exc:  # noqa: BLE001 - re-raised with the item named
                 raise MapItemFailed(f"item {index}: {exc}") from exc
