@@ -52,8 +52,8 @@ class TextReply:
         usage: report usage (when asked for); False mimics servers that never do.
         break_after: cut the connection after this many content chunks
             (streaming only), like a network failure mid-answer.
-        finish: send the chunk with the ``finish_reason`` (streaming only);
-            False ends the stream without one, and without a usage chunk, the
+        finish: send the chunk with the ``finish_reason`` ("stop", or this
+            text: "length", say) (streaming only); False ends the stream without one, and without a usage chunk, the
             way a llama.cpp server ends an answer it interrupts.
         done: send ``data: [DONE]`` at the end (streaming only).
     """
@@ -65,7 +65,7 @@ class TextReply:
     model: str | None = None
     break_after: int | None = None
     usage: bool = True
-    finish: bool = True
+    finish: bool | str = True
     done: bool = True
 
 
@@ -385,7 +385,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if n:
                     self.fake._sleep(reply.chunk_delay_s)
                 self._event(chunk({"content": piece}))
-            finish: str | None = "stop" if reply.finish else None
+            finish: str | None = (reply.finish if isinstance(reply.finish, str) else "stop") if reply.finish else None
         else:
             first: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
             if reply.content:

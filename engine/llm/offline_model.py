@@ -1003,7 +1003,8 @@ class OfflineChatModel:
 
         delay = self.token_delay_s
         chunks = _chunks(content)
-        if request.max_tokens is not None and len(chunks) > request.max_tokens:
+        cut = request.max_tokens is not None and len(chunks) > request.max_tokens
+        if cut:
             chunks = chunks[: request.max_tokens]
             content = "".join(chunks)
         for index, chunk in enumerate(chunks):
@@ -1015,5 +1016,8 @@ class OfflineChatModel:
             model=self.name,
             prompt_tokens=prompt_tokens,
             completion_tokens=len(chunks),
-            extra={"offline_rule": "json" if request.response_format == "json" else "text"},
+            extra={
+                "offline_rule": "json" if request.response_format == "json" else "text",
+                "finish_reason": "length" if cut else "stop",
+            },
         )

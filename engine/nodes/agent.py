@@ -15,6 +15,8 @@ endpoint began but cut off is an ``llm.completed`` with ``"failed": true``
 and its ``error``: its tokens count, and the deltas streamed before it are
 void (the model's retry of the round streams afresh). A node whose model
 call fails for good emits it too, so the tokens a failed node used count.
+An answer that stopped at ``max_tokens`` (``finish_reason`` "length") is
+complete by the protocol's rules, but a ``log`` warning says it was cut.
 """
 
 from __future__ import annotations
@@ -135,6 +137,9 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
                 "offline": ctx.llm.name == "offline",
             },
         )
+        if reply.extra.get("finish_reason") == "length":
+            limit = f"the agent's max_tokens ({spec.max_tokens})" if spec.max_tokens else "the model's length limit"
+            ctx.emit("log", {"level": "warning", "message": f"the model's answer reached {limit} and was cut there"})
         if not reply.tool_calls or not offered:
             break
         messages.append(reply.as_message())

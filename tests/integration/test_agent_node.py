@@ -278,3 +278,14 @@ async def test_the_offline_model_honours_max_tokens_and_its_counts_are_exact() -
     (done,) = _of(result, "llm.completed")
     assert done.data["completion_tokens"] == 3 and done.data["estimated"] is False
     assert len(str(result.result["out"]).split()) == 3
+    (warning,) = [e for e in _of(result, "log") if e.node_id == "agent"]
+    assert warning.data["message"] == "the model's answer reached the agent's max_tokens (3) and was cut there"
+
+
+async def test_an_answer_stopped_by_the_length_limit_completes_with_a_warning(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue(TextReply("Paris has about", finish="length"))
+    result = await run_workflow(_agent_workflow(), llm=_model(fake_openai))
+    assert result.status == "completed" and result.result == {"out": "Paris has about"}
+    (warning,) = [e for e in _of(result, "log") if e.node_id == "agent"]
+    assert warning.data["level"] == "warning" and "the model's length limit" in warning.data["message"]
+    assert len(fake_openai.requests) == 1, "a length stop is a finished answer: not retried"
