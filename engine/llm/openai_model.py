@@ -195,7 +195,7 @@ class OpenAIChatModel:
             )
         client = self._client(openai.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0)))
         async with client:
-            attempt = 0
+            attempt = cut_offs = 0
             while True:
                 attempt += 1
                 progress = _Progress(model)
@@ -203,19 +203,20 @@ class OpenAIChatModel:
                     return await self._attempt(client, request, model, on_delta, progress)
                 except openai.OpenAIError as err:
                     failure = self._classify(err)
-                    if progress.opened and failure.unreachable:
-                        failure = _Failure(  # the answer had begun: the server (or the network) cut it off
-                            True, f"the server cut the answer off: the connection closed mid-answer ({failure.description})", cut_off=True
-                        )
+                    if progress.opened and failure.unreachable:  # the answer had begun: it was cut off
+                        closed = f"the connection closed mid-answer ({failure.description})"
+                        failure = _Failure(True, f"the server cut the answer off: {closed}", cut_off=True)
                 except _Incomplete as cut:
                     failure = _Failure(True, cut.description, cut_off=True)
+                cut_offs += failure.cut_off
                 retrying = failure.retryable and attempt <= self.max_retries
                 if progress.opened and on_failure is not None:
                     on_failure(progress.failed_try(request, self._redact(failure.description), retrying))
                 if not failure.retryable:
                     raise ModelError(self._redact(self._final_message(failure, model))) from None
                 if not retrying:
-                    raise ModelError(self._redact(self._exhausted_message(failure, attempt)), retryable=True) from None
+                    message = self._exhausted_message(failure, attempt, cut_offs)
+                    raise ModelError(self._redact(message), retryable=True) from None
                 delay = self.backoff_s * 2 ** (attempt - 1)
                 if failure.retry_after_s is not None:
                     delay = max(delay, min(failure.retry_after_s, _MAX_RETRY_AFTER_S))
@@ -351,10 +352,11 @@ class OpenAIChatModel:
             return f"the endpoint at {self.public_url} refused the request (HTTP {failure.status}): {failure.description}"
         return f"the request to {self.public_url} failed: {failure.description}"
 
-    def _exhausted_message(self, failure: _Failure, attempts: int) -> str:
+    def _exhausted_message(self, failure: _Failure, attempts: int, cut_offs: int = 0) -> str:
         if failure.cut_off:
+            among = f" in {_attempts(attempts)}" if cut_offs != attempts else ""
             return (
-                f"the server at {self.public_url} cut the answer off {_attempts(attempts, 'time')} "
+                f"the server at {self.public_url} cut the answer off {_attempts(cut_offs, 'time')}{among} "
                 f"(the stream ended without a finish_reason, so the text is incomplete). {_CUT_OFF_HINT} "
                 f"Last: {failure.description}"
             )

@@ -429,3 +429,10 @@ async def test_connection_refused_names_the_url_without_credentials() -> None:
     message = str(caught.value)
     assert "could not reach http://127.0.0.1:" in message and "/v1 after 1 attempt" in message
     assert not any(secret in message for secret in SECRET_PARTS)
+
+
+async def test_the_message_counts_the_cut_offs_among_the_attempts(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue_error(503)
+    fake_openai.enqueue(TextReply("one two", finish=False))
+    with pytest.raises(ModelError, match="cut the answer off once in 2 attempts"):
+        await make(fake_openai, max_retries=1).chat(ask(), lambda _: None)
