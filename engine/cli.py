@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from engine import InputsInvalid, WorkflowInvalid, check_inputs, load_workflow
+from engine.costs import Usage
 from engine.events import Event
 from engine.runtime import NotResumable, RunNotFound, Runtime
 from engine.store import StoreError, StoreUrlInvalid
@@ -156,14 +157,16 @@ def _follow(args: argparse.Namespace, start: Callable[[Runtime], tuple[str, int]
         except (RunNotFound, NotResumable) as exc:
             print(str(exc), file=sys.stderr)
             return EXIT_INVALID
-        offline = _drain(runtime, run_id, seq, sinks)
+        usage = _drain(runtime, run_id, seq, sinks)
         info = runtime.wait(run_id)
     finally:
         runtime.shutdown()
         if events_file is not None:
             events_file.close()
-    if offline:
+    if usage.offline:
         print("note: answered by the offline model (set OPENAI_BASE_URL or OPENAI_API_KEY for a real one)", file=sys.stderr)
+    if usage.estimated or usage.failed_tokens:
+        print(f"note: {usage.label()}" + (ESTIMATED_NOTE if usage.estimated else ""), file=sys.stderr)
     if info.status != "completed":
         print(f"run {run_id} {info.status}: {info.error or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_FAILED
@@ -171,12 +174,15 @@ def _follow(args: argparse.Namespace, start: Callable[[Runtime], tuple[str, int]
     return EXIT_OK
 
 
-def _drain(runtime: Runtime, run_id: str, seq: int, sinks: list[Callable[[Event], None]]) -> bool:
+ESTIMATED_NOTE = " (the endpoint sent no token usage: about four characters a token)"
+
+
+def _drain(runtime: Runtime, run_id: str, seq: int, sinks: list[Callable[[Event], None]]) -> Usage:
     """Feed the run's events after ``seq`` to the sinks until its terminal event; Ctrl-C/SIGTERM cancel it.
 
-    Returns whether the offline model answered.
+    Returns the tokens the events count (and whether the offline model answered).
     """
-    offline = False
+    usage = Usage()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         while True:
@@ -188,13 +194,13 @@ def _drain(runtime: Runtime, run_id: str, seq: int, sinks: list[Callable[[Event]
             for event in events:
                 for sink in sinks:
                     sink(event)
-                offline = offline or (event.type == "llm.completed" and event.data.get("model") == "offline")
+                usage.add(event)
                 seq = event.seq
             if events and events[-1].terminal:
-                return offline
+                return usage
             info = runtime.status(run_id)
             if info is not None and info.finished and info.last_seq <= seq:
-                return offline
+                return usage
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -221,12 +227,14 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         rows = runtime.store.list_runs(limit=args.limit)
     finally:
         runtime.shutdown()
-    print(f"{'run id':32}  {'status':11}  {'started':19}  {'secs':>7}  {'tokens':>7}  workflow")
+    print(f"{'run id':32}  {'status':11}  {'started':19}  {'secs':>7}  {'tokens':>8}  workflow")
     for row in rows:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
         secs = f"{row.finished_at - row.created_at:7.2f}" if row.finished_at else "      -"
-        tokens = row.prompt_tokens + row.completion_tokens
-        print(f"{row.run_id:32}  {row.status:11}  {started:19}  {secs}  {tokens:7d}  {row.workflow_name}")
+        tokens = f"{'~' if row.tokens_estimated else ''}{row.prompt_tokens + row.completion_tokens}"
+        print(f"{row.run_id:32}  {row.status:11}  {started:19}  {secs}  {tokens:>8}  {row.workflow_name}")
+    if any(row.tokens_estimated for row in rows):
+        print("~ estimated: the endpoint sent no token usage")
     return EXIT_OK
 
 
@@ -244,7 +252,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
         runtime.shutdown()
     print(f"run {row.run_id}  {row.workflow_name} (version {row.workflow_version})  {row.status}")
     print(f"inputs: {json.dumps(row.inputs, ensure_ascii=False)}")
-    print(f"tokens: {row.prompt_tokens} prompt + {row.completion_tokens} completion")
+    notes = (["estimated"] if row.tokens_estimated else []) + (
+        [f"{row.failed_tokens} of them in failed tries"] if row.failed_tokens else []
+    )
+    shown = f"{row.prompt_tokens} prompt + {row.completion_tokens} completion"
+    print(f"tokens: {'~' if row.tokens_estimated else ''}{shown}" + (f" ({'; '.join(notes)})" if notes else ""))
     origin = row.started_at or row.created_at
     for node in nodes:
         offset = (node.started_at or origin) - origin
@@ -299,7 +311,13 @@ class Progress:
                 return f"    -> {outcome[:160]}  {data.get('duration_ms', 0):.1f} ms"
             case "llm.completed":
                 mark = " [offline model]" if data.get("model") == "offline" else ""
-                return f"    llm {data.get('model')}{mark}: {data.get('prompt_tokens')} + {data.get('completion_tokens')} tokens"
+                tokens = f"{data.get('prompt_tokens')} + {data.get('completion_tokens')} tokens"
+                if data.get("estimated"):
+                    tokens = f"~{tokens} (estimated)"
+                if data.get("failed"):
+                    then = "retrying" if data.get("retrying") else "giving up"
+                    return f"    llm {data.get('model')}: try failed, {tokens} spent, {then}: {data.get('error')}"
+                return f"    llm {data.get('model')}{mark}: {tokens}"
             case "memory.recalled":
                 hits = data.get("hits") or []
                 best = f", best {hits[0].get('score', 0):.2f}" if hits else ""

@@ -45,10 +45,17 @@ class Price:
 
 @dataclass
 class Usage:
-    """Tokens a run used, per model (from its ``llm.completed`` events)."""
+    """Tokens a run used, per model (from its ``llm.completed`` events).
+
+    The totals include the tokens of tries that failed (a cut-off answer is
+    still paid for); ``failed_tokens`` is their share, shown apart. ``estimated``
+    is True when any count was estimated (the endpoint sent none).
+    """
 
     by_model: dict[str, list[int]] = field(default_factory=dict)  # model -> [prompt tokens, completion tokens]
     offline: bool = False
+    estimated: bool = False
+    failed_tokens: int = 0  # prompt + completion tokens of failed tries (included in the totals)
 
     def add(self, event: Event) -> None:
         """Count one ``llm.completed`` event (other events are ignored)."""
@@ -60,8 +67,13 @@ class Usage:
             self.offline = True
             model = OFFLINE_MODEL
         tokens = self.by_model.setdefault(model, [0, 0])
-        tokens[0] += int(data.get("prompt_tokens") or 0)
-        tokens[1] += int(data.get("completion_tokens") or 0)
+        prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
+        tokens[0] += prompt
+        tokens[1] += completion
+        if data.get("estimated"):
+            self.estimated = True
+        if data.get("failed"):
+            self.failed_tokens += prompt + completion
 
     @property
     def prompt_tokens(self) -> int:
@@ -70,6 +82,15 @@ class Usage:
     @property
     def completion_tokens(self) -> int:
         return sum(completion for _, completion in self.by_model.values())
+
+    def label(self, total: int | None = None) -> str:
+        """The token count in words: ``"1,234 tokens"``, ``"~1,234 tokens (estimated)"`` when any count
+        was estimated, plus ``", 200 in failed tries"`` when tries failed. ``total`` defaults to this usage's."""
+        count = self.prompt_tokens + self.completion_tokens if total is None else total
+        text = f"~{count:,} tokens (estimated)" if self.estimated else f"{count:,} tokens"
+        if self.failed_tokens:
+            text += f", {self.failed_tokens:,} of them in failed tries"
+        return text
 
     @classmethod
     def of(cls, events: Iterable[Event]) -> Usage:

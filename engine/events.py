@@ -45,8 +45,12 @@ EVENT_DATA_KEYS: Mapping[str, tuple[str, ...]] = {
     # step: the agent's round (from 0); attempt: the node's try (from 1, see retry). The deltas
     # of one (attempt, step) concatenate to that round's text; the last round's of the last
     # attempt are the node's final text. A retry's deltas never continue a failed attempt's.
+    # llm.completed: "estimated": true when the endpoint sent no counts (about 4 characters a
+    # token). "failed": true (with "error", "retrying") ends a try the endpoint began but cut
+    # off: its tokens count in the run's totals, and the deltas of its (attempt, step) streamed
+    # before it are void; the model's retry streams that round afresh.
     "llm.token": ("delta", "step", "attempt"),
-    "llm.completed": ("model", "prompt_tokens", "completion_tokens", "step", "attempt"),
+    "llm.completed": ("model", "prompt_tokens", "completion_tokens", "estimated", "step", "attempt"),
     "tool.called": ("tool", "args", "call_id"),  # call_id: unique in the run's log, across resumes too
     # plus "result", or "error" when the call failed (the tool raised, exited non-zero, timed out or was
     # refused) with an optional "detail" (traceback, printed output, a backend's raw error: never shown

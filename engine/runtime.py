@@ -67,8 +67,10 @@ class RunInfo:
     last_seq: int = 0
     created_at: float | None = None
     finished_at: float | None = None
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # these two include the tokens of failed tries
     completion_tokens: int = 0
+    tokens_estimated: bool = False  # some counts were estimated (the endpoint sent none)
+    failed_tokens: int = 0  # prompt + completion tokens of failed tries (cut-off answers)
 
     @property
     def finished(self) -> bool:
@@ -90,6 +92,8 @@ class RunInfo:
             finished_at=row.finished_at,
             prompt_tokens=row.prompt_tokens,
             completion_tokens=row.completion_tokens,
+            tokens_estimated=bool(row.tokens_estimated),
+            failed_tokens=row.failed_tokens,
         )
 
 
@@ -109,6 +113,8 @@ class _Live:
     last_seq: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    tokens_estimated: bool = False
+    failed_tokens: int = 0
     finished_at: float | None = None
     store_error: str | None = None
     future: concurrent.futures.Future[None] | None = None
@@ -130,6 +136,8 @@ class _Live:
             finished_at=self.finished_at,
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
+            tokens_estimated=self.tokens_estimated,
+            failed_tokens=self.failed_tokens,
         )
 
 
@@ -248,6 +256,7 @@ class Runtime:
         live = self._register(run_id, row.workflow_name, dict(row.inputs), replace=True)
         live.last_seq = replay.last_seq
         live.prompt_tokens, live.completion_tokens = row.prompt_tokens, row.completion_tokens
+        live.tokens_estimated, live.failed_tokens = bool(row.tokens_estimated), row.failed_tokens
         self._start(live, workflow, dict(row.inputs), replay)
         return run_id
 
@@ -367,8 +376,13 @@ class Runtime:
                 live.buffer.append(event)
                 live.last_seq = event.seq
                 if event.type == "llm.completed":
-                    live.prompt_tokens += int(event.data.get("prompt_tokens") or 0)
-                    live.completion_tokens += int(event.data.get("completion_tokens") or 0)
+                    data = event.data
+                    prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
+                    live.prompt_tokens += prompt
+                    live.completion_tokens += completion
+                    live.tokens_estimated = live.tokens_estimated or bool(data.get("estimated"))
+                    if data.get("failed"):
+                        live.failed_tokens += prompt + completion
                 live.cond.notify_all()
 
         llm = self._llm or default_chat_model()

@@ -52,6 +52,10 @@ class TextReply:
         usage: report usage (when asked for); False mimics servers that never do.
         break_after: cut the connection after this many content chunks
             (streaming only), like a network failure mid-answer.
+        finish: send the chunk with the ``finish_reason`` ("stop", or this
+            text: "length", say) (streaming only); False ends the stream without one, and without a usage chunk, the
+            way a llama.cpp server ends an answer it interrupts.
+        done: send ``data: [DONE]`` at the end (streaming only).
     """
 
     text: str
@@ -61,6 +65,8 @@ class TextReply:
     model: str | None = None
     break_after: int | None = None
     usage: bool = True
+    finish: bool | str = True
+    done: bool = True
 
 
 @dataclass
@@ -379,7 +385,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if n:
                     self.fake._sleep(reply.chunk_delay_s)
                 self._event(chunk({"content": piece}))
-            finish = "stop"
+            finish: str | None = (reply.finish if isinstance(reply.finish, str) else "stop") if reply.finish else None
         else:
             first: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
             if reply.content:
@@ -395,10 +401,12 @@ class _Handler(BaseHTTPRequestHandler):
                     self.fake._sleep(reply.chunk_delay_s)  # the call's head went first
                     self._event(chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
             finish = "tool_calls"
-        self._event(chunk({}, finish))
-        if include_usage:
-            self._event({**base, "choices": [], "usage": self._usage(body, reply)})
-        self._write_chunk(b"data: [DONE]\n\n")
+        if finish is not None:
+            self._event(chunk({}, finish))
+            if include_usage:
+                self._event({**base, "choices": [], "usage": self._usage(body, reply)})
+        if not isinstance(reply, TextReply) or reply.done:
+            self._write_chunk(b"data: [DONE]\n\n")
         self._write_chunk(b"")  # the last chunk of the chunked encoding
 
     # -- wire

@@ -36,11 +36,18 @@ def runs_frame(runs: Sequence[RunRow]) -> pd.DataFrame:
                 "workflow": f"{r.workflow_name} (v{r.workflow_version})",
                 "started": dt.datetime.fromtimestamp(r.created_at),
                 "duration (s)": round(end - (r.started_at or r.created_at), 2) if end else None,  # as the detail
-                "tokens": r.prompt_tokens + r.completion_tokens,
+                "tokens": token_count(r.prompt_tokens + r.completion_tokens, bool(r.tokens_estimated), r.failed_tokens),
                 "run": r.run_id,
             }
         )
     return pd.DataFrame(rows, columns=["status", "workflow", "started", "duration (s)", "tokens", "run"])
+
+
+def token_count(total: int, estimated: bool, failed: int = 0) -> str:
+    """A run's token total as the runs table shows it: ``"1,234"``, ``"~1,234 (estimated)"``, and the share
+    of failed tries apart: ``"1,234 (200 in failed tries)"``."""
+    notes = (["estimated"] if estimated else []) + ([f"{failed:,} in failed tries"] if failed else [])
+    return ("~" if estimated else "") + f"{total:,}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def in_dates(runs: Iterable[RunRow], dates: Sequence[dt.date]) -> list[RunRow]:

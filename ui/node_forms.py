@@ -28,7 +28,7 @@ from ui.text import md_escape
 Apply = Callable[[dict[str, Any], Any], None]  # (node, new value) -> changes the node in place
 
 # numeric fields: defaults and bounds come from the engine's model, so the forms cannot drift from it
-_AGENT = {name: number_field(AgentConfig, name) for name in ("temperature", "max_steps")}
+_AGENT = {name: number_field(AgentConfig, name) for name in ("temperature", "max_steps", "max_tokens")}
 _MEMORY_RECALL = number_field(MemoryConfig, "recall")
 _MAP_CONCURRENCY = number_field(MapConfig, "concurrency")
 _RETRY = {name: number_field(RetryPolicy, name) for name in ("attempts", "backoff_s")}
@@ -248,7 +248,7 @@ def _agent_form(node: dict[str, Any], disabled: bool) -> None:
         placeholder="no tools",
         help="Tools the agent may call (from the tool registry).",
     )
-    left, right = st.columns(2)
+    left, middle, right = st.columns(3)
     with left:
         _number(
             node,
@@ -257,6 +257,18 @@ def _agent_form(node: dict[str, Any], disabled: bool) -> None:
             _cfg("max_steps", optional=False),
             cfg.get("max_steps"),
             _AGENT["max_steps"],
+            disabled=disabled,
+        )
+    with middle:
+        _number(
+            node,
+            "max_tokens",
+            "Max tokens",
+            _cfg("max_tokens"),
+            cfg.get("max_tokens"),
+            _AGENT["max_tokens"],
+            placeholder="no limit",
+            help="The most tokens each answer of the model may have (sent as max_tokens).",
             disabled=disabled,
         )
     with right:

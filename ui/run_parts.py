@@ -184,14 +184,18 @@ def render_outcome(info: RunInfo) -> None:
 
 
 def render_tokens(view: RunView, info: RunInfo) -> None:
-    """Token totals, the estimated cost (prices from the Settings page) and the offline badge."""
+    """Token totals (marked when estimated, with the share of failed tries), the estimated cost (prices from
+    the Settings page) and the offline badge."""
     prompt = max(view.usage.prompt_tokens, info.prompt_tokens)
     completion = max(view.usage.completion_tokens, info.completion_tokens)
+    estimated = view.usage.estimated or info.tokens_estimated
+    failed = max(view.usage.failed_tokens, info.failed_tokens)
     cost = cost_of(view.usage, prices_from(user_settings.load().prices))
+    label, mark = (" (estimated)", "~") if estimated else ("", "")
     cols = st.columns(4)
-    cols[0].metric("Prompt tokens", f"{prompt:,}")
-    cols[1].metric("Completion tokens", f"{completion:,}")
-    cols[2].metric("Total tokens", f"{prompt + completion:,}")
+    cols[0].metric("Prompt tokens" + label, f"{mark}{prompt:,}")
+    cols[1].metric("Completion tokens" + label, f"{mark}{completion:,}")
+    cols[2].metric("Total tokens" + label, f"{mark}{prompt + completion:,}")
     if cost.complete:
         shown = format_usd(cost.usd)
     else:
@@ -199,11 +203,23 @@ def render_tokens(view: RunView, info: RunInfo) -> None:
     cols[3].metric(
         "Estimated cost", shown, help="Tokens × the prices set on the Settings page; the offline model is free."
     )
+    if estimated:
+        st.caption(TOKENS_ESTIMATED)
+    if failed:
+        st.caption(
+            f"{mark}{failed:,} of these tokens went to tries that failed (answers the server cut off); "
+            "they are in the totals and the cost."
+        )
     if cost.unpriced:
         names = ", ".join(md_escape(m) for m in cost.unpriced)
         st.caption(f"No price set for {names}: add it on the Settings page to see what this run cost.")
     if view.usage.offline:
         st.markdown(OFFLINE_BADGE)
+
+
+TOKENS_ESTIMATED = (
+    "Estimated counts: the endpoint sent no token usage, so they are estimated at about four characters a token."
+)
 
 
 def tool_call_rows(view: RunView) -> list[dict[str, Any]]:

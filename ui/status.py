@@ -33,6 +33,7 @@ class RunView:
     node_status: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)  # node -> streamed text of its current step
     token_marks: dict[str, tuple[object, object]] = field(default_factory=dict)  # node -> (attempt, step) streaming
+    # (a failed try's llm.completed drops the node's mark: the retry's first delta starts the text afresh)
     tool_calls: dict[str, dict] = field(default_factory=dict)  # call_id -> called + result
     memory: list[Event] = field(default_factory=list)
     logs: list[Event] = field(default_factory=list)
@@ -72,6 +73,8 @@ class RunView:
             self.tokens[key] = self.tokens.get(key, "") + str(data.get("delta", ""))
         elif event.type == "llm.completed":
             self.usage.add(event)
+            if data.get("failed") and node:  # a cut-off try: its text is void, the retry streams afresh
+                self.token_marks.pop(node if "index" not in data else f"{node}[{data['index']}]", None)
         elif event.type == "tool.called":
             self.tool_calls[str(data.get("call_id"))] = {"node": node, "called": event, "result": None}
         elif event.type == "tool.result":

@@ -227,6 +227,8 @@ def _run_out(info: RunInfo, row: RunRow | None) -> dict[str, Any]:
         "prompt_tokens": info.prompt_tokens,
         "completion_tokens": info.completion_tokens,
         "total_tokens": info.prompt_tokens + info.completion_tokens,
+        "tokens_estimated": info.tokens_estimated,
+        "failed_tokens": info.failed_tokens,
         "last_seq": info.last_seq,
     }
 

@@ -77,7 +77,9 @@ class RunOut(BaseModel):
     finished_at: float | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    total_tokens: int = 0
+    total_tokens: int = Field(0, description="prompt + completion tokens, those of failed tries included")
+    tokens_estimated: bool = Field(False, description="some counts were estimated: the endpoint sent none")
+    failed_tokens: int = Field(0, description="tokens of tries that failed (cut-off answers), part of total_tokens")
     last_seq: int = Field(0, description="seq of the run's latest event")
 
 

@@ -42,6 +42,7 @@ class ChatRequest:
         temperature: sampling temperature, or None for the endpoint's default.
         tools: tools the model may call this round (empty: none offered).
         response_format: ``"text"`` or ``"json"`` (a JSON object is wanted).
+        max_tokens: the most completion tokens the answer may have, or None for the endpoint's limit.
     """
 
     messages: list[Message]
@@ -49,6 +50,7 @@ class ChatRequest:
     temperature: float | None = None
     tools: tuple[ToolSchema, ...] = ()
     response_format: Literal["text", "json"] = "text"
+    max_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,11 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class ChatReply:
-    """The assistant's reply to one round."""
+    """The assistant's reply to one round.
+
+    ``usage_estimated`` is True when the endpoint sent no token counts and
+    ``prompt_tokens``/``completion_tokens`` are estimates (about four characters a token).
+    """
 
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
@@ -70,6 +76,7 @@ class ChatReply:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    usage_estimated: bool = False
 
     def as_message(self) -> Message:
         """The reply as the assistant message to append to the conversation."""
@@ -85,14 +92,47 @@ class ChatReply:
 DeltaSink = Callable[[str], None]
 
 
+@dataclass(frozen=True, slots=True)
+class FailedTry:
+    """A try of one round that the endpoint began to answer but did not finish.
+
+    Its tokens were spent (the endpoint read the prompt and may have streamed
+    text), so they count towards the run's totals. The text it streamed through
+    ``on_delta`` is void: a retry streams the round's text afresh.
+
+    Attributes:
+        model: the model that answered.
+        prompt_tokens, completion_tokens: what the try used (estimated when ``usage_estimated``).
+        usage_estimated: the endpoint sent no counts; these are estimates.
+        error: what went wrong, in words.
+        retrying: another try of the round follows.
+    """
+
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    usage_estimated: bool
+    error: str
+    retrying: bool
+
+
+FailureSink = Callable[[FailedTry], None]
+
+
 @runtime_checkable
 class ChatModel(Protocol):
     """A language model. ``name`` is ``"offline"`` for the bundled offline model."""
 
     name: str
 
-    async def chat(self, request: ChatRequest, on_delta: DeltaSink) -> ChatReply:
+    async def chat(
+        self, request: ChatRequest, on_delta: DeltaSink, on_failure: FailureSink | None = None
+    ) -> ChatReply:
         """Answer one round, calling ``on_delta`` with each text chunk as it arrives.
+
+        ``on_failure`` hears of each try that the endpoint began to answer but did not
+        finish (a cut-off stream, a lost connection), before the retry or the error:
+        the deltas streamed since the round began, or since the previous failed try, are void.
 
         Raises:
             ModelError: the endpoint failed for good (bad key, unknown model,

@@ -22,6 +22,8 @@ with no key. It knows nothing; it works only from the prompt, by fixed rules:
 * **JSON mode.** An object shaped like the first JSON example in the prompt
   (placeholders such as ``<int>`` filled from a stable hash), else
   ``{"answer": <the text answer>}``.
+* **max_tokens.** An answer longer than the request's ``max_tokens`` chunks
+  (words) is cut after that many.
 
 The same request always gets the same reply. Text is streamed word by word
 through ``on_delta``; the pause between chunks is ``token_delay_s`` (default:
@@ -39,7 +41,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from engine.llm.base import ChatReply, ChatRequest, DeltaSink, Message, ToolCall, ToolSchema
+from engine.llm.base import ChatReply, ChatRequest, DeltaSink, FailureSink, Message, ToolCall, ToolSchema
 from engine.untrusted import read_blocks
 
 __all__ = ["OfflineChatModel", "DEFAULT_TOKEN_DELAY_S", "TOKEN_DELAY_ENV"]
@@ -983,8 +985,14 @@ class OfflineChatModel:
                 pass
         return DEFAULT_TOKEN_DELAY_S
 
-    async def chat(self, request: ChatRequest, on_delta: DeltaSink) -> ChatReply:
-        """Answer one round; see the module docstring for the rules."""
+    async def chat(
+        self, request: ChatRequest, on_delta: DeltaSink, on_failure: FailureSink | None = None
+    ) -> ChatReply:
+        """Answer one round; see the module docstring for the rules.
+
+        Its counts are exact (it counts its own words), and it never fails a try,
+        so ``on_failure`` is never called. ``max_tokens`` cuts the answer after that many chunks.
+        """
         messages = list(request.messages)
         prompt = _read(messages)
         prompt_tokens = max(1, sum(_count_words(_flatten(m.get("content"))) for m in messages))
@@ -1009,6 +1017,10 @@ class OfflineChatModel:
 
         delay = self.token_delay_s
         chunks = _chunks(content)
+        cut = request.max_tokens is not None and len(chunks) > request.max_tokens
+        if cut:
+            chunks = chunks[: request.max_tokens]
+            content = "".join(chunks)
         for index, chunk in enumerate(chunks):
             if index:
                 await asyncio.sleep(delay)
@@ -1018,5 +1030,8 @@ class OfflineChatModel:
             model=self.name,
             prompt_tokens=prompt_tokens,
             completion_tokens=len(chunks),
-            extra={"offline_rule": "json" if request.response_format == "json" else "text"},
+            extra={
+                "offline_rule": "json" if request.response_format == "json" else "text",
+                "finish_reason": "length" if cut else "stop",
+            },
         )

@@ -4,7 +4,11 @@ Why it exists: agent nodes speak only the ``ChatModel`` protocol, so this is
 the one place that knows the official ``openai`` SDK. It streams text deltas,
 assembles tool calls from their streamed pieces, owns the single retry policy
 (the SDK's own retries are off), and turns SDK exceptions into ``ModelError``
-messages that say what to fix. The API key never appears in a message, a log
+messages that say what to fix. A stream that ends without a ``finish_reason``
+(with or without ``[DONE]``, or by a closed connection) is a cut-off answer,
+never a complete one: it is retried, and reported through ``on_failure`` so
+its streamed text is discarded and its tokens still counted. When the
+endpoint sends no usage, counts are estimated and the reply says so. The API key never appears in a message, a log
 line or a repr, and neither do the user-info (``user:password@``) or query
 string of the base URL: messages name the URL's public form
 (:func:`engine.llm.public_url`). A base URL that cannot work (no http(s), a
@@ -29,13 +33,18 @@ import openai
 
 from engine.errors import ModelError
 from engine.llm import OPENAI_URL, public_url, split_url, url_problems
-from engine.llm.base import ChatReply, ChatRequest, DeltaSink, ToolCall
+from engine.llm.base import ChatReply, ChatRequest, DeltaSink, FailedTry, FailureSink, ToolCall
 
 log = logging.getLogger(__name__)
 
 PLACEHOLDER_KEY = "not-needed"  # local servers (Ollama, vLLM, ...) need no key, the SDK wants one
 _MAX_RETRY_AFTER_S = 60.0
 _MIN_SECRET_CHARS = 3  # shorter pieces of a URL are not replaced wherever they occur (that would garble messages)
+_CUT_OFF_HINT = (
+    "A llama.cpp server does this to an answer in progress when another request arrives: "
+    "start it with --interrupt_requests False (llama-cpp-python) or give it more slots (--parallel), "
+    "or run fewer agents at once."
+)
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]+")
 
 
@@ -72,6 +81,15 @@ class _Failure:
     status: int | None = None
     unreachable: bool = False  # the connection itself failed
     retry_after_s: float | None = None
+    cut_off: bool = False  # the answer had begun and ended early
+
+
+class _Incomplete(Exception):
+    """A stream that ended (with or without ``[DONE]``) before any ``finish_reason``."""
+
+    def __init__(self, description: str):
+        self.description = description
+        super().__init__(description)
 
 
 class _PartialCall:
@@ -81,6 +99,27 @@ class _PartialCall:
         self.id = ""
         self.name = ""
         self.arguments = ""
+
+
+class _Progress:
+    """What one try has received so far: whether the answer began, its text and tool-call pieces."""
+
+    __slots__ = ("model", "opened", "parts", "calls")
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.opened = False  # the endpoint accepted the request and began the stream
+        self.parts: list[str] = []
+        self.calls: dict[int, _PartialCall] = {}
+
+    def estimate(self, request: ChatRequest) -> tuple[int, int]:
+        """Prompt and completion tokens, estimated at about four characters a token."""
+        spoken = "".join(self.parts) + "".join(c.name + c.arguments for c in self.calls.values())
+        return _estimate(json.dumps(request.messages, default=str)), _estimate(spoken) if spoken else 0
+
+    def failed_try(self, request: ChatRequest, error: str, retrying: bool) -> FailedTry:
+        prompt_tokens, completion_tokens = self.estimate(request)
+        return FailedTry(self.model, prompt_tokens, completion_tokens, True, error, retrying)
 
 
 class OpenAIChatModel:
@@ -143,7 +182,9 @@ class OpenAIChatModel:
                 raise ModelError(self._redact(message)) from None
             return sorted(model.id for model in page.data)
 
-    async def chat(self, request: ChatRequest, on_delta: DeltaSink) -> ChatReply:
+    async def chat(
+        self, request: ChatRequest, on_delta: DeltaSink, on_failure: FailureSink | None = None
+    ) -> ChatReply:
         model = request.model or self.default_model
         if not model:
             raise ModelError("no model name given: set the node's model, settings.model or OPENAI_MODEL")
@@ -152,34 +193,30 @@ class OpenAIChatModel:
                 "no API key for the OpenAI API: set OPENAI_API_KEY "
                 "(or set OPENAI_BASE_URL to a local server that needs none)"
             )
-        emitted = False
-
-        def sink(text: str) -> None:
-            nonlocal emitted
-            emitted = True
-            on_delta(text)
-
         client = self._client(openai.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0)))
         async with client:
-            attempt = 0
+            attempt = cut_offs = 0
             while True:
                 attempt += 1
+                progress = _Progress(model)
                 try:
-                    return await self._attempt(client, request, model, sink)
+                    return await self._attempt(client, request, model, on_delta, progress)
                 except openai.OpenAIError as err:
                     failure = self._classify(err)
+                    if progress.opened and failure.unreachable:  # the answer had begun: it was cut off
+                        closed = f"the connection closed mid-answer ({failure.description})"
+                        failure = _Failure(True, f"the server cut the answer off: {closed}", cut_off=True)
+                except _Incomplete as cut:
+                    failure = _Failure(True, cut.description, cut_off=True)
+                cut_offs += failure.cut_off
+                retrying = failure.retryable and attempt <= self.max_retries
+                if progress.opened and on_failure is not None:
+                    on_failure(progress.failed_try(request, self._redact(failure.description), retrying))
                 if not failure.retryable:
                     raise ModelError(self._redact(self._final_message(failure, model))) from None
-                if emitted:
-                    raise ModelError(
-                        self._redact(
-                            f"the answer from {self.public_url} broke off after text had been streamed; "
-                            f"not retrying, as that would repeat the text. Cause: {failure.description}"
-                        ),
-                        retryable=True,
-                    ) from None
-                if attempt > self.max_retries:
-                    raise ModelError(self._redact(self._exhausted_message(failure, attempt)), retryable=True) from None
+                if not retrying:
+                    message = self._exhausted_message(failure, attempt, cut_offs)
+                    raise ModelError(self._redact(message), retryable=True) from None
                 delay = self.backoff_s * 2 ** (attempt - 1)
                 if failure.retry_after_s is not None:
                     delay = max(delay, min(failure.retry_after_s, _MAX_RETRY_AFTER_S))
@@ -217,9 +254,10 @@ class OpenAIChatModel:
             ) from None
 
     async def _attempt(
-        self, client: openai.AsyncOpenAI, request: ChatRequest, model: str, sink: DeltaSink
+        self, client: openai.AsyncOpenAI, request: ChatRequest, model: str, sink: DeltaSink, progress: _Progress
     ) -> ChatReply:
-        """One streamed request; SDK exceptions propagate to the retry loop."""
+        """One streamed request; SDK exceptions propagate to the retry loop, and so does
+        :class:`_Incomplete` when the stream ends without a ``finish_reason``."""
         kwargs: dict[str, Any] = {
             "model": model,
             "messages": list(request.messages),
@@ -232,16 +270,18 @@ class OpenAIChatModel:
             kwargs["temperature"] = request.temperature
         if request.response_format == "json":
             kwargs["response_format"] = {"type": "json_object"}
+        if request.max_tokens is not None:
+            kwargs["max_tokens"] = request.max_tokens
 
-        parts: list[str] = []
-        calls: dict[int, _PartialCall] = {}
-        reported_model = ""
+        parts = progress.parts
+        calls = progress.calls
         finish_reason: str | None = None
         usage: Any = None
         stream = await client.chat.completions.create(**kwargs)
+        progress.opened = True
         async with stream:
             async for chunk in stream:
-                reported_model = chunk.model or reported_model
+                progress.model = chunk.model or progress.model
                 usage = chunk.usage or usage
                 for choice in chunk.choices:
                     if choice.index != 0:
@@ -258,26 +298,31 @@ class OpenAIChatModel:
                         if piece.function is not None:
                             call.name += piece.function.name or ""
                             call.arguments += piece.function.arguments or ""
+        if finish_reason is None:
+            got = sum(map(len, parts))
+            raise _Incomplete(
+                "the server cut the answer off: the stream ended without a finish_reason "
+                f"after {got} character{'s' if got != 1 else ''}"
+            )
 
         content = "".join(parts)
         tool_calls = tuple(
             ToolCall(id=c.id or f"call_{uuid.uuid4().hex[:24]}", name=c.name, arguments=c.arguments or "{}")
             for _, c in sorted(calls.items())
         )
-        extra: dict[str, Any] = {"finish_reason": finish_reason}
         if usage is not None:
-            prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
+            prompt_tokens, completion_tokens, estimated = usage.prompt_tokens, usage.completion_tokens, False
         else:  # the endpoint sent none: estimate (about four characters a token)
-            extra["usage_estimated"] = True
-            prompt_tokens = _estimate(json.dumps(request.messages, default=str))
-            completion_tokens = _estimate(content + "".join(c.name + c.arguments for c in tool_calls))
+            prompt_tokens, completion_tokens = progress.estimate(request)
+            estimated = True
         return ChatReply(
             content=content,
             tool_calls=tool_calls,
-            model=reported_model or model,
+            model=progress.model,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            extra=extra,
+            extra={"finish_reason": finish_reason},
+            usage_estimated=estimated,
         )
 
     def _classify(self, err: openai.OpenAIError) -> _Failure:
@@ -307,7 +352,14 @@ class OpenAIChatModel:
             return f"the endpoint at {self.public_url} refused the request (HTTP {failure.status}): {failure.description}"
         return f"the request to {self.public_url} failed: {failure.description}"
 
-    def _exhausted_message(self, failure: _Failure, attempts: int) -> str:
+    def _exhausted_message(self, failure: _Failure, attempts: int, cut_offs: int = 0) -> str:
+        if failure.cut_off:
+            among = f" in {_attempts(attempts)}" if cut_offs != attempts else ""
+            return (
+                f"the server at {self.public_url} cut the answer off {_attempts(cut_offs, 'time')}{among} "
+                f"(the stream ended without a finish_reason, so the text is incomplete). {_CUT_OFF_HINT} "
+                f"Last: {failure.description}"
+            )
         if failure.unreachable:
             return (
                 f"could not reach {self.public_url} after {_attempts(attempts)}: check that the server is running "
@@ -341,8 +393,10 @@ class OpenAIChatModel:
         return sorted(found, key=len, reverse=True)  # longest first: a piece inside another goes with it
 
 
-def _attempts(n: int) -> str:
-    return f"{n} attempt{'s' if n != 1 else ''}"
+def _attempts(n: int, noun: str = "attempt") -> str:
+    if noun == "time":
+        return "once" if n == 1 else ("twice" if n == 2 else f"{n} times")
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _estimate(text: str) -> int:

@@ -15,7 +15,14 @@ try again or do without; it does not fail the node.
 
 ``llm.token`` and ``llm.completed`` carry ``step`` (the round, from 0) and
 ``attempt`` (the node's try, from 1, see ``retry``): the deltas of one
-(attempt, step) concatenate to that round's text.
+(attempt, step) concatenate to that round's text. ``llm.completed`` says
+whether its counts are ``estimated`` (the endpoint sent none). A try the
+endpoint began but cut off is an ``llm.completed`` with ``"failed": true``
+and its ``error``: its tokens count, and the deltas streamed before it are
+void (the model's retry of the round streams afresh). A node whose model
+call fails for good emits it too, so the tokens a failed node used count.
+An answer that stopped at ``max_tokens`` (``finish_reason`` "length") is
+complete by the protocol's rules, but a ``log`` warning says it was cut.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any, Literal
 
 import tools
 from engine.errors import EngineError
-from engine.llm.base import ChatReply, ChatRequest, Message, ToolCall, ToolSchema
+from engine.llm.base import ChatReply, ChatRequest, FailedTry, Message, ToolCall, ToolSchema
 from engine.model import AgentConfig
 from engine.nodes.agent_memory import MemorySession, MemorySpec, compile_memory, open_memory
 from engine.nodes.base import Compiler, NodeContext, NodeKind
@@ -49,6 +56,7 @@ class AgentSpec:
     max_steps: int
     response_format: Literal["text", "json"]
     memory: MemorySpec | None = None
+    max_tokens: int | None = None
 
 
 def _compile(config: AgentConfig, compiler: Compiler) -> AgentSpec:
@@ -65,6 +73,7 @@ def _compile(config: AgentConfig, compiler: Compiler) -> AgentSpec:
         max_steps=config.max_steps,
         response_format=config.response_format,
         memory=compile_memory(config.memory, compiler) if config.memory is not None else None,
+        max_tokens=config.max_tokens,
     )
 
 
@@ -101,9 +110,30 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
             temperature=spec.temperature,
             tools=offered,
             response_format=spec.response_format,
+            max_tokens=spec.max_tokens,
         )
+
+        def failed(try_: FailedTry, step: int = step) -> None:
+            ctx.emit(
+                "llm.completed",
+                {
+                    "model": try_.model or model,
+                    "prompt_tokens": try_.prompt_tokens,
+                    "completion_tokens": try_.completion_tokens,
+                    "estimated": try_.usage_estimated,
+                    "step": step,
+                    "attempt": attempt,
+                    "failed": True,
+                    "error": try_.error,
+                    "retrying": try_.retrying,
+                    "offline": ctx.llm.name == "offline",
+                },
+            )
+
         reply = await ctx.llm.chat(
-            request, lambda delta, step=step: ctx.emit("llm.token", {"delta": delta, "step": step, "attempt": attempt})
+            request,
+            lambda delta, step=step: ctx.emit("llm.token", {"delta": delta, "step": step, "attempt": attempt}),
+            failed,
         )
         ctx.emit(
             "llm.completed",
@@ -111,12 +141,16 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
                 "model": reply.model or model,
                 "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": reply.completion_tokens,
+                "estimated": reply.usage_estimated,
                 "step": step,
                 "attempt": attempt,
                 "tool_calls": len(reply.tool_calls),
                 "offline": ctx.llm.name == "offline",
             },
         )
+        if reply.extra.get("finish_reason") == "length":
+            limit = f"the agent's max_tokens ({spec.max_tokens})" if spec.max_tokens else "the model's length limit"
+            ctx.emit("log", {"level": "warning", "message": f"the model's answer reached {limit} and was cut there"})
         if not reply.tool_calls or not offered:
             break
         messages.append(reply.as_message())

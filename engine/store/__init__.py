@@ -178,6 +178,8 @@ class Store:
                 heartbeat_at=now,
                 prompt_tokens=0,
                 completion_tokens=0,
+                tokens_estimated=False,
+                failed_tokens=0,
                 last_seq=0,
                 resumed=0,
             ),

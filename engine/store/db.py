@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy import text as sql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
@@ -193,7 +194,17 @@ def _initial(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
 
 
-MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [("0001_initial", _initial)]
+def _token_flags(engine: Engine) -> None:
+    """runs.tokens_estimated and runs.failed_tokens (a database made before them lacks them)."""
+    have = {column["name"] for column in inspect(engine).get_columns("runs")}
+    with engine.begin() as conn:
+        if "tokens_estimated" not in have:
+            conn.execute(sql("ALTER TABLE runs ADD COLUMN tokens_estimated BOOLEAN NOT NULL DEFAULT FALSE"))
+        if "failed_tokens" not in have:
+            conn.execute(sql("ALTER TABLE runs ADD COLUMN failed_tokens INTEGER NOT NULL DEFAULT 0"))
+
+
+MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [("0001_initial", _initial), ("0002_token_flags", _token_flags)]
 
 
 def migrate(engine: Engine) -> list[str]:

@@ -71,8 +71,10 @@ class RunRow(SQLModel, table=True):
     result: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
     error: str | None = None
     error_node: str | None = Field(default=None, max_length=200)
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # these two include the tokens of failed tries
     completion_tokens: int = 0
+    tokens_estimated: bool = False  # some counts were estimated (the endpoint sent none)
+    failed_tokens: int = 0  # prompt + completion tokens of tries that failed (cut-off answers), in the totals
     last_seq: int = 0
     owner: str = Field(default="", max_length=300)  # host:pid:start-time of the process running it
     heartbeat_at: float | None = None

@@ -254,7 +254,7 @@ class _Projection:
         self.new_nodes: list[dict[str, Any]] = []  # node rows to insert, in order
         self.open_nodes: dict[tuple[str, str], dict[str, Any]] = {}  # of those, the running ones
         self.runs: dict[str, dict[str, Any]] = {}
-        self.tokens: dict[str, list[int]] = {}
+        self.tokens: dict[str, list[int]] = {}  # run -> [prompt, completion, of them in failed tries]
 
     def apply(self, work: list[Any]) -> None:
         for item in work:
@@ -275,6 +275,8 @@ class _Projection:
             if tokens:
                 values["prompt_tokens"] = RUNS.c.prompt_tokens + tokens[0]
                 values["completion_tokens"] = RUNS.c.completion_tokens + tokens[1]
+                if tokens[2]:
+                    values["failed_tokens"] = RUNS.c.failed_tokens + tokens[2]
             self.conn.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(**values))
         self.runs.clear()
 
@@ -341,9 +343,14 @@ class _Projection:
                 "started_seq": e.seq,
             })
         elif kind == "llm.completed":
-            tokens = self.tokens.setdefault(e.run_id, [0, 0])
-            tokens[0] += int(data.get("prompt_tokens") or 0)
-            tokens[1] += int(data.get("completion_tokens") or 0)
+            tokens = self.tokens.setdefault(e.run_id, [0, 0, 0])
+            prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
+            tokens[0] += prompt
+            tokens[1] += completion
+            if data.get("failed"):
+                tokens[2] += prompt + completion
+            if data.get("estimated"):
+                run["tokens_estimated"] = True
         elif kind == "run.started":
             run["started_at"] = e.ts
             run["status"] = "running"

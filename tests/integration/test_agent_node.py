@@ -17,7 +17,8 @@ from engine.untrusted import read_blocks
 from engine.llm import default_chat_model
 from engine.llm.offline_model import OfflineChatModel
 from engine.llm.openai_model import OpenAIChatModel
-from tests.fake_openai import FakeOpenAIServer
+from engine.costs import Usage
+from tests.fake_openai import FakeOpenAIServer, TextReply
 from tools import tool
 
 
@@ -202,3 +203,93 @@ async def test_map_of_agents_runs_items_concurrently(fake_openai: FakeOpenAIServ
     outputs = [e for e in result.events if e.type == "node.completed" and e.node_id == "each"][0].data["output"]
     assert outputs == ["echo: letter a at 0", "echo: letter b at 1", "echo: letter c at 2"]  # the fake echoes
     assert {e.data["index"] for e in _of(result, "llm.token")} == {0, 1, 2}
+
+
+# ------------------------------------------------------------ cut-off answers, estimated counts, max_tokens
+
+CUT_OFFS = {
+    "no finish_reason, no [DONE]": {"finish": False, "done": False},
+    "[DONE] but no finish_reason": {"finish": False},
+    "connection closed mid-stream": {"break_after": 2},
+}
+
+
+@pytest.mark.parametrize("cut", list(CUT_OFFS.values()), ids=list(CUT_OFFS))
+async def test_an_answer_cut_off_every_time_fails_the_node_saying_so(fake_openai: FakeOpenAIServer, cut: dict) -> None:
+    for _ in range(4):
+        fake_openai.enqueue(TextReply("Paris has about two million", **cut))
+    result = await run_workflow(_agent_workflow(), llm=_model(fake_openai))
+    assert result.status == "failed" and result.node_id == "agent"
+    assert "cut the answer off 4 times" in (result.error or "")
+    assert "--interrupt_requests False" in (result.error or "")
+    assert _of(result, "node.completed") == [n for n in _of(result, "node.completed") if n.node_id == "start"]
+    failed = [e for e in _of(result, "llm.completed") if e.data.get("failed")]
+    assert len(failed) == 4 and [e.data["retrying"] for e in failed] == [True, True, True, False]
+    assert all(e.data["estimated"] is True and "cut the answer off" in e.data["error"] for e in failed)
+    usage = Usage.of(result.events)
+    assert usage.failed_tokens == usage.prompt_tokens + usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("cut", list(CUT_OFFS.values()), ids=list(CUT_OFFS))
+async def test_a_cut_off_answer_retried_completes_with_the_whole_text(fake_openai: FakeOpenAIServer, cut: dict) -> None:
+    fake_openai.enqueue(TextReply("Paris has about", **cut), TextReply("Paris has about two million inhabitants."))
+    result = await run_workflow(_agent_workflow(), llm=_model(fake_openai))
+    assert result.status == "completed", result.error
+    assert result.result == {"out": "Paris has about two million inhabitants."}
+    completed = _of(result, "llm.completed")
+    assert [bool(e.data.get("failed")) for e in completed] == [True, False]
+    # the deltas after the failed try make the round's text afresh
+    after = [e for e in _of(result, "llm.token") if e.seq > completed[0].seq]
+    assert "".join(e.data["delta"] for e in after) == "Paris has about two million inhabitants."
+    usage = Usage.of(result.events)
+    failed = completed[0].data["prompt_tokens"] + completed[0].data["completion_tokens"]
+    assert usage.failed_tokens == failed > 0
+    assert usage.prompt_tokens + usage.completion_tokens > failed  # the totals hold both tries
+
+
+async def test_a_node_retry_after_a_cut_off_counts_the_failed_attempts_tokens(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue(TextReply("Paris has", finish=False), TextReply("Paris has about two million."))
+    model = OpenAIChatModel(base_url=fake_openai.base_url, api_key="sk-test-secret", backoff_s=0.01, max_retries=0)
+    wf = _agent_workflow()
+    wf["nodes"][1]["retry"] = {"attempts": 2, "backoff_s": 0.01}
+    result = await run_workflow(wf, llm=model)
+    assert result.status == "completed", result.error
+    completed = _of(result, "llm.completed")
+    assert [(e.data["attempt"], bool(e.data.get("failed"))) for e in completed] == [(1, True), (2, False)]
+    assert Usage.of(result.events).failed_tokens > 0
+
+
+async def test_counts_are_marked_estimated_only_when_the_server_sends_none(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue(TextReply("Counted by the server."), TextReply("Not counted by the server.", usage=False))
+    first = await run_workflow(_agent_workflow(), llm=_model(fake_openai))
+    second = await run_workflow(_agent_workflow(), llm=_model(fake_openai))
+    assert [e.data["estimated"] for e in _of(first, "llm.completed")] == [False]
+    assert [e.data["estimated"] for e in _of(second, "llm.completed")] == [True]
+    assert not Usage.of(first.events).estimated and Usage.of(second.events).estimated
+
+
+async def test_max_tokens_is_sent_to_the_server(fake_openai: FakeOpenAIServer) -> None:
+    result = await run_workflow(_agent_workflow(max_tokens=32), llm=_model(fake_openai))
+    assert result.status == "completed", result.error
+    assert fake_openai.last_request["max_tokens"] == 32
+    await run_workflow(_agent_workflow(), llm=_model(fake_openai))
+    assert "max_tokens" not in fake_openai.last_request
+
+
+async def test_the_offline_model_honours_max_tokens_and_its_counts_are_exact() -> None:
+    result = await run_workflow(_agent_workflow(max_tokens=3), llm=OfflineChatModel(token_delay_s=0))
+    assert result.status == "completed", result.error
+    (done,) = _of(result, "llm.completed")
+    assert done.data["completion_tokens"] == 3 and done.data["estimated"] is False
+    assert len(str(result.result["out"]).split()) == 3
+    (warning,) = [e for e in _of(result, "log") if e.node_id == "agent"]
+    assert warning.data["message"] == "the model's answer reached the agent's max_tokens (3) and was cut there"
+
+
+async def test_an_answer_stopped_by_the_length_limit_completes_with_a_warning(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue(TextReply("Paris has about", finish="length"))
+    result = await run_workflow(_agent_workflow(), llm=_model(fake_openai))
+    assert result.status == "completed" and result.result == {"out": "Paris has about"}
+    (warning,) = [e for e in _of(result, "log") if e.node_id == "agent"]
+    assert warning.data["level"] == "warning" and "the model's length limit" in warning.data["message"]
+    assert len(fake_openai.requests) == 1, "a length stop is a finished answer: not retried"

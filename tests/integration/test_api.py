@@ -349,6 +349,7 @@ def test_follow_example_run_by_sse(api: Server) -> None:
     assert run["result"] == events[-1]["data"]["result"]
     assert run["error"] is None and run["finished_at"] >= run["started_at"]
     assert run["total_tokens"] == run["prompt_tokens"] + run["completion_tokens"] > 0
+    assert run["tokens_estimated"] is False and run["failed_tokens"] == 0  # the offline model's counts are exact
     # After the end, a new stream replays the stored events and closes; `after` skips.
     assert follow_sse(api, run_id) == events
     assert follow_sse(api, run_id, after=40) == events[40:]

@@ -703,3 +703,40 @@ def test_a_missing_tools_module_is_one_line_in_the_api_log(tmp_path: Path) -> No
     named = [line for line in stderr.splitlines() if "no_such_mod" in line]
     assert named == ["tool plugin module 'no_such_mod' (from $TOOLS_MODULES) failed to load: "
                      "ModuleNotFoundError: No module named 'no_such_mod'"], stderr
+
+# --------------------------------------------------------------------------- estimated counts, failed tries
+
+
+def test_estimated_counts_and_failed_tries_are_labelled(tmp_path: Path) -> None:
+    """Against the local OpenAI-compatible server: a cut-off try, then an answer with no usage. The progress
+    lines, the closing note, ``runs`` and ``show`` all say the counts are estimated and name the failed tries."""
+    from tests.fake_openai import FakeOpenAIServer, TextReply
+
+    with FakeOpenAIServer() as srv:
+        srv.enqueue(TextReply("The sky", finish=False), TextReply("The sky is blue.", usage=False))
+        env = cli_env(tmp_path, OPENAI_BASE_URL=srv.base_url, OPENAI_MODEL="fake-model")
+        proc = run_cli(tmp_path, "run", str(write(tmp_path, agent_doc("Colour of the sky?"))), env=env)
+    assert result_of(proc) == {"out": "The sky is blue."}
+    lines = proc.stderr.splitlines()
+    failed = next(line for line in lines if "try failed" in line)
+    assert "(estimated)" in failed and "retrying" in failed and "cut the answer off" in failed
+    assert any("llm fake-model:" in line and line.rstrip().endswith("tokens (estimated)") for line in lines), proc.stderr
+    note = next(line for line in lines if line.startswith("note: ~"))
+    assert "estimated" in note and "in failed tries" in note
+    listed = run_cli(tmp_path, "runs", env=env)
+    assert listed.returncode == 0 and " ~" in listed.stdout and "~ estimated" in listed.stdout
+    run_id = listed.stdout.splitlines()[1].split()[0]
+    shown = run_cli(tmp_path, "show", run_id, env=env)
+    tokens_line = next(line for line in shown.stdout.splitlines() if line.startswith("tokens:"))
+    assert tokens_line.startswith("tokens: ~") and "estimated" in tokens_line and "in failed tries" in tokens_line
+
+
+def test_exact_counts_are_not_labelled(tmp_path: Path) -> None:
+    from tests.fake_openai import FakeOpenAIServer
+
+    with FakeOpenAIServer() as srv:
+        srv.enqueue_text("The sky is blue.")
+        env = cli_env(tmp_path, OPENAI_BASE_URL=srv.base_url, OPENAI_MODEL="fake-model")
+        proc = run_cli(tmp_path, "run", str(write(tmp_path, agent_doc("Colour of the sky?"))), env=env)
+    assert result_of(proc) == {"out": "The sky is blue."}
+    assert "estimated" not in proc.stderr and "llm fake-model:" in proc.stderr

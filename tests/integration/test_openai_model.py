@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from engine.errors import ModelError
-from engine.llm.base import ChatModel, ChatRequest, ToolSchema
+from engine.llm.base import ChatModel, ChatRequest, FailedTry, ToolSchema
 from engine.llm.openai_model import PLACEHOLDER_KEY, OpenAIChatModel
 from tests.fake_openai import FakeOpenAIServer, TextReply
 
@@ -111,7 +111,20 @@ async def test_estimates_usage_when_the_endpoint_sends_none(fake_openai: FakeOpe
     fake_openai.enqueue(TextReply("A reply of some forty characters or so..", usage=False))
     reply = await make(fake_openai).chat(ask(), lambda _: None)
     assert reply.prompt_tokens > 5 and reply.completion_tokens == 10
-    assert reply.extra["usage_estimated"] is True
+    assert reply.usage_estimated is True
+
+
+async def test_usage_the_endpoint_sends_is_exact(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue_text("counted by the server")
+    reply = await make(fake_openai).chat(ask(), lambda _: None)
+    assert reply.usage_estimated is False
+
+
+async def test_max_tokens_is_sent_when_given(fake_openai: FakeOpenAIServer) -> None:
+    await make(fake_openai).chat(ask(max_tokens=64), lambda _: None)
+    await make(fake_openai).chat(ask(), lambda _: None)
+    assert fake_openai.requests[0]["max_tokens"] == 64
+    assert "max_tokens" not in fake_openai.requests[1]
 
 
 async def test_an_error_in_on_delta_propagates_unretried(fake_openai: FakeOpenAIServer) -> None:
@@ -168,22 +181,62 @@ async def test_slow_replies_until_retries_run_out(fake_openai: FakeOpenAIServer)
         await make(fake_openai, timeout_s=0.25, max_retries=1).chat(ask(), lambda _: None)
 
 
-async def test_no_retry_once_text_was_streamed(fake_openai: FakeOpenAIServer) -> None:
-    fake_openai.enqueue(TextReply("one two three four five", break_after=2))
+CUT_OFFS = {
+    "no finish_reason, no [DONE]": {"finish": False, "done": False},
+    "[DONE] but no finish_reason": {"finish": False},
+    "connection closed mid-stream": {"break_after": 2},
+}
+
+
+@pytest.mark.parametrize("cut", list(CUT_OFFS.values()), ids=list(CUT_OFFS))
+async def test_a_cut_off_answer_is_retried_and_its_try_reported(fake_openai: FakeOpenAIServer, cut: dict) -> None:
+    fake_openai.enqueue(TextReply("one two three four five", **cut), TextReply("the whole answer"))
     deltas: list[str] = []
-    with pytest.raises(ModelError, match="not retrying") as caught:
-        await make(fake_openai).chat(ask(), deltas.append)
-    assert deltas == ["one ", "two "]
-    assert len(fake_openai.requests) == 1
+    failed: list[FailedTry] = []
+    reply = await make(fake_openai).chat(ask(), deltas.append, failed.append)
+    assert reply.content == "the whole answer" and reply.extra["finish_reason"] == "stop"
+    assert len(fake_openai.requests) == 2
+    (first,) = failed
+    assert first.retrying is True and first.usage_estimated is True
+    assert first.prompt_tokens > 0 and first.completion_tokens > 0
+    assert first.model == "gpt-test"
+    assert "".join(deltas).endswith("the whole answer")  # after the void text of the failed try
+
+
+@pytest.mark.parametrize("cut", list(CUT_OFFS.values()), ids=list(CUT_OFFS))
+async def test_an_answer_cut_off_every_time_fails_saying_so(fake_openai: FakeOpenAIServer, cut: dict) -> None:
+    for _ in range(3):
+        fake_openai.enqueue(TextReply("one two three four five", **cut))
+    failed: list[FailedTry] = []
+    with pytest.raises(ModelError) as caught:
+        await make(fake_openai, max_retries=2).chat(ask(), lambda _: None, failed.append)
+    message = str(caught.value)
+    assert "cut the answer off 3 times" in message
+    assert "--interrupt_requests False" in message and "slots" in message
     assert caught.value.retryable is True
+    assert len(fake_openai.requests) == 3
+    assert [f.retrying for f in failed] == [True, True, False]
 
 
-async def test_no_retry_when_the_stream_stalls_after_text(fake_openai: FakeOpenAIServer) -> None:
-    fake_openai.enqueue(TextReply("one two three", chunk_delay_s=1.0))
-    deltas: list[str] = []
-    with pytest.raises(ModelError, match="not retrying"):
-        await make(fake_openai, timeout_s=0.25).chat(ask(), deltas.append)
-    assert deltas == ["one "] and len(fake_openai.requests) == 1
+async def test_an_empty_stream_without_finish_reason_is_no_answer(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue(TextReply("", finish=False), TextReply("", finish=False))
+    with pytest.raises(ModelError, match="cut the answer off twice"):
+        await make(fake_openai, max_retries=1).chat(ask(), lambda _: None)
+
+
+async def test_a_stalled_stream_is_retried_and_reported(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue(TextReply("one two three", chunk_delay_s=1.0), TextReply("quick"))
+    failed: list[FailedTry] = []
+    reply = await make(fake_openai, timeout_s=0.25).chat(ask(), lambda _: None, failed.append)
+    assert reply.content == "quick"
+    assert len(failed) == 1 and "0.25 s" in failed[0].error
+
+
+async def test_a_failure_before_the_answer_began_is_not_a_failed_try(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue_error(500)
+    failed: list[FailedTry] = []
+    await make(fake_openai).chat(ask(), lambda _: None, failed.append)
+    assert failed == []
 
 
 # ------------------------------------------------------------ final failures
@@ -376,3 +429,10 @@ async def test_connection_refused_names_the_url_without_credentials() -> None:
     message = str(caught.value)
     assert "could not reach http://127.0.0.1:" in message and "/v1 after 1 attempt" in message
     assert not any(secret in message for secret in SECRET_PARTS)
+
+
+async def test_the_message_counts_the_cut_offs_among_the_attempts(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.enqueue_error(503)
+    fake_openai.enqueue(TextReply("one two", finish=False))
+    with pytest.raises(ModelError, match="cut the answer off once in 2 attempts"):
+        await make(fake_openai, max_retries=1).chat(ask(), lambda _: None)

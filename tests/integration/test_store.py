@@ -694,3 +694,28 @@ def test_a_full_disk_leaves_a_consistent_store(tmp_path: Path, monkeypatch: pyte
         assert row.status in ("running", "failed"), row.status  # never a status the log does not show
         if row.status == "failed":
             assert row.error and "full" in row.error
+
+
+def test_a_database_made_before_the_token_flags_gets_them(tmp_path: Path) -> None:
+    """0002_token_flags adds runs.tokens_estimated and runs.failed_tokens to a database that lacks them."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    Store(url).close()
+    conn = sqlite3.connect(tmp_path / "old.db")
+    conn.execute("ALTER TABLE runs DROP COLUMN tokens_estimated")
+    conn.execute("ALTER TABLE runs DROP COLUMN failed_tokens")
+    conn.execute("DELETE FROM studio_meta WHERE key = 'migration:0002_token_flags'")
+    conn.commit()
+    conn.close()
+    store = Store(url)
+    try:
+        ref = store.save_workflow(chain_doc("old"))
+        store.create_run(run_id="r-old", workflow=ref, inputs={}, owner="me")
+        store.append(Event(1, "r-old", time.time(), "llm.completed", "a", {"model": "m", "prompt_tokens": 3,
+                                                                        "completion_tokens": 2, "estimated": True,
+                                                                        "failed": True}))  # fmt: skip
+        store.flush()
+        row = store.get_run("r-old")
+        assert row is not None and row.tokens_estimated is True and row.failed_tokens == 5
+        assert row.prompt_tokens + row.completion_tokens == 5
+    finally:
+        store.close()

@@ -184,6 +184,17 @@ def test_change_the_agent_prompt_through_the_form() -> None:
     assert not at.exception
 
 
+
+def test_max_tokens_is_set_through_the_form() -> None:
+    at = builder(example("calculator_agent.json"))
+    click(at, "solver")
+    field = at.number_input(key=fkey(at, "solver", "max_tokens"))
+    assert field.value is None, "no limit by default"
+    field.set_value(256).run()
+    assert node(current(at), "solver")["config"]["max_tokens"] == 256
+    assert not at.exception
+
+
 def test_tool_node_args_are_validated_json_and_schema_is_shown() -> None:
     at = builder()
     add_from_palette(at, "tool")

@@ -191,7 +191,7 @@ def test_a_requested_run_that_is_gone_is_said_so(runtime: Runtime) -> None:
     assert at.selectbox(key="history_run").value == newest, "then the newest run shows, as before"
     at = history_focused("nope ![x](http://127.0.0.1:9/x.png)")
     warnings = [w.value for w in at.warning]
-    assert any("Run nope \\!\\[x\\]\\(http://127\\.0\\.0\\.1:9/x\\.png\\) was not found" in w for w in warnings), warnings
+    assert any("Run nope \\!\\[x\\]\\(`http://127.0.0.1:9/x.png`\\) was not found" in w for w in warnings), warnings
     assert not any("![x](" in w for w in warnings)
 
 

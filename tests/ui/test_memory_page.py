@@ -117,7 +117,7 @@ def test_memory_errors_are_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
     next(b for b in at.button if b.label == "Search").click().run()
     assert not at.exception, at.exception
     shown = [e.value for e in at.error]
-    assert any("Could not search the memories" in e and "\\!\\[x\\]\\(http" in e for e in shown), shown
+    assert any("Could not search the memories" in e and "\\!\\[x\\]\\(`http://127.0.0.1:9/x.png`" in e for e in shown), shown
     assert not any("![x](" in e for e in shown)
     next(b for b in at.button if b.label == "Delete").click().run()
     assert not at.exception, at.exception
@@ -139,7 +139,7 @@ def test_user_and_store_text_in_markdown_is_escaped() -> None:
     at.text_area(key="memory_add_text").input("Prefers short answers.")
     next(b for b in at.button if b.label == "Add memory").click().run()
     assert not at.exception, at.exception
-    assert [s.value for s in at.success] == ["Saved for \\_evil\\_ \\!\\[y\\]\\(http://127\\.0\\.0\\.1:9/y\\.png\\)."]
+    assert [s.value for s in at.success] == ["Saved for \\_evil\\_ \\!\\[y\\]\\(`http://127.0.0.1:9/y.png`\\)."]
 
 
 def test_what_was_done_before_a_rerun_is_still_said() -> None:

@@ -59,7 +59,7 @@ def test_a_base_url_with_credentials_is_shown_without_them_and_kept_on_save() ->
     _write_settings_file(base_url=SECRET_URL, model="m1")
     at = _page()
     assert at.text_input(key="settings_base_url").value == "http://127.0.0.1:9/v1"
-    assert any("127\\.0\\.0\\.1:9/v1" in s.value for s in at.success)
+    assert any("`http://127.0.0.1:9/v1`" in s.value for s in at.success)  # a code span: no backslashes shown
     assert any("not shown here" in c.value for c in at.caption), "the page says a part of the URL is hidden"
     shown = _shown(at)
     for secret in SECRETS:
@@ -154,7 +154,7 @@ def test_a_malformed_url_in_effect_is_reported_and_the_connection_test_says_why(
     at.button(key="settings_test").click().run()
     assert not at.exception, at.exception
     errors = " ".join(e.value for e in at.error).replace("\\", "")
-    assert "the base URL http://127.0.0.1:abc/v1 is not a usable URL: the port must be a number" in errors
+    assert "the base URL `http://127.0.0.1:abc/v1` is not a usable URL: the port must be a number" in errors
     assert "pw-secret" not in _shown(at) and "carol" not in _shown(at)
 
 
@@ -182,7 +182,7 @@ def test_the_connection_test_names_the_endpoint_without_credentials(
     at.button(key="settings_test").click().run()
     assert not at.exception, at.exception
     errors = " ".join(e.value for e in at.error).replace("\\", "")
-    assert f"the endpoint at {fake_openai.base_url} has no models list (HTTP 404): check OPENAI_BASE_URL" in errors
+    assert f"the endpoint at `{fake_openai.base_url}` has no models list (HTTP 404): check OPENAI_BASE_URL" in errors
     assert "Unknown path" in errors, "the endpoint's own words are shown, redacted"
     shown = _shown(at)
     for secret in ("pw-secret-9", "dave", "QKEY-789", "sk-very-secret-key-456"):

@@ -122,6 +122,6 @@ def test_plugin_load_errors_are_shown_escaped(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("TOOLS_MODULES", "no_such_plugin_![x](http://127.0.0.1:9/x.png)")
     at = _page("tools")
     warnings = [w.value for w in at.warning]
-    assert any("no\\_such\\_plugin\\_\\!\\[x\\]\\(http" in w and "failed to load" in w for w in warnings), warnings
+    assert any("no\\_such\\_plugin\\_\\!\\[x\\]\\(`http" in w and "failed to load" in w for w in warnings), warnings
     assert not any("![x](" in w for w in warnings)
     assert at.selectbox(key="tools_selected").options, "the other tools are still listed"

@@ -285,7 +285,7 @@ class ScriptedModel:
         self.rounds = list(rounds)
         self.requests: list[ChatRequest] = []
 
-    async def chat(self, request: ChatRequest, on_delta: DeltaSink) -> ChatReply:
+    async def chat(self, request: ChatRequest, on_delta: DeltaSink, on_failure: object = None) -> ChatReply:
         self.requests.append(request)
         deltas, outcome = self.rounds.pop(0)
         for delta in deltas:

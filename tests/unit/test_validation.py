@@ -217,6 +217,9 @@ CASES: list[tuple[str, Callable[[Doc], Doc], Expect]] = [
     ("unknown config key (promt)", _agent_config({"promt": "hi"}), ["research", "promt", "unknown"]),
     ("unknown config key beside a good one", _agent_config({"prompt": "hi", "temprature": 1}), ["research", "temprature", "unknown"]),
     ("agent without prompt", _agent_config({}), ["research", "prompt", ("required", "missing")]),
+    ("agent max_tokens of 0", _agent_config({"prompt": "hi", "max_tokens": 0}), ["research", "max_tokens", ("greater", ">=", "at least")]),
+    ("agent max_tokens not a number", _agent_config({"prompt": "hi", "max_tokens": "lots"}), ["research", "max_tokens", "integer"]),
+    ("agent max_tokens true", _agent_config({"prompt": "hi", "max_tokens": True}), ["research", "max_tokens", "integer"]),
     (
         "condition without expression",
         lambda d: with_condition(d) and (node(d, "check").__setitem__("config", {}) or d),
