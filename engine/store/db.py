@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel
 
 from engine.errors import EngineError
-from engine.store.tables import SCHEMA_APP, MetaRow
+from engine.store.tables import SCHEMA_APP, DraftRow, MetaRow
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
@@ -130,7 +130,11 @@ def _initial(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
 
 
-MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [("0001_initial", _initial)]
+def _drafts(engine: Engine) -> None:
+    DraftRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+
+
+MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [("0001_initial", _initial), ("0002_drafts", _drafts)]
 
 
 def migrate(engine: Engine) -> list[str]:
