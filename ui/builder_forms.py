@@ -100,6 +100,11 @@ def delete_popover(what: str, action: Callable[..., None], args: tuple[Any, ...]
 def _set_when(src: str, dst: str, old: str | None, select_key: str, custom_key: str) -> None:
     if not present(select_key):
         return
+    edge = bd.find_edge(bs.doc(), src, dst, old)
+    if edge is None or edge.get("when") != old:
+        # the browser sent the value of an edge form no longer shown (the edge was just rewired, say by a
+        # palette insert): taking it would select an edge that is gone and lose the current selection
+        return
     choice = st.session_state.get(select_key)
     if choice == CUSTOM:
         new = str(st.session_state.get(custom_key) or "").strip() or None
