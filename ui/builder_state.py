@@ -289,10 +289,15 @@ def _free_name(name: str) -> str:
 
 
 def options() -> dict[str, str]:
-    """What can be opened: source -> label (saved workflows first, then the examples)."""
+    """What can be opened: source -> label (saved workflows first, then drafts of documents never saved
+    other than the open one, then the examples)."""
     found: dict[str, str] = {}
     for row in store().list_workflows():
         found[f"saved:{row.id}"] = f"{row.name} · v{row.latest_version}"
+    for draft in store().list_drafts(limit=20):
+        if draft.key.startswith("new:") and draft.key != st.session_state.get(DRAFT):
+            name = draft.document.get("name") if isinstance(draft.document, dict) else None
+            found[f"draft:{draft.key}"] = f"Draft · {name or 'untitled'} · {when_text(draft.updated_at)}"
     for path in sorted(EXAMPLES.glob("*.json")):
         try:
             name = json.loads(path.read_text(encoding="utf-8")).get("name") or path.stem
@@ -441,6 +446,14 @@ def act_open(choice_key: str) -> None:
     label = options().get(src) if src else None
     if not src or not label:
         flash("warning", "Choose a workflow to open.")
+        return
+    if src.startswith("draft:"):
+        draft = _read_draft(src.split(":", 1)[1])
+        if draft is None:
+            flash("warning", "That draft is gone (saved or discarded meanwhile).")
+            return
+        st.session_state[BUILDER_ARRIVING] = (copy.deepcopy(draft.document), draft.source, None, None, draft.key, draft.updated_at)
+        finish_arrival()
         return
     try:
         document = load_source(src)

@@ -155,3 +155,19 @@ def test_delete_buttons_sit_before_the_fields_behind_a_popover() -> None:
     assert deletes, "the node can still be deleted"
     deletes[0].click().run()
     assert bd.find_node(current(at), "route") is None
+
+
+def test_drafts_of_documents_never_saved_can_be_opened_from_open(runtime: Runtime) -> None:
+    at = builder()
+    first = at.session_state[bs.DRAFT]
+    click(at, "start")
+    add_from_palette(at, "agent")  # an edit: a draft
+    button(at, "New").click().run()  # the old document is replaced, its draft stays
+    assert at.session_state[bs.DRAFT] != first
+    options = at.selectbox(key="builder_open_choice").options
+    label = next(o for o in options if o.startswith("Draft · Untitled workflow"))
+    at.selectbox(key="builder_open_choice").select(f"draft:{first}").run()
+    button(at, "Open").click().run()
+    assert label and at.session_state[bs.DRAFT] == first
+    assert bd.find_node(current(at), "agent_1") is not None
+    assert any("Restored draft" in i.value for i in at.info)
