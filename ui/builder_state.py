@@ -662,12 +662,14 @@ def act_restore_version() -> None:
     if version is None:
         return
     ref = store().save_workflow(doc())
-    open_doc(doc(), f"saved:{ref.id}")
+    had_draft = store().drop_draft(ref.id)  # the restored version is what is open now, not the draft
+    document = doc()
+    st.session_state[BUILDER_ARRIVING] = (document, f"saved:{ref.id}", None, copy.deepcopy(document), ref.id, None)
+    finish_arrival()
     flash(
         "success",
-        f"Restored version {version} as version {ref.version}."
-        if ref.created
-        else f"Version {version} is already the latest.",
+        (f"Restored version {version} as version {ref.version}." if ref.created else f"Version {version} is already the latest.")
+        + (" Your unsaved draft of the workflow was discarded." if had_draft else ""),
     )
 
 

@@ -171,3 +171,18 @@ def test_drafts_of_documents_never_saved_can_be_opened_from_open(runtime: Runtim
     assert label and at.session_state[bs.DRAFT] == first
     assert bd.find_node(current(at), "agent_1") is not None
     assert any("Restored draft" in i.value for i in at.info)
+
+
+def test_restoring_an_old_version_opens_it_not_the_draft(runtime: Runtime) -> None:
+    at = builder(example("calculator_agent.json"))
+    button(at, "Save").click().run()
+    wid = runtime.store.find_workflow("Calculator agent").id
+    edit_prompt(at, "solver", "v2 {{ inputs.question }}")
+    button(at, "Save").click().run()
+    edit_prompt(at, "solver", "draft {{ inputs.question }}")
+    assert runtime.store.get_draft(wid) is not None
+    at.button(key="builder_ver_view_1").click().run()
+    button(at, "Restore as latest").click().run()
+    assert node(current(at), "solver")["config"]["prompt"] == "{{ inputs.question }}", "version 1, not the draft"
+    assert any("draft of the workflow was discarded" in s.value for s in at.success)
+    assert runtime.store.get_draft(wid) is None
