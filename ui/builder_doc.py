@@ -23,6 +23,8 @@ import yaml
 import tools
 from engine import WorkflowInvalid, load_workflow
 from engine.errors import Problem
+from engine.lint import workflow_warnings
+from engine.literals import condition_literals
 from engine.model import FORMAT, ID_PATTERN, NODE_TYPES
 from ui.flow import coordinates
 
@@ -116,6 +118,14 @@ def problems(doc: dict[str, Any]) -> list[Problem]:
     return []
 
 
+def warnings(doc: dict[str, Any]) -> list[Problem]:
+    """Warnings about a valid document (a branch reaching no output): they never block a run."""
+    try:
+        return workflow_warnings(load_workflow(doc))
+    except Exception:  # noqa: BLE001 - an invalid document has problems instead
+        return []
+
+
 def normalized(doc: dict[str, Any]) -> dict[str, Any]:
     """What the store keeps for a valid document (the same form ``Runtime.submit`` saves)."""
     return load_workflow(doc).to_dict()
@@ -196,26 +206,104 @@ def default_args(schema: dict[str, Any], source: str = "inputs") -> dict[str, An
     }
 
 
-def add_node(doc: dict[str, Any], node_type: str, after: str | None = None) -> str:
-    """Add a node of ``node_type`` (after the node ``after``, wired from it); return its id."""
+Edge = tuple[str, str, "str | None"]  # (source, target, when)
+
+
+def add_node(doc: dict[str, Any], node_type: str, after: str | None = None, *, into: Edge | None = None) -> str:
+    """Add a node of ``node_type`` and return its id.
+
+    * ``into`` an edge: the node goes into it (``source -> new -> target``; the edge's ``when`` stays on
+      the edge from the source).
+    * ``after`` a node with exactly one outgoing edge: the same, into that edge.
+    * ``after`` a condition: a new branch, wired with the next ``when`` value (:func:`next_when`).
+    * ``after`` any other node (none or several outgoing edges): a new branch from it.
+    * ``after`` an output, or nothing: an unwired node.
+
+    Inserting before a node whose templates read the source's output (``{{ nodes.<source>.output }}``,
+    or an output node echoing the first input) makes them read the new node's output instead.
+    """
     if node_type not in NODE_TYPES:
         raise ValueError(f"unknown node type {node_type!r}")
-    prev = find_node(doc, after) if after else None
-    if prev is not None and prev.get("type") in ("output", "condition"):
-        prev = None  # outputs end a branch; condition edges need a 'when' the user chooses
+    prev = find_node(doc, into[0]) if into else find_node(doc, after) if after else None
+    edge = find_edge(doc, into[0], into[1], into[2]) if into else None
+    if prev is not None and into is None:
+        outgoing = [e for e in doc.get("edges", []) if e.get("source") == prev["id"]]
+        if prev.get("type") == "output":
+            prev = None  # outputs end a branch
+        elif len(outgoing) == 1 and prev.get("type") != "condition":
+            edge = outgoing[0]
+    nxt = find_node(doc, edge["target"]) if edge is not None else None
     node_id = unique_id(doc, node_type)
     node: dict[str, Any] = {"id": node_id, "type": node_type, "label": node_type.capitalize()}
-    config = default_config(node_type, doc, prev["id"] if prev else None)
+    feeder = _data_source(doc, prev)
+    config = default_config(node_type, doc, feeder["id"] if feeder else None)
     if config:
         node["config"] = config
-    node["position"] = _free_position(doc, prev)
+    node["position"] = _free_position(doc, prev, shift_from=nxt["id"] if nxt else None)
     doc.setdefault("nodes", []).append(node)
-    if prev is not None:
-        doc.setdefault("edges", []).append({"source": prev["id"], "target": node_id})
+    edges = doc.setdefault("edges", [])
+    if edge is not None and nxt is not None and prev is not None:
+        edge["target"] = node_id  # source -> new (keeps its when)
+        onward: dict[str, Any] = {"source": node_id, "target": nxt["id"]}
+        if node_type == "condition":
+            onward["when"] = next_when(doc, node_id) or "true"
+        edges.append(onward)
+        if node_type != "condition":  # a condition's output is its route, not the data
+            _follow(nxt, feeder or prev, doc, node_id)
+    elif prev is not None:
+        wired: dict[str, Any] = {"source": prev["id"], "target": node_id}
+        if prev.get("type") == "condition":
+            when = next_when(doc, prev["id"])
+            if when is None:
+                return node_id  # every value is taken: the user wires it
+            wired["when"] = when
+        edges.append(wired)
     return node_id
 
 
-def _free_position(doc: dict[str, Any], prev: dict[str, Any] | None) -> dict[str, float]:
+def _data_source(doc: dict[str, Any], node: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The node whose output flows on from ``node``: itself, or for a condition (whose output is the route
+    it took) the node before it."""
+    seen: set[str] = set()
+    while node is not None and node.get("type") == "condition" and node["id"] not in seen:
+        seen.add(node["id"])
+        before = next((e["source"] for e in doc.get("edges", []) if e.get("target") == node["id"]), None)
+        if before is None:
+            return node
+        node = find_node(doc, before)
+    return node
+
+
+def _follow(nxt: dict[str, Any], prev: dict[str, Any], doc: dict[str, Any], new_id: str) -> None:
+    """Point the templates of ``nxt`` that read ``prev``'s output at ``new_id``'s output instead."""
+    readings = [f"{{{{ {ref('nodes', prev['id'])}.output }}}}"]
+    if prev.get("type") == "input" and nxt.get("type") == "output":
+        first = next(iter(doc.get("inputs") or {}), None)
+        if first is not None:
+            readings.append(f"{{{{ {ref('inputs', first)} }}}}")
+    if isinstance(nxt.get("config"), dict):
+        for old in readings:
+            nxt["config"], _ = _rewrite(nxt["config"], re.compile(re.escape(old)), f"{{{{ {ref('nodes', new_id)}.output }}}}")
+
+
+def condition_values(doc: dict[str, Any], condition_id: str) -> list[str]:
+    """The ``when`` values a condition's expression names (``== 'long'``, ``in [...]``, ``'a' if … else 'b'``)."""
+    node = find_node(doc, condition_id) or {}
+    config = node.get("config") if isinstance(node.get("config"), dict) else {}
+    return condition_literals(str(config.get("expression") or ""))
+
+
+def next_when(doc: dict[str, Any], condition_id: str) -> str | None:
+    """The first ``when`` no edge of the condition uses yet: its expression's values (else true, false),
+    then default; None when all are taken."""
+    used = {e.get("when") for e in doc.get("edges", []) if e.get("source") == condition_id}
+    values = condition_values(doc, condition_id) or ["true", "false"]
+    return next((v for v in [*values, "default"] if v not in used), None)
+
+
+def _free_position(doc: dict[str, Any], prev: dict[str, Any] | None, *, shift_from: str | None = None) -> dict[str, float]:
+    if shift_from is not None and prev is not None:
+        _shift_right(doc, shift_from, prev["id"], coordinates(prev.get("position"))[0] + X_GAP)
     taken = [coordinates(n.get("position")) for n in doc.get("nodes", [])]
     if prev is not None:
         x, y = coordinates(prev.get("position"))
@@ -226,6 +314,25 @@ def _free_position(doc: dict[str, Any], prev: dict[str, Any] | None) -> dict[str
     while any(abs(px - x) < 100 and abs(py - y) < 60 for px, py in taken):
         y += Y_GAP
     return {"x": x, "y": y}
+
+
+def _shift_right(doc: dict[str, Any], start: str, stop: str, from_x: float) -> None:
+    """Make room for an inserted node: ``start`` and what follows it (up to ``stop``) move right by a column
+    when they stand at ``from_x`` or further right."""
+    succ: dict[str, list[str]] = {}
+    for e in doc.get("edges", []):
+        succ.setdefault(str(e.get("source")), []).append(str(e.get("target")))
+    seen, todo = {start}, [start]
+    while todo:
+        for after in succ.get(todo.pop(), []):
+            if after not in seen and after != stop:
+                seen.add(after)
+                todo.append(after)
+    for node in doc.get("nodes", []):
+        if node.get("id") in seen:
+            x, y = coordinates(node.get("position"))
+            if x >= from_x - 1:
+                node["position"] = {"x": x + X_GAP, "y": y}
 
 
 def delete_node(doc: dict[str, Any], node_id: str) -> None:

@@ -34,14 +34,18 @@ CUSTOM = "custom…"
 def edge_form(edge: dict[str, Any], *, disabled: bool) -> None:
     doc = bs.doc()
     src, dst, when = edge["source"], edge["target"], edge.get("when")
-    head, close = st.columns([5, 1], vertical_alignment="center")
+    head, remove, close = st.columns([4, 1, 1], vertical_alignment="center")
     head.markdown(f"#### Edge  \n{code(src)} → {code(dst)}")
+    with remove:  # before the fields, and behind a confirmation: Tab from a field never reaches it
+        delete_popover("edge", bs.act_delete_edge, (src, dst, when), disabled=disabled)
     close.button("✕", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
     source_node = bd.find_node(doc, src) or {}
     base = bs.fkey("edge", src, dst)
     if source_node.get("type") == "condition":
-        choices = [*bd.WHEN_CHOICES, CUSTOM]
-        current = when if when in bd.WHEN_CHOICES else (CUSTOM if when is not None else None)
+        named = bd.condition_values(doc, src)  # the values its expression compares with or returns
+        fixed = [*named, *(c for c in bd.WHEN_CHOICES if c not in named)]
+        choices = [*fixed, CUSTOM]
+        current = when if when in fixed else (CUSTOM if when is not None else None)
         st.selectbox(
             "Taken when the condition's value is",
             choices,
@@ -50,8 +54,9 @@ def edge_form(edge: dict[str, Any], *, disabled: bool) -> None:
             on_change=_set_when,
             args=(src, dst, when, base + ".when", base + ".custom"),
             disabled=disabled,
-            placeholder="choose: true / false / default / a value",
-            help="Booleans are written true/false; default is taken when no other edge of the condition matches.",
+            placeholder="choose: " + " / ".join(fixed) + " / a value",
+            help="The first choices are the values the condition's expression names; booleans are written "
+            "true/false; default is taken when no other edge of the condition matches.",
         )
         if current == CUSTOM or st.session_state.get(base + ".when") == CUSTOM:
             st.text_input(
@@ -75,18 +80,30 @@ def edge_form(edge: dict[str, Any], *, disabled: bool) -> None:
             st.button(
                 "Remove when", key="builder_edge_unwhen", on_click=_unset_when, args=(src, dst, when), disabled=disabled
             )
-    st.button(
-        "Delete edge",
-        key="builder_delete_edge",
-        icon=":material/delete:",
-        on_click=bs.act_delete_edge,
-        args=(src, dst, when),
-        disabled=disabled,
-    )
+
+
+def delete_popover(what: str, action: Callable[..., None], args: tuple[Any, ...], *, disabled: bool) -> None:
+    """A delete action behind a small popover with the one destructive button, placed before the fields of
+    the inspector: Tab from a text field goes on to the next field, never onto a delete button."""
+    with st.popover("", icon=":material/delete:", help=f"Delete this {what}…", disabled=disabled):
+        st.button(
+            f"Delete {what}",
+            key=f"builder_delete_{what}",
+            icon=":material/delete:",
+            type="primary",
+            on_click=action,
+            args=args,
+            disabled=disabled,
+        )
 
 
 def _set_when(src: str, dst: str, old: str | None, select_key: str, custom_key: str) -> None:
     if not present(select_key):
+        return
+    edge = bd.find_edge(bs.doc(), src, dst, old)
+    if edge is None or edge.get("when") != old:
+        # the browser sent the value of an edge form no longer shown (the edge was just rewired, say by a
+        # palette insert): taking it would select an edge that is gone and lose the current selection
         return
     choice = st.session_state.get(select_key)
     if choice == CUSTOM:
@@ -332,10 +349,14 @@ def versions_panel(*, viewing: int | None) -> None:
     for row in reversed(rows):
         when = dt.datetime.fromtimestamp(row.created_at).strftime("%Y-%m-%d %H:%M")
         nodes = len((row.document or {}).get("nodes", []))
+        found = bd.problems(row.document or {})  # saved with problems: listed with it
         tag = " · latest" if row.version == latest else ""
         tag += " · viewing" if viewing == row.version else ""
         c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="center")
-        c1.markdown(f"**v{row.version}**{tag}  \n:gray[{when} · {nodes} nodes]")
+        flaws = f" · :red[{len(found)} problem{'s' if len(found) != 1 else ''}]" if found else ""
+        c1.markdown(f"**v{row.version}**{tag}  \n:gray[{when} · {nodes} nodes]{flaws}")
+        if found:
+            c1.caption("\n".join(f"- {md_escape(str(p))}" for p in found[:5]))
         c2.button(
             "View",
             key=f"builder_ver_view_{row.version}",

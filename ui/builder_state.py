@@ -22,7 +22,9 @@ canvas redraw they cause happens in the same run.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,10 @@ UPLOAD_GEN = "builder_upload_gen"
 IMPORTED = "builder_imported"  # file ids of the last uploads imported (each upload is imported once)
 FORM_PREFIX = "builder_form."  # every side-panel widget key starts with this, then the form epoch
 FORM_EPOCH = "builder_forms_epoch"
+DRAFT = "builder_draft_key"  # the store key of the open document's draft: a workflow id, or "new:<uuid>"
+DRAFT_DIGEST = "builder_draft_digest"  # digest of the draft last written (None: no draft stored)
+RESTORED = "builder_restored"  # {"at": epoch seconds} while the open document is a restored draft
+DRAFT_ERROR = "builder_draft_error"  # why the last draft write failed (shown once)
 
 BAD_STYLE = {"border": "2px dashed #dc2626"}
 
@@ -101,6 +107,63 @@ def dirty() -> bool:
     return st.session_state.get(BASELINE) != doc()
 
 
+def unsaved() -> bool:
+    """Whether leaving would lose something: changes since opened or saved, or a document never saved
+    that did not come from New untouched (an import, an example, a copy)."""
+    if readonly() is not None:
+        return False
+    return dirty() or (saved_id() is None and source() != "new")
+
+
+def restored() -> dict[str, Any] | None:
+    """``{"at": time}`` while the open document is a draft restored on opening."""
+    return st.session_state.get(RESTORED)
+
+
+def when_text(epoch: float) -> str:
+    """A draft's time as the user reads it: the time today, else the date and time."""
+    import datetime as dt
+
+    moment = dt.datetime.fromtimestamp(epoch)
+    return moment.strftime("%H:%M:%S" if moment.date() == dt.date.today() else "%Y-%m-%d %H:%M")
+
+
+def _digest(document: Any) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def keep_draft() -> None:
+    """Write the document as its draft when it changed since the last write (at most one write per
+    run), or drop the draft once nothing is unsaved. A failed write is said once, never raised."""
+    key = st.session_state.get(DRAFT)
+    if not key:
+        return
+    wanted = unsaved()
+    digest = _digest(doc()) if wanted else None
+    if digest == st.session_state.get(DRAFT_DIGEST):
+        return
+    try:
+        if wanted:
+            store().save_draft(key, doc(), source=source())
+        else:
+            store().drop_draft(key)
+    except Exception as exc:  # noqa: BLE001 - the page must go on; the user is told
+        if st.session_state.get(DRAFT_ERROR) != str(exc):
+            st.session_state[DRAFT_ERROR] = str(exc)
+            flash("warning", f"Your edits could not be kept as a draft: {md_escape(str(exc)[:300])}")
+        return
+    st.session_state[DRAFT_DIGEST] = digest
+
+
+def sync_address() -> None:
+    """Keep ``?workflow=ID`` (saved) or ``?draft=KEY`` (never saved) in the address, so a reload or a
+    new tab on it reopens this document with its draft."""
+    wid, key = saved_id(), st.session_state.get(DRAFT)
+    wanted = {"workflow": wid} if wid else {"draft": key} if key else {}
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+
+
 def fkey(*parts: str) -> str:
     """A side-panel widget key: ``builder_form.<epoch>.<part>.<part>`` ('.' cannot occur in ids)."""
     return f"{FORM_PREFIX}{st.session_state.get(FORM_EPOCH, 0)}." + ".".join(parts)
@@ -126,7 +189,8 @@ def init() -> None:
     st.session_state.setdefault(GEN, 0)
     st.session_state.setdefault(UPLOAD_GEN, 0)
     if BUILDER_ARRIVING not in st.session_state and not isinstance(st.session_state.get(BUILDER_DOC), dict):
-        st.session_state[BUILDER_ARRIVING] = (_new_document(), "new", None)
+        # a new session (a reload, a new tab): the address says what was open
+        st.session_state[BUILDER_ARRIVING] = _from_address() or _with_draft(_new_document(), "new", None)
     finish_arrival()
 
 
@@ -134,9 +198,53 @@ def open_doc(document: dict[str, Any], src: str, *, version: int | None = None) 
     """Open ``document`` in the Builder. A newer rerun can stop the script at any session-state write,
     and a new document under the old source (``saved:<id>`` of another workflow) would save over that
     workflow: so the one write that decides is the arrival record, and the rest is redone from it by
-    the next script run when this one is stopped half way."""
-    st.session_state[BUILDER_ARRIVING] = (document, src, version)
+    the next script run when this one is stopped half way. A saved workflow with a draft opens as
+    its draft (the draft's edits are the user's latest)."""
+    st.session_state[BUILDER_ARRIVING] = _with_draft(document, src, version)
     finish_arrival()
+
+
+def _with_draft(document: dict[str, Any], src: str, version: int | None, key: str | None = None) -> tuple[Any, ...]:
+    """The arrival record: (document, source, version, baseline, draft key, restored draft's time or None)."""
+    if version is not None:
+        return (document, src, version, copy.deepcopy(document), None, None)
+    if src.startswith("saved:"):
+        wid = src.split(":", 1)[1]
+        draft = _read_draft(wid)
+        if draft is not None:
+            return (copy.deepcopy(draft.document), src, None, copy.deepcopy(document), wid, draft.updated_at)
+        return (document, src, None, copy.deepcopy(document), wid, None)
+    return (document, src, None, copy.deepcopy(document), key or f"new:{uuid.uuid4().hex[:16]}", None)
+
+
+def _read_draft(key: str) -> Any:
+    try:
+        return store().get_draft(key)
+    except Exception:  # noqa: BLE001 - no store: open without the draft
+        return None
+
+
+def _from_address() -> tuple[Any, ...] | None:
+    """The arrival record for ``?workflow=ID`` (the saved workflow, or its draft) or ``?draft=KEY``."""
+    wid, key = st.query_params.get("workflow"), st.query_params.get("draft")
+    if wid:
+        try:
+            found = store().get_workflow(wid)
+        except Exception:  # noqa: BLE001 - a malformed id or no store: say so below
+            found = None
+        if found is not None:
+            return _with_draft(copy.deepcopy(found[1].document), f"saved:{wid}", None)
+        draft = _read_draft(wid)
+        if draft is not None:  # deleted meanwhile, but the edit is still here
+            return (copy.deepcopy(draft.document), f"saved:{wid}", None, None, wid, draft.updated_at)
+        flash("warning", f"There is no saved workflow with id “{md_escape(wid)}”; a new workflow is open instead.")
+        return None
+    if key and key.startswith("new:"):
+        draft = _read_draft(key)
+        if draft is not None:
+            return (copy.deepcopy(draft.document), draft.source, None, None, key, draft.updated_at)
+        return _with_draft(_new_document(), "new", None, key)  # nothing was changed in it: a fresh one
+    return None
 
 
 def finish_arrival() -> None:
@@ -144,22 +252,28 @@ def finish_arrival() -> None:
     arriving = st.session_state.get(BUILDER_ARRIVING)
     if arriving is None:
         return
-    document, src, version = arriving
     messages.unpin(OPEN_ERROR)  # whatever failed to open before, this opening replaces its message
+    if len(arriving) == 3:  # nav.open_in_builder: (document, source, version)
+        arriving = _with_draft(*arriving)
+        st.session_state[BUILDER_ARRIVING] = arriving
+    document, src, version, baseline, key, restored = arriving
     st.session_state[BUILDER_DOC] = document
     st.session_state[BUILDER_SOURCE] = src
-    _arrive(version)
+    st.session_state[DRAFT] = key
+    st.session_state[DRAFT_DIGEST] = _digest(document) if restored is not None else None
+    st.session_state[RESTORED] = {"at": restored} if restored is not None else None
+    _arrive(version, baseline)
     st.session_state.pop(BUILDER_ARRIVING, None)
 
 
-def _arrive(version: int | None) -> None:
+def _arrive(version: int | None, baseline: dict[str, Any] | None = None) -> None:
     st.session_state[GEN] = st.session_state.get(GEN, 0) + 1
     st.session_state[CANVAS_KEY] = f"builder_canvas_{st.session_state[GEN]}"
     st.session_state[SEEN] = None
     st.session_state[SELECTED] = None
     st.session_state[READONLY] = version
     st.session_state[CONFIRM_DELETE] = False
-    st.session_state[BASELINE] = copy.deepcopy(doc())
+    st.session_state[BASELINE] = baseline
     reset_forms()
     redraw(bd.problem_nodes(bd.problems(doc())))
 
@@ -177,10 +291,15 @@ def _free_name(name: str) -> str:
 
 
 def options() -> dict[str, str]:
-    """What can be opened: source -> label (saved workflows first, then the examples)."""
+    """What can be opened: source -> label (saved workflows first, then drafts of documents never saved
+    other than the open one, then the examples)."""
     found: dict[str, str] = {}
     for row in store().list_workflows():
         found[f"saved:{row.id}"] = f"{row.name} · v{row.latest_version}"
+    for draft in store().list_drafts(limit=20):
+        if draft.key.startswith("new:") and draft.key != st.session_state.get(DRAFT):
+            name = draft.document.get("name") if isinstance(draft.document, dict) else None
+            found[f"draft:{draft.key}"] = f"Draft · {name or 'untitled'} · {when_text(draft.updated_at)}"
     for path in sorted(EXAMPLES.glob("*.json")):
         try:
             name = json.loads(path.read_text(encoding="utf-8")).get("name") or path.stem
@@ -254,6 +373,7 @@ def take_canvas_event() -> bool:
     if readonly() is None:
         drawn = st.session_state.get(DRAWN) or {"bad": [], "readonly": False}
         merged = merge_canvas(doc(), state, base=drawn.get("doc"))
+        _fill_new_whens(doc(), merged)
         if merged != doc():
             st.session_state[BUILDER_DOC] = merged
         st.session_state[DRAWN] = {**drawn, "doc": merge_canvas(drawn.get("doc") or merged, state)}
@@ -306,6 +426,8 @@ def sync_canvas() -> list[Problem]:
     _take_palette_clicks()  # before the canvas report: its merge keeps the nodes added here
     take_canvas_event()
     follow_pending_run()
+    keep_draft()
+    sync_address()
     found = bd.problems(doc())
     bad = bd.problem_nodes(found)
     if needs_redraw(bad):
@@ -326,6 +448,14 @@ def act_open(choice_key: str) -> None:
     label = options().get(src) if src else None
     if not src or not label:
         flash("warning", "Choose a workflow to open.")
+        return
+    if src.startswith("draft:"):
+        draft = _read_draft(src.split(":", 1)[1])
+        if draft is None:
+            flash("warning", "That draft is gone (saved or discarded meanwhile).")
+            return
+        st.session_state[BUILDER_ARRIVING] = (copy.deepcopy(draft.document), draft.source, None, None, draft.key, draft.updated_at)
+        finish_arrival()
         return
     try:
         document = load_source(src)
@@ -365,21 +495,65 @@ def import_bytes(data: bytes, name: str) -> bool:
 
 
 def act_save() -> None:
+    """Store a version, with its problems if it has any (they are listed with it); drop the draft."""
     if readonly() is not None:
         return
-    try:
-        document = bd.normalized(doc())
-    except WorkflowInvalid as exc:
-        flash("error", f"Not saved: the workflow has {len(exc.problems)} problem(s); fix them first.")
+    current = doc()
+    name = current.get("name")
+    if not isinstance(name, str) or not name.strip():
+        flash("error", "Not saved: give the workflow a name first (Workflow settings); workflows are saved by name.")
         return
-    ref = store().save_workflow(document)
-    st.session_state[BUILDER_DOC] = document
-    st.session_state[BUILDER_SOURCE] = f"saved:{ref.id}"
-    st.session_state[BASELINE] = copy.deepcopy(document)
-    if ref.created:
+    found = bd.problems(current)
+    try:
+        document = copy.deepcopy(current) if found else bd.normalized(current)
+        ref = store().save_workflow(document)
+    except Exception as exc:  # noqa: BLE001 - a document the store cannot hold (say a YAML date): say why
+        flash("error", f"Not saved: {md_escape(str(exc)[:300])}")
+        return
+    now_saved(document, ref.id)
+    if found:
+        flash(
+            "warning",
+            f"Saved as version {ref.version} with {len(found)} problem{'s' if len(found) != 1 else ''} "
+            "(listed under the canvas and in Version history); fix them to run it.",
+        )
+    elif ref.created:
         flash("success", f"Saved as version {ref.version}.")
     else:
         flash("info", f"No changes: version {ref.version} is up to date.")
+
+
+def now_saved(document: dict[str, Any], workflow_id: str) -> None:
+    """The open document was just saved as ``workflow_id`` (Save, or a run, which saves it): it is the
+    new baseline, and its drafts (under the old key and the workflow's) are dropped."""
+    old_key = st.session_state.get(DRAFT)
+    st.session_state[BUILDER_DOC] = document
+    st.session_state[BUILDER_SOURCE] = f"saved:{workflow_id}"
+    st.session_state[BASELINE] = copy.deepcopy(document)
+    st.session_state[DRAFT] = workflow_id
+    st.session_state[RESTORED] = None
+    for key in {old_key, workflow_id} - {None}:
+        try:
+            store().drop_draft(str(key))
+        except Exception:  # noqa: BLE001 - a draft left behind is dropped by the next save
+            pass
+    st.session_state[DRAFT_DIGEST] = None
+
+
+def act_discard_draft() -> None:
+    """Drop the restored draft and open what was saved (or a new document)."""
+    key = st.session_state.get(DRAFT)
+    if key:
+        store().drop_draft(str(key))
+    wid = saved_id()
+    found = store().get_workflow(wid) if wid else None
+    if found is not None:
+        st.session_state[BUILDER_ARRIVING] = (copy.deepcopy(found[1].document), f"saved:{wid}", None, copy.deepcopy(found[1].document), wid, None)
+    else:
+        fresh = _new_document()
+        st.session_state[BUILDER_ARRIVING] = (fresh, "new", None, copy.deepcopy(fresh), f"new:{uuid.uuid4().hex[:16]}", None)
+    finish_arrival()
+    flash("info", "Draft discarded.")
 
 
 def act_duplicate() -> None:
@@ -403,6 +577,7 @@ def act_delete() -> None:
         return
     name = doc().get("name")
     if store().archive_workflow(wid):
+        store().drop_draft(wid)
         open_doc(_new_document(), "new")
         flash("success", f"Deleted “{md_escape(name)}”. Its runs and versions stay in History.")
 
@@ -420,21 +595,37 @@ def act_layout() -> None:
 
 
 def _take_palette_clicks() -> None:
-    """Add a node per new palette click, each after the one before (or after the selected node).
-    Clicks are taken also when the document is read-only, and then never applied."""
+    """Add a node per new palette click, each after the one before: the first after the selected node,
+    or into the selected edge (``bd.add_node`` says how it is wired). Clicks are taken also when the
+    document is read-only, and then never applied."""
     document, sel, editable = doc(), selected(), readonly() is None
     added: list[str] = []
 
     def apply(node_types: list[str]) -> None:  # no session-state access in here (see ui/palette.py)
-        after = added[-1] if added else sel["id"] if sel and sel["kind"] == "node" else None
         for node_type in node_types:
-            if editable and node_type in bd.PALETTE:  # the value comes from the browser: only the palette's types
-                added.append(bd.add_node(document, node_type, after))
-                after = added[-1]
+            if not editable or node_type not in bd.PALETTE:  # the value comes from the browser: only the palette's types
+                continue
+            if added:
+                added.append(bd.add_node(document, node_type, added[-1]))
+            elif sel and sel["kind"] == "edge":
+                added.append(bd.add_node(document, node_type, into=(sel["source"], sel["target"], sel.get("when"))))
+            else:
+                added.append(bd.add_node(document, node_type, sel["id"] if sel and sel["kind"] == "node" else None))
 
     palette.take_clicks(apply)
     if added:
         _select_node(added[-1])
+
+
+def _fill_new_whens(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """An edge just drawn from a condition gets the next ``when`` value (``bd.next_when``) instead of none."""
+    old = {(e.get("source"), e.get("target")) for e in before.get("edges", [])}
+    for edge in after.get("edges", []):
+        source = bd.find_node(after, edge["source"]) or {}
+        if (edge["source"], edge["target"]) not in old and source.get("type") == "condition" and "when" not in edge:
+            when = bd.next_when(after, edge["source"])
+            if when is not None:
+                edge["when"] = when
 
 
 def act_close_inspector() -> None:
@@ -473,12 +664,14 @@ def act_restore_version() -> None:
     if version is None:
         return
     ref = store().save_workflow(doc())
-    open_doc(doc(), f"saved:{ref.id}")
+    had_draft = store().drop_draft(ref.id)  # the restored version is what is open now, not the draft
+    document = doc()
+    st.session_state[BUILDER_ARRIVING] = (document, f"saved:{ref.id}", None, copy.deepcopy(document), ref.id, None)
+    finish_arrival()
     flash(
         "success",
-        f"Restored version {version} as version {ref.version}."
-        if ref.created
-        else f"Version {version} is already the latest.",
+        (f"Restored version {version} as version {ref.version}." if ref.created else f"Version {version} is already the latest.")
+        + (" Your unsaved draft of the workflow was discarded." if had_draft else ""),
     )
 
 

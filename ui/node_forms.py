@@ -21,6 +21,7 @@ import tools
 from engine.model import MAP_INNER_TYPES, AgentConfig, MapConfig, MemoryConfig, Node, RetryPolicy
 from ui import builder_doc as bd
 from ui import builder_state as bs
+from ui.builder_forms import delete_popover
 from ui.flow import ICONS
 from ui.form_fields import NumberField, code, json_field, number_field, present, references, renamed, show_error
 from ui.text import md_escape
@@ -147,10 +148,13 @@ def _cfg_of(node: dict[str, Any]) -> dict[str, Any]:
 def node_form(node: dict[str, Any], *, disabled: bool) -> None:
     node_id = node["id"]
     node_type = str(node.get("type"))
-    head, close = st.columns([5, 1], vertical_alignment="center")
+    head, remove, close = st.columns([4, 1, 1], vertical_alignment="center")
     head.markdown(
         f"#### {ICONS.get(node_type, '❔')} {md_escape(node.get('label') or node_id)}  \n:gray-badge[{md_escape(node_type)} node]"
     )
+    if node_type != "input":
+        with remove:  # before the fields, behind a confirmation: Tab from a field never reaches it
+            delete_popover("node", bs.act_delete_node, (node_id,), disabled=disabled)
     close.button("✕", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
 
     id_key = _key(node_id, "id")
@@ -171,16 +175,6 @@ def node_form(node: dict[str, Any], *, disabled: bool) -> None:
         render(node, disabled)
     if node_type in bd.PALETTE:
         _retry_form(node, disabled)
-    if node_type != "input":
-        st.button(
-            "Delete node",
-            key="builder_delete_node",
-            icon=":material/delete:",
-            on_click=bs.act_delete_node,
-            args=(node_id,),
-            disabled=disabled,
-            help="Removes the node and its edges (the node menu on the canvas does the same).",
-        )
 
 
 def _rename(old: str, key: str) -> None:

@@ -28,7 +28,7 @@ from engine import InputsInvalid, WorkflowInvalid
 from engine.errors import EngineError, Problem
 from ui import builder_doc as bd
 from ui import builder_state as bs
-from ui.nav import BUILDER_DOC, BUILDER_SOURCE, mark_pending, show_run
+from ui.nav import BUILDER_DOC, mark_pending, show_run
 from ui.runtime import get_runtime
 from ui.text import md_escape
 
@@ -105,10 +105,7 @@ def carry_out_start() -> None:
     # Runtime.submit saved the workflow (by name): the Builder, still showing it, now shows that saved version.
     row = bs.store().find_workflow(str(doc.get("name")))
     if row is not None and bs.readonly() is None and st.session_state.get(BUILDER_DOC) == doc:
-        normal = bd.normalized(doc)
-        st.session_state[BUILDER_DOC] = normal
-        st.session_state[BUILDER_SOURCE] = f"saved:{row.id}"
-        st.session_state[bs.BASELINE] = copy.deepcopy(normal)
+        bs.now_saved(bd.normalized(doc), row.id)
     mark_pending(run_id)  # before the request is dropped: from here a stopped script still ends on the Run page
     st.session_state.pop(START, None)
     show_run(run_id)

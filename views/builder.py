@@ -15,7 +15,7 @@ from streamlit_flow import streamlit_flow
 from ui import builder_doc as bd
 from ui import builder_forms as forms
 from ui import builder_state as bs
-from ui import flash, node_forms, palette
+from ui import flash, leave_guard, node_forms, palette
 from ui import run_form as run_popover
 from ui.flow import ICONS
 from ui.text import md_escape
@@ -87,10 +87,11 @@ with st.container(horizontal=True, vertical_alignment="center"):
         "Save",
         key="builder_save",
         icon=":material/save:",
-        type="primary" if bs.dirty() and not problems else "secondary",
+        type="primary" if bs.dirty() else "secondary",
         on_click=bs.act_save,
-        disabled=locked or bool(problems),
-        help="Fix the problems first" if problems else "Save a new version (only when something changed)",
+        disabled=locked,
+        help="Save a new version (only when something changed)"
+        + (f"; it is saved with its {len(problems)} problem(s), which block only Run" if problems else ""),
     )
     st.button(
         "Duplicate",
@@ -119,10 +120,28 @@ with st.container(horizontal=True, vertical_alignment="center"):
     )
     with st.popover("Run", icon=":material/play_arrow:", type="primary"):
         st.markdown(f"**Run {md_escape(doc.get('name') or 'workflow')}**")
+        if problems:
+            st.error(
+                f"Run is blocked by {len(problems)} problem{'s' if len(problems) != 1 else ''}:\n"
+                + "\n".join(f"- **{md_escape(p.where)}**: {md_escape(p.message)}" for p in problems[:8])
+                + (f"\n- … and {len(problems) - 8} more (under the canvas)" if len(problems) > 8 else ""),
+                icon=":material/block:",
+            )
         run_popover.run_form(blocked=bool(problems))
 
 flash.show(bs.FLASH)
 flash.show_pinned(bs.OPEN_ERROR)  # the canvas's reruns would eat a once-only message
+leave_guard.guard(unsaved=bs.unsaved(), key="builder_leave_guard")
+
+if (restored := bs.restored()) is not None and not locked:
+    with st.container(border=True, horizontal=True, vertical_alignment="center"):
+        st.info(
+            f"Restored draft: your unsaved edits from {bs.when_text(restored['at'])} are back. "
+            "Save to keep them as a version, or discard them.",
+            icon=":material/restore:",
+            width="stretch",
+        )
+        st.button("Discard draft", key="builder_discard_draft", on_click=bs.act_discard_draft)
 
 if st.session_state.get(bs.CONFIRM_DELETE) and wid is not None:
     with st.container(border=True):
@@ -152,8 +171,13 @@ palette_col, canvas_col, side_col = st.columns([0.13, 0.53, 0.34], gap="small")
 with palette_col:
     sel = bs.selected()
     picked = bd.find_node(doc, sel["id"]) if sel and sel["kind"] == "node" else None
-    after = picked["id"] if picked and picked.get("type") not in ("output", "condition") else None
-    st.caption("Add a node" + (f" after **{md_escape(after)}**" if after else ""))
+    after = picked["id"] if picked and picked.get("type") != "output" else None
+    into = (sel["source"], sel["target"]) if sel and sel["kind"] == "edge" else None
+    st.caption(
+        f"Insert a node into **{md_escape(into[0])} → {md_escape(into[1])}**"
+        if into
+        else "Add a node" + (f" after **{md_escape(after)}**" if after else "")
+    )
     palette.render(
         [
             {
@@ -205,6 +229,12 @@ with canvas_col:
     else:
         n_nodes, n_edges = len(doc.get("nodes", [])), len(doc.get("edges", []))
         st.success(f"Valid — {n_nodes} nodes, {n_edges} edges. Ready to run.", icon=":material/check_circle:")
+        if warned := bd.warnings(doc):
+            st.warning(
+                f"**{len(warned)} warning{'s' if len(warned) != 1 else ''}** (they do not block Run):\n"
+                + "\n".join(f"- **{md_escape(p.where)}**: {md_escape(p.message)}" for p in warned),
+                icon=":material/warning:",
+            )
 
 with side_col:
     with st.container(border=True):
@@ -220,7 +250,8 @@ with side_col:
         else:
             st.markdown("#### Inspector")
             st.caption(
-                "Click a node or an edge on the canvas to edit it here. New nodes from the palette are added after the selected node."
+                "Click a node or an edge on the canvas to edit it here. A node from the palette goes after the selected "
+                "node (into its edge when it has exactly one; a new branch after a condition), or into the selected edge."
             )
             names = [n["id"] for n in doc.get("nodes", [])]
             st.selectbox(

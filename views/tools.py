@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import streamlit as st
 
 import tools
+from ui import tool_form
 from ui.runtime import get_runtime
 from ui.text import clip, md_escape
 
@@ -32,18 +30,6 @@ except ImportError:  # the python tool may be absent from a minimal install
     isolation_detail = None  # type: ignore[assignment]
 
 
-def _default_for(schema: dict[str, Any]) -> Any:
-    if "default" in schema:
-        return schema["default"]
-    kind = schema.get("type")
-    return {"string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "object": {}}.get(str(kind), None)
-
-
-def _example_args(spec: tools.ToolSpec) -> dict[str, Any]:
-    properties = spec.parameters.get("properties", {})
-    return {name: _default_for(schema) for name, schema in properties.items()}
-
-
 names = [spec.name for spec in specs]
 chosen = st.selectbox("Tool", names, key="tools_selected", format_func=lambda n: n)
 spec = next(s for s in specs if s.name == chosen)
@@ -61,19 +47,17 @@ with left:
 
 with right:
     st.subheader("Try it")
-    default_text = json.dumps(_example_args(spec), indent=2)
+    if not tool_form.args_of(spec.parameters):
+        st.caption("This tool takes no arguments.")
     with st.form(key=f"tools_form_{spec.name}"):
-        raw = st.text_area("Arguments (JSON object)", value=default_text, height=180, key=f"tools_args_{spec.name}")
+        tool_form.render(spec.name, spec.parameters)
         submitted = st.form_submit_button("Call the tool", type="primary")
     if submitted:
-        try:
-            args = json.loads(raw or "{}")
-        except json.JSONDecodeError as exc:
-            st.error(f"The arguments are not valid JSON: {md_escape(exc.msg)} (line {exc.lineno}, column {exc.colno})")
+        args, wrong = tool_form.collect(spec.name, spec.parameters)
+        if wrong:
+            st.error("Not called:\n" + "\n".join(f"- {md_escape(line)}" for line in wrong))
             st.stop()
-        if not isinstance(args, dict):
-            st.error("The arguments must be a JSON object, e.g. {\"expression\": \"2 + 2\"}.")
-            st.stop()
+        tool_form.remember(spec.name, args)
         with st.spinner(f"Calling {md_escape(spec.name)}…"):
             result = get_runtime().call_tool(spec.name, args)
         st.session_state["tools_last"] = {"tool": spec.name, "ok": result.ok, "value": result.value, "error": result.error,
@@ -88,8 +72,8 @@ with right:
                 st.json(last["value"])
             else:
                 st.code(clip(last["value"], 20_000), language=None)
-        else:
-            st.error("The tool reported an error: the call failed")
+        else:  # the tool's own words in red, as text (tool output is untrusted)
+            st.error("The tool reported an error: the call failed", icon=":material/error:")
             st.code(clip(last["error"], 5_000), language=None, wrap_lines=True)
             if last.get("detail"):
                 with st.expander("Details: output, traceback or the backend's own error"):

@@ -23,10 +23,20 @@ from sqlmodel import Session
 
 from engine.events import Event
 from engine.store.db import StoreError, StoreUrlInvalid, database_url, open_engine, sqlite_path
-from engine.store.tables import EventRow, NodeExecutionRow, RunRow, WorkflowRow, WorkflowVersionRow
+from engine.store.tables import DraftRow, EventRow, NodeExecutionRow, RunRow, WorkflowRow, WorkflowVersionRow
 from engine.store.writer import RUNS, Writer, WriteFailed
 
-__all__ = ["RunRow", "NodeExecutionRow", "Store", "StoreError", "StoreUrlInvalid", "WorkflowRef", "process_owner", "owner_alive"]
+__all__ = [
+    "DraftRow",
+    "RunRow",
+    "NodeExecutionRow",
+    "Store",
+    "StoreError",
+    "StoreUrlInvalid",
+    "WorkflowRef",
+    "process_owner",
+    "owner_alive",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +168,41 @@ class Store:
     def workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRow]:
         with Session(self.engine) as session:
             query = select(WorkflowVersionRow).where(WorkflowVersionRow.workflow_id == workflow_id).order_by(WorkflowVersionRow.version)  # type: ignore[arg-type]
+            return list(session.execute(query).scalars())
+
+    # --- drafts (the Builder's unsaved edits) ------------------------------------------------
+
+    def save_draft(self, key: str, document: dict[str, Any], *, source: str = "new") -> None:
+        """Keep ``document`` (valid or not) as the draft under ``key``, replacing the one before."""
+        now = time.time()
+        with Session(self.engine) as session:
+            row = session.get(DraftRow, key)
+            if row is None:
+                row = DraftRow(key=key, source=source, document=document, updated_at=now)
+            else:
+                row.document, row.source, row.updated_at = document, source, now
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:  # another tab created it first: ours is newer
+                session.rollback()
+                session.merge(DraftRow(key=key, source=source, document=document, updated_at=now))
+                session.commit()
+
+    def get_draft(self, key: str) -> DraftRow | None:
+        with Session(self.engine) as session:
+            return session.get(DraftRow, key)
+
+    def drop_draft(self, key: str) -> bool:
+        """Forget the draft under ``key``; False when there was none."""
+        with self.engine.begin() as conn:
+            done = conn.execute(delete(DraftRow.__table__).where(DraftRow.__table__.c.key == key))  # type: ignore[attr-defined]
+        return bool(done.rowcount)
+
+    def list_drafts(self, *, limit: int = 50) -> list[DraftRow]:
+        """Drafts, newest first."""
+        query = select(DraftRow).order_by(DraftRow.updated_at.desc()).limit(limit)  # type: ignore[attr-defined]
+        with Session(self.engine) as session:
             return list(session.execute(query).scalars())
 
     # --- runs ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from sqlmodel import SQLModel
 
 from engine.errors import EngineError
 from datadir import folder_for, private_sqlite
-from engine.store.tables import SCHEMA_APP, MetaRow
+from engine.store.tables import SCHEMA_APP, DraftRow, MetaRow
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
@@ -204,7 +204,15 @@ def _token_flags(engine: Engine) -> None:
             conn.execute(sql("ALTER TABLE runs ADD COLUMN failed_tokens INTEGER NOT NULL DEFAULT 0"))
 
 
-MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [("0001_initial", _initial), ("0002_token_flags", _token_flags)]
+def _drafts(engine: Engine) -> None:
+    DraftRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+
+
+MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
+    ("0001_initial", _initial),
+    ("0002_token_flags", _token_flags),
+    ("0003_drafts", _drafts),
+]
 
 
 def migrate(engine: Engine) -> list[str]:

@@ -114,3 +114,15 @@ class EventRow(SQLModel, table=True):
     type: str = Field(max_length=40)
     node_id: str | None = Field(default=None, max_length=200)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class DraftRow(SQLModel, table=True):
+    """The Builder's unsaved edit of one document: a saved workflow's id, or ``new:<uuid>`` for a
+    document never saved. Any JSON object is kept, invalid ones too (a half-built workflow)."""
+
+    __tablename__ = "drafts"
+    __table_args__ = (_REDEFINE,)
+    key: str = Field(primary_key=True, max_length=200)
+    source: str = Field(default="new", max_length=600)  # where the document came from (Builder's source)
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: float

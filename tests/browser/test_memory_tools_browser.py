@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 import pytest
@@ -51,8 +53,18 @@ def test_tools_page_calls_the_calculator(page: Any, studio: Any) -> None:
     open_page(page, studio, "tools", "Tools")
     choose(page, "Tool", "calculator")
     expect(page.get_by_role("heading", name="calculator")).to_be_visible()
-    page.get_by_label("Arguments (JSON object)").fill('{"expression": "6 * 7"}')
+    field = page.get_by_role("textbox", name=re.compile(r"^expression"))  # a form field from the schema
+    field.fill("6 * 7")
     page.get_by_role("button", name="Call the tool").click()
     expect(page.get_by_text("Result", exact=True)).to_be_visible()
     expect(page.locator("[data-testid='stCode']").last).to_have_text("42")
     expect(page.get_by_text("Duration")).to_be_visible()
+    field.fill("1/0")
+    page.get_by_role("button", name="Call the tool").click()
+    error = page.locator("[data-testid='stAlertContentError']").filter(has_text="The tool returned an error")
+    expect(error).to_contain_text("zero")  # in the red box
+    choose(page, "Tool", "python")
+    code = page.get_by_role("textbox", name=re.compile(r"^code"))
+    assert "monospace" in code.evaluate("el => getComputedStyle(el).fontFamily"), "code gets a code field"
+    choose(page, "Tool", "calculator")
+    expect(page.get_by_role("textbox", name=re.compile(r"^expression"))).to_have_value("1/0")  # remembered

@@ -246,10 +246,12 @@ def test_set_an_edge_when_from_a_new_canvas_edge() -> None:
     state = canvas_state(at)
     state["edges"].append({"id": "st-flow-edge_route-result", "source": "route", "target": "result"})
     canvas_event(at, state, selected="st-flow-edge_route-result")
-    assert {"source": "route", "target": "result"} in current(at)["edges"]
-    assert at.session_state["builder_selected"]["kind"] == "edge"
-    assert any("needs" in e.value and "when" in e.value for e in at.error)
-    at.selectbox(key=fkey(at, "edge", "route", "result", "when")).select("false").run()
+    # a new edge from a condition takes the first value its expression names that no edge uses yet
+    assert {"source": "route", "target": "result", "when": "normal"} in current(at)["edges"]
+    assert at.session_state["builder_selected"] == {"kind": "edge", "source": "route", "target": "result", "when": "normal"}
+    when_box = at.selectbox(key=fkey(at, "edge", "route", "result", "when"))
+    assert list(when_box.options)[:3] == ["urgent", "normal", "true"], "the expression's values come first"
+    when_box.select("false").run()
     assert {"source": "route", "target": "result", "when": "false"} in current(at)["edges"]
     assert any(s.value.startswith("Valid") for s in at.success)
     labels = {e.id: e.label for e in at.session_state["builder_flow"].edges}
@@ -396,9 +398,23 @@ def test_save_makes_versions_only_when_something_changed(runtime: Runtime) -> No
     assert current(at)["name"] == "Calculator agent (v1 copy)"
 
 
-def test_save_is_refused_while_invalid() -> None:
+def test_save_stores_a_version_with_its_problems_and_only_run_is_blocked(runtime: Runtime) -> None:
     at = builder(broken())
-    assert button(at, "Save").disabled
+    assert not button(at, "Save").disabled, "a half-built workflow can be stored"
+    button(at, "Save").click().run()
+    assert any("Saved as version 1 with" in w.value and "problem" in w.value for w in at.warning)
+    row = runtime.store.find_workflow(broken()["name"])
+    assert row is not None
+    stored = runtime.store.workflow_versions(row.id)[0].document
+    assert stored == broken(), "stored as it is (it does not normalise)"
+    assert at.session_state[BUILDER_SOURCE] == f"saved:{row.id}"
+    assert not any("unsaved changes" in m.value for m in at.markdown)
+    versions = "\n".join(m.value for m in at.markdown)
+    assert "v1" in versions and ":red[" in versions and "problems]" in versions, "listed with the version"
+    start = [b for b in at.button if b.label == "Start run"]
+    assert start and start[0].disabled
+    blocked = "\n".join(e.value for e in at.error)
+    assert "Run is blocked by" in blocked and "nowhere" in blocked, "Run says which problems block it"
 
 
 def test_duplicate_and_delete_with_confirmation(runtime: Runtime) -> None:

@@ -39,27 +39,51 @@ def test_python_tool_shows_its_isolation_and_per_call_limits() -> None:
     assert ("WEAK" in captions[0]) == bool(pe.weaknesses()), captions
 
 
-def test_try_it_calls_the_calculator_and_shows_duration() -> None:
+def call(at: AppTest) -> AppTest:
+    [b for b in at.button if b.label == "Call the tool"][0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_try_it_is_a_form_from_the_schema_and_calls_the_calculator() -> None:
     at = _page("tools")
     at.selectbox(key="tools_selected").select("calculator").run()
-    at.text_area(key="tools_args_calculator").input(json.dumps({"expression": "6 * 7"}))  # a form: sent on submit
-    submit = [b for b in at.button if b.label == "Call the tool"][0]
-    submit.click().run()
-    assert not at.exception
+    at.text_input(key="tools_arg__calculator__expression").input("6 * 7")  # a form: sent on submit
+    call(at)
     assert any(m.label == "Duration" for m in at.metric)
     assert any("42" in c.value for c in at.code)
 
 
-def test_try_it_shows_tool_errors_and_bad_json() -> None:
+def test_try_it_widgets_follow_the_schema_and_remember_arguments_per_tool() -> None:
+    at = _page("tools")
+    at.selectbox(key="tools_selected").select("web_search").run()
+    count = at.number_input(key="tools_arg__web_search__max_results")
+    assert count.value == 5 and count.min == 1 and count.max == 20, "the schema's default and bounds"
+    at.text_input(key="tools_arg__web_search__query").input("offline test")
+    count.set_value(3)
+    call(at)
+    at.selectbox(key="tools_selected").select("python").run()
+    code = at.text_area(key="tools_arg__python__code")  # code gets a code field (fixed-width font)
+    code.input("print(6 * 7)")
+    call(at)
+    at.selectbox(key="tools_selected").select("web_search").run()
+    assert at.text_input(key="tools_arg__web_search__query").value == "offline test"
+    assert at.number_input(key="tools_arg__web_search__max_results").value == 3
+    at.selectbox(key="tools_selected").select("python").run()
+    assert at.text_area(key="tools_arg__python__code").value == "print(6 * 7)"
+
+
+def test_try_it_shows_a_tool_error_in_red_and_a_missing_argument() -> None:
     at = _page("tools")
     at.selectbox(key="tools_selected").select("calculator").run()
-    at.text_area(key="tools_args_calculator").input('{"expression": "1/0"}')
-    [b for b in at.button if b.label == "Call the tool"][0].click().run()
-    assert any("error" in e.value.lower() for e in at.error)
-    assert any("zero" in c.value.lower() for c in at.code)
-    at.text_area(key="tools_args_calculator").input("{not json")
-    [b for b in at.button if b.label == "Call the tool"][0].click().run()
-    assert any("not valid JSON" in e.value for e in at.error)
+    at.text_input(key="tools_arg__calculator__expression").input("1/0")
+    call(at)
+    assert any("reported an error" in e.value for e in at.error)
+    assert any("zero" in c.value.lower() for c in at.code), "the tool's own words are shown"
+    assert not at.success, "an error is not shown as a result"
+    at.selectbox(key="tools_selected").select("file_reader").run()
+    call(at)  # the required path left empty: the tool says what is wrong, in red
+    assert any("reported an error" in e.value for e in at.error)
 
 
 def test_settings_test_connection_and_key_never_shown(fake_openai: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
