@@ -36,7 +36,7 @@ def edge_form(edge: dict[str, Any], *, disabled: bool) -> None:
     src, dst, when = edge["source"], edge["target"], edge.get("when")
     head, close = st.columns([5, 1], vertical_alignment="center")
     head.markdown(f"#### Edge  \n{code(src)} → {code(dst)}")
-    close.button("✕", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
+    close.button("", icon=":material/close:", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
     source_node = bd.find_node(doc, src) or {}
     base = bs.fkey("edge", src, dst)
     if source_node.get("type") == "condition":

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ FLOW = "builder_flow"  # StreamlitFlowState passed to the component
 DRAWN = "builder_drawn"  # what FLOW was drawn from: {"doc", "bad", "readonly"}
 CANVAS_KEY = "builder_canvas_key"  # the component's key; changes per opened document (fresh fit_view)
 GEN = "builder_gen"
+VIEW_NONCE = "builder_view_nonce"  # this session's part of the canvas view names (see view_key)
 SEEN = "builder_canvas_seen"  # timestamp of the last canvas report taken
 REDRAWS = "builder_redraws"  # how many times the canvas was drawn from the document (numbers the drawings)
 SELECTED = "builder_selected"  # {"kind": "node", "id"} | {"kind": "edge", "source", "target", "when"} | None
@@ -69,6 +71,14 @@ BAD_STYLE = {"border": "2px dashed #dc2626"}
 
 def store() -> Store:
     return get_runtime().store
+
+
+def view_key() -> str:
+    """The canvas view's name: this session and the canvas key. A new name is a new view (fitted); the
+    browser tab keeps each view's pan and zoom under it (sessionStorage), and a reloaded page is a new
+    session whose canvas keys must not find the old session's viewports."""
+    nonce = st.session_state.setdefault(VIEW_NONCE, uuid.uuid4().hex[:12])
+    return f"{nonce}:{st.session_state.get(CANVAS_KEY, '')}"
 
 
 def doc() -> dict[str, Any]:

@@ -21,7 +21,7 @@ import tools
 from engine.model import MAP_INNER_TYPES, AgentConfig, MapConfig, MemoryConfig, Node, RetryPolicy
 from ui import builder_doc as bd
 from ui import builder_state as bs
-from ui.flow import ICONS
+from ui.icons import material
 from ui.form_fields import NumberField, code, json_field, number_field, present, references, renamed, show_error
 from ui.text import md_escape
 
@@ -149,9 +149,9 @@ def node_form(node: dict[str, Any], *, disabled: bool) -> None:
     node_type = str(node.get("type"))
     head, close = st.columns([5, 1], vertical_alignment="center")
     head.markdown(
-        f"#### {ICONS.get(node_type, '❔')} {md_escape(node.get('label') or node_id)}  \n:gray-badge[{md_escape(node_type)} node]"
+        f"#### {material(node_type)} {md_escape(node.get('label') or node_id)}  \n:gray-badge[{md_escape(node_type)} node]"
     )
-    close.button("✕", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
+    close.button("", icon=":material/close:", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
 
     id_key = _key(node_id, "id")
     st.text_input(

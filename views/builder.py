@@ -10,16 +10,21 @@ and every ``nodes.<id>`` reference (``ui.builder_doc``).
 from __future__ import annotations
 
 import streamlit as st
-from streamlit_flow import streamlit_flow
 
 from ui import builder_doc as bd
 from ui import builder_forms as forms
 from ui import builder_state as bs
 from ui import flash, node_forms, palette
 from ui import run_form as run_popover
-from ui.flow import ICONS
+from ui.canvas import canvas, roomy_page
+from ui.icons import icon_of
 from ui.text import md_escape
 
+PANEL = "builder_side_panel"  # the side panel is shown (the toggle's value; off: the canvas takes the full width)
+CANVAS_HEIGHT = 620
+
+roomy_page()
+st.session_state.setdefault(PANEL, True)
 bs.init()
 problems = bs.sync_canvas()
 doc = bs.doc()
@@ -146,18 +151,17 @@ if locked:
 
 # --- canvas and side panel ---------------------------------------------------------------------------------
 
-palette_col, canvas_col, side_col = st.columns([0.13, 0.53, 0.34], gap="small")
-
-with palette_col:
+with st.container(horizontal=True, vertical_alignment="center", gap="small"):
     sel = bs.selected()
     picked = bd.find_node(doc, sel["id"]) if sel and sel["kind"] == "node" else None
     after = picked["id"] if picked and picked.get("type") not in ("output", "condition") else None
-    st.caption("Add a node" + (f" after **{md_escape(after)}**" if after else ""))
+    st.caption("Add" + (f" after **{md_escape(after)}**" if after else ""), width="content")
     palette.render(
         [
             {
                 "type": node_type,
-                "label": f"{ICONS[node_type]} {node_type.capitalize()}",
+                "label": node_type.capitalize(),
+                "icon": icon_of(node_type).material,
                 "help": f"Add a {node_type} node" + (f", wired after “{after}”" if after else ""),  # plain text
             }
             for node_type in bd.PALETTE
@@ -170,28 +174,38 @@ with palette_col:
         icon=":material/account_tree:",
         on_click=bs.act_layout,
         disabled=locked,
-        width="stretch",
-        help="Arrange the nodes left to right by depth",
+        help="Arrange the nodes left to right by depth and fit them in the view",
+    )
+    st.toggle(
+        "Side panel",
+        value=st.session_state[PANEL],
+        key="builder_side_panel_toggle",
+        on_change=lambda: st.session_state.__setitem__(PANEL, st.session_state["builder_side_panel_toggle"]),
+        help="Hide the side panel to give the canvas the page's full width (the inspector then shows below it)",
     )
 
+if st.session_state[PANEL]:
+    canvas_col, side_col = st.columns([0.7, 0.3], gap="small")
+else:
+    canvas_col, side_col = st.container(), None
+
 with canvas_col:
-    streamlit_flow(
+    canvas(
         st.session_state[bs.CANVAS_KEY],
         st.session_state[bs.FLOW],
-        height=560,
-        fit_view=True,
+        view_key=bs.view_key(),
+        height=CANVAS_HEIGHT,
         show_controls=True,
-        show_minimap=False,
+        show_minimap=True,
         allow_new_edges=not locked,
         enable_node_menu=not locked,
         enable_edge_menu=not locked,
         get_node_on_click=True,
         get_edge_on_click=True,
-        hide_watermark=True,
     )
     st.caption(
         "Drag from a node's right handle to another node to connect them · click a node or an edge to edit it · "
-        "right-click a node or an edge to delete it."
+        "right-click a node or an edge to delete it · scroll to zoom, drag the background to pan."
     )
     if problems:
         st.error(
@@ -205,7 +219,8 @@ with canvas_col:
         n_nodes, n_edges = len(doc.get("nodes", [])), len(doc.get("edges", []))
         st.success(f"Valid — {n_nodes} nodes, {n_edges} edges. Ready to run.", icon=":material/check_circle:")
 
-with side_col:
+
+def side_panel() -> None:
     with st.container(border=True):
         sel = bs.selected()
         node = bd.find_node(doc, sel["id"]) if sel and sel["kind"] == "node" else None
@@ -242,3 +257,10 @@ with side_col:
         forms.inputs_form(disabled=locked)
     with st.expander("Version history", icon=":material/history:", expanded=locked):
         forms.versions_panel(viewing=viewing)
+
+
+if side_col is not None:
+    with side_col:
+        side_panel()
+else:
+    side_panel()
