@@ -189,7 +189,7 @@ def inputs_form(*, disabled: bool) -> None:
         spec = spec if isinstance(spec, dict) else {}
         base = bs.fkey("in", name) + "."
         with st.container(border=True):
-            c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+            c1, c3 = st.columns([5, 1], vertical_alignment="bottom")
             c1.text_input(
                 "Name",
                 value=name,
@@ -199,15 +199,6 @@ def inputs_form(*, disabled: bool) -> None:
                 disabled=disabled,
             )
             kind = spec.get("type", "string")
-            c2.selectbox(
-                "Type",
-                bd.INPUT_TYPES,
-                index=bd.INPUT_TYPES.index(kind) if kind in bd.INPUT_TYPES else 0,
-                key=base + "type",
-                on_change=_on_input,
-                args=(name, base, "type"),
-                disabled=disabled,
-            )
             c3.button(
                 "",
                 icon=":material/delete:",
@@ -218,17 +209,18 @@ def inputs_form(*, disabled: bool) -> None:
                 disabled=disabled,
             )
             show_error(base + "name")
-            st.text_input(
-                "Description",
-                value=str(spec.get("description") or ""),
-                key=base + "description",
+            d1, d2 = st.columns(2, vertical_alignment="bottom")
+            d1.selectbox(
+                "Type",
+                bd.INPUT_TYPES,
+                index=bd.INPUT_TYPES.index(kind) if kind in bd.INPUT_TYPES else 0,
+                key=base + "type",
                 on_change=_on_input,
-                args=(name, base, "description"),
+                args=(name, base, "type"),
                 disabled=disabled,
             )
-            d1, d2 = st.columns([1, 3], vertical_alignment="bottom")
             required = "default" not in spec
-            d1.checkbox(
+            d2.checkbox(
                 "Required",
                 value=required,
                 key=base + "required",
@@ -237,7 +229,15 @@ def inputs_form(*, disabled: bool) -> None:
                 disabled=disabled,
                 help="An input without a default must be given at run time.",
             )
-            d2.text_input(
+            st.text_input(
+                "Description",
+                value=str(spec.get("description") or ""),
+                key=base + "description",
+                on_change=_on_input,
+                args=(name, base, "description"),
+                disabled=disabled,
+            )
+            st.text_input(
                 "Default" + ("" if kind == "string" else " (JSON)"),
                 value=bd.default_text(spec),
                 key=base + "default",

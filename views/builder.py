@@ -22,8 +22,19 @@ from ui.text import md_escape
 
 PANEL = "builder_side_panel"  # the side panel is shown (the toggle's value; off: the canvas takes the full width)
 CANVAS_HEIGHT = 620
+SIDE = "builder_side"  # the side panel's container (its class st-key-builder_side scopes SIDE_CSS)
+# In the side panel, a column holding a field is at least 8.5rem wide, and a row of them wraps instead
+# of cutting labels and values ("stri" for "string") when the panel is narrow.
+SIDE_CSS = """<style>
+.st-key-builder_side [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
+.st-key-builder_side [data-testid="stColumn"]:has([data-testid="stTextInput"], [data-testid="stNumberInput"],
+  [data-testid="stSelectbox"], [data-testid="stCheckbox"], [data-testid="stRadio"], [data-testid="stToggle"]) {
+  min-width: 8.5rem;
+}
+</style>"""
 
 roomy_page()
+st.html(SIDE_CSS)
 st.session_state.setdefault(PANEL, True)
 bs.init()
 problems = bs.sync_canvas()
@@ -221,6 +232,11 @@ with canvas_col:
 
 
 def side_panel() -> None:
+    with st.container(key=SIDE):
+        side_panel_body()
+
+
+def side_panel_body() -> None:
     with st.container(border=True):
         sel = bs.selected()
         node = bd.find_node(doc, sel["id"]) if sel and sel["kind"] == "node" else None
