@@ -64,8 +64,9 @@ badges.append(
 )
 st.markdown(f"## {md_escape(doc.get('name') or 'Untitled workflow')}")
 st.markdown(" ".join(badges))
-if doc.get("description"):
-    st.caption(md_escape(doc["description"]))
+with st.container():  # one slot whether or not there is a description (see "notices" below)
+    if doc.get("description"):
+        st.caption(md_escape(doc["description"]))
 
 # --- toolbar -----------------------------------------------------------------------------------------------
 
@@ -137,28 +138,33 @@ with st.container(horizontal=True, vertical_alignment="center"):
         st.markdown(f"**Run {md_escape(doc.get('name') or 'workflow')}**")
         run_popover.run_form(blocked=bool(problems))
 
-flash.show(bs.FLASH)
+# Flash messages, the delete question and the read-only notice come and go in one slot: an element
+# appearing or vanishing above the canvas would move it in the page's element tree, and Streamlit then
+# re-creates the canvas's iframe (reloading the component and losing its view) on every such rerun.
+notices = st.container()
+with notices:
+    flash.show(bs.FLASH)
 
-if st.session_state.get(bs.CONFIRM_DELETE) and wid is not None:
-    with st.container(border=True):
-        st.warning(
-            f"Delete “{md_escape(doc.get('name'))}”? It disappears from the lists; its versions and runs stay in History.",
-            icon=":material/warning:",
-        )
-        with st.container(horizontal=True):
-            st.button("Yes, delete", key="builder_delete_confirm", type="primary", on_click=bs.act_delete)
-            st.button("Cancel", key="builder_delete_cancel", on_click=bs.act_cancel_delete)
+    if st.session_state.get(bs.CONFIRM_DELETE) and wid is not None:
+        with st.container(border=True):
+            st.warning(
+                f"Delete “{md_escape(doc.get('name'))}”? It disappears from the lists; its versions and runs stay in History.",
+                icon=":material/warning:",
+            )
+            with st.container(horizontal=True):
+                st.button("Yes, delete", key="builder_delete_confirm", type="primary", on_click=bs.act_delete)
+                st.button("Cancel", key="builder_delete_cancel", on_click=bs.act_cancel_delete)
 
-if locked:
-    with st.container(border=True):
-        st.info(
-            f"You are looking at version {viewing}, read-only. Edit a copy of it, restore it as the latest version, or go back.",
-            icon=":material/history:",
-        )
-        with st.container(horizontal=True):
-            st.button("Edit as a copy", key="builder_ro_copy", on_click=bs.act_open_version, args=(viewing, True))
-            st.button("Restore as latest", key="builder_ro_restore", on_click=bs.act_restore_version)
-            st.button("Back to latest", key="builder_ro_back", on_click=bs.act_back_to_latest)
+    if locked:
+        with st.container(border=True):
+            st.info(
+                f"You are looking at version {viewing}, read-only. Edit a copy of it, restore it as the latest version, or go back.",
+                icon=":material/history:",
+            )
+            with st.container(horizontal=True):
+                st.button("Edit as a copy", key="builder_ro_copy", on_click=bs.act_open_version, args=(viewing, True))
+                st.button("Restore as latest", key="builder_ro_restore", on_click=bs.act_restore_version)
+                st.button("Back to latest", key="builder_ro_back", on_click=bs.act_back_to_latest)
 
 # --- canvas and side panel ---------------------------------------------------------------------------------
 
