@@ -5,9 +5,10 @@ away the user's pan and zoom), never refits when the canvas changes width, and l
 wherever they land. Its Python API has no way to change that, and its frontend cannot be rebuilt
 here (no npm registry), so this module serves a patched copy of the installed package's own build:
 
-* the build is copied to a private folder under the system temp dir (named by a digest of the
-  installed bundle and this patch, so a changed package or patch gets a new folder), and
-  ``canvas_view.js`` (next to this module: the whole viewport policy, readable) is loaded first;
+* the build is copied to a folder under the system temp dir named by a digest of the installed
+  bundle and this patch (a changed package or patch gets a new folder), owned by this user and
+  writable by nobody else (a folder under that name that is not so is never served: the browser
+  runs its scripts); ``canvas_view.js`` (next to this module: the whole viewport policy, readable) is loaded first;
 * four one-line insertions in the bundle (:data:`PATCHES`, each must match exactly once, else the
   app stops with a message naming the expected package version) call into it: after each layout
   pass, when a drawing arrives, on every pan/zoom end, and for the minimap's node colours; React
@@ -97,9 +98,10 @@ def patched_bundle(text: str) -> str:
 def build_dir() -> Path:
     """The patched build, made once per (installed bundle, patch) and shared by every process."""
     target = Path(tempfile.gettempdir()) / f"workflow-studio-canvas-{_digest()}"
-    if (target / "index.html").is_file():
+    if (target / "index.html").is_file() and _private(target):
         return target
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    serve = target
     try:
         shutil.copytree(SOURCE, staging, dirs_exist_ok=True)
         bundle = staging / BUNDLE
@@ -113,11 +115,20 @@ def build_dir() -> Path:
         try:
             os.rename(staging, target)  # atomic: another process may have finished first, then theirs stays
         except OSError:
-            if not (target / "index.html").is_file():
-                raise
+            if not ((target / "index.html").is_file() and _private(target)):
+                serve = staging  # someone else's folder under that name: serve our own private copy
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+        if serve is not staging:
+            shutil.rmtree(staging, ignore_errors=True)
+    return serve
+
+
+def _private(folder: Path) -> bool:
+    """Whether ``folder`` is ours alone: the browser runs the scripts in it, and the temp dir is shared."""
+    if not hasattr(os, "getuid"):
+        return True  # (no POSIX owners: the per-user temp dir is private)
+    info = folder.stat()
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
 _component = components.declare_component("streamlit_flow", path=str(build_dir()))
