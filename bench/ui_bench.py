@@ -25,7 +25,8 @@ Figures and targets (from the dashboard issue):
 * ``canvas_click_200``: a 200-node chain opened; a click on a node -> its form's heading in the side
   panel (≤ 1.5 s).
 
-Run: ``python bench/ui_bench.py [--repeat N] [--chain N] [--app-dir DIR] [--only cold|builder|run|canvas]``. Needs /usr/bin/chromium
+Run: ``python bench/ui_bench.py [--repeat N] [--chain N] [--app-dir DIR] [--only cold|builder|run|canvas]``.
+Needs /usr/bin/chromium
 and Playwright (the browser tests' requirements). ``--app-dir`` benchmarks another checkout (for
 example one with a page fix applied). Figures are medians over the repeats; every run is listed.
 """
@@ -71,7 +72,8 @@ FIT_JS = """() => {
     if (!pane) return null;
     const p = pane.getBoundingClientRect();
     const nodes = [...document.querySelectorAll('.react-flow__node')].map(n => n.getBoundingClientRect());
-    const out = nodes.filter(b => b.x < p.x - 0.5 || b.y < p.y - 0.5 || b.right > p.right + 0.5 || b.bottom > p.bottom + 0.5);
+    const out = nodes.filter(
+        b => b.x < p.x - 0.5 || b.y < p.y - 0.5 || b.right > p.right + 0.5 || b.bottom > p.bottom + 0.5);
     return {count: nodes.length, outside: out.length, narrowest: Math.min(...nodes.map(b => b.width)), width: p.width};
 }"""
 

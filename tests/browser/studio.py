@@ -45,7 +45,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
-FLOW_IFRAME = "iframe[title$='streamlit_flow']"  # ui.canvas's patched streamlit-flow (streamlit_flow.streamlit_flow before it)
+# ui.canvas's patched streamlit-flow (titled streamlit_flow.streamlit_flow before it was patched)
+FLOW_IFRAME = "iframe[title$='streamlit_flow']"
 CLOSED_PORT_URL = "http://127.0.0.1:9"  # nothing listens on the discard port: requests there fail at once
 
 # Variables of the test process that must not leak into the dashboard: model endpoints, memory and
