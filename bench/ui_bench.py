@@ -17,7 +17,16 @@ Figures and targets (from the dashboard issue):
   completed after the graph was first drawn; nodes the graph never showed succeeded are counted
   as ``never_shown``.
 
-Run: ``python bench/ui_bench.py [--repeat N] [--chain N] [--app-dir DIR] [--only cold|builder|run]``. Needs /usr/bin/chromium
+* ``canvas_fit_7`` / ``canvas_fit_80`` (issue 13): a 7-node workflow (start -> agent -> condition ->
+  two branches -> join -> result) and an 80-node chain imported in the Builder at 1400x1000 -> every
+  node's box inside the canvas iframe's viewport (seconds from choosing the file; 80 nodes ≤ 3 s).
+  Also reported: nodes outside when it stops waiting (10 s), the narrowest node (7 nodes: ≥ 60 px),
+  the canvas width with the side panel and without it.
+* ``canvas_click_200``: a 200-node chain opened; a click on a node -> its form's heading in the side
+  panel (≤ 1.5 s).
+
+Run: ``python bench/ui_bench.py [--repeat N] [--chain N] [--app-dir DIR] [--only cold|builder|run|canvas]``.
+Needs /usr/bin/chromium
 and Playwright (the browser tests' requirements). ``--app-dir`` benchmarks another checkout (for
 example one with a page fix applied). Figures are medians over the repeats; every run is listed.
 """
@@ -36,7 +45,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.browser.studio import (
+    FLOW_IFRAME,
     VIEWPORT,
+    branch_workflow,
     chain_workflow,
     flow,
     import_in_builder,
@@ -48,7 +59,23 @@ from tests.browser.studio import (
     wait_healthy,
 )
 
-TARGETS = {"cold_start_home": 3.0, "builder_render_100": 2.0, "run_event_latency_p95": 1.0}
+TARGETS = {
+    "cold_start_home": 3.0,
+    "builder_render_100": 2.0,
+    "run_event_latency_p95": 1.0,
+    "canvas_fit_80": 3.0,
+    "canvas_click_200": 1.5,
+}
+# Every node's box against the canvas pane, in the canvas iframe (same test as tests/browser/test_canvas_browser.py).
+FIT_JS = """() => {
+    const pane = document.querySelector('.react-flow');
+    if (!pane) return null;
+    const p = pane.getBoundingClientRect();
+    const nodes = [...document.querySelectorAll('.react-flow__node')].map(n => n.getBoundingClientRect());
+    const out = nodes.filter(
+        b => b.x < p.x - 0.5 || b.y < p.y - 0.5 || b.right > p.right + 0.5 || b.bottom > p.bottom + 0.5);
+    return {count: nodes.length, outside: out.length, narrowest: Math.min(...nodes.map(b => b.width)), width: p.width};
+}"""
 
 # Runs in every frame; acts only in the streamlit-flow iframe: the first time (browser clock, ms)
 # each node's text says "succeeded", kept on the top window so a redrawn iframe adds to it, and the
@@ -233,13 +260,112 @@ def run_latency(browser: Any, studio: Any, root: Path, chain: int) -> None:
     emit("run_event_latency_p50", percentile(latencies, 0.5), "s", nodes=len(latencies))
 
 
+def fit_state(page: Any) -> dict[str, Any] | None:
+    try:
+        return flow(page).locator("body").evaluate(FIT_JS)
+    except Exception:  # noqa: BLE001 - the iframe is being replaced
+        return None
+
+
+def time_fit(page: Any, path: Path, n: int, timeout: float = 10.0) -> tuple[float, dict[str, Any]]:
+    """Import ``path`` (the Builder already open and settled); seconds until all ``n`` nodes are inside."""
+    started = time.monotonic()
+    import_in_builder(page, path, settle_first=False)
+    last: dict[str, Any] = {}
+    while time.monotonic() - started < timeout:
+        state = fit_state(page)
+        if state and state["count"] == n:
+            last = state
+            if state["outside"] == 0:
+                return time.monotonic() - started, state
+        time.sleep(0.02)
+    return float("nan"), last
+
+
+def open_builder(browser: Any, studio: Any) -> tuple[Any, Any]:
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.goto(f"{studio.url}/builder")
+    page.get_by_role("heading", name="Inspector").wait_for()
+    flow(page).locator(".react-flow__node").first.wait_for()
+    settle(page)
+    return context, page
+
+
+def canvas_fit(browser: Any, studio: Any, root: Path, repeat: int) -> None:
+    cases = [("canvas_fit_7", branch_workflow("Bench seven")), ("canvas_fit_80", chain_workflow("Bench eighty", 78))]
+    for figure, doc in cases:
+        path = root / f"{figure}.json"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        times: list[float] = []
+        states: list[dict[str, Any]] = []
+        widths: dict[str, float] = {}
+        for _ in range(repeat):
+            context, page = open_builder(browser, studio)
+            try:
+                took, state = time_fit(page, path, len(doc["nodes"]))
+                times.append(took)
+                states.append(state)
+                if figure == "canvas_fit_7" and not widths:
+                    page.keyboard.press("Escape")
+                    settle(page)
+                    widths["with_panel_px"] = round(page.locator(FLOW_IFRAME).last.bounding_box()["width"])
+                    toggle = page.get_by_text("Side panel", exact=True)
+                    if toggle.count():  # (a checkout from before the side panel could be hidden has none)
+                        toggle.click()
+                        settle(page)
+                        page.wait_for_timeout(500)
+                        widths["full_width_px"] = round(page.locator(FLOW_IFRAME).last.bounding_box()["width"])
+            finally:
+                context.close()
+        emit(
+            figure,
+            statistics.median(times),
+            "s",
+            nodes=len(doc["nodes"]),
+            outside=[s.get("outside") for s in states],
+            narrowest_px=[round(s.get("narrowest", 0), 1) for s in states],
+            runs=[round(v, 3) for v in times],
+            viewport=f"{VIEWPORT['width']}x{VIEWPORT['height']}",
+            **widths,
+        )
+
+    doc = chain_workflow("Bench two hundred", 198)
+    path = root / "canvas_200.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    clicks: list[float] = []
+    opened: list[float] = []
+    for _ in range(repeat):
+        context, page = open_builder(browser, studio)
+        try:
+            took, _state = time_fit(page, path, 200, timeout=30.0)
+            opened.append(took)
+            page.keyboard.press("Escape")
+            settle(page)
+            for node_id, heading in (("n100", "Step 100"), ("n150", "Step 150")):
+                started = time.monotonic()
+                try:
+                    flow(page).locator(f".react-flow__node[data-id='{node_id}']").click(timeout=10_000)
+                except Exception as exc:  # noqa: BLE001 - e.g. the node is outside the view (not clickable)
+                    print(f"ui_bench: could not click {node_id}: {str(exc).splitlines()[0]}", file=sys.stderr)
+                    clicks.append(float("nan"))
+                    continue
+                page.get_by_role("heading", name=heading).wait_for(timeout=30_000)
+                clicks.append(time.monotonic() - started)
+                settle(page)
+        finally:
+            context.close()
+    emit("canvas_click_200", statistics.median(clicks), "s", runs=[round(v, 3) for v in clicks],
+         open_to_fit_s=[round(v, 3) for v in opened])  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--repeat", type=int, default=3, help="repeats of the cold start and the Builder render")
     parser.add_argument("--chain", type=int, default=60, help="agent nodes in the run-latency chain")
     parser.add_argument("--app-dir", type=Path, default=None, help="the checkout to run (default: this one)")
     parser.add_argument(
-        "--only", choices=("cold", "builder", "run"), action="append", help="measure only these (repeatable)"
+        "--only", choices=("cold", "builder", "run", "canvas"), action="append", help="measure only these (repeatable)"
     )
     args = parser.parse_args()
     missing = missing_requirements()
@@ -252,7 +378,7 @@ def main() -> None:
         root = Path(tmp)
         browser = launch_chromium(p)
         try:
-            wanted = set(args.only or ("cold", "builder", "run"))
+            wanted = set(args.only or ("cold", "builder", "run", "canvas"))
             if "cold" in wanted:
                 cold_start(browser, root, args.repeat, args.app_dir)
             studio = start_studio(root / "studio" / "data", app_dir=args.app_dir)
@@ -261,6 +387,8 @@ def main() -> None:
                     builder_render(browser, studio, root, args.repeat)
                 if "run" in wanted:
                     run_latency(browser, studio, root, args.chain)
+                if "canvas" in wanted:
+                    canvas_fit(browser, studio, root, args.repeat)
             finally:
                 studio.stop()
         finally:

@@ -38,7 +38,7 @@ def edge_form(edge: dict[str, Any], *, disabled: bool) -> None:
     head.markdown(f"#### Edge  \n{code(src)} → {code(dst)}")
     with remove:  # before the fields, and behind a confirmation: Tab from a field never reaches it
         delete_popover("edge", bs.act_delete_edge, (src, dst, when), disabled=disabled)
-    close.button("✕", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
+    close.button("", icon=":material/close:", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
     source_node = bd.find_node(doc, src) or {}
     base = bs.fkey("edge", src, dst)
     if source_node.get("type") == "condition":
@@ -206,7 +206,7 @@ def inputs_form(*, disabled: bool) -> None:
         spec = spec if isinstance(spec, dict) else {}
         base = bs.fkey("in", name) + "."
         with st.container(border=True):
-            c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+            c1, c3 = st.columns([5, 1], vertical_alignment="bottom")
             c1.text_input(
                 "Name",
                 value=name,
@@ -216,15 +216,6 @@ def inputs_form(*, disabled: bool) -> None:
                 disabled=disabled,
             )
             kind = spec.get("type", "string")
-            c2.selectbox(
-                "Type",
-                bd.INPUT_TYPES,
-                index=bd.INPUT_TYPES.index(kind) if kind in bd.INPUT_TYPES else 0,
-                key=base + "type",
-                on_change=_on_input,
-                args=(name, base, "type"),
-                disabled=disabled,
-            )
             c3.button(
                 "",
                 icon=":material/delete:",
@@ -235,17 +226,18 @@ def inputs_form(*, disabled: bool) -> None:
                 disabled=disabled,
             )
             show_error(base + "name")
-            st.text_input(
-                "Description",
-                value=str(spec.get("description") or ""),
-                key=base + "description",
+            d1, d2 = st.columns(2, vertical_alignment="bottom")
+            d1.selectbox(
+                "Type",
+                bd.INPUT_TYPES,
+                index=bd.INPUT_TYPES.index(kind) if kind in bd.INPUT_TYPES else 0,
+                key=base + "type",
                 on_change=_on_input,
-                args=(name, base, "description"),
+                args=(name, base, "type"),
                 disabled=disabled,
             )
-            d1, d2 = st.columns([1, 3], vertical_alignment="bottom")
             required = "default" not in spec
-            d1.checkbox(
+            d2.checkbox(
                 "Required",
                 value=required,
                 key=base + "required",
@@ -254,7 +246,15 @@ def inputs_form(*, disabled: bool) -> None:
                 disabled=disabled,
                 help="An input without a default must be given at run time.",
             )
-            d2.text_input(
+            st.text_input(
+                "Description",
+                value=str(spec.get("description") or ""),
+                key=base + "description",
+                on_change=_on_input,
+                args=(name, base, "description"),
+                disabled=disabled,
+            )
+            st.text_input(
                 "Default" + ("" if kind == "string" else " (JSON)"),
                 value=bd.default_text(spec),
                 key=base + "default",

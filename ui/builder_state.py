@@ -49,8 +49,10 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 FLOW = "builder_flow"  # StreamlitFlowState passed to the component
 DRAWN = "builder_drawn"  # what FLOW was drawn from: {"doc", "bad", "readonly"}
-CANVAS_KEY = "builder_canvas_key"  # the component's key; changes per opened document (fresh fit_view)
+CANVAS_KEY = "builder_canvas_key"  # holds the component's key (stable: a new key would reload the canvas's iframe)
+CANVAS = "builder_canvas"  # that key; a new document or Layout is a new *view* instead (see view_key)
 GEN = "builder_gen"
+VIEW_NONCE = "builder_view_nonce"  # this session's part of the canvas view names (see view_key)
 SEEN = "builder_canvas_seen"  # timestamp of the last canvas report taken
 REDRAWS = "builder_redraws"  # how many times the canvas was drawn from the document (numbers the drawings)
 SELECTED = "builder_selected"  # {"kind": "node", "id"} | {"kind": "edge", "source", "target", "when"} | None
@@ -76,6 +78,15 @@ BAD_STYLE = {"border": "2px dashed #dc2626"}
 
 def store() -> Store:
     return get_runtime().store
+
+
+def view_key() -> str:
+    """The canvas view's name: this session and the opening number (``GEN``: every document opened and
+    every Layout counts one). A new name is a new view (fitted); the
+    browser tab keeps each view's pan and zoom under it (sessionStorage), and a reloaded page is a new
+    session whose canvas keys must not find the old session's viewports."""
+    nonce = st.session_state.setdefault(VIEW_NONCE, uuid.uuid4().hex[:12])
+    return f"{nonce}:{st.session_state.get(GEN, 0)}"
 
 
 def doc() -> dict[str, Any]:
@@ -267,8 +278,8 @@ def finish_arrival() -> None:
 
 
 def _arrive(version: int | None, baseline: dict[str, Any] | None = None) -> None:
-    st.session_state[GEN] = st.session_state.get(GEN, 0) + 1
-    st.session_state[CANVAS_KEY] = f"builder_canvas_{st.session_state[GEN]}"
+    st.session_state[GEN] = st.session_state.get(GEN, 0) + 1  # a new view, fitted to the new document
+    st.session_state[CANVAS_KEY] = CANVAS
     st.session_state[SEEN] = None
     st.session_state[SELECTED] = None
     st.session_state[READONLY] = version
@@ -583,15 +594,13 @@ def act_delete() -> None:
 
 
 def act_layout() -> None:
-    """Arrange the nodes left to right by depth, and fit the view to them (a fresh canvas)."""
+    """Arrange the nodes left to right by depth, and fit the view to them (a new view)."""
     positions = auto_positions(doc())
     for node in doc().get("nodes", []):
         x, y = positions[node["id"]]
         node["position"] = {"x": float(x), "y": float(y)}
-    st.session_state[GEN] = st.session_state.get(GEN, 0) + 1
-    st.session_state[CANVAS_KEY] = f"builder_canvas_{st.session_state[GEN]}"
-    st.session_state[SEEN] = None
-    st.session_state.pop(DRAWN, None)  # redrawn (and fitted) in this run
+    st.session_state[GEN] = st.session_state.get(GEN, 0) + 1  # a new view: fitted once drawn
+    st.session_state.pop(DRAWN, None)  # redrawn in this run
 
 
 def _take_palette_clicks() -> None:

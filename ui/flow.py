@@ -16,6 +16,7 @@ from typing import Any
 from streamlit_flow.elements import StreamlitFlowEdge, StreamlitFlowNode
 from streamlit_flow.state import StreamlitFlowState
 
+from ui.icons import canvas_html
 from ui.status import COLOURS
 from ui.text import md_escape
 
@@ -26,16 +27,8 @@ from ui.text import md_escape
 # report can tell which drawing it was made from (see `drawn_from`).
 FUTURE_STAMP_MS = 4_000_000_000_000  # year 2096
 
-ICONS: dict[str, str] = {
-    "input": "📥",
-    "agent": "🤖",
-    "tool": "🛠️",
-    "condition": "🔀",
-    "transform": "🔧",
-    "map": "🗂️",
-    "output": "📤",
-}
-X_STEP, Y_STEP = 260, 120
+X_STEP, Y_STEP = 240, 120
+NODE_MIN_WIDTH = 150
 
 
 def edge_id(edge: dict[str, Any]) -> str:
@@ -77,7 +70,7 @@ def auto_positions(doc: dict[str, Any]) -> dict[str, tuple[float, float]]:
 
 def node_content(node: dict[str, Any], status: str | None = None) -> str:
     label = node.get("label") or node["id"]
-    icon = ICONS.get(str(node.get("type")), "❔")
+    icon = canvas_html(node.get("type"))
     suffix = f" · {status}" if status and status != "pending" else ""
     return f"{icon} **{md_escape(label)}**  \n`{md_escape(node.get('type', '?'))}`{md_escape(suffix)}"
 
@@ -90,6 +83,8 @@ def node_style(status: str | None) -> dict[str, Any]:
         "borderRadius": "8px",
         "padding": "6px",
         "width": "auto",
+        "minWidth": f"{NODE_MIN_WIDTH}px",  # readable when a whole graph is fitted in the view
+        "maxWidth": "280px",
     }
 
 

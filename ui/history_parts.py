@@ -18,7 +18,6 @@ from ui.status import COLOURS
 # node_executions say "completed"; the UI says "succeeded" everywhere
 NODE_STATUS = {"completed": "succeeded"}
 STATUS_ORDER = ["succeeded", "running", "failed", "cancelled", "skipped", "pending"]
-RUN_ICONS = {"running": "🔵", "completed": "🟢", "failed": "🔴", "cancelled": "🟠", "interrupted": "🟣"}
 
 
 def node_status(row: NodeExecutionRow) -> str:
@@ -32,7 +31,7 @@ def runs_frame(runs: Sequence[RunRow]) -> pd.DataFrame:
         end = r.finished_at or (time.time() if r.status == "running" else None)
         rows.append(
             {
-                "status": f"{RUN_ICONS.get(r.status, '⚪')} {r.status}",
+                "status": r.status,
                 "workflow": f"{r.workflow_name} (v{r.workflow_version})",
                 "started": dt.datetime.fromtimestamp(r.created_at),
                 "duration (s)": round(end - (r.started_at or r.created_at), 2) if end else None,  # as the detail

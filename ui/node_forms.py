@@ -22,7 +22,7 @@ from engine.model import MAP_INNER_TYPES, AgentConfig, MapConfig, MemoryConfig, 
 from ui import builder_doc as bd
 from ui import builder_state as bs
 from ui.builder_forms import delete_popover
-from ui.flow import ICONS
+from ui.icons import material
 from ui.form_fields import NumberField, code, json_field, number_field, present, references, renamed, show_error
 from ui.text import md_escape
 
@@ -150,12 +150,12 @@ def node_form(node: dict[str, Any], *, disabled: bool) -> None:
     node_type = str(node.get("type"))
     head, remove, close = st.columns([4, 1, 1], vertical_alignment="center")
     head.markdown(
-        f"#### {ICONS.get(node_type, '❔')} {md_escape(node.get('label') or node_id)}  \n:gray-badge[{md_escape(node_type)} node]"
+        f"#### {material(node_type)} {md_escape(node.get('label') or node_id)}  \n:gray-badge[{md_escape(node_type)} node]"
     )
     if node_type != "input":
         with remove:  # before the fields, behind a confirmation: Tab from a field never reaches it
             delete_popover("node", bs.act_delete_node, (node_id,), disabled=disabled)
-    close.button("✕", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
+    close.button("", icon=":material/close:", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
 
     id_key = _key(node_id, "id")
     st.text_input(

@@ -15,8 +15,10 @@ fast reruns), and a click marked as taken but not yet applied was lost for
 good. The "last click applied" marker is a dict updated in place right
 after the caller's ``apply``.
 
-The buttons are built with DOM calls from the node types and labels Python
-passes in (``textContent``, never HTML); the component's code is ours.
+The buttons are built with DOM calls from the node types, labels and icon
+names Python passes in (``textContent``, never HTML); the component's code is
+ours. Icons are Material Symbols ligatures in the font Streamlit already loads
+for its own ``:material/...:`` icons, so no emoji font is needed.
 """
 
 from __future__ import annotations
@@ -46,7 +48,18 @@ export default function(component) {
         const button = document.createElement("button");
         button.type = "button";
         button.dataset.nodeType = item.type;
-        button.textContent = item.label;
+        if (item.icon) {
+            // a Material Symbols ligature in Streamlit's own icon font (no emoji font needed)
+            const icon = document.createElement("span");
+            icon.className = "icon";
+            icon.setAttribute("aria-hidden", "true");
+            icon.textContent = item.icon;
+            button.appendChild(icon);
+        }
+        const text = document.createElement("span");
+        text.className = "label";
+        text.textContent = item.label;
+        button.appendChild(text);
         button.title = item.help;
         button.disabled = Boolean(data.disabled);
         button.addEventListener("click", () => {
@@ -61,11 +74,13 @@ export default function(component) {
 """
 
 _CSS = """
-.palette { display: flex; flex-direction: column; gap: 0.5rem; }
+.palette { display: flex; flex-wrap: wrap; gap: 0.375rem; }
 button {
-    width: 100%;
-    min-height: 2.5rem;
-    padding: 0.25rem 0.5rem;
+    display: inline-flex;
+    align-items: center;
+    gap: 0.3rem;
+    min-height: 2.25rem;
+    padding: 0.25rem 0.65rem;
     white-space: nowrap;
     overflow: hidden;
     text-overflow: ellipsis;
@@ -77,6 +92,20 @@ button {
     font-size: 0.875rem;
     cursor: pointer;
 }
+.icon {
+    font-family: "Material Symbols Rounded";
+    font-weight: 400;
+    font-style: normal;
+    font-size: 1.2rem;
+    line-height: 1;
+    letter-spacing: normal;
+    text-transform: none;
+    white-space: nowrap;
+    word-wrap: normal;
+    direction: ltr;
+    font-feature-settings: "liga";
+    -webkit-font-smoothing: antialiased;
+}
 button:hover:enabled { border-color: var(--st-primary-color, #ff4b4b); color: var(--st-primary-color, #ff4b4b); }
 button:active:enabled { background: var(--st-secondary-background-color, #f0f2f6); }
 button:disabled { opacity: 0.45; cursor: not-allowed; }
@@ -86,7 +115,8 @@ _palette = st.components.v2.component("workflow_studio.builder_palette", js=_JS,
 
 
 def render(buttons: list[dict[str, str]], *, disabled: bool) -> None:
-    """The palette: ``buttons`` are ``{"type", "label", "help"}``; clicks are taken by :func:`take_clicks`."""
+    """The palette, one row: ``buttons`` are ``{"type", "label", "help", "icon"}`` (``icon``: a Material
+    Symbols name, drawn in Streamlit's icon font); clicks are taken by :func:`take_clicks`."""
     _palette(key=KEY, data={"buttons": buttons, "disabled": disabled, "log_size": LOG_SIZE})
 
 

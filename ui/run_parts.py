@@ -27,7 +27,15 @@ from ui.status import RUN_BADGES, RunView
 from ui.text import clip, md_escape
 
 FINISHED_NODE = frozenset({"succeeded", "failed", "skipped", "cancelled"})
-NODE_ICONS = {"pending": "⚪", "running": "🔵", "succeeded": "🟢", "failed": "🔴", "skipped": "⚫", "cancelled": "🟠"}
+# Markdown icons (Material Symbols: they render without an emoji font)
+NODE_ICONS = {
+    "pending": ":gray[:material/radio_button_unchecked:]",
+    "running": ":blue[:material/pending:]",
+    "succeeded": ":green[:material/check_circle:]",
+    "failed": ":red[:material/cancel:]",
+    "skipped": ":gray[:material/block:]",
+    "cancelled": ":orange[:material/do_not_disturb_on:]",
+}
 OFFLINE_BADGE = ":orange-badge[:material/cloud_off: answered by the offline model]"
 _KEEP_VIEWS = 8
 
@@ -304,13 +312,13 @@ def render_memory(view: RunView) -> None:
         if event.type == "memory.recalled":
             hits = data.get("hits")
             count = len(hits) if isinstance(hits, list) else hits
-            st.markdown(f"🔎 **recalled** for {agent}: {md_escape(count)} hit(s) for the query")
+            st.markdown(f":material/manage_search: **recalled** for {agent}: {md_escape(count)} hit(s) for the query")
             st.text(clip(data.get("query", ""), 300))
             if isinstance(hits, list) and hits:
                 st.dataframe(pd.DataFrame([_hit_row(h) for h in hits]), hide_index=True, width="stretch")
         else:
             extra = {k: v for k, v in data.items() if k != "agent_id"}
-            st.markdown(f"💾 **saved** for {agent}")
+            st.markdown(f":material/save: **saved** for {agent}")
             if extra:
                 st.text(compact_json(extra, 300))
 
@@ -361,7 +369,7 @@ def render_streams(view: RunView, labels: dict[str, str], *, limit: int | None =
     for key, text in shown:
         node = key.split("[", 1)[0]
         status = view.node_status.get(node, "pending")
-        icon = NODE_ICONS.get(status, "⚪")
+        icon = NODE_ICONS.get(status, NODE_ICONS["pending"])
         item = f" · item {md_escape(key[len(node) + 1 : -1])}" if key != node else ""
         with st.container(border=True):
             st.caption(f"{icon} **{md_escape(labels.get(node, node))}**{item} · {md_escape(status)}")

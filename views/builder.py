@@ -10,16 +10,32 @@ and every ``nodes.<id>`` reference (``ui.builder_doc``).
 from __future__ import annotations
 
 import streamlit as st
-from streamlit_flow import streamlit_flow
 
 from ui import builder_doc as bd
 from ui import builder_forms as forms
 from ui import builder_state as bs
 from ui import flash, leave_guard, node_forms, palette
 from ui import run_form as run_popover
-from ui.flow import ICONS
+from ui.canvas import canvas, roomy_page
+from ui.icons import icon_of
 from ui.text import md_escape
 
+PANEL = "builder_side_panel"  # the side panel is shown (the toggle's value; off: the canvas takes the full width)
+CANVAS_HEIGHT = 620
+SIDE = "builder_side"  # the side panel's container (its class st-key-builder_side scopes SIDE_CSS)
+# In the side panel, a column holding a field is at least 8.5rem wide, and a row of them wraps instead
+# of cutting labels and values ("stri" for "string") when the panel is narrow.
+SIDE_CSS = """<style>
+.st-key-builder_side [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
+.st-key-builder_side [data-testid="stColumn"]:has([data-testid="stTextInput"], [data-testid="stNumberInput"],
+  [data-testid="stSelectbox"], [data-testid="stCheckbox"], [data-testid="stRadio"], [data-testid="stToggle"]) {
+  min-width: 8.5rem;
+}
+</style>"""
+
+roomy_page()
+st.html(SIDE_CSS)
+st.session_state.setdefault(PANEL, True)
 bs.init()
 problems = bs.sync_canvas()
 doc = bs.doc()
@@ -48,8 +64,9 @@ badges.append(
 )
 st.markdown(f"## {md_escape(doc.get('name') or 'Untitled workflow')}")
 st.markdown(" ".join(badges))
-if doc.get("description"):
-    st.caption(md_escape(doc["description"]))
+with st.container():  # one slot whether or not there is a description (see "notices" below)
+    if doc.get("description"):
+        st.caption(md_escape(doc["description"]))
 
 # --- toolbar -----------------------------------------------------------------------------------------------
 
@@ -129,60 +146,65 @@ with st.container(horizontal=True, vertical_alignment="center"):
             )
         run_popover.run_form(blocked=bool(problems))
 
-flash.show(bs.FLASH)
-flash.show_pinned(bs.OPEN_ERROR)  # the canvas's reruns would eat a once-only message
-leave_guard.guard(unsaved=bs.unsaved(), key="builder_leave_guard")
+# Flash messages, the delete question and the read-only notice come and go in one slot: an element
+# appearing or vanishing above the canvas would move it in the page's element tree, and Streamlit then
+# re-creates the canvas's iframe (reloading the component and losing its view) on every such rerun.
+notices = st.container()
+with notices:
+    leave_guard.guard(unsaved=bs.unsaved(), key="builder_leave_guard")
+    flash.show(bs.FLASH)
+    flash.show_pinned(bs.OPEN_ERROR)  # the canvas's reruns would eat a once-only message
 
-if (restored := bs.restored()) is not None and not locked:
-    with st.container(border=True, horizontal=True, vertical_alignment="center"):
-        st.info(
-            f"Restored draft: your unsaved edits from {bs.when_text(restored['at'])} are back. "
-            "Save to keep them as a version, or discard them.",
-            icon=":material/restore:",
-            width="stretch",
-        )
-        st.button("Discard draft", key="builder_discard_draft", on_click=bs.act_discard_draft)
+    if (restored := bs.restored()) is not None and not locked:
+        with st.container(border=True, horizontal=True, vertical_alignment="center"):
+            st.info(
+                f"Restored draft: your unsaved edits from {bs.when_text(restored['at'])} are back. "
+                "Save to keep them as a version, or discard them.",
+                icon=":material/restore:",
+                width="stretch",
+            )
+            st.button("Discard draft", key="builder_discard_draft", on_click=bs.act_discard_draft)
 
-if st.session_state.get(bs.CONFIRM_DELETE) and wid is not None:
-    with st.container(border=True):
-        st.warning(
-            f"Delete “{md_escape(doc.get('name'))}”? It disappears from the lists; its versions and runs stay in History.",
-            icon=":material/warning:",
-        )
-        with st.container(horizontal=True):
-            st.button("Yes, delete", key="builder_delete_confirm", type="primary", on_click=bs.act_delete)
-            st.button("Cancel", key="builder_delete_cancel", on_click=bs.act_cancel_delete)
+    if st.session_state.get(bs.CONFIRM_DELETE) and wid is not None:
+        with st.container(border=True):
+            st.warning(
+                f"Delete “{md_escape(doc.get('name'))}”? It disappears from the lists; its versions and runs stay in History.",
+                icon=":material/warning:",
+            )
+            with st.container(horizontal=True):
+                st.button("Yes, delete", key="builder_delete_confirm", type="primary", on_click=bs.act_delete)
+                st.button("Cancel", key="builder_delete_cancel", on_click=bs.act_cancel_delete)
 
-if locked:
-    with st.container(border=True):
-        st.info(
-            f"You are looking at version {viewing}, read-only. Edit a copy of it, restore it as the latest version, or go back.",
-            icon=":material/history:",
-        )
-        with st.container(horizontal=True):
-            st.button("Edit as a copy", key="builder_ro_copy", on_click=bs.act_open_version, args=(viewing, True))
-            st.button("Restore as latest", key="builder_ro_restore", on_click=bs.act_restore_version)
-            st.button("Back to latest", key="builder_ro_back", on_click=bs.act_back_to_latest)
+    if locked:
+        with st.container(border=True):
+            st.info(
+                f"You are looking at version {viewing}, read-only. Edit a copy of it, restore it as the latest version, or go back.",
+                icon=":material/history:",
+            )
+            with st.container(horizontal=True):
+                st.button("Edit as a copy", key="builder_ro_copy", on_click=bs.act_open_version, args=(viewing, True))
+                st.button("Restore as latest", key="builder_ro_restore", on_click=bs.act_restore_version)
+                st.button("Back to latest", key="builder_ro_back", on_click=bs.act_back_to_latest)
 
 # --- canvas and side panel ---------------------------------------------------------------------------------
 
-palette_col, canvas_col, side_col = st.columns([0.13, 0.53, 0.34], gap="small")
-
-with palette_col:
+with st.container(horizontal=True, vertical_alignment="center", gap="small"):
     sel = bs.selected()
     picked = bd.find_node(doc, sel["id"]) if sel and sel["kind"] == "node" else None
     after = picked["id"] if picked and picked.get("type") != "output" else None
     into = (sel["source"], sel["target"]) if sel and sel["kind"] == "edge" else None
     st.caption(
-        f"Insert a node into **{md_escape(into[0])} → {md_escape(into[1])}**"
+        f"Insert into **{md_escape(into[0])} → {md_escape(into[1])}**"
         if into
-        else "Add a node" + (f" after **{md_escape(after)}**" if after else "")
+        else "Add" + (f" after **{md_escape(after)}**" if after else ""),
+        width="content",
     )
     palette.render(
         [
             {
                 "type": node_type,
-                "label": f"{ICONS[node_type]} {node_type.capitalize()}",
+                "label": node_type.capitalize(),
+                "icon": icon_of(node_type).material,
                 "help": f"Add a {node_type} node" + (f", wired after “{after}”" if after else ""),  # plain text
             }
             for node_type in bd.PALETTE
@@ -195,28 +217,38 @@ with palette_col:
         icon=":material/account_tree:",
         on_click=bs.act_layout,
         disabled=locked,
-        width="stretch",
-        help="Arrange the nodes left to right by depth",
+        help="Arrange the nodes left to right by depth and fit them in the view",
+    )
+    st.toggle(
+        "Side panel",
+        value=st.session_state[PANEL],
+        key="builder_side_panel_toggle",
+        on_change=lambda: st.session_state.__setitem__(PANEL, st.session_state["builder_side_panel_toggle"]),
+        help="Hide the side panel to give the canvas the page's full width (the inspector then shows below it)",
     )
 
+if st.session_state[PANEL]:
+    canvas_col, side_col = st.columns([0.7, 0.3], gap="small")
+else:
+    canvas_col, side_col = st.container(), None
+
 with canvas_col:
-    streamlit_flow(
+    canvas(
         st.session_state[bs.CANVAS_KEY],
         st.session_state[bs.FLOW],
-        height=560,
-        fit_view=True,
+        view_key=bs.view_key(),
+        height=CANVAS_HEIGHT,
         show_controls=True,
-        show_minimap=False,
+        show_minimap=True,
         allow_new_edges=not locked,
         enable_node_menu=not locked,
         enable_edge_menu=not locked,
         get_node_on_click=True,
         get_edge_on_click=True,
-        hide_watermark=True,
     )
     st.caption(
         "Drag from a node's right handle to another node to connect them · click a node or an edge to edit it · "
-        "right-click a node or an edge to delete it."
+        "right-click a node or an edge to delete it · scroll to zoom, drag the background to pan."
     )
     if problems:
         st.error(
@@ -236,7 +268,13 @@ with canvas_col:
                 icon=":material/warning:",
             )
 
-with side_col:
+
+def side_panel() -> None:
+    with st.container(key=SIDE):
+        side_panel_body()
+
+
+def side_panel_body() -> None:
     with st.container(border=True):
         sel = bs.selected()
         node = bd.find_node(doc, sel["id"]) if sel and sel["kind"] == "node" else None
@@ -274,3 +312,10 @@ with side_col:
         forms.inputs_form(disabled=locked)
     with st.expander("Version history", icon=":material/history:", expanded=locked):
         forms.versions_panel(viewing=viewing)
+
+
+if side_col is not None:
+    with side_col:
+        side_panel()
+else:
+    side_panel()

@@ -15,7 +15,6 @@ from engine.runtime import RESUMABLE, RunInfo
 from engine.store import NodeExecutionRow, RunRow
 from ui.nav import HISTORY_FOCUS as FOCUS
 from ui.history_parts import (
-    RUN_ICONS,
     compare_frame,
     gantt_chart,
     gantt_frame,
@@ -130,7 +129,7 @@ def runs_table(runs: list[RunRow]) -> str:
     )
     if st.session_state.get(PICK) not in ids:
         st.session_state[PICK] = ids[0]
-    labels = {r.run_id: f"{RUN_ICONS.get(r.status, '⚪')} {r.workflow_name} · {run_label(r)}" for r in runs}
+    labels = {r.run_id: f"{r.workflow_name} · {run_label(r)}" for r in runs}  # (a select box shows no icons)
     return st.selectbox(
         "Run",
         ids,
@@ -225,7 +224,7 @@ def nodes(executions: list[NodeExecutionRow]) -> None:
     for row in executions[:MAX_EXECUTIONS]:
         status = node_status(row)
         took = f" · {row.duration_ms:.1f} ms" if row.duration_ms is not None else ""
-        label = f"{NODE_ICONS.get(status, '⚪')} {md_escape(row.node_id)} · execution {row.execution} · {status}{took}"
+        label = f"{NODE_ICONS.get(status, NODE_ICONS['pending'])} {md_escape(row.node_id)} · execution {row.execution} · {status}{took}"
         with st.expander(label):
             left, right = st.columns(2)
             with left:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
-from streamlit_flow import streamlit_flow
 
 from engine.runtime import RunInfo
 from ui import flow
+from ui.canvas import canvas, roomy_page
 from ui.nav import RUN_ID, RUN_LINKED, open_in_history
 from ui.run_parts import (
     badge,
@@ -123,17 +123,17 @@ def draw_graph(run_id: str, doc: dict[str, Any], view: RunView) -> None:
         state = flow.to_state(doc, statuses=statuses, editable=False, redraw=number)
         st.session_state[FLOW_STATE] = saved = (signature, state)
     ys = [float(n.position["y"]) for n in saved[1].nodes] or [0.0]
-    height = int(min(520, max(240, max(ys) - min(ys) + 220)))
-    streamlit_flow(
+    height = int(min(560, max(300, max(ys) - min(ys) + 260)))
+    canvas(
         FLOW_KEY,
         saved[1],
+        view_key=f"run:{run_id}",  # another run is another view (fitted); status redraws keep the user's view
         height=height,
-        fit_view=True,
         show_controls=True,
+        show_minimap=len(saved[1].nodes) > 12,
         allow_new_edges=False,
         pan_on_drag=True,
         allow_zoom=True,
-        hide_watermark=True,
     )
 
 
@@ -164,16 +164,13 @@ def live(run_id: str, doc: dict[str, Any] | None, ticking: bool) -> None:
         width="stretch",
     )
 
-    graph_col, stream_col = st.columns([3, 2])
-    with graph_col:
-        if doc:
-            draw_graph(run_id, doc, view)
-        else:
-            st.warning("The workflow document of this run is not in the store, so its graph cannot be drawn.")
-    with stream_col:
-        st.markdown("**Model output**")
-        with st.container(height=360, border=False):
-            render_streams(view, labels, limit=STREAMS_SHOWN)
+    if doc:  # the graph takes the page's full width; the model output follows it
+        draw_graph(run_id, doc, view)
+    else:
+        st.warning("The workflow document of this run is not in the store, so its graph cannot be drawn.")
+    st.markdown("**Model output**")
+    with st.container(height=300, border=False):
+        render_streams(view, labels, limit=STREAMS_SHOWN)
 
     render_tokens(view, info)
     result, calls, memory, log, inputs = st.tabs(["Result", "Tool calls", "Memory", "Log", "Inputs"])
@@ -189,6 +186,7 @@ def live(run_id: str, doc: dict[str, Any] | None, ticking: bool) -> None:
         st.json(info.inputs, expanded=True)
 
 
+roomy_page()
 st.title("Run")
 run_id = choose_run()
 if run_id is None:

@@ -8,7 +8,7 @@
   failing test leaves ``FAILED-<test>.png`` next to the screenshots.
 * ``screenshots``: where PNGs go — ``$SCREENSHOT_DIR`` or ``<repo>/artifacts/screenshots`` — said once
   at the end of the session. ``readme=True`` also copies a shot to ``docs/screenshots/`` when
-  ``UPDATE_README_SCREENSHOTS=1`` is set, so an ordinary test run leaves ``git status`` clean.
+  ``README_SCREENSHOTS=1`` (refreshing the README's pictures is a deliberate act, not a side effect).
 
 Everything here is skipped, with the reason, when ``/usr/bin/chromium`` or Playwright is missing.
 """
@@ -130,10 +130,10 @@ class Screenshots:
         self.folder = folder
 
     def save(self, page: Any, name: str, *, readme: bool = False) -> Path:
-        """A full-page PNG ``<folder>/<name>.png``; with ``readme`` (and ``UPDATE_README_SCREENSHOTS=1``)
-        also ``docs/screenshots/<name>.png``."""
+        """A full-page PNG ``<folder>/<name>.png``; with ``readme`` and ``README_SCREENSHOTS=1`` in the
+        environment also ``docs/screenshots/<name>.png`` (a normal test run leaves the checkout alone)."""
         path = full_page_png(page, self.folder / f"{name}.png")
-        if readme and os.environ.get("UPDATE_README_SCREENSHOTS") == "1":
+        if readme and os.environ.get("README_SCREENSHOTS") == "1":
             copy_file(path, ROOT / "docs" / "screenshots" / f"{name}.png")
         return path
 

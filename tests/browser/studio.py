@@ -45,7 +45,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
-FLOW_IFRAME = "iframe[title='streamlit_flow.streamlit_flow']"
+# ui.canvas's patched streamlit-flow (titled streamlit_flow.streamlit_flow before it was patched)
+FLOW_IFRAME = "iframe[title$='streamlit_flow']"
 CLOSED_PORT_URL = "http://127.0.0.1:9"  # nothing listens on the discard port: requests there fail at once
 
 # Variables of the test process that must not leak into the dashboard: model endpoints, memory and
@@ -299,6 +300,42 @@ def chain_workflow(name: str, n: int, *, kind: str = "transform", prompt: str = 
         "format": "workflow/v1",
         "name": name,
         "description": f"{n} {kind} nodes in a chain",
+        "inputs": {"topic": {"type": "string", "description": "anything", "default": "browser tests"}},
+        "nodes": nodes,
+        "edges": edges,
+    }
+
+
+def branch_workflow(name: str = "Branch and join") -> dict[str, Any]:
+    """The issue's 7-node graph: start -> agent -> condition -> two branches -> join -> result (valid)."""
+    nodes = [
+        {"id": "start", "type": "input", "position": {"x": 0, "y": 100}},
+        {"id": "draft", "type": "agent", "label": "Draft", "position": {"x": 220, "y": 100},
+         "config": {"prompt": "Write about {{ inputs.topic }}"}},
+        {"id": "route", "type": "condition", "label": "Long?", "position": {"x": 440, "y": 100},
+         "config": {"expression": "'long' if nodes.draft.output | length > 80 else 'short'"}},
+        {"id": "trim", "type": "transform", "label": "Trim", "position": {"x": 660, "y": 0},
+         "config": {"template": "{{ nodes.draft.output[:80] }}"}},
+        {"id": "keep", "type": "transform", "label": "Keep", "position": {"x": 660, "y": 200},
+         "config": {"template": "{{ nodes.draft.output }}"}},
+        {"id": "join", "type": "transform", "label": "Join", "position": {"x": 880, "y": 100},
+         "config": {"template": "{{ nodes.trim.output or nodes.keep.output }}"}},
+        {"id": "result", "type": "output", "position": {"x": 1100, "y": 100},
+         "config": {"value": "{{ nodes.join.output }}"}},
+    ]  # fmt: skip
+    edges = [
+        {"source": "start", "target": "draft"},
+        {"source": "draft", "target": "route"},
+        {"source": "route", "target": "trim", "when": "long"},
+        {"source": "route", "target": "keep", "when": "default"},
+        {"source": "trim", "target": "join"},
+        {"source": "keep", "target": "join"},
+        {"source": "join", "target": "result"},
+    ]
+    return {
+        "format": "workflow/v1",
+        "name": name,
+        "description": "start -> agent -> condition -> two branches -> join -> result",
         "inputs": {"topic": {"type": "string", "description": "anything", "default": "browser tests"}},
         "nodes": nodes,
         "edges": edges,

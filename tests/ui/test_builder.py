@@ -329,9 +329,9 @@ def test_auto_layout_positions_by_depth() -> None:
     for n in doc["nodes"]:
         n["position"] = {"x": 0, "y": 0}
     at = builder(doc)
-    key = at.session_state["builder_canvas_key"]
+    view = at.session_state["builder_gen"]
     button(at, "Layout").click().run()
-    assert at.session_state["builder_canvas_key"] != key, "a fresh canvas, so the view is fitted again"
+    assert at.session_state["builder_gen"] != view, "a new view, so the canvas fits it again"
     xs = [node(current(at), i)["position"]["x"] for i in ("start", "solver", "answer")]
     assert xs[0] < xs[1] < xs[2]
 

@@ -76,7 +76,7 @@ def test_history_lists_filters_and_shows_a_runs_detail(runtime: Runtime) -> None
     assert not at.exception, at.exception
     assert at.get("vega_lite_chart"), "the Gantt chart of node executions"
     labels = [e.label for e in at.expander]
-    assert any(label.startswith("🟢 solver · execution 0 · succeeded") for label in labels)
+    assert any(label.startswith(":green[:material/check_circle:] solver · execution 0 · succeeded") for label in labels)
     assert any("What is \\(12 \\+ 30\\) \\* 2?" in m.value for m in at.markdown) or any(
         "What is (12 + 30) * 2?" in str(j.value) for j in at.json
     ), "per-node inputs are shown"
@@ -235,7 +235,7 @@ def test_node_ids_in_expander_labels_are_escaped(runtime: Runtime) -> None:
     at = history()
     at.selectbox(key="history_run").select(a).run()
     labels = [e.label for e in at.expander]
-    assert any(label.startswith("🟢 \\_\\_twice\\_\\_ · execution 0 · succeeded") for label in labels), labels
+    assert any(label.startswith(":green[:material/check_circle:] \\_\\_twice\\_\\_ · execution 0 · succeeded") for label in labels), labels
     assert not any("__twice__" in label for label in labels)
     at.selectbox(key="history_compare").select(b).run()
     assert not at.exception, at.exception

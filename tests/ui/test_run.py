@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine.runtime import Runtime
 from tests.fake_openai import FakeOpenAIServer
+from ui.canvas import ROOMY_CSS
 from ui.nav import RUN_ID
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,7 +171,8 @@ def test_model_output_is_shown_as_text_never_html(
     assert all(not m.proto.allow_html for m in [*at.markdown, *at.caption]), "nothing uses unsafe_allow_html"
     for m in markdowns:  # no Markdown element carries model text (escaped Markdown still autolinks bare URLs)
         assert "onerror" not in m.value and "127.0.0.1:9" not in m.value and "javascript:" not in m.value
-    assert not at.get("html"), "no raw HTML element"
+    # the only raw HTML is the page's own fixed stylesheet (ui.canvas.roomy_page), never model text
+    assert all(h.proto.body == ROOMY_CSS for h in at.get("html")), "no raw HTML element but the page's stylesheet"
     canvas = at.session_state["run_flow_state"][1]
     assert "<b>" not in next(n for n in canvas.nodes if n.id == "bot").data["content"]
     assert "answered by the offline model" not in "\n".join(m.value for m in markdowns)
