@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy import text as sql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
@@ -193,7 +194,20 @@ def _initial(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
 
 
-MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [("0001_initial", _initial)]
+def _fork_columns(engine: Engine) -> None:
+    """Rerun from a node: ``runs.forked_from`` (JSON, null) and ``node_executions.reused`` (false)."""
+    wanted = {
+        "runs": ("forked_from", "JSON"),
+        "node_executions": ("reused", "BOOLEAN NOT NULL DEFAULT false"),
+    }
+    present = inspect(engine)
+    with engine.begin() as conn:
+        for table, (column, kind) in wanted.items():
+            if column not in {c["name"] for c in present.get_columns(table)}:  # a new database has them already
+                conn.execute(sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+
+
+MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [("0001_initial", _initial), ("0002_fork", _fork_columns)]
 
 
 def migrate(engine: Engine) -> list[str]:
