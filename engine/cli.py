@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
         help="rerun a finished run from a node: nodes it does not depend on reuse their outputs",
     )
     rerun.add_argument("run_id")
-    rerun.add_argument("--from", dest="node", required=True, metavar="NODE", help="the node to run again, with everything downstream")
+    rerun.add_argument(
+        "--from", dest="node", required=True, metavar="NODE", help="the node to run again, with everything downstream"
+    )
     rerun.add_argument(
         "--output",
         action="append",
@@ -75,8 +77,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NODE=JSON",
         help="pin a reused node's output to this JSON value (repeatable)",
     )
-    rerun.add_argument("--config", metavar="JSON", help="a JSON object of config keys to change in NODE, for this rerun only")
-    rerun.add_argument("--events", metavar="PATH", help="write the new run's events as JSON lines to PATH, flushed live")
+    rerun.add_argument("--config", metavar="JSON", help="a JSON object of NODE's config keys to change, for this rerun")
+    rerun.add_argument("--events", metavar="PATH", help="write the new run's events as JSON lines, flushed live")
     rerun.add_argument("--quiet", action="store_true")
     rerun.add_argument("--db", metavar="URL")
     rerun.set_defaults(handler=_cmd_rerun)
@@ -162,7 +164,8 @@ def parse_outputs(pairs: list[str]) -> dict[str, Any]:
         try:
             values[name] = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"--output {name}: the value is not JSON ({exc.msg}); write a string as '\"text\"'") from None
+            hint = "write a string as '\"text\"'"
+            raise ValueError(f"--output {name}: the value is not JSON ({exc.msg}); {hint}") from None
     return values
 
 
@@ -302,12 +305,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(f"run {row.run_id}  {row.workflow_name} (version {row.workflow_version})  {row.status}")
     if row.forked_from:
         fork = row.forked_from
-        extra = "".join(
-            [
-                f", config edited: {json.dumps(fork['config'], ensure_ascii=False)}" if fork.get("config") is not None else "",
-                f", pinned outputs: {', '.join(fork['outputs'])}" if fork.get("outputs") else "",
-            ]
-        )
+        extra = ""
+        if fork.get("config") is not None:
+            extra += f", config edited: {json.dumps(fork['config'], ensure_ascii=False)}"
+        if fork.get("outputs"):
+            extra += f", pinned outputs: {', '.join(fork['outputs'])}"
         print(f"forked from: run {fork.get('run_id')} at node '{fork.get('node')}'{extra}")
     print(f"inputs: {json.dumps(row.inputs, ensure_ascii=False)}")
     print(f"tokens: {row.prompt_tokens} prompt + {row.completion_tokens} completion")

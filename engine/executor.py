@@ -312,7 +312,8 @@ class _Run:
                 output = self.replay.outputs[key]
                 if self.replay.forked_from is not None:  # a fork's log starts empty: say what it reused
                     self.emit("node.started", node.id, {**started, "reused": True})
-                    self.emit("node.completed", node.id, {"output": output, "duration_ms": 0.0, "attempts": 0, "reused": True})
+                    reused = {"output": output, "duration_ms": 0.0, "attempts": 0, "reused": True}
+                    self.emit("node.completed", node.id, reused)
                 return output
             if key in self.replay.began:
                 started["restarted"] = True  # it began before the crash or failure: it starts again from scratch

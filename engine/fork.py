@@ -139,9 +139,8 @@ def fork_replay(
     for name, value in (request.outputs or {}).items():
         keys = [key for key in outputs if key[0] == name]
         if not keys:
-            problems.append(
-                Problem(f"output '{name}'", f"node '{name}' did not complete in the source run, so there is no output to pin")
-            )
+            reason = f"node '{name}' did not complete in the source run, so there is no output to pin"
+            problems.append(Problem(f"output '{name}'", reason))
         for key in keys:  # every execution (a node in a loop ran several times)
             outputs[key] = _json_value(value)
     if problems:

@@ -34,7 +34,16 @@ from engine.errors import EngineError
 from engine.events import TERMINAL_TYPES, Event
 from engine.errors import Problem, WorkflowInvalid
 from engine.executor import Replay, execute, replay_from_events
-from engine.fork import FINISHED, ForkInvalid, ForkRequest, NotForkable, check_request, fork_replay, rerun_nodes, with_config
+from engine.fork import (
+    FINISHED,
+    ForkInvalid,
+    ForkRequest,
+    NotForkable,
+    check_request,
+    fork_replay,
+    rerun_nodes,
+    with_config,
+)
 from engine.inputs import check_inputs
 from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
@@ -294,7 +303,9 @@ class Runtime:
         status = self._settled_status(run_id, row.status)
         if status not in FINISHED:
             hint = f" (continue it with: python -m engine resume {run_id})" if status == "interrupted" else ""
-            raise NotForkable(f"run '{run_id}' is {status}; only completed, failed or cancelled runs can be rerun{hint}")
+            raise NotForkable(
+                f"run '{run_id}' is {status}; only completed, failed or cancelled runs can be rerun{hint}"
+            )
         saved = self.store.get_workflow(row.workflow_id, row.workflow_version)
         if saved is None:
             raise NotForkable(f"run '{run_id}': its workflow version is missing from the store")
@@ -303,7 +314,8 @@ class Runtime:
             workflow = load_workflow(document)
         except WorkflowInvalid as exc:
             raise NotForkable(f"run '{run_id}': its workflow version no longer validates: {exc.problems[0]}") from None
-        request = ForkRequest(node=node, outputs=dict(outputs or {}), config=dict(config) if config is not None else None)
+        edit = dict(config) if config is not None else None
+        request = ForkRequest(node=node, outputs=dict(outputs or {}), config=edit)
         problems: list[Problem] = []
         try:
             check_request(workflow.plan, request)

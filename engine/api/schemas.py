@@ -63,12 +63,14 @@ class RerunRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    from_: str = Field(alias="from", min_length=1, max_length=200, description="the node to run again, with everything downstream")
+    from_: str = Field(
+        alias="from", min_length=1, max_length=200, description="the node to run again, with everything downstream"
+    )
     outputs: dict[str, Any] | None = Field(
-        default=None, description="node id -> JSON value: pins the output of a reused node (one not downstream of `from`)"
+        default=None, description="node id -> JSON value: pins the output of a reused node (not downstream of `from`)"
     )
     config: dict[str, Any] | None = Field(
-        default=None, description="config keys of the `from` node to change for this rerun only (checked like a workflow)"
+        default=None, description="config keys of the `from` node to change for this rerun only (checked as a workflow)"
     )
 
 
