@@ -1,6 +1,6 @@
-"""``python -m engine``: run, validate, list, show and resume workflows from a terminal.
+"""``python -m engine``: run, validate, list, show, resume and rerun workflows from a terminal.
 
-``run`` and ``resume`` go through the durable :class:`~engine.runtime.Runtime`
+``run``, ``resume`` and ``rerun`` go through the durable :class:`~engine.runtime.Runtime`
 (the same store the dashboard reads: ``--db URL``, else ``DATABASE_URL``,
 else ``$DATA_DIR/studio.db``) and follow the run's event stream. stdout
 carries only the run's result as one JSON object; progress, the
@@ -22,6 +22,7 @@ from typing import Any, Callable, TextIO
 from engine import InputsInvalid, WorkflowInvalid, check_inputs, load_workflow
 from engine.costs import Usage
 from engine.events import Event
+from engine.fork import ForkInvalid, NotForkable
 from engine.runtime import NotResumable, RunNotFound, Runtime
 from engine.store import StoreError, StoreUrlInvalid
 
@@ -62,6 +63,26 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--quiet", action="store_true")
     resume.add_argument("--db", metavar="URL")
     resume.set_defaults(handler=_cmd_resume)
+    rerun = sub.add_parser(
+        "rerun",
+        help="rerun a finished run from a node: nodes it does not depend on reuse their outputs",
+    )
+    rerun.add_argument("run_id")
+    rerun.add_argument(
+        "--from", dest="node", required=True, metavar="NODE", help="the node to run again, with everything downstream"
+    )
+    rerun.add_argument(
+        "--output",
+        action="append",
+        default=[],
+        metavar="NODE=JSON",
+        help="pin a reused node's output to this JSON value (repeatable)",
+    )
+    rerun.add_argument("--config", metavar="JSON", help="a JSON object of NODE's config keys to change, for this rerun")
+    rerun.add_argument("--events", metavar="PATH", help="write the new run's events as JSON lines, flushed live")
+    rerun.add_argument("--quiet", action="store_true")
+    rerun.add_argument("--db", metavar="URL")
+    rerun.set_defaults(handler=_cmd_rerun)
     serve = sub.add_parser("serve", help="serve the HTTP API (FastAPI + uvicorn) over the dashboard's store")
     serve.add_argument(
         "--host",
@@ -134,6 +155,45 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return _follow(args, start, mode="a")
 
 
+def parse_outputs(pairs: list[str]) -> dict[str, Any]:
+    """Each ``NODE=JSON`` of ``--output`` (the value must be JSON: quote a string, '"text"')."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--output {pair!r} must look like NODE=JSON")
+        try:
+            values[name] = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            hint = "write a string as '\"text\"'"
+            raise ValueError(f"--output {name}: the value is not JSON ({exc.msg}); {hint}") from None
+    return values
+
+
+def _cmd_rerun(args: argparse.Namespace) -> int:
+    try:
+        outputs = parse_outputs(args.output)
+        config = None
+        if args.config is not None:
+            try:
+                config = json.loads(args.config)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"--config is not valid JSON: {exc.msg}") from None
+            if not isinstance(config, dict):
+                raise ValueError("--config must be a JSON object of the node's config keys")
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+
+    def start(runtime: Runtime) -> tuple[str, int]:
+        new_id = runtime.rerun(args.run_id, args.node, outputs=outputs, config=config)
+        if not args.quiet:
+            print(f"run {new_id} reruns {args.run_id} from node '{args.node}'", file=sys.stderr)
+        return new_id, 0
+
+    return _follow(args, start, mode="w")
+
+
 def _follow(args: argparse.Namespace, start: Callable[[Runtime], tuple[str, int]], *, mode: str) -> int:
     """Start (or resume) a run on a runtime, stream its events to the sinks, exit by its status."""
     try:
@@ -154,7 +214,7 @@ def _follow(args: argparse.Namespace, start: Callable[[Runtime], tuple[str, int]
     try:
         try:
             run_id, seq = start(runtime)
-        except (RunNotFound, NotResumable) as exc:
+        except (RunNotFound, NotResumable, NotForkable, ForkInvalid) as exc:
             print(str(exc), file=sys.stderr)
             return EXIT_INVALID
         usage = _drain(runtime, run_id, seq, sinks)
@@ -251,6 +311,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
     finally:
         runtime.shutdown()
     print(f"run {row.run_id}  {row.workflow_name} (version {row.workflow_version})  {row.status}")
+    if row.forked_from:
+        fork = row.forked_from
+        extra = ""
+        if fork.get("config") is not None:
+            extra += f", config edited: {json.dumps(fork['config'], ensure_ascii=False)}"
+        if fork.get("outputs"):
+            extra += f", pinned outputs: {', '.join(fork['outputs'])}"
+        print(f"forked from: run {fork.get('run_id')} at node '{fork.get('node')}'{extra}")
     print(f"inputs: {json.dumps(row.inputs, ensure_ascii=False)}")
     notes = (["estimated"] if row.tokens_estimated else []) + (
         [f"{row.failed_tokens} of them in failed tries"] if row.failed_tokens else []
@@ -263,7 +331,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         took = f"{node.duration_ms:9.1f} ms" if node.duration_ms is not None else "        - ms"
         label = f"{node.node_id}" + (f" #{node.execution}" if node.execution else "")
         detail = f"  error: {node.error}" if node.error else ""
-        print(f"  +{offset:8.3f}s  {label:28} {node.status:10} {took}{detail}")
+        status = "reused" if node.reused else node.status
+        print(f"  +{offset:8.3f}s  {label:28} {status:10} {took}{detail}")
     if row.status == "completed":
         print(f"result: {json.dumps(row.result, ensure_ascii=False)}")
     elif row.error:
@@ -296,9 +365,13 @@ class Progress:
             case "run.started":
                 return f"run {event.run_id} started"
             case "node.started":
+                if data.get("reused"):
+                    return None  # "reused NODE" follows at once
                 iteration = data.get("iteration", 0)
                 return f"  > {node}" + (f" (iteration {iteration})" if iteration else "")
             case "node.completed":
+                if data.get("reused"):
+                    return f"  reused {node}"
                 return f"  ok {node}  {data.get('duration_ms', 0):.1f} ms"
             case "node.failed":
                 return f"  FAILED {node}: {data.get('error')}"

@@ -37,9 +37,10 @@ TERMINAL_TYPES: frozenset[str] = frozenset({"run.completed", "run.failed", "run.
 # plain, strict JSON: values from users, tools or models that JSON has no type for
 # are recorded as their text, and NaN or an infinity as null.
 EVENT_DATA_KEYS: Mapping[str, tuple[str, ...]] = {
+    # a rerun from a node (engine.fork) adds "forked_from": {"run_id", "node"} (+ "config", "outputs")
     "run.started": ("inputs", "workflow"),
-    "node.started": ("iteration",),
-    "node.completed": ("output", "duration_ms"),
+    "node.started": ("iteration",),  # "reused": true on a rerun's execution reused from its source run
+    "node.completed": ("output", "duration_ms"),  # "reused": true likewise (no model or tool call was made)
     "node.failed": ("error",),  # "cancelled": true when the run stopped it (also between retry attempts)
     "node.skipped": (),
     # step: the agent's round (from 0); attempt: the node's try (from 1, see retry). The deltas

@@ -209,6 +209,9 @@ class _Run:
         template_budget.enter_run()  # this run's templates share one time slice (engine/template_budget.py)
         if self.replay is None:
             self.emit("run.started", None, {"inputs": self.inputs, "workflow": self.workflow.name})
+        elif self.replay.forked_from is not None:
+            started = {"inputs": self.inputs, "workflow": self.workflow.name, "forked_from": self.replay.forked_from}
+            self.emit("run.started", None, started)
         else:
             done = len(self.replay.outputs)
             self.emit("log", None, {"level": "info", "message": f"run resumed: {done} finished node executions reloaded, not re-run", "resumed": True})
@@ -308,7 +311,12 @@ class _Run:
         if self.replay is not None:
             key = (node.id, execution)
             if key in self.replay.outputs:
-                return self.replay.outputs[key]
+                output = self.replay.outputs[key]
+                if self.replay.forked_from is not None:  # a fork's log starts empty: say what it reused
+                    self.emit("node.started", node.id, {**started, "reused": True})
+                    reused = {"output": output, "duration_ms": 0.0, "attempts": 0, "reused": True}
+                    self.emit("node.completed", node.id, reused)
+                return output
             if key in self.replay.began:
                 started["restarted"] = True  # it began before the crash or failure: it starts again from scratch
         self.emit("node.started", node.id, started)
@@ -441,6 +449,9 @@ class Replay:
     last_seq: int
     began: set[tuple[str, int]] = field(default_factory=set)  # started, never completed
     calls: int = 0  # highest ``call_N`` already in the log: the resumed run numbers its calls after it
+    # A fork (rerun from a node, see engine.fork): outputs are the source run's, the log starts empty,
+    # so reused executions emit node.started/node.completed with "reused": true, and run.started says this.
+    forked_from: dict[str, Any] | None = None
 
 
 def replay_from_events(events: list[Event]) -> Replay:
@@ -586,5 +597,7 @@ async def execute(
 
     With ``replay`` (a resumed run), finished executions are reloaded instead of
     re-run, no ``run.started`` is emitted, and ``seq`` continues after ``replay.last_seq``.
+    A fork's replay (``forked_from`` set) starts a new log: ``run.started`` carries
+    ``forked_from`` and each reused execution is emitted with ``"reused": true``.
     """
     return await _Run(workflow, inputs, llm=llm, on_event=on_event, run_id=run_id, replay=replay).run()

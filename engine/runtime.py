@@ -9,6 +9,10 @@ the buffer and falls back to the store for older events.
 Resume: finished node executions are reloaded from the event log, not re-run;
 the node that was running when the process died starts again from its
 beginning, so its side effects may repeat (as with LangGraph's checkpointer).
+
+Rerun from a node (a fork, :mod:`engine.fork`): a new run of the source run's
+workflow version and inputs whose replay holds the source's outputs of every
+node that does not depend on the picked node.
 """
 
 from __future__ import annotations
@@ -28,11 +32,22 @@ from typing import Any, Mapping
 import tools
 from engine.errors import EngineError
 from engine.events import TERMINAL_TYPES, Event
+from engine.errors import Problem, WorkflowInvalid
 from engine.executor import Replay, execute, replay_from_events
+from engine.fork import (
+    FINISHED,
+    ForkInvalid,
+    ForkRequest,
+    NotForkable,
+    check_request,
+    fork_replay,
+    rerun_nodes,
+    with_config,
+)
 from engine.inputs import check_inputs
 from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
-from engine.store import Store, process_owner
+from engine.store import Store, WorkflowRef, process_owner
 from engine.validate import load_workflow
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -71,6 +86,7 @@ class RunInfo:
     completion_tokens: int = 0
     tokens_estimated: bool = False  # some counts were estimated (the endpoint sent none)
     failed_tokens: int = 0  # prompt + completion tokens of failed tries (cut-off answers)
+    forked_from: dict[str, Any] | None = None  # a rerun's source: {"run_id", "node", ...}
 
     @property
     def finished(self) -> bool:
@@ -94,6 +110,7 @@ class RunInfo:
             completion_tokens=row.completion_tokens,
             tokens_estimated=bool(row.tokens_estimated),
             failed_tokens=row.failed_tokens,
+            forked_from=row.forked_from,
         )
 
 
@@ -117,6 +134,7 @@ class _Live:
     failed_tokens: int = 0
     finished_at: float | None = None
     store_error: str | None = None
+    forked_from: dict[str, Any] | None = None
     future: concurrent.futures.Future[None] | None = None
     task: asyncio.Task[Any] | None = None  # set on the loop while the run executes
     cancel_requested: bool = False
@@ -138,6 +156,7 @@ class _Live:
             completion_tokens=self.completion_tokens,
             tokens_estimated=self.tokens_estimated,
             failed_tokens=self.failed_tokens,
+            forked_from=self.forked_from,
         )
 
 
@@ -249,16 +268,115 @@ class Runtime:
         saved = self.store.get_workflow(row.workflow_id, row.workflow_version)
         if saved is None:
             raise NotResumable(f"run '{run_id}': its workflow version is missing from the store")
-        workflow = load_workflow(saved[1].document)
+        document = saved[1].document
+        forked_from = row.forked_from
+        if forked_from and forked_from.get("config") is not None:  # a fork keeps its edit of the picked node
+            document = with_config(document, forked_from["node"], forked_from["config"])
+        workflow = load_workflow(document)
         events = self.store.events(run_id)
         replay = replay_from_events(events)
         self.store.claim_run(run_id, self._owner)
         live = self._register(run_id, row.workflow_name, dict(row.inputs), replace=True)
+        live.forked_from = forked_from
         live.last_seq = replay.last_seq
         live.prompt_tokens, live.completion_tokens = row.prompt_tokens, row.completion_tokens
         live.tokens_estimated, live.failed_tokens = bool(row.tokens_estimated), row.failed_tokens
         self._start(live, workflow, dict(row.inputs), replay)
         return run_id
+
+    def rerun(
+        self,
+        run_id: str,
+        node: str,
+        *,
+        outputs: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Rerun ``run_id`` from ``node`` (a fork): a new run of the same workflow version and inputs.
+
+        Nodes that do not depend on ``node`` reuse their source output (no model or tool call);
+        ``node`` and everything downstream run again (the rule: :mod:`engine.fork`, README).
+        ``outputs`` pins reused nodes' outputs to other JSON values; ``config`` replaces keys of
+        ``node``'s config for this run only. Returns the new run's id.
+
+        Raises:
+            RunNotFound: no such run.
+            NotForkable: the run is running or interrupted, or its workflow version is gone or no longer valid.
+            ForkInvalid: every problem of the request (unknown node, a pin of a node that reruns or
+                never completed, a config that does not fit the node's type).
+        """
+        self._check_open()
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        status = self._settled_status(run_id, row.status)
+        if status not in FINISHED:
+            hint = f" (continue it with: python -m engine resume {run_id})" if status == "interrupted" else ""
+            raise NotForkable(
+                f"run '{run_id}' is {status}; only completed, failed or cancelled runs can be rerun{hint}"
+            )
+        saved = self.store.get_workflow(row.workflow_id, row.workflow_version)
+        if saved is None:
+            raise NotForkable(f"run '{run_id}': its workflow version is missing from the store")
+        document = saved[1].document
+        try:
+            workflow = load_workflow(document)
+        except WorkflowInvalid as exc:
+            raise NotForkable(f"run '{run_id}': its workflow version no longer validates: {exc.problems[0]}") from None
+        edit = dict(config) if config is not None else None
+        request = ForkRequest(node=node, outputs=dict(outputs or {}), config=edit)
+        problems: list[Problem] = []
+        try:
+            check_request(workflow.plan, request)
+        except ForkInvalid as exc:
+            problems.extend(exc.problems)
+            if node not in workflow.plan.by_id:
+                raise
+        if config is not None:
+            try:
+                workflow = load_workflow(with_config(document, node, config))
+            except WorkflowInvalid as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise ForkInvalid(problems)
+        forked_from: dict[str, Any] = {"run_id": run_id, "node": node}
+        if config is not None:
+            forked_from["config"] = dict(config)
+        if outputs:
+            forked_from["outputs"] = sorted(outputs)
+        replay = fork_replay(workflow.plan, self.store.events(run_id), request, forked_from)
+        inputs = dict(row.inputs)
+        ref = WorkflowRef(row.workflow_id, row.workflow_version, row.workflow_name, False)
+        new_id = uuid.uuid4().hex
+        self.store.create_run(run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=forked_from)
+        live = self._register(new_id, row.workflow_name, inputs)
+        live.forked_from = forked_from
+        self._start(live, workflow, inputs, replay)
+        return new_id
+
+    def rerun_nodes(self, run_id: str, node: str) -> list[str]:
+        """The nodes a rerun of ``run_id`` from ``node`` runs again (the rest are reused), in document order.
+
+        Raises:
+            RunNotFound, NotForkable (workflow version missing), ForkInvalid (unknown node).
+        """
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        saved = self.store.get_workflow(row.workflow_id, row.workflow_version)
+        if saved is None:
+            raise NotForkable(f"run '{run_id}': its workflow version is missing from the store")
+        return rerun_nodes(load_workflow(saved[1].document), node)
+
+    def _settled_status(self, run_id: str, stored: str) -> str:
+        """The run's status, its events all committed when this runtime ran it (its word is newer than the row)."""
+        with self._lock:
+            live = self._runs.get(run_id)
+        if live is None:
+            return stored
+        if live.status != "running":
+            self.store.writer.wait_committed(run_id, live.last_seq)
+        return live.status
 
     # --- reading -------------------------------------------------------------------------
 
@@ -389,8 +507,11 @@ class Runtime:
         live.task = asyncio.current_task()
         if live.cancel_requested:  # cancelled before it started: record that, run nothing
             first = (replay.last_seq if replay else 0) + 1
-            if replay is None:
-                sink(Event(first, live.run_id, time.time(), "run.started", None, {"inputs": inputs, "workflow": workflow.name}))
+            if replay is None or replay.forked_from is not None:
+                started: dict[str, Any] = {"inputs": inputs, "workflow": workflow.name}
+                if replay is not None:
+                    started["forked_from"] = replay.forked_from
+                sink(Event(first, live.run_id, time.time(), "run.started", None, started))
                 first += 1
             sink(Event(first, live.run_id, time.time(), "run.cancelled", None, {}))
             self._finish(live, "cancelled", None, None, None)
@@ -441,4 +562,4 @@ class Runtime:
             self.store.heartbeat(self.running())
 
 
-__all__ = ["NotResumable", "RunInfo", "RunNotFound", "Runtime", "TERMINAL_TYPES"]
+__all__ = ["ForkInvalid", "NotForkable", "NotResumable", "RunInfo", "RunNotFound", "Runtime", "TERMINAL_TYPES"]

@@ -7,7 +7,7 @@ Routes (JSON unless said; see the README's "HTTP API" section and ``/docs``):
 - ``POST /runs``, ``GET /runs``, ``GET /runs/{id}``
 - ``GET /runs/{id}/events?after=SEQ`` (a JSON list, or Server-Sent Events with
   ``Accept: text/event-stream``), ``WS /runs/{id}/ws?after=SEQ``
-- ``POST /runs/{id}/cancel``, ``POST /runs/{id}/resume``
+- ``POST /runs/{id}/cancel``, ``POST /runs/{id}/resume``, ``POST /runs/{id}/rerun``
 - ``GET /tools``, ``GET /memory/agents``, ``GET /memory/{agent_id}?query=&k=``
 
 Errors are ``{"detail": str, "problems": [{"where", "message"}]}``: 400 for
@@ -59,6 +59,7 @@ from engine.api.schemas import (
     EventOut,
     HealthOut,
     MemoryOut,
+    RerunRequest,
     RunOut,
     RunRequest,
     RunStarted,
@@ -72,6 +73,7 @@ from engine.api.schemas import (
 from engine.api.streams import KEEPALIVE, StreamHub, Subscription
 from engine.errors import EngineError, InputsInvalid, Problem, WorkflowInvalid
 from engine.model import Workflow
+from engine.fork import ForkInvalid, NotForkable
 from engine.runtime import NotResumable, RunInfo, RunNotFound, Runtime
 from engine.store import RunRow, StoreError
 from engine.validate import load_workflow
@@ -230,6 +232,7 @@ def _run_out(info: RunInfo, row: RunRow | None) -> dict[str, Any]:
         "tokens_estimated": info.tokens_estimated,
         "failed_tokens": info.failed_tokens,
         "last_seq": info.last_seq,
+        "forked_from": info.forked_from,
     }
 
 
@@ -698,6 +701,50 @@ def create_app(
         except WorkflowInvalid as exc:
             raise ApiError(409, "the run's workflow version no longer validates", exc.problems) from None
         return JSON({"run_id": run_id}, status_code=202)
+
+    @app.post(
+        "/runs/{run_id}/rerun",
+        status_code=202,
+        response_model=RunStarted,
+        tags=["runs"],
+        responses=_errors(400, 401, 403, 404, 409, 413, 415, 422, 503),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": RerunRequest.model_json_schema(by_alias=True)}},
+            }
+        },
+    )
+    async def rerun_run(request: Request, run_id: RunId) -> JSON:
+        """Rerun a completed, failed or cancelled run from node ``from`` as a new run (202 ``{"run_id"}``).
+
+        Nodes ``from`` does not depend on reuse their outputs (``outputs`` pins some to other values);
+        ``from`` and everything downstream run again, ``config`` editing ``from`` for this run only.
+        Unknown node or a bad pin or config: 422 listing every problem; a run still running or interrupted: 409.
+        """
+        body = await _json_body(request)
+        try:
+            req = RerunRequest.model_validate(body)
+        except ValidationError as exc:
+            problems = [Problem("body" + "".join(f".{p}" for p in err["loc"]), err["msg"]) for err in exc.errors()]
+            raise ApiError(422, "invalid rerun request", problems) from None
+
+        def work() -> str:
+            info = _status_or_404(run_id)
+            if info.status == "running":
+                raise ApiError(409, f"run '{run_id}' is running; only completed, failed or cancelled runs can be rerun")
+            _wait_row_settled(run_id, info.status)
+            try:
+                return runtime.rerun(run_id, req.from_, outputs=req.outputs, config=req.config)
+            except RunNotFound as exc:
+                raise ApiError(404, str(exc)) from None
+            except NotForkable as exc:
+                raise ApiError(409, str(exc)) from None
+            except ForkInvalid as exc:
+                raise ApiError(422, str(exc).splitlines()[0], exc.problems) from None
+
+        new_id = await run_in_threadpool(work)
+        return JSON({"run_id": new_id}, status_code=202)
 
     def _wait_row_settled(run_id: str, status: str, timeout_s: float = 5.0) -> None:
         """The runtime knows a run ended before its store row is committed; resume reads the row."""

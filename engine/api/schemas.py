@@ -58,6 +58,29 @@ class RunRequest(BaseModel):
     inputs: dict[str, Any] | None = Field(default=None, description="the run's inputs by name")
 
 
+class RerunRequest(BaseModel):
+    """Rerun a finished run from a node: nodes it does not depend on reuse their outputs from that run."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(
+        alias="from", min_length=1, max_length=200, description="the node to run again, with everything downstream"
+    )
+    outputs: dict[str, Any] | None = Field(
+        default=None, description="node id -> JSON value: pins the output of a reused node (not downstream of `from`)"
+    )
+    config: dict[str, Any] | None = Field(
+        default=None, description="config keys of the `from` node to change for this rerun only (checked as a workflow)"
+    )
+
+
+class ForkedFrom(BaseModel):
+    run_id: str
+    node: str
+    config: dict[str, Any] | None = Field(default=None, description="the `from` node's config edit, if any")
+    outputs: list[str] | None = Field(default=None, description="the nodes whose outputs were pinned, if any")
+
+
 class RunStarted(BaseModel):
     run_id: str
 
@@ -81,6 +104,7 @@ class RunOut(BaseModel):
     tokens_estimated: bool = Field(False, description="some counts were estimated: the endpoint sent none")
     failed_tokens: int = Field(0, description="tokens of tries that failed (cut-off answers), part of total_tokens")
     last_seq: int = Field(0, description="seq of the run's latest event")
+    forked_from: ForkedFrom | None = Field(None, description="a rerun's source run and node (null for other runs)")
 
 
 class RunStateOut(BaseModel):

@@ -207,8 +207,19 @@ class Store:
 
     # --- runs ---------------------------------------------------------------------------
 
-    def create_run(self, *, run_id: str, workflow: WorkflowRef, inputs: dict[str, Any], owner: str) -> None:
-        """Queue the run's row ahead of its events (same writer, so it lands first)."""
+    def create_run(
+        self,
+        *,
+        run_id: str,
+        workflow: WorkflowRef,
+        inputs: dict[str, Any],
+        owner: str,
+        forked_from: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue the run's row ahead of its events (same writer, so it lands first).
+
+        ``forked_from``: a rerun's source (``run_id``, ``node``, and its ``config`` edit and pinned ``outputs``).
+        """
         now = time.time()
         self.writer.put_statement(
             insert(RUNS).values(
@@ -227,6 +238,7 @@ class Store:
                 failed_tokens=0,
                 last_seq=0,
                 resumed=0,
+                forked_from=forked_from,
             ),
             run_id,
         )

@@ -194,14 +194,19 @@ def _initial(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
 
 
-def _token_flags(engine: Engine) -> None:
-    """runs.tokens_estimated and runs.failed_tokens (a database made before them lacks them)."""
-    have = {column["name"] for column in inspect(engine).get_columns("runs")}
-    with engine.begin() as conn:
-        if "tokens_estimated" not in have:
-            conn.execute(sql("ALTER TABLE runs ADD COLUMN tokens_estimated BOOLEAN NOT NULL DEFAULT FALSE"))
-        if "failed_tokens" not in have:
-            conn.execute(sql("ALTER TABLE runs ADD COLUMN failed_tokens INTEGER NOT NULL DEFAULT 0"))
+def _add_missing_columns(wanted: dict[str, list[tuple[str, str]]]) -> Callable[[Engine], None]:
+    """A migration adding each ``(column, SQL type)`` a table lacks (a database made since has them already)."""
+
+    def migrate(engine: Engine) -> None:
+        present = inspect(engine)
+        with engine.begin() as conn:
+            for table, columns in wanted.items():
+                have = {c["name"] for c in present.get_columns(table)}
+                for column, kind in columns:
+                    if column not in have:
+                        conn.execute(sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+
+    return migrate
 
 
 def _drafts(engine: Engine) -> None:
@@ -210,8 +215,21 @@ def _drafts(engine: Engine) -> None:
 
 MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     ("0001_initial", _initial),
-    ("0002_token_flags", _token_flags),
+    # runs.tokens_estimated / failed_tokens: some counts were estimated; tokens of failed (cut-off) tries
+    (
+        "0002_token_flags",
+        _add_missing_columns(
+            {"runs": [("tokens_estimated", "BOOLEAN NOT NULL DEFAULT FALSE"), ("failed_tokens", "INTEGER NOT NULL DEFAULT 0")]}
+        ),
+    ),
     ("0003_drafts", _drafts),
+    # rerun from a node: runs.forked_from (JSON, null) and node_executions.reused (false)
+    (
+        "0004_fork",
+        _add_missing_columns(
+            {"runs": [("forked_from", "JSON")], "node_executions": [("reused", "BOOLEAN NOT NULL DEFAULT false")]}
+        ),
+    ),
 ]
 
 

@@ -79,6 +79,9 @@ class RunRow(SQLModel, table=True):
     owner: str = Field(default="", max_length=300)  # host:pid:start-time of the process running it
     heartbeat_at: float | None = None
     resumed: int = 0  # how often it was resumed
+    # A rerun from a node: {"run_id", "node"} of the source (+ "config": the picked node's edit,
+    # "outputs": the names of pinned nodes). Null for an ordinary run. Added by migration 0002.
+    forked_from: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class NodeExecutionRow(SQLModel, table=True):
@@ -100,6 +103,7 @@ class NodeExecutionRow(SQLModel, table=True):
     output: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
     error: str | None = None
     started_seq: int = 0
+    reused: bool = False  # a fork reused the source run's output: nothing ran (migration 0002)
 
 
 class EventRow(SQLModel, table=True):

@@ -314,6 +314,7 @@ class _Projection:
                 "output": None,
                 "error": None,
                 "started_seq": e.seq,
+                "reused": bool(data.get("reused")),
             }
             self.new_nodes.append(row)
             self.open_nodes[(e.run_id, str(e.node_id))] = row
@@ -341,6 +342,7 @@ class _Projection:
                 "output": None,
                 "error": None,
                 "started_seq": e.seq,
+                "reused": False,
             })
         elif kind == "llm.completed":
             tokens = self.tokens.setdefault(e.run_id, [0, 0, 0])

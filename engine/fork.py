@@ -1,0 +1,167 @@
+"""Rerun from a node (a fork): which nodes run again, what is reused, and the fork's record.
+
+A fork is a new run of the source run's workflow version with the source's
+inputs. It is built on resume's :class:`~engine.executor.Replay`: the replay
+holds the source run's finished outputs of every node that does not depend
+on the picked node, so the executor reuses them (``node.completed`` with
+``"reused": true``, no model or tool call) and runs the rest.
+
+The rule (README, "Rerun from a node"): the picked node and every node
+reachable from it along forward edges run again; a loop any of those nodes
+belongs to runs again whole, from its first node, with everything reachable
+from there (its iterations depend on one another, so none of them can be
+kept); a ``map`` node is one node, so picking it reruns all its items. Every
+other node keeps its source output, conditions their decisions, skipped
+nodes stay skipped. Nodes the source run never finished run as usual.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from engine.errors import EngineError, Problem
+from engine.events import Event
+from engine.executor import Replay, _json_value, replay_from_events
+from engine.model import Workflow
+from engine.plan import Plan
+
+FINISHED = ("completed", "failed", "cancelled")
+
+
+class ForkInvalid(EngineError):
+    """The rerun request names an unknown node, pins a node that reruns, or edits a config badly."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = f"the rerun request is invalid ({count} problem{'s' if count != 1 else ''})"
+        super().__init__(head + "".join(f"\n  - {p}" for p in self.problems))
+
+
+class NotForkable(EngineError):
+    """The source run is not finished (still running, or interrupted: resume it instead)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForkRequest:
+    """What to rerun: the picked node, pinned outputs of nodes that are reused, a config edit of the picked node."""
+
+    node: str
+    outputs: Mapping[str, Any] | None = None
+    config: Mapping[str, Any] | None = None
+
+
+def rerun_set(plan: Plan, node_id: str) -> set[int]:
+    """Indices of the nodes that run again when rerunning from ``node_id`` (see the module docstring)."""
+    forward: dict[int, list[int]] = {}
+    for edge in plan.edges:
+        if not edge.back:
+            forward.setdefault(edge.source, []).append(edge.target)
+    rerun: set[int] = set()
+    todo = [plan.by_id[node_id]]
+    while todo:
+        while todo:
+            i = todo.pop()
+            if i not in rerun:
+                rerun.add(i)
+                todo.extend(forward.get(i, ()))
+        for loop in plan.loops:  # a loop touched anywhere reruns whole, from its header
+            if loop.body & rerun and loop.header not in rerun:
+                todo.append(loop.header)
+    return rerun
+
+
+def rerun_nodes(workflow: Workflow, node_id: str) -> list[str]:
+    """The ids of the nodes that would run again, in document order (unknown node: ForkInvalid)."""
+    plan: Plan = workflow.plan
+    if node_id not in plan.by_id:
+        raise ForkInvalid([_unknown(node_id, plan)])
+    chosen = rerun_set(plan, node_id)
+    return [node.id for node in plan.nodes if node.index in chosen]
+
+
+def with_config(document: Mapping[str, Any], node_id: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The document with ``config``'s keys replacing those of ``node_id``'s config (the others are kept)."""
+    edited = copy.deepcopy(dict(document))
+    for node in edited.get("nodes") or []:
+        if isinstance(node, dict) and node.get("id") == node_id:
+            node["config"] = {**(node.get("config") or {}), **dict(config)}
+    return edited
+
+
+def check_request(plan: Plan, request: ForkRequest) -> set[int]:
+    """Every problem of the request at once; returns the rerun set.
+
+    Raises:
+        ForkInvalid: the picked node is unknown; a pinned node is unknown or reruns; a pinned value is not JSON.
+    """
+    problems: list[Problem] = []
+    if request.node not in plan.by_id:
+        raise ForkInvalid([_unknown(request.node, plan)])
+    rerun = rerun_set(plan, request.node)
+    for name, value in (request.outputs or {}).items():
+        where = f"output '{name}'"
+        if name not in plan.by_id:
+            problems.append(Problem(where, f"no node '{name}' in this workflow version"))
+        elif plan.by_id[name] in rerun:
+            problems.append(
+                Problem(
+                    where,
+                    f"node '{name}' runs again in a rerun from '{request.node}', so its output cannot be pinned; "
+                    "pin only nodes it does not depend on",
+                )
+            )
+        else:
+            try:
+                json.dumps(_json_value(value), allow_nan=False)
+            except (TypeError, ValueError, RecursionError):
+                problems.append(Problem(where, "the pinned value must be JSON"))
+    if problems:
+        raise ForkInvalid(problems)
+    return rerun
+
+
+def fork_replay(
+    plan: Plan, source_events: list[Event], request: ForkRequest, forked_from: dict[str, Any]
+) -> Replay:
+    """The replay of a fork: the source's finished outputs of every reused node, pins applied.
+
+    Raises:
+        ForkInvalid: see :func:`check_request`; also a pinned node that never completed in the source run.
+    """
+    rerun = check_request(plan, request)
+    source = replay_from_events(source_events).outputs
+    outputs = {key: value for key, value in source.items() if key[0] in plan.by_id and plan.by_id[key[0]] not in rerun}
+    problems: list[Problem] = []
+    for name, value in (request.outputs or {}).items():
+        keys = [key for key in outputs if key[0] == name]
+        if not keys:
+            reason = f"node '{name}' did not complete in the source run, so there is no output to pin"
+            problems.append(Problem(f"output '{name}'", reason))
+        for key in keys:  # every execution (a node in a loop ran several times)
+            outputs[key] = _json_value(value)
+    if problems:
+        raise ForkInvalid(problems)
+    return Replay(outputs=outputs, skipped=set(), last_seq=0, forked_from=forked_from)
+
+
+def _unknown(node_id: str, plan: Plan) -> Problem:
+    ids = [node.id for node in plan.nodes]
+    known = ", ".join(ids[:30]) + (f" and {len(ids) - 30} more" if len(ids) > 30 else "")
+    return Problem(f"node '{node_id}'", f"no such node in this workflow version (its nodes: {known})")
+
+
+__all__ = [
+    "FINISHED",
+    "ForkInvalid",
+    "ForkRequest",
+    "NotForkable",
+    "check_request",
+    "fork_replay",
+    "rerun_nodes",
+    "rerun_set",
+    "with_config",
+]
