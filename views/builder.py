@@ -194,9 +194,9 @@ with st.container(horizontal=True, vertical_alignment="center", gap="small"):
     after = picked["id"] if picked and picked.get("type") != "output" else None
     into = (sel["source"], sel["target"]) if sel and sel["kind"] == "edge" else None
     st.caption(
-        f"Insert into **{md_escape(into[0])} → {md_escape(into[1])}**"
+        f"Insert a node into **{md_escape(into[0])} → {md_escape(into[1])}**"
         if into
-        else "Add" + (f" after **{md_escape(after)}**" if after else ""),
+        else "Add a node" + (f" after **{md_escape(after)}**" if after else ""),
         width="content",
     )
     palette.render(

@@ -61,8 +61,9 @@ def test_tools_page_calls_the_calculator(page: Any, studio: Any) -> None:
     expect(page.get_by_text("Duration")).to_be_visible()
     field.fill("1/0")
     page.get_by_role("button", name="Call the tool").click()
-    error = page.locator("[data-testid='stAlertContentError']").filter(has_text="The tool returned an error")
-    expect(error).to_contain_text("zero")  # in the red box
+    error = page.locator("[data-testid='stAlertContentError']").filter(has_text="reported an error")
+    expect(error).to_be_visible()  # in red, with the tool's own words below it
+    expect(page.locator("[data-testid='stCode']").filter(has_text="zero")).to_be_visible()
     choose(page, "Tool", "python")
     code = page.get_by_role("textbox", name=re.compile(r"^code"))
     assert "monospace" in code.evaluate("el => getComputedStyle(el).fontFamily"), "code gets a code field"
