@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+ROOT_DOCS = [ROOT / name for name in ("CONTRIBUTING.md", "CHANGELOG.md")]
+DOCS = [ROOT / "README.md", *ROOT_DOCS, *sorted((ROOT / "docs").glob("*.md"))]
 
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
@@ -88,5 +89,5 @@ def test_the_readme_is_a_short_front_door() -> None:
 
 def test_every_docs_file_is_linked_from_the_readme() -> None:
     linked = {(ROOT / target.partition("#")[0]).resolve() for target in links(ROOT / "README.md")}
-    orphans = [p.name for p in DOCS[1:] if p.resolve() not in linked]
+    orphans = [str(p.relative_to(ROOT)) for p in DOCS[1:] if p.resolve() not in linked]
     assert not orphans, f"docs/ files the README does not link: {orphans}"
