@@ -6,7 +6,7 @@ holds the source run's finished outputs of every node that does not depend
 on the picked node, so the executor reuses them (``node.completed`` with
 ``"reused": true``, no model or tool call) and runs the rest.
 
-The rule (README, "Rerun from a node"): the picked node and every node
+The rule (docs/semantics.md, "Rerun from a node: what runs again"): the picked node and every node
 reachable from it along forward edges run again; a loop any of those nodes
 belongs to runs again whole, from its first node, with everything reachable
 from there (its iterations depend on one another, so none of them can be

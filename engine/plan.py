@@ -6,7 +6,7 @@ closes and the nodes in its body, counts every node's forward predecessors,
 and decides for each forward edge that leaves a loop which loop's exit it
 waits for. The executor then runs on integer indices and counters.
 
-Loop semantics (documented in the README):
+Loop semantics (documented in docs/semantics.md):
 
 * the body of the loop closed by back-edge ``s -> h`` is every node on a
   forward path from ``h`` to ``s``;

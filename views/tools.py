@@ -12,7 +12,7 @@ from ui.text import clip, md_escape
 st.title("Tools")
 st.caption(
     "Tools an agent can call when its node lists them, and that a `tool` node calls directly. "
-    "Add your own with `@tool` (see the README); plugin modules in `TOOLS_MODULES` load on first use."
+    "Add your own with `@tool` (see docs/tools.md); plugin modules in `TOOLS_MODULES` load on first use."
 )
 
 plugin_errors = tools.load_plugins()

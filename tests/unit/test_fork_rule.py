@@ -1,4 +1,4 @@
-"""Rerun from a node: which nodes run again (the rule in engine/fork.py and the README), and what
+"""Rerun from a node: which nodes run again (the rule in engine/fork.py and docs/semantics.md), and what
 a fork's executor run reuses, skips and re-decides. Table-driven over small graphs of pure nodes.
 """
 

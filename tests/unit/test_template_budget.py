@@ -20,7 +20,7 @@ from engine import template_budget
 from engine.templates import RenderError, compile_expression, compile_template
 from tests.timing import best_time, machine_slowdown
 
-HOLD_S = 0.1  # the longest a template may keep the loop from other runs (processor time; see README)
+HOLD_S = 0.1  # the longest a template may keep the loop from other runs (processor time; see docs/semantics.md)
 LIMIT_MESSAGE = "render time limit reached"
 
 CONTEXT: dict[str, Any] = {

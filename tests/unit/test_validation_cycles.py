@@ -4,7 +4,7 @@ Spec ("Control flow", "Validation"): "Every cycle must pass through a
 `condition` node" and load rejects "a cycle with no `condition`", reporting
 all problems at once. A loop body that merely *contains* a condition is not
 enough when another path around the loop avoids it (that cycle could never
-end). README ("Inputs"): a default is a value of the input's type, or an
+end). docs/semantics.md ("Inputs"): a default is a value of the input's type, or an
 explicit null (which makes the input optional).
 """
 
