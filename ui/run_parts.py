@@ -408,9 +408,10 @@ def render_earlier_attempts(view: RunView, *, limit: int = 10) -> None:
     if not attempts:
         return
     resumes = view.clock.resumes
+    again = "1 node execution" if len(attempts) == 1 else f"{len(attempts)} node executions"
     st.caption(
-        f":material/history: Resumed {resumes}×: {len(attempts)} earlier attempt(s) of node executions were "
-        "replaced by the resume; they stay listed here and in History."
+        f":material/history: Resumed {resumes}×: the resume ran {again} again; what came before is kept "
+        "(History's Nodes tab lists every attempt)."
     )
     failed = [a for a in attempts if a.status == "failed"]
     for attempt in failed[:limit]:
