@@ -242,3 +242,47 @@ def test_a_loaded_embedding_model_is_not_logged_again(tmp_path: Path) -> None:
     finally:
         rt.shutdown()
     assert not any("embedding model" in m for m in messages), messages
+
+
+def test_a_resume_marker_without_paused_at_counts_from_the_event_before_it(runtime: Runtime) -> None:
+    """Runs resumed before markers said when the run stopped: the gap runs from the event just before."""
+    from sqlalchemy import update
+
+    from engine.store.tables import EventRow
+
+    run_id = failed_then_resumed(runtime)
+    events = runtime.store.events(run_id)
+    marker = next(e for e in events if e.type == "log" and e.data.get("resumed"))
+    legacy = {k: v for k, v in marker.data.items() if k != "paused_at"}
+    table = EventRow.__table__
+    with runtime.store.engine.begin() as conn:
+        conn.execute(update(table).where(table.c.run_id == run_id, table.c.seq == marker.seq).values(data=legacy))
+    events = runtime.store.events(run_id)
+    assert "paused_at" not in next(e for e in events if e.seq == marker.seq).data
+    row = runtime.store.get_run(run_id)
+    listed = times_of_rows(runtime.store, [row])[run_id]
+    folded = clock_of(events).times(running=False)
+    before = next(e for e in events if e.seq == marker.seq - 1)
+    assert listed.idle_s == pytest.approx(marker.ts - before.ts) == pytest.approx(folded.idle_s)
+    assert listed.idle_s >= IDLE_S * 0.9
+
+
+def test_an_interrupted_run_ends_at_its_last_event(runtime: Runtime) -> None:
+    """A crashed run has no terminal event and no finished_at: both readings end at its last event."""
+    from sqlalchemy import delete, update
+
+    from engine.store.tables import EventRow, RunRow
+
+    run_id = runtime.submit(FLAKY, {})
+    runtime.wait(run_id, WAIT_S)
+    runtime.store.flush()
+    events = runtime.store.events(run_id)
+    events_t, runs_t = EventRow.__table__, RunRow.__table__
+    with runtime.store.engine.begin() as conn:  # as if the process died before its terminal event
+        conn.execute(delete(events_t).where(events_t.c.run_id == run_id, events_t.c.seq == events[-1].seq))
+        conn.execute(update(runs_t).where(runs_t.c.run_id == run_id).values(status="interrupted", finished_at=None))
+    events = events[:-1]
+    row = runtime.store.get_run(run_id)
+    listed = times_of_rows(runtime.store, [row])[run_id]
+    assert listed.wall_s == pytest.approx(events[-1].ts - row.started_at)
+    assert listed == clock_of(events).times(running=False)
