@@ -157,7 +157,7 @@ def gantt_chart(frame: pd.DataFrame, unit: str) -> alt.Chart:
         .encode(
             x=alt.X("start:Q", title=f"{'seconds' if unit == 's' else 'milliseconds'} since the run started"),
             x2="end:Q",
-            y=alt.Y("node:N", sort=order, title=None),
+            y=alt.Y("node:N", sort=order, title=None, axis=alt.Axis(labelLimit=320)),
             color=alt.Color("status:N", scale=alt.Scale(domain=statuses, range=colours)),
             tooltip=[
                 "node",
