@@ -518,6 +518,11 @@ class Runtime:
                     started["forked_from"] = replay.forked_from
                 sink(Event(first, live.run_id, time.time(), "run.started", None, started))
                 first += 1
+            else:  # a resume: its marker says when the run had stopped (engine.run_times counts the gap as idle)
+                resumed = {"level": "info", "message": "run resumed, then cancelled before any node ran"}
+                marker = {**resumed, "resumed": True, "paused_at": replay.last_ts}
+                sink(Event(first, live.run_id, time.time(), "log", None, marker))
+                first += 1
             sink(Event(first, live.run_id, time.time(), "run.cancelled", None, {}))
             self._finish(live, "cancelled", None, None, None)
             return
