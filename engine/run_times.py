@@ -205,7 +205,9 @@ def _stored_marks(store: Any, rows: Sequence[RunRecord]) -> _Marks:
                 if (run_id, seq) in before:
                     idle[run_id] = idle.get(run_id, 0.0) + max(0.0, ts - before[(run_id, seq)])
         if unended:
-            query = select(table.c.run_id, func.max(table.c.ts)).where(table.c.run_id.in_(unended)).group_by(table.c.run_id)
+            query = (
+                select(table.c.run_id, func.max(table.c.ts)).where(table.c.run_id.in_(unended)).group_by(table.c.run_id)
+            )
             last = {run_id: ts for run_id, ts in session.execute(query) if ts is not None}
     return _Marks(idle, last)
 

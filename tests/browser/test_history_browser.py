@@ -34,7 +34,13 @@ READS_A_NOTE: dict[str, Any] = {
 def engine_cli(studio: Any, *args: str) -> subprocess.CompletedProcess[str]:
     """``python -m engine`` over the dashboard's own store (its DATA_DIR)."""
     return subprocess.run(
-        [sys.executable, "-m", "engine", *args], cwd=ROOT, env=studio.env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "engine", *args],
+        cwd=ROOT,
+        env=studio.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -78,7 +84,9 @@ def test_a_resumed_run_still_shows_its_failure_on_the_run_page_and_in_history(
     expect(page.locator("[data-testid='stCode']").filter(has_text=error).first).to_be_visible()
     page.get_by_role("tab", name="Nodes").click()  # 1 click: the Nodes tab lists the earlier attempt, marked
     wait_idle(page)
-    expect(page.get_by_text(re.compile(r"read · execution 0 · earlier attempt \(before resume 1\) · failed"))).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"read · execution 0 · earlier attempt \(before resume 1\) · failed"))
+    ).to_be_visible()
     captions = page.locator("[data-testid='stCaptionContainer']")
     history_duration = captions.filter(has_text=re.compile(r"^Started .+ · wall ")).first
     expect(history_duration).to_be_visible()
