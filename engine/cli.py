@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from engine import InputsInvalid, WorkflowInvalid, check_inputs, load_workflow
+from engine.attempts import Attempt, earlier_attempts
 from engine.costs import Usage
 from engine.events import Event
 from engine.fork import ForkInvalid, NotForkable
+from engine.run_times import label, times_of_rows
 from engine.runtime import NotResumable, RunNotFound, Runtime
 from engine.store import StoreError, StoreUrlInvalid
 
@@ -285,14 +287,15 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         return runtime
     try:
         rows = runtime.store.list_runs(limit=args.limit)
+        times = times_of_rows(runtime.store, rows)
     finally:
         runtime.shutdown()
-    print(f"{'run id':32}  {'status':11}  {'started':19}  {'secs':>7}  {'tokens':>8}  workflow")
+    print(f"{'run id':32}  {'status':11}  {'started':19}  {'duration':34}  {'tokens':>8}  workflow")
     for row in rows:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
-        secs = f"{row.finished_at - row.created_at:7.2f}" if row.finished_at else "      -"
+        took = label(times[row.run_id])
         tokens = f"{'~' if row.tokens_estimated else ''}{row.prompt_tokens + row.completion_tokens}"
-        print(f"{row.run_id:32}  {row.status:11}  {started:19}  {secs}  {tokens:>8}  {row.workflow_name}")
+        print(f"{row.run_id:32}  {row.status:11}  {started:19}  {took:34}  {tokens:>8}  {row.workflow_name}")
     if any(row.tokens_estimated for row in rows):
         print("~ estimated: the endpoint sent no token usage")
     return EXIT_OK
@@ -308,9 +311,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
             print(str(RunNotFound(args.run_id)), file=sys.stderr)
             return EXIT_INVALID
         nodes = runtime.store.node_executions(args.run_id)
+        times = times_of_rows(runtime.store, [row])[row.run_id]
+        earlier = earlier_attempts(runtime.store.events(args.run_id)) if row.resumed else []
     finally:
         runtime.shutdown()
     print(f"run {row.run_id}  {row.workflow_name} (version {row.workflow_version})  {row.status}")
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
+    resumed = f"  (resumed {row.resumed}x)" if row.resumed else ""
+    print(f"started {started}  {label(times)}{resumed}")
     if row.forked_from:
         fork = row.forked_from
         extra = ""
@@ -326,13 +334,17 @@ def _cmd_show(args: argparse.Namespace) -> int:
     shown = f"{row.prompt_tokens} prompt + {row.completion_tokens} completion"
     print(f"tokens: {'~' if row.tokens_estimated else ''}{shown}" + (f" ({'; '.join(notes)})" if notes else ""))
     origin = row.started_at or row.created_at
-    for node in nodes:
+    for node in sorted([*nodes, *earlier], key=lambda n: n.started_seq):
         offset = (node.started_at or origin) - origin
         took = f"{node.duration_ms:9.1f} ms" if node.duration_ms is not None else "        - ms"
-        label = f"{node.node_id}" + (f" #{node.execution}" if node.execution else "")
+        name = f"{node.node_id}" + (f" #{node.execution}" if node.execution else "")
         detail = f"  error: {node.error}" if node.error else ""
-        status = "reused" if node.reused else node.status
-        print(f"  +{offset:8.3f}s  {label:28} {status:10} {took}{detail}")
+        if isinstance(node, Attempt):  # a try a resume ran again: kept, marked
+            status = node.shown_status
+            detail = f"  (earlier attempt, before resume {node.period}){detail}"
+        else:
+            status = "reused" if node.reused else node.status
+        print(f"  +{offset:8.3f}s  {name:28} {status:10} {took}{detail}")
     if row.status == "completed":
         print(f"result: {json.dumps(row.result, ensure_ascii=False)}")
     elif row.error:

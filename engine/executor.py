@@ -214,7 +214,9 @@ class _Run:
             self.emit("run.started", None, started)
         else:
             done = len(self.replay.outputs)
-            self.emit("log", None, {"level": "info", "message": f"run resumed: {done} finished node executions reloaded, not re-run", "resumed": True})
+            # paused_at: when the run stopped (its last event), so the idle gap is known (engine.run_times)
+            resumed = {"level": "info", "message": f"run resumed: {done} finished node executions reloaded, not re-run"}
+            self.emit("log", None, {**resumed, "resumed": True, "paused_at": self.replay.last_ts})
         timeout_s = self.workflow.settings.timeout_s
         cancelled = False
         try:
@@ -447,6 +449,7 @@ class Replay:
     outputs: dict[tuple[str, int], Any]
     skipped: set[tuple[str, int]]
     last_seq: int
+    last_ts: float | None = None  # when the last event of the log was emitted (the run stopped then)
     began: set[tuple[str, int]] = field(default_factory=set)  # started, never completed
     calls: int = 0  # highest ``call_N`` already in the log: the resumed run numbers its calls after it
     # A fork (rerun from a node, see engine.fork): outputs are the source run's, the log starts empty,
@@ -474,7 +477,8 @@ def replay_from_events(events: list[Event]) -> Replay:
         elif event.type == "node.skipped":
             skipped.add((event.node_id, int(event.data.get("execution", 0))))
     last_seq = events[-1].seq if events else 0
-    return Replay(outputs=outputs, skipped=skipped, last_seq=last_seq, began=began - set(outputs), calls=calls)
+    last_ts = events[-1].ts if events else None
+    return Replay(outputs=outputs, skipped=skipped, last_seq=last_seq, last_ts=last_ts, began=began - set(outputs), calls=calls)
 
 
 def _call_number(call_id: Any) -> int:

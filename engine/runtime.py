@@ -225,8 +225,9 @@ class Runtime:
                 return run_id
             ref = self.store.save_workflow(loaded.to_dict())
             run_id = run_id or uuid.uuid4().hex
-            self.store.create_run(run_id=run_id, workflow=ref, inputs=values, owner=self._owner)
-            live = self._register(run_id, loaded.name, values)
+            now = time.time()  # one creation time for the row and the live record (the pages show both)
+            self.store.create_run(run_id=run_id, workflow=ref, inputs=values, owner=self._owner, created_at=now)
+            live = self._register(run_id, loaded.name, values, created_at=now)
         self._start(live, loaded, values, None)
         return run_id
 
@@ -276,7 +277,7 @@ class Runtime:
         events = self.store.events(run_id)
         replay = replay_from_events(events)
         self.store.claim_run(run_id, self._owner)
-        live = self._register(run_id, row.workflow_name, dict(row.inputs), replace=True)
+        live = self._register(run_id, row.workflow_name, dict(row.inputs), replace=True, created_at=row.created_at)
         live.forked_from = forked_from
         live.last_seq = replay.last_seq
         live.prompt_tokens, live.completion_tokens = row.prompt_tokens, row.completion_tokens
@@ -348,8 +349,9 @@ class Runtime:
         inputs = dict(row.inputs)
         ref = WorkflowRef(row.workflow_id, row.workflow_version, row.workflow_name, False)
         new_id = uuid.uuid4().hex
-        self.store.create_run(run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=forked_from)
-        live = self._register(new_id, row.workflow_name, inputs)
+        now = time.time()
+        self.store.create_run(run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=forked_from, created_at=now)
+        live = self._register(new_id, row.workflow_name, inputs, created_at=now)
         live.forked_from = forked_from
         self._start(live, workflow, inputs, replay)
         return new_id
@@ -472,8 +474,11 @@ class Runtime:
         if self._closed:
             raise EngineError("this Runtime has been shut down; create a new one")
 
-    def _register(self, run_id: str, name: str, inputs: dict[str, Any], *, replace: bool = False) -> _Live:
-        live = _Live(run_id=run_id, workflow_name=name, inputs=inputs, buffer=deque(maxlen=self._buffer_events))
+    def _register(
+        self, run_id: str, name: str, inputs: dict[str, Any], *, created_at: float, replace: bool = False
+    ) -> _Live:
+        buffer: deque[Event] = deque(maxlen=self._buffer_events)
+        live = _Live(run_id=run_id, workflow_name=name, inputs=inputs, buffer=buffer, created_at=created_at)
         with self._lock:
             self._runs.pop(run_id, None) if replace else None
             self._runs[run_id] = live
@@ -512,6 +517,11 @@ class Runtime:
                 if replay is not None:
                     started["forked_from"] = replay.forked_from
                 sink(Event(first, live.run_id, time.time(), "run.started", None, started))
+                first += 1
+            else:  # a resume: its marker says when the run had stopped (engine.run_times counts the gap as idle)
+                resumed = {"level": "info", "message": "run resumed, then cancelled before any node ran"}
+                marker = {**resumed, "resumed": True, "paused_at": replay.last_ts}
+                sink(Event(first, live.run_id, time.time(), "log", None, marker))
                 first += 1
             sink(Event(first, live.run_id, time.time(), "run.cancelled", None, {}))
             self._finish(live, "cancelled", None, None, None)

@@ -45,7 +45,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory.embeddings import Embedder, MiniLMEmbedder, OpenAIEmbedder, default_embedder
+from memory.embeddings import (
+    Embedder,
+    MiniLMEmbedder,
+    OpenAIEmbedder,
+    default_embedder,
+    embedding_model_pending,
+    load_embedding_model,
+)
 from memory.errors import (
     EmbedderMismatch,
     EmbeddingError,
@@ -442,9 +449,11 @@ __all__ = [
     "count_tokens",
     "default_backends",
     "default_embedder",
+    "embedding_model_pending",
     "format_memory_block",
     "interaction_text",
     "list_agents",
+    "load_embedding_model",
     "memory_id",
     "reset_default_backends",
     "turns_to_messages",

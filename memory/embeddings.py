@@ -64,6 +64,7 @@ import abc
 import gzip
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -357,6 +358,29 @@ def default_embedder() -> Embedder:
         return embedder
 
 
+def embedding_model_pending() -> bool:
+    """True when the embedder the environment asks for is the offline MiniLM and this process has not
+    loaded it yet (its first use takes a moment: callers say so before :func:`load_embedding_model`)."""
+    try:
+        embedder = default_embedder()
+    except EmbeddingError:
+        return False  # the caller's own use of the embedder reports this
+    return isinstance(embedder, MiniLMEmbedder) and _runtime is None
+
+
+def load_embedding_model() -> float:
+    """Load the default embedder's model now (a no-op for one loaded or remote); returns the seconds it took.
+
+    Raises:
+        EmbeddingError: the model could not be loaded.
+    """
+    started = time.perf_counter()
+    embedder = default_embedder()
+    if isinstance(embedder, MiniLMEmbedder):
+        embedder.load()
+    return time.perf_counter() - started
+
+
 __all__ = [
     "MINILM_DIM",
     "MINILM_NAME",
@@ -364,4 +388,6 @@ __all__ = [
     "MiniLMEmbedder",
     "OpenAIEmbedder",
     "default_embedder",
+    "embedding_model_pending",
+    "load_embedding_model",
 ]

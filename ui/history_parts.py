@@ -1,19 +1,22 @@
-"""History's drawings: the runs table, the Gantt chart of node executions, run comparison."""
+"""History's drawings: the runs table, the Gantt chart and list of node executions (with the earlier attempts
+a resume replaced), run comparison."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import altair as alt
 import pandas as pd
 
+from engine.attempts import Attempt
+from engine.run_times import RunTimes, label
 from engine.store import NodeExecutionRow, RunRow
-from ui.run_parts import compact_json
+from ui.run_parts import NODE_ICONS, compact_json
 from ui.status import COLOURS
-
+from ui.text import md_escape
 
 # node_executions say "completed"; the UI says "succeeded" everywhere
 NODE_STATUS = {"completed": "succeeded"}
@@ -24,22 +27,23 @@ def node_status(row: NodeExecutionRow) -> str:
     return NODE_STATUS.get(row.status, row.status)
 
 
-def runs_frame(runs: Sequence[RunRow]) -> pd.DataFrame:
-    """The runs table: one row per run, newest first."""
+def runs_frame(runs: Sequence[RunRow], times: Mapping[str, RunTimes]) -> pd.DataFrame:
+    """The runs table: one row per run, newest first; ``times``: each run's active and wall time
+    (:func:`engine.run_times.times_of_rows`), shown as the detail and the Run page show them."""
     rows = []
     for r in runs:
-        end = r.finished_at or (time.time() if r.status == "running" else None)
+        took = times.get(r.run_id)
         rows.append(
             {
                 "status": r.status,
                 "workflow": f"{r.workflow_name} (v{r.workflow_version})",
                 "started": dt.datetime.fromtimestamp(r.created_at),
-                "duration (s)": round(end - (r.started_at or r.created_at), 2) if end else None,  # as the detail
+                "duration": label(took) if took is not None else "—",
                 "tokens": token_count(r.prompt_tokens + r.completion_tokens, bool(r.tokens_estimated), r.failed_tokens),
                 "run": r.run_id,
             }
         )
-    return pd.DataFrame(rows, columns=["status", "workflow", "started", "duration (s)", "tokens", "run"])
+    return pd.DataFrame(rows, columns=["status", "workflow", "started", "duration", "tokens", "run"])
 
 
 def token_count(total: int, estimated: bool, failed: int = 0) -> str:
@@ -66,35 +70,80 @@ def run_matches(run: RunRow, *, status: str | None, workflow_id: str | None, dat
     )
 
 
-def gantt_frame(rows: Sequence[NodeExecutionRow], *, run_start: float | None) -> tuple[pd.DataFrame, str]:
-    """One bar per node execution, from its start to its end, in seconds or ms since the run started."""
-    started = [r.started_at for r in rows if r.started_at]
-    if not started:
+def _bars(rows: Sequence[NodeExecutionRow], earlier: Sequence[Attempt]) -> list[tuple[int, str, float, float | None, str, float | None, int, int]]:
+    """(seq, label, start, end, status, duration ms, iteration, attempts) of each execution that began, and of
+    each earlier attempt a resume replaced (marked in its label), in the order they began."""
+    bars = [
+        (
+            r.started_seq,
+            f"{r.node_id} #{r.execution}" if r.execution else r.node_id,
+            r.started_at,
+            r.finished_at if r.finished_at is not None else (None if r.status == "running" else r.started_at),
+            node_status(r),
+            r.duration_ms,
+            r.iteration,
+            r.attempts,
+        )
+        for r in rows
+        if r.started_at
+    ]
+    for a in earlier:
+        name = f"{a.node_id} #{a.execution}" if a.execution else a.node_id
+        end = a.finished_at if a.finished_at is not None else a.started_at
+        bars.append((a.started_seq, f"{name} · earlier attempt {a.period}", a.started_at, end, a.shown_status,
+                     a.duration_ms, a.iteration, 1))  # fmt: skip
+    return sorted(bars, key=lambda b: b[0])
+
+
+def gantt_frame(
+    rows: Sequence[NodeExecutionRow], *, run_start: float | None, earlier: Sequence[Attempt] = ()
+) -> tuple[pd.DataFrame, str]:
+    """One bar per node execution (and per earlier attempt a resume replaced), from its start to its end,
+    in seconds or ms since the run started."""
+    bars = _bars(rows, earlier)
+    if not bars:
         return pd.DataFrame(), "ms"
+    started = [b[2] for b in bars]
     origin = min([run_start, *started]) if run_start else min(started)
     now = time.time()
-    ends = [(r.finished_at or (now if r.status == "running" else r.started_at)) for r in rows if r.started_at]
+    ends = [b[3] if b[3] is not None else now for b in bars]
     span = max(ends) - origin
     unit, scale = ("s", 1.0) if span >= 10 else ("ms", 1000.0)
     min_width = max(span * scale * 0.004, 1e-3)  # so sub-millisecond nodes still show a sliver
     data = []
-    for r in rows:
-        if not r.started_at:
-            continue
-        end = r.finished_at or (now if r.status == "running" else r.started_at)
-        start_x = (r.started_at - origin) * scale
+    for (_seq, name, start, _end, status, duration_ms, iteration, attempts), end in zip(bars, ends, strict=True):
+        start_x = (start - origin) * scale
         data.append(
             {
-                "node": f"{r.node_id} #{r.execution}" if r.execution else r.node_id,
+                "node": name,
                 "start": round(start_x, 4),
                 "end": round(max((end - origin) * scale, start_x + min_width), 4),
-                "status": node_status(r),
-                "duration_ms": r.duration_ms if r.duration_ms is not None else round((end - r.started_at) * 1000, 3),
-                "iteration": r.iteration,
-                "attempts": r.attempts,
+                "status": status,
+                "duration_ms": duration_ms if duration_ms is not None else round((end - start) * 1000, 3),
+                "iteration": iteration,
+                "attempts": attempts,
             }
         )
     return pd.DataFrame(data), unit
+
+
+def node_entries(rows: Sequence[NodeExecutionRow], earlier: Sequence[Attempt]) -> list[NodeExecutionRow | Attempt]:
+    """The Nodes tab's list: every stored execution and every earlier attempt a resume replaced, in the order
+    they began (an earlier attempt just before the execution that replaced it)."""
+    entries: list[NodeExecutionRow | Attempt] = [*rows, *earlier]
+    return sorted(entries, key=lambda e: e.started_seq)
+
+
+def entry_label(entry: NodeExecutionRow | Attempt) -> str:
+    """An expander's label: icon, node (escaped), execution, status and duration; earlier attempts marked."""
+    if isinstance(entry, Attempt):
+        status = entry.shown_status
+        mark = f" · earlier attempt (before resume {entry.period})"
+    else:
+        status, mark = node_status(entry), ""
+    took = f" · {entry.duration_ms:.1f} ms" if entry.duration_ms is not None else ""
+    icon = NODE_ICONS.get(status, NODE_ICONS["failed" if status == "interrupted" else "pending"])
+    return f"{icon} {md_escape(entry.node_id)} · execution {entry.execution}{mark} · {status}{took}"
 
 
 def gantt_chart(frame: pd.DataFrame, unit: str) -> alt.Chart:
@@ -108,7 +157,7 @@ def gantt_chart(frame: pd.DataFrame, unit: str) -> alt.Chart:
         .encode(
             x=alt.X("start:Q", title=f"{'seconds' if unit == 's' else 'milliseconds'} since the run started"),
             x2="end:Q",
-            y=alt.Y("node:N", sort=order, title=None),
+            y=alt.Y("node:N", sort=order, title=None, axis=alt.Axis(labelLimit=320)),
             color=alt.Color("status:N", scale=alt.Scale(domain=statuses, range=colours)),
             tooltip=[
                 "node",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections import OrderedDict
 from typing import Any
 
@@ -21,7 +20,9 @@ import pandas as pd
 import streamlit as st
 
 from engine import settings as user_settings
+from engine.attempts import Attempt
 from engine.costs import cost_of, format_usd, prices_from
+from engine.run_times import RunTimes, duration, label
 from engine.runtime import RunInfo, Runtime
 from ui.status import RUN_BADGES, RunView
 from ui.text import clip, md_escape
@@ -128,35 +129,46 @@ def when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
-
-
 def badge(status: str) -> str:
     return RUN_BADGES.get(status, f":gray-badge[{md_escape(status)}]")
 
 
-def elapsed_s(view: RunView, info: RunInfo) -> float | None:
-    start = view.started_ts or info.created_at
-    if start is None:
-        return None
-    if info.status == "running":
-        return max(0.0, time.time() - start)
-    end = info.finished_at or view.finished_ts
-    return max(0.0, end - start) if end else None
+def view_times(view: RunView, info: RunInfo) -> RunTimes:
+    """The run's active and wall time from its events (the same figures the History list reads)."""
+    return view.clock.times(running=info.status == "running", created_at=info.created_at)
 
 
-def node_progress(view: RunView, node_ids: list[str], *, completed: bool) -> tuple[int, int]:
-    """(finished nodes, total nodes) of the workflow; a completed run counts every node."""
-    done = sum(1 for n in node_ids if view.node_status.get(n) in FINISHED_NODE)
-    return (len(node_ids) if completed else done), len(node_ids)
+def times_label(times: RunTimes) -> str:
+    """``"active 10.2 s · wall 2 min 30 s"``: every page shows a run's duration this way."""
+    return label(times)
+
+
+PROGRESS_ORDER = ("succeeded", "failed", "skipped", "cancelled")
+
+
+def node_counts(view: RunView, node_ids: list[str]) -> dict[str, int]:
+    """How many of the workflow's nodes are in each status now (a node's latest execution counts)."""
+    counts: dict[str, int] = {}
+    for node in node_ids:
+        status = view.node_status.get(node, "pending")
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def progress_text(counts: dict[str, int], total: int) -> str:
+    """``"5 succeeded · 1 failed · 1 skipped of 7"`` (and ``" · 1 running"`` while some run)."""
+    parts = [f"{counts[s]} {s}" for s in PROGRESS_ORDER if counts.get(s)]
+    text = (" · ".join(parts) if parts else "0 finished") + f" of {total}"
+    return text + (f" · {counts['running']} running" if counts.get("running") else "")
+
+
+def node_progress(view: RunView, node_ids: list[str], *, completed: bool) -> tuple[float, str]:
+    """The progress bar's fraction (nodes finished, whatever their outcome; 1 for a completed run) and text."""
+    counts = node_counts(view, node_ids)
+    total = len(node_ids)
+    done = sum(counts.get(s, 0) for s in FINISHED_NODE)
+    fraction = 1.0 if completed or not total else done / total
+    return fraction, progress_text(counts, total)
 
 
 # --- sections ------------------------------------------------------------------------------------
@@ -378,3 +390,35 @@ def render_streams(view: RunView, labels: dict[str, str], *, limit: int | None =
     hidden = len(latest_first) - len(shown)
     if hidden:
         st.caption(f"… and {hidden} earlier output(s): every node's output is in History once the run ends.")
+
+
+def attempt_headline(attempt: Attempt) -> str:
+    """``"Earlier attempt (run period 1): node `b` failed after 1.2 s"`` (Markdown; the node id as code)."""
+    took = f" after {duration(attempt.duration_ms / 1000)}" if attempt.duration_ms is not None else ""
+    item = f" #{attempt.execution}" if attempt.execution else ""
+    return (
+        f"Earlier attempt (before resume {attempt.period}): node {code(attempt.node_id + item)} "
+        f"{attempt.shown_status}{took}"
+    )
+
+
+def render_earlier_attempts(view: RunView, *, limit: int = 10) -> None:
+    """The tries a resume replaced, each marked and with its error text (red when it failed)."""
+    attempts = view.earlier.attempts
+    if not attempts:
+        return
+    resumes = view.clock.resumes
+    again = "1 node execution" if len(attempts) == 1 else f"{len(attempts)} node executions"
+    st.caption(
+        f":material/history: Resumed {resumes}×: the resume ran {again} again; what came before is kept "
+        "(History's Nodes tab lists every attempt)."
+    )
+    failed = [a for a in attempts if a.status == "failed"]
+    for attempt in failed[:limit]:
+        error_block(attempt_headline(attempt) + ".", attempt.error or "unknown error")
+    others = [a for a in attempts if a.status != "failed"]
+    if others:
+        st.caption(" · ".join(attempt_headline(a).replace("Earlier attempt ", "", 1) for a in others[:limit]))
+    hidden = max(0, len(failed) - limit) + max(0, len(others) - limit)
+    if hidden:
+        st.caption(f"… and {hidden} more earlier attempt(s): History's Nodes tab lists every one.")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from engine.attempts import EarlierAttempts
 from engine.costs import Usage
 from engine.events import Event
+from engine.run_times import RunClock
 
 # background, border
 COLOURS: dict[str, tuple[str, str]] = {
@@ -42,6 +44,8 @@ class RunView:
     terminal: Event | None = None
     last_seq: int = 0
     usage: Usage = field(default_factory=Usage)  # tokens per model (totals and the cost derive from it)
+    clock: RunClock = field(default_factory=RunClock)  # start, end, idle gaps: active and wall time
+    earlier: EarlierAttempts = field(default_factory=EarlierAttempts)  # the tries a resume replaced
 
     def apply(self, events: Iterable[Event]) -> None:
         """Fold events in; ones already folded (``seq`` not above ``last_seq``) are ignored."""
@@ -51,6 +55,8 @@ class RunView:
 
     def _apply(self, event: Event) -> None:  # noqa: C901 - one branch per event kind
         self.last_seq = event.seq
+        self.clock.apply(event)
+        self.earlier.apply(event)
         node, data = event.node_id, event.data
         if event.type == "run.started":
             self.started_ts = event.ts

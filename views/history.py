@@ -10,34 +10,36 @@ from typing import Any
 
 import streamlit as st
 
+from engine.attempts import Attempt
 from engine.errors import EngineError
+from engine.run_times import times_of_rows
 from engine.runtime import RESUMABLE, RunInfo
 from engine.store import NodeExecutionRow, RunRow
 from ui.nav import HISTORY_FOCUS as FOCUS
 from ui.history_parts import (
     compare_frame,
+    entry_label,
     gantt_chart,
     gantt_frame,
     in_dates,
     last_by_node,
-    node_status,
+    node_entries,
     run_matches,
     runs_frame,
 )
 from ui.nav import RUN_ID, watch_run
 from ui.run_parts import (
-    NODE_ICONS,
     badge,
-    duration,
-    elapsed_s,
     error_block,
     folded_view,
     forget_view,
     render_log,
+    render_earlier_attempts,
     render_memory,
     render_outcome,
     render_tokens,
     render_tool_calls,
+    times_label,
     value_block,
     when,
 )
@@ -118,7 +120,7 @@ def runs_table(runs: list[RunRow]) -> str:
     ids = [r.run_id for r in runs]
     st.session_state[TABLE_IDS] = ids
     st.dataframe(
-        runs_frame(runs),
+        runs_frame(runs, times_of_rows(store, runs)),
         key=TABLE,
         on_select=_table_selected,
         selection_mode="single-row",
@@ -195,37 +197,36 @@ def summary(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow], view
     st.markdown(
         f"{badge(info.status)} **{md_escape(run.workflow_name)}** · version {run.workflow_version} · `{run.run_id}`"
     )
-    st.caption(
-        f"Started {when(run.created_at)}" + (f" · finished {when(info.finished_at)}" if info.finished_at else "")
-    )
+    finished = f" · finished {when(info.finished_at)}" if info.finished_at else ""
+    took = times_of_rows(store, [run])[run.run_id]  # as the runs table above shows it
+    st.caption(f"Started {when(run.created_at)}{finished} · :material/timer: {times_label(took)}")
     cols = st.columns(4)
-    cols[0].metric("Duration", duration(elapsed_s(view, info)))
+    cols[0].metric("Earlier attempts", len(view.earlier.attempts), help="Node executions a resume ran again")
     cols[1].metric("Node executions", len(executions))
     cols[2].metric("Tool calls", len(view.tool_calls))
     cols[3].metric("Resumed", f"{run.resumed}×")
     if info.status == "running":
         st.info("This run is still running; **Watch live** follows it as it happens.")
+    render_earlier_attempts(view)
 
 
-def timeline(run: RunRow, executions: list[NodeExecutionRow]) -> None:
-    frame, unit = gantt_frame(executions, run_start=run.started_at or run.created_at)
+def timeline(run: RunRow, executions: list[NodeExecutionRow], earlier: list[Attempt]) -> None:
+    frame, unit = gantt_frame(executions, run_start=run.started_at or run.created_at, earlier=earlier)
     if frame.empty:
         st.caption("No node has run yet.")
         return
     st.altair_chart(gantt_chart(frame, unit), width="stretch")
 
 
-def nodes(executions: list[NodeExecutionRow]) -> None:
-    if not executions:
+def nodes(executions: list[NodeExecutionRow], earlier: list[Attempt]) -> None:
+    entries = node_entries(executions, earlier)
+    if not entries:
         st.caption("No node executions recorded.")
         return
-    if len(executions) > MAX_EXECUTIONS:
-        st.caption(f"Showing the first {MAX_EXECUTIONS} of {len(executions)} executions.")
-    for row in executions[:MAX_EXECUTIONS]:
-        status = node_status(row)
-        took = f" · {row.duration_ms:.1f} ms" if row.duration_ms is not None else ""
-        label = f"{NODE_ICONS.get(status, NODE_ICONS['pending'])} {md_escape(row.node_id)} · execution {row.execution} · {status}{took}"
-        with st.expander(label):
+    if len(entries) > MAX_EXECUTIONS:
+        st.caption(f"Showing the first {MAX_EXECUTIONS} of {len(entries)} executions.")
+    for row in entries[:MAX_EXECUTIONS]:
+        with st.expander(entry_label(row)):
             left, right = st.columns(2)
             with left:
                 st.markdown("**Input**")
@@ -235,9 +236,10 @@ def nodes(executions: list[NodeExecutionRow]) -> None:
                     st.caption("(not recorded for this node type)")
             with right:
                 st.markdown("**Output**")
-                value_block(row.output)
+                value_block(getattr(row, "output", None))
             if row.error:
-                error_block("This execution failed.", row.error)
+                what = "This earlier attempt" if isinstance(row, Attempt) else "This execution"
+                error_block(f"{what} failed." if row.status == "failed" else f"{what} was {row.status}.", row.error)
 
 
 def compare(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow]) -> None:
@@ -295,9 +297,9 @@ def detail(run_id: str) -> None:
     render_tokens(view, info)
     tabs = st.tabs(["Timeline", "Nodes", "Tool calls", "Result & inputs", "Memory", "Log", "Compare"])
     with tabs[0]:
-        timeline(run, executions)
+        timeline(run, executions, view.earlier.attempts)
     with tabs[1]:
-        nodes(executions)
+        nodes(executions, view.earlier.attempts)
     with tabs[2]:
         render_tool_calls(view)
     with tabs[3]:

@@ -19,10 +19,9 @@ from ui.canvas import canvas, roomy_page
 from ui.nav import RUN_ID, RUN_LINKED, open_in_history
 from ui.run_parts import (
     badge,
-    duration,
-    elapsed_s,
     folded_view,
     node_progress,
+    render_earlier_attempts,
     render_log,
     render_memory,
     render_outcome,
@@ -30,6 +29,8 @@ from ui.run_parts import (
     render_tokens,
     render_tool_calls,
     run_document,
+    times_label,
+    view_times,
     when,
 )
 from ui.runtime import get_runtime
@@ -148,12 +149,12 @@ def live(run_id: str, doc: dict[str, Any] | None, ticking: bool) -> None:
         st.rerun()  # one full rerun redraws the page without the timer
     node_ids = [n["id"] for n in doc.get("nodes", [])] if doc else list(view.node_status)
     labels = {n["id"]: n.get("label") or n["id"] for n in doc.get("nodes", [])} if doc else {}
-    done, total = node_progress(view, node_ids, completed=info.status == "completed")
+    fraction, progress = node_progress(view, node_ids, completed=info.status == "completed")
 
-    top = st.columns([1.1, 4, 1.4, 1.3], vertical_alignment="center")
+    top = st.columns([1.1, 3.6, 1.8, 1.3], vertical_alignment="center")
     top[0].markdown(badge(info.status))
-    top[1].progress(done / total if total else 0.0, text=f"{done} of {total} nodes finished")
-    top[2].markdown(f":material/timer: {duration(elapsed_s(view, info))}")
+    top[1].progress(fraction, text=progress)
+    top[2].markdown(f":material/timer: {times_label(view_times(view, info))}")
     top[3].button(
         "Cancel run",
         key="run_cancel",
@@ -164,6 +165,7 @@ def live(run_id: str, doc: dict[str, Any] | None, ticking: bool) -> None:
         width="stretch",
     )
 
+    render_earlier_attempts(view)
     if doc:  # the graph takes the page's full width; the model output follows it
         draw_graph(run_id, doc, view)
     else:

@@ -98,7 +98,8 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
     model = str(spec.model.render(variables)) if spec.model is not None else ctx.default_model
     memory = await open_memory(spec.memory, ctx, variables, prompt, model) if spec.memory is not None else None
     messages = _messages(spec, variables, prompt, memory)
-    ctx.set_input({"model": model, "messages": [m["content"] for m in messages], "tools": list(spec.tools)})
+    record = {"model": model, "messages": [m["content"] for m in messages], "tools": list(spec.tools)}
+    ctx.set_input(record)
     schemas = tuple(_schema(name) for name in spec.tools)
     attempt = ctx.attempt  # which try of the node's retry: a retry streams its text afresh
     reply = ChatReply(content="")
@@ -135,6 +136,9 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
             lambda delta, step=step: ctx.emit("llm.token", {"delta": delta, "step": step, "attempt": attempt}),
             failed,
         )
+        if reply.model and reply.model != record["model"]:  # the record names the model that answered
+            record = {**record, "model": reply.model, "requested_model": model}
+            ctx.set_input(record)
         ctx.emit(
             "llm.completed",
             {

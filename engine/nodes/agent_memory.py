@@ -90,6 +90,7 @@ async def open_memory(spec: MemorySpec, ctx: NodeContext, variables: Any, query:
     from memory import MemoryManager, MemoryStoreError, format_memory_block
 
     try:
+        await _load_embedding_model(ctx)
         manager = MemoryManager(agent_id)
         hits = await manager.arecall(query[:_QUERY_CHARS], spec.recall) if spec.recall else []
         turns = await manager.aconversation(None, model) if spec.short_term else []
@@ -106,6 +107,17 @@ async def open_memory(spec: MemorySpec, ctx: NodeContext, variables: Any, query:
         },
     )
     return MemorySession(spec, agent_id, manager, format_memory_block(hits, turns))
+
+
+async def _load_embedding_model(ctx: NodeContext) -> None:
+    """The embedding model's first use in this process takes a moment: say so in the run's log, with its time."""
+    from memory import embedding_model_pending, load_embedding_model
+
+    if not embedding_model_pending():
+        return
+    ctx.emit("log", {"level": "info", "message": "loading the embedding model (its first use in this process)…"})
+    took = await asyncio.to_thread(load_embedding_model)
+    ctx.emit("log", {"level": "info", "message": f"loading the embedding model took {took:.1f} s", "seconds": round(took, 3)})
 
 
 def _hit(hit: Any) -> dict[str, Any]:

@@ -215,12 +215,14 @@ class Store:
         inputs: dict[str, Any],
         owner: str,
         forked_from: dict[str, Any] | None = None,
+        created_at: float | None = None,
     ) -> None:
         """Queue the run's row ahead of its events (same writer, so it lands first).
 
         ``forked_from``: a rerun's source (``run_id``, ``node``, and its ``config`` edit and pinned ``outputs``).
+        ``created_at``: when the run was created (default: now).
         """
-        now = time.time()
+        now = time.time() if created_at is None else created_at
         self.writer.put_statement(
             insert(RUNS).values(
                 run_id=run_id,

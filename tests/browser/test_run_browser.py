@@ -40,7 +40,7 @@ def run_from_home(page: Any, studio: Any, example: str) -> str:
 def wait_completed(page: Any, n_nodes: int) -> None:
     """The run's badge says completed and the progress bar counts every node."""
     expect(page.get_by_text("completed", exact=True)).to_be_visible(timeout=60_000)
-    expect(page.get_by_text(f"{n_nodes} of {n_nodes} nodes finished")).to_be_visible()
+    expect(page.get_by_text(f"{n_nodes} succeeded of {n_nodes}", exact=True)).to_be_visible()
 
 
 def expect_graph_succeeded(page: Any, node_ids: list[str], timeout: float = 30_000) -> None:

@@ -244,6 +244,7 @@ def test_node_ids_in_expander_labels_are_escaped(runtime: Runtime) -> None:
 
 def test_runs_table_duration_counts_from_the_start_like_the_detail() -> None:
     """The table and the run's detail show one duration: start to finish (not submit to finish)."""
+    from engine.run_times import times_of_rows
     from engine.store.tables import RunRow
     from ui.history_parts import runs_frame
 
@@ -251,4 +252,5 @@ def test_runs_table_duration_counts_from_the_start_like_the_detail() -> None:
                  created_at=100.0, started_at=100.5, finished_at=102.0)  # fmt: skip
     queued = RunRow(run_id="r2", workflow_id="w", workflow_name="W", workflow_version=1, status="completed",
                     created_at=100.0, finished_at=101.0)  # fmt: skip  (no start recorded: from the submit)
-    assert list(runs_frame([row, queued])["duration (s)"]) == [1.5, 1.0]
+    times = times_of_rows(None, [row, queued])  # neither resumed nor cut off: the rows say it all
+    assert list(runs_frame([row, queued], times)["duration"]) == ["active 1.5 s · wall 1.5 s", "active 1.0 s · wall 1.0 s"]

@@ -78,7 +78,7 @@ def test_completed_calculator_run_shows_graph_result_tools_and_tokens(runtime: R
         "answer": "succeeded",
     }
     progress = at.get("progress")[0]
-    assert progress.proto.value == 100 and "3 of 3 nodes finished" in progress.proto.text
+    assert progress.proto.value == 100 and progress.proto.text == "3 succeeded of 3"
     assert any("84" in str(j.value) for j in at.json), "the result is in the JSON viewer"
     assert "**answer**" in text, "each output has a section"
     answer = runtime.status(run_id).result["answer"]
