@@ -10,7 +10,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from engine.store import NodeExecutionRow, RunRow
+from engine.reader import NodeExecutionRecord as NodeExecutionRow, RunRecord as RunRow
 from ui.run_parts import compact_json
 from ui.status import COLOURS
 

@@ -12,7 +12,7 @@ import streamlit as st
 
 from engine.errors import EngineError
 from engine.runtime import RESUMABLE, RunInfo
-from engine.store import NodeExecutionRow, RunRow
+from engine.reader import NodeExecutionRecord as NodeExecutionRow, RunRecord as RunRow
 from ui.nav import HISTORY_FOCUS as FOCUS
 from ui.history_parts import (
     compare_frame,
@@ -53,7 +53,7 @@ STATUSES = ["running", "completed", "failed", "cancelled", "interrupted"]
 MAX_RUNS, MAX_EXECUTIONS = 500, 200
 
 runtime = get_runtime()
-store = runtime.store
+reader = runtime.reader
 
 
 def take_focus() -> None:
@@ -71,7 +71,7 @@ def run_label(run: RunRow) -> str:
 
 def filtered_runs() -> tuple[list[RunRow], Callable[[RunRow], bool]]:
     """The filters, the (newest ``MAX_RUNS``) runs that pass them, and the test a run passes them by."""
-    workflows = {w.id: w.name for w in store.list_workflows(include_archived=True)}
+    workflows = {w.id: w.name for w in reader.workflows(include_archived=True)}
     cols = st.columns([2, 1.3, 1.7])
     workflow_id = cols[0].selectbox(
         "Workflow",
@@ -84,7 +84,7 @@ def filtered_runs() -> tuple[list[RunRow], Callable[[RunRow], bool]]:
     status = cols[1].selectbox("Status", STATUSES, key=STATUS, index=None, placeholder="Any status")
     dates = cols[2].date_input("Started between", value=(), key=DATES, format="YYYY-MM-DD")
     days = list(dates) if isinstance(dates, (tuple, list)) else [dates]
-    runs = store.list_runs(limit=MAX_RUNS, status=status, workflow_id=workflow_id)
+    runs = reader.runs(limit=MAX_RUNS, status=status, workflow_id=workflow_id)
     return in_dates(runs, days), lambda run: run_matches(run, status=status, workflow_id=workflow_id, dates=days)
 
 
@@ -94,7 +94,7 @@ def with_picked(runs: list[RunRow], matches: Callable[[RunRow], bool]) -> list[R
     picked = st.session_state.get(PICK)
     if not picked or any(r.run_id == picked for r in runs):
         return runs
-    run = store.get_run(picked)
+    run = reader.run(picked)
     if run is None:
         st.warning(
             f"Run {md_escape(picked)} was not found: it may have been deleted."
@@ -178,7 +178,7 @@ def confirm_delete(run: RunRow) -> None:
         )
         yes, no = st.columns(2)
         if yes.button("Yes, delete it", key="history_delete_yes", type="primary", width="stretch"):
-            deleted = store.delete_run(run.run_id)
+            deleted = runtime.delete_run(run.run_id)
             st.session_state.pop(CONFIRM, None)
             forget_view(run.run_id, VIEWS, "run_views")
             if st.session_state.get(RUN_ID) == run.run_id:
@@ -241,7 +241,7 @@ def nodes(executions: list[NodeExecutionRow]) -> None:
 
 
 def compare(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow]) -> None:
-    others = [r for r in store.list_runs(limit=100, workflow_id=run.workflow_id) if r.run_id != run.run_id]
+    others = [r for r in reader.runs(limit=100, workflow_id=run.workflow_id) if r.run_id != run.run_id]
     if not others:
         st.caption("No other run of this workflow to compare with.")
         return
@@ -256,12 +256,12 @@ def compare(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow]) -> N
     )
     if other_id is None:
         return
-    other = store.get_run(other_id)
+    other = reader.run(other_id)
     other_info = runtime.status(other_id) if other is not None else None
     if other is None or other_info is None:
         st.warning(f"Run {md_escape(other_id[:8])} was not found: it may have been deleted. Choose another run.")
         return
-    other_execs = store.node_executions(other.run_id)
+    other_execs = reader.node_executions(other.run_id)
     for col, r, i in zip(st.columns(2), (run, other), (info, other_info), strict=True):
         with col:
             st.markdown(f"**{'A' if r is run else 'B'}** {badge(i.status)} `{r.run_id[:8]}` · {when(r.created_at)}")
@@ -283,13 +283,13 @@ def compare(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow]) -> N
 
 
 def detail(run_id: str) -> None:
-    run = store.get_run(run_id)
+    run = reader.run(run_id)
     info = runtime.status(run_id)
     if run is None or info is None:
         st.info("That run is not in the store (yet).")
         return
     view = folded_view(runtime, run_id, state_key=VIEWS)
-    executions = store.node_executions(run_id)
+    executions = reader.node_executions(run_id)
     summary(run, info, executions, view)
     actions(run, info)
     render_tokens(view, info)
@@ -318,7 +318,7 @@ runs = with_picked(*filtered_runs())
 if not runs:
     st.info(
         "No runs match these filters."
-        if store.count_runs()
+        if reader.count_runs()
         else "No runs yet. Start one from **Home** or the **Builder**."
     )
     st.stop()
