@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from sqlalchemy.engine import make_url
 
@@ -163,7 +163,7 @@ class RunReader:
         """Release the database connections (only for a reader made by :meth:`open`)."""
         self._store.close()
 
-    def __enter__(self) -> RunReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

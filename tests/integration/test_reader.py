@@ -33,9 +33,9 @@ from engine.reader import (
     WorkflowVersionRecord,
 )
 from engine.runtime import Runtime
-from engine.validate import load_workflow
 from engine.store import Store, WorkflowRef
 from engine.store.tables import DraftRow, NodeExecutionRow, RunRow, WorkflowRow, WorkflowVersionRow
+from engine.validate import load_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 30
@@ -406,7 +406,7 @@ print(json.dumps({"code": code, "threads": started, "runtimes": len(made)}), fil
 def _traced_cli(*argv: str, cwd: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("DATABASE_URL", None)
-    proc = subprocess.run([sys.executable, "-c", _TRACE, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", _TRACE, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
     report = json.loads(proc.stderr.strip().splitlines()[-1])
     report["stdout"] = proc.stdout
     return report
