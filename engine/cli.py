@@ -2,7 +2,9 @@
 
 ``run``, ``resume`` and ``rerun`` go through the durable :class:`~engine.runtime.Runtime`
 (the same store the dashboard reads: ``--db URL``, else ``DATABASE_URL``,
-else ``$DATA_DIR/studio.db``) and follow the run's event stream. stdout
+else ``$DATA_DIR/studio.db``) and follow the run's event stream. ``runs``
+and ``show`` only read: they open the store alone (a
+:class:`~engine.reader.RunReader`, no engine loop, no writer thread). stdout
 carries only the run's result as one JSON object; progress, the
 offline-model mark and errors go to stderr. Exit codes: 0 completed, 1 failed
 or cancelled (or the store cannot be opened), 2 invalid file, inputs, run id
@@ -20,11 +22,12 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from engine import InputsInvalid, WorkflowInvalid, check_inputs, load_workflow
-from engine.attempts import Attempt, earlier_attempts
+from engine.attempts import Attempt
 from engine.costs import Usage
 from engine.events import Event
 from engine.fork import ForkInvalid, NotForkable
-from engine.run_times import label, times_of_rows
+from engine.reader import RunReader
+from engine.run_times import label
 from engine.runtime import NotResumable, RunNotFound, Runtime
 from engine.store import StoreError, StoreUrlInvalid
 
@@ -281,15 +284,23 @@ def _open_runtime(args: argparse.Namespace) -> Runtime | int:
         return EXIT_INVALID if isinstance(exc, StoreUrlInvalid) else EXIT_FAILED
 
 
-def _cmd_runs(args: argparse.Namespace) -> int:
-    runtime = _open_runtime(args)
-    if isinstance(runtime, int):
-        return runtime
+def _open_reader(args: argparse.Namespace) -> RunReader | int:
+    """A reader of the chosen store, after marking runs of dead processes interrupted (as a
+    runtime does when it starts), else the exit code after one line on stderr, as ``_open_runtime``."""
     try:
-        rows = runtime.store.list_runs(limit=args.limit)
-        times = times_of_rows(runtime.store, rows)
-    finally:
-        runtime.shutdown()
+        return RunReader.open(args.db, mark_interrupted=True)
+    except StoreError as exc:
+        print(f"store: {exc}", file=sys.stderr)
+        return EXIT_INVALID if isinstance(exc, StoreUrlInvalid) else EXIT_FAILED
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    reader = _open_reader(args)
+    if isinstance(reader, int):
+        return reader
+    with reader:
+        rows = reader.runs(limit=args.limit)
+        times = reader.run_times(rows)
     print(f"{'run id':32}  {'status':11}  {'started':19}  {'duration':34}  {'tokens':>8}  workflow")
     for row in rows:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
@@ -302,19 +313,17 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    runtime = _open_runtime(args)
-    if isinstance(runtime, int):
-        return runtime
-    try:
-        row = runtime.store.get_run(args.run_id)
+    reader = _open_reader(args)
+    if isinstance(reader, int):
+        return reader
+    with reader:
+        row = reader.run(args.run_id)
         if row is None:
             print(str(RunNotFound(args.run_id)), file=sys.stderr)
             return EXIT_INVALID
-        nodes = runtime.store.node_executions(args.run_id)
-        times = times_of_rows(runtime.store, [row])[row.run_id]
-        earlier = earlier_attempts(runtime.store.events(args.run_id)) if row.resumed else []
-    finally:
-        runtime.shutdown()
+        nodes = reader.node_executions(args.run_id)
+        times = reader.run_times([row])[row.run_id]
+        earlier = reader.earlier_attempts(args.run_id) if row.resumed else []
     print(f"run {row.run_id}  {row.workflow_name} (version {row.workflow_version})  {row.status}")
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
     resumed = f"  (resumed {row.resumed}x)" if row.resumed else ""

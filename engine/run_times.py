@@ -128,7 +128,7 @@ def clock_of(events: Iterable[Event]) -> RunClock:
     return clock
 
 
-class RunRecord(Protocol):
+class TimedRun(Protocol):
     """What :func:`times_of_rows` needs of a stored run (``engine.store.RunRow`` has it)."""
 
     run_id: str
@@ -147,7 +147,7 @@ class _Marks:
     last_ts: Mapping[str, float]
 
 
-def times_of_rows(store: Any, rows: Sequence[RunRecord], *, now: float | None = None) -> dict[str, RunTimes]:
+def times_of_rows(store: Any, rows: Sequence[TimedRun], *, now: float | None = None) -> dict[str, RunTimes]:
     """Each run's times, by run id, for a list of stored runs (the same figures :class:`RunClock` folds)."""
     marks = _stored_marks(store, rows)
     out: dict[str, RunTimes] = {}
@@ -163,7 +163,7 @@ def times_of_rows(store: Any, rows: Sequence[RunRecord], *, now: float | None = 
     return out
 
 
-def _stored_marks(store: Any, rows: Sequence[RunRecord]) -> _Marks:
+def _stored_marks(store: Any, rows: Sequence[TimedRun]) -> _Marks:
     """The one store read behind the lists: the resume markers of resumed runs (and, for a marker without
     ``paused_at``, the event before it), and the last event time of runs that ended without a terminal event."""
     from sqlalchemy import func, select, tuple_

@@ -6,6 +6,12 @@ goes to a bounded in-memory buffer (what live views read) and to the store's
 single writer (what history and resume read). ``events_since`` serves from
 the buffer and falls back to the store for older events.
 
+Callers read stored runs and workflows through ``Runtime.reader`` (a
+:class:`~engine.reader.RunReader`: plain records, never the store's rows) and
+change them through the named methods below (``save_workflow``,
+``archive_workflow``, ``save_draft``, ``drop_draft``, ``delete_run``); the
+store itself is the runtime's own.
+
 Resume: finished node executions are reloaded from the event log, not re-run;
 the node that was running when the process died starts again from its
 beginning, so its side effects may repeat (as with LangGraph's checkpointer).
@@ -47,6 +53,7 @@ from engine.fork import (
 from engine.inputs import check_inputs
 from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
+from engine.reader import RunReader, RunRecord
 from engine.store import Store, WorkflowRef, process_owner
 from engine.validate import load_workflow
 
@@ -93,8 +100,8 @@ class RunInfo:
         return self.status not in ("running",)
 
     @classmethod
-    def from_row(cls, row: Any) -> "RunInfo":
-        """From a store ``RunRow``."""
+    def from_row(cls, row: RunRecord | Any) -> "RunInfo":
+        """From a stored run: a :class:`~engine.reader.RunRecord` (or the store's row)."""
         return cls(
             run_id=row.run_id,
             status=row.status,
@@ -181,6 +188,7 @@ class Runtime:
         heartbeat_s: float = 5.0,
     ):
         self.store = Store(database_url, data_dir=data_dir, on_write_failure=self._on_write_failure)
+        self.reader = RunReader(self.store)
         self.interrupted_at_start = self.store.mark_interrupted()
         self._llm = llm
         self._buffer_events = buffer_events
@@ -379,6 +387,42 @@ class Runtime:
         if live.status != "running":
             self.store.writer.wait_committed(run_id, live.last_seq)
         return live.status
+
+    # --- changing stored workflows, drafts and runs (reading them: ``self.reader``) -------------
+
+    def save_workflow(self, document: Mapping[str, Any]) -> WorkflowRef:
+        """Save ``document`` as given under its ``name``; a changed document adds a version.
+
+        Not validated here: the Builder saves documents with problems too (validate first with
+        ``load_workflow`` to save only valid ones).
+        """
+        return self.store.save_workflow(dict(document))
+
+    def archive_workflow(self, workflow_id: str) -> bool:
+        """Hide a saved workflow from lists (its versions stay: runs refer to them). False if unknown."""
+        return self.store.archive_workflow(workflow_id)
+
+    def save_draft(self, key: str, document: Mapping[str, Any], *, source: str = "new") -> None:
+        """Keep ``document`` (valid or not) as the Builder's draft under ``key``, replacing the one before."""
+        self.store.save_draft(key, dict(document), source=source)
+
+    def drop_draft(self, key: str) -> bool:
+        """Forget the draft under ``key``; False when there was none."""
+        return self.store.drop_draft(key)
+
+    def delete_run(self, run_id: str) -> bool:
+        """Delete a finished run with its events and node executions; False if unknown or still running."""
+        with self._lock:
+            live = self._runs.get(run_id)
+        if live is not None:
+            if live.status == "running":
+                return False
+            self.store.writer.wait_committed(run_id, live.last_seq)  # its last events must not land after
+        deleted = self.store.delete_run(run_id)
+        if deleted:
+            with self._lock:
+                self._runs.pop(run_id, None)
+        return deleted
 
     # --- reading -------------------------------------------------------------------------
 

@@ -341,7 +341,7 @@ def versions_panel(*, viewing: int | None) -> None:
     if wid is None:
         st.caption("Save the workflow to keep versions of it.")
         return
-    rows = bs.store().workflow_versions(wid)
+    rows = bs.reader().workflow_versions(wid)
     if not rows:
         st.caption("No saved versions.")
         return

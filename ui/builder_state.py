@@ -35,7 +35,7 @@ from streamlit_flow.state import StreamlitFlowState
 from engine import WorkflowInvalid
 from engine import settings as user_settings
 from engine.errors import Problem
-from engine.store import Store
+from engine.reader import RunReader
 from ui import builder_doc as bd
 from ui import flash as messages
 from ui import palette
@@ -76,8 +76,8 @@ BAD_STYLE = {"border": "2px dashed #dc2626"}
 # --- access --------------------------------------------------------------------------------
 
 
-def store() -> Store:
-    return get_runtime().store
+def reader() -> RunReader:
+    return get_runtime().reader
 
 
 def view_key() -> str:
@@ -155,9 +155,9 @@ def keep_draft() -> None:
         return
     try:
         if wanted:
-            store().save_draft(key, doc(), source=source())
+            get_runtime().save_draft(key, doc(), source=source())
         else:
-            store().drop_draft(key)
+            get_runtime().drop_draft(key)
     except Exception as exc:  # noqa: BLE001 - the page must go on; the user is told
         if st.session_state.get(DRAFT_ERROR) != str(exc):
             st.session_state[DRAFT_ERROR] = str(exc)
@@ -230,7 +230,7 @@ def _with_draft(document: dict[str, Any], src: str, version: int | None, key: st
 
 def _read_draft(key: str) -> Any:
     try:
-        return store().get_draft(key)
+        return reader().draft(key)
     except Exception:  # noqa: BLE001 - no store: open without the draft
         return None
 
@@ -240,11 +240,11 @@ def _from_address() -> tuple[Any, ...] | None:
     wid, key = st.query_params.get("workflow"), st.query_params.get("draft")
     if wid:
         try:
-            found = store().get_workflow(wid)
+            found = reader().workflow_version(wid)
         except Exception:  # noqa: BLE001 - a malformed id or no store: say so below
             found = None
         if found is not None:
-            return _with_draft(copy.deepcopy(found[1].document), f"saved:{wid}", None)
+            return _with_draft(copy.deepcopy(found.document), f"saved:{wid}", None)
         draft = _read_draft(wid)
         if draft is not None:  # deleted meanwhile, but the edit is still here
             return (copy.deepcopy(draft.document), f"saved:{wid}", None, None, wid, draft.updated_at)
@@ -296,7 +296,7 @@ def _new_document() -> dict[str, Any]:
 
 def _free_name(name: str) -> str:
     try:
-        return bd.unique_name(name, lambda n: store().find_workflow(n) is not None)
+        return bd.unique_name(name, lambda n: reader().find_workflow(n) is not None)
     except Exception:  # noqa: BLE001 - no store: any name will do
         return name
 
@@ -305,9 +305,9 @@ def options() -> dict[str, str]:
     """What can be opened: source -> label (saved workflows first, then drafts of documents never saved
     other than the open one, then the examples)."""
     found: dict[str, str] = {}
-    for row in store().list_workflows():
+    for row in reader().workflows():
         found[f"saved:{row.id}"] = f"{row.name} · v{row.latest_version}"
-    for draft in store().list_drafts(limit=20):
+    for draft in reader().drafts(limit=20):
         if draft.key.startswith("new:") and draft.key != st.session_state.get(DRAFT):
             name = draft.document.get("name") if isinstance(draft.document, dict) else None
             found[f"draft:{draft.key}"] = f"Draft · {name or 'untitled'} · {when_text(draft.updated_at)}"
@@ -326,10 +326,10 @@ def load_source(src: str) -> dict[str, Any]:
         path = EXAMPLES / Path(rest).name
         return bd.parse_document(path.read_bytes(), path.name)
     if kind == "saved":
-        found = store().get_workflow(rest)
+        found = reader().workflow_version(rest)
         if found is None:
             raise ValueError("that saved workflow no longer exists")
-        return copy.deepcopy(found[1].document)
+        return copy.deepcopy(found.document)
     raise ValueError(f"cannot open {src!r}")
 
 
@@ -517,7 +517,7 @@ def act_save() -> None:
     found = bd.problems(current)
     try:
         document = copy.deepcopy(current) if found else bd.normalized(current)
-        ref = store().save_workflow(document)
+        ref = get_runtime().save_workflow(document)
     except Exception as exc:  # noqa: BLE001 - a document the store cannot hold (say a YAML date): say why
         flash("error", f"Not saved: {md_escape(str(exc)[:300])}")
         return
@@ -545,7 +545,7 @@ def now_saved(document: dict[str, Any], workflow_id: str) -> None:
     st.session_state[RESTORED] = None
     for key in {old_key, workflow_id} - {None}:
         try:
-            store().drop_draft(str(key))
+            get_runtime().drop_draft(str(key))
         except Exception:  # noqa: BLE001 - a draft left behind is dropped by the next save
             pass
     st.session_state[DRAFT_DIGEST] = None
@@ -555,11 +555,11 @@ def act_discard_draft() -> None:
     """Drop the restored draft and open what was saved (or a new document)."""
     key = st.session_state.get(DRAFT)
     if key:
-        store().drop_draft(str(key))
+        get_runtime().drop_draft(str(key))
     wid = saved_id()
-    found = store().get_workflow(wid) if wid else None
+    found = reader().workflow_version(wid) if wid else None
     if found is not None:
-        st.session_state[BUILDER_ARRIVING] = (copy.deepcopy(found[1].document), f"saved:{wid}", None, copy.deepcopy(found[1].document), wid, None)
+        st.session_state[BUILDER_ARRIVING] = (copy.deepcopy(found.document), f"saved:{wid}", None, copy.deepcopy(found.document), wid, None)
     else:
         fresh = _new_document()
         st.session_state[BUILDER_ARRIVING] = (fresh, "new", None, copy.deepcopy(fresh), f"new:{uuid.uuid4().hex[:16]}", None)
@@ -568,7 +568,7 @@ def act_discard_draft() -> None:
 
 
 def act_duplicate() -> None:
-    name = bd.unique_name(f"{doc().get('name') or 'Workflow'} (copy)", lambda n: store().find_workflow(n) is not None)
+    name = bd.unique_name(f"{doc().get('name') or 'Workflow'} (copy)", lambda n: reader().find_workflow(n) is not None)
     open_doc(bd.copy_of(doc(), name), "new")
     flash("info", f"Duplicated as “{md_escape(name)}” (not saved yet — press Save to keep it).")
 
@@ -587,8 +587,8 @@ def act_delete() -> None:
     if wid is None:
         return
     name = doc().get("name")
-    if store().archive_workflow(wid):
-        store().drop_draft(wid)
+    if get_runtime().archive_workflow(wid):
+        get_runtime().drop_draft(wid)
         open_doc(_new_document(), "new")
         flash("success", f"Deleted “{md_escape(name)}”. Its runs and versions stay in History.")
 
@@ -653,14 +653,14 @@ def act_delete_edge(source_id: str, target: str, when: str | None) -> None:
 
 def act_open_version(version: int, as_copy: bool) -> None:
     wid = saved_id()
-    found = store().get_workflow(wid, version) if wid else None
+    found = reader().workflow_version(wid, version) if wid else None
     if found is None:
         flash("error", f"Version {version} was not found.")
         return
-    document = copy.deepcopy(found[1].document)
+    document = copy.deepcopy(found.document)
     if as_copy:
         name = bd.unique_name(
-            f"{document.get('name') or 'Workflow'} (v{version} copy)", lambda n: store().find_workflow(n) is not None
+            f"{document.get('name') or 'Workflow'} (v{version} copy)", lambda n: reader().find_workflow(n) is not None
         )
         open_doc(bd.copy_of(document, name), "new")
         flash("info", f"Opened version {version} as a copy named “{md_escape(name)}” (not saved yet).")
@@ -672,8 +672,8 @@ def act_restore_version() -> None:
     version = readonly()
     if version is None:
         return
-    ref = store().save_workflow(doc())
-    had_draft = store().drop_draft(ref.id)  # the restored version is what is open now, not the draft
+    ref = get_runtime().save_workflow(doc())
+    had_draft = get_runtime().drop_draft(ref.id)  # the restored version is what is open now, not the draft
     document = doc()
     st.session_state[BUILDER_ARRIVING] = (document, f"saved:{ref.id}", None, copy.deepcopy(document), ref.id, None)
     finish_arrival()
@@ -686,7 +686,7 @@ def act_restore_version() -> None:
 
 def act_back_to_latest() -> None:
     wid = saved_id()
-    found = store().get_workflow(wid) if wid else None
+    found = reader().workflow_version(wid) if wid else None
     if found is None:
         return
-    open_doc(copy.deepcopy(found[1].document), f"saved:{wid}")
+    open_doc(copy.deepcopy(found.document), f"saved:{wid}")

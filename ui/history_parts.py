@@ -12,8 +12,8 @@ import altair as alt
 import pandas as pd
 
 from engine.attempts import Attempt
+from engine.reader import NodeExecutionRecord, RunRecord
 from engine.run_times import RunTimes, label
-from engine.store import NodeExecutionRow, RunRow
 from ui.run_parts import NODE_ICONS, compact_json
 from ui.status import COLOURS
 from ui.text import md_escape
@@ -23,11 +23,11 @@ NODE_STATUS = {"completed": "succeeded"}
 STATUS_ORDER = ["succeeded", "running", "failed", "cancelled", "skipped", "pending"]
 
 
-def node_status(row: NodeExecutionRow) -> str:
+def node_status(row: NodeExecutionRecord) -> str:
     return NODE_STATUS.get(row.status, row.status)
 
 
-def runs_frame(runs: Sequence[RunRow], times: Mapping[str, RunTimes]) -> pd.DataFrame:
+def runs_frame(runs: Sequence[RunRecord], times: Mapping[str, RunTimes]) -> pd.DataFrame:
     """The runs table: one row per run, newest first; ``times``: each run's active and wall time
     (:func:`engine.run_times.times_of_rows`), shown as the detail and the Run page show them."""
     rows = []
@@ -53,7 +53,7 @@ def token_count(total: int, estimated: bool, failed: int = 0) -> str:
     return ("~" if estimated else "") + f"{total:,}" + (f" ({', '.join(notes)})" if notes else "")
 
 
-def in_dates(runs: Iterable[RunRow], dates: Sequence[dt.date]) -> list[RunRow]:
+def in_dates(runs: Iterable[RunRecord], dates: Sequence[dt.date]) -> list[RunRecord]:
     """Runs started within the (inclusive) date range; no range keeps them all."""
     if not dates:
         return list(runs)
@@ -61,7 +61,7 @@ def in_dates(runs: Iterable[RunRow], dates: Sequence[dt.date]) -> list[RunRow]:
     return [r for r in runs if first <= dt.date.fromtimestamp(r.created_at) <= last]
 
 
-def run_matches(run: RunRow, *, status: str | None, workflow_id: str | None, dates: Sequence[dt.date]) -> bool:
+def run_matches(run: RunRecord, *, status: str | None, workflow_id: str | None, dates: Sequence[dt.date]) -> bool:
     """Whether ``run`` passes the History filters (``None`` and no dates: no filter)."""
     return (
         (not status or run.status == status)
@@ -70,7 +70,7 @@ def run_matches(run: RunRow, *, status: str | None, workflow_id: str | None, dat
     )
 
 
-def _bars(rows: Sequence[NodeExecutionRow], earlier: Sequence[Attempt]) -> list[tuple[int, str, float, float | None, str, float | None, int, int]]:
+def _bars(rows: Sequence[NodeExecutionRecord], earlier: Sequence[Attempt]) -> list[tuple[int, str, float, float | None, str, float | None, int, int]]:
     """(seq, label, start, end, status, duration ms, iteration, attempts) of each execution that began, and of
     each earlier attempt a resume replaced (marked in its label), in the order they began."""
     bars = [
@@ -96,7 +96,7 @@ def _bars(rows: Sequence[NodeExecutionRow], earlier: Sequence[Attempt]) -> list[
 
 
 def gantt_frame(
-    rows: Sequence[NodeExecutionRow], *, run_start: float | None, earlier: Sequence[Attempt] = ()
+    rows: Sequence[NodeExecutionRecord], *, run_start: float | None, earlier: Sequence[Attempt] = ()
 ) -> tuple[pd.DataFrame, str]:
     """One bar per node execution (and per earlier attempt a resume replaced), from its start to its end,
     in seconds or ms since the run started."""
@@ -127,14 +127,14 @@ def gantt_frame(
     return pd.DataFrame(data), unit
 
 
-def node_entries(rows: Sequence[NodeExecutionRow], earlier: Sequence[Attempt]) -> list[NodeExecutionRow | Attempt]:
+def node_entries(rows: Sequence[NodeExecutionRecord], earlier: Sequence[Attempt]) -> list[NodeExecutionRecord | Attempt]:
     """The Nodes tab's list: every stored execution and every earlier attempt a resume replaced, in the order
     they began (an earlier attempt just before the execution that replaced it)."""
-    entries: list[NodeExecutionRow | Attempt] = [*rows, *earlier]
+    entries: list[NodeExecutionRecord | Attempt] = [*rows, *earlier]
     return sorted(entries, key=lambda e: e.started_seq)
 
 
-def entry_label(entry: NodeExecutionRow | Attempt) -> str:
+def entry_label(entry: NodeExecutionRecord | Attempt) -> str:
     """An expander's label: icon, node (escaped), execution, status and duration; earlier attempts marked."""
     if isinstance(entry, Attempt):
         status = entry.shown_status
@@ -171,18 +171,18 @@ def gantt_chart(frame: pd.DataFrame, unit: str) -> alt.Chart:
     )
 
 
-def last_by_node(rows: Sequence[NodeExecutionRow]) -> dict[str, NodeExecutionRow]:
+def last_by_node(rows: Sequence[NodeExecutionRecord]) -> dict[str, NodeExecutionRecord]:
     """Each node's last execution (loops run a node several times)."""
-    out: dict[str, NodeExecutionRow] = {}
+    out: dict[str, NodeExecutionRecord] = {}
     for r in rows:
         out[r.node_id] = r
     return out
 
 
-def compare_frame(a: Sequence[NodeExecutionRow], b: Sequence[NodeExecutionRow]) -> pd.DataFrame:
+def compare_frame(a: Sequence[NodeExecutionRecord], b: Sequence[NodeExecutionRecord]) -> pd.DataFrame:
     """Per node: status, executions and total duration in run A and run B, and whether outputs match."""
 
-    def summary(rows: Sequence[NodeExecutionRow]) -> dict[str, dict[str, Any]]:
+    def summary(rows: Sequence[NodeExecutionRecord]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for r in rows:
             entry = out.setdefault(r.node_id, {"status": "", "runs": 0, "ms": 0.0, "output": None})

@@ -103,7 +103,7 @@ def carry_out_start() -> None:
         st.session_state.pop(START, None)
         return
     # Runtime.submit saved the workflow (by name): the Builder, still showing it, now shows that saved version.
-    row = bs.store().find_workflow(str(doc.get("name")))
+    row = bs.reader().find_workflow(str(doc.get("name")))
     if row is not None and bs.readonly() is None and st.session_state.get(BUILDER_DOC) == doc:
         bs.now_saved(bd.normalized(doc), row.id)
     mark_pending(run_id)  # before the request is dropped: from here a stopped script still ends on the Run page

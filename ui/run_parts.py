@@ -73,14 +73,14 @@ def forget_view(run_id: str, *state_keys: str) -> None:
 
 def run_document(runtime: Runtime, run_id: str, info: RunInfo) -> dict[str, Any] | None:
     """The workflow document the run executes (the exact saved version when known)."""
-    store = runtime.store
-    row = store.get_run(run_id)
+    reader = runtime.reader
+    row = reader.run(run_id)
     if row is not None:
-        saved = store.get_workflow(row.workflow_id, row.workflow_version)
+        saved = reader.workflow_version(row.workflow_id, row.workflow_version)
     else:  # just submitted: its row is still in the writer's queue; submit saved the workflow first
-        found = store.find_workflow(info.workflow_name)
-        saved = store.get_workflow(found.id) if found is not None else None
-    return dict(saved[1].document) if saved is not None else None
+        found = reader.find_workflow(info.workflow_name)
+        saved = reader.workflow_version(found.id) if found is not None else None
+    return dict(saved.document) if saved is not None else None
 
 
 # --- small formatting helpers -----------------------------------------------------------------------

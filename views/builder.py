@@ -49,8 +49,8 @@ badges = []
 if viewing is not None:
     badges.append(f":violet-badge[version {viewing} · read-only]")
 elif wid is not None:
-    row = bs.store().get_workflow(wid)
-    badges.append(f":blue-badge[saved · v{row[0].latest_version}]" if row else ":gray-badge[saved]")
+    row = bs.reader().workflow(wid)
+    badges.append(f":blue-badge[saved · v{row.latest_version}]" if row else ":gray-badge[saved]")
 else:
     src = bs.source()
     origin = {"new": "new", "import": "imported"}.get(

@@ -12,9 +12,8 @@ import streamlit as st
 
 from engine.attempts import Attempt
 from engine.errors import EngineError
-from engine.run_times import times_of_rows
 from engine.runtime import RESUMABLE, RunInfo
-from engine.store import NodeExecutionRow, RunRow
+from engine.reader import NodeExecutionRecord, RunRecord
 from ui.nav import HISTORY_FOCUS as FOCUS
 from ui.history_parts import (
     compare_frame,
@@ -55,7 +54,7 @@ STATUSES = ["running", "completed", "failed", "cancelled", "interrupted"]
 MAX_RUNS, MAX_EXECUTIONS = 500, 200
 
 runtime = get_runtime()
-store = runtime.store
+reader = runtime.reader
 
 
 def take_focus() -> None:
@@ -67,13 +66,13 @@ def take_focus() -> None:
         st.session_state[PICK] = focus
 
 
-def run_label(run: RunRow) -> str:
+def run_label(run: RunRecord) -> str:
     return f"{run.status} · {when(run.created_at)} · v{run.workflow_version} · {run.run_id[:8]}"
 
 
-def filtered_runs() -> tuple[list[RunRow], Callable[[RunRow], bool]]:
+def filtered_runs() -> tuple[list[RunRecord], Callable[[RunRecord], bool]]:
     """The filters, the (newest ``MAX_RUNS``) runs that pass them, and the test a run passes them by."""
-    workflows = {w.id: w.name for w in store.list_workflows(include_archived=True)}
+    workflows = {w.id: w.name for w in reader.workflows(include_archived=True)}
     cols = st.columns([2, 1.3, 1.7])
     workflow_id = cols[0].selectbox(
         "Workflow",
@@ -86,17 +85,17 @@ def filtered_runs() -> tuple[list[RunRow], Callable[[RunRow], bool]]:
     status = cols[1].selectbox("Status", STATUSES, key=STATUS, index=None, placeholder="Any status")
     dates = cols[2].date_input("Started between", value=(), key=DATES, format="YYYY-MM-DD")
     days = list(dates) if isinstance(dates, (tuple, list)) else [dates]
-    runs = store.list_runs(limit=MAX_RUNS, status=status, workflow_id=workflow_id)
+    runs = reader.runs(limit=MAX_RUNS, status=status, workflow_id=workflow_id)
     return in_dates(runs, days), lambda run: run_matches(run, status=status, workflow_id=workflow_id, dates=days)
 
 
-def with_picked(runs: list[RunRow], matches: Callable[[RunRow], bool]) -> list[RunRow]:
+def with_picked(runs: list[RunRecord], matches: Callable[[RunRecord], bool]) -> list[RunRecord]:
     """The listed runs, plus the picked run (e.g. sent from the Memory page) when it passes the filters
     but is older than the ``MAX_RUNS`` listed; a picked run that is gone is said so, and the newest shows."""
     picked = st.session_state.get(PICK)
     if not picked or any(r.run_id == picked for r in runs):
         return runs
-    run = store.get_run(picked)
+    run = reader.run(picked)
     if run is None:
         st.warning(
             f"Run {md_escape(picked)} was not found: it may have been deleted."
@@ -115,12 +114,12 @@ def _table_selected() -> None:
         st.session_state.pop(CONFIRM, None)
 
 
-def runs_table(runs: list[RunRow]) -> str:
+def runs_table(runs: list[RunRecord]) -> str:
     """The table and the run picker; returns the chosen run id."""
     ids = [r.run_id for r in runs]
     st.session_state[TABLE_IDS] = ids
     st.dataframe(
-        runs_frame(runs, times_of_rows(store, runs)),
+        runs_frame(runs, reader.run_times(runs)),
         key=TABLE,
         on_select=_table_selected,
         selection_mode="single-row",
@@ -141,7 +140,7 @@ def runs_table(runs: list[RunRow]) -> str:
     )
 
 
-def actions(run: RunRow, info: RunInfo) -> None:
+def actions(run: RunRecord, info: RunInfo) -> None:
     cols = st.columns(4)
     live = info.status == "running"
     if cols[0].button(
@@ -172,7 +171,7 @@ def actions(run: RunRow, info: RunInfo) -> None:
         confirm_delete(run)
 
 
-def confirm_delete(run: RunRow) -> None:
+def confirm_delete(run: RunRecord) -> None:
     with st.container(border=True):
         st.warning(
             f"Delete run `{run.run_id[:8]}` of **{md_escape(run.workflow_name)}** with its events and node records? "
@@ -180,7 +179,7 @@ def confirm_delete(run: RunRow) -> None:
         )
         yes, no = st.columns(2)
         if yes.button("Yes, delete it", key="history_delete_yes", type="primary", width="stretch"):
-            deleted = store.delete_run(run.run_id)
+            deleted = runtime.delete_run(run.run_id)
             st.session_state.pop(CONFIRM, None)
             forget_view(run.run_id, VIEWS, "run_views")
             if st.session_state.get(RUN_ID) == run.run_id:
@@ -193,12 +192,12 @@ def confirm_delete(run: RunRow) -> None:
             st.rerun()
 
 
-def summary(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow], view: Any) -> None:
+def summary(run: RunRecord, info: RunInfo, executions: list[NodeExecutionRecord], view: Any) -> None:
     st.markdown(
         f"{badge(info.status)} **{md_escape(run.workflow_name)}** · version {run.workflow_version} · `{run.run_id}`"
     )
     finished = f" · finished {when(info.finished_at)}" if info.finished_at else ""
-    took = times_of_rows(store, [run])[run.run_id]  # as the runs table above shows it
+    took = reader.run_times([run])[run.run_id]  # as the runs table above shows it
     st.caption(f"Started {when(run.created_at)}{finished} · :material/timer: {times_label(took)}")
     cols = st.columns(4)
     cols[0].metric("Earlier attempts", len(view.earlier.attempts), help="Node executions a resume ran again")
@@ -210,7 +209,7 @@ def summary(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow], view
     render_earlier_attempts(view)
 
 
-def timeline(run: RunRow, executions: list[NodeExecutionRow], earlier: list[Attempt]) -> None:
+def timeline(run: RunRecord, executions: list[NodeExecutionRecord], earlier: list[Attempt]) -> None:
     frame, unit = gantt_frame(executions, run_start=run.started_at or run.created_at, earlier=earlier)
     if frame.empty:
         st.caption("No node has run yet.")
@@ -218,7 +217,7 @@ def timeline(run: RunRow, executions: list[NodeExecutionRow], earlier: list[Atte
     st.altair_chart(gantt_chart(frame, unit), width="stretch")
 
 
-def nodes(executions: list[NodeExecutionRow], earlier: list[Attempt]) -> None:
+def nodes(executions: list[NodeExecutionRecord], earlier: list[Attempt]) -> None:
     entries = node_entries(executions, earlier)
     if not entries:
         st.caption("No node executions recorded.")
@@ -242,8 +241,8 @@ def nodes(executions: list[NodeExecutionRow], earlier: list[Attempt]) -> None:
                 error_block(f"{what} failed." if row.status == "failed" else f"{what} was {row.status}.", row.error)
 
 
-def compare(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow]) -> None:
-    others = [r for r in store.list_runs(limit=100, workflow_id=run.workflow_id) if r.run_id != run.run_id]
+def compare(run: RunRecord, info: RunInfo, executions: list[NodeExecutionRecord]) -> None:
+    others = [r for r in reader.runs(limit=100, workflow_id=run.workflow_id) if r.run_id != run.run_id]
     if not others:
         st.caption("No other run of this workflow to compare with.")
         return
@@ -258,12 +257,12 @@ def compare(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow]) -> N
     )
     if other_id is None:
         return
-    other = store.get_run(other_id)
+    other = reader.run(other_id)
     other_info = runtime.status(other_id) if other is not None else None
     if other is None or other_info is None:
         st.warning(f"Run {md_escape(other_id[:8])} was not found: it may have been deleted. Choose another run.")
         return
-    other_execs = store.node_executions(other.run_id)
+    other_execs = reader.node_executions(other.run_id)
     for col, r, i in zip(st.columns(2), (run, other), (info, other_info), strict=True):
         with col:
             st.markdown(f"**{'A' if r is run else 'B'}** {badge(i.status)} `{r.run_id[:8]}` · {when(r.created_at)}")
@@ -285,13 +284,13 @@ def compare(run: RunRow, info: RunInfo, executions: list[NodeExecutionRow]) -> N
 
 
 def detail(run_id: str) -> None:
-    run = store.get_run(run_id)
+    run = reader.run(run_id)
     info = runtime.status(run_id)
     if run is None or info is None:
         st.info("That run is not in the store (yet).")
         return
     view = folded_view(runtime, run_id, state_key=VIEWS)
-    executions = store.node_executions(run_id)
+    executions = reader.node_executions(run_id)
     summary(run, info, executions, view)
     actions(run, info)
     render_tokens(view, info)
@@ -320,7 +319,7 @@ runs = with_picked(*filtered_runs())
 if not runs:
     st.info(
         "No runs match these filters."
-        if store.count_runs()
+        if reader.count_runs()
         else "No runs yet. Start one from **Home** or the **Builder**."
     )
     st.stop()

@@ -49,7 +49,7 @@ def model_banner() -> None:
 
 def recent_runs() -> None:
     st.subheader("Recent runs")
-    runs = get_runtime().store.list_runs(limit=RECENT)
+    runs = get_runtime().reader.runs(limit=RECENT)
     if not runs:
         st.caption("No runs yet: run a template below.")
         return

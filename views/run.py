@@ -74,7 +74,7 @@ def choose_run() -> str | None:
     """The run to show: the one another page sent us to, or one picked from recent runs."""
     from_link()
     current = st.session_state.get(RUN_ID)
-    recent = runtime.store.list_runs(limit=30)
+    recent = runtime.reader.runs(limit=30)
     # no status in the label: the select box keeps the label it showed when picked, and the badge below is live
     names = {r.run_id: f"{r.workflow_name} · {when(r.created_at)} · {r.run_id[:8]}" for r in recent}
     options = [r.run_id for r in recent]

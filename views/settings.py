@@ -216,9 +216,9 @@ if save_prices:
 flash.show(_PRICES_FLASH)
 
 st.subheader("Data")
-store = get_runtime().store
+reader = get_runtime().reader
 st.markdown(f"Data directory: {md_escape(user_settings.data_dir())}")
-st.markdown(f"Store: {md_escape(store.sqlite_file or 'DATABASE_URL (server)')} — {store.count_runs()} run(s)")
+st.markdown(f"Store: {md_escape(reader.sqlite_file or 'DATABASE_URL (server)')} — {reader.count_runs()} run(s)")
 st.caption("Set DATA_DIR to move everything; DATABASE_URL for PostgreSQL; CHROMA_HOST/CHROMA_PORT for a Chroma server.")
 
 st.subheader("Limits")

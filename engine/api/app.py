@@ -74,8 +74,9 @@ from engine.api.streams import KEEPALIVE, StreamHub, Subscription
 from engine.errors import EngineError, InputsInvalid, Problem, WorkflowInvalid
 from engine.model import Workflow
 from engine.fork import ForkInvalid, NotForkable
+from engine.reader import RunRecord
 from engine.runtime import NotResumable, RunInfo, RunNotFound, Runtime
-from engine.store import RunRow, StoreError
+from engine.store import StoreError
 from engine.validate import load_workflow
 
 log = logging.getLogger("engine.api")
@@ -212,7 +213,7 @@ def _valid_id(text: str) -> bool:
     return 0 < len(text) <= MAX_ID_CHARS and re.match(ID_PATTERN, text) is not None
 
 
-def _run_out(info: RunInfo, row: RunRow | None) -> dict[str, Any]:
+def _run_out(info: RunInfo, row: RunRecord | None) -> dict[str, Any]:
     return {
         "run_id": info.run_id,
         "status": info.status,
@@ -236,7 +237,7 @@ def _run_out(info: RunInfo, row: RunRow | None) -> dict[str, Any]:
     }
 
 
-def _row_info(row: RunRow) -> RunInfo:
+def _row_info(row: RunRecord) -> RunInfo:
     return RunInfo.from_row(row)
 
 
@@ -443,7 +444,7 @@ def create_app(
     @app.get("/workflows", response_model=list[WorkflowSummary], tags=["workflows"], responses=_errors(401, 503))
     def list_workflows() -> JSON:
         """Saved workflows (not archived), most recently changed first."""
-        rows = runtime.store.list_workflows()
+        rows = runtime.reader.workflows()
         return JSON(
             [
                 {
@@ -470,7 +471,7 @@ def create_app(
         document = await _json_body(request)
 
         def work() -> Any:
-            return runtime.store.save_workflow(_load(document).to_dict())
+            return runtime.save_workflow(_load(document).to_dict())
 
         ref = await run_in_threadpool(work)
         return JSON({"id": ref.id, "name": ref.name, "version": ref.version, "created": ref.created}, status_code=201)
@@ -483,13 +484,13 @@ def create_app(
     )
     def get_workflow(workflow_id: WorkflowId, version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> JSON:
         """A saved workflow's latest version, or version ``N`` with ``?version=N``."""
-        found = runtime.store.get_workflow(workflow_id, version)
-        if found is None:
-            if version is not None and runtime.store.get_workflow(workflow_id) is not None:
+        row = runtime.reader.workflow(workflow_id)
+        saved = runtime.reader.workflow_version(workflow_id, version) if row is not None else None
+        if row is None or saved is None:
+            if row is not None:
                 raise ApiError(404, f"workflow '{workflow_id}' has no version {version}")
             raise ApiError(404, f"no workflow with id '{workflow_id}' (list them with GET /workflows)")
-        row, saved = found
-        versions = [v.version for v in runtime.store.workflow_versions(workflow_id)]
+        versions = [v.version for v in runtime.reader.workflow_versions(workflow_id)]
         return JSON(
             {
                 "id": row.id,
@@ -536,10 +537,10 @@ def create_app(
 
         def work() -> str:
             if req.workflow_id is not None:
-                found = runtime.store.get_workflow(req.workflow_id)
+                found = runtime.reader.workflow_version(req.workflow_id)
                 if found is None:
                     raise ApiError(404, f"no workflow with id '{req.workflow_id}' (list them with GET /workflows)")
-                workflow = _load(found[1].document)
+                workflow = _load(found.document)
             else:
                 workflow = _load(req.workflow)
             try:
@@ -559,7 +560,7 @@ def create_app(
         workflow_id: Annotated[str | None, Query(max_length=MAX_ID_CHARS, pattern=ID_PATTERN)] = None,
     ) -> JSON:
         """Recent runs, newest first, optionally by status or workflow."""
-        rows = runtime.store.list_runs(limit=limit, status=status, workflow_id=workflow_id)
+        rows = runtime.reader.runs(limit=limit, status=status, workflow_id=workflow_id)
         live = set(runtime.running())
         out = []
         for row in rows:
@@ -577,7 +578,7 @@ def create_app(
     def get_run(run_id: RunId) -> JSON:
         """A run's status, inputs, result, error, times and token totals."""
         info = _status_or_404(run_id)
-        return JSON(_run_out(info, runtime.store.get_run(run_id)))
+        return JSON(_run_out(info, runtime.reader.run(run_id)))
 
     @app.get(
         "/runs/{run_id}/events",
@@ -750,7 +751,7 @@ def create_app(
         """The runtime knows a run ended before its store row is committed; resume reads the row."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            row = runtime.store.get_run(run_id)
+            row = runtime.reader.run(run_id)
             if row is None or row.status == status or row.status != "running":
                 return
             time.sleep(0.02)

@@ -143,7 +143,7 @@ def serve(
         announce = (
             f"API on http://{shown}:{sock.getsockname()[1]} (docs: /docs); "
             f"token {'required' if token else 'not required'}; "
-            f"hosts: {', '.join(hosts)}; store: {runtime.store.url.split('@')[-1]}"
+            f"hosts: {', '.join(hosts)}; store: {runtime.reader.location.split('@')[-1]}"
         )
         server = _Server(config, on_shutdown=app.state.hub.close, announce=announce)
         # uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal once it has stopped;

@@ -2,7 +2,9 @@
 
 ``Store`` is the read side plus the calls that go through its one
 :class:`~engine.store.writer.Writer`. Readers open their own sessions;
-writes during runs are queued to the writer thread.
+writes during runs are queued to the writer thread, which starts on the first
+such write: a store opened only to read (``python -m engine runs``, a
+:class:`~engine.reader.RunReader` over a URL) runs no thread.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -81,14 +84,26 @@ class Store:
     def __init__(self, url: str | None = None, *, data_dir: str | Path | None = None, on_write_failure: WriteFailed | None = None):
         self.url = database_url(url, data_dir)
         self.engine = open_engine(self.url)
-        self.writer = Writer(self.engine, on_failure=on_write_failure)
+        self._on_write_failure = on_write_failure
+        self._writer: Writer | None = None
+        self._writer_lock = threading.Lock()
+
+    @property
+    def writer(self) -> Writer:
+        """The one writer; its thread starts on first use (reading needs none)."""
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = Writer(self.engine, on_failure=self._on_write_failure)
+        return self._writer
 
     @property
     def sqlite_file(self) -> Path | None:
         return sqlite_path(self.url)
 
     def close(self) -> None:
-        self.writer.close()
+        if self._writer is not None:
+            self._writer.close()
         self.engine.dispose()
 
     # --- workflows --------------------------------------------------------------------

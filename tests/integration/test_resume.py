@@ -390,7 +390,7 @@ def test_sigkill_then_show_runs_and_resume_on_postgres(tmp_path: Path, postgres_
 
 
 def test_after_a_crash_the_run_shows_interrupted_and_is_listed(ws: Workspace) -> None:
-    """``show`` and ``runs`` start a Runtime, which marks the dead process's run interrupted."""
+    """``show`` and ``runs`` open the store and first mark the dead process's run interrupted (as a Runtime does)."""
     run_id, _completed = kill_mid_node(ws, chain_doc(), "s2", 0, "s2")
     show = ws.cli("show", run_id)
     assert show.returncode == 0, show.stderr
