@@ -92,6 +92,7 @@ class NodeTestContext:
     source_run_id: str | None = None  # the run these values came from; None: no earlier run, empty values
     source_created_at: float | None = None
     missing: tuple[str, ...] = ()  # referenced upstream nodes that did not complete in that run (null here)
+    ran: bool = False  # the node itself started in that run (else: the newest run, which never reached it)
 
     def values(self) -> dict[str, Any]:
         return {"inputs": dict(self.inputs), "nodes": dict(self.nodes), "iteration": self.iteration}
@@ -170,7 +171,7 @@ def node_test_context(store: Any, document: Mapping[str, Any], node_id: str, *, 
     for run in runs:
         events = store.events(run.run_id)
         if any(e.type == "node.started" and e.node_id == node_id for e in events):
-            return _from_run(run, events, node, node_refs, whole)
+            return dataclasses.replace(_from_run(run, events, node, node_refs, whole), ran=True)
         if fallback is None:
             fallback = (run, events)
     if fallback is not None:
@@ -475,8 +476,8 @@ class _Pending:
 
 
 class NodeTests:
-    """Node tests running on a runtime's event loop, by test id (thread-safe). Finished ones are forgotten
-    once their result has been read, or when more than :attr:`KEEP` are kept."""
+    """Node tests running on a runtime's event loop, by test id (thread-safe). Of the finished ones, the
+    latest :attr:`KEEP` are kept (a page may ask for a result again after a rerun)."""
 
     KEEP = 50
 
@@ -530,7 +531,7 @@ class NodeTests:
         """The test's result once it has finished (waiting up to ``wait_s``), else None.
 
         Raises:
-            KeyError: no test with that id (or its result was read already).
+            KeyError: no test with that id (or it was forgotten: only the latest :attr:`KEEP` are kept).
         """
         with self._lock:
             pending = self._tests[test_id]
@@ -540,8 +541,6 @@ class NodeTests:
             return None
         except concurrent.futures.CancelledError:
             result = NodeTestResult(test_id=test_id, node_id="", status="cancelled", error="cancelled")
-        with self._lock:
-            self._tests.pop(test_id, None)
         return result
 
     def running(self) -> list[str]:

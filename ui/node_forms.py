@@ -21,6 +21,7 @@ import tools
 from engine.model import MAP_INNER_TYPES, AgentConfig, MapConfig, MemoryConfig, Node, RetryPolicy
 from ui import builder_doc as bd
 from ui import builder_state as bs
+from ui import node_test
 from ui.builder_forms import delete_popover
 from ui.icons import material
 from ui.form_fields import NumberField, code, json_field, number_field, present, references, renamed, show_error
@@ -156,6 +157,7 @@ def node_form(node: dict[str, Any], *, disabled: bool) -> None:
         with remove:  # before the fields, behind a confirmation: Tab from a field never reaches it
             delete_popover("node", bs.act_delete_node, (node_id,), disabled=disabled)
     close.button("", icon=":material/close:", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
+    node_test.panel(node_id)  # run only this node with its latest inputs (engine/single_node.py)
 
     id_key = _key(node_id, "id")
     st.text_input(
