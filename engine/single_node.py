@@ -49,7 +49,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine import template_budget
-from engine.errors import EngineError, NodeTimeout, Problem, WorkflowInvalid
+from engine.errors import EngineError, NodeTimeout, Problem
 from engine.events import Event, EventType
 from engine.executor import _FOREIGN_DATA, NodeContextImpl, _json_data, _json_value, _reason
 from engine.llm.base import ChatModel
@@ -549,15 +549,15 @@ class NodeTests:
 
 
 __all__ = [
+    "TEST_TIME_LIMIT_S",
     "NodeTestContext",
     "NodeTestInvalid",
     "NodeTestResult",
     "NodeTests",
-    "TEST_TIME_LIMIT_S",
     "ToolCallRecord",
     "check_values",
+    "node_test_context",
     "referenced",
     "run_node_test",
-    "node_test_context",
     "time_limit",
 ]

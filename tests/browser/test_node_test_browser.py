@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from tests.browser.studio import branch_workflow, click_button, flow_node, import_in_builder, open_page, settle, start_run_in_builder, wait_idle
+from tests.browser.studio import (
+    branch_workflow,
+    click_button,
+    flow_node,
+    import_in_builder,
+    open_page,
+    settle,
+    start_run_in_builder,
+    wait_idle,
+)
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
 
