@@ -148,10 +148,12 @@ def _wait(running: dict[str, Any]) -> None:
 
 def show_result(result: NodeTestResult) -> None:
     """The output (or the error in red), duration, tokens, the rendered input and tool calls."""
-    facts = [f"{result.duration_ms:.0f} ms"]
+    ms = result.duration_ms
+    facts = [f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"]
     if result.prompt_tokens or result.completion_tokens:
-        approx = "≈" if result.tokens_estimated else ""
-        facts.append(f"{approx}{result.prompt_tokens} + {approx}{result.completion_tokens} tokens")
+        approx = "~" if result.tokens_estimated else ""
+        estimated = " (estimated)" if result.tokens_estimated else ""
+        facts.append(f"{approx}{result.prompt_tokens:,} prompt + {approx}{result.completion_tokens:,} completion tokens{estimated}")
     if result.models:
         facts.append(", ".join(result.models))
     if result.tool_calls:

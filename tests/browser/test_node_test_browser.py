@@ -53,7 +53,7 @@ def test_select_a_node_test_it_and_see_its_output_in_place(page: Any, studio: An
     click_button(page, "builder_test_node")
     clicks += 1
     result = page.locator(".st-key-builder_test_result")
-    expect(result.get_by_text(re.compile(r"^Output · \d+ ms"))).to_be_visible(timeout=30_000)
+    expect(result.get_by_text(re.compile(r"^Output · [\d.]+ m?s"))).to_be_visible(timeout=30_000)
     expect(result.locator("[data-testid='stCode']")).to_contain_text("TRIMMED: ")
     assert clicks == 2
     wait_idle(page)
@@ -77,6 +77,17 @@ def test_select_a_node_test_it_and_see_its_output_in_place(page: Any, studio: An
     expect(result.locator("[data-testid='stCode']")).to_contain_text("not subscriptable")
     page.screenshot(path=str(tmp_path / "test-node-failed.png"))
     screenshots.save(page, "builder-test-node-failed")
+
+    # an agent: one model call, its tokens in the result line
+    settle(page)
+    flow_node(page, "draft").click()
+    expect(page.get_by_role("heading", name="Draft")).to_be_visible()
+    click_button(page, "builder_test_node")
+    expect(result.get_by_text(re.compile(r"^Output · .* tokens"))).to_be_visible(timeout=30_000)
+    expect(result.locator("[data-testid='stCode']")).to_contain_text("Write about browser tests")
+    wait_idle(page)
+    page.screenshot(path=str(tmp_path / "test-node-agent.png"))
+    screenshots.save(page, "builder-test-node-agent")
 
     # no run was added by the tests: History lists the one run
     open_page(page, studio, "history", "History", exact=False)
