@@ -5,8 +5,10 @@ fetched from a CDN: checked in a browser with every request outside the
 dashboard's host recorded, and by the Playwright test of the Tools page), so
 it works offline. Inside an ``st.form`` it sends its text with the form's
 submit and causes no rerun while typing (``auto_update``). The value is kept
-in ``st.session_state[key]`` like any widget's. When the package is missing,
-a text area in a fixed-width font stands in.
+in ``st.session_state[key]`` like any widget's. The Builder's tool nodes edit a
+code argument (the ``python`` tool's ``code``) with it too, applied with its
+Apply button. When the package is missing, a text area in a fixed-width font
+stands in.
 """
 
 from __future__ import annotations
@@ -29,8 +31,13 @@ def code_field(
     language: str = "python",
     help: str | None = None,
     lines: int = 10,
+    auto_update: bool = True,
 ) -> str:
-    """A code editor labelled ``label`` (Markdown, already escaped); returns its current text."""
+    """A code editor labelled ``label`` (Markdown, already escaped); returns its current text.
+
+    ``auto_update``: in a form, the text goes with the submit; outside one, every edit reruns the page.
+    Without it the editor has an Apply button (and Ctrl+Enter), and only that sends the text.
+    """
     if st_ace is None:
         text = st.text_area(label, value=value, key=key, height=22 * lines, help=help)
         st.html(f"<style>.st-key-{key} textarea {{ font-family: ui-monospace, monospace; tab-size: 4; }}</style>")
@@ -48,7 +55,7 @@ def code_field(
             tab_size=4,
             show_gutter=True,
             wrap=False,
-            auto_update=True,  # in a form: sent with the submit; outside one: every edit reruns the page
+            auto_update=auto_update,
             key=key,
         )
     return str(text) if text is not None else value

@@ -3,12 +3,13 @@ sent with the form, remembered per tool, and loaded without any request off the 
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import pytest
 
-from tests.browser.studio import choose, open_page, wait_idle
+from tests.browser.studio import choose, click_button, flow_node, import_in_builder, open_page, settle, wait_idle
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
 
@@ -80,3 +81,40 @@ def test_code_arguments_get_an_offline_code_editor(page: Any, studio: Any, tmp_p
     assert any("streamlit_ace" in url and url.endswith(".js") for url in ace_requests), ace_requests
     off_host = [url for url in ace_requests if not url.startswith((studio.url, "data:", "blob:", "about:"))]
     assert off_host == [], off_host  # Ace, its modes and themes come from the package: works offline
+
+
+def test_a_python_tool_node_edits_its_code_in_the_editor_and_tests_it(
+    page: Any, studio: Any, tmp_path: Any, screenshots: Any
+) -> None:
+    doc = {
+        "format": "workflow/v1",
+        "name": "Code node in the browser",
+        "inputs": {"n": {"type": "integer", "default": 6}},
+        "nodes": [
+            {"id": "start", "type": "input", "position": {"x": 0, "y": 0}},
+            {"id": "calc", "type": "tool", "position": {"x": 240, "y": 0}, "config": {"tool": "python", "args": {"code": "print(1)"}}},
+            {"id": "result", "type": "output", "position": {"x": 480, "y": 0}, "config": {"value": "{{ nodes.calc.output }}"}},
+        ],
+        "edges": [{"source": "start", "target": "calc"}, {"source": "calc", "target": "result"}],
+    }
+    path = tmp_path / "code-node.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    open_page(page, studio, "builder", "Inspector")
+    import_in_builder(page, path)
+    expect(page.get_by_role("heading", name="Code node in the browser")).to_be_visible()
+    settle(page)
+    flow_node(page, "calc").click()
+    expect(page.get_by_role("heading", name="calc")).to_be_visible()
+    editor = code_editor(page)
+    expect(editor.locator(".ace_line").first).to_have_text("print(1)")
+    type_code(page, "print({{ inputs.n }} * 7)")
+    page.keyboard.press("Control+Enter")  # Apply
+    args = page.get_by_role("textbox", name=re.compile(r"^Arguments"))
+    expect(args).to_have_value(re.compile(r'"code": "print\(\{\{ inputs.n \}\} \* 7\)"'), timeout=15_000)
+    settle(page)
+    click_button(page, "builder_test_node")
+    result = page.locator(".st-key-builder_test_result")
+    expect(result.get_by_text(re.compile(r"^Output · "))).to_be_visible(timeout=30_000)
+    expect(result.locator("[data-testid='stJson']").first).to_contain_text("42")
+    wait_idle(page)
+    screenshots.save(page, "builder-code-node")
