@@ -217,8 +217,7 @@ def _from_run(run: Any, events: list[Event], node: Node, node_refs: frozenset[st
 
 def _empty_inputs(document: Mapping[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    declared = document.get("inputs") if isinstance(document.get("inputs"), Mapping) else {}
-    for name, raw in declared.items():
+    for name, raw in _declared_inputs(document).items():
         try:
             spec = InputSpec.model_validate(raw or {})
         except ValidationError:
@@ -231,9 +230,22 @@ def _empty_inputs(document: Mapping[str, Any]) -> dict[str, Any]:
 # --- compiling one node --------------------------------------------------------------------------------
 
 
-def _compiled(document: Mapping[str, Any], node_id: str) -> tuple[Node, Compiler]:
+def _declared_inputs(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    declared = document.get("inputs")
+    return declared if isinstance(declared, Mapping) else {}
+
+
+def _settings(document: Mapping[str, Any]) -> Settings:
+    try:
+        return Settings.model_validate(document.get("settings") or {})
+    except ValidationError:
+        return Settings.model_validate({})
+
+
+def _compiled(document: Mapping[str, Any], node_id: str) -> tuple[Node, _SpecCompiler]:
     """The node's model and a compiler holding its compiled templates (the spec is in ``compiler.spec``)."""
-    raw_nodes = document.get("nodes") if isinstance(document.get("nodes"), list) else []
+    nodes_field = document.get("nodes")
+    raw_nodes: list[Any] = nodes_field if isinstance(nodes_field, list) else []
     raw = next((n for n in raw_nodes if isinstance(n, Mapping) and n.get("id") == node_id), None)
     where = f"node '{node_id}'"
     if raw is None:
@@ -241,12 +253,11 @@ def _compiled(document: Mapping[str, Any], node_id: str) -> tuple[Node, Compiler
     try:
         node = Node.model_validate(raw)
     except ValidationError as exc:
-        problems = [Problem(where, f"{'.'.join(str(p) for p in e['loc']) or 'node'}: {e['msg']}") for e in exc.errors()]
-        raise NodeTestInvalid(problems) from None
+        invalid = [Problem(where, f"{'.'.join(str(p) for p in e['loc']) or 'node'}: {e['msg']}") for e in exc.errors()]
+        raise NodeTestInvalid(invalid) from None
     node_ids = frozenset(str(n.get("id")) for n in raw_nodes if isinstance(n, Mapping) and isinstance(n.get("id"), str))
-    declared = document.get("inputs") if isinstance(document.get("inputs"), Mapping) else {}
     problems: list[Problem] = []
-    compiler = _SpecCompiler(where, problems, BASE_SCOPE, node_ids, frozenset(str(k) for k in declared))
+    compiler = _SpecCompiler(where, problems, BASE_SCOPE, node_ids, frozenset(str(k) for k in _declared_inputs(document)))
     compiler.spec = compile_config(node.type, node.config, compiler)
     if problems:
         raise NodeTestInvalid(problems)
@@ -309,10 +320,7 @@ def time_limit(document: Mapping[str, Any], node_id: str) -> float:
     node, _ = _compiled(document, node_id)
     if node.timeout_s is not None:
         return float(node.timeout_s)
-    try:
-        settings = Settings.model_validate(document.get("settings") or {})
-    except ValidationError:
-        settings = Settings()
+    settings = _settings(document)
     return float(settings.timeout_s) if settings.timeout_s is not None else TEST_TIME_LIMIT_S
 
 
@@ -357,11 +365,7 @@ async def run_node_test(
     limit = timeout_s if timeout_s is not None else time_limit(document, node_id)
     test_id = test_id or uuid.uuid4().hex
     name = str(document.get("name") or "workflow")
-    try:
-        settings = Settings.model_validate(document.get("settings") or {})
-    except ValidationError:
-        settings = Settings()
-    model = settings.model or os.environ.get("OPENAI_MODEL") or "gpt-4o-mini"
+    model = _settings(document).model or os.environ.get("OPENAI_MODEL") or "gpt-4o-mini"
     run = _TestRun(test_id, name, inputs, nodes, llm, model)
     spec = compiler.spec
     if _saves_memory(node.type, spec):
@@ -375,7 +379,7 @@ async def run_node_test(
     status, output, error = "completed", None, None
     try:
         async with asyncio.timeout(limit) as deadline:
-            output = _json_value(await runner(spec, ctx))
+            output = _json_value(await runner(spec, ctx))  # type: ignore[arg-type]  # as the executor calls it
     except asyncio.CancelledError:
         status, error = "cancelled", "cancelled"
     except TimeoutError:

@@ -106,7 +106,7 @@ def panel(node_id: str) -> None:
         st.button("Reload latest inputs", key="builder_test_reload", icon=":material/refresh:", on_click=_reload, args=(node_id,))
     if (error := st.session_state.get(ERROR, {}).get(node_id)) is not None:
         st.error(md_escape(error), icon=":material/error:")
-    if busy:
+    if running is not None and busy:
         _wait(running)
     result: NodeTestResult | None = st.session_state.get(RESULTS, {}).get(node_id)
     if result is not None and not busy:

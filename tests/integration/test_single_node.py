@@ -160,21 +160,21 @@ def test_bad_requests_say_what_is_wrong(runtime: Runtime) -> None:
 def test_a_test_is_time_limited_and_cancellable(runtime: Runtime, fake_openai: FakeOpenAIServer) -> None:
     slow = copy.deepcopy(CHAIN)
     slow["nodes"][1]["timeout_s"] = 0.5
-    fake_openai.enqueue(TextReply("late", delay_s=3))
+    fake_openai.enqueue(TextReply("late", delay_s=6))
     began = time.monotonic()
     result = runtime.test_node(slow, "a", {"inputs": {"topic": "x"}})
-    assert result.status == "failed" and "0.5" in (result.error or "") and time.monotonic() - began < 2.5
+    assert result.status == "failed" and "0.5" in (result.error or "") and time.monotonic() - began < 5  # generous: a loaded machine
 
-    fake_openai.enqueue(TextReply("later", delay_s=5))
+    fake_openai.enqueue(TextReply("later", delay_s=8))
     test_id = runtime.start_node_test(CHAIN, "a", {"inputs": {"topic": "x"}})
     time.sleep(0.3)
     began = time.monotonic()
     assert runtime.cancel_node_test(test_id)
     cancelled = None
-    while cancelled is None and time.monotonic() - began < 3:
+    while cancelled is None and time.monotonic() - began < 7:
         cancelled = runtime.node_test_result(test_id, 0.2)
     assert cancelled is not None and cancelled.status == "cancelled"
-    assert time.monotonic() - began < 2.0
+    assert time.monotonic() - began < 5  # well before the answer would come (8 s)
     assert runtime.store.list_runs() == []
 
 
