@@ -4,8 +4,8 @@ The inputs are those the node received in its latest run of this workflow
 (``Runtime.node_test_context``), shown as editable JSON; without an earlier
 run, the inputs its templates need, empty. The test runs on the runtime
 (``Runtime.start_node_test``, engine/single_node.py): no run is created and
-nothing reaches History. While it runs, the panel shows the elapsed time and
-a Cancel button; then the output (or the error, in red) with tokens and tool
+nothing reaches History. While it runs, a fragment polling every
+``POLL_S`` shows the elapsed time and a Cancel button (the page stays usable); then the output (or the error, in red) with tokens and tool
 calls. Model and tool text is shown as code or JSON, never as Markdown.
 """
 
@@ -125,25 +125,28 @@ def _source_text(source: NodeTestContext | None) -> str:
     return f"With the inputs of run {source.source_run_id[:8]}{when}, the latest; it did not run there{missing}."
 
 
+POLL_S = 0.3  # how often the running test is looked at (only its fragment reruns, not the page)
+
+
+@st.fragment(run_every=POLL_S)
 def _wait(running: dict[str, Any]) -> None:
-    """Poll the running test, showing the time it has taken, until it ends (a Cancel click reruns the page)."""
+    """The running test's elapsed time and a Cancel button; once it has ended, the page shows its result.
+
+    A fragment polling on its own: the rest of the page (the canvas, the other fields) stays usable.
+    """
     test_id = running["test_id"]
+    try:
+        result = get_runtime().node_test_result(test_id)
+    except KeyError:  # the runtime restarted: the test is gone
+        st.session_state.pop(RUNNING, None)
+        st.rerun(scope="app")
+    if result is not None:
+        st.session_state.pop(RUNNING, None)
+        st.session_state.setdefault(RESULTS, {})[running["node"]] = result
+        st.rerun(scope="app")
     with st.container(horizontal=True, vertical_alignment="center"):
-        clock = st.empty()
+        st.caption(f":material/progress_activity: Testing… {time.time() - running['started']:.1f} s")
         st.button("Cancel test", key="builder_test_cancel", icon=":material/stop:", on_click=_cancel, args=(test_id,))
-    runtime = get_runtime()
-    while True:
-        try:
-            result = runtime.node_test_result(test_id, 0.25)
-        except KeyError:  # the runtime restarted: the test is gone
-            st.session_state.pop(RUNNING, None)
-            return
-        if result is not None:
-            break
-        clock.caption(f":material/progress_activity: Testing… {time.time() - running['started']:.1f} s")
-    st.session_state.pop(RUNNING, None)
-    st.session_state.setdefault(RESULTS, {})[running["node"]] = result
-    st.rerun(scope="app")
 
 
 def show_result(result: NodeTestResult) -> None:

@@ -92,3 +92,32 @@ def test_select_a_node_test_it_and_see_its_output_in_place(page: Any, studio: An
     # no run was added by the tests: History lists the one run
     open_page(page, studio, "history", "History", exact=False)
     expect(page.get_by_text("Test node in the browser")).to_have_count(1)
+
+
+def test_a_slow_node_test_shows_its_time_and_can_be_cancelled(page: Any, studio: Any, tmp_path: Path) -> None:
+    doc = {
+        "format": "workflow/v1",
+        "name": "Slow node test",
+        "nodes": [
+            {"id": "start", "type": "input", "position": {"x": 0, "y": 0}},
+            {"id": "slow", "type": "tool", "position": {"x": 240, "y": 0},
+             "config": {"tool": "python", "args": {"code": "import time\ntime.sleep(8)\nprint('done')"}}},
+            {"id": "result", "type": "output", "position": {"x": 480, "y": 0}, "config": {"value": "{{ nodes.slow.output }}"}},
+        ],
+        "edges": [{"source": "start", "target": "slow"}, {"source": "slow", "target": "result"}],
+    }  # fmt: skip
+    path = tmp_path / "slow.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    open_page(page, studio, "builder", "Inspector")
+    import_in_builder(page, path)
+    expect(page.get_by_role("heading", name="Slow node test")).to_be_visible()
+    settle(page)
+    flow_node(page, "slow").click()
+    expect(page.get_by_text("tool node", exact=True)).to_be_visible()
+    click_button(page, "builder_test_node")
+    expect(page.get_by_text(re.compile(r"Testing… \d+\.\d s"))).to_be_visible(timeout=10_000)
+    page.screenshot(path=str(tmp_path / "test-node-running.png"))
+    click_button(page, "builder_test_cancel")
+    result = page.locator(".st-key-builder_test_result")
+    expect(result.get_by_text(re.compile(r"^Cancelled · "))).to_be_visible(timeout=6_000)  # long before the 8 s sleep ends
+    expect(page.get_by_text(re.compile(r"Testing…"))).to_have_count(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from typing import Any
 
 import pytest
@@ -24,6 +25,17 @@ def _endpoint(monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAIServer) ->
 def _select(at: Any, node_id: str) -> None:
     at.session_state["builder_selected"] = {"kind": "node", "id": node_id}
     at.run()
+    assert not at.exception, at.exception
+
+
+def _test_node(at: Any) -> None:
+    """Click Test node and rerun until the result is shown (the browser's polling fragment does this)."""
+    button(at, "Test node").click().run()
+    deadline = time.monotonic() + 30
+    while "builder_test_running" in at.session_state and at.session_state["builder_test_running"]:
+        assert time.monotonic() < deadline, "the test did not end"
+        time.sleep(0.1)
+        at.run()
     assert not at.exception, at.exception
 
 
@@ -48,8 +60,7 @@ def test_test_node_runs_only_the_selected_agent_with_its_latest_inputs(runtime: 
     next(t for t in at.text_area if t.key == "builder_test_values.b").set_value(json.dumps(edited))
     before = len(fake_openai.requests)
     fake_openai.enqueue_text("tested in place")
-    button(at, "Test node").click().run()
-    assert not at.exception, at.exception
+    _test_node(at)
     assert len(fake_openai.requests) == before + 1
     assert user_text(fake_openai.requests[-1]) == "Draft from: EDITED in a warm tone"
     assert [s.value for s in at.success if s.value.startswith("Output")], [s.value for s in at.success]
@@ -65,18 +76,17 @@ def test_a_failing_node_shows_its_error_in_red_and_bad_json_is_refused(runtime: 
     assert any("No earlier run" in c.value for c in at.caption)
     area = next(t for t in at.text_area if t.key == "builder_test_values.calc")
     area.set_value("{not json")
-    button(at, "Test node").click().run()
+    _test_node(at)
     assert any("not valid JSON" in e.value for e in at.error)
 
     area = next(t for t in at.text_area if t.key == "builder_test_values.calc")
     area.set_value(json.dumps({"nodes": {"size": "oops"}}))
-    button(at, "Test node").click().run()
-    assert not at.exception, at.exception
+    _test_node(at)
     assert any(e.value.startswith("Failed") for e in at.error), [e.value for e in at.error]
     assert any("calculator" in c.value for c in at.code)
 
     area = next(t for t in at.text_area if t.key == "builder_test_values.calc")
     area.set_value(json.dumps({"nodes": {"size": 21}}))
-    button(at, "Test node").click().run()
+    _test_node(at)
     assert any(c.value == "42" for c in at.code), [c.value for c in at.code]
     assert any("1 tool call" in s.value for s in at.success)
