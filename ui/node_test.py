@@ -11,6 +11,7 @@ calls. Model and tool text is shown as code or JSON, never as Markdown.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -24,14 +25,21 @@ from ui.runtime import get_runtime
 from ui.text import clip, md_escape
 
 RUNNING = "builder_test_running"  # {"node", "test_id", "started"} while a test runs
-RESULTS = "builder_test_results"  # node id -> the last NodeTestResult of that node (this session)
-SOURCES = "builder_test_sources"  # node id -> NodeTestContext the values were filled from
-ERROR = "builder_test_error"  # node id -> why the last Test node click did not start a test
+RESULTS = "builder_test_results"  # slot -> the last NodeTestResult of that node (this session)
+SOURCES = "builder_test_sources"  # slot -> NodeTestContext the values were filled from
+ERROR = "builder_test_error"  # slot -> why the last Test node click did not start a test
+
+
+def slot(node_id: str) -> str:
+    """The node in the open workflow: another workflow's node of the same id has its own inputs and result.
+    A workflow saved by its first run is a new slot, so its inputs are read again (now from that run)."""
+    where = f"{bs.source()}\x00{bs.doc().get('name')}"
+    return hashlib.sha1(where.encode()).hexdigest()[:10] + "." + node_id
 
 
 def values_key(node_id: str) -> str:
     """The JSON text area's key (outside the form epochs: edits survive renames of other nodes)."""
-    return f"builder_test_values.{node_id}"
+    return f"builder_test_values.{slot(node_id)}"
 
 
 def _fill(node_id: str) -> None:
@@ -40,35 +48,36 @@ def _fill(node_id: str) -> None:
         ctx = get_runtime().node_test_context(bs.doc(), node_id, workflow_id=bs.saved_id())
     except EngineError as exc:
         st.session_state[values_key(node_id)] = "{}"
-        st.session_state.setdefault(ERROR, {})[node_id] = str(exc)
+        st.session_state.setdefault(ERROR, {})[slot(node_id)] = str(exc)
         return
-    st.session_state.setdefault(SOURCES, {})[node_id] = ctx
+    st.session_state.setdefault(SOURCES, {})[slot(node_id)] = ctx
     st.session_state[values_key(node_id)] = json.dumps(ctx.values(), indent=2, ensure_ascii=False)
 
 
 def _reload(node_id: str) -> None:
-    st.session_state.get(ERROR, {}).pop(node_id, None)
+    st.session_state.get(ERROR, {}).pop(slot(node_id), None)
     _fill(node_id)
 
 
 def _start(node_id: str) -> None:
     errors = st.session_state.setdefault(ERROR, {})
-    errors.pop(node_id, None)
+    here = slot(node_id)
+    errors.pop(here, None)
     text = st.session_state.get(values_key(node_id)) or "{}"
     try:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
-        errors[node_id] = f"The test inputs are not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})."
+        errors[here] = f"The test inputs are not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})."
         return
     if not isinstance(values, dict):
-        errors[node_id] = 'The test inputs must be a JSON object: {"inputs": {...}, "nodes": {...}, "iteration": 0}.'
+        errors[here] = 'The test inputs must be a JSON object: {"inputs": {...}, "nodes": {...}, "iteration": 0}.'
         return
     try:
         test_id = get_runtime().start_node_test(bs.doc(), node_id, values)
     except EngineError as exc:
-        errors[node_id] = str(exc)
+        errors[here] = str(exc)
         return
-    st.session_state[RUNNING] = {"node": node_id, "test_id": test_id, "started": time.time()}
+    st.session_state[RUNNING] = {"node": here, "test_id": test_id, "started": time.time()}
 
 
 def _cancel(test_id: str) -> None:
@@ -78,10 +87,11 @@ def _cancel(test_id: str) -> None:
 def panel(node_id: str) -> None:
     """The Test node button, its inputs and its last result, for ``node_id``."""
     key = values_key(node_id)
+    here = slot(node_id)
     if key not in st.session_state:
         _fill(node_id)
     running = st.session_state.get(RUNNING)
-    busy = running is not None and running["node"] == node_id
+    busy = running is not None and running["node"] == here
     with st.container(horizontal=True, vertical_alignment="center", key="builder_test_bar"):
         st.button(
             "Test node",
@@ -93,7 +103,7 @@ def panel(node_id: str) -> None:
             help="Run only this node with the inputs below (its latest run's), without the rest of the graph. "
             "No run is recorded in History.",
         )
-        source: NodeTestContext | None = st.session_state.get(SOURCES, {}).get(node_id)
+        source: NodeTestContext | None = st.session_state.get(SOURCES, {}).get(here)
         st.caption(_source_text(source), width="stretch")
     with st.expander("Test inputs", icon=":material/data_object:", expanded=False):
         st.text_area(
@@ -104,11 +114,11 @@ def panel(node_id: str) -> None:
             "(`nodes.<id>.output`), `iteration` the loop iteration.",
         )
         st.button("Reload latest inputs", key="builder_test_reload", icon=":material/refresh:", on_click=_reload, args=(node_id,))
-    if (error := st.session_state.get(ERROR, {}).get(node_id)) is not None:
+    if (error := st.session_state.get(ERROR, {}).get(here)) is not None:
         st.error(md_escape(error), icon=":material/error:")
     if running is not None and busy:
         _wait(running)
-    result: NodeTestResult | None = st.session_state.get(RESULTS, {}).get(node_id)
+    result: NodeTestResult | None = st.session_state.get(RESULTS, {}).get(here)
     if result is not None and not busy:
         show_result(result)
 

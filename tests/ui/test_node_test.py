@@ -14,6 +14,7 @@ from engine.runtime import Runtime
 from tests.fake_openai import FakeOpenAIServer
 from tests.integration.test_single_node import CHAIN, user_text
 from tests.ui.test_builder import builder, button
+from ui import nav
 
 
 @pytest.fixture(autouse=True)
@@ -32,15 +33,20 @@ def _test_node(at: Any) -> None:
     """Click Test node and rerun until the result is shown (the browser's polling fragment does this)."""
     button(at, "Test node").click().run()
     deadline = time.monotonic() + 30
-    while "builder_test_running" in at.session_state and at.session_state["builder_test_running"]:
+    while at.session_state.get("builder_test_running"):
         assert time.monotonic() < deadline, "the test did not end"
         time.sleep(0.1)
         at.run()
     assert not at.exception, at.exception
 
 
+def _area(at: Any, node_id: str) -> Any:
+    """The node's test inputs (the key holds the open workflow's slot, then the node id)."""
+    return next(t for t in at.text_area if str(t.key).startswith("builder_test_values.") and str(t.key).endswith("." + node_id))
+
+
 def _values(at: Any, node_id: str) -> dict[str, Any]:
-    area = next(t for t in at.text_area if t.key == f"builder_test_values.{node_id}")
+    area = _area(at, node_id)
     return json.loads(area.value)
 
 
@@ -57,7 +63,7 @@ def test_test_node_runs_only_the_selected_agent_with_its_latest_inputs(runtime: 
     assert any("inputs of its latest run" in c.value for c in at.caption)
 
     edited = {"inputs": {"topic": "rivers", "tone": "warm"}, "nodes": {"a": "EDITED"}, "iteration": 0}
-    next(t for t in at.text_area if t.key == "builder_test_values.b").set_value(json.dumps(edited))
+    _area(at, "b").set_value(json.dumps(edited))
     before = len(fake_openai.requests)
     fake_openai.enqueue_text("tested in place")
     _test_node(at)
@@ -74,19 +80,35 @@ def test_a_failing_node_shows_its_error_in_red_and_bad_json_is_refused(runtime: 
     _select(at, "calc")
     assert _values(at, "calc") == {"inputs": {"topic": "", "tone": "dry"}, "nodes": {"size": None}, "iteration": 0}
     assert any("No earlier run" in c.value for c in at.caption)
-    area = next(t for t in at.text_area if t.key == "builder_test_values.calc")
+    area = _area(at, "calc")
     area.set_value("{not json")
     _test_node(at)
     assert any("not valid JSON" in e.value for e in at.error)
 
-    area = next(t for t in at.text_area if t.key == "builder_test_values.calc")
+    area = _area(at, "calc")
     area.set_value(json.dumps({"nodes": {"size": "oops"}}))
     _test_node(at)
     assert any(e.value.startswith("Failed") for e in at.error), [e.value for e in at.error]
     assert any("calculator" in c.value for c in at.code)
 
-    area = next(t for t in at.text_area if t.key == "builder_test_values.calc")
+    area = _area(at, "calc")
     area.set_value(json.dumps({"nodes": {"size": 21}}))
     _test_node(at)
     assert any(c.value == "42" for c in at.code), [c.value for c in at.code]
     assert any("1 tool call" in s.value for s in at.success)
+
+
+def test_another_workflow_with_the_same_node_id_has_its_own_test_inputs(runtime: Runtime) -> None:
+    at = builder(copy.deepcopy(CHAIN), "example:chain.json")
+    _select(at, "calc")
+    _area(at, "calc").set_value(json.dumps({"nodes": {"size": 21}}))
+    _test_node(at)
+    assert any("1 tool call" in s.value for s in at.success)
+    other = copy.deepcopy(CHAIN)
+    other["name"] = "another chain"
+    other["inputs"] = {"topic": {"type": "string", "default": "seas"}, "tone": {"type": "string", "default": "dry"}}
+    at.session_state[nav.BUILDER_ARRIVING] = (other, "example:other.json", None)
+    at.run()
+    _select(at, "calc")
+    assert _values(at, "calc") == {"inputs": {"topic": "seas", "tone": "dry"}, "nodes": {"size": None}, "iteration": 0}
+    assert not any("1 tool call" in s.value for s in at.success), "the other workflow's result is not shown"
