@@ -54,6 +54,7 @@ from engine.inputs import check_inputs
 from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
 from engine.reader import RunReader, RunRecord
+from engine.single_node import NodeTestContext, NodeTestResult, NodeTests, node_test_context
 from engine.store import Store, WorkflowRef, process_owner
 from engine.validate import load_workflow
 
@@ -201,6 +202,7 @@ class Runtime:
         self._thread = threading.Thread(target=self._loop.run_forever, name="engine-runtime", daemon=True)
         self._thread.start()
         self._heartbeat = asyncio.run_coroutine_threadsafe(self._beat(heartbeat_s), self._loop)
+        self._node_tests = NodeTests(self._loop)
 
     # --- submitting, cancelling, resuming ---------------------------------------------
 
@@ -471,6 +473,56 @@ class Runtime:
         """Call a registered tool on the runtime's loop (the Tools page's "try it")."""
         self._check_open()
         return asyncio.run_coroutine_threadsafe(tools.call_tool(name, args), self._loop).result(timeout)
+
+    # --- testing one node (engine.single_node: no run is created, nothing is stored) ------------------
+
+    def node_test_context(
+        self, workflow_doc: Mapping[str, Any], node_id: str, *, workflow_id: str | None = None
+    ) -> NodeTestContext:
+        """The inputs ``node_id`` received in its latest run of this workflow (empty ones if it never ran).
+
+        Raises:
+            NodeTestInvalid: no such node, or its config does not compile.
+        """
+        return node_test_context(self.store, workflow_doc, node_id, workflow_id=workflow_id)
+
+    def start_node_test(
+        self,
+        workflow_doc: Mapping[str, Any],
+        node_id: str,
+        values: Mapping[str, Any],
+        *,
+        timeout_s: float | None = None,
+    ) -> str:
+        """Run only ``node_id`` with ``values`` (``{"inputs", "nodes", "iteration"}``) in the background; its id.
+
+        Raises:
+            NodeTestInvalid: before anything runs.
+        """
+        self._check_open()
+        return self._node_tests.start(workflow_doc, node_id, values, llm=self._llm or default_chat_model(), timeout_s=timeout_s)
+
+    def cancel_node_test(self, test_id: str) -> bool:
+        """Stop a running node test; True if it was running."""
+        return self._node_tests.cancel(test_id)
+
+    def node_test_result(self, test_id: str, wait_s: float = 0.0) -> NodeTestResult | None:
+        """A node test's result once finished (waiting up to ``wait_s``), else None; KeyError for an unknown id."""
+        return self._node_tests.result(test_id, wait_s)
+
+    def test_node(
+        self,
+        workflow_doc: Mapping[str, Any],
+        node_id: str,
+        values: Mapping[str, Any],
+        *,
+        timeout_s: float | None = None,
+    ) -> NodeTestResult:
+        """Run only ``node_id`` with ``values`` and wait for its result (time-limited, see engine.single_node)."""
+        test_id = self.start_node_test(workflow_doc, node_id, values, timeout_s=timeout_s)
+        while (result := self.node_test_result(test_id, 0.5)) is None:
+            pass
+        return result
 
     def running(self) -> list[str]:
         with self._lock:

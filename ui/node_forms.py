@@ -11,6 +11,7 @@ and ids shown in Markdown are escaped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -21,9 +22,11 @@ import tools
 from engine.model import MAP_INNER_TYPES, AgentConfig, MapConfig, MemoryConfig, Node, RetryPolicy
 from ui import builder_doc as bd
 from ui import builder_state as bs
+from ui import node_test, tool_form
 from ui.builder_forms import delete_popover
-from ui.icons import material
+from ui.code_field import code_field
 from ui.form_fields import NumberField, code, json_field, number_field, present, references, renamed, show_error
+from ui.icons import material
 from ui.text import md_escape
 
 Apply = Callable[[dict[str, Any], Any], None]  # (node, new value) -> changes the node in place
@@ -156,6 +159,7 @@ def node_form(node: dict[str, Any], *, disabled: bool) -> None:
         with remove:  # before the fields, behind a confirmation: Tab from a field never reaches it
             delete_popover("node", bs.act_delete_node, (node_id,), disabled=disabled)
     close.button("", icon=":material/close:", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
+    node_test.panel(node_id)  # run only this node with its latest inputs (engine/single_node.py)
 
     id_key = _key(node_id, "id")
     st.text_input(
@@ -368,6 +372,7 @@ def _tool_form(node: dict[str, Any], disabled: bool) -> None:
     if spec is not None:
         st.caption(md_escape(spec.description))
         _schema_table(spec.parameters)
+        _code_args(node, spec.parameters, disabled)
     elif current:
         st.warning(f"“{md_escape(current)}” is not a registered tool.", icon=":material/warning:")
     _json_area(
@@ -379,6 +384,35 @@ def _tool_form(node: dict[str, Any], disabled: bool) -> None:
         height=120,
         disabled=disabled,
     )
+
+
+def _code_args(node: dict[str, Any], schema: dict[str, Any], disabled: bool) -> None:
+    """A code editor for each code argument of the tool (the ``python`` tool's ``code``), applied with its
+    Apply button (or Ctrl+Enter); the JSON of the arguments below shows the same value."""
+    args = _cfg_of(node).get("args")
+    if disabled or (args is not None and not isinstance(args, dict)):
+        return
+    for arg in tool_form.args_of(schema):
+        current = (args or {}).get(arg.name, "")
+        if arg.kind != "code" or not isinstance(current, str):
+            continue
+        digest = hashlib.sha1(current.encode()).hexdigest()[:10]  # a new value (from the JSON below) is a new editor
+        text = code_field(
+            f"{md_escape(arg.name)} · Apply or Ctrl+Enter keeps an edit",
+            value=current,
+            key=_key(node["id"], f"code-{arg.name}-{digest}"),
+            language="python" if node.get("config", {}).get("tool") == "python" else "plain_text",
+            lines=8,
+            auto_update=False,
+        )
+        if text != current:
+            found = bd.find_node(bs.doc(), node["id"])
+            if found is not None:
+                found_args = _config(found).setdefault("args", {})
+                if isinstance(found_args, dict):
+                    found_args[arg.name] = text
+                    bs.reset_forms()
+                    st.rerun()
 
 
 def _schema_table(schema: dict[str, Any]) -> None:

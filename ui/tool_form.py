@@ -1,7 +1,7 @@
 """The Tools page's "Try it" form, generated from a tool's JSON schema.
 
 One widget per argument, chosen by its schema: text for strings (a code
-field for ``code``), whole or decimal numbers with the schema's bounds, a
+field for ``code``: the Ace editor, ui/code_field.py), whole or decimal numbers with the schema's bounds, a
 checkbox for booleans, a choice for ``enum``, JSON text for arrays, objects
 and anything else. ``collect`` turns the submitted widgets back into
 arguments, leaving out optional ones left empty, and says what is wrong in a
@@ -18,6 +18,7 @@ from typing import Any
 
 import streamlit as st
 
+from ui.code_field import code_field
 from ui.text import md_escape
 
 REMEMBERED = "tools_remembered"  # {tool name: {argument: value}} of the last call of each tool
@@ -74,9 +75,9 @@ def render(tool: str, schema: dict[str, Any]) -> None:
             options = list(spec["enum"])
             st.selectbox(label, options, index=options.index(value) if value in options else None, key=k, help=helptext,
                          format_func=lambda v: json.dumps(v) if not isinstance(v, str) else v)
-        elif kind == "code":
-            st.text_area(label, value=value if isinstance(value, str) else "", key=k, height=200, help=helptext,
-                         placeholder="print('hello')")
+        elif kind == "code":  # the Ace editor: highlighting, a fixed-width font, Tab indents (ui/code_field.py)
+            code_field(label, value=value if isinstance(value, str) else "", key=k, help=helptext,
+                       language="python" if tool == "python" else "plain_text")
         elif kind == "string":
             text = value if isinstance(value, str) else ""
             long = arg.name in LONG_NAMES or int(spec.get("maxLength") or 0) > 1_000
@@ -93,12 +94,6 @@ def render(tool: str, schema: dict[str, Any]) -> None:
         else:
             text = json.dumps(value, indent=2, ensure_ascii=False) if value is not _MISSING else ""
             st.text_area(label + " (JSON)", value=text, key=k, height=100, help=helptext, placeholder="null")
-    st.html(  # the code fields read as code: a fixed-width font, tabs of four
-        "<style>" + "".join(
-            f".st-key-{key(tool, a.name)} textarea {{ font-family: ui-monospace, SFMono-Regular, Menlo, monospace; tab-size: 4; }}"
-            for a in args_of(schema) if a.kind == "code"
-        ) + "</style>"
-    )
 
 
 def collect(tool: str, schema: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 
 from tests.browser.studio import choose, open_page, wait_idle
+from tests.browser.test_code_editor_browser import code_editor, type_code
 from tests.browser.test_run_browser import run_from_home, wait_completed
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
@@ -21,10 +21,9 @@ def test_try_it_shows_python_code_that_raises_in_red(page: Any, studio: Any) -> 
     open_page(page, studio, "tools", "Tools")
     choose(page, "Tool", "python")
     expect(page.get_by_role("heading", name="python")).to_be_visible()
-    code = page.get_by_role("textbox", name=re.compile(r"^code"))  # the form made from the schema
-    expect(code).to_be_visible()
+    expect(code_editor(page).locator(".ace_editor")).to_be_visible()  # the form made from the schema: a code editor
     wait_idle(page)
-    code.fill("print('half way')\n1 / 0")
+    type_code(page, "print('half way')\n1 / 0")
     page.get_by_role("button", name="Call the tool").click()
     alert = page.locator(ERROR_ALERT).filter(has_text="the call failed")
     expect(alert).to_be_visible(timeout=30_000)

@@ -63,14 +63,18 @@ def test_try_it_widgets_follow_the_schema_and_remember_arguments_per_tool() -> N
     count.set_value(3)
     call(at)
     at.selectbox(key="tools_selected").select("python").run()
-    code = at.text_area(key="tools_arg__python__code")  # code gets a code field (fixed-width font)
-    code.input("print(6 * 7)")
+    # code gets the Ace editor (a component AppTest cannot type into: its value is set as the browser would)
+    at.session_state["tools_arg__python__code"] = "print(6 * 7)"
     call(at)
     at.selectbox(key="tools_selected").select("web_search").run()
     assert at.text_input(key="tools_arg__web_search__query").value == "offline test"
     assert at.number_input(key="tools_arg__web_search__max_results").value == 3
     at.selectbox(key="tools_selected").select("python").run()
-    assert at.text_area(key="tools_arg__python__code").value == "print(6 * 7)"
+    (editor,) = at.get("component_instance")  # the Ace editor, opened on the code last sent
+    assert editor.proto.component_name == "streamlit_ace.streamlit_ace"
+    args = json.loads(editor.proto.json_args)
+    assert (args["defaultValue"], args["mode"], args["tabSize"]) == ("print(6 * 7)", "python", 4)
+    assert not [t for t in at.text_area if t.key == "tools_arg__python__code"], "no plain text area for code"
 
 
 def test_try_it_shows_a_tool_error_in_red_and_a_missing_argument() -> None:
