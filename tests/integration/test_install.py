@@ -267,3 +267,63 @@ def test_editable_install_runs_from_the_source_folder(work: Path, wheel: Path) -
     valid = _run([str(bin_dir / "workflow-studio"), "validate", "calculator_agent"], cwd=elsewhere, env=env)
     assert valid.returncode == 0, valid.stderr
     assert str(source / "examples" / "calculator_agent.json") in valid.stderr
+
+
+PLUGIN_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=64"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "studio-word-count"
+version = "0.1.0"
+dependencies = ["agentic-workflow-studio"]
+
+[project.entry-points."workflow_studio.tools"]
+word_count = "word_count_tool"
+
+[tool.setuptools]
+py-modules = ["word_count_tool"]
+"""
+
+PLUGIN_MODULE = '''\
+from tools import tool
+
+
+@tool
+def word_count(text: str) -> int:
+    """Count the words in a text.
+
+    Args:
+        text: the text to count.
+    """
+    return len(text.split())
+'''
+
+PLUGIN_WORKFLOW = {
+    "format": "workflow/v1",
+    "name": "Count words",
+    "inputs": {"text": {"type": "string"}},
+    "nodes": [
+        {"id": "start", "type": "input"},
+        {"id": "count", "type": "tool", "config": {"tool": "word_count", "args": {"text": "{{ inputs.text }}"}}},
+        {"id": "result", "type": "output", "config": {"value": "{{ nodes.count.output }}"}},
+    ],
+    "edges": [{"source": "start", "target": "count"}, {"source": "count", "target": "result"}],
+}
+
+
+def test_a_plugin_package_depending_on_the_studio_adds_a_tool(installed: Path, work: Path) -> None:
+    plugin = work / "plugin"
+    plugin.mkdir()
+    (plugin / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
+    (plugin / "word_count_tool.py").write_text(PLUGIN_MODULE)
+    user = work / "user-plugin"
+    user.mkdir()
+    env = _env(user)
+    _pip_install(installed, str(plugin), cwd=user, env=env)
+    (user / "count.json").write_text(json.dumps(PLUGIN_WORKFLOW))
+    ran = _run([str(installed / "workflow-studio"), "run", "count.json", "--input", "text=one two three", "--quiet"],
+               cwd=user, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {"result": 3}
