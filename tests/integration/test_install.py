@@ -129,7 +129,7 @@ def test_the_wheel_holds_every_package_and_data_file(wheel: Path) -> None:
     assert shipped - expected == {"engine/streamlit_config/config.toml"}  # and nothing else: no tests/, bench/
     meta = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "workflow-studio = engine.cli:console" in zipfile.ZipFile(wheel).read(meta).decode()
-    assert any(n.endswith(".dist-info/LICENSE") for n in names)
+    assert any(".dist-info/" in n and n.endswith("/LICENSE") for n in names)
 
 
 def test_installed_packages_come_from_the_venv_and_plugins_can_import_tool(installed: Path, elsewhere: Path) -> None:
