@@ -69,7 +69,8 @@ def _venv(path: Path) -> Path:
 
 
 def _pip_install(bin_dir: Path, *args: str, cwd: Path, env: dict[str, str]) -> None:
-    pip = [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--no-build-isolation"]
+    pip = [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--no-build-isolation",
+           "--force-reinstall"]  # into the venv even if the machine has this version installed
     done = _run([*pip, *args], cwd=cwd, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
 
