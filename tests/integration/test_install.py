@@ -146,32 +146,56 @@ def test_installed_packages_come_from_the_venv_and_plugins_can_import_tool(insta
         assert Path(path).resolve().is_relative_to(venv), path
 
 
+def _run_together(commands: dict[str, tuple[list[str], Path, dict[str, str]]]) -> dict[str, tuple[int, str, str]]:
+    """Run independent commands at once (each its own process); their exit codes, stdout and stderr by name."""
+    started = {
+        name: subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, (args, cwd, env) in commands.items()
+    }
+    done = {}
+    for name, process in started.items():
+        out, err = process.communicate(timeout=120)
+        done[name] = (process.returncode, out, err)
+    return done
+
+
 def test_workflow_studio_validates_and_runs_examples_offline_from_another_folder(
     installed: Path, elsewhere: Path
 ) -> None:
-    env = _env(elsewhere)
+    other = elsewhere.parent / "user-other"
+    other.mkdir()
+    env, other_env = _env(elsewhere), _env(other)
+    del env["DATA_DIR"], other_env["DATA_DIR"]  # the default: ./data in the folder the command starts from
     cmd = str(installed / "workflow-studio")
-    listed = _run([cmd, "examples"], cwd=elsewhere, env=env)
-    assert listed.returncode == 0, listed.stderr
-    assert "calculator_agent\t" in listed.stdout and str(installed.parent) in listed.stdout
+    done = _run_together({
+        "examples": ([cmd, "examples"], elsewhere, env),
+        "validate": ([cmd, "validate", "triage_branch"], elsewhere, env),
+        "run": ([cmd, "run", "calculator_agent", "--quiet"], elsewhere, env),
+        "digest": ([cmd, "run", "file_digest", "--quiet"], other, other_env),  # reads the shipped sample file
+        "missing": ([cmd, "run", "no_such_workflow"], elsewhere, env),
+    })
+    code, out, err = done["examples"]
+    assert code == 0, err
+    assert "calculator_agent\t" in out and str(installed.parent) in out
 
-    valid = _run([cmd, "validate", "triage_branch"], cwd=elsewhere, env=env)
-    assert valid.returncode == 0, valid.stderr
-    assert "valid (5 nodes" in valid.stderr
+    code, out, err = done["validate"]
+    assert code == 0, err
+    assert "valid (5 nodes" in err
 
-    ran = _run([cmd, "run", "calculator_agent", "--quiet"], cwd=elsewhere, env=env)
-    assert ran.returncode == 0, ran.stderr
-    assert "84" in json.loads(ran.stdout)["answer"]
-    assert "offline model" in ran.stderr
-
-    digest = _run([cmd, "run", "file_digest", "--quiet"], cwd=elsewhere, env=env)  # reads the shipped sample file
-    assert digest.returncode == 0, digest.stderr
-    assert json.loads(digest.stdout)["digest"]["file"] == "meeting_notes.md"
+    code, out, err = done["run"]
+    assert code == 0, err
+    assert "84" in json.loads(out)["answer"]
+    assert "offline model" in err
     assert (elsewhere / "data" / "studio.db").is_file()  # the user's data folder, not site-packages
 
-    missing = _run([cmd, "run", "no_such_workflow"], cwd=elsewhere, env=env)
-    assert missing.returncode == 2
-    assert "Traceback" not in missing.stderr
+    code, out, err = done["digest"]
+    assert code == 0, err
+    assert json.loads(out)["digest"]["file"] == "meeting_notes.md"
+    assert (other / "data" / "studio.db").is_file()
+
+    code, out, err = done["missing"]
+    assert code == 2
+    assert "no_such_workflow" in err and "Traceback" not in err
 
 
 def test_the_installed_dashboard_renders_its_home_page(installed: Path, elsewhere: Path) -> None:
