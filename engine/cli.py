@@ -18,13 +18,13 @@ import json
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from engine import InputsInvalid, WorkflowInvalid, check_inputs, load_workflow
+from engine import InputsInvalid, WorkflowInvalid, check_inputs, dashboard, load_workflow
 from engine.attempts import Attempt
 from engine.costs import Usage
 from engine.events import Event
+from engine.examples import example_files, workflow_file
 from engine.fork import ForkInvalid, NotForkable
 from engine.reader import RunReader
 from engine.run_times import label
@@ -34,17 +34,26 @@ from engine.store import StoreError, StoreUrlInvalid
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m engine") -> int:
+    parser = _parser(prog)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "ui":  # everything after `ui` is streamlit's
+        return dashboard.main(extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return int(args.handler(args))
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine", description="Run and validate workflow/v1 files.")
+def console() -> int:
+    """The ``workflow-studio`` command an install puts on PATH: this CLI under that name."""
+    return main(prog="workflow-studio")
+
+
+def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Run and validate workflow/v1 files.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a workflow and print its result as JSON")
-    run.add_argument("file", help="workflow file (.json, .yaml)")
+    run.add_argument("file", help="workflow file (.json, .yaml), or a shipped example's name (see 'examples')")
     run.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="an input; VALUE is JSON if it parses")
     run.add_argument("--inputs-json", metavar="JSON", help="all inputs as one JSON object")
     run.add_argument("--events", metavar="PATH", help="write every event as a JSON line to PATH, flushed live")
@@ -52,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--db", metavar="URL", help="store URL (default: DATABASE_URL, else $DATA_DIR/studio.db)")
     run.set_defaults(handler=_cmd_run)
     validate = sub.add_parser("validate", help="check a workflow and list every problem")
-    validate.add_argument("file")
+    validate.add_argument("file", help="workflow file, or a shipped example's name")
     validate.set_defaults(handler=_cmd_validate)
     runs = sub.add_parser("runs", help="list recent runs")
     runs.add_argument("--limit", type=int, default=20)
@@ -97,7 +106,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8787, help="port (default 8787)")
     serve.add_argument("--db", metavar="URL", help="store URL (default: DATABASE_URL, else $DATA_DIR/studio.db)")
     serve.set_defaults(handler=_cmd_serve)
+    examples = sub.add_parser("examples", help="list the example workflows shipped with the studio")
+    examples.set_defaults(handler=_cmd_examples)
+    sub.add_parser(
+        "ui",
+        help="start the dashboard (streamlit run app.py; 127.0.0.1:8501); further arguments go to streamlit",
+        add_help=False,
+    )
     return parser
+
+
+def _cmd_examples(_args: argparse.Namespace) -> int:
+    for path in example_files():
+        print(f"{path.stem}\t{path}")
+    return EXIT_OK
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -107,12 +129,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    path = workflow_file(args.file)  # a path, or a shipped example's name
     try:
-        workflow = load_workflow(Path(args.file))
+        workflow = load_workflow(path)
     except WorkflowInvalid as exc:
-        print(f"{args.file}: {exc}", file=sys.stderr)
+        print(f"{path}: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    print(f"{args.file}: valid ({len(workflow.nodes)} nodes, {len(workflow.edges)} edges)", file=sys.stderr)
+    print(f"{path}: valid ({len(workflow.nodes)} nodes, {len(workflow.edges)} edges)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -139,15 +162,16 @@ def parse_inputs(pairs: list[str], inputs_json: str | None) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    path = workflow_file(args.file)  # a path, or a shipped example's name
     try:
-        workflow = load_workflow(Path(args.file))
+        workflow = load_workflow(path)
     except WorkflowInvalid as exc:
-        print(f"{args.file}: {exc}", file=sys.stderr)
+        print(f"{path}: {exc}", file=sys.stderr)
         return EXIT_INVALID
     try:
         inputs = check_inputs(workflow, parse_inputs(args.input, args.inputs_json))
     except (ValueError, InputsInvalid) as exc:
-        print(f"{args.file}: {exc}", file=sys.stderr)
+        print(f"{path}: {exc}", file=sys.stderr)
         return EXIT_INVALID
     return _follow(args, lambda runtime: (runtime.submit(workflow, inputs), 0), mode="w")
 
