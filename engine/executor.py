@@ -19,8 +19,9 @@ import math
 import os
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import tools
 from engine import template_budget
@@ -66,7 +67,7 @@ class NodeContextImpl:
     )
 
     def __init__(
-        self, run: "_Run", node_id: str, iteration: int, extra: Mapping[str, Any] | None = None, attempt: int = 1
+        self, run: _Run, node_id: str, iteration: int, extra: Mapping[str, Any] | None = None, attempt: int = 1
     ):
         self._run = run
         self.node_id = node_id
@@ -101,7 +102,7 @@ class NodeContextImpl:
             data = {**data, "index": self._extra["index"]}
         self._run.emit(type, self.node_id, data)
 
-    def for_item(self, item: Any, index: int) -> "NodeContextImpl":
+    def for_item(self, item: Any, index: int) -> NodeContextImpl:
         return NodeContextImpl(self._run, self.node_id, self.iteration, {"item": item, "index": index}, self.attempt)
 
     async def call_tool(
@@ -160,7 +161,7 @@ class _Run:
         llm: ChatModel,
         on_event: EventSink | None,
         run_id: str | None,
-        replay: "Replay | None" = None,
+        replay: Replay | None = None,
     ):
         plan: Plan = workflow.plan
         self.workflow = workflow

@@ -13,9 +13,10 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +25,7 @@ from sqlmodel import Session
 from engine.events import Event
 from engine.store.db import StoreError, StoreUrlInvalid, database_url, open_engine, sqlite_path
 from engine.store.tables import DraftRow, EventRow, NodeExecutionRow, RunRow, WorkflowRow, WorkflowVersionRow
-from engine.store.writer import RUNS, Writer, WriteFailed
+from engine.store.writer import RUNS, WriteFailed, Writer
 
 __all__ = [
     "DraftRow",

@@ -18,8 +18,9 @@ import re
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy import text as sql
@@ -27,8 +28,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
 
-from engine.errors import EngineError
 from datadir import folder_for, private_sqlite
+from engine.errors import EngineError
 from engine.store.tables import SCHEMA_APP, DraftRow, MetaRow
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

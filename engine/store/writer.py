@@ -20,8 +20,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import Engine, and_, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -108,7 +109,7 @@ class Writer:
                 self._cond.wait(left)
         return True
 
-    def committed_future(self, run_id: str, seq: int) -> "asyncio.Future[bool]":
+    def committed_future(self, run_id: str, seq: int) -> asyncio.Future[bool]:
         """A future (of the running loop) resolved once ``seq`` of ``run_id`` is committed (True) or failed (False)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
@@ -386,7 +387,7 @@ class _Projection:
             self.open_nodes.clear()
 
 
-def _resolve(future: "asyncio.Future[bool]", value: bool) -> None:
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
     if not future.done():
         future.set_result(value)
 

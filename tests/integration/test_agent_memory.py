@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from engine import load_workflow, run_workflow
-from engine.untrusted import read_blocks
 from engine.llm.offline_model import OfflineChatModel
 from engine.llm.openai_model import OpenAIChatModel
+from engine.untrusted import read_blocks
 from tests.fake_openai import FakeOpenAIServer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "memory_chat.json"

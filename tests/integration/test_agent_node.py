@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from engine import load_workflow, run_workflow
-from engine.untrusted import read_blocks
+from engine.costs import Usage
 from engine.llm import default_chat_model
 from engine.llm.offline_model import OfflineChatModel
 from engine.llm.openai_model import OpenAIChatModel
-from engine.costs import Usage
+from engine.untrusted import read_blocks
 from tests.fake_openai import FakeOpenAIServer, TextReply
 from tools import tool
 

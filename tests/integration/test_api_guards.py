@@ -200,9 +200,8 @@ def test_a_websocket_from_a_foreign_page_is_refused_before_any_event(api: Server
     # Shared on purpose: the token does not let a foreign page in; an origin in API_CORS_ORIGINS may.
     shared_run = start_run(shared_api, {"workflow": example_doc()})
     path = f"/runs/{shared_run}/ws?token={TOKEN}"
-    with pytest.raises(InvalidStatus) as refused:
-        with ws_open(shared_api, path, headers={"Origin": EVIL}) as ws:
-            ws.recv(timeout=5)
+    with pytest.raises(InvalidStatus) as refused, ws_open(shared_api, path, headers={"Origin": EVIL}) as ws:
+        ws.recv(timeout=5)
     assert refused.value.response.status_code == 403
     with ws_open(shared_api, path, headers={"Origin": UI}) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "run.started"

@@ -35,8 +35,8 @@ from engine.store import Store, StoreError, process_owner
 from engine.store import writer as writer_module
 from engine.store.db import sqlite_path
 from engine.store.tables import EventRow
-from tests.readonly import unwritable
 from engine.store.writer import RUNS
+from tests.readonly import unwritable
 
 pytest_plugins = ["tests.integration.pg"]
 

@@ -10,7 +10,6 @@ The browser half (a real reload, the beforeunload prompt, Tab order) is in
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from streamlit.testing.v1 import AppTest
 

@@ -98,7 +98,7 @@ def f_model(p: Point, pts: list[Point] = []) -> None:  # noqa: B006 - default is
     """Use points."""
 
 
-def f_optional(x: Optional[int], y: list[int] | None = None) -> None:  # noqa: UP007 - testing Optional on purpose
+def f_optional(x: Optional[int], y: list[int] | None = None) -> None:  # noqa: UP045 - testing Optional on purpose
     """Optional things."""
 
 
