@@ -62,7 +62,17 @@ class NodeContextImpl:
     """The :class:`engine.nodes.base.NodeContext` handed to one node execution."""
 
     __slots__ = (
-        "_run", "node_id", "iteration", "attempt", "_vars", "_extra", "llm", "default_model", "input", "_given", "run_id",
+        "_run",
+        "node_id",
+        "iteration",
+        "attempt",
+        "_vars",
+        "_extra",
+        "llm",
+        "default_model",
+        "input",
+        "_given",
+        "run_id",
         "workflow_name",
     )
 
@@ -215,12 +225,21 @@ class _Run:
             self.emit("run.started", None, started)
         else:
             done = len(self.replay.outputs)
-            self.emit("log", None, {"level": "info", "message": f"run resumed: {done} finished node executions reloaded, not re-run", "resumed": True})
+            self.emit(
+                "log",
+                None,
+                {
+                    "level": "info",
+                    "message": f"run resumed: {done} finished node executions reloaded, not re-run",
+                    "resumed": True,
+                },
+            )
         timeout_s = self.workflow.settings.timeout_s
         cancelled = False
         try:
             async with asyncio.timeout(timeout_s) as deadline:
-                self._spawn(self.plan.input_index)  # nodes run in tasks; this one only waits, so _fail can cancel them all
+                # nodes run in tasks; this one only waits, so _fail can cancel them all
+                self._spawn(self.plan.input_index)
                 while self.tasks and self.failure is None:
                     self.idle = asyncio.get_running_loop().create_future()
                     await self.idle
@@ -335,7 +354,11 @@ class _Run:
                     output = await self._with_timeout(node, runner, ctx)
                 break
             except asyncio.CancelledError:
-                self.emit("node.failed", node.id, _with_input({"error": "cancelled", "cancelled": True, "attempts": attempt}, ctx))
+                self.emit(
+                    "node.failed",
+                    node.id,
+                    _with_input({"error": "cancelled", "cancelled": True, "attempts": attempt}, ctx),
+                )
                 raise
             except Exception as exc:  # noqa: BLE001 - every node failure is reported the same way
                 reason = _reason(exc)
@@ -347,7 +370,10 @@ class _Run:
             self.emit(
                 "log",
                 node.id,
-                {"level": "warning", "message": f"attempt {attempt} of {node.attempts} failed: {reason}; retrying in {delay:g} s"},
+                {
+                    "level": "warning",
+                    "message": f"attempt {attempt} of {node.attempts} failed: {reason}; retrying in {delay:g} s",
+                },
             )
             try:
                 await asyncio.sleep(delay)

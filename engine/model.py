@@ -108,7 +108,8 @@ class AgentConfig(_Strict):
     max_steps: int = Field(5, ge=0, le=100)
     memory: MemoryConfig | None = None
     response_format: Literal["text", "json"] = "text"
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000, strict=True)  # completion tokens per model call, sent to the endpoint
+    # completion tokens per model call, sent to the endpoint
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000, strict=True)
 
 
 class ToolNodeConfig(_Strict):

@@ -181,7 +181,9 @@ class _Env(ImmutableSandboxedEnvironment):
         return limits.checked_result(name or "call", super().call(context, obj, *args, **kwargs))
 
 
-def _guarded(kind: str, name: str, original: Callable[..., Any], check: Callable[..., None] | None) -> Callable[..., Any]:
+def _guarded(
+    kind: str, name: str, original: Callable[..., Any], check: Callable[..., None] | None
+) -> Callable[..., Any]:
     """Jinja's filter or test ``name``, counted against the render time budget (with an estimate of its
     work from the size of its input), with ``check`` called on its arguments first (after the eval
     context, for those that take one) and its result kept under the size caps (a lazy result is
@@ -297,7 +299,9 @@ class Compiled:
         except ValueTooLarge as exc:
             raise RenderError(f"value too large in {self.source!r}: {exc}") from None
         except RecursionError:
-            raise RenderError(f"error in {self.source!r}: too deeply nested (a macro or loop that calls itself?)") from None
+            raise RenderError(
+                f"error in {self.source!r}: too deeply nested (a macro or loop that calls itself?)"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - any evaluation error becomes a node failure
             raise RenderError(f"error in {self.source!r}: {type(exc).__name__}: {exc}") from None
         finally:

@@ -205,7 +205,9 @@ def _final(content: str, response_format: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise AgentReplyInvalid(f"the model was asked for JSON but replied with text that does not parse ({exc}): {content!r:.200}") from None
+        raise AgentReplyInvalid(
+            f"the model was asked for JSON but replied with text that does not parse ({exc}): {content!r:.200}"
+        ) from None
 
 
 AGENT = NodeKind("agent", _compile, _run)

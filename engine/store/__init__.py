@@ -79,7 +79,9 @@ def owner_alive(owner: str, *, heartbeat_at: float | None, stale_after_s: float 
 class Store:
     """Open (and migrate) the database at ``url`` (default: ``DATABASE_URL`` or ``$DATA_DIR/studio.db``)."""
 
-    def __init__(self, url: str | None = None, *, data_dir: str | Path | None = None, on_write_failure: WriteFailed | None = None):
+    def __init__(
+        self, url: str | None = None, *, data_dir: str | Path | None = None, on_write_failure: WriteFailed | None = None
+    ):
         self.url = database_url(url, data_dir)
         self.engine = open_engine(self.url)
         self.writer = Writer(self.engine, on_failure=on_write_failure)
@@ -110,7 +112,9 @@ class Store:
             if row is None:
                 row = WorkflowRow(id=uuid.uuid4().hex[:12], name=name, latest_version=1, created_at=now, updated_at=now)
                 session.add(row)
-                session.add(WorkflowVersionRow(workflow_id=row.id, version=1, digest=digest, document=document, created_at=now))
+                session.add(
+                    WorkflowVersionRow(workflow_id=row.id, version=1, digest=digest, document=document, created_at=now)
+                )
                 session.commit()
                 return WorkflowRef(row.id, 1, name, True)
             latest = self._version_row(session, row.id, row.latest_version)
@@ -123,7 +127,11 @@ class Store:
             row.archived = False
             row.latest_version += 1
             row.updated_at = now
-            session.add(WorkflowVersionRow(workflow_id=row.id, version=row.latest_version, digest=digest, document=document, created_at=now))
+            session.add(
+                WorkflowVersionRow(
+                    workflow_id=row.id, version=row.latest_version, digest=digest, document=document, created_at=now
+                )
+            )
             session.add(row)
             version = row.latest_version
             session.commit()
@@ -132,11 +140,14 @@ class Store:
     @staticmethod
     def _version_row(session: Session, workflow_id: str, version: int) -> WorkflowVersionRow | None:
         query = select(WorkflowVersionRow).where(
-            WorkflowVersionRow.workflow_id == workflow_id, WorkflowVersionRow.version == version  # type: ignore[arg-type]
+            WorkflowVersionRow.workflow_id == workflow_id,
+            WorkflowVersionRow.version == version,  # type: ignore[arg-type]
         )
         return session.execute(query).scalars().first()
 
-    def get_workflow(self, workflow_id: str, version: int | None = None) -> tuple[WorkflowRow, WorkflowVersionRow] | None:
+    def get_workflow(
+        self, workflow_id: str, version: int | None = None
+    ) -> tuple[WorkflowRow, WorkflowVersionRow] | None:
         with Session(self.engine) as session:
             row = session.get(WorkflowRow, workflow_id)
             if row is None:
@@ -168,7 +179,11 @@ class Store:
 
     def workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRow]:
         with Session(self.engine) as session:
-            query = select(WorkflowVersionRow).where(WorkflowVersionRow.workflow_id == workflow_id).order_by(WorkflowVersionRow.version)  # type: ignore[arg-type]
+            query = (
+                select(WorkflowVersionRow)
+                .where(WorkflowVersionRow.workflow_id == workflow_id)
+                .order_by(WorkflowVersionRow.version)
+            )  # type: ignore[arg-type]
             return list(session.execute(query).scalars())
 
     # --- drafts (the Builder's unsaved edits) ------------------------------------------------
@@ -249,7 +264,9 @@ class Store:
         self.writer.put_statement(
             update(RUNS)
             .where(RUNS.c.run_id == run_id)
-            .values(status="running", owner=owner, heartbeat_at=time.time(), finished_at=None, resumed=RUNS.c.resumed + 1),
+            .values(
+                status="running", owner=owner, heartbeat_at=time.time(), finished_at=None, resumed=RUNS.c.resumed + 1
+            ),
             run_id,
         )
 

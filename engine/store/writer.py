@@ -221,14 +221,17 @@ class Writer:
                 self._cond.notify_all()
 
     def _mark_failed(self, work: list[Any], error: str) -> None:
-        """Best effort: record the runs of a failed batch as failed (if this fails too, they read as interrupted later)."""
+        """Best effort: record the runs of a failed batch as failed (if this fails too, they read as
+        interrupted later)."""
         runs = {run for run in map(_run_of, work) if run is not None}
         if not runs:
             return
         try:
             with self.engine.begin() as conn:
                 conn.execute(
-                    update(RUNS).where(RUNS.c.run_id.in_(sorted(runs)), RUNS.c.status == "running").values(status="failed", error=error)
+                    update(RUNS)
+                    .where(RUNS.c.run_id.in_(sorted(runs)), RUNS.c.status == "running")
+                    .values(status="failed", error=error)
                 )
         except (SQLAlchemyError, OSError) as exc:
             logger.error("could not mark runs %s failed either: %s", sorted(runs), _reason(exc))
@@ -289,7 +292,9 @@ class _Projection:
 
     def _event(self, e: Event) -> None:
         data = e.data
-        self.events.append({"run_id": e.run_id, "seq": e.seq, "ts": e.ts, "type": e.type, "node_id": e.node_id, "data": dict(data)})
+        self.events.append(
+            {"run_id": e.run_id, "seq": e.seq, "ts": e.ts, "type": e.type, "node_id": e.node_id, "data": dict(data)}
+        )
         run = self._run(e.run_id)
         run["last_seq"] = e.seq
         kind = e.type
@@ -298,7 +303,11 @@ class _Projection:
                 self._flush()
                 self.conn.execute(
                     delete(NODES).where(
-                        and_(NODES.c.run_id == e.run_id, NODES.c.node_id == e.node_id, NODES.c.execution == data.get("execution", 0))
+                        and_(
+                            NODES.c.run_id == e.run_id,
+                            NODES.c.node_id == e.node_id,
+                            NODES.c.execution == data.get("execution", 0),
+                        )
                     )
                 )
             row = {
@@ -329,22 +338,24 @@ class _Projection:
                 changes["input"] = data["input"]
             self._finish_node(e, changes)
         elif kind == "node.skipped":
-            self.new_nodes.append({
-                "run_id": e.run_id,
-                "node_id": e.node_id,
-                "execution": data.get("execution", 0),
-                "iteration": data.get("iteration", 0),
-                "status": "skipped",
-                "started_at": e.ts,
-                "finished_at": e.ts,
-                "duration_ms": 0.0,
-                "attempts": 0,
-                "input": None,
-                "output": None,
-                "error": None,
-                "started_seq": e.seq,
-                "reused": False,
-            })
+            self.new_nodes.append(
+                {
+                    "run_id": e.run_id,
+                    "node_id": e.node_id,
+                    "execution": data.get("execution", 0),
+                    "iteration": data.get("iteration", 0),
+                    "status": "skipped",
+                    "started_at": e.ts,
+                    "finished_at": e.ts,
+                    "duration_ms": 0.0,
+                    "attempts": 0,
+                    "input": None,
+                    "output": None,
+                    "error": None,
+                    "started_seq": e.seq,
+                    "reused": False,
+                }
+            )
         elif kind == "llm.completed":
             tokens = self.tokens.setdefault(e.run_id, [0, 0, 0])
             prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)

@@ -153,11 +153,24 @@ def test_a_node_timeout_is_honoured_while_its_template_spins(runtime: Runtime) -
 def test_a_node_timeout_is_honoured_over_many_renders(runtime: Runtime) -> None:
     """A map whose items each render about a millisecond of template, for seconds in all: the
     node's timeout stops it (the run's renders take turns with the rest of the loop)."""
-    doc = _doc("many", [{
-        "id": "many", "type": "map", "timeout_s": 0.5,
-        "config": {"items": "range(3000) | list", "concurrency": 1,
-                   "node": {"type": "transform", "config": {"template": "{% for i in range(1500) %}{{ i }}{% endfor %}"}}},
-    }])
+    doc = _doc(
+        "many",
+        [
+            {
+                "id": "many",
+                "type": "map",
+                "timeout_s": 0.5,
+                "config": {
+                    "items": "range(3000) | list",
+                    "concurrency": 1,
+                    "node": {
+                        "type": "transform",
+                        "config": {"template": "{% for i in range(1500) %}{{ i }}{% endfor %}"},
+                    },
+                },
+            }
+        ],
+    )
     best = float("inf")
     for _ in range(TRIES):
         started = time.perf_counter()

@@ -38,7 +38,9 @@ async def _timed(limit: float, work_s: float) -> tuple[str, float]:
         ([(0.05, 0.5)] * 50, ["deadline"] * 50),
     ],
 )
-async def test_concurrent_calls_each_get_their_own_deadline(calls: list[tuple[float, float]], expected: list[str]) -> None:
+async def test_concurrent_calls_each_get_their_own_deadline(
+    calls: list[tuple[float, float]], expected: list[str]
+) -> None:
     results = await asyncio.gather(*(_timed(limit, work) for limit, work in calls))
     assert [outcome for outcome, _ in results] == expected
     for (limit, work), (outcome, took) in zip(calls, results, strict=True):

@@ -800,7 +800,11 @@ def test_broken_plugins_are_reported_not_raised(
 
 BROKEN_PLUGINS = [  # (id, module source or None for a module that does not exist, words of the one line)
     ("missing", None, ["ModuleNotFoundError", "No module named"]),
-    ("raises", "x = 1\nraise RuntimeError('first line\\nsecond line')\n", ["RuntimeError: first line second line", ".py:2)"]),
+    (
+        "raises",
+        "x = 1\nraise RuntimeError('first line\\nsecond line')\n",
+        ["RuntimeError: first line second line", ".py:2)"],
+    ),
     ("syntax", "def broken(:\n", ["SyntaxError", "line 1"]),
     ("imports-missing", "import no_such_dependency_xyz\n", ["No module named 'no_such_dependency_xyz'"]),
 ]

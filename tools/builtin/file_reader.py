@@ -31,8 +31,8 @@ construction:
   kernel sees it (``/proc/self/fd``) must pass the roots, /proc-/sys-/dev and
   secret-name rules.
 - Binaries (a NUL byte in the first 8 KB) are refused.
-- A file over ``FILE_READER_MAX_BYTES`` (default 16 KB, so the whole marker fits in what a model is shown) is read as a capped
-  prefix followed by a marker giving the file's full size; it is not refused.
+- A file over ``FILE_READER_MAX_BYTES`` (default 16 KB, so the whole marker fits in what a model is
+  shown) is read as a capped prefix followed by a marker giving the file's full size; it is not refused.
 - Text is decoded as UTF-8 with ``errors="replace"``.
 
 Note: ``tools.call_tool`` caps result text at ``max_result_chars`` (20,000 by
@@ -159,8 +159,10 @@ def _containing_root(path: Path, all_roots: list[Path]) -> Path | None:
 
 
 def _outside(shown: str) -> str:
-    return (f"{shown!r} is outside the allowed files folder(s); only files inside the files folder can be read "
-            "(give a path relative to it)")
+    return (
+        f"{shown!r} is outside the allowed files folder(s); only files inside the files folder can be read "
+        "(give a path relative to it)"
+    )
 
 
 def _changed(shown: str) -> FileReaderError:
@@ -257,8 +259,13 @@ def _read_prefix(fd: int, limit: int) -> bytes:
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = (os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)  # a FIFO never hangs
-               | getattr(os, "O_NOCTTY", 0))
+_FILE_FLAGS = (
+    os.O_RDONLY
+    | os.O_NOFOLLOW
+    | os.O_CLOEXEC
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO never hangs
+    | getattr(os, "O_NOCTTY", 0)
+)
 
 
 def _open_beneath(root: Path, parts: tuple[str, ...], shown: str, rel: str) -> tuple[int, os.stat_result]:
@@ -316,8 +323,11 @@ def _check_opened(fd: int, all_roots: list[Path], shown: str) -> None:
     except OSError:
         raise _changed(shown) from None
     root = _containing_root(real, all_roots)
-    if (root is None or any(_inside(real, tree) for tree in _FORBIDDEN_TREES)
-            or is_secret_name(real.relative_to(root).parts)):
+    if (
+        root is None
+        or any(_inside(real, tree) for tree in _FORBIDDEN_TREES)
+        or is_secret_name(real.relative_to(root).parts)
+    ):
         raise _changed(shown)
 
 
