@@ -344,11 +344,10 @@ def check_join(separator: Any, items: Any, whole: bool = False) -> None:
     if isinstance(separator, (str, bytes)) and separator:
         _refuse_size("join", len(separator) * gaps)
     room = MAX_ITEMS - (len(separator) * gaps if isinstance(separator, (str, bytes)) else 0)
-    if whole or isinstance(items, (list, tuple)):
-        if _text_over(items, room, top_level_free=True):
-            raise SecurityError(
-                f"join too large: would make more than {MAX_ITEMS:,} characters (the limit is {MAX_ITEMS:,})"
-            )
+    if (whole or isinstance(items, (list, tuple))) and _text_over(items, room, top_level_free=True):
+        raise SecurityError(
+            f"join too large: would make more than {MAX_ITEMS:,} characters (the limit is {MAX_ITEMS:,})"
+        )
 
 
 def check_indent(text: Any, width: Any) -> None:
@@ -406,7 +405,7 @@ def check_urlencode(value: Any) -> None:
     """Refuse ``urlencode`` when percent-encoding would pass the cap (an emoji becomes 12 characters)."""
     if isinstance(value, str):
         _refuse_size("urlencode", _url_size(value))
-    elif isinstance(value, Mapping) or isinstance(value, (list, tuple)):
+    elif isinstance(value, (Mapping, list, tuple)):
         pairs = value.items() if isinstance(value, Mapping) else value
         total = 0
         for pair in pairs:

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 
 import pytest
 
@@ -99,7 +99,7 @@ class ErrorReply:
     retry_after: float | None = None
 
 
-Reply = Union[TextReply, ToolCallsReply, ErrorReply]
+Reply = TextReply | ToolCallsReply | ErrorReply
 DefaultReply = Callable[[dict[str, Any]], Reply]
 
 _ERROR_DEFAULTS: dict[int, tuple[str, str, str | None]] = {

@@ -157,7 +157,7 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
         results = await asyncio.gather(*(_call(ctx, call, spec.tools) for call in reply.tool_calls))
         messages.extend(
             {"role": "tool", "tool_call_id": call.id, "content": _tool_message(call, result)}
-            for call, result in zip(reply.tool_calls, results)
+            for call, result in zip(reply.tool_calls, results, strict=True)
         )
     output = _final(reply.content, spec.response_format)
     if memory is not None:

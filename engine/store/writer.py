@@ -16,6 +16,7 @@ own writes fail are failed; the others keep every event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -140,10 +141,8 @@ class Writer:
     def close(self, timeout: float = 30.0) -> None:
         if self._stopping:
             return
-        try:
+        with contextlib.suppress(TimeoutError, RuntimeError):
             self.flush(timeout)
-        except (TimeoutError, RuntimeError):
-            pass
         self._stopping = True
         self._queue.put(None)
         self._thread.join(timeout)

@@ -24,6 +24,7 @@ Register with ``pytest_plugins = [..., "tests.integration.pg"]`` in
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -153,14 +154,12 @@ class _Server:
 
     def stop(self) -> None:
         if self.started:
-            try:
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 self._run(
                     [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
                     "pg_ctl stop",
                     timeout=30,
                 )
-            except (RuntimeError, subprocess.TimeoutExpired):
-                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

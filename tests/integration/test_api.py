@@ -238,11 +238,13 @@ def follow_sse(
     if last_event_id is not None:
         headers["Last-Event-ID"] = str(last_event_id)
     params = {"after": after} if after is not None else {}
-    with httpx.Client(timeout=STREAM_TIMEOUT) as client:
-        with client.stream("GET", f"{server.url}/runs/{run_id}/events", params=params, headers=headers) as response:
-            assert response.status_code == 200, response.read()
-            assert response.headers["content-type"].startswith("text/event-stream")
-            return [check_frame(m) for m in parse_sse(response.iter_lines())]
+    with (
+        httpx.Client(timeout=STREAM_TIMEOUT) as client,
+        client.stream("GET", f"{server.url}/runs/{run_id}/events", params=params, headers=headers) as response,
+    ):
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return [check_frame(m) for m in parse_sse(response.iter_lines())]
 
 
 def follow_ws(
@@ -402,12 +404,14 @@ def test_twenty_concurrent_sse_clients_get_identical_complete_sequences(api: Ser
 
     def listen(index: int) -> list[dict[str, Any]]:
         headers = {"Accept": "text/event-stream"}
-        with httpx.Client(timeout=STREAM_TIMEOUT) as client:
-            with client.stream("GET", f"{api.url}/runs/{run_id}/events", headers=headers) as response:
-                messages = parse_sse(response.iter_lines())
-                events = read_until(messages, at_gate("gate1"))
-                all_at_gate.wait()
-                return events + [check_frame(m) for m in messages]
+        with (
+            httpx.Client(timeout=STREAM_TIMEOUT) as client,
+            client.stream("GET", f"{api.url}/runs/{run_id}/events", headers=headers) as response,
+        ):
+            messages = parse_sse(response.iter_lines())
+            events = read_until(messages, at_gate("gate1"))
+            all_at_gate.wait()
+            return events + [check_frame(m) for m in messages]
 
     with ThreadPoolExecutor(clients) as pool:
         futures = [pool.submit(listen, i) for i in range(clients)]

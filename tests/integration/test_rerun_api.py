@@ -141,16 +141,15 @@ def test_rerun_needs_a_known_finished_run_and_a_json_body(api: Server, tmp_path:
         assert form.status_code == 415
     gates = Gates(tmp_path, "rerun")
     run_id = start_run(api, {"workflow": gated_workflow("rerun gated"), "inputs": gates.inputs})
-    with httpx.Client(timeout=STREAM_TIMEOUT, headers=api.headers) as client:
-        with client.stream(
-            "GET", f"{api.url}/runs/{run_id}/events", headers={"Accept": "text/event-stream"}
-        ) as response:
-            messages = parse_sse(response.iter_lines())
-            events = read_until(messages, at_gate("gate1"))
-            running = client.post(f"{api.url}/runs/{run_id}/rerun", json={"from": "editor"})
-            assert running.status_code == 409 and "running" in running.json()["detail"]
-            assert client.post(f"{api.url}/runs/{run_id}/cancel").status_code == 202
-            events += [check_frame(m) for m in messages]
+    with httpx.Client(timeout=STREAM_TIMEOUT, headers=api.headers) as client, client.stream(
+        "GET", f"{api.url}/runs/{run_id}/events", headers={"Accept": "text/event-stream"}
+    ) as response:
+        messages = parse_sse(response.iter_lines())
+        events = read_until(messages, at_gate("gate1"))
+        running = client.post(f"{api.url}/runs/{run_id}/rerun", json={"from": "editor"})
+        assert running.status_code == 409 and "running" in running.json()["detail"]
+        assert client.post(f"{api.url}/runs/{run_id}/cancel").status_code == 202
+        events += [check_frame(m) for m in messages]
     assert_complete(events, terminal="run.cancelled")
     # a cancelled run reruns: the writer agent is reused, the gate and what follows run
     gates.open_all()

@@ -20,7 +20,8 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +209,7 @@ def run_to_end(rt: Runtime, doc: dict[str, Any], inputs: dict[str, Any] | None =
 
 def assert_gap_free(events: list[Event], run_id: str) -> None:
     seqs = [e.seq for e in events]
-    gaps = [(a, b) for a, b in zip([0, *seqs], seqs) if b != a + 1]
+    gaps = [(a, b) for a, b in pairwise([0, *seqs]) if b != a + 1]
     assert not gaps, f"seq not 1..n without gaps: {len(seqs)} events, jumps (from, to): {gaps[:5]}"
     assert {e.run_id for e in events} == {run_id}
 
@@ -611,10 +612,8 @@ def test_a_failed_store_write_leaves_a_consistent_failed_run_in_the_store(
 ) -> None:
     run_id = runtime.submit(slow_doc(), {})
     runtime.wait(run_id, timeout=WAIT_S)
-    try:
+    with suppress(RuntimeError):
         runtime.store.flush()
-    except RuntimeError:
-        pass
     integrity_ok(store_url)
     stored = runtime.store.events(run_id)
     row = runtime.store.get_run(run_id)
@@ -709,10 +708,8 @@ def full_disk_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
         try:
             run_id = rt.submit(fill_doc(), {})
             info = rt.wait(run_id, timeout=WAIT_S)
-            try:
+            with suppress(RuntimeError):
                 rt.store.flush()
-            except RuntimeError:
-                pass
         finally:
             rt.shutdown()
         assert grown == [0], "the disk never filled up, or the tmpfs could not be grown again"

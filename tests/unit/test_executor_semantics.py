@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -305,7 +306,7 @@ async def test_sequential_chain(nodes: list[Doc], edges: list[str], expected: Do
     assert started(r) == order
     assert completed(r) == order
     assert skipped(r) == []
-    for a, b in zip(order, order[1:]):  # each starts only after its predecessor completed
+    for a, b in pairwise(order):  # each starts only after its predecessor completed
         assert pos(r, "node.completed", a) < pos(r, "node.started", b)
 
 

@@ -235,5 +235,5 @@ def test_bad_requests_list_every_problem(picked: str, pins: dict[str, Any], mess
         fork_replay(plan, source.events, ForkRequest(picked, pins), {})
     shown = [str(p) for p in caught.value.problems]
     assert len(shown) == len(messages)
-    for text, expected in zip(sorted(shown), sorted(messages)):
+    for text, expected in zip(sorted(shown), sorted(messages), strict=True):
         assert text.startswith(expected), shown
