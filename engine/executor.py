@@ -340,7 +340,7 @@ class _Run:
             if key in self.replay.began:
                 started["restarted"] = True  # it began before the crash or failure: it starts again from scratch
         self.emit("node.started", node.id, started)
-        started = time.perf_counter()
+        began_at = time.perf_counter()
         ctx = NodeContextImpl(self, node.id, iteration)
         runner = self.runners[node.index]
         attempt = 1
@@ -383,7 +383,7 @@ class _Run:
                 raise
             attempt += 1
             ctx = NodeContextImpl(self, node.id, iteration, None, attempt)
-        duration_ms = (time.perf_counter() - started) * 1000.0
+        duration_ms = (time.perf_counter() - began_at) * 1000.0
         done = {"output": output, "duration_ms": round(duration_ms, 3), "attempts": attempt}
         self.emit("node.completed", node.id, _with_input(done, ctx))
         return output

@@ -8,12 +8,9 @@ node at a time so that every problem is reported at once.
 
 from __future__ import annotations
 
-from typing import Any, Literal, NewType
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
-
-NodeId = NewType("NodeId", str)
-RunId = NewType("RunId", str)
 
 FORMAT = "workflow/v1"
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"

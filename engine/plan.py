@@ -90,8 +90,8 @@ class Graph:
     edges: list[tuple[int, int]]
 
 
-def analyse(graph: Graph, input_index: int, problems: list[Problem]) -> tuple[list[bool], list[LoopPlan]] | None:
-    """Classify edges and find loops; append problems; None when the graph is unusable."""
+def analyse(graph: Graph, input_index: int, problems: list[Problem]) -> tuple[list[bool], list[LoopPlan]]:
+    """Classify edges (True: a back edge) and find loops; append the problems found to ``problems``."""
     n = len(graph.ids)
     succ: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     for e, (u, v) in enumerate(graph.edges):

@@ -34,7 +34,7 @@ import math
 import re
 import string
 from collections.abc import Iterable, Mapping, Sized
-from typing import Any
+from typing import Any, TypeGuard
 
 from jinja2.exceptions import SecurityError
 from jinja2.utils import Namespace
@@ -108,7 +108,7 @@ _DIGITS = re.compile(r"\d+")
 _PADDING_METHODS = frozenset({"ljust", "rjust", "center", "zfill"})
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int)  # bool included: True ** n and True * "a" are small
 
 
@@ -270,7 +270,8 @@ def check_str_method(text: str | bytes, name: str, args: tuple[Any, ...], kwargs
     elif name == "expandtabs":
         size = args[0] if args else kwargs.get("tabsize", 8)
         if _is_int(size):
-            _refuse_size(name, len(text) + text.count("\t") * max(size, 0))
+            tabs = text.count("\t") if isinstance(text, str) else text.count(b"\t")
+            _refuse_size(name, len(text) + tabs * max(size, 0))
     elif name == "replace" and len(args) >= 2:
         check_replace(text, args[0], args[1], args[2] if len(args) > 2 else kwargs.get("count", -1))
     elif name == "join" and args:

@@ -709,9 +709,8 @@ def tool(
         timeout_s: the tool's own timeout in seconds (default 30 s).
         replace: allow replacing an existing tool of the same name.
     """
-    return _default.tool(  # type: ignore[call-overload]
-        func, name=name, description=description, timeout_s=timeout_s, replace=replace
-    )
+    decorate = _default.tool(name=name, description=description, timeout_s=timeout_s, replace=replace)
+    return decorate if func is None else decorate(func)
 
 
 def list_tools() -> list[ToolSpec]:

@@ -130,11 +130,10 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
                 },
             )
 
-        reply = await ctx.llm.chat(
-            request,
-            lambda delta, step=step: ctx.emit("llm.token", {"delta": delta, "step": step, "attempt": attempt}),
-            failed,
-        )
+        def streamed(delta: str, step: int = step) -> None:
+            ctx.emit("llm.token", {"delta": delta, "step": step, "attempt": attempt})
+
+        reply = await ctx.llm.chat(request, streamed, failed)
         ctx.emit(
             "llm.completed",
             {

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from jinja2 import TemplateSyntaxError
 
 from engine.errors import Problem
+from engine.events import EventType
 from engine.llm.base import ChatModel
 from engine.templates import JINJA_GLOBALS, Compiled, compile_expression, compile_template
 
@@ -37,7 +38,7 @@ class NodeContext(Protocol):
         """Template variables: ``inputs``, ``nodes``, ``iteration`` (+ ``item``, ``index`` in a map)."""
         ...
 
-    def emit(self, type: str, data: dict[str, Any]) -> None:
+    def emit(self, type: EventType, data: dict[str, Any]) -> None:
         """Emit an event of this node."""
         ...
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from engine.events import Event
 from engine.store.db import StoreError, StoreUrlInvalid, database_url, open_engine, sqlite_path
@@ -108,7 +108,7 @@ class Store:
 
     def _save_workflow(self, document: dict[str, Any], name: str, digest: str, now: float) -> WorkflowRef:
         with Session(self.engine) as session:
-            row = session.execute(select(WorkflowRow).where(WorkflowRow.name == name)).scalars().first()
+            row = session.execute(select(WorkflowRow).where(col(WorkflowRow.name) == name)).scalars().first()
             if row is None:
                 row = WorkflowRow(id=uuid.uuid4().hex[:12], name=name, latest_version=1, created_at=now, updated_at=now)
                 session.add(row)
@@ -140,8 +140,7 @@ class Store:
     @staticmethod
     def _version_row(session: Session, workflow_id: str, version: int) -> WorkflowVersionRow | None:
         query = select(WorkflowVersionRow).where(
-            WorkflowVersionRow.workflow_id == workflow_id,
-            WorkflowVersionRow.version == version,  # type: ignore[arg-type]
+            col(WorkflowVersionRow.workflow_id) == workflow_id, col(WorkflowVersionRow.version) == version
         )
         return session.execute(query).scalars().first()
 
@@ -156,9 +155,9 @@ class Store:
             return (row, found) if found is not None else None
 
     def list_workflows(self, *, include_archived: bool = False) -> list[WorkflowRow]:
-        query = select(WorkflowRow).order_by(WorkflowRow.updated_at.desc())  # type: ignore[attr-defined]
+        query = select(WorkflowRow).order_by(col(WorkflowRow.updated_at).desc())
         if not include_archived:
-            query = query.where(WorkflowRow.archived == False)  # noqa: E712
+            query = query.where(col(WorkflowRow.archived) == false())
         with Session(self.engine) as session:
             return list(session.execute(query).scalars())
 
@@ -175,15 +174,15 @@ class Store:
 
     def find_workflow(self, name: str) -> WorkflowRow | None:
         with Session(self.engine) as session:
-            return session.execute(select(WorkflowRow).where(WorkflowRow.name == name)).scalars().first()
+            return session.execute(select(WorkflowRow).where(col(WorkflowRow.name) == name)).scalars().first()
 
     def workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRow]:
         with Session(self.engine) as session:
             query = (
                 select(WorkflowVersionRow)
-                .where(WorkflowVersionRow.workflow_id == workflow_id)
-                .order_by(WorkflowVersionRow.version)
-            )  # type: ignore[arg-type]
+                .where(col(WorkflowVersionRow.workflow_id) == workflow_id)
+                .order_by(col(WorkflowVersionRow.version))
+            )
             return list(session.execute(query).scalars())
 
     # --- drafts (the Builder's unsaved edits) ------------------------------------------------
@@ -217,7 +216,7 @@ class Store:
 
     def list_drafts(self, *, limit: int = 50) -> list[DraftRow]:
         """Drafts, newest first."""
-        query = select(DraftRow).order_by(DraftRow.updated_at.desc()).limit(limit)  # type: ignore[attr-defined]
+        query = select(DraftRow).order_by(col(DraftRow.updated_at).desc()).limit(limit)
         with Session(self.engine) as session:
             return list(session.execute(query).scalars())
 
@@ -289,15 +288,19 @@ class Store:
     def list_runs(self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None) -> list[RunRow]:
         query = select(RunRow)
         if status:
-            query = query.where(RunRow.status == status)  # type: ignore[arg-type]
+            query = query.where(col(RunRow.status) == status)
         if workflow_id:
-            query = query.where(RunRow.workflow_id == workflow_id)  # type: ignore[arg-type]
-        query = query.order_by(RunRow.created_at.desc()).limit(limit)  # type: ignore[attr-defined]
+            query = query.where(col(RunRow.workflow_id) == workflow_id)
+        query = query.order_by(col(RunRow.created_at).desc()).limit(limit)
         with Session(self.engine) as session:
             return list(session.execute(query).scalars())
 
     def events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
-        query = select(EventRow).where(EventRow.run_id == run_id, EventRow.seq > after).order_by(EventRow.seq)  # type: ignore[arg-type]
+        query = (
+            select(EventRow)
+            .where(col(EventRow.run_id) == run_id, col(EventRow.seq) > after)
+            .order_by(col(EventRow.seq))
+        )
         if limit is not None:
             query = query.limit(limit)
         with Session(self.engine) as session:
@@ -305,7 +308,11 @@ class Store:
             return [Event(r.seq, r.run_id, r.ts, r.type, r.node_id, r.data) for r in rows]  # type: ignore[arg-type]
 
     def node_executions(self, run_id: str) -> list[NodeExecutionRow]:
-        query = select(NodeExecutionRow).where(NodeExecutionRow.run_id == run_id).order_by(NodeExecutionRow.started_seq)  # type: ignore[arg-type]
+        query = (
+            select(NodeExecutionRow)
+            .where(col(NodeExecutionRow.run_id) == run_id)
+            .order_by(col(NodeExecutionRow.started_seq))
+        )
         with Session(self.engine) as session:
             return list(session.execute(query).scalars())
 
@@ -324,7 +331,7 @@ class Store:
     def mark_interrupted(self) -> list[str]:
         """Mark runs whose owning process is gone as ``interrupted``; returns their ids."""
         with Session(self.engine) as session:
-            running = list(session.execute(select(RunRow).where(RunRow.status == "running")).scalars())
+            running = list(session.execute(select(RunRow).where(col(RunRow.status) == "running")).scalars())
         dead = [r.run_id for r in running if not owner_alive(r.owner, heartbeat_at=r.heartbeat_at)]
         if dead:
             with self.engine.begin() as conn:

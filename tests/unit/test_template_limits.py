@@ -63,6 +63,7 @@ REFUSED: list[tuple[str, str]] = [
     ("'x'.center(999999999)", "center too large"),
     ("'1'.zfill(999999999)", "zfill too large"),
     ("('\t' * 1000).expandtabs(100000)", "expandtabs too large: would make 100,001,000 characters"),
+    ("('\t' * 1000).encode('utf-8').expandtabs(100000)", "expandtabs too large: would make 100,001,000 characters"),
     ("'x' | center(999999999)", "center too large"),
     ("'a\nb' | indent(999999999)", "indent too large: would make 2,000,000,001 characters"),
     ("'a\nb' | indent('x' * 9000000)", "indent too large"),
@@ -175,6 +176,7 @@ ORDINARY: list[tuple[str, Any]] = [
     ("'{0:{1}}|'.format('x', 3)", "x  |"),
     ("'{n:>{w}}'.format_map({'n': 1, 'w': 3})", "  1"),
     ("'x'.ljust(3) ~ '|' ~ '7'.zfill(3) ~ '|' ~ 'a\tb'.expandtabs(2)", "x  |007|a b"),
+    ("'a\tb'.encode('utf-8').expandtabs(2)", b"a b"),  # bytes count their tabs as bytes
     ("'a,b'.replace(',', ', ')", "a, b"),
     ("'ab'.replace('', '-')", "-a-b-"),
     ("', '.join(['a', 'b'])", "a, b"),

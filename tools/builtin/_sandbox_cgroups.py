@@ -60,9 +60,16 @@ LIMITS_KINDS = ("cgroup-v2", "cgroup-v1", "rlimits")
 
 
 class CallLimits(Protocol):
-    memory_bytes: int
-    max_processes: int
-    tmpfs_bytes: int
+    """What a call's cgroups are sized from (read-only: python_exec's frozen ``Limits`` is one)."""
+
+    @property
+    def memory_bytes(self) -> int: ...
+
+    @property
+    def max_processes(self) -> int: ...
+
+    @property
+    def tmpfs_bytes(self) -> int: ...
 
 
 def memory_budget(limits: CallLimits) -> int:
@@ -268,7 +275,7 @@ class CallCgroups:
 
     def _make_v1(self, limits: CallLimits, name: str) -> str:
         own = own_cgroups()
-        whys = []
+        whys: list[str] = []
         self.pids_dir = self._make_v1_one("pids", own.get("pids"), name,
                                           {"pids.max": str(limits.max_processes)}, whys)
         budget = str(memory_budget(limits))
