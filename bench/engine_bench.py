@@ -23,8 +23,9 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -62,14 +63,16 @@ def chain(n: int) -> Workflow:
 
 def fan_out(n: int, seconds: float) -> Workflow:
     nodes = [
-        {"id": f"t{i}", "type": "tool", "config": {"tool": "bench_sleep", "args": {"seconds": seconds}}} for i in range(n)
+        {"id": f"t{i}", "type": "tool", "config": {"tool": "bench_sleep", "args": {"seconds": seconds}}}
+        for i in range(n)
     ]
     return _doc("fan-out", nodes, [("start", f"t{i}", None) for i in range(n)])
 
 
 def sleep_chain(n: int, seconds: float) -> Workflow:
     nodes = [
-        {"id": f"s{i}", "type": "tool", "config": {"tool": "bench_sleep", "args": {"seconds": seconds}}} for i in range(n)
+        {"id": f"s{i}", "type": "tool", "config": {"tool": "bench_sleep", "args": {"seconds": seconds}}}
+        for i in range(n)
     ]
     edges = [("start", "s0", None)] + [(f"s{i}", f"s{i + 1}", None) for i in range(n - 1)]
     return _doc("sleep-chain", nodes, edges)

@@ -82,19 +82,24 @@ FIT_JS = """() => {
 # first time each node was drawn on the Run page ("first:<id>"; the Builder's canvas does not count).
 RECORDER = """(() => {
   if (window.parent === window) { window.__uiBenchSeen = window.__uiBenchSeen || {}; return; }
-  const seen = () => { try { return window.top.__uiBenchSeen || (window.top.__uiBenchSeen = {}); } catch (e) { return {}; } };
+  const seen = () => {
+    try { return window.top.__uiBenchSeen || (window.top.__uiBenchSeen = {}); } catch (e) { return {}; }
+  };
   const scan = () => {
     const store = seen();
     const now = Date.now();
     for (const node of document.querySelectorAll('.react-flow__node')) {
       const id = node.getAttribute('data-id');
-      const onRun = (() => { try { return window.top.location.pathname.endsWith('/run'); } catch (e) { return false; } })();
+      const onRun = (() => {
+        try { return window.top.location.pathname.endsWith('/run'); } catch (e) { return false; }
+      })();
       if (onRun && !(('first:' + id) in store)) store['first:' + id] = now;
       if (!(id in store) && (node.textContent || '').includes('succeeded')) store[id] = now;
     }
   };
   const start = () => {
-    new MutationObserver(scan).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+    new MutationObserver(scan).observe(
+      document.body, {subtree: true, childList: true, characterData: true, attributes: true});
     setInterval(scan, 10);
     scan();
   };
@@ -194,14 +199,28 @@ def builder_render(browser: Any, studio: Any, root: Path, repeat: int) -> None:
             opened.append(wait_nodes(page, 100, started))
         finally:
             context.close()
-    emit("builder_render_100", statistics.median(imported), "s", via="import uploader", runs=[round(v, 3) for v in imported])
-    emit("builder_render_100_open_saved", statistics.median(opened), "s", via="Open select box", runs=[round(v, 3) for v in opened])
+    emit(
+        "builder_render_100",
+        statistics.median(imported),
+        "s",
+        via="import uploader",
+        runs=[round(v, 3) for v in imported],
+    )
+    emit(
+        "builder_render_100_open_saved",
+        statistics.median(opened),
+        "s",
+        via="Open select box",
+        runs=[round(v, 3) for v in opened],
+    )
 
 
 def run_latency(browser: Any, studio: Any, root: Path, chain: int) -> None:
     from engine.store import Store
 
-    doc = chain_workflow("Bench agent chain", chain, kind="agent", prompt="Step {i}: one short line about {{{{ inputs.topic }}}}.")
+    doc = chain_workflow(
+        "Bench agent chain", chain, kind="agent", prompt="Step {i}: one short line about {{{{ inputs.topic }}}}."
+    )
     path = root / "agent_chain.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
     context = browser.new_context(viewport=VIEWPORT)

@@ -19,6 +19,7 @@ answers 503 for memory only); it imports nothing of the project.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -83,10 +84,8 @@ def private_data_dir() -> Path:
 def private_file(path: Path, *, create: bool = False) -> None:
     """Make ``path`` 0600 (tightening it); with ``create``, create it empty and 0600 when missing."""
     if create and not os.path.lexists(path):
-        try:
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process: tightened below
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE_MODE))
-        except FileExistsError:  # made meanwhile by another process: tightened below
-            pass
     _tighten(path, PRIVATE_FILE_MODE)
 
 
@@ -131,8 +130,6 @@ def write_private_text(path: Path, text: str) -> None:
         os.chmod(tmp, PRIVATE_FILE_MODE)  # a stale temporary file may have been looser
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise

@@ -9,8 +9,9 @@ kind puts in ``data`` is written down once, in :data:`EVENT_DATA_KEYS`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, get_args
+from typing import Any, Literal, get_args
 
 EventType = Literal[
     "run.started",
@@ -99,7 +100,7 @@ class Event:
         }
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "Event":
+    def from_dict(cls, raw: Mapping[str, Any]) -> Event:
         """Rebuild an event from :meth:`to_dict` output (store, JSONL, HTTP)."""
         if raw["type"] not in EVENT_TYPES:
             raise ValueError(f"unknown event type {raw['type']!r}")

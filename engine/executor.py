@@ -19,8 +19,9 @@ import math
 import os
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import tools
 from engine import template_budget
@@ -61,12 +62,22 @@ class NodeContextImpl:
     """The :class:`engine.nodes.base.NodeContext` handed to one node execution."""
 
     __slots__ = (
-        "_run", "node_id", "iteration", "attempt", "_vars", "_extra", "llm", "default_model", "input", "_given", "run_id",
+        "_run",
+        "node_id",
+        "iteration",
+        "attempt",
+        "_vars",
+        "_extra",
+        "llm",
+        "default_model",
+        "input",
+        "_given",
+        "run_id",
         "workflow_name",
     )
 
     def __init__(
-        self, run: "_Run", node_id: str, iteration: int, extra: Mapping[str, Any] | None = None, attempt: int = 1
+        self, run: _Run, node_id: str, iteration: int, extra: Mapping[str, Any] | None = None, attempt: int = 1
     ):
         self._run = run
         self.node_id = node_id
@@ -101,7 +112,7 @@ class NodeContextImpl:
             data = {**data, "index": self._extra["index"]}
         self._run.emit(type, self.node_id, data)
 
-    def for_item(self, item: Any, index: int) -> "NodeContextImpl":
+    def for_item(self, item: Any, index: int) -> NodeContextImpl:
         return NodeContextImpl(self._run, self.node_id, self.iteration, {"item": item, "index": index}, self.attempt)
 
     async def call_tool(
@@ -160,7 +171,7 @@ class _Run:
         llm: ChatModel,
         on_event: EventSink | None,
         run_id: str | None,
-        replay: "Replay | None" = None,
+        replay: Replay | None = None,
     ):
         plan: Plan = workflow.plan
         self.workflow = workflow
@@ -215,13 +226,15 @@ class _Run:
         else:
             done = len(self.replay.outputs)
             # paused_at: when the run stopped (its last event), so the idle gap is known (engine.run_times)
-            resumed = {"level": "info", "message": f"run resumed: {done} finished node executions reloaded, not re-run"}
-            self.emit("log", None, {**resumed, "resumed": True, "paused_at": self.replay.last_ts})
+            message = f"run resumed: {done} finished node executions reloaded, not re-run"
+            resumed = {"level": "info", "message": message, "resumed": True, "paused_at": self.replay.last_ts}
+            self.emit("log", None, resumed)
         timeout_s = self.workflow.settings.timeout_s
         cancelled = False
         try:
             async with asyncio.timeout(timeout_s) as deadline:
-                self._spawn(self.plan.input_index)  # nodes run in tasks; this one only waits, so _fail can cancel them all
+                # nodes run in tasks; this one only waits, so _fail can cancel them all
+                self._spawn(self.plan.input_index)
                 while self.tasks and self.failure is None:
                     self.idle = asyncio.get_running_loop().create_future()
                     await self.idle
@@ -322,7 +335,7 @@ class _Run:
             if key in self.replay.began:
                 started["restarted"] = True  # it began before the crash or failure: it starts again from scratch
         self.emit("node.started", node.id, started)
-        started = time.perf_counter()
+        began_at = time.perf_counter()
         ctx = NodeContextImpl(self, node.id, iteration)
         runner = self.runners[node.index]
         attempt = 1
@@ -336,7 +349,11 @@ class _Run:
                     output = await self._with_timeout(node, runner, ctx)
                 break
             except asyncio.CancelledError:
-                self.emit("node.failed", node.id, _with_input({"error": "cancelled", "cancelled": True, "attempts": attempt}, ctx))
+                self.emit(
+                    "node.failed",
+                    node.id,
+                    _with_input({"error": "cancelled", "cancelled": True, "attempts": attempt}, ctx),
+                )
                 raise
             except Exception as exc:  # noqa: BLE001 - every node failure is reported the same way
                 reason = _reason(exc)
@@ -348,7 +365,10 @@ class _Run:
             self.emit(
                 "log",
                 node.id,
-                {"level": "warning", "message": f"attempt {attempt} of {node.attempts} failed: {reason}; retrying in {delay:g} s"},
+                {
+                    "level": "warning",
+                    "message": f"attempt {attempt} of {node.attempts} failed: {reason}; retrying in {delay:g} s",
+                },
             )
             try:
                 await asyncio.sleep(delay)
@@ -358,7 +378,7 @@ class _Run:
                 raise
             attempt += 1
             ctx = NodeContextImpl(self, node.id, iteration, None, attempt)
-        duration_ms = (time.perf_counter() - started) * 1000.0
+        duration_ms = (time.perf_counter() - began_at) * 1000.0
         done = {"output": output, "duration_ms": round(duration_ms, 3), "attempts": attempt}
         self.emit("node.completed", node.id, _with_input(done, ctx))
         return output

@@ -8,12 +8,9 @@ node at a time so that every problem is reported at once.
 
 from __future__ import annotations
 
-from typing import Any, Literal, NewType
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
-
-NodeId = NewType("NodeId", str)
-RunId = NewType("RunId", str)
 
 FORMAT = "workflow/v1"
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
@@ -108,7 +105,8 @@ class AgentConfig(_Strict):
     max_steps: int = Field(5, ge=0, le=100)
     memory: MemoryConfig | None = None
     response_format: Literal["text", "json"] = "text"
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000, strict=True)  # completion tokens per model call, sent to the endpoint
+    # completion tokens per model call, sent to the endpoint
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000, strict=True)
 
 
 class ToolNodeConfig(_Strict):

@@ -90,8 +90,8 @@ class Graph:
     edges: list[tuple[int, int]]
 
 
-def analyse(graph: Graph, input_index: int, problems: list[Problem]) -> tuple[list[bool], list[LoopPlan]] | None:
-    """Classify edges and find loops; append problems; None when the graph is unusable."""
+def analyse(graph: Graph, input_index: int, problems: list[Problem]) -> tuple[list[bool], list[LoopPlan]]:
+    """Classify edges (True: a back edge) and find loops; append the problems found to ``problems``."""
     n = len(graph.ids)
     succ: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     for e, (u, v) in enumerate(graph.edges):
@@ -120,15 +120,15 @@ def analyse(graph: Graph, input_index: int, problems: list[Problem]) -> tuple[li
         loops.append(LoopPlan(index=len(loops), back_edge=e, header=v, source=u, body=frozenset(body)))
     for a in loops:
         for b in loops:
-            if a is not b and a.body & b.body and not (a.body <= b.body or b.body <= a.body):
-                if a.index < b.index:
-                    problems.append(
-                        Problem(
-                            f"edge {graph.ids[a.source]} -> {graph.ids[a.header]}",
-                            f"its loop overlaps the loop closed by {graph.ids[b.source]} -> {graph.ids[b.header]} "
-                            "without one containing the other; nest loops or keep them apart",
-                        )
+            nested = a.body <= b.body or b.body <= a.body
+            if a.index < b.index and a.body & b.body and not nested:
+                problems.append(
+                    Problem(
+                        f"edge {graph.ids[a.source]} -> {graph.ids[a.header]}",
+                        f"its loop overlaps the loop closed by {graph.ids[b.source]} -> {graph.ids[b.header]} "
+                        "without one containing the other; nest loops or keep them apart",
                     )
+                )
     return back, loops
 
 

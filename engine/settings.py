@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from engine.llm import public_url, url_problems
 from datadir import data_dir as _data_dir
 from datadir import private_dir, private_file, write_private_text
+from engine.llm import public_url, url_problems
 
 _ENV = {"base_url": "OPENAI_BASE_URL", "model": "OPENAI_MODEL", "embeddings": "MEMORY_EMBEDDINGS"}
 ENV_VARIABLES = dict(_ENV)  # field -> the environment variable the engine reads it from

@@ -204,7 +204,8 @@ def charge(units: int, ns_per_unit: float, what: str) -> None:
     if now + cost_us / 1e6 > active.deadline:
         if now > active.deadline:
             raise RenderTimeLimit(_limit_message(f"the template ran for more than {RENDER_TIME_LIMIT_S * 1000:g} ms"))
-        raise RenderTimeLimit(_limit_message(f"{what} on {units:,} items or characters would take about {cost_us / 1000:,.0f} ms"))
+        estimate = f"{what} on {units:,} items or characters would take about {cost_us / 1000:,.0f} ms"
+        raise RenderTimeLimit(_limit_message(estimate))
     active.countdown = _CHECK_EVERY
 
 

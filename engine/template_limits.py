@@ -34,7 +34,7 @@ import math
 import re
 import string
 from collections.abc import Iterable, Mapping, Sized
-from typing import Any
+from typing import Any, TypeGuard
 
 from jinja2.exceptions import SecurityError
 from jinja2.utils import Namespace
@@ -108,7 +108,7 @@ _DIGITS = re.compile(r"\d+")
 _PADDING_METHODS = frozenset({"ljust", "rjust", "center", "zfill"})
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int)  # bool included: True ** n and True * "a" are small
 
 
@@ -225,7 +225,7 @@ def check_format(template: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
                 if value is _UNKNOWN:  # '{0:{1[w]}}': every argument may be the width
                     filled.extend(_width_texts((*args, *named.values())))
                 elif isinstance(value, (int, str)) and not isinstance(value, bool):
-                    filled.append(str(value) if isinstance(value, str) else str(abs(value)) if abs(value) < 10**20 else "9" * 20)
+                    filled.append(str(value) if isinstance(value, str) else _digits(value))
             spec = "".join(filled)
         for digits in _DIGITS.findall(spec):
             _refuse_size("format width", int(digits[:20]))
@@ -235,13 +235,18 @@ _UNKNOWN = object()
 _FORMATTER = string.Formatter()
 
 
+def _digits(value: int) -> str:
+    """The digits of ``abs(value)`` as a width would read them (a huge number reads as twenty nines)."""
+    return str(abs(value)) if abs(value) < 10**20 else "9" * 20
+
+
 def _width_texts(values: Iterable[Any], depth: int = 0) -> list[str]:
     """Every number and string that ``{1[0]}`` or ``{1.w}`` could pick out of ``values`` (lists and mappings
     looked into, three levels deep), as a possible width."""
     texts: list[str] = []
     for value in values:
         if isinstance(value, (int, str)) and not isinstance(value, bool):
-            texts.append(" " + (value[:1000] if isinstance(value, str) else str(abs(value)) if abs(value) < 10**20 else "9" * 20))
+            texts.append(" " + (value[:1000] if isinstance(value, str) else _digits(value)))
         elif depth < 3 and isinstance(value, (list, tuple)):
             texts.extend(_width_texts(value[:1000], depth + 1))
         elif depth < 3 and isinstance(value, Mapping):
@@ -265,7 +270,8 @@ def check_str_method(text: str | bytes, name: str, args: tuple[Any, ...], kwargs
     elif name == "expandtabs":
         size = args[0] if args else kwargs.get("tabsize", 8)
         if _is_int(size):
-            _refuse_size(name, len(text) + text.count("\t") * max(size, 0))
+            tabs = text.count("\t") if isinstance(text, str) else text.count(b"\t")
+            _refuse_size(name, len(text) + tabs * max(size, 0))
     elif name == "replace" and len(args) >= 2:
         check_replace(text, args[0], args[1], args[2] if len(args) > 2 else kwargs.get("count", -1))
     elif name == "join" and args:
@@ -302,8 +308,14 @@ def check_int_to_bytes(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None
         _refuse_size("to_bytes", length)
 
 
-def check_urlize(value: Any, trim_url_limit: Any = None, nofollow: Any = False, target: Any = None, rel: Any = None,
-                 extra_schemes: Any = None) -> None:
+def check_urlize(
+    value: Any,
+    trim_url_limit: Any = None,
+    nofollow: Any = False,
+    target: Any = None,
+    rel: Any = None,
+    extra_schemes: Any = None,
+) -> None:
     """Refuse ``urlize`` when the links it writes could pass the cap: every word may become a link of about
     ten times its length, with ``target`` and ``rel`` written in each one."""
     text = str(value)
@@ -314,7 +326,8 @@ def check_urlize(value: Any, trim_url_limit: Any = None, nofollow: Any = False, 
 
 def check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
     """Refuse a replace that would make a huge string: ``'abc'.replace('', 'x' * 10**6)``."""
-    if not (isinstance(text, (str, bytes)) and type(old) is type(text) and type(new) is type(text)) or len(new) <= len(old):
+    same_type = isinstance(text, (str, bytes)) and type(old) is type(text) and type(new) is type(text)
+    if not same_type or len(new) <= len(old):
         return
     found = text.count(old) if old else len(text) + 1
     if _is_int(count) and count >= 0:
@@ -332,9 +345,10 @@ def check_join(separator: Any, items: Any, whole: bool = False) -> None:
     if isinstance(separator, (str, bytes)) and separator:
         _refuse_size("join", len(separator) * gaps)
     room = MAX_ITEMS - (len(separator) * gaps if isinstance(separator, (str, bytes)) else 0)
-    if whole or isinstance(items, (list, tuple)):
-        if _text_over(items, room, top_level_free=True):
-            raise SecurityError(f"join too large: would make more than {MAX_ITEMS:,} characters (the limit is {MAX_ITEMS:,})")
+    if (whole or isinstance(items, (list, tuple))) and _text_over(items, room, top_level_free=True):
+        raise SecurityError(
+            f"join too large: would make more than {MAX_ITEMS:,} characters (the limit is {MAX_ITEMS:,})"
+        )
 
 
 def check_indent(text: Any, width: Any) -> None:
@@ -356,7 +370,9 @@ def check_lipsum(n: Any, max_words: Any) -> None:
         raise SecurityError(f"lipsum too large: at most {MAX_LIPSUM_WORDS:,} words (paragraphs x max)")
 
 
-def check_wordwrap(s: Any, width: Any = 79, break_long_words: Any = True, wrapstring: Any = None, *_: Any, **__: Any) -> None:
+def check_wordwrap(
+    s: Any, width: Any = 79, break_long_words: Any = True, wrapstring: Any = None, *_: Any, **__: Any
+) -> None:
     """Refuse ``wordwrap`` when its line breaks would make too much: ``wordwrap(1, wrapstring='b' * 9000000)``."""
     text = str(s)
     if not isinstance(wrapstring, str) or not _is_int(width):
@@ -373,7 +389,9 @@ def check_tojson(value: Any, indent: Any = None) -> None:
     if width > MAX_ITEMS:
         _refuse_size("tojson indent", width)
     if _text_over(value, MAX_ITEMS, escaped=True, indent=max(width, 0)):
-        raise SecurityError(f"tojson too large: would make more than {MAX_ITEMS:,} characters (the limit is {MAX_ITEMS:,})")
+        raise SecurityError(
+            f"tojson too large: would make more than {MAX_ITEMS:,} characters (the limit is {MAX_ITEMS:,})"
+        )
 
 
 _URL_SAFE = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-~/"
@@ -388,7 +406,7 @@ def check_urlencode(value: Any) -> None:
     """Refuse ``urlencode`` when percent-encoding would pass the cap (an emoji becomes 12 characters)."""
     if isinstance(value, str):
         _refuse_size("urlencode", _url_size(value))
-    elif isinstance(value, Mapping) or isinstance(value, (list, tuple)):
+    elif isinstance(value, (Mapping, list, tuple)):
         pairs = value.items() if isinstance(value, Mapping) else value
         total = 0
         for pair in pairs:

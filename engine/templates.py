@@ -30,7 +30,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, MappingView
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
 from jinja2.compiler import CodeGenerator, Frame, operators
@@ -181,7 +181,9 @@ class _Env(ImmutableSandboxedEnvironment):
         return limits.checked_result(name or "call", super().call(context, obj, *args, **kwargs))
 
 
-def _guarded(kind: str, name: str, original: Callable[..., Any], check: Callable[..., None] | None) -> Callable[..., Any]:
+def _guarded(
+    kind: str, name: str, original: Callable[..., Any], check: Callable[..., None] | None
+) -> Callable[..., Any]:
     """Jinja's filter or test ``name``, counted against the render time budget (with an estimate of its
     work from the size of its input), with ``check`` called on its arguments first (after the eval
     context, for those that take one) and its result kept under the size caps (a lazy result is
@@ -255,7 +257,8 @@ _WRITTEN_AS_IS = frozenset({str, int, float, bool, type(None)})  # (str() of a h
 
 ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize)
 ENV.filters.update({name: _guarded("filter", name, f, _FILTER_CHECKS.get(name)) for name, f in DEFAULT_FILTERS.items()})
-ENV.tests.update({name: _guarded("test", name, f, None) for name, f in DEFAULT_TESTS.items()})
+_TESTS = cast(dict[str, Callable[..., Any]], DEFAULT_TESTS)  # jinja2 types them as "function"
+ENV.tests.update({name: _guarded("test", name, f, None) for name, f in _TESTS.items()})
 ENV.globals["lipsum"] = _lipsum
 JINJA_GLOBALS = frozenset(ENV.globals)
 
@@ -297,7 +300,9 @@ class Compiled:
         except ValueTooLarge as exc:
             raise RenderError(f"value too large in {self.source!r}: {exc}") from None
         except RecursionError:
-            raise RenderError(f"error in {self.source!r}: too deeply nested (a macro or loop that calls itself?)") from None
+            raise RenderError(
+                f"error in {self.source!r}: too deeply nested (a macro or loop that calls itself?)"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - any evaluation error becomes a node failure
             raise RenderError(f"error in {self.source!r}: {type(exc).__name__}: {exc}") from None
         finally:
@@ -330,9 +335,9 @@ def _references(tree: nodes.Node) -> tuple[frozenset[str], frozenset[str], froze
 def _attribute_reads(tree: nodes.Node) -> list[tuple[str, str]]:
     reads: list[tuple[str, str]] = []
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        base = node.node
-        if not isinstance(base, nodes.Name):
+        if not isinstance(node, (nodes.Getattr, nodes.Getitem)) or not isinstance(node.node, nodes.Name):
             continue
+        base = node.node
         if isinstance(node, nodes.Getattr):
             reads.append((base.name, node.attr))
         elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):

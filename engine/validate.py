@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -41,14 +42,18 @@ def load_workflow(source: str | Path | Mapping[str, Any] | Workflow) -> Workflow
 
 
 def _read(source: str | Path) -> Any:
-    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and not source.lstrip().startswith("{")):
+    if isinstance(source, Path) or (
+        isinstance(source, str) and "\n" not in source and not source.lstrip().startswith("{")
+    ):
         path = Path(source)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise WorkflowInvalid([Problem(str(path), f"cannot read the file: {exc.strerror or exc}")]) from None
         except UnicodeDecodeError as exc:
-            raise WorkflowInvalid([Problem(str(path), f"is not UTF-8 text (byte {exc.start}): save it as UTF-8 JSON or YAML")]) from None
+            raise WorkflowInvalid(
+                [Problem(str(path), f"is not UTF-8 text (byte {exc.start}): save it as UTF-8 JSON or YAML")]
+            ) from None
         yaml_file = path.suffix.lower() in (".yaml", ".yml")
         return _parse(text, str(path), yaml_file)
     return _parse(source, "document", source.lstrip()[:1] not in "{[")
@@ -58,7 +63,9 @@ def _parse(text: str, where: str, yaml_file: bool) -> Any:
     try:
         return yaml.safe_load(text) if yaml_file else json.loads(text)
     except json.JSONDecodeError as exc:
-        raise WorkflowInvalid([Problem(where, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]) from None
+        raise WorkflowInvalid(
+            [Problem(where, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+        ) from None
     except yaml.YAMLError as exc:
         raise WorkflowInvalid([Problem(where, f"is not valid YAML: {exc}")]) from None
 
@@ -86,7 +93,14 @@ def validate_document(raw: Any) -> Workflow:
     plan = _plan(nodes, edges or [], identified, inputs, problems, graph_ok=nodes_ok and edges is not None)
     if problems or plan is None or settings is None or edges is None:
         raise WorkflowInvalid(problems or [Problem("document", "is not a workflow")])
-    parts: dict[str, Any] = {"format": FORMAT, "name": name, "settings": settings, "inputs": inputs, "nodes": nodes, "edges": edges}
+    parts: dict[str, Any] = {
+        "format": FORMAT,
+        "name": name,
+        "settings": settings,
+        "inputs": inputs,
+        "nodes": nodes,
+        "edges": edges,
+    }
     if "description" in raw:
         parts["description"] = raw["description"]
     workflow = Workflow.model_validate(parts)
@@ -226,7 +240,9 @@ def _plan(
         for i, node in enumerate(nodes)
     ]
     link(plan_nodes, plan_edges, loops)
-    return Plan(nodes=plan_nodes, edges=plan_edges, loops=loops, input_index=inputs_nodes[0], by_id=index, output_names=names)
+    return Plan(
+        nodes=plan_nodes, edges=plan_edges, loops=loops, input_index=inputs_nodes[0], by_id=index, output_names=names
+    )
 
 
 def _output_names(nodes: list[Node], specs: list[Any], problems: list[Problem]) -> dict[int, str]:
@@ -235,12 +251,16 @@ def _output_names(nodes: list[Node], specs: list[Any], problems: list[Problem]) 
         if node.type == "output":
             out_name = specs[i].name if specs[i] is not None and specs[i].name else node.id
             if out_name in names.values():
-                problems.append(Problem(f"node '{node.id}'", f"output name '{out_name}' is used by another output node"))
+                problems.append(
+                    Problem(f"node '{node.id}'", f"output name '{out_name}' is used by another output node")
+                )
             names[i] = out_name
     return names
 
 
-def _compile_nodes(nodes: list[Node], ids: set[str], inputs: dict[str, InputSpec], problems: list[Problem]) -> list[Any]:
+def _compile_nodes(
+    nodes: list[Node], ids: set[str], inputs: dict[str, InputSpec], problems: list[Problem]
+) -> list[Any]:
     node_ids = frozenset(ids)
     input_names = frozenset(inputs)
     specs: list[Any] = []
@@ -267,8 +287,10 @@ def _check_edges(
         if types[index[edge.target]] == "input":
             problems.append(Problem(edge.label, "the input node cannot have incoming edges"))
         if source_type == "condition" and edge.when is None:
-            problems.append(Problem(edge.label, "an edge from a condition node needs \"when\" (a value, or \"default\")"))
+            problems.append(Problem(edge.label, 'an edge from a condition node needs "when" (a value, or "default")'))
         if source_type not in ("condition", "?") and edge.when is not None:
-            problems.append(Problem(edge.label, "only edges from a condition node carry \"when\""))
-        plan_edges.append(PlanEdge(index=len(plan_edges), source=index[edge.source], target=index[edge.target], when=edge.when))
+            problems.append(Problem(edge.label, 'only edges from a condition node carry "when"'))
+        plan_edges.append(
+            PlanEdge(index=len(plan_edges), source=index[edge.source], target=index[edge.target], when=edge.when)
+        )
     return plan_edges, ok

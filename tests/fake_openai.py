@@ -30,9 +30,10 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator, Union
+from typing import Any
 
 import pytest
 
@@ -77,7 +78,7 @@ class ToolCallsReply:
     each call's arguments arrive split across several deltas, like the real API.
     """
 
-    calls: list[tuple[str, Union[dict[str, Any], str]]]
+    calls: list[tuple[str, dict[str, Any] | str]]
     content: str = ""
     delay_s: float = 0.0
     chunk_delay_s: float = 0.0
@@ -98,7 +99,7 @@ class ErrorReply:
     retry_after: float | None = None
 
 
-Reply = Union[TextReply, ToolCallsReply, ErrorReply]
+Reply = TextReply | ToolCallsReply | ErrorReply
 DefaultReply = Callable[[dict[str, Any]], Reply]
 
 _ERROR_DEFAULTS: dict[int, tuple[str, str, str | None]] = {
@@ -226,7 +227,7 @@ class FakeOpenAIServer:
     def enqueue_text(self, text: str, **options: Any) -> None:
         self.enqueue(TextReply(text, **options))
 
-    def enqueue_tool_calls(self, calls: list[tuple[str, Union[dict[str, Any], str]]], **options: Any) -> None:
+    def enqueue_tool_calls(self, calls: list[tuple[str, dict[str, Any] | str]], **options: Any) -> None:
         self.enqueue(ToolCallsReply(list(calls), **options))
 
     def enqueue_error(self, status: int, message: str | None = None, **options: Any) -> None:
@@ -449,7 +450,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(reply.status, {"error": error}, headers)
 
 
-def _args(arguments: Union[dict[str, Any], str]) -> str:
+def _args(arguments: dict[str, Any] | str) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 

@@ -12,6 +12,7 @@ This package never imports ``engine`` or ``streamlit``.
 
 from __future__ import annotations
 
+import tools.builtin  # noqa: F401  (registers the built-in tools; they import `tool` from tools.registry)
 from tools.registry import (
     DEFAULT_MAX_RESULT_CHARS,
     DEFAULT_TIMEOUT_S,
@@ -30,8 +31,6 @@ from tools.registry import (
     load_plugins,
     tool,
 )
-
-import tools.builtin  # noqa: E402,F401  (registers the built-in tools; needs `tool` defined first)
 
 __all__ = [
     "DEFAULT_MAX_RESULT_CHARS",

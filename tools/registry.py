@@ -285,7 +285,9 @@ def _build_args_model(
 
 
 def _is_async_callable(func: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
+    # B004 is about testing callability; this reads an object's __call__ to see whether calling it is async
+    call = getattr(func, "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(call)
 
 
 # ------------------------------------------------------------------------ results
@@ -613,14 +615,7 @@ class ToolRegistry:
         except ValidationError as exc:
             return failed(_format_validation_error(name, exc))
 
-        positional: list[Any] = []
-        keywords: dict[str, Any] = {}
-        for pname, internal, positional_only in spec._param_names:
-            if positional_only:
-                positional.append(getattr(validated, internal))
-            elif internal in validated.model_fields_set:  # omitted -> the function's own default applies
-                keywords[pname] = getattr(validated, internal)
-
+        positional, keywords = _call_arguments(spec, validated)
         limit = timeout_s if timeout_s is not None else spec.timeout_s
         if limit is None:
             limit = DEFAULT_TIMEOUT_S
@@ -651,6 +646,18 @@ class ToolRegistry:
         if inspect.isawaitable(result):  # e.g. a sync wrapper returning a coroutine
             result = await typing.cast(Awaitable[Any], result)
         return result
+
+
+def _call_arguments(spec: ToolSpec, validated: BaseModel) -> tuple[list[Any], dict[str, Any]]:
+    """The validated arguments as the function takes them: positional-only ones, then keywords."""
+    positional: list[Any] = []
+    keywords: dict[str, Any] = {}
+    for pname, internal, positional_only in spec._param_names:
+        if positional_only:
+            positional.append(getattr(validated, internal))
+        elif internal in validated.model_fields_set:  # omitted -> the function's own default applies
+            keywords[pname] = getattr(validated, internal)
+    return positional, keywords
 
 
 # ------------------------------------------------------------ the default registry
@@ -702,9 +709,8 @@ def tool(
         timeout_s: the tool's own timeout in seconds (default 30 s).
         replace: allow replacing an existing tool of the same name.
     """
-    return _default.tool(  # type: ignore[call-overload]
-        func, name=name, description=description, timeout_s=timeout_s, replace=replace
-    )
+    decorate = _default.tool(name=name, description=description, timeout_s=timeout_s, replace=replace)
+    return decorate if func is None else decorate(func)
 
 
 def list_tools() -> list[ToolSpec]:

@@ -131,11 +131,10 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
                 },
             )
 
-        reply = await ctx.llm.chat(
-            request,
-            lambda delta, step=step: ctx.emit("llm.token", {"delta": delta, "step": step, "attempt": attempt}),
-            failed,
-        )
+        def streamed(delta: str, step: int = step) -> None:
+            ctx.emit("llm.token", {"delta": delta, "step": step, "attempt": attempt})
+
+        reply = await ctx.llm.chat(request, streamed, failed)
         if reply.model and reply.model != record["model"]:  # the record names the model that answered
             record = {**record, "model": reply.model, "requested_model": model}
             ctx.set_input(record)
@@ -161,7 +160,7 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
         results = await asyncio.gather(*(_call(ctx, call, spec.tools) for call in reply.tool_calls))
         messages.extend(
             {"role": "tool", "tool_call_id": call.id, "content": _tool_message(call, result)}
-            for call, result in zip(reply.tool_calls, results)
+            for call, result in zip(reply.tool_calls, results, strict=True)
         )
     output = _final(reply.content, spec.response_format)
     if memory is not None:
@@ -209,7 +208,9 @@ def _final(content: str, response_format: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise AgentReplyInvalid(f"the model was asked for JSON but replied with text that does not parse ({exc}): {content!r:.200}") from None
+        raise AgentReplyInvalid(
+            f"the model was asked for JSON but replied with text that does not parse ({exc}): {content!r:.200}"
+        ) from None
 
 
 AGENT = NodeKind("agent", _compile, _run)

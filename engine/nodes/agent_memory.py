@@ -137,4 +137,5 @@ def _hit(hit: Any) -> dict[str, Any]:
 def _unavailable(ctx: NodeContext, spec: MemorySpec, agent_id: str, why: str) -> None:
     if spec.required:
         raise MemoryFailed(f"memory of agent '{agent_id}' is required but unavailable: {why}")
-    ctx.emit("log", {"level": "warning", "message": f"memory of agent '{agent_id}' unavailable, answering without it: {why}"})
+    message = f"memory of agent '{agent_id}' unavailable, answering without it: {why}"
+    ctx.emit("log", {"level": "warning", "message": message})

@@ -8,13 +8,14 @@ the tool caller and the event sink. Kinds know nothing of the scheduler.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 from jinja2 import TemplateSyntaxError
 
 from engine.errors import Problem
+from engine.events import EventType
 from engine.llm.base import ChatModel
 from engine.templates import JINJA_GLOBALS, Compiled, compile_expression, compile_template
 
@@ -37,7 +38,7 @@ class NodeContext(Protocol):
         """Template variables: ``inputs``, ``nodes``, ``iteration`` (+ ``item``, ``index`` in a map)."""
         ...
 
-    def emit(self, type: str, data: dict[str, Any]) -> None:
+    def emit(self, type: EventType, data: dict[str, Any]) -> None:
         """Emit an event of this node."""
         ...
 
@@ -58,7 +59,7 @@ class NodeContext(Protocol):
         """Record what this execution was given (shown in history; long strings are clipped)."""
         ...
 
-    def for_item(self, item: Any, index: int) -> "NodeContext":
+    def for_item(self, item: Any, index: int) -> NodeContext:
         """A context for one item of a ``map`` node."""
         ...
 
@@ -80,7 +81,7 @@ class Compiler:
     def expression(self, field_name: str, source: str) -> Compiled | None:
         return self._compile(field_name, source, compile_expression)
 
-    def value(self, field_name: str, value: Any) -> "ValueTree":
+    def value(self, field_name: str, value: Any) -> ValueTree:
         """Compile every string inside a JSON value (objects and lists included)."""
         if isinstance(value, str):
             compiled = self.template(field_name, value)
@@ -121,8 +122,8 @@ class ValueTree:
 
     compiled: Compiled | None = None
     constant: Any = None
-    mapping: dict[str, "ValueTree"] | None = None
-    sequence: list["ValueTree"] | None = None
+    mapping: dict[str, ValueTree] | None = None
+    sequence: list[ValueTree] | None = None
 
     def render(self, context: Mapping[str, Any]) -> Any:
         if self.compiled is not None:

@@ -37,7 +37,9 @@ def _compile(config: MapConfig, compiler: Compiler) -> MapSpec:
     items = compiler.expression("config.items", config.items)
     inner_type = config.node.type
     if inner_type not in MAP_INNER_TYPES:
-        compiler.error(f"config.node.type '{inner_type}' cannot run inside a map; use one of {', '.join(MAP_INNER_TYPES)}")
+        compiler.error(
+            f"config.node.type '{inner_type}' cannot run inside a map; use one of {', '.join(MAP_INNER_TYPES)}"
+        )
         return MapSpec(items, None, None, config.concurrency)
     inner_compiler = Compiler(
         where=compiler.where,

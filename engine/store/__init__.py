@@ -16,18 +16,19 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from engine.events import Event
 from engine.store.db import StoreError, StoreUrlInvalid, database_url, open_engine, sqlite_path
 from engine.store.tables import DraftRow, EventRow, NodeExecutionRow, RunRow, WorkflowRow, WorkflowVersionRow
-from engine.store.writer import RUNS, Writer, WriteFailed
+from engine.store.writer import RUNS, WriteFailed, Writer
 
 __all__ = [
     "DraftRow",
@@ -81,7 +82,9 @@ def owner_alive(owner: str, *, heartbeat_at: float | None, stale_after_s: float 
 class Store:
     """Open (and migrate) the database at ``url`` (default: ``DATABASE_URL`` or ``$DATA_DIR/studio.db``)."""
 
-    def __init__(self, url: str | None = None, *, data_dir: str | Path | None = None, on_write_failure: WriteFailed | None = None):
+    def __init__(
+        self, url: str | None = None, *, data_dir: str | Path | None = None, on_write_failure: WriteFailed | None = None
+    ):
         self.url = database_url(url, data_dir)
         self.engine = open_engine(self.url)
         self._on_write_failure = on_write_failure
@@ -120,11 +123,13 @@ class Store:
 
     def _save_workflow(self, document: dict[str, Any], name: str, digest: str, now: float) -> WorkflowRef:
         with Session(self.engine) as session:
-            row = session.execute(select(WorkflowRow).where(WorkflowRow.name == name)).scalars().first()
+            row = session.execute(select(WorkflowRow).where(col(WorkflowRow.name) == name)).scalars().first()
             if row is None:
                 row = WorkflowRow(id=uuid.uuid4().hex[:12], name=name, latest_version=1, created_at=now, updated_at=now)
                 session.add(row)
-                session.add(WorkflowVersionRow(workflow_id=row.id, version=1, digest=digest, document=document, created_at=now))
+                session.add(
+                    WorkflowVersionRow(workflow_id=row.id, version=1, digest=digest, document=document, created_at=now)
+                )
                 session.commit()
                 return WorkflowRef(row.id, 1, name, True)
             latest = self._version_row(session, row.id, row.latest_version)
@@ -137,7 +142,11 @@ class Store:
             row.archived = False
             row.latest_version += 1
             row.updated_at = now
-            session.add(WorkflowVersionRow(workflow_id=row.id, version=row.latest_version, digest=digest, document=document, created_at=now))
+            session.add(
+                WorkflowVersionRow(
+                    workflow_id=row.id, version=row.latest_version, digest=digest, document=document, created_at=now
+                )
+            )
             session.add(row)
             version = row.latest_version
             session.commit()
@@ -146,11 +155,13 @@ class Store:
     @staticmethod
     def _version_row(session: Session, workflow_id: str, version: int) -> WorkflowVersionRow | None:
         query = select(WorkflowVersionRow).where(
-            WorkflowVersionRow.workflow_id == workflow_id, WorkflowVersionRow.version == version  # type: ignore[arg-type]
+            col(WorkflowVersionRow.workflow_id) == workflow_id, col(WorkflowVersionRow.version) == version
         )
         return session.execute(query).scalars().first()
 
-    def get_workflow(self, workflow_id: str, version: int | None = None) -> tuple[WorkflowRow, WorkflowVersionRow] | None:
+    def get_workflow(
+        self, workflow_id: str, version: int | None = None
+    ) -> tuple[WorkflowRow, WorkflowVersionRow] | None:
         with Session(self.engine) as session:
             row = session.get(WorkflowRow, workflow_id)
             if row is None:
@@ -159,9 +170,9 @@ class Store:
             return (row, found) if found is not None else None
 
     def list_workflows(self, *, include_archived: bool = False) -> list[WorkflowRow]:
-        query = select(WorkflowRow).order_by(WorkflowRow.updated_at.desc())  # type: ignore[attr-defined]
+        query = select(WorkflowRow).order_by(col(WorkflowRow.updated_at).desc())
         if not include_archived:
-            query = query.where(WorkflowRow.archived == False)  # noqa: E712
+            query = query.where(col(WorkflowRow.archived) == false())
         with Session(self.engine) as session:
             return list(session.execute(query).scalars())
 
@@ -178,11 +189,15 @@ class Store:
 
     def find_workflow(self, name: str) -> WorkflowRow | None:
         with Session(self.engine) as session:
-            return session.execute(select(WorkflowRow).where(WorkflowRow.name == name)).scalars().first()
+            return session.execute(select(WorkflowRow).where(col(WorkflowRow.name) == name)).scalars().first()
 
     def workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRow]:
         with Session(self.engine) as session:
-            query = select(WorkflowVersionRow).where(WorkflowVersionRow.workflow_id == workflow_id).order_by(WorkflowVersionRow.version)  # type: ignore[arg-type]
+            query = (
+                select(WorkflowVersionRow)
+                .where(col(WorkflowVersionRow.workflow_id) == workflow_id)
+                .order_by(col(WorkflowVersionRow.version))
+            )
             return list(session.execute(query).scalars())
 
     # --- drafts (the Builder's unsaved edits) ------------------------------------------------
@@ -216,7 +231,7 @@ class Store:
 
     def list_drafts(self, *, limit: int = 50) -> list[DraftRow]:
         """Drafts, newest first."""
-        query = select(DraftRow).order_by(DraftRow.updated_at.desc()).limit(limit)  # type: ignore[attr-defined]
+        query = select(DraftRow).order_by(col(DraftRow.updated_at).desc()).limit(limit)
         with Session(self.engine) as session:
             return list(session.execute(query).scalars())
 
@@ -265,7 +280,9 @@ class Store:
         self.writer.put_statement(
             update(RUNS)
             .where(RUNS.c.run_id == run_id)
-            .values(status="running", owner=owner, heartbeat_at=time.time(), finished_at=None, resumed=RUNS.c.resumed + 1),
+            .values(
+                status="running", owner=owner, heartbeat_at=time.time(), finished_at=None, resumed=RUNS.c.resumed + 1
+            ),
             run_id,
         )
 
@@ -288,15 +305,19 @@ class Store:
     def list_runs(self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None) -> list[RunRow]:
         query = select(RunRow)
         if status:
-            query = query.where(RunRow.status == status)  # type: ignore[arg-type]
+            query = query.where(col(RunRow.status) == status)
         if workflow_id:
-            query = query.where(RunRow.workflow_id == workflow_id)  # type: ignore[arg-type]
-        query = query.order_by(RunRow.created_at.desc()).limit(limit)  # type: ignore[attr-defined]
+            query = query.where(col(RunRow.workflow_id) == workflow_id)
+        query = query.order_by(col(RunRow.created_at).desc()).limit(limit)
         with Session(self.engine) as session:
             return list(session.execute(query).scalars())
 
     def events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
-        query = select(EventRow).where(EventRow.run_id == run_id, EventRow.seq > after).order_by(EventRow.seq)  # type: ignore[arg-type]
+        query = (
+            select(EventRow)
+            .where(col(EventRow.run_id) == run_id, col(EventRow.seq) > after)
+            .order_by(col(EventRow.seq))
+        )
         if limit is not None:
             query = query.limit(limit)
         with Session(self.engine) as session:
@@ -304,7 +325,11 @@ class Store:
             return [Event(r.seq, r.run_id, r.ts, r.type, r.node_id, r.data) for r in rows]  # type: ignore[arg-type]
 
     def node_executions(self, run_id: str) -> list[NodeExecutionRow]:
-        query = select(NodeExecutionRow).where(NodeExecutionRow.run_id == run_id).order_by(NodeExecutionRow.started_seq)  # type: ignore[arg-type]
+        query = (
+            select(NodeExecutionRow)
+            .where(col(NodeExecutionRow.run_id) == run_id)
+            .order_by(col(NodeExecutionRow.started_seq))
+        )
         with Session(self.engine) as session:
             return list(session.execute(query).scalars())
 
@@ -323,7 +348,7 @@ class Store:
     def mark_interrupted(self) -> list[str]:
         """Mark runs whose owning process is gone as ``interrupted``; returns their ids."""
         with Session(self.engine) as session:
-            running = list(session.execute(select(RunRow).where(RunRow.status == "running")).scalars())
+            running = list(session.execute(select(RunRow).where(col(RunRow.status) == "running")).scalars())
         dead = [r.run_id for r in running if not owner_alive(r.owner, heartbeat_at=r.heartbeat_at)]
         if dead:
             with self.engine.begin() as conn:

@@ -18,8 +18,9 @@ import re
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy import text as sql
@@ -27,8 +28,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
 
-from engine.errors import EngineError
 from datadir import folder_for, private_sqlite
+from engine.errors import EngineError
 from engine.store.tables import SCHEMA_APP, DraftRow, MetaRow
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -120,7 +121,9 @@ def open_engine(url: str) -> Engine:
         try:
             folder_for(path)  # the data folder: 0700
         except OSError as exc:
-            raise StoreError(f"cannot create the data directory {path.parent}: {exc.strerror} (it is not writable)") from None
+            raise StoreError(
+                f"cannot create the data directory {path.parent}: {exc.strerror} (it is not writable)"
+            ) from None
         _check_writable(path.parent)
         _check_sqlite_file(path)
         try:
@@ -190,6 +193,7 @@ def _check_sqlite_file(path: Path) -> None:
 
 # --- migrations: applied in order, each recorded once -------------------------------
 
+
 def _initial(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
 
@@ -219,7 +223,12 @@ MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     (
         "0002_token_flags",
         _add_missing_columns(
-            {"runs": [("tokens_estimated", "BOOLEAN NOT NULL DEFAULT FALSE"), ("failed_tokens", "INTEGER NOT NULL DEFAULT 0")]}
+            {
+                "runs": [
+                    ("tokens_estimated", "BOOLEAN NOT NULL DEFAULT FALSE"),
+                    ("failed_tokens", "INTEGER NOT NULL DEFAULT 0"),
+                ]
+            }
         ),
     ),
     ("0003_drafts", _drafts),

@@ -16,12 +16,14 @@ own writes fail are failed; the others keep every event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import Engine, and_, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -108,7 +110,7 @@ class Writer:
                 self._cond.wait(left)
         return True
 
-    def committed_future(self, run_id: str, seq: int) -> "asyncio.Future[bool]":
+    def committed_future(self, run_id: str, seq: int) -> asyncio.Future[bool]:
         """A future (of the running loop) resolved once ``seq`` of ``run_id`` is committed (True) or failed (False)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
@@ -139,10 +141,8 @@ class Writer:
     def close(self, timeout: float = 30.0) -> None:
         if self._stopping:
             return
-        try:
+        with contextlib.suppress(TimeoutError, RuntimeError):
             self.flush(timeout)
-        except (TimeoutError, RuntimeError):
-            pass
         self._stopping = True
         self._queue.put(None)
         self._thread.join(timeout)
@@ -220,14 +220,17 @@ class Writer:
                 self._cond.notify_all()
 
     def _mark_failed(self, work: list[Any], error: str) -> None:
-        """Best effort: record the runs of a failed batch as failed (if this fails too, they read as interrupted later)."""
+        """Best effort: record the runs of a failed batch as failed (if this fails too, they read as
+        interrupted later)."""
         runs = {run for run in map(_run_of, work) if run is not None}
         if not runs:
             return
         try:
             with self.engine.begin() as conn:
                 conn.execute(
-                    update(RUNS).where(RUNS.c.run_id.in_(sorted(runs)), RUNS.c.status == "running").values(status="failed", error=error)
+                    update(RUNS)
+                    .where(RUNS.c.run_id.in_(sorted(runs)), RUNS.c.status == "running")
+                    .values(status="failed", error=error)
                 )
         except (SQLAlchemyError, OSError) as exc:
             logger.error("could not mark runs %s failed either: %s", sorted(runs), _reason(exc))
@@ -288,7 +291,9 @@ class _Projection:
 
     def _event(self, e: Event) -> None:
         data = e.data
-        self.events.append({"run_id": e.run_id, "seq": e.seq, "ts": e.ts, "type": e.type, "node_id": e.node_id, "data": dict(data)})
+        self.events.append(
+            {"run_id": e.run_id, "seq": e.seq, "ts": e.ts, "type": e.type, "node_id": e.node_id, "data": dict(data)}
+        )
         run = self._run(e.run_id)
         run["last_seq"] = e.seq
         kind = e.type
@@ -297,7 +302,11 @@ class _Projection:
                 self._flush()
                 self.conn.execute(
                     delete(NODES).where(
-                        and_(NODES.c.run_id == e.run_id, NODES.c.node_id == e.node_id, NODES.c.execution == data.get("execution", 0))
+                        and_(
+                            NODES.c.run_id == e.run_id,
+                            NODES.c.node_id == e.node_id,
+                            NODES.c.execution == data.get("execution", 0),
+                        )
                     )
                 )
             row = {
@@ -328,22 +337,24 @@ class _Projection:
                 changes["input"] = data["input"]
             self._finish_node(e, changes)
         elif kind == "node.skipped":
-            self.new_nodes.append({
-                "run_id": e.run_id,
-                "node_id": e.node_id,
-                "execution": data.get("execution", 0),
-                "iteration": data.get("iteration", 0),
-                "status": "skipped",
-                "started_at": e.ts,
-                "finished_at": e.ts,
-                "duration_ms": 0.0,
-                "attempts": 0,
-                "input": None,
-                "output": None,
-                "error": None,
-                "started_seq": e.seq,
-                "reused": False,
-            })
+            self.new_nodes.append(
+                {
+                    "run_id": e.run_id,
+                    "node_id": e.node_id,
+                    "execution": data.get("execution", 0),
+                    "iteration": data.get("iteration", 0),
+                    "status": "skipped",
+                    "started_at": e.ts,
+                    "finished_at": e.ts,
+                    "duration_ms": 0.0,
+                    "attempts": 0,
+                    "input": None,
+                    "output": None,
+                    "error": None,
+                    "started_seq": e.seq,
+                    "reused": False,
+                }
+            )
         elif kind == "llm.completed":
             tokens = self.tokens.setdefault(e.run_id, [0, 0, 0])
             prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
@@ -386,7 +397,7 @@ class _Projection:
             self.open_nodes.clear()
 
 
-def _resolve(future: "asyncio.Future[bool]", value: bool) -> None:
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
     if not future.done():
         future.set_result(value)
 

@@ -138,7 +138,9 @@ def start_studio(
     ]  # fmt: skip
     log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it until it ends
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=app_dir or APP_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=app_dir or APP_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     log.close()
     studio = Studio(f"http://127.0.0.1:{port}", port, data_dir, log_path, proc, started, env)
     if wait:
@@ -160,7 +162,9 @@ def wait_healthy(studio: Studio, timeout: float = 60.0) -> float:
             pass
         if time.monotonic() > deadline:
             studio.stop()
-            raise RuntimeError(f"streamlit did not answer /_stcore/health within {timeout:.0f} s:\n{studio.log()[-4000:]}")
+            raise RuntimeError(
+                f"streamlit did not answer /_stcore/health within {timeout:.0f} s:\n{studio.log()[-4000:]}"
+            )
         time.sleep(0.05)
 
 
@@ -183,7 +187,9 @@ def flow_node(page: Any, node_id: str) -> Any:
 
 def wait_idle(page: Any, timeout: float = 30_000) -> None:
     """Until Streamlit's script is not running (the page shows the result of the last rerun)."""
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", state="attached", timeout=timeout)
+    page.wait_for_selector(
+        "[data-testid='stApp'][data-test-script-state='notRunning']", state="attached", timeout=timeout
+    )
 
 
 def settle(page: Any, quiet_ms: int = 800, timeout: float = 30_000) -> None:
@@ -200,7 +206,10 @@ def settle(page: Any, quiet_ms: int = 800, timeout: float = 30_000) -> None:
         """(quiet) => {
             const app = document.querySelector("[data-testid='stApp']");
             const now = performance.now();
-            if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') { window.__settleBusy = now; return false; }
+            if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') {
+                window.__settleBusy = now;
+                return false;
+            }
             return now - window.__settleBusy >= quiet;
         }""",
         arg=quiet_ms,
@@ -277,7 +286,9 @@ def full_page_png(page: Any, path: Path) -> Path:
     return path
 
 
-def chain_workflow(name: str, n: int, *, kind: str = "transform", prompt: str = "Step {i}: {{{{ inputs.topic }}}}") -> dict[str, Any]:
+def chain_workflow(
+    name: str, n: int, *, kind: str = "transform", prompt: str = "Step {i}: {{{{ inputs.topic }}}}"
+) -> dict[str, Any]:
     """A valid workflow: input -> ``n`` nodes in a line (``kind`` "transform" or "agent") -> output."""
     nodes: list[dict[str, Any]] = [{"id": "start", "type": "input", "position": {"x": 0, "y": 0}}]
     edges: list[dict[str, str]] = []
@@ -289,12 +300,26 @@ def chain_workflow(name: str, n: int, *, kind: str = "transform", prompt: str = 
         if kind == "agent":
             config = {"prompt": prompt.format(i=i)}
         row, col = divmod(i, per_row)
-        nodes.append({"id": node_id, "type": kind, "label": f"Step {i}", "position": {"x": col * 240, "y": row * 110}, "config": config})
+        nodes.append(
+            {
+                "id": node_id,
+                "type": kind,
+                "label": f"Step {i}",
+                "position": {"x": col * 240, "y": row * 110},
+                "config": config,
+            }
+        )
         edges.append({"source": prev, "target": node_id})
         prev = node_id
     row, col = divmod(n + 1, per_row)
-    nodes.append({"id": "result", "type": "output", "position": {"x": col * 240, "y": row * 110},
-                  "config": {"value": f"{{{{ nodes.{prev}.output }}}}"}})
+    nodes.append(
+        {
+            "id": "result",
+            "type": "output",
+            "position": {"x": col * 240, "y": row * 110},
+            "config": {"value": f"{{{{ nodes.{prev}.output }}}}"},
+        }
+    )
     edges.append({"source": prev, "target": "result"})
     return {
         "format": "workflow/v1",

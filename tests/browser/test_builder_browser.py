@@ -49,7 +49,9 @@ def test_opening_an_example_shows_every_node_on_the_canvas(page: Any, studio: An
         expect(drawn).to_contain_text(node.get("label") or node["id"])
     expect(flow(page).locator(".react-flow__node")).to_have_count(len(TRIAGE["nodes"]))
     expect(flow(page).locator(".react-flow__edge")).to_have_count(len(TRIAGE["edges"]))
-    expect(page.get_by_text(f"Valid — {len(TRIAGE['nodes'])} nodes, {len(TRIAGE['edges'])} edges. Ready to run.")).to_be_visible()
+    expect(
+        page.get_by_text(f"Valid — {len(TRIAGE['nodes'])} nodes, {len(TRIAGE['edges'])} edges. Ready to run.")
+    ).to_be_visible()
 
     # clicking a node opens its form in the side panel
     settle(page)

@@ -70,8 +70,11 @@ def test_reload_after_an_edit_restores_it_10_of_10_times(page: Any, studio: Any)
         restored += 1
     store.close()
     latencies.sort()
-    print(f"reload after an edit restored it {restored} of 10 times; dialogs: {dialogs.count('beforeunload')}; "
-          f"click to draft stored: best {latencies[0]:.3f} s, median {latencies[len(latencies) // 2]:.3f} s, worst {latencies[-1]:.3f} s")
+    print(
+        f"reload after an edit restored it {restored} of 10 times; dialogs: {dialogs.count('beforeunload')}; "
+        f"click to draft stored: best {latencies[0]:.3f} s, median {latencies[len(latencies) // 2]:.3f} s, "
+        f"worst {latencies[-1]:.3f} s"
+    )
     assert len(latencies) == 10 and latencies[len(latencies) // 2] < 1.0, latencies
     assert restored == 10
     assert dialogs.count("beforeunload") == 10, "each reload with unsaved changes asked first"
@@ -173,7 +176,9 @@ def test_a_conditions_values_are_offered_for_when_and_tab_skips_delete(page: Any
     page.get_by_role("textbox", name="Label", exact=True).focus()
     for _ in range(3):
         page.keyboard.press("Tab")
-        focused = page.evaluate("() => (document.activeElement.innerText || document.activeElement.getAttribute('aria-label') || '')")
+        focused = page.evaluate(
+            "() => (document.activeElement.innerText || document.activeElement.getAttribute('aria-label') || '')"
+        )
         assert "delete" not in focused.lower(), focused
     flow(page).locator("[data-testid='rf__edge-condition_1->result[true]']").click(force=True)
     settle(page)
@@ -185,7 +190,9 @@ def test_a_conditions_values_are_offered_for_when_and_tab_skips_delete(page: Any
     value = page.get_by_role("textbox", name="Value", exact=True)
     value.fill("medium")
     value.press("Tab")  # the case: Tab from the value field landed on "Delete edge"
-    focused = page.evaluate("() => (document.activeElement.innerText || document.activeElement.getAttribute('aria-label') || '')")
+    focused = page.evaluate(
+        "() => (document.activeElement.innerText || document.activeElement.getAttribute('aria-label') || '')"
+    )
     assert "delete" not in focused.lower(), focused
     expect(flow(page).locator("[data-testid='rf__edge-condition_1->result[medium]']")).to_have_count(1)
 

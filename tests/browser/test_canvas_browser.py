@@ -95,7 +95,8 @@ def test_seven_nodes_fit_readably_and_the_canvas_takes_the_width(page: Any, stud
     # hiding the side panel gives the canvas at least 70 % of the 1400 px window, and it is fitted again
     page.get_by_text("Side panel", exact=True).click()
     page.wait_for_function(
-        f"() => [...document.querySelectorAll(\"{FLOW_IFRAME}\")].some(f => f.getBoundingClientRect().width >= 0.7 * 1400)"
+        f'() => [...document.querySelectorAll("{FLOW_IFRAME}")]'
+        ".some(f => f.getBoundingClientRect().width >= 0.7 * 1400)"
     )
     expect(flow(page).locator(".react-flow__node")).to_have_count(7)
     settle(page)

@@ -19,7 +19,8 @@ CLOSED = "http://127.0.0.1:9/"  # where the markdown image points; nothing may r
 FRAME_CHECK = """() => ({
     imgX: [...document.querySelectorAll('img')].filter(i => i.getAttribute('src') === 'x').length,
     imgClosed: [...document.querySelectorAll('img')].filter(i => (i.src || '').startsWith('http://127.0.0.1:9/')).length,
-    jsLinks: [...document.querySelectorAll('a[href]')].filter(a => a.getAttribute('href').trim().toLowerCase().startsWith('javascript:')).length,
+    jsLinks: [...document.querySelectorAll('a[href]')]
+        .filter(a => a.getAttribute('href').trim().toLowerCase().startsWith('javascript:')).length,
     alertScripts: [...document.querySelectorAll('script')].filter(s => /alert\\(/.test(s.textContent || '')).length,
     onerror: document.querySelectorAll('[onerror]').length,
 })"""

@@ -22,7 +22,7 @@ def table_rows(frame: Any) -> list[dict[str, str]]:
     rows = []
     for row in table.locator("tbody tr").all():
         cells = [c.strip() for c in row.locator("td").all_text_contents()]
-        rows.append(dict(zip(headers, cells)))
+        rows.append(dict(zip(headers, cells, strict=False)))  # a short row keeps the cells it has
     return rows
 
 

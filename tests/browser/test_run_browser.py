@@ -96,7 +96,9 @@ SKEWED_DATE = """(() => {
 })();"""
 
 
-def test_live_graph_follows_a_run_when_the_browser_clock_is_ahead(page: Any, hostile_studio: Any, fake_endpoint: Any) -> None:
+def test_live_graph_follows_a_run_when_the_browser_clock_is_ahead(
+    page: Any, hostile_studio: Any, fake_endpoint: Any
+) -> None:
     page.add_init_script(SKEWED_DATE)
     fake_endpoint.enqueue_text("A slow, harmless answer.", delay_s=2.5)  # the graph is drawn while the agent runs
     run_from_home(page, hostile_studio, "calculator_agent")

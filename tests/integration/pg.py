@@ -24,6 +24,7 @@ Register with ``pytest_plugins = [..., "tests.integration.pg"]`` in
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -43,7 +44,10 @@ ENV_URL = "TEST_POSTGRES_URL"
 
 def _pg_bin() -> Path | None:
     """The newest Debian PostgreSQL bin directory, else initdb/pg_ctl on PATH."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: [int(x) if x.isdigit() else 0 for x in Path(p).parent.name.split(".")])
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: [int(x) if x.isdigit() else 0 for x in Path(p).parent.name.split(".")],
+    )
     for folder in reversed(found):
         if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
             return Path(folder)
@@ -76,7 +80,8 @@ class _Server:
 
     def __init__(self, bin_dir: Path):
         self.bin = bin_dir
-        self.dir = Path(tempfile.mkdtemp(prefix="pgtest-", dir="/tmp" if os.path.isdir("/tmp") else None))  # short socket path, reachable by postgres
+        # short socket path, reachable by postgres
+        self.dir = Path(tempfile.mkdtemp(prefix="pgtest-", dir="/tmp" if os.path.isdir("/tmp") else None))
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"
         self.port = _free_port()
@@ -100,7 +105,19 @@ class _Server:
             os.chown(self.dir, entry.pw_uid, entry.pw_gid)
         self.dir.chmod(0o755)
         self._run(
-            [str(self.bin / "initdb"), "-D", str(self.data), "-U", PG_USER, "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+            [
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                PG_USER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
             "initdb",
         )
         options = (
@@ -108,20 +125,41 @@ class _Server:
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         try:
-            self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "30", "-o", options, "start"], "pg_ctl start")
+            self._run(
+                [
+                    str(self.bin / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log),
+                    "-w",
+                    "-t",
+                    "30",
+                    "-o",
+                    options,
+                    "start",
+                ],
+                "pg_ctl start",
+            )
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; server log: {_log_tail(self.log)}") from None
         self.started = True
         createdb = self.bin / "createdb"
-        self._run([str(createdb), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, "testdb"], "createdb", as_server=False)
+        self._run(
+            [str(createdb), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, "testdb"],
+            "createdb",
+            as_server=False,
+        )
         return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{self.port}/testdb"
 
     def stop(self) -> None:
         if self.started:
-            try:
-                self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"], "pg_ctl stop", timeout=30)
-            except (RuntimeError, subprocess.TimeoutExpired):
-                pass
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                self._run(
+                    [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+                    "pg_ctl stop",
+                    timeout=30,
+                )
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from engine import load_workflow, run_workflow
-from engine.untrusted import read_blocks
 from engine.llm.offline_model import OfflineChatModel
 from engine.llm.openai_model import OpenAIChatModel
+from engine.untrusted import read_blocks
 from tests.fake_openai import FakeOpenAIServer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "memory_chat.json"
@@ -30,11 +30,15 @@ def _fresh_memory_backends() -> None:
 
 async def test_offline_model_remembers_a_name_across_runs() -> None:
     workflow = load_workflow(EXAMPLE)
-    first = await run_workflow(workflow, {"message": "My name is Alice.", "user": "t1"}, llm=OfflineChatModel(token_delay_s=0))
+    first = await run_workflow(
+        workflow, {"message": "My name is Alice.", "user": "t1"}, llm=OfflineChatModel(token_delay_s=0)
+    )
     assert first.status == "completed", first.error
     saved = _events(first, "memory.saved")
     assert saved and saved[0].data["agent_id"] == "assistant-t1" and saved[0].data["ids"]
-    second = await run_workflow(workflow, {"message": "What's my name?", "user": "t1"}, llm=OfflineChatModel(token_delay_s=0))
+    second = await run_workflow(
+        workflow, {"message": "What's my name?", "user": "t1"}, llm=OfflineChatModel(token_delay_s=0)
+    )
     assert second.status == "completed", second.error
     recalled = _events(second, "memory.recalled")[0].data
     assert recalled["agent_id"] == "assistant-t1" and recalled["query"] == "What's my name?"
@@ -65,7 +69,9 @@ async def test_endpoint_receives_the_memory_block_and_the_conversation(fake_open
 async def test_memories_are_separate_per_agent_id() -> None:
     workflow = load_workflow(EXAMPLE)
     await run_workflow(workflow, {"message": "My name is Alice.", "user": "a"}, llm=OfflineChatModel(token_delay_s=0))
-    other = await run_workflow(workflow, {"message": "What's my name?", "user": "b"}, llm=OfflineChatModel(token_delay_s=0))
+    other = await run_workflow(
+        workflow, {"message": "What's my name?", "user": "b"}, llm=OfflineChatModel(token_delay_s=0)
+    )
     assert _events(other, "memory.recalled")[0].data["hits"] == []
     assert "Alice" not in other.result["reply"]
 

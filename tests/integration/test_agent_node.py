@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from engine import load_workflow, run_workflow
-from engine.untrusted import read_blocks
+from engine.costs import Usage
 from engine.llm import default_chat_model
 from engine.llm.offline_model import OfflineChatModel
 from engine.llm.openai_model import OpenAIChatModel
-from engine.costs import Usage
+from engine.untrusted import read_blocks
 from tests.fake_openai import FakeOpenAIServer, TextReply
 from tools import tool
 
@@ -61,7 +61,9 @@ async def test_streamed_tokens_concatenate_to_the_output(fake_openai: FakeOpenAI
     assert result.status == "completed", result.error
     tokens = _of(result, "llm.token")
     assert len(tokens) > 1
-    assert "".join(e.data["delta"] for e in tokens) == result.result["out"] == "Paris has about two million inhabitants."
+    assert (
+        "".join(e.data["delta"] for e in tokens) == result.result["out"] == "Paris has about two million inhabitants."
+    )
     body = fake_openai.requests[0]
     assert body["model"] == "test-model"
     assert body["messages"] == [

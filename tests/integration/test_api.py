@@ -238,11 +238,13 @@ def follow_sse(
     if last_event_id is not None:
         headers["Last-Event-ID"] = str(last_event_id)
     params = {"after": after} if after is not None else {}
-    with httpx.Client(timeout=STREAM_TIMEOUT) as client:
-        with client.stream("GET", f"{server.url}/runs/{run_id}/events", params=params, headers=headers) as response:
-            assert response.status_code == 200, response.read()
-            assert response.headers["content-type"].startswith("text/event-stream")
-            return [check_frame(m) for m in parse_sse(response.iter_lines())]
+    with (
+        httpx.Client(timeout=STREAM_TIMEOUT) as client,
+        client.stream("GET", f"{server.url}/runs/{run_id}/events", params=params, headers=headers) as response,
+    ):
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return [check_frame(m) for m in parse_sse(response.iter_lines())]
 
 
 def follow_ws(
@@ -402,12 +404,14 @@ def test_twenty_concurrent_sse_clients_get_identical_complete_sequences(api: Ser
 
     def listen(index: int) -> list[dict[str, Any]]:
         headers = {"Accept": "text/event-stream"}
-        with httpx.Client(timeout=STREAM_TIMEOUT) as client:
-            with client.stream("GET", f"{api.url}/runs/{run_id}/events", headers=headers) as response:
-                messages = parse_sse(response.iter_lines())
-                events = read_until(messages, at_gate("gate1"))
-                all_at_gate.wait()
-                return events + [check_frame(m) for m in messages]
+        with (
+            httpx.Client(timeout=STREAM_TIMEOUT) as client,
+            client.stream("GET", f"{api.url}/runs/{run_id}/events", headers=headers) as response,
+        ):
+            messages = parse_sse(response.iter_lines())
+            events = read_until(messages, at_gate("gate1"))
+            all_at_gate.wait()
+            return events + [check_frame(m) for m in messages]
 
     with ThreadPoolExecutor(clients) as pool:
         futures = [pool.submit(listen, i) for i in range(clients)]
@@ -423,18 +427,17 @@ def test_sse_sends_keepalive_comments_while_idle(api: Server, tmp_path: Path) ->
     gates = Gates(tmp_path, "idle")
     run_id = start_run(api, {"workflow": gated_workflow(), "inputs": gates.inputs})
     comments: list[str] = []
-    with httpx.Client(timeout=STREAM_TIMEOUT) as client:
-        with client.stream(
-            "GET", f"{api.url}/runs/{run_id}/events", headers={"Accept": "text/event-stream"}
-        ) as response:
-            messages = parse_sse(response.iter_lines(), on_comment=comments.append)
-            read_until(messages, at_gate("gate1"))
-            before = len(comments)
-            deadline = time.monotonic() + 10
-            opener = threading.Timer(1.2, gates.open_all)  # idle for 1.2 s (keep-alive every 0.3 s here)
-            opener.start()
-            rest = [check_frame(m) for m in messages]
-            opener.join()
+    with httpx.Client(timeout=STREAM_TIMEOUT) as client, client.stream(
+        "GET", f"{api.url}/runs/{run_id}/events", headers={"Accept": "text/event-stream"}
+    ) as response:
+        messages = parse_sse(response.iter_lines(), on_comment=comments.append)
+        read_until(messages, at_gate("gate1"))
+        before = len(comments)
+        deadline = time.monotonic() + 10
+        opener = threading.Timer(1.2, gates.open_all)  # idle for 1.2 s (keep-alive every 0.3 s here)
+        opener.start()
+        rest = [check_frame(m) for m in messages]
+        opener.join()
     assert time.monotonic() < deadline
     assert len(comments) - before >= 2, comments
     assert rest[-1]["type"] == "run.completed"
@@ -808,11 +811,10 @@ def test_token_is_required_on_a_non_loopback_bind(secure_api: Server) -> None:
     assert_complete(events)
     # WebSocket: refused before any event without a token or with a wrong one ...
     for suffix, headers in (("", None), ("&token=wrong", None), ("", wrong)):
-        with pytest.raises(InvalidStatus) as refused:
-            with ws_connect(
-                f"{secure_api.ws_url}/runs/{run_id}/ws?after=0{suffix}", additional_headers=headers, open_timeout=10
-            ) as ws:
-                ws.recv(timeout=5)
+        with pytest.raises(InvalidStatus) as refused, ws_connect(
+            f"{secure_api.ws_url}/runs/{run_id}/ws?after=0{suffix}", additional_headers=headers, open_timeout=10
+        ) as ws:
+            ws.recv(timeout=5)
         assert refused.value.response.status_code == 401
     # ... accepted with the header or ?token=.
     assert follow_ws(secure_api, run_id)[0] == events

@@ -118,9 +118,11 @@ def test_only_loopback_names_and_the_bound_address_are_served(api: Server, host:
 def test_a_websocket_under_a_foreign_host_is_refused_before_any_event(api: Server) -> None:
     run_id = start_run(api, {"workflow": example_doc()})
     follow_sse(api, run_id)
-    with pytest.raises(InvalidStatus) as refused:
-        with ws_open(api, f"/runs/{run_id}/ws", host=f"evil.example:{api.port}") as ws:
-            ws.recv(timeout=5)
+    with (
+        pytest.raises(InvalidStatus) as refused,
+        ws_open(api, f"/runs/{run_id}/ws", host=f"evil.example:{api.port}") as ws,
+    ):
+        ws.recv(timeout=5)
     assert refused.value.response.status_code == 400
     with ws_open(api, f"/runs/{run_id}/ws", host=f"localhost:{api.port}") as ws:
         assert json.loads(ws.recv(timeout=10))["seq"] == 1
@@ -191,18 +193,19 @@ def test_a_websocket_from_a_foreign_page_is_refused_before_any_event(api: Server
     run_id = start_run(api, {"workflow": example_doc()})
     events = follow_sse(api, run_id)
     for origin in (EVIL, "null"):
-        with pytest.raises(InvalidStatus) as refused:
-            with ws_open(api, f"/runs/{run_id}/ws", headers={"Origin": origin}) as ws:
-                ws.recv(timeout=5)
+        with (
+            pytest.raises(InvalidStatus) as refused,
+            ws_open(api, f"/runs/{run_id}/ws", headers={"Origin": origin}) as ws,
+        ):
+            ws.recv(timeout=5)
         assert refused.value.response.status_code == 403
     with ws_open(api, f"/runs/{run_id}/ws", headers={"Origin": api.url}) as ws:  # same origin
         assert json.loads(ws.recv(timeout=10)) == events[0]
     # Shared on purpose: the token does not let a foreign page in; an origin in API_CORS_ORIGINS may.
     shared_run = start_run(shared_api, {"workflow": example_doc()})
     path = f"/runs/{shared_run}/ws?token={TOKEN}"
-    with pytest.raises(InvalidStatus) as refused:
-        with ws_open(shared_api, path, headers={"Origin": EVIL}) as ws:
-            ws.recv(timeout=5)
+    with pytest.raises(InvalidStatus) as refused, ws_open(shared_api, path, headers={"Origin": EVIL}) as ws:
+        ws.recv(timeout=5)
     assert refused.value.response.status_code == 403
     with ws_open(shared_api, path, headers={"Origin": UI}) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "run.started"
@@ -323,14 +326,16 @@ def test_half_open_connections_are_closed_and_streams_are_not(tmp_path: Path) ->
         gates = Gates(tmp_path, "long-stream")
         run_id = start_run(server, {"workflow": gated_workflow(), "inputs": gates.inputs})
         accept = {"Accept": "text/event-stream"}
-        with httpx.Client(timeout=STREAM_TIMEOUT) as client:
-            with client.stream("GET", f"{server.url}/runs/{run_id}/events", headers=accept) as response:
-                messages = parse_sse(response.iter_lines())
-                seen = read_until(messages, at_gate("gate1"))
-                time.sleep(2.5)  # past the timeout, with the stream idle but for keep-alive comments
-                closed = sum(_closed_by_server(sock) for sock in sockets)
-                gates.open_all()
-                seen += [check_frame(m) for m in messages]
+        with (
+            httpx.Client(timeout=STREAM_TIMEOUT) as client,
+            client.stream("GET", f"{server.url}/runs/{run_id}/events", headers=accept) as response,
+        ):
+            messages = parse_sse(response.iter_lines())
+            seen = read_until(messages, at_gate("gate1"))
+            time.sleep(2.5)  # past the timeout, with the stream idle but for keep-alive comments
+            closed = sum(_closed_by_server(sock) for sock in sockets)
+            gates.open_all()
+            seen += [check_frame(m) for m in messages]
         assert_complete(seen)
         assert closed == len(sockets), f"{len(sockets) - closed} of {len(sockets)} half-open connections still open"
     finally:

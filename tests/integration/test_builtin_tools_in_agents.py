@@ -15,8 +15,18 @@ from tests.fake_openai import FakeOpenAIServer
 CASES: list[tuple[str, dict[str, Any], str, Any]] = [
     ("calculator", {"expression": "6 * 7"}, "What is 6 * 7?", lambda r: r["result"] == 42),
     ("python", {"code": "sum(range(5))"}, "Run this:\n```\nsum(range(5))\n```", lambda r: r["result"]["value"] == 10),
-    ("file_reader", {"path": "meeting_notes.md"}, "Read meeting_notes.md please", lambda r: "Weekly" in r["result"]["content"]),
-    ("web_search", {"query": "durable workflows"}, "Search for \"durable workflows\"", lambda r: "search unavailable" in r["error"]),
+    (
+        "file_reader",
+        {"path": "meeting_notes.md"},
+        "Read meeting_notes.md please",
+        lambda r: "Weekly" in r["result"]["content"],
+    ),
+    (
+        "web_search",
+        {"query": "durable workflows"},
+        'Search for "durable workflows"',
+        lambda r: "search unavailable" in r["error"],
+    ),
 ]
 
 

@@ -181,16 +181,28 @@ def test_run_accepts_a_yaml_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("pairs", "expected"),
     [
-        (["n=3.5", "xs=[1, \"two\", 3]", "flag=true", "s=hello world"], {"n": 3.5, "xs": [1, "two", 3], "flag": True, "s": "hello world"}),
-        (["n=-2", "flag=false", "obj={\"k\": [1]}"], {"n": -2, "flag": False, "obj": {"k": [1]}}),
+        (
+            ["n=3.5", 'xs=[1, "two", 3]', "flag=true", "s=hello world"],
+            {"n": 3.5, "xs": [1, "two", 3], "flag": True, "s": "hello world"},
+        ),
+        (["n=-2", "flag=false", 'obj={"k": [1]}'], {"n": -2, "flag": False, "obj": {"k": [1]}}),
         (["s=[not json"], {"s": "[not json"}),
         (["s=a=b"], {"s": "a=b"}),
-        (["s=\"42\""], {"s": "42"}),
+        (['s="42"'], {"s": "42"}),
         (["s="], {"s": ""}),
     ],
-    ids=["number-list-bool-string", "negative-false-object", "unparsable-is-string", "equals-in-value", "json-string", "empty"],
+    ids=[
+        "number-list-bool-string",
+        "negative-false-object",
+        "unparsable-is-string",
+        "equals-in-value",
+        "json-string",
+        "empty",
+    ],
 )
-def test_input_values_are_json_when_they_parse_else_strings(tmp_path: Path, pairs: list[str], expected: dict[str, Any]) -> None:
+def test_input_values_are_json_when_they_parse_else_strings(
+    tmp_path: Path, pairs: list[str], expected: dict[str, Any]
+) -> None:
     args = [a for pair in pairs for a in ("--input", pair)]
     proc = run_cli(tmp_path, "run", str(write(tmp_path, echo())), *args)
     got = result_of(proc)["all"]
@@ -226,8 +238,18 @@ def test_events_file_has_one_json_line_per_event_gap_free(tmp_path: Path) -> Non
     ("node", "words"),
     [
         ({"id": "divide", "type": "transform", "config": {"expression": "inputs.x / 0"}}, ("division", "zero")),
-        ({"id": "divide", "type": "transform", "config": {"expression": "nodes.start.output.missing_key + 1"}}, ("missing_key",)),
-        ({"id": "divide", "type": "transform", "config": {"template": "value: {{ nodes.start.output.missing_key }}"}}, ("missing_key",)),
+        (
+            {"id": "divide", "type": "transform", "config": {"expression": "nodes.start.output.missing_key + 1"}},
+            ("missing_key",),
+        ),
+        (
+            {
+                "id": "divide",
+                "type": "transform",
+                "config": {"template": "value: {{ nodes.start.output.missing_key }}"},
+            },
+            ("missing_key",),
+        ),
     ],
     ids=["zero-division", "undefined-expression", "undefined-template"],
 )
@@ -349,7 +371,7 @@ def test_missing_mistyped_and_unknown_inputs_exit_2_naming_each(tmp_path: Path) 
         "--input",
         "ratio=fast",
         "--input",
-        "tags={\"a\": 1}",
+        'tags={"a": 1}',
         "--input",
         "bogus_extra=1",
         "--events",
@@ -372,9 +394,16 @@ def test_missing_mistyped_and_unknown_inputs_exit_2_naming_each(tmp_path: Path) 
         ["--input", "count=1", "--input", "topic=x", "--input", "novalue"],
         ["--input", "count=1", "--input", "topic=x", "--inputs-json", "[1, 2]"],
         ["--input", "count=1", "--input", "topic=x", "--inputs-json", "{broken"],
-        ["--inputs-json", "{\"count\": 1}"],
+        ["--inputs-json", '{"count": 1}'],
     ],
-    ids=["float-for-integer", "bool-for-integer", "no-equals", "inputs-json-not-object", "inputs-json-malformed", "topic-missing"],
+    ids=[
+        "float-for-integer",
+        "bool-for-integer",
+        "no-equals",
+        "inputs-json-not-object",
+        "inputs-json-malformed",
+        "topic-missing",
+    ],
 )
 def test_bad_inputs_exit_2(tmp_path: Path, args: list[str]) -> None:
     proc = run_cli(tmp_path, "run", str(write(tmp_path, needs_inputs())), *args)
@@ -385,7 +414,9 @@ def test_bad_inputs_exit_2(tmp_path: Path, args: list[str]) -> None:
 
 
 def test_good_inputs_for_the_same_workflow_run(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path, "run", str(write(tmp_path, needs_inputs())), "--input", "count=3", "--input", "topic=42 owls")
+    proc = run_cli(
+        tmp_path, "run", str(write(tmp_path, needs_inputs())), "--input", "count=3", "--input", "topic=42 owls"
+    )
     assert result_of(proc) == {"out": {"count": 3, "topic": "42 owls", "ratio": 0.5, "tags": []}}
 
 
@@ -408,7 +439,9 @@ def test_offline_mark_goes_to_stderr_not_stdout(tmp_path: Path) -> None:
     completed = [e for e in events if e["type"] == "llm.completed"]
     assert completed and all(e["data"]["model"] == "offline" for e in completed)
     text = "".join(e["data"]["delta"] for e in events if e["type"] == "llm.token")
-    node_output = next(e["data"]["output"] for e in events if e["type"] == "node.completed" and e["node_id"] == "writer")
+    node_output = next(
+        e["data"]["output"] for e in events if e["type"] == "node.completed" and e["node_id"] == "writer"
+    )
     assert text == node_output == result["out"]
 
 
@@ -453,7 +486,9 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_event(proc: subprocess.Popen[str], path: Path, event_type: str, deadline_s: float = 30) -> list[dict[str, Any]]:
+def wait_for_event(
+    proc: subprocess.Popen[str], path: Path, event_type: str, deadline_s: float = 30
+) -> list[dict[str, Any]]:
     """Tail the events file until an event of ``event_type`` shows up while ``proc`` still runs."""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
@@ -602,8 +637,18 @@ def _free_port() -> int:
 BAD_URLS = [  # (id, how it is given, URL, words the one line must hold)
     ("db-not-a-url", "--db", "notaurl", ["'notaurl'", "not a database URL", "postgresql+psycopg://"]),
     ("env-not-a-url", "DATABASE_URL", "notaurl", ["DATABASE_URL", "'notaurl'", "not a database URL"]),
-    ("db-mysql-no-driver", "--db", "mysql://ann:s3cret-pw@localhost/studio", ["mysql://ann:***@localhost/studio", "MySQLdb", "not installed"]),
-    ("env-mysql-no-driver", "DATABASE_URL", "mysql://ann:s3cret-pw@localhost/studio", ["DATABASE_URL", "MySQLdb", "not installed"]),
+    (
+        "db-mysql-no-driver",
+        "--db",
+        "mysql://ann:s3cret-pw@localhost/studio",
+        ["mysql://ann:***@localhost/studio", "MySQLdb", "not installed"],
+    ),
+    (
+        "env-mysql-no-driver",
+        "DATABASE_URL",
+        "mysql://ann:s3cret-pw@localhost/studio",
+        ["DATABASE_URL", "MySQLdb", "not installed"],
+    ),
     ("db-unknown-database", "--db", "nosuchdb://localhost/x", ["'nosuchdb'", "cannot open"]),
     ("db-password-no-scheme", "--db", "ann:s3cret-pw@localhost", ["ann:***@localhost", "not a database URL"]),
 ]
@@ -637,7 +682,9 @@ def test_a_store_url_that_cannot_be_used_is_one_line_and_exit_2(
 
 
 @pytest.mark.parametrize("scheme", ["postgres", "postgresql"])  # Heroku-style, and driverless
-def test_postgres_and_postgresql_urls_open_postgresql_with_psycopg(tmp_path: Path, postgres_url: str, scheme: str) -> None:
+def test_postgres_and_postgresql_urls_open_postgresql_with_psycopg(
+    tmp_path: Path, postgres_url: str, scheme: str
+) -> None:
     from tests.integration.pg import _fresh_postgres_database
 
     fresh = _fresh_postgres_database(postgres_url)
@@ -669,8 +716,10 @@ def test_a_missing_tools_module_is_one_line_and_the_run_goes_on(tmp_path: Path) 
     assert result_of(proc) == {"out": 42}
     assert "Traceback" not in proc.stderr, proc.stderr
     named = [line for line in proc.stderr.splitlines() if "no_such_mod" in line]
-    assert named == ["tool plugin module 'no_such_mod' (from $TOOLS_MODULES) failed to load: "
-                     "ModuleNotFoundError: No module named 'no_such_mod'"], proc.stderr
+    assert named == [
+        "tool plugin module 'no_such_mod' (from $TOOLS_MODULES) failed to load: "
+        "ModuleNotFoundError: No module named 'no_such_mod'"
+    ], proc.stderr
 
 
 def test_a_missing_tools_module_is_one_line_in_the_api_log(tmp_path: Path) -> None:
@@ -680,7 +729,11 @@ def test_a_missing_tools_module_is_one_line_in_the_api_log(tmp_path: Path) -> No
     env = cli_env(tmp_path, TOOLS_MODULES="no_such_mod")
     server = subprocess.Popen(
         [sys.executable, "-m", "engine", "serve", "--port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + TIMEOUT_S
@@ -701,8 +754,11 @@ def test_a_missing_tools_module_is_one_line_in_the_api_log(tmp_path: Path) -> No
         _, stderr = server.communicate(timeout=TIMEOUT_S)
     assert "Traceback" not in stderr, stderr
     named = [line for line in stderr.splitlines() if "no_such_mod" in line]
-    assert named == ["tool plugin module 'no_such_mod' (from $TOOLS_MODULES) failed to load: "
-                     "ModuleNotFoundError: No module named 'no_such_mod'"], stderr
+    assert named == [
+        "tool plugin module 'no_such_mod' (from $TOOLS_MODULES) failed to load: "
+        "ModuleNotFoundError: No module named 'no_such_mod'"
+    ], stderr
+
 
 # --------------------------------------------------------------------------- estimated counts, failed tries
 
@@ -720,7 +776,9 @@ def test_estimated_counts_and_failed_tries_are_labelled(tmp_path: Path) -> None:
     lines = proc.stderr.splitlines()
     failed = next(line for line in lines if "try failed" in line)
     assert "(estimated)" in failed and "retrying" in failed and "cut the answer off" in failed
-    assert any("llm fake-model:" in line and line.rstrip().endswith("tokens (estimated)") for line in lines), proc.stderr
+    assert any("llm fake-model:" in line and line.rstrip().endswith("tokens (estimated)") for line in lines), (
+        proc.stderr
+    )
     note = next(line for line in lines if line.startswith("note: ~"))
     assert "estimated" in note and "in failed tries" in note
     listed = run_cli(tmp_path, "runs", env=env)

@@ -95,9 +95,8 @@ def test_the_websocket_refuses_foreign_hosts_and_origins(
         with open_ws(dashboard, host, headers) as ws:
             assert ws.protocol.state.name == "OPEN"
         return
-    with pytest.raises(InvalidStatus) as caught:
-        with open_ws(dashboard, host, headers) as ws:
-            ws.recv(timeout=5)
+    with pytest.raises(InvalidStatus) as caught, open_ws(dashboard, host, headers) as ws:
+        ws.recv(timeout=5)
     assert caught.value.response.status_code == refused
 
 

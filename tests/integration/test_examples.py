@@ -35,7 +35,9 @@ async def test_research_assistant_runs_its_researchers_in_parallel() -> None:
     assert set(result.result["report"]) == {"question", "for", "against", "summary"}
 
 
-@pytest.mark.parametrize(("severity", "route", "ran", "skipped"), [(5, "urgent", "escalate", "reply"), (2, "normal", "reply", "escalate")])
+@pytest.mark.parametrize(
+    ("severity", "route", "ran", "skipped"), [(5, "urgent", "escalate", "reply"), (2, "normal", "reply", "escalate")]
+)
 async def test_triage_takes_one_branch_and_merges(severity: int, route: str, ran: str, skipped: str) -> None:
     result = await run_workflow(load_workflow(EXAMPLES / "triage_branch.json"), {"severity": severity})
     assert result.result["result"]["route"] == route
@@ -85,10 +87,16 @@ async def test_python_stats_runs_in_the_sandbox() -> None:
 @pytest.mark.parametrize(
     ("numbers", "status", "expected"),
     [
-        ([7], "completed",
-         {"stats": {"mean": 7, "median": 7, "stdev": 0.0}, "verdict": "The numbers are tightly grouped."}),
-        ([], "failed",
-         "tool 'python' failed: StatisticsError: mean requires at least one data point (line 3 of the code)"),
+        (
+            [7],
+            "completed",
+            {"stats": {"mean": 7, "median": 7, "stdev": 0.0}, "verdict": "The numbers are tightly grouped."},
+        ),
+        (
+            [],
+            "failed",
+            "tool 'python' failed: StatisticsError: mean requires at least one data point (line 3 of the code)",
+        ),
     ],
     ids=["one-number", "no-numbers"],
 )

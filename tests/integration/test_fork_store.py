@@ -70,5 +70,11 @@ def test_a_failed_fork_resumes_with_its_config_edit(
         assert runtime.resume(fork) == fork
         info = runtime.wait(fork, 30)
     assert info.status == "completed", info.error
-    assert [user_text(r).split(":")[0] for r in fake_openai.requests] == ["Outline rivers.", "Draft from", "Edit", "Trim", "Trim"]
+    assert [user_text(r).split(":")[0] for r in fake_openai.requests] == [
+        "Outline rivers.",
+        "Draft from",
+        "Edit",
+        "Trim",
+        "Trim",
+    ]
     assert info.forked_from == {"run_id": source, "node": "c", "config": {"prompt": "Trim: {{ nodes.b.output }}"}}

@@ -144,8 +144,8 @@ def test_embeds_through_the_official_client(
     assert embedder.name == "openai:text-embedding-3-small"
     assert embedder.dim == 1536 and [len(v) for v in vectors] == [1536, 1536, 1536]
     assert all(abs(sum(x * x for x in v) - 1) < 1e-6 for v in vectors)  # re-normalised
-    closer = sum(a * b for a, b in zip(vectors[0], vectors[2]))
-    farther = sum(a * b for a, b in zip(vectors[0], vectors[1]))
+    closer = sum(a * b for a, b in zip(vectors[0], vectors[2], strict=True))
+    farther = sum(a * b for a, b in zip(vectors[0], vectors[1], strict=True))
     assert closer > farther  # order kept although the server answered in reverse
     request = embeddings_server.requests[0]
     assert request["model"] == "text-embedding-3-small"

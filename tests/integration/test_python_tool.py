@@ -366,8 +366,8 @@ SANDBOX_CASES = [
     SandboxCase("repo-absent", lambda c: f"open({str(REPO / 'README.md')!r}).read()",
                 lambda r, c: _fails_with(r, "FileNotFoundError")),
     SandboxCase("secret-files-absent",
-                lambda c: "out = []\nfor p in %r:\n    try:\n        out.append(open(p).read())\n"
-                          "    except OSError as e:\n        out.append(type(e).__name__)\nout" % c["secrets"],
+                lambda c: f"out = []\nfor p in {c['secrets']!r}:\n    try:\n        out.append(open(p).read())\n"
+                          "    except OSError as e:\n        out.append(type(e).__name__)\nout",
                 lambda r, c: r["value"] == ["FileNotFoundError"] * len(c["secrets"]) and SECRET not in repr(r)),
     SandboxCase("private-root", lambda c: "import os\nsorted(os.listdir('/'))",
                 lambda r, c: set(r["value"]) <= {"usr", "bin", "lib", "lib64", "sbin", "proc", "dev", "tmp"}),

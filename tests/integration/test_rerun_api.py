@@ -68,7 +68,10 @@ def test_rerun_reuses_upstream_nodes_and_pins_reach_downstream_templates(api: Se
     assert set(answer.json()) == {"run_id"} and new_id != run_id
     events = follow_sse(api, new_id)
     assert_complete(events)
-    assert [user_text(r) for r in model.requests[before:]] == ["Draft from: PINNED outline", "Edit: echo: Draft from: PINNED outline"]
+    assert [user_text(r) for r in model.requests[before:]] == [
+        "Draft from: PINNED outline",
+        "Edit: echo: Draft from: PINNED outline",
+    ]
     started = events[0]
     assert started["data"]["forked_from"] == {"run_id": run_id, "node": "b", "outputs": ["a"]}
     reused = [e["node_id"] for e in events if e["type"] == "node.completed" and e["data"].get("reused")]
@@ -77,7 +80,9 @@ def test_rerun_reuses_upstream_nodes_and_pins_reach_downstream_templates(api: Se
         record = client.get(f"/runs/{new_id}").json()
         listed = {r["run_id"]: r for r in client.get("/runs").json()}
     assert record["forked_from"] == {"run_id": run_id, "node": "b", "outputs": ["a"]}
-    assert record["status"] == "completed" and record["result"] == {"out": "echo: Edit: echo: Draft from: PINNED outline"}
+    assert record["status"] == "completed" and record["result"] == {
+        "out": "echo: Edit: echo: Draft from: PINNED outline"
+    }
     assert listed[new_id]["forked_from"]["run_id"] == run_id and listed[run_id]["forked_from"] is None
 
 
@@ -136,14 +141,15 @@ def test_rerun_needs_a_known_finished_run_and_a_json_body(api: Server, tmp_path:
         assert form.status_code == 415
     gates = Gates(tmp_path, "rerun")
     run_id = start_run(api, {"workflow": gated_workflow("rerun gated"), "inputs": gates.inputs})
-    with httpx.Client(timeout=STREAM_TIMEOUT, headers=api.headers) as client:
-        with client.stream("GET", f"{api.url}/runs/{run_id}/events", headers={"Accept": "text/event-stream"}) as response:
-            messages = parse_sse(response.iter_lines())
-            events = read_until(messages, at_gate("gate1"))
-            running = client.post(f"{api.url}/runs/{run_id}/rerun", json={"from": "editor"})
-            assert running.status_code == 409 and "running" in running.json()["detail"]
-            assert client.post(f"{api.url}/runs/{run_id}/cancel").status_code == 202
-            events += [check_frame(m) for m in messages]
+    with httpx.Client(timeout=STREAM_TIMEOUT, headers=api.headers) as client, client.stream(
+        "GET", f"{api.url}/runs/{run_id}/events", headers={"Accept": "text/event-stream"}
+    ) as response:
+        messages = parse_sse(response.iter_lines())
+        events = read_until(messages, at_gate("gate1"))
+        running = client.post(f"{api.url}/runs/{run_id}/rerun", json={"from": "editor"})
+        assert running.status_code == 409 and "running" in running.json()["detail"]
+        assert client.post(f"{api.url}/runs/{run_id}/cancel").status_code == 202
+        events += [check_frame(m) for m in messages]
     assert_complete(events, terminal="run.cancelled")
     # a cancelled run reruns: the writer agent is reused, the gate and what follows run
     gates.open_all()
@@ -152,5 +158,8 @@ def test_rerun_needs_a_known_finished_run_and_a_json_body(api: Server, tmp_path:
     assert answer.status_code == 202, answer.text
     fork = follow_sse(api, answer.json()["run_id"])
     assert_complete(fork)
-    assert [e["node_id"] for e in fork if e["type"] == "node.completed" and e["data"].get("reused")] == ["start", "writer"]
+    assert [e["node_id"] for e in fork if e["type"] == "node.completed" and e["data"].get("reused")] == [
+        "start",
+        "writer",
+    ]
     assert len(model.requests) == before + 1  # the editor only

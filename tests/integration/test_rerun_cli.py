@@ -76,7 +76,9 @@ def test_pinned_output_reaches_the_rerun_node_and_reused_nodes_make_no_request(
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[0]["type"] == "run.started"
     assert events[0]["data"]["forked_from"] == {"run_id": run_id, "node": "c", "outputs": ["b"]}
-    reused = {e["node_id"]: e["data"]["output"] for e in events if e["type"] == "node.completed" and e["data"].get("reused")}
+    reused = {
+        e["node_id"]: e["data"]["output"] for e in events if e["type"] == "node.completed" and e["data"].get("reused")
+    }
     assert set(reused) == {"start", "a", "b"} and reused["b"] == "PINNED draft"
     assert [e["node_id"] for e in events if e["type"] == "llm.completed"] == ["c"]
     assert "reused a" in proc.stderr
@@ -85,7 +87,11 @@ def test_pinned_output_reaches_the_rerun_node_and_reused_nodes_make_no_request(
         row = store.get_run(new_id)
         assert row is not None and row.forked_from == {"run_id": run_id, "node": "c", "outputs": ["b"]}
         assert {n.node_id: n.reused for n in store.node_executions(new_id)} == {
-            "start": True, "a": True, "b": True, "c": False, "out": False,
+            "start": True,
+            "a": True,
+            "b": True,
+            "c": False,
+            "out": False,
         }
         assert store.get_run(run_id).forked_from is None  # type: ignore[union-attr]
     finally:
@@ -94,7 +100,11 @@ def test_pinned_output_reaches_the_rerun_node_and_reused_nodes_make_no_request(
     assert shown.returncode == 0, shown.stderr
     assert f"forked from: run {run_id} at node 'c', pinned outputs: b" in shown.stdout
     assert [line.split()[-3] for line in shown.stdout.splitlines() if line.strip().startswith("+")] == [
-        "reused", "reused", "reused", "completed", "completed",
+        "reused",
+        "reused",
+        "reused",
+        "completed",
+        "completed",
     ]
 
 
@@ -161,9 +171,15 @@ def _interrupted_run(tmp_path: Path) -> str:
     ("args", "expected"),
     [
         (["--from", "nope"], ["node 'nope': no such node in this workflow version (its nodes: start, a, b, c, out)"]),
-        (["--from", "b", "--output", "c=1", "--output", "zz=2"], ["output 'c': node 'c' runs again", "output 'zz': no node"]),
+        (
+            ["--from", "b", "--output", "c=1", "--output", "zz=2"],
+            ["output 'c': node 'c' runs again", "output 'zz': no node"],
+        ),
         (["--from", "c", "--output", "b=not json"], ["--output b: the value is not JSON"]),
-        (["--from", "c", "--config", '{"prompt": 5, "colour": "red"}'], ["config.prompt", "config.colour: unknown key"]),
+        (
+            ["--from", "c", "--config", '{"prompt": 5, "colour": "red"}'],
+            ["config.prompt", "config.colour: unknown key"],
+        ),
         (["--from", "c", "--config", "[1]"], ["--config must be a JSON object"]),
     ],
 )

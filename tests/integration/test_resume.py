@@ -76,7 +76,11 @@ async def itest_flaky(label: str, value: int) -> int:
 
 
 def step(node_id: str, value: str, label: str | None = None) -> dict[str, Any]:
-    return {"id": node_id, "type": "tool", "config": {"tool": "itest_step", "args": {"label": label or node_id, "value": value}}}
+    return {
+        "id": node_id,
+        "type": "tool",
+        "config": {"tool": "itest_step", "args": {"label": label or node_id, "value": value}},
+    }
 
 
 def chain_doc() -> dict[str, Any]:
@@ -137,7 +141,11 @@ def flaky_doc() -> dict[str, Any]:
         "nodes": [
             {"id": "start", "type": "input"},
             step("s1", "{{ inputs.x }}"),
-            {"id": "flaky", "type": "tool", "config": {"tool": "itest_flaky", "args": {"label": "flaky", "value": "{{ nodes.s1.output }}"}}},
+            {
+                "id": "flaky",
+                "type": "tool",
+                "config": {"tool": "itest_flaky", "args": {"label": "flaky", "value": "{{ nodes.s1.output }}"}},
+            },
             step("s3", "{{ nodes.flaky.output }}"),
             {"id": "out", "type": "output", "config": {"value": "{{ nodes.s3.output }}"}},
         ],
@@ -197,7 +205,13 @@ class Workspace:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "engine", *args], cwd=REPO, env=self.env, check=False, capture_output=True, text=True, timeout=TIMEOUT_S
+            [sys.executable, "-m", "engine", *args],
+            cwd=REPO,
+            env=self.env,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
         )
 
     def start(self, *args: str) -> subprocess.Popen[str]:
@@ -295,7 +309,9 @@ def run_id_from_events(path: Path) -> str | None:
     return str(json.loads(first)["run_id"])
 
 
-def kill_mid_node(ws: Workspace, doc: dict[str, Any], node_id: str, execution: int, label: str) -> tuple[str, set[tuple[str, int]]]:
+def kill_mid_node(
+    ws: Workspace, doc: dict[str, Any], node_id: str, execution: int, label: str
+) -> tuple[str, set[tuple[str, int]]]:
     """Run ``doc`` in a subprocess, SIGKILL it while ``node_id`` #``execution`` runs; returns the run id and the
     (node, execution) pairs whose completion was committed by then."""
     hold = ws.hold(label)
@@ -304,7 +320,11 @@ def kill_mid_node(ws: Workspace, doc: dict[str, Any], node_id: str, execution: i
     try:
         run_id = wait_for(lambda: run_id_from_events(events_file), proc, what="the first event")
         wait_for(lambda: ws.counts()[label] >= 1, proc, what=f"tool label {label} to start")
-        wait_for(lambda: (node_id, execution, "running") in ws.node_rows(run_id), proc, what=f"{node_id} #{execution} committed as running")
+        wait_for(
+            lambda: (node_id, execution, "running") in ws.node_rows(run_id),
+            proc,
+            what=f"{node_id} #{execution} committed as running",
+        )
         assert proc.poll() is None
     finally:
         os.kill(proc.pid, signal.SIGKILL)
@@ -337,7 +357,9 @@ def check_resumed_log(ws: Workspace, run_id: str, expected: Any) -> None:
 CHAIN_LABELS = {"s1": 1, "s2": 1, "s3": 1, "s4": 1}
 
 
-@pytest.mark.parametrize("target", ["s1", "s3", "s4"], ids=["first-slow-node", "middle-after-a-skip", "last-before-output"])
+@pytest.mark.parametrize(
+    "target", ["s1", "s3", "s4"], ids=["first-slow-node", "middle-after-a-skip", "last-before-output"]
+)
 def test_sigkill_mid_node_then_resume_finishes_the_run(ws: Workspace, target: str) -> None:
     run_id, completed_before = kill_mid_node(ws, chain_doc(), target, 0, target)
     before_kill = ws.counts()
@@ -349,7 +371,9 @@ def test_sigkill_mid_node_then_resume_finishes_the_run(ws: Workspace, target: st
     counts = ws.counts()
     for node_id, _execution in completed_before:
         if node_id in CHAIN_LABELS:
-            assert before_kill[node_id] == 1 and counts[node_id] == 1, f"{node_id} completed before the kill but ran again"
+            assert before_kill[node_id] == 1 and counts[node_id] == 1, (
+                f"{node_id} completed before the kill but ran again"
+            )
     assert counts[target] == 2, counts  # the interrupted node starts again from its beginning
     assert counts == Counter({**CHAIN_LABELS, target: 2}), counts
     assert "never" not in counts
@@ -361,7 +385,7 @@ def test_sigkill_mid_node_then_resume_finishes_the_run(ws: Workspace, target: st
     # the resumed run's own events continue the seq numbering
     resumed_events = [json.loads(line) for line in (ws.root / "resume.jsonl").read_text().splitlines()]
     assert resumed_events and resumed_events[-1]["type"] == "run.completed"
-    assert [e["seq"] for e in resumed_events] == ws.seqs(run_id)[-len(resumed_events):]
+    assert [e["seq"] for e in resumed_events] == ws.seqs(run_id)[-len(resumed_events) :]
 
 
 def test_sigkill_in_the_second_loop_iteration_then_resume(ws: Workspace) -> None:
@@ -374,7 +398,11 @@ def test_sigkill_in_the_second_loop_iteration_then_resume(ws: Workspace) -> None
     assert ws.counts() == Counter({"step0": 1, "step1": 2, "step2": 1})
     check_resumed_log(ws, run_id, {"out": 21})
     rows = ws.node_rows(run_id)
-    assert [(n, e, s) for n, e, s in rows if n == "step"] == [("step", 0, "completed"), ("step", 1, "completed"), ("step", 2, "completed")]
+    assert [(n, e, s) for n, e, s in rows if n == "step"] == [
+        ("step", 0, "completed"),
+        ("step", 1, "completed"),
+        ("step", 2, "completed"),
+    ]
 
 
 def test_sigkill_then_show_runs_and_resume_on_postgres(tmp_path: Path, postgres_url: str) -> None:
@@ -396,7 +424,12 @@ def test_after_a_crash_the_run_shows_interrupted_and_is_listed(ws: Workspace) ->
     assert show.returncode == 0, show.stderr
     assert "interrupted" in show.stdout.splitlines()[0]
     nodes = timeline(show.stdout)
-    assert nodes[:4] == [("start", 0, "completed"), ("s1", 0, "completed"), ("gate", 0, "completed"), ("never", 0, "skipped")]
+    assert nodes[:4] == [
+        ("start", 0, "completed"),
+        ("s1", 0, "completed"),
+        ("gate", 0, "completed"),
+        ("never", 0, "skipped"),
+    ]
     assert nodes[4][:2] == ("s2", 0) and nodes[4][2] in ("running", "interrupted"), nodes
     assert ws.run_row(run_id)["status"] == "interrupted"
     runs = ws.cli("runs")
@@ -429,7 +462,9 @@ def test_a_failed_run_can_be_resumed_after_fixing_the_cause(ws: Workspace) -> No
     types = ws.event_types(run_id)
     assert types.count("run.started") == 1 and types.count("run.failed") == 1 and types[-1] == "run.completed"
     row = ws.run_row(run_id)
-    assert row["status"] == "completed" and row["result"] == {"out": 103} and row["error"] is None and row["resumed"] == 1
+    assert (
+        row["status"] == "completed" and row["result"] == {"out": 103} and row["error"] is None and row["resumed"] == 1
+    )
     ws.integrity_ok()
 
 

@@ -118,7 +118,11 @@ def agent_doc(name: str = "rt-agent") -> dict[str, Any]:
             {"id": "count", "type": "transform", "config": {"expression": "inputs.topic | length"}},
             {"id": "writer", "type": "agent", "config": {"prompt": "Write two sentences about {{ inputs.topic }}."}},
             {"id": "critic", "type": "agent", "config": {"prompt": "Criticise: {{ nodes.writer.output }}"}},
-            {"id": "out", "type": "output", "config": {"value": {"n": "{{ nodes.count.output }}", "text": "{{ nodes.critic.output }}"}}},
+            {
+                "id": "out",
+                "type": "output",
+                "config": {"value": {"n": "{{ nodes.count.output }}", "text": "{{ nodes.critic.output }}"}},
+            },
         ],
         "edges": [
             {"source": "start", "target": "count"},
@@ -137,7 +141,11 @@ def tool_doc(key: str, name: str = "rt-tool", seconds: float = 10.0) -> dict[str
         "nodes": [
             {"id": "start", "type": "input"},
             {"id": "before", "type": "transform", "config": {"expression": "1"}},
-            {"id": "slow", "type": "tool", "config": {"tool": "itest_rt_slow", "args": {"key": key, "seconds": seconds}}},
+            {
+                "id": "slow",
+                "type": "tool",
+                "config": {"tool": "itest_rt_slow", "args": {"key": key, "seconds": seconds}},
+            },
             {"id": "after", "type": "transform", "config": {"expression": "2"}},
             {"id": "out", "type": "output", "config": {"value": "{{ nodes.slow.output }}"}},
         ],
@@ -211,7 +219,10 @@ def dead_pid() -> int:
 
 
 def test_50_concurrent_runs_from_several_threads_lose_and_duplicate_nothing(
-    store_url: str, make_runtime: Callable[..., Runtime], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    store_url: str,
+    make_runtime: Callable[..., Runtime],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("OFFLINE_TOKEN_DELAY_S", "0.001")  # runs overlap and interleave their writes
     caplog.set_level(logging.ERROR)
@@ -265,7 +276,10 @@ def test_50_concurrent_runs_from_several_threads_lose_and_duplicate_nothing(
 
 
 def test_two_runtimes_on_one_sqlite_file_run_concurrently_without_locking(
-    sqlite_url: str, make_runtime: Callable[..., Runtime], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    sqlite_url: str,
+    make_runtime: Callable[..., Runtime],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Like the dashboard and a CLI run sharing the default store: two writers on one file."""
     monkeypatch.setenv("OFFLINE_TOKEN_DELAY_S", "0.001")
@@ -300,7 +314,9 @@ def test_two_runtimes_on_one_sqlite_file_run_concurrently_without_locking(
     assert "locked" not in caplog.text and "could not be written" not in caplog.text, caplog.text
 
 
-def test_concurrent_first_submits_of_a_new_workflow_all_start(store_url: str, make_runtime: Callable[..., Runtime]) -> None:
+def test_concurrent_first_submits_of_a_new_workflow_all_start(
+    store_url: str, make_runtime: Callable[..., Runtime]
+) -> None:
     rt = make_runtime(database_url=store_url)
     barrier = threading.Barrier(8)
     errors: list[str] = []
@@ -353,7 +369,9 @@ def test_a_submit_naming_its_run_id_starts_that_run_once(store_url: str, make_ru
 
 
 @pytest.mark.parametrize("bad", ["", "ABC", "0" * 31, "g" * 32, "0" * 32 + "\n", "../" + "0" * 29])
-def test_a_run_id_that_is_not_32_hex_digits_is_refused(sqlite_url: str, make_runtime: Callable[..., Runtime], bad: str) -> None:
+def test_a_run_id_that_is_not_32_hex_digits_is_refused(
+    sqlite_url: str, make_runtime: Callable[..., Runtime], bad: str
+) -> None:
     rt = make_runtime(database_url=sqlite_url)
     with pytest.raises(ValueError, match="32 lowercase hex digits"):
         rt.submit(agent_doc("bad id"), {}, run_id=bad)
@@ -421,7 +439,9 @@ def assert_cancelled_run(rt: Runtime, run_id: str, node_id: str) -> list[Event]:
     return events
 
 
-def test_cancel_from_another_thread_mid_llm_call(sqlite_url: str, make_runtime: Callable[..., Runtime], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cancel_from_another_thread_mid_llm_call(
+    sqlite_url: str, make_runtime: Callable[..., Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OFFLINE_TOKEN_DELAY_S", "0.5")  # each streamed chunk takes half a second
     rt = make_runtime(database_url=sqlite_url)
     run_id = rt.submit(agent_doc(), {})
@@ -433,7 +453,10 @@ def test_cancel_from_another_thread_mid_llm_call(sqlite_url: str, make_runtime: 
 
 
 def test_cancel_from_another_thread_mid_http_llm_call(
-    sqlite_url: str, make_runtime: Callable[..., Runtime], monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAIServer
+    sqlite_url: str,
+    make_runtime: Callable[..., Runtime],
+    monkeypatch: pytest.MonkeyPatch,
+    fake_openai: FakeOpenAIServer,
 ) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
@@ -529,7 +552,12 @@ def test_status_of_a_finished_run_from_a_fresh_runtime_comes_from_the_store(
     info = fresh.status(run_id)
     assert info is not None
     assert (info.status, info.result, info.error, info.last_seq, info.inputs, info.workflow_name) == (
-        "completed", before.result, None, len(events), {"topic": "memory"}, "rt-agent"
+        "completed",
+        before.result,
+        None,
+        len(events),
+        {"topic": "memory"},
+        "rt-agent",
     )
     assert (info.prompt_tokens, info.completion_tokens) == (before.prompt_tokens, before.completion_tokens)
     assert info.prompt_tokens > 0
@@ -577,12 +605,16 @@ def test_shutdown_cancels_running_runs_and_leaves_nothing_running(
         store.close()
 
 
-def test_a_new_runtime_marks_a_dead_process_run_interrupted(store_url: str, make_runtime: Callable[..., Runtime]) -> None:
+def test_a_new_runtime_marks_a_dead_process_run_interrupted(
+    store_url: str, make_runtime: Callable[..., Runtime]
+) -> None:
     store = Store(store_url)
     try:
         ref = store.save_workflow(agent_doc())
         dead, alive = uuid.uuid4().hex, uuid.uuid4().hex
-        store.create_run(run_id=dead, workflow=ref, inputs={"topic": "x"}, owner=f"{socket.gethostname()}:{dead_pid()}:999")
+        store.create_run(
+            run_id=dead, workflow=ref, inputs={"topic": "x"}, owner=f"{socket.gethostname()}:{dead_pid()}:999"
+        )
         store.create_run(run_id=alive, workflow=ref, inputs={"topic": "x"}, owner=process_owner())
         store.flush()
     finally:
@@ -596,7 +628,9 @@ def test_a_new_runtime_marks_a_dead_process_run_interrupted(store_url: str, make
     assert rt.running() == []  # but not run by this runtime
 
 
-def test_the_heartbeat_keeps_a_long_run_fresh(sqlite_url: str, make_runtime: Callable[..., Runtime], probe: tuple[str, ToolProbe]) -> None:
+def test_the_heartbeat_keeps_a_long_run_fresh(
+    sqlite_url: str, make_runtime: Callable[..., Runtime], probe: tuple[str, ToolProbe]
+) -> None:
     key, seen = probe
     rt = make_runtime(database_url=sqlite_url, heartbeat_s=0.05)
     run_id = rt.submit(tool_doc(key, seconds=0.6), {})

@@ -20,7 +20,8 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,8 @@ from engine.store import Store, StoreError, process_owner
 from engine.store import writer as writer_module
 from engine.store.db import sqlite_path
 from engine.store.tables import EventRow
-from tests.readonly import unwritable
 from engine.store.writer import RUNS
+from tests.readonly import unwritable
 
 pytest_plugins = ["tests.integration.pg"]
 
@@ -84,7 +85,11 @@ def chain_doc(name: str = "store-chain", prompt: str = "Say something about {{ i
             {"id": "start", "type": "input"},
             {"id": "double", "type": "transform", "config": {"expression": "inputs.n * 2"}},
             {"id": "writer", "type": "agent", "config": {"prompt": prompt}},
-            {"id": "out", "type": "output", "config": {"value": {"double": "{{ nodes.double.output }}", "text": "{{ nodes.writer.output }}"}}},
+            {
+                "id": "out",
+                "type": "output",
+                "config": {"value": {"double": "{{ nodes.double.output }}", "text": "{{ nodes.writer.output }}"}},
+            },
         ],
         "edges": [
             {"source": "start", "target": "double"},
@@ -108,7 +113,11 @@ def loop_doc(name: str = "store-loop") -> dict[str, Any]:
             {"id": "no", "type": "transform", "config": {"template": "odd {{ nodes.round.output }}"}},
             {"id": "join", "type": "transform", "config": {"expression": "nodes.yes.output or nodes.no.output"}},
             {"id": "check", "type": "condition", "config": {"expression": "nodes.round.output >= inputs.rounds"}},
-            {"id": "out", "type": "output", "config": {"value": {"last": "{{ nodes.join.output }}", "rounds": "{{ nodes.round.output }}"}}},
+            {
+                "id": "out",
+                "type": "output",
+                "config": {"value": {"last": "{{ nodes.join.output }}", "rounds": "{{ nodes.round.output }}"}},
+            },
         ],
         "edges": [
             {"source": "start", "target": "round"},
@@ -132,10 +141,18 @@ def failing_doc(name: str = "store-failing") -> dict[str, Any]:
         "nodes": [
             {"id": "start", "type": "input"},
             {"id": "ok", "type": "transform", "config": {"expression": "1 + 1"}},
-            {"id": "boom", "type": "tool", "config": {"tool": "itest_store_fail", "args": {"message": "the tool broke on purpose"}}},
+            {
+                "id": "boom",
+                "type": "tool",
+                "config": {"tool": "itest_store_fail", "args": {"message": "the tool broke on purpose"}},
+            },
             {"id": "out", "type": "output", "config": {"value": "{{ nodes.boom.output }}"}},
         ],
-        "edges": [{"source": "start", "target": "ok"}, {"source": "ok", "target": "boom"}, {"source": "boom", "target": "out"}],
+        "edges": [
+            {"source": "start", "target": "ok"},
+            {"source": "ok", "target": "boom"},
+            {"source": "boom", "target": "out"},
+        ],
     }
 
 
@@ -147,9 +164,17 @@ def slow_doc(name: str = "store-slow", first_s: float = 0.3, second_s: float = 0
         "nodes": [
             {"id": "start", "type": "input"},
             {"id": "a", "type": "transform", "config": {"expression": "1"}},
-            {"id": "slow1", "type": "tool", "config": {"tool": "itest_store_sleep", "args": {"seconds": first_s, "value": "{{ nodes.a.output }}"}}},
+            {
+                "id": "slow1",
+                "type": "tool",
+                "config": {"tool": "itest_store_sleep", "args": {"seconds": first_s, "value": "{{ nodes.a.output }}"}},
+            },
             {"id": "b", "type": "transform", "config": {"expression": "nodes.slow1.output * 10"}},
-            {"id": "slow2", "type": "tool", "config": {"tool": "itest_store_sleep", "args": {"seconds": second_s, "value": "{{ nodes.b.output }}"}}},
+            {
+                "id": "slow2",
+                "type": "tool",
+                "config": {"tool": "itest_store_sleep", "args": {"seconds": second_s, "value": "{{ nodes.b.output }}"}},
+            },
             {"id": "out", "type": "output", "config": {"value": "{{ nodes.slow2.output }}"}},
         ],
         "edges": [
@@ -184,7 +209,7 @@ def run_to_end(rt: Runtime, doc: dict[str, Any], inputs: dict[str, Any] | None =
 
 def assert_gap_free(events: list[Event], run_id: str) -> None:
     seqs = [e.seq for e in events]
-    gaps = [(a, b) for a, b in zip([0, *seqs], seqs) if b != a + 1]
+    gaps = [(a, b) for a, b in pairwise([0, *seqs]) if b != a + 1]
     assert not gaps, f"seq not 1..n without gaps: {len(seqs)} events, jumps (from, to): {gaps[:5]}"
     assert {e.run_id for e in events} == {run_id}
 
@@ -272,7 +297,9 @@ def test_every_event_is_stored_once_with_seq_1_to_n(runtime: Runtime, store_url:
     table = EventRow.__table__  # type: ignore[attr-defined]
     with runtime.store.engine.connect() as conn:
         total, distinct, top = conn.execute(
-            select(func.count(), func.count(func.distinct(table.c.seq)), func.max(table.c.seq)).where(table.c.run_id == run_id)
+            select(func.count(), func.count(func.distinct(table.c.seq)), func.max(table.c.seq)).where(
+                table.c.run_id == run_id
+            )
         ).one()
     assert total == distinct == top == len(in_memory)
     # (run_id, seq) is unique in the database itself, not just by luck
@@ -480,7 +507,19 @@ def test_an_empty_file_or_our_own_database_opens(tmp_path: Path) -> None:
 
 def _says_why_unwritable(message: str) -> bool:
     lowered = message.lower()
-    return any(w in lowered for w in ("read-only", "read only", "readonly", "not writable", "unwritable", "permission", "not permitted", "cannot write"))
+    return any(
+        w in lowered
+        for w in (
+            "read-only",
+            "read only",
+            "readonly",
+            "not writable",
+            "unwritable",
+            "permission",
+            "not permitted",
+            "cannot write",
+        )
+    )
 
 
 def test_a_read_only_data_dir_without_a_store_refuses_with_the_path(tmp_path: Path) -> None:
@@ -573,10 +612,8 @@ def test_a_failed_store_write_leaves_a_consistent_failed_run_in_the_store(
 ) -> None:
     run_id = runtime.submit(slow_doc(), {})
     runtime.wait(run_id, timeout=WAIT_S)
-    try:
+    with suppress(RuntimeError):
         runtime.store.flush()
-    except RuntimeError:
-        pass
     integrity_ok(store_url)
     stored = runtime.store.events(run_id)
     row = runtime.store.get_run(run_id)
@@ -604,7 +641,12 @@ def tiny_tmpfs(folder: Path, size: str) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         pytest.skip("a full disk needs a tiny tmpfs mount, which needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=False, capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tiny tmpfs to fill up here: {mounted.stderr.strip()}")
     try:
@@ -654,7 +696,11 @@ def full_disk_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
 
         def report(self: Any, work: list[Any], error: str) -> None:
             if not grown:
-                grown.append(subprocess.run(["mount", "-o", "remount,size=64m", str(data)], check=False, capture_output=True).returncode)
+                grown.append(
+                    subprocess.run(
+                        ["mount", "-o", "remount,size=64m", str(data)], check=False, capture_output=True
+                    ).returncode
+                )
             original(self, work, error)
 
         monkeypatch.setattr(writer_module.Writer, "_report", report)
@@ -662,10 +708,8 @@ def full_disk_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
         try:
             run_id = rt.submit(fill_doc(), {})
             info = rt.wait(run_id, timeout=WAIT_S)
-            try:
+            with suppress(RuntimeError):
                 rt.store.flush()
-            except RuntimeError:
-                pass
         finally:
             rt.shutdown()
         assert grown == [0], "the disk never filled up, or the tmpfs could not be grown again"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -71,7 +72,7 @@ def runtime(tmp_path: Any) -> Iterator[Runtime]:
 
 def _doc(name: str, nodes: list[dict[str, Any]]) -> dict[str, Any]:
     chain = [{"id": "start", "type": "input"}, *nodes]
-    edges = [{"source": a["id"], "target": b["id"]} for a, b in zip(chain, chain[1:])]
+    edges = [{"source": a["id"], "target": b["id"]} for a, b in pairwise(chain)]
     return {"format": "workflow/v1", "name": name, "nodes": chain, "edges": edges}
 
 
@@ -110,7 +111,7 @@ def test_a_hostile_template_does_not_stall_the_other_runs(runtime: Runtime) -> N
         slow.append(machine_slowdown())
         quiet = runtime.wait(_beat(runtime, 0.5), timeout=WAIT_S).result["out"]
         beat = _beat(runtime, 1.0)
-        _wait_until(lambda: _ts(runtime, beat, lambda e: e.type == "node.started" and e.node_id == "beat"))
+        _wait_until(lambda beat=beat: _ts(runtime, beat, lambda e: e.type == "node.started" and e.node_id == "beat"))
         hostile = runtime.submit(_spinner(attempts=40))  # while the heartbeat is beating
         info = runtime.wait(beat, timeout=WAIT_S)
         assert info.status == "completed", info
@@ -122,12 +123,15 @@ def test_a_hostile_template_does_not_stall_the_other_runs(runtime: Runtime) -> N
         outcomes.append((done.status, done.error or "", bool(ended) and ended[0] > beat_ended))
         if min(busy) < HOLD_S and late[-1] < HOLD_S * slow[-1]:
             break
-    seen = [f"{b * 1000:.0f} ms busy, {w * 1000:+.0f} ms late, machine x{f:.1f}" for b, w, f in zip(busy, late, slow)]
+    seen = [
+        f"{b * 1000:.0f} ms busy, {w * 1000:+.0f} ms late, machine x{f:.1f}"
+        for b, w, f in zip(busy, late, slow, strict=True)
+    ]
     # What the loop did for the hostile run between two turns of the other: never more than one slice.
     assert min(busy) < HOLD_S, f"the loop was held: {seen}"
     # In wall time too, on the best of a few tries, against the same heartbeat without the hostile run, on
     # a machine that stretches work by the factor measured then (other processes take the processor too).
-    assert any(w < HOLD_S * f for w, f in zip(late, slow)), f"the loop was held: {seen}"
+    assert any(w < HOLD_S * f for w, f in zip(late, slow, strict=True)), f"the loop was held: {seen}"
     for status, error, overlapped in outcomes:
         assert status == "failed" and "render time limit reached" in error and "the limit is 50 ms" in error
         # the hostile run was still rendering when the heartbeat ended: they ran side by side throughout
@@ -153,11 +157,24 @@ def test_a_node_timeout_is_honoured_while_its_template_spins(runtime: Runtime) -
 def test_a_node_timeout_is_honoured_over_many_renders(runtime: Runtime) -> None:
     """A map whose items each render about a millisecond of template, for seconds in all: the
     node's timeout stops it (the run's renders take turns with the rest of the loop)."""
-    doc = _doc("many", [{
-        "id": "many", "type": "map", "timeout_s": 0.5,
-        "config": {"items": "range(3000) | list", "concurrency": 1,
-                   "node": {"type": "transform", "config": {"template": "{% for i in range(1500) %}{{ i }}{% endfor %}"}}},
-    }])
+    doc = _doc(
+        "many",
+        [
+            {
+                "id": "many",
+                "type": "map",
+                "timeout_s": 0.5,
+                "config": {
+                    "items": "range(3000) | list",
+                    "concurrency": 1,
+                    "node": {
+                        "type": "transform",
+                        "config": {"template": "{% for i in range(1500) %}{{ i }}{% endfor %}"},
+                    },
+                },
+            }
+        ],
+    )
     best = float("inf")
     for _ in range(TRIES):
         started = time.perf_counter()
@@ -171,7 +188,7 @@ def test_a_cancel_is_honoured_while_a_template_spins(runtime: Runtime) -> None:
     best = float("inf")
     for _ in range(TRIES):
         run_id = runtime.submit(_spinner(attempts=100))
-        _wait_until(lambda: _ts(runtime, run_id, lambda e: e.type == "node.started"))
+        _wait_until(lambda run_id=run_id: _ts(runtime, run_id, lambda e: e.type == "node.started"))
         time.sleep(0.2)  # well inside its renders
         asked = time.perf_counter()
         assert runtime.cancel(run_id)

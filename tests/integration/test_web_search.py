@@ -266,8 +266,16 @@ async def test_ddgs_without_network_says_so_and_keeps_the_detail_for_tool_result
 @pytest.mark.parametrize(
     ("why", "network"),
     [
-        ("failed: DNSError: DNSError('error sending request for url (https://search.brave.com/) > error resolving DNS')", True),
-        ("failed: ConnectError: ConnectError('error sending request for url (https://x/) > Connection refused (os error 111)')", True),
+        (
+            "failed: DNSError: DNSError('error sending request for url (https://search.brave.com/)"
+            " > error resolving DNS')",
+            True,
+        ),
+        (
+            "failed: ConnectError: ConnectError('error sending request for url (https://x/)"
+            " > Connection refused (os error 111)')",
+            True,
+        ),
         ("failed: [Errno -3] Temporary failure in name resolution", True),
         ("failed: [Errno 101] Network is unreachable", True),
         ("failed: TimeoutException: timed out", True),

@@ -35,7 +35,9 @@ def _no_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     failures: list[tuple[str, str]] = []
-    opened = Store(f"sqlite:///{tmp_path / 'studio.db'}", on_write_failure=lambda run_id, error: failures.append((run_id, error)))
+    opened = Store(
+        f"sqlite:///{tmp_path / 'studio.db'}", on_write_failure=lambda run_id, error: failures.append((run_id, error))
+    )
     opened.failures = failures  # type: ignore[attr-defined]
     try:
         yield opened
@@ -144,7 +146,11 @@ def test_foreign_values_in_tool_args_are_stored_and_fail_only_the_tool(tmp_path:
         "name": "namespace args",
         "nodes": [
             {"id": "in", "type": "input"},
-            {"id": "t", "type": "tool", "config": {"tool": "calculator", "args": {"expression": "{{ namespace(a=1) }}"}}},
+            {
+                "id": "t",
+                "type": "tool",
+                "config": {"tool": "calculator", "args": {"expression": "{{ namespace(a=1) }}"}},
+            },
         ],
         "edges": [{"source": "in", "target": "t"}],
     }
@@ -169,7 +175,12 @@ def test_a_node_cancelled_in_its_retry_backoff_is_not_left_running(tmp_path: Pat
         "nodes": [
             {"id": "in", "type": "input"},
             {"id": "s", "type": "transform", "config": {"expression": "1"}},
-            {"id": "a", "type": "transform", "config": {"expression": "1 // 0"}, "retry": {"attempts": 3, "backoff_s": 5}},
+            {
+                "id": "a",
+                "type": "transform",
+                "config": {"expression": "1 // 0"},
+                "retry": {"attempts": 3, "backoff_s": 5},
+            },
             {"id": "b", "type": "transform", "config": {"expression": "1 // 0"}},
         ],
         "edges": [{"source": "in", "target": "s"}, {"source": "s", "target": "a"}, {"source": "s", "target": "b"}],

@@ -248,7 +248,8 @@ def test_set_an_edge_when_from_a_new_canvas_edge() -> None:
     canvas_event(at, state, selected="st-flow-edge_route-result")
     # a new edge from a condition takes the first value its expression names that no edge uses yet
     assert {"source": "route", "target": "result", "when": "normal"} in current(at)["edges"]
-    assert at.session_state["builder_selected"] == {"kind": "edge", "source": "route", "target": "result", "when": "normal"}
+    selected = {"kind": "edge", "source": "route", "target": "result", "when": "normal"}
+    assert at.session_state["builder_selected"] == selected
     when_box = at.selectbox(key=fkey(at, "edge", "route", "result", "when"))
     assert list(when_box.options)[:3] == ["urgent", "normal", "true"], "the expression's values come first"
     when_box.select("false").run()
@@ -483,7 +484,9 @@ def test_a_failed_import_stays_until_closed_or_replaced() -> None:
 
     at.file_uploader[0].upload("second.yaml", b"a: [", "application/yaml").run()
     assert len(failures(at)) == 1 and "not valid YAML" in failures(at)[0]
-    at.file_uploader[0].upload("good.json", (EXAMPLES / "parallel_summaries.json").read_bytes(), "application/json").run()
+    at.file_uploader[0].upload(
+        "good.json", (EXAMPLES / "parallel_summaries.json").read_bytes(), "application/json"
+    ).run()
     assert failures(at) == [], "a successful import replaces the message"
     assert current(at)["name"] == "Parallel summariser"
 
@@ -581,7 +584,11 @@ def test_a_start_stopped_by_a_newer_rerun_is_finished_by_the_next_run_and_starts
 
 def test_a_start_request_the_engine_refuses_is_shown_once_and_dropped(runtime: Runtime) -> None:
     at = builder(example("calculator_agent.json"))
-    at.session_state[run_form.START] = ("fedcba9876543210fedcba9876543210", example("calculator_agent.json"), {"nope": 1})
+    at.session_state[run_form.START] = (
+        "fedcba9876543210fedcba9876543210",
+        example("calculator_agent.json"),
+        {"nope": 1},
+    )
     at.run()
     assert not at.exception, at.exception
     assert [t.value for t in at.title] != ["Run"]
@@ -739,7 +746,11 @@ def _odd(**changes: Any) -> dict[str, Any]:
         target: Any = doc
         *parents, last = path.split("__")
         for part in parents:
-            target = node(doc, part) if isinstance(target, dict) and "nodes" in target and part != "settings" else target[part]
+            target = (
+                node(doc, part)
+                if isinstance(target, dict) and "nodes" in target and part != "settings"
+                else target[part]
+            )
         target[last] = value
     return doc
 

@@ -10,7 +10,6 @@ The browser half (a real reload, the beforeunload prompt, Tab order) is in
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
@@ -132,7 +131,8 @@ def test_when_choices_are_the_conditions_values_and_open_branches_warn() -> None
     click(at, "start")
     add_from_palette(at, "condition")
     click(at, "condition_1")
-    at.text_input(key=fkey(at, "condition_1", "expression")).input("'long' if inputs.query | length > 20 else 'short'").run()
+    expression = "'long' if inputs.query | length > 20 else 'short'"
+    at.text_input(key=fkey(at, "condition_1", "expression")).input(expression).run()
     click(at, "condition_1->result[true]")
     box = at.selectbox(key=fkey(at, "edge", "condition_1", "result", "when"))
     assert list(box.options)[:2] == ["long", "short"]

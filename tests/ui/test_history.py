@@ -235,7 +235,8 @@ def test_node_ids_in_expander_labels_are_escaped(runtime: Runtime) -> None:
     at = history()
     at.selectbox(key="history_run").select(a).run()
     labels = [e.label for e in at.expander]
-    assert any(label.startswith(":green[:material/check_circle:] \\_\\_twice\\_\\_ · execution 0 · succeeded") for label in labels), labels
+    escaped = ":green[:material/check_circle:] \\_\\_twice\\_\\_ · execution 0 · succeeded"
+    assert any(label.startswith(escaped) for label in labels), labels
     assert not any("__twice__" in label for label in labels)
     at.selectbox(key="history_compare").select(b).run()
     assert not at.exception, at.exception
@@ -250,7 +251,9 @@ def test_runs_table_duration_counts_from_the_start_like_the_detail() -> None:
 
     row = RunRow(run_id="r1", workflow_id="w", workflow_name="W", workflow_version=1, status="completed",
                  created_at=100.0, started_at=100.5, finished_at=102.0)  # fmt: skip
+    # no start recorded: from the submit
     queued = RunRow(run_id="r2", workflow_id="w", workflow_name="W", workflow_version=1, status="completed",
-                    created_at=100.0, finished_at=101.0)  # fmt: skip  (no start recorded: from the submit)
+                    created_at=100.0, finished_at=101.0)  # fmt: skip
     times = times_of_rows(None, [row, queued])  # neither resumed nor cut off: the rows say it all
-    assert list(runs_frame([row, queued], times)["duration"]) == ["active 1.5 s · wall 1.5 s", "active 1.0 s · wall 1.0 s"]
+    expected = ["active 1.5 s · wall 1.5 s", "active 1.0 s · wall 1.0 s"]
+    assert list(runs_frame([row, queued], times)["duration"]) == expected

@@ -30,7 +30,9 @@ def test_empty_memory_says_how_to_start() -> None:
 
 def test_agents_search_and_provenance() -> None:
     manager = MemoryManager("page-agent")
-    manager.add_interaction("My name is Alice.", "Nice to meet you, Alice.", run_id="run123456789", node_id="chat", workflow="Memory chat")
+    manager.add_interaction(
+        "My name is Alice.", "Nice to meet you, Alice.", run_id="run123456789", node_id="chat", workflow="Memory chat"
+    )
     manager.add_memory("The user's cat is called Miso.", "fact")
     at = _page()
     assert at.selectbox(key="memory_agent").value == "page-agent"
@@ -46,7 +48,9 @@ def test_agents_search_and_provenance() -> None:
 
 
 def test_hostile_memory_text_is_shown_as_text() -> None:
-    MemoryManager("page-xss").add_memory("<img src=x onerror=alert(1)> <script>alert(2)</script> ![x](http://127.0.0.1:9/x.png)")
+    MemoryManager("page-xss").add_memory(
+        "<img src=x onerror=alert(1)> <script>alert(2)</script> ![x](http://127.0.0.1:9/x.png)"
+    )
     at = _page()
     assert any("<script>alert(2)</script>" in t.value for t in at.text)
     assert not any("<script>" in m.value for m in at.markdown)
@@ -117,7 +121,9 @@ def test_memory_errors_are_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
     next(b for b in at.button if b.label == "Search").click().run()
     assert not at.exception, at.exception
     shown = [e.value for e in at.error]
-    assert any("Could not search the memories" in e and "\\!\\[x\\]\\(`http://127.0.0.1:9/x.png`" in e for e in shown), shown
+    assert any(
+        "Could not search the memories" in e and "\\!\\[x\\]\\(`http://127.0.0.1:9/x.png`" in e for e in shown
+    ), shown
     assert not any("![x](" in e for e in shown)
     next(b for b in at.button if b.label == "Delete").click().run()
     assert not at.exception, at.exception

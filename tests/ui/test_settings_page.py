@@ -147,7 +147,9 @@ def test_an_invalid_base_url_is_not_saved(typed: str, problem: str) -> None:
     assert not any("Saved to" in s.value for s in at.success)
 
 
-def test_a_malformed_url_in_effect_is_reported_and_the_connection_test_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_malformed_url_in_effect_is_reported_and_the_connection_test_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://carol:pw-secret@127.0.0.1:abc/v1")
     at = _page()
     assert any("is not usable" in e.value and "port" in e.value for e in at.error)

@@ -32,7 +32,10 @@ def read_only_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 CASES = {  # case -> (environment, words the error must hold)
     "read-only-data-dir": ({}, ["not writable", "DATA"]),
     "database-url-not-a-url": ({"DATABASE_URL": "notaurl"}, ["DATABASE", "notaurl", "not a database URL"]),
-    "database-url-no-driver": ({"DATABASE_URL": "mysql://ann:s3cret-pw@localhost/studio"}, ["MySQLdb", "not installed"]),
+    "database-url-no-driver": (
+        {"DATABASE_URL": "mysql://ann:s3cret-pw@localhost/studio"},
+        ["MySQLdb", "not installed"],
+    ),
 }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -90,14 +89,20 @@ def test_try_it_shows_a_tool_error_in_red_and_a_missing_argument() -> None:
     assert any("reported an error" in e.value for e in at.error)
 
 
-def test_settings_test_connection_and_key_never_shown(fake_openai: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_test_connection_and_key_never_shown(
+    fake_openai: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret-key-123")
     at = _page("settings")
     at.button(key="settings_test").click().run()
     assert not at.exception
     assert any("Connected" in s.value for s in at.success)
-    rendered = " ".join(str(e.value) for e in [*at.markdown, *at.caption, *at.success, *at.warning, *at.text_input] if hasattr(e, "value"))
+    rendered = " ".join(
+        str(e.value)
+        for e in [*at.markdown, *at.caption, *at.success, *at.warning, *at.text_input]
+        if hasattr(e, "value")
+    )
     assert "sk-very-secret-key-123" not in rendered
     assert "never shown" in rendered
     assert any("fake-model" in t.value for t in at.text), "the endpoint's model names are shown as plain text"

@@ -41,7 +41,8 @@ def test_cost_of_a_run(events: list[Event], usd: float, unpriced: tuple[str, ...
 
 def test_saved_prices_keep_only_valid_entries() -> None:
     raw = {"a": {"input": 1, "output": 2}, "b": {"input": -1, "output": 2}, "c": {"input": "x", "output": 1},
-           "d": [1, 2], " ": {"input": 1, "output": 1}, "e": {"input": float("inf"), "output": 0}, "f": {"input": True, "output": 0}}  # fmt: skip
+           "d": [1, 2], " ": {"input": 1, "output": 1}, "e": {"input": float("inf"), "output": 0},
+           "f": {"input": True, "output": 0}}  # fmt: skip
     assert prices_from(raw) == {"a": Price(1.0, 2.0)}
 
 

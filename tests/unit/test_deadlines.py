@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -38,7 +39,9 @@ async def _timed(limit: float, work_s: float) -> tuple[str, float]:
         ([(0.05, 0.5)] * 50, ["deadline"] * 50),
     ],
 )
-async def test_concurrent_calls_each_get_their_own_deadline(calls: list[tuple[float, float]], expected: list[str]) -> None:
+async def test_concurrent_calls_each_get_their_own_deadline(
+    calls: list[tuple[float, float]], expected: list[str]
+) -> None:
     results = await asyncio.gather(*(_timed(limit, work) for limit, work in calls))
     assert [outcome for outcome, _ in results] == expected
     for (limit, work), (outcome, took) in zip(calls, results, strict=True):
@@ -58,10 +61,8 @@ async def test_a_cancellation_from_outside_is_not_a_deadline() -> None:
 
 async def test_a_call_that_swallows_the_cancellation_still_times_out() -> None:
     async def stubborn() -> str:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(5)
-        except asyncio.CancelledError:
-            pass
         return "late"
 
     started = time.perf_counter()

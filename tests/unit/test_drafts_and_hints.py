@@ -35,7 +35,9 @@ def store(tmp_path: Path) -> Any:
         ("new:ünï", {"name": "ünïcode ✓", "nested": {"deep": [1, 2.5, None, True]}}, "example:x.json"),
     ],
 )
-def test_a_draft_round_trips_exactly_also_when_invalid(store: Store, key: str, document: dict[str, Any], source: str) -> None:
+def test_a_draft_round_trips_exactly_also_when_invalid(
+    store: Store, key: str, document: dict[str, Any], source: str
+) -> None:
     assert store.get_draft(key) is None
     store.save_draft(key, document, source=source)
     row = store.get_draft(key)
@@ -78,9 +80,7 @@ def _doc(nodes: list[tuple[str, str]], edges: list[tuple[str, str] | tuple[str, 
     return {
         "format": "workflow/v1",
         "name": "w",
-        "nodes": [
-            {"id": i, "type": t, **({"config": configs[t]} if configs[t] is not None else {})} for i, t in nodes
-        ],
+        "nodes": [{"id": i, "type": t, **({"config": configs[t]} if configs[t] is not None else {})} for i, t in nodes],
         "edges": [{"source": e[0], "target": e[1], **({"when": e[2]} if len(e) == 3 else {})} for e in edges],
     }
 

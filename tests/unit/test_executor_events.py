@@ -194,7 +194,11 @@ async def test_non_finite_floats_become_null_in_outputs_results_and_events(text:
         [
             {"id": "t", "type": "tool", "config": {"tool": "ev_number", "args": {"text": text}}},
             {"id": "x", "type": "transform", "config": {"expression": EXPRESSIONS[text]}},
-            {"id": "out", "type": "output", "config": {"value": {"t": "{{ nodes.t.output }}", "x": "{{ nodes.x.output }}"}}},
+            {
+                "id": "out",
+                "type": "output",
+                "config": {"value": {"t": "{{ nodes.t.output }}", "x": "{{ nodes.x.output }}"}},
+            },
         ],
         [("in", "t"), ("t", "x"), ("x", "out")],
     )
@@ -213,7 +217,12 @@ async def test_a_node_cancelled_in_its_retry_backoff_gets_node_failed_cancelled(
     wf = doc(
         [
             {"id": "s", "type": "transform", "config": {"expression": "1"}},
-            {"id": "a", "type": "transform", "config": {"expression": "1 // 0"}, "retry": {"attempts": 3, "backoff_s": 5}},
+            {
+                "id": "a",
+                "type": "transform",
+                "config": {"expression": "1 // 0"},
+                "retry": {"attempts": 3, "backoff_s": 5},
+            },
             {"id": "b", "type": "transform", "config": {"expression": "1 // 0"}},
         ],
         [("in", "s"), ("s", "a"), ("s", "b")],
@@ -233,7 +242,14 @@ async def test_a_node_cancelled_in_its_retry_backoff_gets_node_failed_cancelled(
 
 async def test_a_run_cancelled_in_a_retry_backoff_closes_the_node() -> None:
     wf = doc(
-        [{"id": "a", "type": "transform", "config": {"expression": "1 // 0"}, "retry": {"attempts": 2, "backoff_s": 30}}],
+        [
+            {
+                "id": "a",
+                "type": "transform",
+                "config": {"expression": "1 // 0"},
+                "retry": {"attempts": 2, "backoff_s": 30},
+            }
+        ],
         [("in", "a")],
     )
     seen: list[Event] = []

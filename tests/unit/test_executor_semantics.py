@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -305,7 +306,7 @@ async def test_sequential_chain(nodes: list[Doc], edges: list[str], expected: Do
     assert started(r) == order
     assert completed(r) == order
     assert skipped(r) == []
-    for a, b in zip(order, order[1:]):  # each starts only after its predecessor completed
+    for a, b in pairwise(order):  # each starts only after its predecessor completed
         assert pos(r, "node.completed", a) < pos(r, "node.started", b)
 
 
@@ -513,15 +514,23 @@ async def test_join_waits_for_slow_taken_branch_and_skipped_branch() -> None:
 async def test_counting_loop(n: int) -> None:
     """body sees iteration 0..n; the exit path and a node fed from inside the body run once, after."""
     doc = wf(
-        [IN, T("body", "iteration"), C("check", f"nodes.body.output < {n}"),
-         OUT("after", "{{ nodes.body.output }}"), T("side", "nodes.body.output * 10"), OUT("side_out", "{{ nodes.side.output }}")],
+        [
+            IN,
+            T("body", "iteration"),
+            C("check", f"nodes.body.output < {n}"),
+            OUT("after", "{{ nodes.body.output }}"),
+            T("side", "nodes.body.output * 10"),
+            OUT("side_out", "{{ nodes.side.output }}"),
+        ],
         ["in>body", "body>check", "check>body:true", "check>after:false", "body>side", "side>side_out"],
     )
     r = await run(doc)
     assert r.status == "completed", r.error
     assert iterations(r, "body") == list(range(n + 1))
     assert iterations(r, "check") == list(range(n + 1))
-    assert [e.data["output"] for e in r.events if e.type == "node.completed" and e.node_id == "body"] == list(range(n + 1))
+    assert [e.data["output"] for e in r.events if e.type == "node.completed" and e.node_id == "body"] == list(
+        range(n + 1)
+    )
     assert started(r).count("after") == 1
     assert started(r).count("side") == 1, "a node fed from inside the loop body runs once, after the loop"
     assert r.result == {"after": n, "side_out": n * 10}
@@ -533,8 +542,12 @@ async def test_counting_loop(n: int) -> None:
 
 async def test_loop_body_sees_latest_output_of_previous_iteration() -> None:
     doc = wf(
-        [IN, T("acc", "nodes.acc.output + [iteration * 10] if iteration > 0 else [0]"),
-         C("check", "nodes.acc.output | length < 4"), OUT("out", "{{ nodes.acc.output }}")],
+        [
+            IN,
+            T("acc", "nodes.acc.output + [iteration * 10] if iteration > 0 else [0]"),
+            C("check", "nodes.acc.output | length < 4"),
+            OUT("out", "{{ nodes.acc.output }}"),
+        ],
         ["in>acc", "acc>check", "check>acc:true", "check>out:false"],
     )
     r = await run(doc)
@@ -576,10 +589,23 @@ async def test_max_iterations_default_is_10() -> None:
 
 async def test_nested_loop_inner_iteration_resets() -> None:
     doc = wf(
-        [IN, T("o_body", "iteration"), T("i_body", "iteration"), C("i_check", "iteration < 1"),
-         C("o_check", "iteration < 2"), OUT("done", "{{ [nodes.o_body.output, nodes.i_body.output] }}")],
-        ["in>o_body", "o_body>i_body", "i_body>i_check", "i_check>i_body:true", "i_check>o_check:false",
-         "o_check>o_body:true", "o_check>done:false"],
+        [
+            IN,
+            T("o_body", "iteration"),
+            T("i_body", "iteration"),
+            C("i_check", "iteration < 1"),
+            C("o_check", "iteration < 2"),
+            OUT("done", "{{ [nodes.o_body.output, nodes.i_body.output] }}"),
+        ],
+        [
+            "in>o_body",
+            "o_body>i_body",
+            "i_body>i_check",
+            "i_check>i_body:true",
+            "i_check>o_check:false",
+            "o_check>o_body:true",
+            "o_check>done:false",
+        ],
     )
     r = await run(doc)
     assert r.status == "completed", r.error
@@ -597,10 +623,23 @@ async def test_nested_loop_inner_iteration_resets() -> None:
 async def test_max_iterations_counts_runs_across_outer_iterations() -> None:
     """The bound is per node per run: an inner body re-entered by an outer loop keeps counting."""
     doc = wf(
-        [IN, T("o_body", "iteration"), T("i_body", "iteration"), C("i_check", "iteration < 1"),
-         C("o_check", "iteration < 2"), OUT("done", "{{ nodes.o_body.output }}")],
-        ["in>o_body", "o_body>i_body", "i_body>i_check", "i_check>i_body:true", "i_check>o_check:false",
-         "o_check>o_body:true", "o_check>done:false"],
+        [
+            IN,
+            T("o_body", "iteration"),
+            T("i_body", "iteration"),
+            C("i_check", "iteration < 1"),
+            C("o_check", "iteration < 2"),
+            OUT("done", "{{ nodes.o_body.output }}"),
+        ],
+        [
+            "in>o_body",
+            "o_body>i_body",
+            "i_body>i_check",
+            "i_check>i_body:true",
+            "i_check>o_check:false",
+            "o_check>o_body:true",
+            "o_check>done:false",
+        ],
         settings={"max_iterations": 5},
     )
     r = await run(doc)
@@ -611,8 +650,14 @@ async def test_max_iterations_counts_runs_across_outer_iterations() -> None:
 
 async def test_loop_with_parallel_body_and_join() -> None:
     doc = wf(
-        [IN, T("h", "iteration"), SLEEP("p1", 5, 1), SLEEP("p2", 20, 2), C("j", "iteration < 2"),
-         OUT("out", "{{ [nodes.h.output, nodes.p1.output, nodes.p2.output] }}")],
+        [
+            IN,
+            T("h", "iteration"),
+            SLEEP("p1", 5, 1),
+            SLEEP("p2", 20, 2),
+            C("j", "iteration < 2"),
+            OUT("out", "{{ [nodes.h.output, nodes.p1.output, nodes.p2.output] }}"),
+        ],
         ["in>h", "h>p1", "h>p2", "p1>j", "p2>j", "j>h:true", "j>out:false"],
     )
     r = await run(doc)
@@ -628,8 +673,14 @@ async def test_loop_with_parallel_body_and_join() -> None:
 
 async def test_loop_exit_join_with_outside_predecessor() -> None:
     doc = wf(
-        [IN, T("body", "iteration"), C("check", "iteration < 2"), SLEEP("other", 50, "o"),
-         T("j", "[nodes.body.output, nodes.other.output]"), OUT("out", "{{ nodes.j.output }}")],
+        [
+            IN,
+            T("body", "iteration"),
+            C("check", "iteration < 2"),
+            SLEEP("other", 50, "o"),
+            T("j", "[nodes.body.output, nodes.other.output]"),
+            OUT("out", "{{ nodes.j.output }}"),
+        ],
         ["in>body", "body>check", "check>body:true", "check>j:false", "in>other", "other>j", "j>out"],
     )
     r = await run(doc)
@@ -656,15 +707,26 @@ async def test_while_loop_closed_by_a_non_condition_node() -> None:
 
 async def test_branch_inside_loop_body_resets_each_iteration() -> None:
     doc = wf(
-        [IN, T("h", "iteration"), C("even", "iteration is even"), T("ev", "'e' ~ iteration"),
-         T("od", "'o' ~ iteration"), TT("j", "{{ nodes.ev.output or nodes.od.output }}"),
-         C("lc", "iteration < 3"), OUT("out", "{{ nodes.j.output }}")],
+        [
+            IN,
+            T("h", "iteration"),
+            C("even", "iteration is even"),
+            T("ev", "'e' ~ iteration"),
+            T("od", "'o' ~ iteration"),
+            TT("j", "{{ nodes.ev.output or nodes.od.output }}"),
+            C("lc", "iteration < 3"),
+            OUT("out", "{{ nodes.j.output }}"),
+        ],
         ["in>h", "h>even", "even>ev:true", "even>od:false", "ev>j", "od>j", "j>lc", "lc>h:true", "lc>out:false"],
     )
     r = await run(doc)
     assert r.status == "completed", r.error
     assert [e.data["output"] for e in r.events if e.type == "node.completed" and e.node_id == "j"] == [
-        "e0", "o1", "e2", "o3"]
+        "e0",
+        "o1",
+        "e2",
+        "o3",
+    ]
     assert skipped(r) == ["od", "ev", "od", "ev"]
     assert iterations(r, "j") == [0, 1, 2, 3]
     assert r.result == {"out": "o3"}
@@ -675,8 +737,15 @@ async def test_edge_leaving_loop_delivers_last_iteration_state(taken_in: int, ru
     """engine/plan.py: an edge from a body node to a node outside is delivered at exit with the last
     iteration's state (here: the body branch `side` is taken only in iteration ``taken_in`` of 0..2)."""
     doc = wf(
-        [IN, T("h", "iteration"), C("pick", f"iteration == {taken_in}"), T("side", "'side' ~ iteration"),
-         C("lc", "iteration < 2"), TT("outside", "{{ nodes.side.output }}"), OUT("out", "{{ nodes.outside.output }}")],
+        [
+            IN,
+            T("h", "iteration"),
+            C("pick", f"iteration == {taken_in}"),
+            T("side", "'side' ~ iteration"),
+            C("lc", "iteration < 2"),
+            TT("outside", "{{ nodes.side.output }}"),
+            OUT("out", "{{ nodes.outside.output }}"),
+        ],
         ["in>h", "h>pick", "pick>side:true", "pick>lc:default", "side>lc", "lc>h:true", "side>outside", "outside>out"],
     )
     r = await run(doc)
@@ -693,10 +762,15 @@ async def test_edge_leaving_loop_delivers_last_iteration_state(taken_in: int, ru
 
 # ============================================================================= map
 
+
 async def test_map_keeps_item_order_when_later_items_finish_first() -> None:
-    inner = {"type": "tool", "config": {"tool": "sem_sleep",
-                                        "args": {"ms": "{{ (5 - index) * 30 }}", "value": "{{ item }}",
-                                                 "tag": "i{{ index }}"}}}
+    inner = {
+        "type": "tool",
+        "config": {
+            "tool": "sem_sleep",
+            "args": {"ms": "{{ (5 - index) * 30 }}", "value": "{{ item }}", "tag": "i{{ index }}"},
+        },
+    }
     doc = wf([IN, MAP("m", "['a', 'b', 'c', 'd', 'e']", inner), OUT("out", "{{ nodes.m.output }}")], ["in>m", "m>out"])
     r = await run(doc)
     assert r.status == "completed", r.error
@@ -707,8 +781,9 @@ async def test_map_keeps_item_order_when_later_items_finish_first() -> None:
 @pytest.mark.parametrize("concurrency, n, rounds", [(2, 6, 3), (3, 6, 2), (None, 10, 2)])
 async def test_map_concurrency_bound(concurrency: int | None, n: int, rounds: int) -> None:
     inner = {"type": "tool", "config": {"tool": "sem_sleep", "args": {"ms": 100, "value": "{{ index }}"}}}
-    doc = wf([IN, MAP("m", f"range({n}) | list", inner, concurrency), OUT("out", "{{ nodes.m.output }}")],
-             ["in>m", "m>out"])
+    doc = wf(
+        [IN, MAP("m", f"range({n}) | list", inner, concurrency), OUT("out", "{{ nodes.m.output }}")], ["in>m", "m>out"]
+    )
     t0 = time.perf_counter()
     r = await run(doc)
     elapsed = time.perf_counter() - t0
@@ -733,9 +808,15 @@ MAP_VALUES = [
 
 @pytest.mark.parametrize("items, expression, expected", MAP_VALUES)
 async def test_map_values(items: str, expression: str, expected: list[Any]) -> None:
-    doc = wf([IN, MAP("m", items, {"type": "transform", "config": {"expression": expression}}),
-              OUT("out", "{{ nodes.m.output }}")], ["in>m", "m>out"],
-             inputs={"xs": {"type": "array", "default": [7]}})
+    doc = wf(
+        [
+            IN,
+            MAP("m", items, {"type": "transform", "config": {"expression": expression}}),
+            OUT("out", "{{ nodes.m.output }}"),
+        ],
+        ["in>m", "m>out"],
+        inputs={"xs": {"type": "array", "default": [7]}},
+    )
     r = await run(doc)
     assert r.status == "completed", r.error
     assert r.result == {"out": expected}
@@ -750,18 +831,29 @@ async def test_map_one_item_through_a_tool() -> None:
 
 
 async def test_map_template_sees_item_and_index() -> None:
-    doc = wf([IN, MAP("m", "inputs.xs", {"type": "transform", "config": {"template": "{{ index }}:{{ item }}"}}),
-              OUT("out", "{{ nodes.m.output }}")], ["in>m", "m>out"],
-             inputs={"xs": {"type": "array"}})
+    doc = wf(
+        [
+            IN,
+            MAP("m", "inputs.xs", {"type": "transform", "config": {"template": "{{ index }}:{{ item }}"}}),
+            OUT("out", "{{ nodes.m.output }}"),
+        ],
+        ["in>m", "m>out"],
+        inputs={"xs": {"type": "array"}},
+    )
     r = await run(doc, {"xs": ["a", "b", "c"]})
     assert r.result == {"out": ["0:a", "1:b", "2:c"]}
 
 
-@pytest.mark.parametrize("items, type_name", [("5", "int"), ("'abc'", "str"), ("{'a': 1}", "dict"),
-                                               ("none", "None")])
+@pytest.mark.parametrize("items, type_name", [("5", "int"), ("'abc'", "str"), ("{'a': 1}", "dict"), ("none", "None")])
 async def test_map_items_not_a_list_fails_the_node(items: str, type_name: str) -> None:
-    doc = wf([IN, MAP("m", items, {"type": "transform", "config": {"expression": "item"}}),
-              OUT("out", "{{ nodes.m.output }}")], ["in>m", "m>out"])
+    doc = wf(
+        [
+            IN,
+            MAP("m", items, {"type": "transform", "config": {"expression": "item"}}),
+            OUT("out", "{{ nodes.m.output }}"),
+        ],
+        ["in>m", "m>out"],
+    )
     r = await run(doc)
     assert r.status == "failed"
     assert r.node_id == "m"
@@ -779,9 +871,13 @@ async def test_map_item_failure_fails_the_node() -> None:
 
 
 async def test_map_item_failure_cancels_other_items() -> None:
-    inner = {"type": "tool", "config": {"tool": "sem_maybe_fail",
-                                        "args": {"ms": "{{ 10 if item == 2 else 5000 }}", "fail": "{{ item == 2 }}",
-                                                 "tag": "i{{ index }}"}}}
+    inner = {
+        "type": "tool",
+        "config": {
+            "tool": "sem_maybe_fail",
+            "args": {"ms": "{{ 10 if item == 2 else 5000 }}", "fail": "{{ item == 2 }}", "tag": "i{{ index }}"},
+        },
+    }
     doc = wf([IN, MAP("m", "[0, 1, 2, 3]", inner), OUT("out", "{{ nodes.m.output }}")], ["in>m", "m>out"])
     t0 = time.perf_counter()
     r = await run(doc)
@@ -792,6 +888,7 @@ async def test_map_item_failure_cancels_other_items() -> None:
 
 
 # ============================================================================= retry and timeouts
+
 
 @pytest.mark.parametrize(
     "fails, attempts, ok",
@@ -836,8 +933,14 @@ async def test_node_timeout_fails_the_node() -> None:
 
 
 async def test_node_timeout_applies_to_each_attempt() -> None:
-    doc = wf([IN, SLEEP("slow", 3000, timeout_s=0.05, retry={"attempts": 3, "backoff_s": 0.01}),
-              OUT("out", "{{ nodes.slow.output }}")], ["in>slow", "slow>out"])
+    doc = wf(
+        [
+            IN,
+            SLEEP("slow", 3000, timeout_s=0.05, retry={"attempts": 3, "backoff_s": 0.01}),
+            OUT("out", "{{ nodes.slow.output }}"),
+        ],
+        ["in>slow", "slow>out"],
+    )
     t0 = time.perf_counter()
     r = await run(doc)
     assert time.perf_counter() - t0 < 1
@@ -847,8 +950,11 @@ async def test_node_timeout_applies_to_each_attempt() -> None:
 
 
 async def test_run_timeout_ends_the_run_quickly() -> None:
-    doc = wf([IN, SLEEP("slow", 5000), SLEEP("slow2", 5000), OUT("out", "{{ nodes.slow.output }}")],
-             ["in>slow", "in>slow2", "slow>out", "slow2>out"], settings={"timeout_s": 0.2})
+    doc = wf(
+        [IN, SLEEP("slow", 5000), SLEEP("slow2", 5000), OUT("out", "{{ nodes.slow.output }}")],
+        ["in>slow", "in>slow2", "slow>out", "slow2>out"],
+        settings={"timeout_s": 0.2},
+    )
     t0 = time.perf_counter()
     r = await run(doc)
     elapsed = time.perf_counter() - t0
@@ -861,13 +967,22 @@ async def test_run_timeout_ends_the_run_quickly() -> None:
 
 # ============================================================================= failure cancels siblings
 
+
 @pytest.mark.parametrize("fail_first", [True, False])
 async def test_failure_cancels_running_siblings(fail_first: bool) -> None:
     fan = ["in>bad", "in>slow", "in>quick"] if fail_first else ["in>slow", "in>quick", "in>bad"]
     doc = wf(
-        [IN, TOOL("bad", "sem_fail", {"message": "kaboom-42", "ms": 20}), SLEEP("slow", 5000),
-         SLEEP("quick", 1), SLEEP("q2", 40), SLEEP("q3", 40), T("q4", "1"),
-         SLEEP("after_slow", 1), OUT("out", "{{ nodes.after_slow.output }}")],
+        [
+            IN,
+            TOOL("bad", "sem_fail", {"message": "kaboom-42", "ms": 20}),
+            SLEEP("slow", 5000),
+            SLEEP("quick", 1),
+            SLEEP("q2", 40),
+            SLEEP("q3", 40),
+            T("q4", "1"),
+            SLEEP("after_slow", 1),
+            OUT("out", "{{ nodes.after_slow.output }}"),
+        ],
         fan + ["quick>q2", "q2>q3", "q3>q4", "slow>after_slow", "after_slow>out", "bad>out", "q4>out"],
     )
     t0 = time.perf_counter()
@@ -898,19 +1013,23 @@ async def test_failure_in_sync_node_stops_ready_siblings() -> None:
 
 # ============================================================================= cancellation
 
+
 @pytest.mark.parametrize("shape", ["chain", "fan-out", "spawned-only"])
 async def test_cancel_run_while_a_node_sleeps(shape: str) -> None:
     if shape == "chain":
-        doc = wf([IN, T("a", "1"), SLEEP("s1", 5000), OUT("out", "{{ nodes.s1.output }}")],
-                 ["in>a", "a>s1", "s1>out"])
+        doc = wf([IN, T("a", "1"), SLEEP("s1", 5000), OUT("out", "{{ nodes.s1.output }}")], ["in>a", "a>s1", "s1>out"])
         sleepers = ["s1"]
     elif shape == "spawned-only":  # the run's own task has finished its branch and waits for the others
-        doc = wf([IN, T("q", "1"), SLEEP("s1", 5000), OUT("out", "{{ nodes.s1.output }}")],
-                 ["in>q", "in>s1", "s1>out", "q>out"])
+        doc = wf(
+            [IN, T("q", "1"), SLEEP("s1", 5000), OUT("out", "{{ nodes.s1.output }}")],
+            ["in>q", "in>s1", "s1>out", "q>out"],
+        )
         sleepers = ["s1"]
     else:
-        doc = wf([IN, SLEEP("s1", 5000), SLEEP("s2", 5000), OUT("out", "{{ nodes.s1.output }}")],
-                 ["in>s1", "in>s2", "s1>out", "s2>out"])
+        doc = wf(
+            [IN, SLEEP("s1", 5000), SLEEP("s2", 5000), OUT("out", "{{ nodes.s1.output }}")],
+            ["in>s1", "in>s2", "s1>out", "s2>out"],
+        )
         sleepers = ["s1", "s2"]
     events: list[Event] = []
     calls = asyncio.Event()
@@ -978,27 +1097,53 @@ async def test_single_expression_keeps_its_type(where: str, template: str, expec
 
 
 async def test_output_value_object_renders_each_string() -> None:
-    doc = wf([IN, OUT("out", {"a": "{{ inputs.n }}", "b": ["{{ inputs.xs }}", "x{{ inputs.n }}", 5, None],
-                            "c": {"d": "{{ inputs.n > 2 }}"}})],
-             ["in>out"], inputs={"n": {"type": "integer", "default": 3}, "xs": {"type": "array", "default": [1]}})
+    doc = wf(
+        [
+            IN,
+            OUT(
+                "out",
+                {
+                    "a": "{{ inputs.n }}",
+                    "b": ["{{ inputs.xs }}", "x{{ inputs.n }}", 5, None],
+                    "c": {"d": "{{ inputs.n > 2 }}"},
+                },
+            ),
+        ],
+        ["in>out"],
+        inputs={"n": {"type": "integer", "default": 3}, "xs": {"type": "array", "default": [1]}},
+    )
     r = await run(doc)
     assert r.result == {"out": {"a": 3, "b": [[1], "x3", 5, None], "c": {"d": True}}}
 
 
 async def test_items_keys_values_as_input_and_node_names() -> None:
     doc = wf(
-        [IN, T("items", "[inputs.items, inputs.keys, inputs.values]"), T("values", "inputs.items | length"),
-         TT("keys", "{{ nodes.items.output }}|{{ nodes.values.output }}"),
-         OUT("out", {"items": "{{ nodes.items.output }}", "values": "{{ nodes.values.output }}",
-                   "keys": "{{ nodes.keys.output }}", "get": "{{ inputs.get }}"})],
+        [
+            IN,
+            T("items", "[inputs.items, inputs.keys, inputs.values]"),
+            T("values", "inputs.items | length"),
+            TT("keys", "{{ nodes.items.output }}|{{ nodes.values.output }}"),
+            OUT(
+                "out",
+                {
+                    "items": "{{ nodes.items.output }}",
+                    "values": "{{ nodes.values.output }}",
+                    "keys": "{{ nodes.keys.output }}",
+                    "get": "{{ inputs.get }}",
+                },
+            ),
+        ],
         ["in>items", "items>values", "values>keys", "keys>out"],
-        inputs={"items": {"type": "array", "default": [1, 2]}, "keys": {"type": "string", "default": "k"},
-                "values": {"type": "number", "default": 2.5}, "get": {"type": "string", "default": "g"}},
+        inputs={
+            "items": {"type": "array", "default": [1, 2]},
+            "keys": {"type": "string", "default": "k"},
+            "values": {"type": "number", "default": 2.5},
+            "get": {"type": "string", "default": "g"},
+        },
     )
     r = await run(doc)
     assert r.status == "completed", r.error
-    assert r.result == {"out": {"items": [[1, 2], "k", 2.5], "values": 2,
-                                "keys": "[[1, 2], 'k', 2.5]|2", "get": "g"}}
+    assert r.result == {"out": {"items": [[1, 2], "k", 2.5], "values": 2, "keys": "[[1, 2], 'k', 2.5]|2", "get": "g"}}
 
 
 UNDEFINED = [
@@ -1013,9 +1158,11 @@ UNDEFINED = [
 
 @pytest.mark.parametrize("bad, variable", UNDEFINED)
 async def test_undefined_variable_at_run_time_fails_the_node(bad: Doc, variable: str) -> None:
-    doc = wf([IN, T("a", "{'x': 1}"), bad, OUT("out", "{{ nodes.b.output }}")],
-             ["in>a", "a>b", "b>out"] if bad["type"] != "condition" else ["in>a", "a>b", "b>out:default"],
-             inputs={"obj": {"type": "object", "default": {"k": 1}}})
+    doc = wf(
+        [IN, T("a", "{'x': 1}"), bad, OUT("out", "{{ nodes.b.output }}")],
+        ["in>a", "a>b", "b>out"] if bad["type"] != "condition" else ["in>a", "a>b", "b>out:default"],
+        inputs={"obj": {"type": "object", "default": {"k": 1}}},
+    )
     r = await run(doc)
     assert r.status == "failed"
     assert r.node_id == "b"
@@ -1038,8 +1185,11 @@ SANDBOX = [
 
 @pytest.mark.parametrize("bad", SANDBOX)
 async def test_sandbox_refuses_attribute_walks(bad: Doc) -> None:
-    doc = wf([IN, bad, OUT("out", "{{ nodes.b.output }}")], ["in>b", "b>out"],
-             inputs={"xs": {"type": "array", "default": [1]}})
+    doc = wf(
+        [IN, bad, OUT("out", "{{ nodes.b.output }}")],
+        ["in>b", "b>out"],
+        inputs={"xs": {"type": "array", "default": [1]}},
+    )
     r = await run(doc)
     assert r.status == "failed", f"the sandbox let it through: {r.result!r}"
     assert r.node_id == "b"
@@ -1051,16 +1201,26 @@ async def test_sandbox_refuses_attribute_walks(bad: Doc) -> None:
 
 EVENT_RUNS = [
     pytest.param(
-        wf([IN, C("c", "inputs.n > 1"), SLEEP("a", 10, "A"), T("b", "'B'"),
-            MAP("m", "[1, 2, 3]", {"type": "transform", "config": {"expression": "item * iteration"}}),
-            T("h", "iteration"), C("lc", "iteration < 2"),
-            OUT("out", {"a": "{{ nodes.a.output }}", "b": "{{ nodes.b.output }}", "h": "{{ nodes.h.output }}"})],
-           ["in>c", "c>a:true", "c>b:false", "a>m", "b>m", "m>h", "h>lc", "lc>h:true", "lc>out:false"],
-           inputs={"n": {"type": "integer", "default": 2}}),
-        "completed", id="branch-map-loop",
+        wf(
+            [
+                IN,
+                C("c", "inputs.n > 1"),
+                SLEEP("a", 10, "A"),
+                T("b", "'B'"),
+                MAP("m", "[1, 2, 3]", {"type": "transform", "config": {"expression": "item * iteration"}}),
+                T("h", "iteration"),
+                C("lc", "iteration < 2"),
+                OUT("out", {"a": "{{ nodes.a.output }}", "b": "{{ nodes.b.output }}", "h": "{{ nodes.h.output }}"}),
+            ],
+            ["in>c", "c>a:true", "c>b:false", "a>m", "b>m", "m>h", "h>lc", "lc>h:true", "lc>out:false"],
+            inputs={"n": {"type": "integer", "default": 2}},
+        ),
+        "completed",
+        id="branch-map-loop",
     ),
-    pytest.param(wf([IN, TOOL("f", "sem_fail", {"message": "x"}), SLEEP("s", 1000)], ["in>f", "in>s"]),
-                 "failed", id="failed"),
+    pytest.param(
+        wf([IN, TOOL("f", "sem_fail", {"message": "x"}), SLEEP("s", 1000)], ["in>f", "in>s"]), "failed", id="failed"
+    ),
     pytest.param(wf([IN, OUT("out", "{{ inputs }}")], ["in>out"]), "completed", id="minimal"),
 ]
 
@@ -1081,13 +1241,18 @@ async def test_event_stream(doc: Doc, status: str) -> None:
     # each node.started is closed by exactly one completed/failed (same node, later)
     for i, e in enumerate(r.events):
         if e.type == "node.started":
-            closers = [x for x in r.events[i + 1:] if x.node_id == e.node_id and x.type in ("node.completed", "node.failed")]
+            closers = [
+                x for x in r.events[i + 1 :] if x.node_id == e.node_id and x.type in ("node.completed", "node.failed")
+            ]
             assert closers, f"{e.node_id} started and never finished"
 
 
 async def test_event_data_for_completed_run() -> None:
-    doc = wf([IN, SLEEP("a", 30, "A"), OUT("out", "{{ nodes.a.output }}", name="answer")], ["in>a", "a>out"],
-             inputs={"q": {"type": "string", "default": "d"}})
+    doc = wf(
+        [IN, SLEEP("a", 30, "A"), OUT("out", "{{ nodes.a.output }}", name="answer")],
+        ["in>a", "a>out"],
+        inputs={"q": {"type": "string", "default": "d"}},
+    )
     r = await run(doc, {"q": "hello"})
     assert r.events[0].data["inputs"] == {"q": "hello"}
     done = {e.node_id: e for e in r.events if e.type == "node.completed"}
@@ -1106,10 +1271,17 @@ async def test_event_data_for_completed_run() -> None:
 
 # ============================================================================= the result object
 
+
 async def test_result_has_only_output_nodes_that_ran_and_uses_names() -> None:
     doc = wf(
-        [IN, C("c", "true"), OUT("yes", "Y", name="answer"), OUT("no", "N", name="other"), OUT("plain", "P"),
-         OUT("skipped_plain", "S")],
+        [
+            IN,
+            C("c", "true"),
+            OUT("yes", "Y", name="answer"),
+            OUT("no", "N", name="other"),
+            OUT("plain", "P"),
+            OUT("skipped_plain", "S"),
+        ],
         ["in>c", "c>yes:true", "c>no:false", "in>plain", "c>skipped_plain:false"],
     )
     r = await run(doc)
@@ -1125,14 +1297,19 @@ async def test_result_is_empty_object_when_no_output_ran() -> None:
 
 # ============================================================================= inputs
 
+
 async def test_input_defaults_applied() -> None:
-    doc = wf([IN, OUT("out", "{{ nodes.in.output }}")], ["in>out"], inputs={
-        "a": {"type": "string", "default": "x"},
-        "b": {"type": "integer", "default": 3},
-        "c": {"type": "array", "default": []},
-        "d": {"type": "string", "default": None},
-        "e": {"type": "object", "default": {"k": [1]}},
-    })
+    doc = wf(
+        [IN, OUT("out", "{{ nodes.in.output }}")],
+        ["in>out"],
+        inputs={
+            "a": {"type": "string", "default": "x"},
+            "b": {"type": "integer", "default": 3},
+            "c": {"type": "array", "default": []},
+            "d": {"type": "string", "default": None},
+            "e": {"type": "object", "default": {"k": [1]}},
+        },
+    )
     r = await run(doc, {"b": 5})
     expected = {"a": "x", "b": 5, "c": [], "d": None, "e": {"k": [1]}}
     assert r.result == {"out": expected}
@@ -1140,13 +1317,17 @@ async def test_input_defaults_applied() -> None:
 
 
 async def test_invalid_inputs_all_reported_before_any_event() -> None:
-    doc = wf([IN, OUT("out", "{{ inputs }}")], ["in>out"], inputs={
-        "req": {"type": "string"},
-        "n": {"type": "integer"},
-        "f": {"type": "number", "default": 1},
-        "flag": {"type": "boolean", "default": False},
-        "ok": {"type": "string", "default": "fine"},
-    })
+    doc = wf(
+        [IN, OUT("out", "{{ inputs }}")],
+        ["in>out"],
+        inputs={
+            "req": {"type": "string"},
+            "n": {"type": "integer"},
+            "f": {"type": "number", "default": 1},
+            "flag": {"type": "boolean", "default": False},
+            "ok": {"type": "string", "default": "fine"},
+        },
+    )
     seen: list[Event] = []
     with pytest.raises(InputsInvalid) as info:
         await run_workflow(doc, {"n": "3", "f": True, "flag": 1, "extra": 1, "ok": "fine"}, on_event=seen.append)

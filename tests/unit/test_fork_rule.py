@@ -36,11 +36,21 @@ def t(expr: str) -> dict[str, Any]:
 
 
 CHAIN = doc(
-    [("a", "transform", t("1")), ("b", "transform", t("2")), ("c", "transform", t("3")), ("out", "output", {"value": "{{ nodes.c.output }}"})],
+    [
+        ("a", "transform", t("1")),
+        ("b", "transform", t("2")),
+        ("c", "transform", t("3")),
+        ("out", "output", {"value": "{{ nodes.c.output }}"}),
+    ],
     [("start", "a"), ("a", "b"), ("b", "c"), ("c", "out")],
 )
 PARALLEL = doc(
-    [("x", "transform", t("1")), ("y", "transform", t("2")), ("join", "transform", t("3")), ("out", "output", {"value": "x"})],
+    [
+        ("x", "transform", t("1")),
+        ("y", "transform", t("2")),
+        ("join", "transform", t("3")),
+        ("out", "output", {"value": "x"}),
+    ],
     [("start", "x"), ("start", "y"), ("x", "join"), ("y", "join"), ("join", "out")],
 )
 BRANCHY = doc(
@@ -51,7 +61,14 @@ BRANCHY = doc(
         ("small", "transform", {"template": "small {{ nodes.total.output }}"}),
         ("done", "output", {"name": "answer", "value": "{{ nodes.big.output or nodes.small.output }}"}),
     ],
-    [("start", "total"), ("total", "is_big"), ("is_big", "big", "true"), ("is_big", "small", "default"), ("big", "done"), ("small", "done")],
+    [
+        ("start", "total"),
+        ("total", "is_big"),
+        ("is_big", "big", "true"),
+        ("is_big", "small", "default"),
+        ("big", "done"),
+        ("small", "done"),
+    ],
 )
 # start -> a -> h -> body -> check -(true)-> h ; check -(default)-> after -> out ; start -> side -> out
 LOOP = doc(
@@ -64,8 +81,17 @@ LOOP = doc(
         ("after", "transform", t("nodes.body.output")),
         ("out", "output", {"value": "{{ nodes.after.output }} {{ nodes.side.output }}"}),
     ],
-    [("start", "a"), ("a", "h"), ("h", "body"), ("body", "check"), ("check", "h", "true"), ("check", "after", "default"),
-     ("after", "out"), ("start", "side"), ("side", "out")],
+    [
+        ("start", "a"),
+        ("a", "h"),
+        ("h", "body"),
+        ("body", "check"),
+        ("check", "h", "true"),
+        ("check", "after", "default"),
+        ("after", "out"),
+        ("start", "side"),
+        ("side", "out"),
+    ],
 )
 # outer loop h1 .. c1 holding an inner loop h2 .. c2
 NESTED = doc(
@@ -77,8 +103,16 @@ NESTED = doc(
         ("c1", "condition", t("iteration < 1")),
         ("end", "output", {"value": "x"}),
     ],
-    [("start", "h1"), ("h1", "h2"), ("h2", "b2"), ("b2", "c2"), ("c2", "h2", "true"), ("c2", "c1", "default"),
-     ("c1", "h1", "true"), ("c1", "end", "default")],
+    [
+        ("start", "h1"),
+        ("h1", "h2"),
+        ("h2", "b2"),
+        ("b2", "c2"),
+        ("c2", "h2", "true"),
+        ("c2", "c1", "default"),
+        ("c1", "h1", "true"),
+        ("c1", "end", "default"),
+    ],
 )
 # p feeds u, a node of a loop p is not in: rerunning p reruns that loop whole
 INTO_LOOP = doc(
@@ -89,7 +123,15 @@ INTO_LOOP = doc(
         ("check", "condition", t("iteration < 1")),
         ("end", "output", {"value": "x"}),
     ],
-    [("start", "p"), ("start", "h"), ("p", "u"), ("h", "u"), ("u", "check"), ("check", "h", "true"), ("check", "end", "default")],
+    [
+        ("start", "p"),
+        ("start", "h"),
+        ("p", "u"),
+        ("h", "u"),
+        ("u", "check"),
+        ("check", "h", "true"),
+        ("check", "end", "default"),
+    ],
 )
 MAP = doc(
     [
@@ -132,7 +174,9 @@ def _run(document: Doc, replay: Any = None) -> Any:
 def _fork(document: Doc, node: str, outputs: dict[str, Any] | None = None) -> tuple[Any, Any]:
     source = _run(document)
     workflow = load_workflow(document)
-    replay = fork_replay(workflow.plan, source.events, ForkRequest(node, outputs), {"run_id": source.run_id, "node": node})
+    replay = fork_replay(
+        workflow.plan, source.events, ForkRequest(node, outputs), {"run_id": source.run_id, "node": node}
+    )
     return source, _run(document, replay)
 
 
@@ -191,5 +235,5 @@ def test_bad_requests_list_every_problem(picked: str, pins: dict[str, Any], mess
         fork_replay(plan, source.events, ForkRequest(picked, pins), {})
     shown = [str(p) for p in caught.value.problems]
     assert len(shown) == len(messages)
-    for text, expected in zip(sorted(shown), sorted(messages)):
+    for text, expected in zip(sorted(shown), sorted(messages), strict=True):
         assert text.startswith(expected), shown

@@ -12,7 +12,6 @@ from memory import InvalidMemory, MemoryManager, MemoryUnavailable, ShortTermSto
 from memory.short_term import MESSAGE_OVERHEAD_TOKENS, approx_tokens, count_tokens, dispose_engines, token_counter
 
 
-
 @pytest.fixture
 def store(tmp_path: Path) -> ShortTermStore:
     return ShortTermStore(f"sqlite:///{tmp_path / 'memory.db'}")

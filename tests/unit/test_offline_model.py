@@ -412,7 +412,10 @@ MEMORY = "<memory>\n- My name is Alice\n- I like green tea\n- My dog is called R
         ([system(MEMORY), user("Which tea do I like?")], "I like green tea"),
         ([system("Be brief."), user(MEMORY + "\nWhat is my dog called?")], "My dog is called Rex"),
         # what the agent node sends: the memories as an untrusted data block opening the user message
-        ([system("Be brief."), user(memory_block("bob", MEMORY) + "\n\nWhat is my dog called?")], "My dog is called Rex"),
+        (
+            [system("Be brief."), user(memory_block("bob", MEMORY) + "\n\nWhat is my dog called?")],
+            "My dog is called Rex",
+        ),
     ],
 )
 async def test_memory_block_is_used(messages, fact: str) -> None:
@@ -503,7 +506,7 @@ async def test_json_mode_without_example(prompt: str) -> None:
 @pytest.mark.parametrize(
     "content",
     [
-        "Summarize: " + "The engine is fast. (1 + 2) notes/a.md {\"a\": <int>} " * 25_000,
+        "Summarize: " + 'The engine is fast. (1 + 2) notes/a.md {"a": <int>} ' * 25_000,
         "x" * 1_000_000,
         '{"' * 500_000,
         "(" * 1_000_000,

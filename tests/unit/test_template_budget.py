@@ -39,9 +39,16 @@ SLOW: list[tuple[str, str]] = [
     # loops: the case of issue 12 §2, and loops hidden in other shapes
     ("template", "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"),
     ("template", "{% for i in range(100000) %}{% for j in range(100000) %}{{ j }}{% endfor %}{% endfor %}"),
-    ("template", "{% for i in range(100000) if i > 10 ** 9 %}{% for j in range(100000) if j > 10 ** 9 %}{% endfor %}{% endfor %}"),
+    (
+        "template",
+        "{% for i in range(100000) if i > 10 ** 9 %}"
+        "{% for j in range(100000) if j > 10 ** 9 %}{% endfor %}{% endfor %}",
+    ),
     ("template", "{% for i in range(100000) %}{% for c in inputs.s9 %}{% endfor %}{% endfor %}"),
-    ("template", "{% for x in range(100000) recursive %}{% if loop.depth < 3 %}{{ loop(range(100000)) }}{% endif %}{% endfor %}"),
+    (
+        "template",
+        "{% for x in range(100000) recursive %}{% if loop.depth < 3 %}{{ loop(range(100000)) }}{% endif %}{% endfor %}",
+    ),
     ("template", "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}"),
     ("template", "{% for i in range(100000) %}{{ range(100000) | map('string') | list | length }}{% endfor %}"),
     ("expression", "range(100000) | map('string') | map('center', 300) | map('upper') | list | length"),
@@ -67,7 +74,10 @@ SLOW: list[tuple[str, str]] = [
     ("template", "{% for i in range(100000) %}{% if inputs.a4 == inputs.b4 %}{% endif %}{% endfor %}"),
     ("template", "{% for i in range(100000) %}{% if 'y' in inputs.s9 %}{% endif %}{% endfor %}"),
     ("template", "{% for i in range(100000) %}{% if inputs.s9 == inputs.t9 %}{% endif %}{% endfor %}"),
-    ("template", "{% for i in range(100000) %}{{ 1 if inputs.a4 is sameas inputs.b4 }}{{ inputs.s9 | length }}{% endfor %}"),
+    (
+        "template",
+        "{% for i in range(100000) %}{{ 1 if inputs.a4 is sameas inputs.b4 }}{{ inputs.s9 | length }}{% endfor %}",
+    ),
     ("expression", "inputs.rows | list"),
 ]
 

@@ -85,7 +85,9 @@ def test_as_list(value: Any, expected: Any) -> None:
     assert as_list(value) == expected
 
 
-@pytest.mark.parametrize("expression", ["range(100)", "[1, 2, 3, 4, 5, 6] | select('odd') | list | reverse", "{'k': range(10)}"])
+@pytest.mark.parametrize(
+    "expression", ["range(100)", "[1, 2, 3, 4, 5, 6] | select('odd') | list | reverse", "{'k': range(10)}"]
+)
 def test_a_lazy_value_past_the_limit_is_refused(expression: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(templates, "MAX_ITEMS", 2)
     with pytest.raises(RenderError, match="more than 2 items"):
@@ -148,14 +150,21 @@ def _workflow(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _map(items: str, expression: str = "item") -> dict[str, Any]:
-    return {"id": "v", "type": "map", "config": {"items": items, "node": {"type": "transform", "config": {"expression": expression}}}}
+    return {
+        "id": "v",
+        "type": "map",
+        "config": {"items": items, "node": {"type": "transform", "config": {"expression": expression}}},
+    }
 
 
 RUNS_OK: list[tuple[dict[str, Any], Any]] = [
     ({"id": "v", "type": "transform", "config": {"expression": "inputs.xs | map(attribute='a')"}}, [1, 2, 3]),
     ({"id": "v", "type": "transform", "config": {"expression": "inputs.d.items()"}}, [["b", 2], ["a", 1]]),
     ({"id": "v", "type": "transform", "config": {"template": "{{ range(2) }}"}}, [0, 1]),
-    ({"id": "v", "type": "output", "config": {"value": "{{ inputs.xs | map(attribute='a') | select('odd') }}"}}, [1, 3]),
+    (
+        {"id": "v", "type": "output", "config": {"value": "{{ inputs.xs | map(attribute='a') | select('odd') }}"}},
+        [1, 3],
+    ),
     ({"id": "v", "type": "output", "config": {"value": {"keys": "{{ inputs.d.keys() }}"}}}, {"keys": ["b", "a"]}),
     ({"id": "v", "type": "output", "config": {"value": "{{- inputs.n -}}"}}, 3),
     ({"id": "v", "type": "output", "config": {"value": ["{{- inputs.n - 1 -}}", "{{ inputs.n -}}"]}}, [2, 3]),

@@ -98,7 +98,7 @@ def f_model(p: Point, pts: list[Point] = []) -> None:  # noqa: B006 - default is
     """Use points."""
 
 
-def f_optional(x: Optional[int], y: list[int] | None = None) -> None:  # noqa: UP007 - testing Optional on purpose
+def f_optional(x: Optional[int], y: list[int] | None = None) -> None:  # noqa: UP045 - testing Optional on purpose
     """Optional things."""
 
 
@@ -800,7 +800,11 @@ def test_broken_plugins_are_reported_not_raised(
 
 BROKEN_PLUGINS = [  # (id, module source or None for a module that does not exist, words of the one line)
     ("missing", None, ["ModuleNotFoundError", "No module named"]),
-    ("raises", "x = 1\nraise RuntimeError('first line\\nsecond line')\n", ["RuntimeError: first line second line", ".py:2)"]),
+    (
+        "raises",
+        "x = 1\nraise RuntimeError('first line\\nsecond line')\n",
+        ["RuntimeError: first line second line", ".py:2)"],
+    ),
     ("syntax", "def broken(:\n", ["SyntaxError", "line 1"]),
     ("imports-missing", "import no_such_dependency_xyz\n", ["No module named 'no_such_dependency_xyz'"]),
 ]

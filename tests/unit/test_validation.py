@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -215,20 +216,48 @@ CASES: list[tuple[str, Callable[[Doc], Doc], Expect]] = [
     ("id with a dot", _rename("research", "re.search"), ["re.search", ("pattern", "match", "invalid")]),
     ("unknown node type", _set(["research", "type"], "llm"), ["research", "unknown", "type", "llm"]),
     ("unknown config key (promt)", _agent_config({"promt": "hi"}), ["research", "promt", "unknown"]),
-    ("unknown config key beside a good one", _agent_config({"prompt": "hi", "temprature": 1}), ["research", "temprature", "unknown"]),
+    (
+        "unknown config key beside a good one",
+        _agent_config({"prompt": "hi", "temprature": 1}),
+        ["research", "temprature", "unknown"],
+    ),
     ("agent without prompt", _agent_config({}), ["research", "prompt", ("required", "missing")]),
-    ("agent max_tokens of 0", _agent_config({"prompt": "hi", "max_tokens": 0}), ["research", "max_tokens", ("greater", ">=", "at least")]),
-    ("agent max_tokens not a number", _agent_config({"prompt": "hi", "max_tokens": "lots"}), ["research", "max_tokens", "integer"]),
-    ("agent max_tokens true", _agent_config({"prompt": "hi", "max_tokens": True}), ["research", "max_tokens", "integer"]),
+    (
+        "agent max_tokens of 0",
+        _agent_config({"prompt": "hi", "max_tokens": 0}),
+        ["research", "max_tokens", ("greater", ">=", "at least")],
+    ),
+    (
+        "agent max_tokens not a number",
+        _agent_config({"prompt": "hi", "max_tokens": "lots"}),
+        ["research", "max_tokens", "integer"],
+    ),
+    (
+        "agent max_tokens true",
+        _agent_config({"prompt": "hi", "max_tokens": True}),
+        ["research", "max_tokens", "integer"],
+    ),
     (
         "condition without expression",
         lambda d: with_condition(d) and (node(d, "check").__setitem__("config", {}) or d),
         ["check", "expression", ("required", "missing")],
     ),
-    ("map without items", _map({"node": {"type": "transform", "config": {"expression": "item"}}}), ["fan", "items", ("required", "missing")]),
+    (
+        "map without items",
+        _map({"node": {"type": "transform", "config": {"expression": "item"}}}),
+        ["fan", "items", ("required", "missing")],
+    ),
     ("map without node", _map({"items": "[1, 2]"}), ["fan", "node", ("required", "missing")]),
-    ("edge to an unknown node", lambda d: add(d, None, ("research", "ghost")), ["research -> ghost", "unknown", "ghost"]),
-    ("edge from an unknown node", lambda d: add(d, None, ("phantom", "done")), ["phantom -> done", "unknown", "phantom"]),
+    (
+        "edge to an unknown node",
+        lambda d: add(d, None, ("research", "ghost")),
+        ["research -> ghost", "unknown", "ghost"],
+    ),
+    (
+        "edge from an unknown node",
+        lambda d: add(d, None, ("phantom", "done")),
+        ["phantom -> done", "unknown", "phantom"],
+    ),
     ("no input node", _no_input, ["input", ("none", "exactly one", "no input")]),
     (
         "two input nodes",
@@ -257,9 +286,17 @@ CASES: list[tuple[str, Callable[[Doc], Doc], Expect]] = [
         ["check", "expression", "parse"],
     ),
     ("template refers to an unknown node", _prompt("{{ nodes.nope.output }}"), ["research", "nope", "unknown node"]),
-    ("template refers to an unknown node (subscript)", _prompt("{{ nodes['nope'].output }}"), ["research", "nope", "unknown node"]),
+    (
+        "template refers to an unknown node (subscript)",
+        _prompt("{{ nodes['nope'].output }}"),
+        ["research", "nope", "unknown node"],
+    ),
     ("template refers to an unknown input", _prompt("{{ inputs.nope }}"), ["research", "nope", "unknown input"]),
-    ("template uses an unknown variable", _prompt("Tell me about {{ query }}"), ["research", "query", "unknown variable"]),
+    (
+        "template uses an unknown variable",
+        _prompt("Tell me about {{ query }}"),
+        ["research", "query", "unknown variable"],
+    ),
     ("item outside a map", _prompt("{{ item }}"), ["research", "item", "map"]),
     ("index outside a map", _prompt("{{ index }}"), ["research", "index", "map"]),
     (
@@ -269,14 +306,22 @@ CASES: list[tuple[str, Callable[[Doc], Doc], Expect]] = [
     ),
     (
         "unknown tool in a tool node",
-        lambda d: add(d, {"id": "t", "type": "tool", "config": {"tool": "no_such_tool_xyz"}}, ("start", "t"), ("t", "done")),
+        lambda d: add(
+            d, {"id": "t", "type": "tool", "config": {"tool": "no_such_tool_xyz"}}, ("start", "t"), ("t", "done")
+        ),
         ["node 't'", "no_such_tool_xyz", "unknown tool"],
     ),
-    ("unknown tool in an agent's tools", _agent_config({"prompt": "hi", "tools": ["no_such_tool_xyz"]}), ["research", "no_such_tool_xyz", "unknown tool"]),
+    (
+        "unknown tool in an agent's tools",
+        _agent_config({"prompt": "hi", "tools": ["no_such_tool_xyz"]}),
+        ["research", "no_such_tool_xyz", "unknown tool"],
+    ),
     ("duplicate output names", _two_outputs_named, ["answer", ("used by another", "duplicate", "unique")]),
     (
         "output name equal to another output's id",
-        lambda d: add(d, {"id": "other", "type": "output", "config": {"value": "x", "name": "done"}}, ("research", "other")),
+        lambda d: add(
+            d, {"id": "other", "type": "output", "config": {"value": "x", "name": "done"}}, ("research", "other")
+        ),
         ["done", ("used by another", "duplicate", "unique")],
     ),
     (
@@ -289,8 +334,16 @@ CASES: list[tuple[str, Callable[[Doc], Doc], Expect]] = [
         lambda d: add(d, transform("tr"), ("start", "tr"), ("tr", "done")),
         ["node 'tr'", "expression", "template"],
     ),
-    ("map inner node of type output", _map({"items": "[1]", "node": {"type": "output", "config": {"value": "x"}}}), ["fan", "output", "map"]),
-    ("map inner node of type map", _map({"items": "[1]", "node": {"type": "map", "config": {}}}), ["fan", "map", ("cannot", "not allowed")]),
+    (
+        "map inner node of type output",
+        _map({"items": "[1]", "node": {"type": "output", "config": {"value": "x"}}}),
+        ["fan", "output", "map"],
+    ),
+    (
+        "map inner node of type map",
+        _map({"items": "[1]", "node": {"type": "map", "config": {}}}),
+        ["fan", "map", ("cannot", "not allowed")],
+    ),
     ("map inner node of type input", _map({"items": "[1]", "node": {"type": "input"}}), ["fan", "input", "map"]),
     (
         "map inner node config refers to an unknown node",
@@ -302,7 +355,11 @@ CASES: list[tuple[str, Callable[[Doc], Doc], Expect]] = [
         _map({"items": "[1]", "node": {"type": "transform", "config": {"expresion": "item"}}}),
         ["fan", "expresion", "unknown"],
     ),
-    ("map items does not parse", _map({"items": "[1, 2", "node": {"type": "transform", "config": {"expression": "item"}}}), ["fan", "items", "parse"]),
+    (
+        "map items does not parse",
+        _map({"items": "[1, 2", "node": {"type": "transform", "config": {"expression": "item"}}}),
+        ["fan", "items", "parse"],
+    ),
     ("unknown input type", _set(["inputs"], {"query": {"type": "str"}}), ["query", "type"]),
     ("unknown settings key", _set(["settings"], {"max_iteration": 3}), ["max_iteration", "unknown"]),
     ("retry with zero attempts", _set(["research", "retry"], {"attempts": 0}), ["research", "attempts"]),
@@ -312,7 +369,9 @@ CASES: list[tuple[str, Callable[[Doc], Doc], Expect]] = [
 
 
 @pytest.mark.parametrize(("name", "mutate", "expect"), CASES, ids=[c[0] for c in CASES])
-def test_invalid_document_is_rejected_with_a_named_problem(name: str, mutate: Callable[[Doc], Doc], expect: Expect) -> None:
+def test_invalid_document_is_rejected_with_a_named_problem(
+    name: str, mutate: Callable[[Doc], Doc], expect: Expect
+) -> None:
     doc = mutate(base())
     exc = problems_of(doc)
     assert_problem(exc, expect)
@@ -349,7 +408,9 @@ def test_loop_through_a_condition_is_valid() -> None:
 
 
 def test_item_and_index_are_fine_inside_a_map() -> None:
-    doc = _map({"items": "[1, 2, 3]", "node": {"type": "transform", "config": {"template": "{{ index }}: {{ item }}"}}})(base())
+    doc = _map(
+        {"items": "[1, 2, 3]", "node": {"type": "transform", "config": {"template": "{{ index }}: {{ item }}"}}}
+    )(base())
     load_workflow(doc)
 
 
@@ -363,7 +424,8 @@ def test_many_problems_are_all_reported_at_once() -> None:
     del doc["name"]  # 3
     node(doc, "research")["config"] = {"promt": "hi {{ inputs.query }}"}  # 4 (typo) (+ prompt missing)
     node(doc, "done")["config"] = {"value": "{{ nodes.nope.output }}"}  # 5
-    add(doc, {"id": "calc", "type": "tool", "config": {"tool": "no_such_tool_xyz"}}, ("start", "calc"), ("calc", "done"))  # 6
+    calc = {"id": "calc", "type": "tool", "config": {"tool": "no_such_tool_xyz"}}
+    add(doc, calc, ("start", "calc"), ("calc", "done"))  # 6
     add(doc, transform("island", expression="1 +"), ("island", "done"))  # 7 unreachable, 8 does not parse
     add(doc, None, ("start", "research", "yes"))  # 9 when on a non-condition edge
     add(doc, transform("t2", template="{{ query }}"), ("start", "t2"), ("t2", "done"))  # 10 unknown variable
@@ -498,7 +560,9 @@ def test_malformed_json_text_names_line_and_column() -> None:
 
 def test_malformed_json_file_names_the_file_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
-    path.write_text('{\n  "format": "workflow/v1",\n  "name": "x",\n  "nodes": [\n    {"id": "start" "type": "input"}\n  ]\n}')
+    path.write_text(
+        '{\n  "format": "workflow/v1",\n  "name": "x",\n  "nodes": [\n    {"id": "start" "type": "input"}\n  ]\n}'
+    )
     exc = problems_of(path)
     assert_problem(exc, ["broken.json", "json", "line 5", "column"])
 
@@ -568,7 +632,9 @@ def _escapes(marker: Path) -> list[tuple[str, str, str]]:
     ]
 
 
-@pytest.mark.parametrize("case", range(len(_escapes(Path("/x")))), ids=[f"{k}:{s}" for k, _f, s in _escapes(Path("/x"))])
+@pytest.mark.parametrize(
+    "case", range(len(_escapes(Path("/x")))), ids=[f"{k}:{s}" for k, _f, s in _escapes(Path("/x"))]
+)
 async def test_templates_cannot_reach_python(case: int, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     kind, field, source = _escapes(marker)[case]
@@ -593,6 +659,7 @@ async def test_templates_cannot_reach_python(case: int, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- never a raw exception
+
 
 @pytest.mark.parametrize(
     "key",

@@ -6,7 +6,9 @@ default registry, through the same ``@tool`` decorator a user's tools use.
 
 from __future__ import annotations
 
-from tools.builtin import calculator  # noqa: F401  (registers "calculator")
-from tools.builtin import file_reader  # noqa: F401  (registers "file_reader")
-from tools.builtin import web_search  # noqa: F401  (registers "web_search")
-from tools.builtin import python_exec  # noqa: F401  (registers "python")
+from tools.builtin import (
+    calculator,  # noqa: F401  (registers "calculator")
+    file_reader,  # noqa: F401  (registers "file_reader")
+    python_exec,  # noqa: F401  (registers "python")
+    web_search,  # noqa: F401  (registers "web_search")
+)

@@ -34,6 +34,7 @@ fail. Nothing here is the security boundary -- the sandbox is.
 
 import ast
 import builtins
+import contextlib
 import json
 import linecache
 import os
@@ -109,10 +110,8 @@ def _block_network():
     for name in ("socket", "SocketType", "getaddrinfo", "gethostbyname", "gethostbyname_ex",
                  "gethostbyaddr", "getnameinfo", "fromfd"):
         if hasattr(_socket, name):
-            try:
+            with contextlib.suppress(AttributeError, TypeError):
                 setattr(_socket, name, raw_blocked if name in ("socket", "SocketType") else _refuse_network)
-            except (AttributeError, TypeError):
-                pass
 
 
 _PLAIN = (bool, int, float, str, type(None))
@@ -129,9 +128,7 @@ def _plain(value, depth=0, budget=None):
     if t in _PLAIN:
         if t is float and (value != value or value in (float("inf"), float("-inf"))):
             return False
-        if t is int and value.bit_length() > 1000:
-            return False
-        return True
+        return not (t is int and value.bit_length() > 1000)
     if t in (list, tuple):
         return all(_plain(v, depth + 1, budget) for v in value)
     if t is dict:
@@ -153,14 +150,14 @@ def _describe_value(value, cap):
             text = _str(text)
     except ValueError as exc:  # e.g. an int too large to convert to a string
         if _isinstance(value, int):
-            return "<int of %d bits>" % value.bit_length(), False
-        return "<value could not be shown: %s>" % exc, False
+            return f"<int of {value.bit_length()} bits>", False
+        return f"<value could not be shown: {exc!s}>", False
     except Exception as exc:
-        return "<value could not be shown: %s: %s>" % (_type(exc).__name__, exc), False
+        return f"<value could not be shown: {_type(exc).__name__}: {exc!s}>", False
     data = text.encode("utf-8", "replace")
     if _len(data) > cap:
         shown = data[:cap].decode("utf-8", "ignore")
-        return shown + "… [value truncated: repr was %d bytes]" % _len(data), True
+        return shown + f"… [value truncated: repr was {_len(data)} bytes]", True
     return text, False
 
 
@@ -172,8 +169,8 @@ def _print_exception(exc):
         te.stack = traceback.StackSummary.from_list(frames)
         text = "".join(te.format())
     except Exception:
-        text = "%s: %s\n" % (_type(exc).__name__, exc)
-    try:
+        text = f"{_type(exc).__name__}: {exc!s}\n"
+    try:  # noqa: SIM105 - runs after the cell, which may have replaced builtins.issubclass that suppress() calls
         sys.stderr.write(text)
     except Exception:
         pass
@@ -184,7 +181,7 @@ def _exception_line(exc, limit=2000):
         message = _str(exc)
     except Exception:
         message = "<message could not be shown>"
-    line = "%s: %s" % (_type(exc).__name__, message) if message else _type(exc).__name__
+    line = f"{_type(exc).__name__}: {message}" if message else _type(exc).__name__
     return line if _len(line) <= limit else line[:limit] + "… [truncated]"
 
 
@@ -213,12 +210,12 @@ def _run_cell(code, namespace):
         elif _isinstance(code_, int):
             status = code_ & 0xFF
         else:
-            try:
-                sys.stderr.write("%s\n" % (code_,))
+            try:  # noqa: SIM105 - runs after the cell, which may have replaced builtins.issubclass that suppress() calls
+                sys.stderr.write(f"{code_!s}\n")
             except Exception:
                 pass
             status = 1
-        return None, status, (None if status == 0 else "SystemExit: %s" % (code_,)), False
+        return None, status, (None if status == 0 else f"SystemExit: {code_!s}"), False
     except BaseException as exc:  # KeyboardInterrupt, MemoryError, anything the code raised
         _print_exception(exc)
         return None, 1, _exception_line(exc), _isinstance(exc, MemoryError)
@@ -232,15 +229,11 @@ def main():
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    try:
+    with contextlib.suppress(OSError):
         os.chdir(request.get("workdir") or "/tmp")
-    except OSError:
-        pass
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(Exception):
             stream.reconfigure(encoding="utf-8", errors="backslashreplace")
-        except Exception:
-            pass
 
     _block_network()
     main_pid = _getpid()
@@ -251,7 +244,7 @@ def main():
         _exit(0)
     shown, value_truncated = _describe_value(value, value_cap)
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        try:
+        try:  # noqa: SIM105 - runs after the cell, which may have replaced builtins.issubclass that suppress() calls
             stream.flush()
         except Exception:
             pass
@@ -265,7 +258,7 @@ def main():
     try:
         data = _dumps(result, ensure_ascii=False).encode("utf-8", "replace")
     except Exception as exc:
-        data = _dumps({"value": None, "exit": status, "error": "result not serialisable: %s" % exc}).encode()
+        data = _dumps({"value": None, "exit": status, "error": f"result not serialisable: {exc!s}"}).encode()
     view = memoryview(data)
     while view:
         try:

@@ -35,6 +35,7 @@ The child joins the cgroups in ``preexec_fn`` (a write of its pid to the
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -59,9 +60,16 @@ LIMITS_KINDS = ("cgroup-v2", "cgroup-v1", "rlimits")
 
 
 class CallLimits(Protocol):
-    memory_bytes: int
-    max_processes: int
-    tmpfs_bytes: int
+    """What a call's cgroups are sized from (read-only: python_exec's frozen ``Limits`` is one)."""
+
+    @property
+    def memory_bytes(self) -> int: ...
+
+    @property
+    def max_processes(self) -> int: ...
+
+    @property
+    def tmpfs_bytes(self) -> int: ...
 
 
 def memory_budget(limits: CallLimits) -> int:
@@ -174,10 +182,8 @@ def _enable_controllers(parent: Path) -> str:
         if not leaf.is_dir():
             cgroup_mkdir(leaf)
         for pid in (parent / "cgroup.procs").read_text().split():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 _write(leaf / "cgroup.procs", pid)
-            except ProcessLookupError:
-                pass
         _write(parent / "cgroup.subtree_control", todo)
     except OSError as exc:
         return f"cannot enable {todo} in {parent} after moving its processes to {leaf} ({_reason(exc)})"
@@ -256,10 +262,8 @@ class CallCgroups:
         try:
             _write(path / "memory.max", str(memory_budget(limits)))
             _write(path / "pids.max", str(limits.max_processes))
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 _write(path / "memory.swap.max", "0")  # absent without swap accounting: then there is no swap
-            except FileNotFoundError:
-                pass
             fd = os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
         except OSError as exc:
             self._remove(path)
@@ -271,7 +275,7 @@ class CallCgroups:
 
     def _make_v1(self, limits: CallLimits, name: str) -> str:
         own = own_cgroups()
-        whys = []
+        whys: list[str] = []
         self.pids_dir = self._make_v1_one("pids", own.get("pids"), name,
                                           {"pids.max": str(limits.max_processes)}, whys)
         budget = str(memory_budget(limits))
@@ -331,10 +335,8 @@ class CallCgroups:
     def members(self) -> list[int]:
         pids: set[int] = set()
         for path in self.dirs:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 pids.update(int(p) for p in (path / "cgroup.procs").read_text().split())
-            except (OSError, ValueError):
-                pass
         return sorted(pids)
 
     def kill_all(self) -> list[int]:
@@ -344,10 +346,8 @@ class CallCgroups:
             return []
         for limiter in (self.v2_dir, self.pids_dir):
             if limiter is not None:
-                try:
+                with contextlib.suppress(OSError):
                     _write(limiter / "pids.max", "0")  # no new process from now on
-                except OSError:
-                    pass
         killed: list[int] = []
         while time.monotonic() < deadline:
             pids = self.members()
@@ -364,10 +364,8 @@ class CallCgroups:
 
     def close(self) -> None:
         for fd in self.proc_fds:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self.proc_fds = []
         for path in self.dirs:
             self._remove(path, retries=100)

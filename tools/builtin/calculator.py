@@ -411,8 +411,8 @@ def _eval(node: ast.expr) -> Number:
     if isinstance(node, ast.UnaryOp):
         operand = _eval(node.operand)
         return -operand if isinstance(node.op, ast.USub) else +operand
-    if isinstance(node, ast.Constant):
-        return node.value  # type: ignore[no-any-return]  # checked to be an int or float
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):  # checked by _check_constant
+        return node.value
     if isinstance(node, ast.Name):
         return CONSTANTS[node.id]
     if isinstance(node, ast.Call):

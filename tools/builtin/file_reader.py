@@ -31,8 +31,8 @@ construction:
   kernel sees it (``/proc/self/fd``) must pass the roots, /proc-/sys-/dev and
   secret-name rules.
 - Binaries (a NUL byte in the first 8 KB) are refused.
-- A file over ``FILE_READER_MAX_BYTES`` (default 16 KB, so the whole marker fits in what a model is shown) is read as a capped
-  prefix followed by a marker giving the file's full size; it is not refused.
+- A file over ``FILE_READER_MAX_BYTES`` (default 16 KB, so the whole marker fits in what a model is
+  shown) is read as a capped prefix followed by a marker giving the file's full size; it is not refused.
 - Text is decoded as UTF-8 with ``errors="replace"``.
 
 Note: ``tools.call_tool`` caps result text at ``max_result_chars`` (20,000 by
@@ -159,8 +159,10 @@ def _containing_root(path: Path, all_roots: list[Path]) -> Path | None:
 
 
 def _outside(shown: str) -> str:
-    return (f"{shown!r} is outside the allowed files folder(s); only files inside the files folder can be read "
-            "(give a path relative to it)")
+    return (
+        f"{shown!r} is outside the allowed files folder(s); only files inside the files folder can be read "
+        "(give a path relative to it)"
+    )
 
 
 def _changed(shown: str) -> FileReaderError:
@@ -170,6 +172,28 @@ def _changed(shown: str) -> FileReaderError:
 def _resolve(requested: str, all_roots: list[Path]) -> tuple[Path, Path]:
     """Validate the requested path; return (resolved real path, the root containing it)."""
     shown = requested if len(requested) <= 200 else requested[:199] + "…"
+    pure = _checked_request(requested, shown)
+    candidate = _candidate(pure, all_roots)
+
+    # Where the path leads, following the symlinks that exist, WITHOUT requiring it to exist: a path
+    # outside the roots gets the same message whether or not something is there (/etc/shadow or not).
+    leads_to = _resolved(candidate, shown, strict=False)
+    if _containing_root(leads_to, all_roots) is None:
+        raise FileReaderError(_outside(shown))  # never says where a symlink points, nor whether it exists
+
+    resolved = _resolved(candidate, shown, strict=True)
+    root = _containing_root(resolved, all_roots)
+    if root is None:  # something changed since the first resolution
+        raise FileReaderError(_outside(shown))
+    if any(_inside(resolved, tree) for tree in _FORBIDDEN_TREES):
+        raise FileReaderError(f"{shown!r} is in /proc, /sys or /dev, which are never readable")
+    if is_secret_name(resolved.relative_to(root).parts):
+        raise FileReaderError(f"refusing to read {shown!r}: it points to a secrets file")
+    return resolved, root
+
+
+def _checked_request(requested: str, shown: str) -> PurePath:
+    """The requested path as given, refused when empty, too long, climbing out or naming a secrets file."""
     if not requested:
         raise FileReaderError("the path is empty; give a file path relative to the files folder")
     if "\x00" in requested:
@@ -181,46 +205,30 @@ def _resolve(requested: str, all_roots: list[Path]) -> tuple[Path, Path]:
         raise FileReaderError(f"'..' is not allowed in paths ({shown!r}); give a path inside the files folder")
     if is_secret_name(pure.parts):
         raise FileReaderError(f"refusing to read {shown!r}: it looks like a secrets file")
+    return pure
 
+
+def _candidate(pure: PurePath, all_roots: list[Path]) -> Path:
+    """An absolute path as is; a relative one under the first root where something has that name."""
     if pure.is_absolute():
-        candidate = Path(pure)
-    else:
-        candidates = [root / pure for root in all_roots]
-        existing = [c for c in candidates if os.path.lexists(c)]
-        candidate = (existing or candidates)[0]
+        return Path(pure)
+    candidates = [root / pure for root in all_roots]
+    existing = [c for c in candidates if os.path.lexists(c)]
+    return (existing or candidates)[0]
 
-    # Where the path leads, following the symlinks that exist, WITHOUT requiring it to exist: a path
-    # outside the roots gets the same message whether or not something is there (/etc/shadow or not).
+
+def _resolved(candidate: Path, shown: str, *, strict: bool) -> Path:
+    """``candidate.resolve(strict=strict)``, its failures as one line (with ``strict``, a missing file too)."""
     try:
-        leads_to = candidate.resolve(strict=False)
+        return candidate.resolve(strict=strict)
     except RuntimeError:  # symlink loop (Python 3.11)
         raise FileReaderError(f"cannot resolve {shown!r}: symlink loop") from None
     except OSError as exc:
+        if strict and isinstance(exc, FileNotFoundError):
+            raise FileReaderError(f"file not found: {shown!r} (paths are relative to the files folder)") from None
         if exc.errno == errno.ELOOP:
             raise FileReaderError(f"cannot resolve {shown!r}: symlink loop") from None
         raise FileReaderError(f"cannot resolve {shown!r}: {exc.strerror or exc}") from None
-    if _containing_root(leads_to, all_roots) is None:
-        raise FileReaderError(_outside(shown))  # never says where a symlink points, nor whether it exists
-
-    try:
-        resolved = candidate.resolve(strict=True)
-    except FileNotFoundError:
-        raise FileReaderError(f"file not found: {shown!r} (paths are relative to the files folder)") from None
-    except RuntimeError:  # symlink loop (Python 3.11)
-        raise FileReaderError(f"cannot resolve {shown!r}: symlink loop") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise FileReaderError(f"cannot resolve {shown!r}: symlink loop") from None
-        raise FileReaderError(f"cannot resolve {shown!r}: {exc.strerror or exc}") from None
-
-    root = _containing_root(resolved, all_roots)
-    if root is None:  # something changed since the first resolution
-        raise FileReaderError(_outside(shown))
-    if any(_inside(resolved, tree) for tree in _FORBIDDEN_TREES):
-        raise FileReaderError(f"{shown!r} is in /proc, /sys or /dev, which are never readable")
-    if is_secret_name(resolved.relative_to(root).parts):
-        raise FileReaderError(f"refusing to read {shown!r}: it points to a secrets file")
-    return resolved, root
 
 
 def _kind(mode: int) -> str:
@@ -257,8 +265,13 @@ def _read_prefix(fd: int, limit: int) -> bytes:
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = (os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)  # a FIFO never hangs
-               | getattr(os, "O_NOCTTY", 0))
+_FILE_FLAGS = (
+    os.O_RDONLY
+    | os.O_NOFOLLOW
+    | os.O_CLOEXEC
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO never hangs
+    | getattr(os, "O_NOCTTY", 0)
+)
 
 
 def _open_beneath(root: Path, parts: tuple[str, ...], shown: str, rel: str) -> tuple[int, os.stat_result]:
@@ -316,8 +329,11 @@ def _check_opened(fd: int, all_roots: list[Path], shown: str) -> None:
     except OSError:
         raise _changed(shown) from None
     root = _containing_root(real, all_roots)
-    if (root is None or any(_inside(real, tree) for tree in _FORBIDDEN_TREES)
-            or is_secret_name(real.relative_to(root).parts)):
+    if (
+        root is None
+        or any(_inside(real, tree) for tree in _FORBIDDEN_TREES)
+        or is_secret_name(real.relative_to(root).parts)
+    ):
         raise _changed(shown)
 
 

@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -297,6 +298,15 @@ def precheck(code: str) -> ast.Module:
         CodeSyntaxError: the code does not parse.
         CodeRefused: the code uses a construct the tool does not allow.
     """
+    tree = _parse(code)
+    for node in ast.walk(tree):
+        why = _refusal(node)
+        if why:
+            raise _refused(node, why)
+    return tree
+
+
+def _parse(code: str) -> ast.Module:
     if not isinstance(code, str):
         raise CodeRefused(f"the code must be a string, got {type(code).__name__}")
     if len(code) > MAX_CODE_CHARS:
@@ -304,54 +314,66 @@ def precheck(code: str) -> ast.Module:
     if "\x00" in code:
         raise CodeSyntaxError("SyntaxError: the code contains a NUL character")
     try:
-        tree = ast.parse(code, filename="<cell>", mode="exec")
+        return ast.parse(code, filename="<cell>", mode="exec")
     except SyntaxError as exc:
         raise CodeSyntaxError(_format_syntax_error(exc)) from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise CodeSyntaxError(f"SyntaxError: the code cannot be parsed ({type(exc).__name__}: {exc})") from None
 
-    def refuse(node: ast.AST, why: str) -> CodeRefused:
-        line = getattr(node, "lineno", None)
-        where = f" (line {line})" if line else ""
-        return CodeRefused(
-            f"Refused by the python tool's pre-check{where}: {why}. The code runs in an isolated sandbox "
-            "without network, host files or OS access; compute with the standard library "
-            "(math, statistics, json, re, datetime, collections, itertools, decimal, fractions, random, ...)."
-        )
 
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                top = alias.name.split(".")[0]
-                if top in _REFUSED_MODULES:
-                    raise refuse(node, f"importing {alias.name!r} ({_REFUSED_MODULES[top]}) is not allowed")
-        elif isinstance(node, ast.ImportFrom):
-            top = (node.module or "").split(".")[0]
-            if node.level == 0 and top in _REFUSED_MODULES:
-                raise refuse(node, f"importing from {node.module!r} ({_REFUSED_MODULES[top]}) is not allowed")
-            if node.level > 0:
-                raise refuse(node, "relative imports are not allowed")
-            for alias in node.names:
-                why = _refused_attr(alias.name)
-                if why:
-                    raise refuse(node, why)
-        elif isinstance(node, ast.Attribute):
-            why = _refused_attr(node.attr)
-            if why:
-                raise refuse(node, why)
-        elif isinstance(node, ast.Name):
-            if node.id in _REFUSED_CALLS:
-                raise refuse(node, _REFUSED_CALLS[node.id])
-            if node.id in _REFUSED_NAMES:
-                raise refuse(node, f"the special name {node.id!r} is not allowed")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            text = node.value
-            named = _refused_attr(text.strip()) if len(text) <= 64 else None
-            if named:
-                raise refuse(node, f"the string {text.strip()!r} names a special attribute ({named})")
-            if _FORMAT_ATTR_RE.search(text):
-                raise refuse(node, "format strings that reach into attributes ('{0.__class__}', ...) are not allowed")
-    return tree
+def _refused(node: ast.AST, why: str) -> CodeRefused:
+    line = getattr(node, "lineno", None)
+    where = f" (line {line})" if line else ""
+    return CodeRefused(
+        f"Refused by the python tool's pre-check{where}: {why}. The code runs in an isolated sandbox "
+        "without network, host files or OS access; compute with the standard library "
+        "(math, statistics, json, re, datetime, collections, itertools, decimal, fractions, random, ...)."
+    )
+
+
+def _refusal(node: ast.AST) -> str | None:
+    """Why the pre-check refuses ``node`` (an import, attribute, name or string), or None."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            top = alias.name.split(".")[0]
+            if top in _REFUSED_MODULES:
+                return f"importing {alias.name!r} ({_REFUSED_MODULES[top]}) is not allowed"
+        return None
+    if isinstance(node, ast.ImportFrom):
+        return _import_from_refusal(node)
+    if isinstance(node, ast.Attribute):
+        return _refused_attr(node.attr)
+    if isinstance(node, ast.Name):
+        if node.id in _REFUSED_CALLS:
+            return _REFUSED_CALLS[node.id]
+        if node.id in _REFUSED_NAMES:
+            return f"the special name {node.id!r} is not allowed"
+        return None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return _string_refusal(node.value)
+    return None
+
+
+def _import_from_refusal(node: ast.ImportFrom) -> str | None:
+    top = (node.module or "").split(".")[0]
+    if node.level == 0 and top in _REFUSED_MODULES:
+        return f"importing from {node.module!r} ({_REFUSED_MODULES[top]}) is not allowed"
+    if node.level > 0:
+        return "relative imports are not allowed"
+    for alias in node.names:
+        why = _refused_attr(alias.name)
+        if why:
+            return why
+    return None
+
+
+def _string_refusal(text: str) -> str | None:
+    named = _refused_attr(text.strip()) if len(text) <= 64 else None
+    if named:
+        return f"the string {text.strip()!r} names a special attribute ({named})"
+    if _FORMAT_ATTR_RE.search(text):
+        return "format strings that reach into attributes ('{0.__class__}', ...) are not allowed"
+    return None
 
 
 _precheck = precheck  # run_code's keyword argument "precheck" shadows the function
@@ -566,7 +588,7 @@ def _make_preexec(limits: Limits, cgroup_fds: list[int], drop_to_nobody: bool, n
     def preexec() -> None:  # runs in the forked child, before exec; keep it to plain syscalls
         pid = str(getpid()).encode()
         for fd in cgroup_fds:
-            try:
+            try:  # noqa: SIM105 - preexec in the forked child: plain syscalls only, no context manager
                 write(fd, pid)
             except OSError:
                 pass
@@ -649,35 +671,44 @@ def _communicate(proc: subprocess.Popen[bytes], request: bytes, result_r: int, l
             for key, _ in sel.select(timeout):
                 fd = key.fd
                 if fd == stdin_fd:
-                    try:
-                        n = os.write(fd, pending[:65536])
-                        pending = pending[n:]
-                    except BlockingIOError:
-                        continue
-                    except OSError:  # the child is gone or closed stdin
-                        pending = pending[:0]
+                    pending = _write_some(fd, pending)
                     if not pending:
                         sel.unregister(fd)
                         proc.stdin.close()
                         stdin_open = False
                     continue
-                try:
-                    data = os.read(fd, 65536)
-                except BlockingIOError:
+                data = _read_some(fd)
+                if data is None:
                     continue
-                except OSError:
-                    data = b""
                 if data:
                     sinks[fd].add(data)
                 else:
                     sel.unregister(fd)
                     del sinks[fd]
     if stdin_open:
-        try:
+        with contextlib.suppress(OSError):
             proc.stdin.close()
-        except OSError:
-            pass
     return out
+
+
+def _write_some(fd: int, pending: memoryview) -> memoryview:
+    """Write what the child's stdin takes now of ``pending``; the rest (nothing once the child is gone)."""
+    try:
+        return pending[os.write(fd, pending[:65536]) :]
+    except BlockingIOError:
+        return pending
+    except OSError:  # the child is gone or closed stdin
+        return pending[:0]
+
+
+def _read_some(fd: int) -> bytes | None:
+    """What a pipe from the child holds now: None when nothing yet, b"" at its end (or when it broke)."""
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
 
 
 _call_slots = threading.BoundedSemaphore(MAX_CONCURRENT_CALLS)
@@ -823,10 +854,8 @@ def _tasks_of_uid(uid: int) -> int:
 
 def _kill_everything(proc: subprocess.Popen[bytes], cgroups: _CallCgroups) -> None:
     """SIGKILL the session's process group and every member of the call's cgroups; reap the child."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # the leader is unreaped until wait(): the pgid cannot be reused
-    except (ProcessLookupError, PermissionError):
-        pass
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not fail
