@@ -1,0 +1,112 @@
+"""Where a run's graph puts its nodes: plain Python, no Streamlit, so it is unit-tested and cheap.
+
+The Run and History pages draw a run's graph read-only (``ui.graph_view``). A small graph
+keeps the places the author gave its nodes in the Builder (so it looks the same there); a
+large one, or one with nodes without a place, gets a left-to-right layered layout
+(``ui.flow.auto_positions``: longest path from the input). A long layered graph (a chain of
+2,000 nodes is 2,000 layers) would be a thin line when fitted into the page, so its layers
+are wrapped into bands, stacked top to bottom, with as many layers per band as makes the
+drawing's scale largest in a page-wide box.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ui.flow import X_STEP, Y_STEP, auto_positions, coordinates
+
+BOX_W, BOX_H = 180, 56  # a node's box in layout units (pixels at scale 1)
+GAP_X, GAP_Y = X_STEP - BOX_W, 40  # between boxes in a layered layout
+KEEP_PLACES_UP_TO = 100  # nodes: up to this many, the author's places are kept when every node has one
+LABEL_CHARS = 26
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """One node as drawn: its top-left corner in layout units."""
+
+    id: str
+    label: str
+    type: str
+    x: float
+    y: float
+
+
+@dataclass(slots=True)
+class GraphLayout:
+    """Nodes with their places, edges (source, target, label), and the drawing's size."""
+
+    nodes: list[Placed] = field(default_factory=list)
+    edges: list[tuple[str, str, str]] = field(default_factory=list)
+    width: float = 0.0
+    height: float = 0.0
+    banded: bool = False
+
+
+def short(label: str, limit: int = LABEL_CHARS) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def layers_per_band(layers: int, rows: int, box: tuple[float, float] = (1350.0, 720.0)) -> int:
+    """How many layers one band holds so that the whole drawing fits ``box`` at the largest scale."""
+    if layers <= 1:
+        return 1
+    step_x, band_h = BOX_W + GAP_X, rows * (BOX_H + GAP_Y) + GAP_Y
+    best, best_scale = layers, 0.0
+    for per_band in range(1, layers + 1):
+        bands = math.ceil(layers / per_band)
+        scale = min(box[0] / (per_band * step_x), box[1] / (bands * band_h))
+        if scale > best_scale + 1e-12:
+            best, best_scale = per_band, scale
+    return best
+
+
+def layout(doc: dict[str, Any], *, box: tuple[float, float] = (1350.0, 720.0)) -> GraphLayout:
+    """The drawing of ``doc``'s nodes and edges (see the module docstring for the rule)."""
+    nodes = [n for n in doc.get("nodes", []) if isinstance(n, dict) and isinstance(n.get("id"), str)]
+    ids = {n["id"] for n in nodes}
+    edges = [
+        (e["source"], e["target"], "" if e.get("when") is None else str(e["when"]))
+        for e in doc.get("edges", [])
+        if isinstance(e, dict) and e.get("source") in ids and e.get("target") in ids
+    ]
+    if not nodes:
+        return GraphLayout(edges=edges)
+    placed_by_author = len(nodes) <= KEEP_PLACES_UP_TO and all(isinstance(n.get("position"), dict) for n in nodes)
+    places: dict[str, tuple[float, float]]
+    banded = False
+    if placed_by_author:
+        places = {n["id"]: coordinates(n.get("position")) for n in nodes}
+    else:
+        auto = auto_positions({"nodes": nodes, "edges": [{"source": s, "target": t} for s, t, _ in edges]})
+        layer_of = {i: round(x / X_STEP) for i, (x, _) in auto.items()}
+        row_of = {i: round(y / Y_STEP) for i, (_, y) in auto.items()}
+        layers = max(layer_of.values()) + 1
+        rows = max(row_of.values()) + 1
+        per_band = layers_per_band(layers, rows, box)
+        banded = per_band < layers
+        band_h = rows * (BOX_H + GAP_Y) + GAP_Y
+        places = {
+            i: (
+                (layer_of[i] % per_band) * (BOX_W + GAP_X),
+                (layer_of[i] // per_band) * band_h + row_of[i] * (BOX_H + GAP_Y),
+            )
+            for i in auto
+        }
+    min_x = min(x for x, _ in places.values())
+    min_y = min(y for _, y in places.values())
+    drawn = [
+        Placed(
+            id=n["id"],
+            label=short(str(n.get("label") or n["id"])),
+            type=str(n.get("type", "?")),
+            x=round(places[n["id"]][0] - min_x, 1),
+            y=round(places[n["id"]][1] - min_y, 1),
+        )
+        for n in nodes
+    ]
+    width = max(p.x for p in drawn) + BOX_W
+    height = max(p.y for p in drawn) + BOX_H
+    return GraphLayout(nodes=drawn, edges=edges, width=width, height=height, banded=banded)
