@@ -21,6 +21,7 @@ BOX_W, BOX_H = 180, 56  # a node's box in layout units (pixels at scale 1)
 GAP_X, GAP_Y = X_STEP - BOX_W, 40  # between boxes in a layered layout
 KEEP_PLACES_UP_TO = 100  # nodes: up to this many, the author's places are kept when every node has one
 LABEL_CHARS = 26
+READABLE_SCALE = 0.6  # a layered drawing this large or larger in the page's box is not wrapped
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +51,19 @@ def short(label: str, limit: int = LABEL_CHARS) -> str:
 
 
 def layers_per_band(layers: int, rows: int, box: tuple[float, float] = (1350.0, 720.0)) -> int:
-    """How many layers one band holds so that the whole drawing fits ``box`` at the largest scale."""
-    if layers <= 1:
-        return 1
+    """How many layers one band holds: all of them while the unwrapped drawing fits ``box`` at a readable
+    scale (``READABLE_SCALE``), else as many as make the whole drawing's scale in ``box`` largest."""
     step_x, band_h = BOX_W + GAP_X, rows * (BOX_H + GAP_Y) + GAP_Y
-    best, best_scale = layers, 0.0
-    for per_band in range(1, layers + 1):
-        bands = math.ceil(layers / per_band)
-        scale = min(box[0] / (per_band * step_x), box[1] / (bands * band_h))
-        if scale > best_scale + 1e-12:
-            best, best_scale = per_band, scale
+
+    def scale(per_band: int) -> float:
+        return min(1.0, box[0] / (per_band * step_x), box[1] / (math.ceil(layers / per_band) * band_h))
+
+    if layers <= 1 or scale(layers) >= READABLE_SCALE:
+        return max(1, layers)
+    best, best_scale = layers, scale(layers)
+    for per_band in range(layers - 1, 0, -1):  # ties: the fewer bands
+        if scale(per_band) > best_scale + 1e-12:
+            best, best_scale = per_band, scale(per_band)
     return best
 
 

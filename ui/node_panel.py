@@ -24,12 +24,14 @@ from engine.events import Event
 from engine.runtime import RunInfo, Runtime
 from ui import graph_view
 from ui.icons import material
+from ui.nav import RUN_ID, RUN_LINKED, RUN_PAGE
 from ui.node_trace import Execution, RunTrace, streams
 from ui.rerun_button import rerun_form
-from ui.run_parts import NODE_ICONS, code, compact_json, duration, error_block, text_block, value_block
+from ui.run_parts import NODE_ICONS, code, compact_json, duration, error_block, run_document, text_block, value_block
 from ui.text import clip, md_escape
 
 TRACES = "node_panel_traces"  # session: run id -> RunTrace
+DOCS = "node_panel_docs"  # session: run id -> the workflow document the run ran
 PICKED = "node_panel_picked"  # session: page key -> (run id, node id), for pages without it in the address
 NODE_PARAM = "node"
 MAX_SHOWN = 30  # executions drawn (the latest); a long loop says how many it left out
@@ -109,6 +111,15 @@ def graph_and_panel(
         return
     node = next(n for n in doc.get("nodes", []) if n["id"] == selected)
     panel(runtime, run_id, node, trace.executions(selected), info, page=page, in_address=in_address, trace=trace)
+
+
+def for_run(runtime: Runtime, run_id: str, info: RunInfo, *, page: str) -> None:
+    """The graph and node panel of a run on a page that has not read its document (History)."""
+    docs: dict[str, Any] = st.session_state.setdefault(DOCS, {})
+    if docs.get(run_id) is None:
+        docs[run_id] = run_document(runtime, run_id, info)
+    if docs[run_id]:
+        graph_and_panel(runtime, run_id, docs[run_id], info, page=page, in_address=False)
 
 
 def _heading(node: dict[str, Any], runs: list[Execution]) -> str:
@@ -266,15 +277,14 @@ def _memory(run: Execution) -> None:
 
 
 def fork_note(info: RunInfo) -> None:
-    """A rerun's source, as a link to that run with the picked node's panel open."""
+    """A rerun's source: a button to that run with the picked node's panel open (a shareable address)."""
     source = info.forked_from
     if not source or not source.get("run_id"):
         return
-    node = str(source.get("node") or "")
-    st.page_link(
-        "views/run.py",
-        label=f"Rerun of run {str(source['run_id'])[:8]} from node {node}"
-        + (" (with an edited config)" if source.get("config") is not None else ""),
-        icon=":material/call_split:",
-        query_params={"run": str(source["run_id"]), **({NODE_PARAM: node} if node else {})},
+    source_id, node = str(source["run_id"]), str(source.get("node") or "")
+    label = f"Rerun of run {source_id[:8]} from node {node}" + (
+        " (with an edited config)" if source.get("config") is not None else ""
     )
+    if st.button(label, key="run_fork_source", icon=":material/call_split:", type="tertiary"):
+        st.session_state[RUN_ID] = st.session_state[RUN_LINKED] = source_id
+        st.switch_page(RUN_PAGE, query_params={"run": source_id, **({NODE_PARAM: node} if node else {})})

@@ -16,7 +16,7 @@ import streamlit as st
 
 from engine.errors import EngineError
 from engine.runtime import RunInfo, Runtime
-from ui.nav import show_run
+from ui.nav import watch_run
 from ui.node_trace import RunTrace
 from ui.text import md_escape
 
@@ -76,7 +76,7 @@ def rerun_form(runtime: Runtime, run_id: str, node: dict[str, Any], info: RunInf
     key = f"{key}:{node_id}"  # each node's form keeps its own edits
     started = st.session_state.pop(f"{key}_started", None)
     if started:
-        show_run(started)  # (a callback cannot switch pages: the page body does it)
+        watch_run(started)  # (a callback cannot switch pages: the page body does it)
     if info.status not in FINISHED:
         st.caption(
             ":material/replay: **Rerun from here** is offered once the run has finished"

@@ -41,6 +41,7 @@ from ui.run_parts import (
     value_block,
     when,
 )
+from ui import node_panel
 from ui.runtime import get_runtime
 from ui.text import md_escape
 
@@ -293,6 +294,7 @@ def detail(run_id: str) -> None:
     summary(run, info, executions, view)
     actions(run, info)
     render_tokens(view, info)
+    node_panel.for_run(runtime, run_id, info, page="history")
     tabs = st.tabs(["Timeline", "Nodes", "Tool calls", "Result & inputs", "Memory", "Log", "Compare"])
     with tabs[0]:
         timeline(run, executions)
