@@ -84,6 +84,15 @@ def rerun_form(runtime: Runtime, run_id: str, node: dict[str, Any], info: RunInf
         )
         return
     original = dict(node.get("config") or {})
+    try:
+        again = runtime.rerun_nodes(run_id, node_id)
+    except EngineError as exc:
+        again = None
+        st.caption(f"Rerun is not possible: {md_escape(str(exc).splitlines()[0])}")
+    if again is not None:
+        st.caption(
+            f"Runs again: {', '.join(md_escape(n) for n in again)}; every other node reuses this run's output."
+        )
     with st.expander("Rerun options: edit this node's config, pin an upstream output", icon=":material/tune:"):
         st.caption("Both apply to the new run only; the workflow itself does not change.")
         st.text_area(
@@ -92,7 +101,8 @@ def rerun_form(runtime: Runtime, run_id: str, node: dict[str, Any], info: RunInf
             key=f"{key}_config",
             height=140,
         )
-        others = [n for n in trace.nodes if n != node_id and trace.nodes[n] and trace.nodes[n][-1].has_output]
+        rerun = set(again or [node_id])
+        others = [n for n in trace.nodes if n not in rerun and trace.nodes[n] and trace.nodes[n][-1].has_output]
         pin = st.selectbox(
             "Pin the output of",
             others,
