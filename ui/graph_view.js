@@ -9,6 +9,7 @@
 // buttons zoom, dragging pans, a double click on the background fits the graph again.
 const NS = "http://www.w3.org/2000/svg";
 const PAD = 16;
+const LAZY_LABELS = 300; // nodes: above this, labels are made only once zoomed in (see `label`)
 
 function el(name, attrs, parent) {
   const node = document.createElementNS(NS, name);
@@ -38,6 +39,7 @@ function applyView(state) {
   state.svg.setAttribute("viewBox", vb.join(" "));
   const scale = Math.min(state.svg.clientWidth / vb[2], state.svg.clientHeight / vb[3]);
   state.root.classList.toggle("gv-tiny", scale < 0.45); // labels too small to read: boxes only
+  if (scale >= 0.45 && state.nodes) label(state);
 }
 
 function size(state) {
@@ -95,14 +97,10 @@ function build(root, data, component) {
   for (const [id, label, type, x, y] of data.nodes) {
     const g = el("g", { class: "gv-node", transform: `translate(${x},${y})`, "data-id": id, "data-status": "pending", tabindex: "0", role: "button" }, layer);
     el("rect", { width: bw, height: bh, rx: 8 }, g);
-    const title = el("title", {}, g);
-    title.textContent = `${label} (${type})`;
-    const name = el("text", { x: 10, y: 23, class: "gv-label" }, g);
-    name.textContent = label;
-    const kind = el("text", { x: 10, y: 43, class: "gv-kind" }, g);
-    kind.textContent = type;
-    state.nodes[id] = { g, kind, type };
+    state.nodes[id] = { g, kind: null, type, label };
   }
+  state.labelled = false;
+  if (data.nodes.length <= LAZY_LABELS) label(state);
   const pick = (target) => {
     const g = target && target.closest ? target.closest(".gv-node") : null;
     if (g && !state.dragged) state.component.setTriggerValue("clicked", g.getAttribute("data-id"));
@@ -144,6 +142,23 @@ function build(root, data, component) {
   return state;
 }
 
+// A node's name, type and status as text (set as textContent: never parsed as markup). A large graph
+// gets them only once it is zoomed in far enough to read them: until then its nodes are plain boxes.
+function label(state) {
+  if (state.labelled) return;
+  state.labelled = true;
+  for (const id in state.nodes) {
+    const n = state.nodes[id];
+    const title = el("title", {}, n.g);
+    title.textContent = `${n.label} (${n.type})`;
+    const name = el("text", { x: 10, y: 23, class: "gv-label" }, n.g);
+    name.textContent = n.label;
+    n.kind = el("text", { x: 10, y: 43, class: "gv-kind" }, n.g);
+    const now = state.status[id] || "pending";
+    n.kind.textContent = now === "pending" ? n.type : `${n.type} \u00b7 ${now}`;
+  }
+}
+
 function fit(state) {
   state.view = fitBox(state);
   applyView(state);
@@ -165,7 +180,7 @@ function paint(state, data) {
     state.status[id] = now;
     const n = state.nodes[id];
     n.g.setAttribute("data-status", now);
-    n.kind.textContent = now === "pending" ? n.type : `${n.type} \u00b7 ${now}`;
+    if (n.kind) n.kind.textContent = now === "pending" ? n.type : `${n.type} \u00b7 ${now}`;
   }
   if (state.selected !== data.selected) {
     if (state.selected && state.nodes[state.selected]) state.nodes[state.selected].g.classList.remove("gv-selected");

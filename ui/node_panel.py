@@ -117,6 +117,8 @@ def for_run(runtime: Runtime, run_id: str, info: RunInfo, *, page: str) -> None:
     """The graph and node panel of a run on a page that has not read its document (History)."""
     docs: dict[str, Any] = st.session_state.setdefault(DOCS, {})
     if docs.get(run_id) is None:
+        if len(docs) >= _KEEP:
+            docs.clear()
         docs[run_id] = run_document(runtime, run_id, info)
     if docs[run_id]:
         graph_and_panel(runtime, run_id, docs[run_id], info, page=page, in_address=False)

@@ -4,7 +4,9 @@ starts a fork and the page goes to it, showing its source."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
@@ -104,3 +106,21 @@ def test_request_from_the_form() -> None:
     assert "must be a JSON object" in str(request_from("[1]", original, None, "")[2])
     error = request_from("", original, "a", "{bad")[2]
     assert error is not None and error.startswith("The pinned output of a is not valid JSON") and "\n" not in error
+
+
+def test_the_panel_follows_a_running_node(runtime: Runtime, monkeypatch: Any) -> None:
+    monkeypatch.setenv("OFFLINE_TOKEN_DELAY_S", "0.1")
+    run_id = runtime.submit(str(ROOT / "examples" / "calculator_agent.json"))
+    at = linked(run_id, "solver")
+    deadline = time.monotonic() + 20
+    while "Model output so far" not in texts(at) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        at.run()  # (AppTest does not tick run_every: rerun as the fragment would)
+    assert "Model output so far" in texts(at) and any("running" in e.label for e in at.expander)
+    assert any("offered once the run has finished" in c.value for c in at.caption)
+    runtime.wait(run_id, 30)
+    at.run()
+    at.run()
+    assert any("succeeded" in e.label for e in at.expander)
+    assert runtime.status(run_id).result["answer"][:30] in texts(at)
+    assert at.button(key="run_rerun:solver_go") is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.browser.studio import branch_workflow, chain_workflow
-from ui.graph_layout import BOX_H, BOX_W, layers_per_band, layout
+from ui.graph_layout import BOX_H, BOX_W, layers, layers_per_band, layout
 
 
 def overlaps(nodes: list) -> int:
@@ -63,3 +63,18 @@ def test_long_labels_are_shortened_and_unknown_edges_dropped() -> None:
     assert len(drawn.nodes[0].label) <= 26 and drawn.nodes[0].label.endswith("…")
     assert drawn.edges == [("a", "b", "")]
     assert layout({"nodes": [], "edges": []}).nodes == []
+
+
+def test_layers_ignore_a_loops_back_edge_and_take_the_longest_path() -> None:
+    ids = ["start", "a", "b", "c", "end"]
+    edges = [("start", "a", ""), ("a", "b", ""), ("b", "a", "again"), ("b", "end", ""), ("start", "c", ""), ("c", "end", "")]
+    assert layers(ids, edges, "start") == {"start": 0, "a": 1, "b": 2, "c": 1, "end": 3}
+
+
+def test_layout_of_2000_nodes_is_quick() -> None:
+    import time
+
+    doc = chain_workflow("big", 1998)
+    started = time.perf_counter()
+    layout(doc)
+    assert time.perf_counter() - started < 0.5  # (about 20 ms; quadratic work would take seconds)
