@@ -473,8 +473,8 @@ def run_graph(browser: Any, studio: Any, root: Path, tries: int) -> None:
         page.get_by_text("completed", exact=True).wait_for(timeout=60_000)
         try:
             page.locator(".st-key-run_graph .gv-node").first.wait_for(timeout=10_000)
-        except Exception:  # noqa: BLE001 - a checkout from before the in-page graph: no click figure
-            pass
+        except Exception as exc:  # noqa: BLE001 - a checkout from before the in-page graph: no click figure
+            print(f"ui_bench: no in-page graph, no click figure ({str(exc).splitlines()[0]})", file=sys.stderr)
         if page.locator(".st-key-run_graph .gv-node").count():
             settle(page)
             for node_id in ("draft", "route", "join", "result", "start"):

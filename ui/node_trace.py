@@ -74,7 +74,7 @@ class RunTrace:
             runs.append(Execution(execution=None))
         return runs[-1]
 
-    def _apply(self, event: Event) -> None:  # noqa: C901 - one branch per event kind
+    def _apply(self, event: Event) -> None:
         node, data = str(event.node_id), dict(event.data or {})
         if event.type == "node.started":
             run = Execution(

@@ -13,6 +13,7 @@ import streamlit as st
 from engine.errors import EngineError
 from engine.runtime import RESUMABLE, RunInfo
 from engine.store import NodeExecutionRow, RunRow
+from ui import node_panel
 from ui.nav import HISTORY_FOCUS as FOCUS
 from ui.history_parts import (
     compare_frame,
@@ -41,7 +42,6 @@ from ui.run_parts import (
     value_block,
     when,
 )
-from ui import node_panel
 from ui.runtime import get_runtime
 from ui.text import md_escape
 

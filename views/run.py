@@ -33,7 +33,6 @@ from ui.run_parts import (
     when,
 )
 from ui.runtime import get_runtime
-from ui.status import RunView
 from ui.text import md_escape
 
 VIEWS = "run_views"  # run id -> RunView (folded events)

@@ -18,7 +18,6 @@ from tests.browser.studio import (
     run_graph_node,
     run_graph_nodes,
     settle,
-    start_run_in_builder,
     wait_idle,
 )
 

@@ -7,7 +7,7 @@ from ui.graph_layout import BOX_H, BOX_W, layers, layers_per_band, layout
 
 
 def overlaps(nodes: list) -> int:
-    boxes = sorted(((n.x, n.y) for n in nodes))
+    boxes = sorted((n.x, n.y) for n in nodes)
     count = 0
     for i, (x, y) in enumerate(boxes):
         for x2, y2 in boxes[i + 1 : i + 40]:
