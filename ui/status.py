@@ -18,6 +18,7 @@ COLOURS: dict[str, tuple[str, str]] = {
     "failed": ("#fee2e2", "#dc2626"),
     "skipped": ("#f4f4f5", "#d4d4d8"),
     "cancelled": ("#fef3c7", "#d97706"),
+    "reused": ("#ede9fe", "#8b5cf6"),  # a fork took the source run's output: nothing ran (drawn dashed)
 }
 RUN_BADGES: dict[str, str] = {
     "running": ":blue-badge[running]",

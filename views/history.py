@@ -14,6 +14,7 @@ from engine.attempts import Attempt
 from engine.errors import EngineError
 from engine.runtime import RESUMABLE, RunInfo
 from engine.reader import NodeExecutionRecord, RunRecord
+from ui import node_panel
 from ui.nav import HISTORY_FOCUS as FOCUS
 from ui.history_parts import (
     compare_frame,
@@ -294,6 +295,7 @@ def detail(run_id: str) -> None:
     summary(run, info, executions, view)
     actions(run, info)
     render_tokens(view, info)
+    node_panel.for_run(runtime, run_id, info, page="history")
     tabs = st.tabs(["Timeline", "Nodes", "Tool calls", "Result & inputs", "Memory", "Log", "Compare"])
     with tabs[0]:
         timeline(run, executions, view.earlier.attempts)
