@@ -507,7 +507,8 @@ def run_graph(browser: Any, studio: Any, root: Path, tries: int) -> None:
     finally:
         context.close()
     if clicks:
-        emit("node_click_panel", statistics.median(clicks), "s", max_s=round(max(clicks), 3), runs=[round(v, 3) for v in clicks])
+        runs = [round(v, 3) for v in clicks]
+        emit("node_click_panel", statistics.median(clicks), "s", max_s=round(max(clicks), 3), runs=runs)
 
     # a finished 2,000-node run opened by its address
     big = chain_workflow("Bench two thousand", 1998)
@@ -544,7 +545,10 @@ def main() -> None:
     parser.add_argument("--tries", type=int, default=20, help="Start -> graph tries (run_graph_start_7)")
     parser.add_argument("--app-dir", type=Path, default=None, help="the checkout to run (default: this one)")
     parser.add_argument(
-        "--only", choices=("cold", "builder", "run", "canvas", "graph"), action="append", help="measure only these (repeatable)"
+        "--only",
+        choices=("cold", "builder", "run", "canvas", "graph"),
+        action="append",
+        help="measure only these (repeatable)",
     )
     args = parser.parse_args()
     missing = missing_requirements()

@@ -38,7 +38,9 @@ def edge_form(edge: dict[str, Any], *, disabled: bool) -> None:
     head.markdown(f"#### Edge  \n{code(src)} → {code(dst)}")
     with remove:  # before the fields, and behind a confirmation: Tab from a field never reaches it
         delete_popover("edge", bs.act_delete_edge, (src, dst, when), disabled=disabled)
-    close.button("", icon=":material/close:", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
+    close.button(
+        "", icon=":material/close:", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector
+    )
     source_node = bd.find_node(doc, src) or {}
     base = bs.fkey("edge", src, dst)
     if source_node.get("type") == "condition":

@@ -70,7 +70,9 @@ def run_matches(run: RunRecord, *, status: str | None, workflow_id: str | None, 
     )
 
 
-def _bars(rows: Sequence[NodeExecutionRecord], earlier: Sequence[Attempt]) -> list[tuple[int, str, float, float | None, str, float | None, int, int]]:
+def _bars(
+    rows: Sequence[NodeExecutionRecord], earlier: Sequence[Attempt]
+) -> list[tuple[int, str, float, float | None, str, float | None, int, int]]:
     """(seq, label, start, end, status, duration ms, iteration, attempts) of each execution that began, and of
     each earlier attempt a resume replaced (marked in its label), in the order they began."""
     bars = [
@@ -127,7 +129,9 @@ def gantt_frame(
     return pd.DataFrame(data), unit
 
 
-def node_entries(rows: Sequence[NodeExecutionRecord], earlier: Sequence[Attempt]) -> list[NodeExecutionRecord | Attempt]:
+def node_entries(
+    rows: Sequence[NodeExecutionRecord], earlier: Sequence[Attempt]
+) -> list[NodeExecutionRecord | Attempt]:
     """The Nodes tab's list: every stored execution and every earlier attempt a resume replaced, in the order
     they began (an earlier attempt just before the execution that replaced it)."""
     entries: list[NodeExecutionRecord | Attempt] = [*rows, *earlier]

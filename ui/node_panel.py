@@ -202,7 +202,8 @@ def execution(run: Execution, number: int, *, latest: bool) -> None:
             if run.input is not None:
                 value_block(run.input)
             else:
-                st.caption("(shown when it finishes)" if run.status == "running" else "(not recorded for this node type)")
+                missing = "(shown when it finishes)" if run.status == "running" else "(not recorded for this node type)"
+                st.caption(missing)
         with right:
             st.markdown("**Output**")
             if run.has_output:

@@ -119,7 +119,8 @@ class RunTrace:
         elif event.type == "tool.called":
             run.tool_calls[str(data.get("call_id"))] = {"called": data, "result": None, "ts": event.ts}
         elif event.type == "tool.result":
-            entry = run.tool_calls.setdefault(str(data.get("call_id")), {"called": None, "result": None, "ts": event.ts})
+            blank = {"called": None, "result": None, "ts": event.ts}
+            entry = run.tool_calls.setdefault(str(data.get("call_id")), blank)
             entry["result"] = data
         elif event.type in ("memory.recalled", "memory.saved"):
             run.memory.append(event)

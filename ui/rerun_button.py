@@ -70,7 +70,9 @@ def _start(runtime: Runtime, run_id: str, node_id: str, original: dict[str, Any]
     st.session_state[f"{key}_error"] = error
 
 
-def rerun_form(runtime: Runtime, run_id: str, node: dict[str, Any], info: RunInfo, *, trace: RunTrace, key: str) -> None:
+def rerun_form(
+    runtime: Runtime, run_id: str, node: dict[str, Any], info: RunInfo, *, trace: RunTrace, key: str
+) -> None:
     """The button, its optional edits, and the switch to the new run once it started."""
     node_id = node["id"]
     key = f"{key}:{node_id}"  # each node's form keeps its own edits
@@ -90,9 +92,7 @@ def rerun_form(runtime: Runtime, run_id: str, node: dict[str, Any], info: RunInf
         again = None
         st.caption(f"Rerun is not possible: {md_escape(str(exc).splitlines()[0])}")
     if again is not None:
-        st.caption(
-            f"Runs again: {', '.join(md_escape(n) for n in again)}; every other node reuses this run's output."
-        )
+        st.caption(f"Runs again: {', '.join(md_escape(n) for n in again)}; every other node reuses this run's output.")
     with st.expander("Rerun options: edit this node's config, pin an upstream output", icon=":material/tune:"):
         st.caption("Both apply to the new run only; the workflow itself does not change.")
         st.text_area(

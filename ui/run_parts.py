@@ -216,10 +216,8 @@ def render_tokens(view: RunView, info: RunInfo) -> None:
     cols[0].metric("Prompt tokens" + label, f"{mark}{prompt:,}")
     cols[1].metric("Completion tokens" + label, f"{mark}{completion:,}")
     cols[2].metric("Total tokens" + label, f"{mark}{prompt + completion:,}")
-    if cost.complete:
-        shown = format_usd(cost.usd)
-    else:
-        shown = f"≥ {format_usd(cost.usd)}" if cost.usd else "—"
+    at_least = f"≥ {format_usd(cost.usd)}" if cost.usd else "—"
+    shown = format_usd(cost.usd) if cost.complete else at_least
     cols[3].metric(
         "Estimated cost", shown, help="Tokens × the prices set on the Settings page; the offline model is free."
     )

@@ -36,16 +36,17 @@ def problem(what: str, exc: MemoryStoreError, agent: str | None = None) -> str:
             f"{md_escape(what)}: the long-term memories of {whose} were saved with another embedding model "
             f"({md_escape(exc.stored)}) than the one memory uses now ({md_escape(exc.requested)}), and vectors of "
             f"different models cannot be compared. To use them again, set **Memory embeddings** back to "
-            f"**{exc.stored_setting}** on the Settings page; to start over with the new model, clear this agent's memories "
-            "in the **Clear** tab."
+            f"**{exc.stored_setting}** on the Settings page; to start over with the new model, clear this agent's "
+            "memories in the **Clear** tab."
         )
     return f"{md_escape(what)}: {md_escape(exc)}"
 
 
 st.title("Memory")
 st.caption(
-    "Long-term memories live in ChromaDB with offline MiniLM embeddings (or the endpoint's, with MEMORY_EMBEDDINGS=openai); "
-    "recent turns live beside the runs. Agents get memory through an agent node's `memory` config."
+    "Long-term memories live in ChromaDB with offline MiniLM embeddings "
+    "(or the endpoint's, with MEMORY_EMBEDDINGS=openai); recent turns live beside the runs. "
+    "Agents get memory through an agent node's `memory` config."
 )
 
 flash.show(FLASH)
@@ -78,7 +79,10 @@ with st.sidebar:
                 st.stop()
 
 if not agents:
-    st.info("No agent has memories yet. Run the **Memory chat** example (Home) twice, or add a memory by hand in the sidebar.")
+    st.info(
+        "No agent has memories yet. Run the **Memory chat** example (Home) twice, "
+        "or add a memory by hand in the sidebar."
+    )
     st.stop()
 
 counts = pd.DataFrame(
@@ -141,8 +145,14 @@ with search_tab:
             else:
                 frame = pd.DataFrame(
                     [
-                        {"rank": i + 1, "score": round(h.score, 3), "distance": round(h.distance, 3),
-                         "memory": h.text[:120], "kind": h.metadata.get("kind"), "run": h.metadata.get("run_id") or ""}
+                        {
+                            "rank": i + 1,
+                            "score": round(h.score, 3),
+                            "distance": round(h.distance, 3),
+                            "memory": h.text[:120],
+                            "kind": h.metadata.get("kind"),
+                            "run": h.metadata.get("run_id") or "",
+                        }
                         for i, h in enumerate(hits)
                     ]
                 )
@@ -228,6 +238,6 @@ with danger_tab:
             st.session_state.pop("memory_agent", None)
             flash.later(
                 FLASH,
-                f"Cleared {cleared.long_term} memories and {cleared.short_term} turns of **{md_escape(agent_id)}**."
+                f"Cleared {cleared.long_term} memories and {cleared.short_term} turns of **{md_escape(agent_id)}**.",
             )
             st.rerun()

@@ -13,10 +13,10 @@ from tests.browser.studio import (
     ROOT,
     chain_workflow,
     click_button,
-    run_graph_node,
-    run_graph_nodes,
     import_in_builder,
     open_page,
+    run_graph_node,
+    run_graph_nodes,
     wait_idle,
 )
 

@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from engine.runtime import Runtime
 from tests.fake_openai import FakeOpenAIServer
-from ui.canvas import ROOMY_CSS
 from ui import graph_view
+from ui.canvas import ROOMY_CSS
 from ui.nav import RUN_ID
 from ui.node_panel import TRACES, statuses_of
 
@@ -171,7 +171,7 @@ def test_model_output_is_shown_as_text_never_html(
     # the only raw HTML is the page's own fixed stylesheet (ui.canvas.roomy_page), never model text
     assert all(h.proto.body == ROOMY_CSS for h in at.get("html")), "no raw HTML element but the page's stylesheet"
     (drawing,) = at.session_state["graph_view_layouts"].values()  # the graph's labels go to its script as data,
-    assert ["bot", "<b>Bot</b>", "agent"] == next(n for n in drawing["nodes"] if n[0] == "bot")[:3]  # set as text
+    assert next(n for n in drawing["nodes"] if n[0] == "bot")[:3] == ["bot", "<b>Bot</b>", "agent"]  # set as text
     assert "innerHTML" not in graph_view.SCRIPT
     assert "answered by the offline model" not in "\n".join(m.value for m in markdowns)
 

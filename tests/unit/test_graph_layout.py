@@ -67,7 +67,14 @@ def test_long_labels_are_shortened_and_unknown_edges_dropped() -> None:
 
 def test_layers_ignore_a_loops_back_edge_and_take_the_longest_path() -> None:
     ids = ["start", "a", "b", "c", "end"]
-    edges = [("start", "a", ""), ("a", "b", ""), ("b", "a", "again"), ("b", "end", ""), ("start", "c", ""), ("c", "end", "")]
+    edges = [
+        ("start", "a", ""),
+        ("a", "b", ""),
+        ("b", "a", "again"),
+        ("b", "end", ""),
+        ("start", "c", ""),
+        ("c", "end", ""),
+    ]
     assert layers(ids, edges, "start") == {"start": 0, "a": 1, "b": 2, "c": 1, "end": 3}
 
 

@@ -38,7 +38,12 @@ def test_iterations_retries_and_a_restart_after_resume_are_separate_executions()
     assert (first.status, first.output, first.attempts, first.input) == ("succeeded", "Hello", 2, {"prompt": "hi"})
     assert first.prompt_tokens == 5 and first.completion_tokens == 2 and first.models == ["m1"]
     assert len(first.logs) == 1 and first.duration_ms == 12.5
-    assert (second.status, second.error, second.iteration, second.input) == ("failed", "timed out", 1, {"prompt": "again"})
+    assert (second.status, second.error, second.iteration, second.input) == (
+        "failed",
+        "timed out",
+        1,
+        {"prompt": "again"},
+    )
     assert second.duration_ms == 1000.0  # no duration in the event: from its start to its end
     assert third.restarted and third.status == "running"
 
