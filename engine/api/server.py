@@ -145,7 +145,7 @@ def serve(
             f"token {'required' if token else 'not required'}; "
             f"hosts: {', '.join(hosts)}; store: {runtime.reader.location.split('@')[-1]}"
         )
-        server = _Server(config, on_shutdown=app.state.hub.close, announce=announce)
+        server = _Server(config, on_shutdown=app.state.api.hub.close, announce=announce)
         # uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal once it has stopped;
         # a SIGTERM handler of ours turns that into KeyboardInterrupt so the runtime below is
         # shut down (runs cancelled, every event committed) instead of the process dying.

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import json
 import logging
 import threading
@@ -224,7 +225,5 @@ class StreamHub:
         with self.lock:
             subs = [sub for feed in self.feeds.values() for sub in feed.subs]
         for sub in subs:
-            try:
+            with contextlib.suppress(RuntimeError):
                 sub.feed.loop.call_soon_threadsafe(sub.wake.set)
-            except RuntimeError:
-                pass

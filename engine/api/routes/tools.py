@@ -1,0 +1,17 @@
+"""``GET /tools``: the registered tools, with the JSON schema of their arguments."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+import tools
+from engine.api.errors import errors
+from engine.api.schemas import ToolOut
+
+router = APIRouter(tags=["tools"])
+
+
+@router.get("/tools", response_model=list[ToolOut], responses=errors(401))
+def list_tools() -> list[ToolOut]:
+    """Every registered tool: name, description and the JSON schema of its arguments."""
+    return [ToolOut(name=t.name, description=t.description, parameters=t.parameters) for t in tools.list_tools()]
