@@ -25,7 +25,7 @@ from typing import Any
 
 import tools
 from engine import template_budget
-from engine.errors import EngineError, IterationLimit, NodeError, NodeTimeout
+from engine.errors import EngineError, IterationLimit, NodeError, NodeTimeout, is_retryable
 from engine.events import Event, EventType
 from engine.llm.base import ChatModel
 from engine.model import Workflow
@@ -357,7 +357,11 @@ class _Run:
                 raise
             except Exception as exc:  # noqa: BLE001 - every node failure is reported the same way
                 reason = _reason(exc)
-            if attempt >= node.attempts:
+                retryable = is_retryable(exc)
+            if attempt >= node.attempts or not retryable:
+                if attempt < node.attempts:  # the budget is left unspent: say why
+                    message = f"attempt {attempt} of {node.attempts} failed: {reason}; not retrying (retrying cannot fix it)"
+                    self.emit("log", node.id, {"level": "warning", "message": message})
                 self.emit("node.failed", node.id, _with_input({"error": reason, "attempts": attempt}, ctx))
                 self._fail(f"node '{node.id}' failed: {reason}", node.id)
                 raise _Stop

@@ -32,13 +32,13 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import tools
-from engine.errors import EngineError
+from engine.errors import EngineError, NotResumable, Problem, RunNotFound, WorkflowInvalid
 from engine.events import TERMINAL_TYPES, Event
-from engine.errors import Problem, WorkflowInvalid
 from engine.executor import Replay, execute, replay_from_events
 from engine.fork import (
     FINISHED,
@@ -62,18 +62,6 @@ _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 RESUMABLE = ("interrupted", "failed")
 KEEP_FINISHED = 500  # finished runs whose buffers stay in memory
-
-
-class RunNotFound(EngineError):
-    """No run has that id."""
-
-    def __init__(self, run_id: str):
-        self.run_id = run_id
-        super().__init__(f"no run with id '{run_id}' (list runs with: python -m engine runs)")
-
-
-class NotResumable(EngineError):
-    """The run is not interrupted or failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +89,7 @@ class RunInfo:
         return self.status not in ("running",)
 
     @classmethod
-    def from_row(cls, row: RunRecord | Any) -> "RunInfo":
+    def from_row(cls, row: RunRecord | Any) -> RunInfo:
         """From a stored run: a :class:`~engine.reader.RunRecord` (or the store's row)."""
         return cls(
             run_id=row.run_id,
@@ -469,7 +457,7 @@ class Runtime:
             raise RunNotFound(run_id)
         return info
 
-    def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> "tools.ToolResult":
+    def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> tools.ToolResult:
         """Call a registered tool on the runtime's loop (the Tools page's "try it")."""
         self._check_open()
         return asyncio.run_coroutine_threadsafe(tools.call_tool(name, args), self._loop).result(timeout)
@@ -558,7 +546,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def __enter__(self) -> "Runtime":
+    def __enter__(self) -> Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:

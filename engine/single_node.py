@@ -49,7 +49,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine import template_budget
-from engine.errors import EngineError, NodeTimeout, Problem
+from engine.errors import NodeTestInvalid, NodeTimeout, Problem
 from engine.events import Event, EventType
 from engine.executor import _FOREIGN_DATA, NodeContextImpl, _json_data, _json_value, _reason
 from engine.llm.base import ChatModel
@@ -66,15 +66,6 @@ RUNS_LOOKED_AT = 20
 """How many of the workflow's latest runs are searched for the node's latest inputs."""
 
 _EMPTY_OF_TYPE: Mapping[str, Any] = {"string": "", "number": 0, "integer": 0, "boolean": False, "object": {}, "array": []}
-
-
-class NodeTestInvalid(EngineError):
-    """The node cannot be tested: unknown node, a config that does not compile, or inputs that are not JSON."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = list(problems)
-        head = "the node cannot be tested"
-        super().__init__(head + "".join(f"\n  - {p}" for p in self.problems))
 
 
 @dataclass(frozen=True, slots=True)

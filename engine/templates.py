@@ -44,7 +44,7 @@ from markupsafe import Markup
 
 from engine import template_budget as budget
 from engine import template_limits as limits
-from engine.errors import EngineError
+from engine.errors import RenderError, ValueTooLarge
 from engine.template_limits import MAX_ITEMS
 
 # One ``{{ ... }}`` and nothing but white space around it; ``{{-``/``-}}``
@@ -261,14 +261,6 @@ _TESTS = cast(dict[str, Callable[..., Any]], DEFAULT_TESTS)  # jinja2 types them
 ENV.tests.update({name: _guarded("test", name, f, None) for name, f in _TESTS.items()})
 ENV.globals["lipsum"] = _lipsum
 JINJA_GLOBALS = frozenset(ENV.globals)
-
-
-class RenderError(EngineError):
-    """A template failed at run time; the message names the variable or operation."""
-
-
-class ValueTooLarge(RenderError):
-    """A lazy value (generator, range, view) has more than :data:`MAX_ITEMS` items."""
 
 
 @dataclass(frozen=True, slots=True)

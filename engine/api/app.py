@@ -71,11 +71,19 @@ from engine.api.schemas import (
     WorkflowSummary,
 )
 from engine.api.streams import KEEPALIVE, StreamHub, Subscription
-from engine.errors import EngineError, InputsInvalid, Problem, WorkflowInvalid
+from engine.errors import (
+    EngineError,
+    ForkInvalid,
+    InputsInvalid,
+    NotForkable,
+    NotResumable,
+    Problem,
+    RunNotFound,
+    WorkflowInvalid,
+)
 from engine.model import Workflow
-from engine.fork import ForkInvalid, NotForkable
 from engine.reader import RunRecord
-from engine.runtime import NotResumable, RunInfo, RunNotFound, Runtime
+from engine.runtime import RunInfo, Runtime
 from engine.store import StoreError
 from engine.validate import load_workflow
 

@@ -33,17 +33,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import tools
-from engine.errors import EngineError
+from engine.errors import AgentReplyInvalid
 from engine.llm.base import ChatReply, ChatRequest, FailedTry, Message, ToolCall, ToolSchema
 from engine.model import AgentConfig
 from engine.nodes.agent_memory import MemorySession, MemorySpec, compile_memory, open_memory
 from engine.nodes.base import Compiler, NodeContext, NodeKind
 from engine.templates import Compiled
 from engine.untrusted import memory_block, tool_block
-
-
-class AgentReplyInvalid(EngineError):
-    """The model's final reply could not be used (e.g. JSON was asked for and not given)."""
 
 
 @dataclass(frozen=True, slots=True)

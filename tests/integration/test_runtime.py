@@ -23,7 +23,8 @@ import pytest
 import tools
 from engine.errors import EngineError
 from engine.events import Event
-from engine.runtime import NotResumable, RunNotFound, Runtime
+from engine.errors import NotResumable, RunNotFound
+from engine.runtime import Runtime
 from engine.store import Store, process_owner
 from tests.fake_openai import FakeOpenAIServer, TextReply
 

@@ -11,7 +11,8 @@ import pytest
 
 from engine import load_workflow
 from engine.executor import execute
-from engine.fork import ForkInvalid, ForkRequest, fork_replay, rerun_nodes
+from engine.errors import ForkInvalid
+from engine.fork import ForkRequest, fork_replay, rerun_nodes
 from engine.llm.offline_model import OfflineChatModel
 
 Doc = dict[str, Any]
