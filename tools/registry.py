@@ -442,6 +442,21 @@ class ToolRegistry:
 
         return decorate(func) if func is not None else decorate
 
+    def copy(self) -> ToolRegistry:
+        """A new registry holding this one's tools (plugins loaded first); what either registers later stays its own.
+
+        The way to run with the usual tools plus a few of one's own, without touching the default registry::
+
+            registry = tools.default_registry().copy()
+            registry.register(my_tool)
+            Runtime(tools=registry)
+        """
+        self._ensure_plugins()
+        fresh = ToolRegistry()
+        with self._lock:
+            fresh._tools = dict(self._tools)
+        return fresh
+
     def unregister(self, name: str) -> None:
         """Remove a tool (no error if absent)."""
         with self._lock:

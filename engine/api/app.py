@@ -51,7 +51,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocketDisconnect
 
-import tools
 from engine.api.auth import DEFAULT_MAX_BODY_BYTES, BodyLimit, TokenAuth
 from engine.api.guards import LOCAL_HOSTS, HostGuard, JsonBodyOnly, OriginGuard
 from engine.api.schemas import (
@@ -86,6 +85,7 @@ from engine.reader import RunRecord
 from engine.runtime import RunInfo, Runtime
 from engine.store import StoreError
 from engine.validate import load_workflow
+from tools import ToolRegistry
 
 log = logging.getLogger("engine.api")
 
@@ -201,8 +201,8 @@ async def _json_body(request: Request) -> Any:
         raise ApiError(400, f"the body is not valid JSON: {reason}") from None
 
 
-def _load(document: Any) -> Workflow:
-    """Validate a document from a request (never a path: a string body is not read as a file)."""
+def _load(document: Any, registry: ToolRegistry) -> Workflow:
+    """Validate a document from a request against the runtime's tools (never a path: a string body is not a file)."""
     if not isinstance(document, dict):
         raise ApiError(
             422,
@@ -210,7 +210,7 @@ def _load(document: Any) -> Workflow:
             [Problem("document", f"must be a JSON object, got {type(document).__name__}")],
         )
     try:
-        return load_workflow(document)
+        return load_workflow(document, tools=registry)
     except WorkflowInvalid as exc:
         raise ApiError(422, str(exc).splitlines()[0], exc.problems) from None
     except RecursionError:
@@ -442,10 +442,9 @@ def create_app(
 
     @app.get("/tools", response_model=list[ToolOut], tags=["tools"], responses=_errors(401))
     def list_tools() -> JSON:
-        """Every registered tool: name, description and the JSON schema of its arguments."""
-        return JSON(
-            [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools.list_tools()]
-        )
+        """Every tool of the runtime: name, description and the JSON schema of its arguments."""
+        specs = runtime.tools.list_tools()
+        return JSON([{"name": t.name, "description": t.description, "parameters": t.parameters} for t in specs])
 
     # --- workflows ---------------------------------------------------------------------
 
@@ -479,7 +478,7 @@ def create_app(
         document = await _json_body(request)
 
         def work() -> Any:
-            return runtime.save_workflow(_load(document).to_dict())
+            return runtime.save_workflow(_load(document, runtime.tools).to_dict())
 
         ref = await run_in_threadpool(work)
         return JSON({"id": ref.id, "name": ref.name, "version": ref.version, "created": ref.created}, status_code=201)
@@ -548,9 +547,9 @@ def create_app(
                 found = runtime.reader.workflow_version(req.workflow_id)
                 if found is None:
                     raise ApiError(404, f"no workflow with id '{req.workflow_id}' (list them with GET /workflows)")
-                workflow = _load(found.document)
+                workflow = _load(found.document, runtime.tools)
             else:
-                workflow = _load(req.workflow)
+                workflow = _load(req.workflow, runtime.tools)
             try:
                 return runtime.submit(workflow, req.inputs or {})
             except InputsInvalid as exc:

@@ -44,6 +44,7 @@ def _compile(config: MapConfig, compiler: Compiler) -> MapSpec:
         node_ids=compiler.node_ids,
         input_names=compiler.input_names,
         compiled=compiler.compiled,
+        tools=compiler.tools,
     )
     inner = compile_config(inner_type, config.node.config, inner_compiler, prefix="config.node.config")
     return MapSpec(items, KINDS[inner_type], inner, config.concurrency)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import tools
 from engine.errors import ToolFailed
 from engine.model import ToolNodeConfig
 from engine.nodes.base import Compiler, NodeContext, NodeKind, ValueTree
@@ -31,8 +30,9 @@ class ToolSpec:
 
 
 def _compile(config: ToolNodeConfig, compiler: Compiler) -> ToolSpec:
-    if not tools.has_tool(config.tool):
-        compiler.error(f"unknown tool '{config.tool}'; available: {', '.join(t.name for t in tools.list_tools())}")
+    if not compiler.tools.has_tool(config.tool):
+        available = ", ".join(t.name for t in compiler.tools.list_tools())
+        compiler.error(f"unknown tool '{config.tool}'; available: {available}")
     return ToolSpec(tool=config.tool, args=compiler.value("config.args", config.args))
 
 
