@@ -127,7 +127,8 @@ class ModelError(EngineError):
 class RenderError(EngineError):
     """A template failed at run time; the message names the variable or operation.
 
-    Not retryable: the same template over the same values fails the same way.
+    Not retryable (the same template over the same values fails the same way), except
+    when the render time limit stopped it: that depends on the machine's load, like a timeout.
     """
 
     retryable = False

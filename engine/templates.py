@@ -44,7 +44,7 @@ from markupsafe import Markup
 
 from engine import template_budget as budget
 from engine import template_limits as limits
-from engine.errors import RenderError, ValueTooLarge
+from engine.errors import RenderError, RenderTimeLimit, ValueTooLarge
 from engine.template_limits import MAX_ITEMS
 
 # One ``{{ ... }}`` and nothing but white space around it; ``{{-``/``-}}``
@@ -287,8 +287,9 @@ class Compiled:
             return self._render(context)
         except UndefinedError as exc:
             raise RenderError(f"undefined variable in {self.source!r}: {_undefined_message(exc)}") from None
-        except SecurityError as exc:
-            raise RenderError(f"refused by the sandbox in {self.source!r}: {exc}") from None
+        except SecurityError as exc:  # a time limit depends on the machine's load, like a node's timeout: retryable
+            timed_out = isinstance(exc, RenderTimeLimit)
+            raise RenderError(f"refused by the sandbox in {self.source!r}: {exc}", retryable=timed_out) from None
         except ValueTooLarge as exc:
             raise RenderError(f"value too large in {self.source!r}: {exc}") from None
         except RecursionError:

@@ -47,12 +47,9 @@ async def _sleep_tool(seconds: float) -> float:
     return seconds
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _test_tools() -> Iterator[None]:
-    registry = tools.default_registry()
-    registry.register(_sleep_tool, name="itest_reader_sleep", replace=True)
-    yield
-    registry.unregister("itest_reader_sleep")
+# This module's runtimes use their own registry: the usual tools plus this one.
+TOOLS = tools.default_registry().copy()
+TOOLS.register(_sleep_tool, name="itest_reader_sleep")
 
 
 @pytest.fixture(autouse=True)
@@ -89,7 +86,7 @@ class Filled:
 
 
 def fill(url: str) -> Filled:
-    with Runtime(database_url=url) as runtime:
+    with Runtime(tools=TOOLS, database_url=url) as runtime:
         first = runtime.submit(doc("reader-a"), {"n": 1})
         assert runtime.wait(first, WAIT_S).status == "completed"
         ok = runtime.submit(doc("reader-a", "inputs.n * 3"), {"n": 5})  # a changed document: version 2
@@ -288,7 +285,7 @@ def test_records_carry_every_column_under_its_name(record: type, row: type) -> N
 
 def test_runtime_reader_reads_what_it_wrote(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studio.db'}"
-    with Runtime(database_url=url) as runtime:
+    with Runtime(tools=TOOLS, database_url=url) as runtime:
         run_id = runtime.submit(doc("live"), {"n": 4})
         runtime.wait(run_id, WAIT_S)
         runtime.store.flush()
@@ -340,7 +337,7 @@ def test_open_marks_runs_of_dead_processes_interrupted_only_when_asked(tmp_path:
 
 
 def test_runtime_writes_workflows_and_drafts(tmp_path: Path) -> None:
-    with Runtime(data_dir=str(tmp_path)) as runtime:
+    with Runtime(tools=TOOLS, data_dir=str(tmp_path)) as runtime:
         first = runtime.save_workflow(doc("w"))
         again = runtime.save_workflow(doc("w"))
         changed = runtime.save_workflow({**doc("w"), "description": "now with words", "nodes": []})  # invalid: kept
@@ -367,7 +364,7 @@ def test_delete_run_refuses_a_running_run_and_forgets_a_finished_one(tmp_path: P
             {"id": "out", "type": "output", "config": {"value": "{{ nodes.calc.output }}"}},
         ],
     }
-    with Runtime(data_dir=str(tmp_path)) as runtime:
+    with Runtime(tools=TOOLS, data_dir=str(tmp_path)) as runtime:
         done = runtime.submit(doc("quick"))
         runtime.wait(done, WAIT_S)
         assert runtime.delete_run(done) is True  # at once: its last events are committed first

@@ -111,6 +111,9 @@ TOOLS = tools.default_registry().copy()
 TOOLS.register(_sleepy, name="retry_sleepy")
 TOOLS.register(_down, name="retry_down")
 
+# nested loops that run past the render time limit: that limit depends on the machine's load, like a timeout
+SPIN = "{% for i in range(3000) %}{% for j in range(3000) %}{{ j if j > 10 ** 9 }}{% endfor %}{% endfor %}"
+
 # (id, node, what the error says, whether the node tries again)
 ENGINE_FAILURES: list[tuple[str, dict[str, Any], str, bool]] = [
     ("template-error", {"type": "transform", "config": {"expression": "1 // 0"}}, "ZeroDivisionError", False),
@@ -122,6 +125,7 @@ ENGINE_FAILURES: list[tuple[str, dict[str, Any], str, bool]] = [
      "config": {"tool": "calculator", "args": {"expression": "1 / 0"}}}}}, "division by zero", False),
     ("map-item-retryable", {"type": "map", "config": {"items": "[1, 2]", "node": {"type": "tool",
      "config": {"tool": "retry_down", "args": {"what": "price"}}}}}, "the price backend is down", True),
+    ("render-time-limit", {"type": "transform", "config": {"template": SPIN}}, "render time limit reached", True),
     ("node-timeout", {"type": "tool", "timeout_s": 0.2, "config": {"tool": "retry_sleepy", "args": {"seconds": 5}}},
      "timed out after 0.2 s", True),
 ]
