@@ -25,10 +25,10 @@ from engine.attempts import Attempt
 from engine.costs import Usage
 from engine.events import Event
 from engine.examples import example_files, workflow_file
-from engine.errors import ForkInvalid, NotForkable, NotResumable, RunNotFound
+from engine.fork import ForkInvalid, NotForkable
 from engine.reader import RunReader
 from engine.run_times import label
-from engine.runtime import Runtime
+from engine.runtime import NotResumable, RunNotFound, Runtime
 from engine.store import StoreError, StoreUrlInvalid
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2

@@ -42,9 +42,9 @@ from dataclasses import asdict, is_dataclass
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Path, Query, Request, WebSocket
-from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException

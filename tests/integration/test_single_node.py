@@ -13,7 +13,7 @@ import pytest
 
 from engine.llm.openai_model import OpenAIChatModel
 from engine.runtime import Runtime
-from engine.errors import NodeTestInvalid
+from engine.single_node import NodeTestInvalid
 from tests.fake_openai import FakeOpenAIServer, TextReply
 
 CHAIN: dict[str, Any] = {

@@ -5,9 +5,9 @@ code, a non-zero exit, a timeout, a refusal) is run for real: the python tool
 in its sandbox, file_reader on the disk, web_search against a closed port. A
 ``tool`` node fails with the error as ``node.failed``'s message, its
 ``retry`` is spent only on failures another try may fix (see FAILURES), and a
-resumed run carries on once the cause is gone. An agent gets the error as its tool message, marked ``status="error"``, and
-recovers; what the model received is read off the local OpenAI-compatible
-server.
+resumed run carries on once the cause is gone. An agent gets the error as its
+tool message, marked ``status="error"``, and recovers; what the model received
+is read off the local OpenAI-compatible server.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from engine import load_workflow
-from engine.executor import execute
 from engine.errors import ForkInvalid
+from engine.executor import execute
 from engine.fork import ForkRequest, fork_replay, rerun_nodes
 from engine.llm.offline_model import OfflineChatModel
 
