@@ -25,6 +25,7 @@ from engine.inputs import check_inputs
 from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
 from engine.validate import load_workflow
+from tools import ToolRegistry
 
 
 async def run_workflow(
@@ -34,8 +35,11 @@ async def run_workflow(
     on_event: EventSink | None = None,
     llm: ChatModel | None = None,
     run_id: str | None = None,
+    tools: ToolRegistry | None = None,
 ) -> RunResult:
     """Run a workflow to its end and return how it ended.
+
+    Its tools come from ``tools`` (default: :func:`tools.default_registry`).
 
     Inputs are checked before anything runs. Cancelling the task running this
     coroutine cancels the run: running nodes are cancelled and the result has
@@ -45,9 +49,10 @@ async def run_workflow(
         WorkflowInvalid: ``workflow`` is a document or path that does not validate.
         InputsInvalid: ``inputs`` do not match the workflow's schema.
     """
-    loaded = load_workflow(workflow)
+    loaded = load_workflow(workflow, tools=tools)
     values = check_inputs(loaded, inputs)
-    return await execute(loaded, values, llm=llm or default_chat_model(), on_event=on_event, run_id=run_id)
+    model = llm or default_chat_model()
+    return await execute(loaded, values, llm=model, on_event=on_event, run_id=run_id, tools=tools)
 
 
 __all__ = [

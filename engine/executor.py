@@ -25,12 +25,13 @@ from typing import Any
 
 import tools
 from engine import template_budget
-from engine.errors import EngineError, IterationLimit, NodeError, NodeTimeout
+from engine.errors import EngineError, IterationLimit, NodeError, NodeTimeout, is_retryable
 from engine.events import Event, EventType
 from engine.llm.base import ChatModel
 from engine.model import Workflow
 from engine.nodes import KINDS
 from engine.plan import Plan, PlanNode
+from tools import ToolRegistry, default_registry
 
 EventSink = Callable[[Event], None]
 _EMPTY: Mapping[str, Any] = {}
@@ -74,6 +75,7 @@ class NodeContextImpl:
         "_given",
         "run_id",
         "workflow_name",
+        "tools",
     )
 
     def __init__(
@@ -91,6 +93,7 @@ class NodeContextImpl:
         self._given: dict[str, Any] | None = None  # what set_input was handed, before it was made plain
         self.run_id = run.run_id
         self.workflow_name = run.workflow.name
+        self.tools = run.tools
 
     def set_input(self, summary: dict[str, Any]) -> None:
         """Record what this execution was given (rendered prompt, tool args) for history views.
@@ -144,7 +147,7 @@ class NodeContextImpl:
             result = tools.ToolResult(ok=False, error=refused)
             self.emit("log", {"level": "warning", "message": f"refused a call to tool '{name}': {refused}"})
         else:
-            result = await tools.default_registry().call_tool(name, args, max_result_chars=max_result_chars)
+            result = await self.tools.call_tool(name, args, max_result_chars=max_result_chars)
         data: dict[str, Any] = {"call_id": event_id, "tool": name, "duration_ms": round(result.duration_ms, 3)}
         if result.ok:
             value = result.value
@@ -172,6 +175,7 @@ class _Run:
         on_event: EventSink | None,
         run_id: str | None,
         replay: Replay | None = None,
+        tools: ToolRegistry | None = None,
     ):
         plan: Plan = workflow.plan
         self.workflow = workflow
@@ -182,6 +186,7 @@ class _Run:
         self.runners = [KINDS[node.type].run for node in plan.nodes]
         self.inputs = inputs
         self.llm = llm
+        self.tools = tools if tools is not None else default_registry()
         self.default_model = workflow.settings.model or _env_model()
         self.on_event = on_event
         self.run_id = run_id or uuid.uuid4().hex
@@ -357,7 +362,11 @@ class _Run:
                 raise
             except Exception as exc:  # noqa: BLE001 - every node failure is reported the same way
                 reason = _reason(exc)
-            if attempt >= node.attempts:
+                retryable = is_retryable(exc)
+            if attempt >= node.attempts or not retryable:
+                if attempt < node.attempts:  # the budget is left unspent: say why
+                    message = f"attempt {attempt} of {node.attempts} failed: {reason}; not retried: it would fail again"
+                    self.emit("log", node.id, {"level": "warning", "message": message})
                 self.emit("node.failed", node.id, _with_input({"error": reason, "attempts": attempt}, ctx))
                 self._fail(f"node '{node.id}' failed: {reason}", node.id)
                 raise _Stop
@@ -498,7 +507,8 @@ def replay_from_events(events: list[Event]) -> Replay:
             skipped.add((event.node_id, int(event.data.get("execution", 0))))
     last_seq = events[-1].seq if events else 0
     last_ts = events[-1].ts if events else None
-    return Replay(outputs=outputs, skipped=skipped, last_seq=last_seq, last_ts=last_ts, began=began - set(outputs), calls=calls)
+    began -= set(outputs)
+    return Replay(outputs=outputs, skipped=skipped, last_seq=last_seq, last_ts=last_ts, began=began, calls=calls)
 
 
 def _call_number(call_id: Any) -> int:
@@ -616,12 +626,16 @@ async def execute(
     on_event: EventSink | None = None,
     run_id: str | None = None,
     replay: Replay | None = None,
+    tools: ToolRegistry | None = None,
 ) -> RunResult:
     """Run a loaded workflow with checked inputs. Prefer :func:`engine.run_workflow`.
+
+    Tools come from ``tools`` (default: :func:`tools.default_registry`), and only from it:
+    a tool node or agent naming a tool it lacks fails with the names it has.
 
     With ``replay`` (a resumed run), finished executions are reloaded instead of
     re-run, no ``run.started`` is emitted, and ``seq`` continues after ``replay.last_seq``.
     A fork's replay (``forked_from`` set) starts a new log: ``run.started`` carries
     ``forked_from`` and each reused execution is emitted with ``"reused": true``.
     """
-    return await _Run(workflow, inputs, llm=llm, on_event=on_event, run_id=run_id, replay=replay).run()
+    return await _Run(workflow, inputs, llm=llm, on_event=on_event, run_id=run_id, replay=replay, tools=tools).run()

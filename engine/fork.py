@@ -23,27 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import EngineError, Problem
+from engine.errors import ForkInvalid, NotForkable, Problem
 from engine.events import Event
 from engine.executor import Replay, _json_value, replay_from_events
 from engine.model import Workflow
 from engine.plan import Plan
 
 FINISHED = ("completed", "failed", "cancelled")
-
-
-class ForkInvalid(EngineError):
-    """The rerun request names an unknown node, pins a node that reruns, or edits a config badly."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = list(problems)
-        count = len(self.problems)
-        head = f"the rerun request is invalid ({count} problem{'s' if count != 1 else ''})"
-        super().__init__(head + "".join(f"\n  - {p}" for p in self.problems))
-
-
-class NotForkable(EngineError):
-    """The source run is not finished (still running, or interrupted: resume it instead)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,13 +32,12 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-import tools
-from engine.errors import EngineError
+from engine.errors import EngineError, NotResumable, Problem, RunNotFound, WorkflowInvalid
 from engine.events import TERMINAL_TYPES, Event
-from engine.errors import Problem, WorkflowInvalid
 from engine.executor import Replay, execute, replay_from_events
 from engine.fork import (
     FINISHED,
@@ -57,23 +56,12 @@ from engine.reader import RunReader, RunRecord
 from engine.single_node import NodeTestContext, NodeTestResult, NodeTests, node_test_context
 from engine.store import Store, WorkflowRef, process_owner
 from engine.validate import load_workflow
+from tools import ToolRegistry, ToolResult, default_registry
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 RESUMABLE = ("interrupted", "failed")
 KEEP_FINISHED = 500  # finished runs whose buffers stay in memory
-
-
-class RunNotFound(EngineError):
-    """No run has that id."""
-
-    def __init__(self, run_id: str):
-        self.run_id = run_id
-        super().__init__(f"no run with id '{run_id}' (list runs with: python -m engine runs)")
-
-
-class NotResumable(EngineError):
-    """The run is not interrupted or failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +89,7 @@ class RunInfo:
         return self.status not in ("running",)
 
     @classmethod
-    def from_row(cls, row: RunRecord | Any) -> "RunInfo":
+    def from_row(cls, row: RunRecord | Any) -> RunInfo:
         """From a stored run: a :class:`~engine.reader.RunRecord` (or the store's row)."""
         return cls(
             run_id=row.run_id,
@@ -177,6 +165,8 @@ class Runtime:
         llm: the chat model for agents (default: an endpoint if configured, else the offline model).
         buffer_events: how many recent events each run keeps in memory.
         heartbeat_s: how often running runs are marked alive in the store.
+        tools: the tools its runs may call, checked when a workflow is loaded and used when it runs
+            (default: :func:`tools.default_registry`: the built-ins, ``TOOLS_MODULES`` and plugins).
     """
 
     def __init__(
@@ -187,7 +177,9 @@ class Runtime:
         llm: ChatModel | None = None,
         buffer_events: int = 10_000,
         heartbeat_s: float = 5.0,
+        tools: ToolRegistry | None = None,
     ):
+        self.tools: ToolRegistry = tools if tools is not None else default_registry()
         self.store = Store(database_url, data_dir=data_dir, on_write_failure=self._on_write_failure)
         self.reader = RunReader(self.store)
         self.interrupted_at_start = self.store.mark_interrupted()
@@ -228,7 +220,7 @@ class Runtime:
         self._check_open()
         if run_id is not None and not _RUN_ID.fullmatch(run_id):
             raise ValueError(f"run id must be 32 lowercase hex digits, not {run_id[:40]!r}")
-        loaded = load_workflow(workflow)
+        loaded = load_workflow(workflow, tools=self.tools)
         values = check_inputs(loaded, inputs)
         with self._submit_lock if run_id is not None else contextlib.nullcontext():
             if run_id is not None and self.status(run_id) is not None:
@@ -283,7 +275,7 @@ class Runtime:
         forked_from = row.forked_from
         if forked_from and forked_from.get("config") is not None:  # a fork keeps its edit of the picked node
             document = with_config(document, forked_from["node"], forked_from["config"])
-        workflow = load_workflow(document)
+        workflow = load_workflow(document, tools=self.tools)
         events = self.store.events(run_id)
         replay = replay_from_events(events)
         self.store.claim_run(run_id, self._owner)
@@ -331,7 +323,7 @@ class Runtime:
             raise NotForkable(f"run '{run_id}': its workflow version is missing from the store")
         document = saved[1].document
         try:
-            workflow = load_workflow(document)
+            workflow = load_workflow(document, tools=self.tools)
         except WorkflowInvalid as exc:
             raise NotForkable(f"run '{run_id}': its workflow version no longer validates: {exc.problems[0]}") from None
         edit = dict(config) if config is not None else None
@@ -345,7 +337,7 @@ class Runtime:
                 raise
         if config is not None:
             try:
-                workflow = load_workflow(with_config(document, node, config))
+                workflow = load_workflow(with_config(document, node, config), tools=self.tools)
             except WorkflowInvalid as exc:
                 problems.extend(exc.problems)
         if problems:
@@ -360,7 +352,9 @@ class Runtime:
         ref = WorkflowRef(row.workflow_id, row.workflow_version, row.workflow_name, False)
         new_id = uuid.uuid4().hex
         now = time.time()
-        self.store.create_run(run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=forked_from, created_at=now)
+        self.store.create_run(
+            run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=forked_from, created_at=now
+        )
         live = self._register(new_id, row.workflow_name, inputs, created_at=now)
         live.forked_from = forked_from
         self._start(live, workflow, inputs, replay)
@@ -378,7 +372,7 @@ class Runtime:
         saved = self.store.get_workflow(row.workflow_id, row.workflow_version)
         if saved is None:
             raise NotForkable(f"run '{run_id}': its workflow version is missing from the store")
-        return rerun_nodes(load_workflow(saved[1].document), node)
+        return rerun_nodes(load_workflow(saved[1].document, tools=self.tools), node)
 
     def _settled_status(self, run_id: str, stored: str) -> str:
         """The run's status, its events all committed when this runtime ran it (its word is newer than the row)."""
@@ -469,10 +463,10 @@ class Runtime:
             raise RunNotFound(run_id)
         return info
 
-    def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> "tools.ToolResult":
-        """Call a registered tool on the runtime's loop (the Tools page's "try it")."""
+    def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> ToolResult:
+        """Call one of this runtime's tools on its loop (the Tools page's "try it")."""
         self._check_open()
-        return asyncio.run_coroutine_threadsafe(tools.call_tool(name, args), self._loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(self.tools.call_tool(name, args), self._loop).result(timeout)
 
     # --- testing one node (engine.single_node: no run is created, nothing is stored) ------------------
 
@@ -484,7 +478,7 @@ class Runtime:
         Raises:
             NodeTestInvalid: no such node, or its config does not compile.
         """
-        return node_test_context(self.store, workflow_doc, node_id, workflow_id=workflow_id)
+        return node_test_context(self.store, workflow_doc, node_id, workflow_id=workflow_id, tools=self.tools)
 
     def start_node_test(
         self,
@@ -500,7 +494,8 @@ class Runtime:
             NodeTestInvalid: before anything runs.
         """
         self._check_open()
-        return self._node_tests.start(workflow_doc, node_id, values, llm=self._llm or default_chat_model(), timeout_s=timeout_s)
+        llm = self._llm or default_chat_model()
+        return self._node_tests.start(workflow_doc, node_id, values, llm=llm, timeout_s=timeout_s, tools=self.tools)
 
     def cancel_node_test(self, test_id: str) -> bool:
         """Stop a running node test; True if it was running."""
@@ -540,10 +535,8 @@ class Runtime:
         deadline = time.monotonic() + timeout
         for run_id in list(self._runs):
             self.wait(run_id, timeout=max(0.0, deadline - time.monotonic()))
-        try:
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
             asyncio.run_coroutine_threadsafe(self._cancel_all_tasks(), self._loop).result(timeout=5)
-        except (concurrent.futures.TimeoutError, RuntimeError):
-            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
         if not self._thread.is_alive():
@@ -558,7 +551,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def __enter__(self) -> "Runtime":
+    def __enter__(self) -> Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -623,7 +616,9 @@ class Runtime:
             self._finish(live, "cancelled", None, None, None)
             return
         try:
-            result = await execute(workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay)
+            result = await execute(
+                workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay, tools=self.tools
+            )
         except BaseException as exc:  # an engine bug must not leave the run "running" forever
             status, error, node_id, output = "failed", f"internal error: {type(exc).__name__}: {exc}", None, None
             if isinstance(exc, asyncio.CancelledError):
@@ -633,10 +628,9 @@ class Runtime:
         finally:
             live.task = None  # from here on a cancel has nothing to stop
         # "finished" is said only once the terminal event is durable (or its write has failed)
-        try:
+        # shutting down, or a stuck disk: say how it ended all the same
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(store.writer.committed_future(live.run_id, live.last_seq), 30.0)
-        except (asyncio.CancelledError, TimeoutError):  # shutting down, or a stuck disk: say how it ended all the same
-            pass
         self._finish(live, status, error, node_id, output)
 
     @staticmethod

@@ -49,7 +49,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine import template_budget
-from engine.errors import EngineError, NodeTimeout, Problem
+from engine.errors import NodeTestInvalid, NodeTimeout, Problem
 from engine.events import Event, EventType
 from engine.executor import _FOREIGN_DATA, NodeContextImpl, _json_data, _json_value, _reason
 from engine.llm.base import ChatModel
@@ -58,6 +58,7 @@ from engine.nodes import KINDS, compile_config
 from engine.nodes.agent import AgentSpec
 from engine.nodes.base import BASE_SCOPE, Compiler
 from engine.nodes.map import MapSpec
+from tools import ToolRegistry, default_registry
 
 TEST_TIME_LIMIT_S = 300.0
 """Longest a node test may take when neither the node nor the workflow sets a timeout, in seconds."""
@@ -66,22 +67,8 @@ RUNS_LOOKED_AT = 20
 """How many of the workflow's latest runs are searched for the node's latest inputs."""
 
 _EMPTY_OF_TYPE: Mapping[str, Any] = {
-    "string": "",
-    "number": 0,
-    "integer": 0,
-    "boolean": False,
-    "object": {},
-    "array": [],
+    "string": "", "number": 0, "integer": 0, "boolean": False, "object": {}, "array": []
 }
-
-
-class NodeTestInvalid(EngineError):
-    """The node cannot be tested: unknown node, a config that does not compile, or inputs that are not JSON."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = list(problems)
-        head = "the node cannot be tested"
-        super().__init__(head + "".join(f"\n  - {p}" for p in self.problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +147,12 @@ def referenced(document: Mapping[str, Any], node_id: str) -> tuple[frozenset[str
 
 
 def node_test_context(
-    store: Any, document: Mapping[str, Any], node_id: str, *, workflow_id: str | None = None
+    store: Any,
+    document: Mapping[str, Any],
+    node_id: str,
+    *,
+    workflow_id: str | None = None,
+    tools: ToolRegistry | None = None,
 ) -> NodeTestContext:
     """The inputs ``node_id`` received in its latest run of this workflow, else the ones its templates need, empty.
 
@@ -170,7 +162,7 @@ def node_test_context(
     ``iteration``. Without such a run, the newest run's inputs and outputs are used; without any
     run, declared inputs get their defaults (or an empty value of their type) and outputs null.
     """
-    node, _compiler = _compiled(document, node_id)
+    node, _compiler = _compiled(document, node_id, tools)
     node_refs, _input_refs, whole = referenced(document, node_id)
     if workflow_id is None and isinstance(document.get("name"), str):
         row = store.find_workflow(document["name"])
@@ -251,7 +243,9 @@ def _settings(document: Mapping[str, Any]) -> Settings:
         return Settings.model_validate({})
 
 
-def _compiled(document: Mapping[str, Any], node_id: str) -> tuple[Node, _SpecCompiler]:
+def _compiled(
+    document: Mapping[str, Any], node_id: str, registry: ToolRegistry | None = None
+) -> tuple[Node, _SpecCompiler]:
     """The node's model and a compiler holding its compiled templates (the spec is in ``compiler.spec``)."""
     nodes_field = document.get("nodes")
     raw_nodes: list[Any] = nodes_field if isinstance(nodes_field, list) else []
@@ -266,9 +260,8 @@ def _compiled(document: Mapping[str, Any], node_id: str) -> tuple[Node, _SpecCom
         raise NodeTestInvalid(invalid) from None
     node_ids = frozenset(str(n.get("id")) for n in raw_nodes if isinstance(n, Mapping) and isinstance(n.get("id"), str))
     problems: list[Problem] = []
-    compiler = _SpecCompiler(
-        where, problems, BASE_SCOPE, node_ids, frozenset(str(k) for k in _declared_inputs(document))
-    )
+    input_names = frozenset(str(k) for k in _declared_inputs(document))
+    compiler = _SpecCompiler(where, problems, BASE_SCOPE, node_ids, input_names, tools=registry or default_registry())
     compiler.spec = compile_config(node.type, node.config, compiler)
     if problems:
         raise NodeTestInvalid(problems)
@@ -294,8 +287,10 @@ class _TestRun:
         nodes: dict[str, Any],
         llm: ChatModel,
         model: str,
+        tools: ToolRegistry,
     ):
         self.run_id = test_id
+        self.tools = tools
         self.workflow = _Named(workflow_name)
         self.inputs = inputs
         self.node_vars = {node_id: {"output": output} for node_id, output in nodes.items()}
@@ -373,19 +368,21 @@ async def run_node_test(
     llm: ChatModel,
     test_id: str | None = None,
     timeout_s: float | None = None,
+    tools: ToolRegistry | None = None,
 ) -> NodeTestResult:
     """Run ``node_id`` once with ``values`` (see :class:`NodeTestContext`); never raises for the node's own failure.
 
     Raises:
         NodeTestInvalid: the node is unknown or does not compile, or ``values`` are not usable.
     """
-    node, compiler = _compiled(document, node_id)
+    registry = tools if tools is not None else default_registry()
+    node, compiler = _compiled(document, node_id, registry)
     inputs, nodes, iteration = check_values(values)
     limit = timeout_s if timeout_s is not None else time_limit(document, node_id)
     test_id = test_id or uuid.uuid4().hex
     name = str(document.get("name") or "workflow")
     model = _settings(document).model or os.environ.get("OPENAI_MODEL") or "gpt-4o-mini"
-    run = _TestRun(test_id, name, inputs, nodes, llm, model)
+    run = _TestRun(test_id, name, inputs, nodes, llm, model, registry)
     spec = compiler.spec
     if _saves_memory(node.type, spec):
         spec = _without_memory_writes(node.type, spec)
@@ -517,9 +514,10 @@ class NodeTests:
         *,
         llm: ChatModel,
         timeout_s: float | None = None,
+        tools: ToolRegistry | None = None,
     ) -> str:
         """Start a test; returns its id at once. NodeTestInvalid before anything runs."""
-        _compiled(document, node_id)
+        _compiled(document, node_id, tools)
         check_values(values)
         test_id = uuid.uuid4().hex
         pending = _Pending(concurrent.futures.Future())
@@ -528,7 +526,9 @@ class NodeTests:
             pending.task = asyncio.current_task()
             if pending.cancel_requested:
                 raise asyncio.CancelledError
-            return await run_node_test(document, node_id, values, llm=llm, test_id=test_id, timeout_s=timeout_s)
+            return await run_node_test(
+                document, node_id, values, llm=llm, test_id=test_id, timeout_s=timeout_s, tools=tools
+            )
 
         def done(fut: concurrent.futures.Future[NodeTestResult]) -> None:
             pending.task = None

@@ -24,6 +24,7 @@ from engine.errors import Problem, WorkflowInvalid
 from engine.model import Workflow
 from engine.runtime import RunInfo, Runtime
 from engine.validate import load_workflow
+from tools import ToolRegistry
 
 MAX_SEQ = 2**62  # bigger numbers than any seq; also keeps SQLite's 64-bit integers happy
 MAX_ID_CHARS = 200
@@ -81,7 +82,7 @@ async def json_body(request: Request) -> Any:
         raise ApiError(400, f"the body is not valid JSON: {reason}") from None
 
 
-def load_document(document: Any) -> Workflow:
+def load_document(document: Any, registry: ToolRegistry) -> Workflow:
     """Validate a document from a request (never a path: a string body is not read as a file)."""
     if not isinstance(document, dict):
         raise ApiError(
@@ -90,7 +91,7 @@ def load_document(document: Any) -> Workflow:
             [Problem("document", f"must be a JSON object, got {type(document).__name__}")],
         )
     try:
-        return load_workflow(document)
+        return load_workflow(document, tools=registry)
     except WorkflowInvalid as exc:
         raise ApiError(422, str(exc).splitlines()[0], exc.problems) from None
     except RecursionError:

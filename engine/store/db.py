@@ -29,7 +29,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from datadir import folder_for, private_sqlite
-from engine.errors import EngineError
+from engine.errors import StoreError, StoreUrlInvalid
 from engine.store.tables import SCHEMA_APP, DraftRow, MetaRow
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -37,14 +37,6 @@ BUSY_TIMEOUT_MS = 30_000
 POSTGRES_DRIVER = "postgresql+psycopg"  # the driver requirements.txt installs (psycopg 3)
 HEROKU_POSTGRES = "postgres"  # the scheme hosting services hand out; SQLAlchemy knows only "postgresql"
 URL_EXAMPLES = "sqlite:////path/to/studio.db or postgresql+psycopg://user:password@host:5432/dbname"
-
-
-class StoreError(EngineError):
-    """The store cannot be opened or written; the message says why and what to do."""
-
-
-class StoreUrlInvalid(StoreError):
-    """The store URL (``--db`` or ``DATABASE_URL``) cannot be used as given: a typing error, not a broken store."""
 
 
 def database_url(url: str | None = None, data_dir: str | Path | None = None) -> str:

@@ -64,15 +64,10 @@ async def _fail_tool(message: str) -> int:
     raise RuntimeError(message)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _test_tools() -> Iterator[None]:
-    """This module's tools, in the default registry only while its tests run."""
-    registry = tools.default_registry()
-    registry.register(_sleep_tool, name="itest_store_sleep", replace=True)
-    registry.register(_fail_tool, name="itest_store_fail", replace=True)
-    yield
-    registry.unregister("itest_store_sleep")
-    registry.unregister("itest_store_fail")
+# This module's runtimes use their own registry: the usual tools plus these.
+TOOLS = tools.default_registry().copy()
+TOOLS.register(_sleep_tool, name="itest_store_sleep")
+TOOLS.register(_fail_tool, name="itest_store_fail")
 
 
 def chain_doc(name: str = "store-chain", prompt: str = "Say something about {{ inputs.topic }}") -> dict[str, Any]:
@@ -192,7 +187,7 @@ def slow_doc(name: str = "store-slow", first_s: float = 0.3, second_s: float = 0
 
 @pytest.fixture
 def runtime(store_url: str) -> Iterator[Runtime]:
-    rt = Runtime(database_url=store_url)
+    rt = Runtime(tools=TOOLS, database_url=store_url)
     try:
         yield rt
     finally:
@@ -465,7 +460,7 @@ def test_a_corrupt_file_is_refused_and_left_untouched(tmp_path: Path, kind: str)
     assert "untouched" in message
     assert any(word in message for word in ("not a SQLite database", "damaged", "corrupt"))
     with pytest.raises(StoreError):
-        Runtime(data_dir=str(data))
+        Runtime(tools=TOOLS, data_dir=str(data))
     assert _snapshot(data) == before
 
 
@@ -487,7 +482,7 @@ def test_a_foreign_sqlite_database_is_refused_and_left_untouched(tmp_path: Path)
     message = str(caught.value)
     assert str(data / "studio.db") in message and "another program" in message and "customers" in message
     with pytest.raises(StoreError):
-        Runtime(database_url=f"sqlite:///{data / 'studio.db'}")
+        Runtime(tools=TOOLS, database_url=f"sqlite:///{data / 'studio.db'}")
     assert _snapshot(data) == before
 
 
@@ -526,7 +521,7 @@ def test_a_read_only_data_dir_without_a_store_refuses_with_the_path(tmp_path: Pa
     data = tmp_path / "data"
     data.mkdir()
     with unwritable(data), pytest.raises(StoreError) as caught:
-        Runtime(data_dir=str(data))
+        Runtime(tools=TOOLS, data_dir=str(data))
     assert str(data) in str(caught.value)
     assert list(data.iterdir()) == []
 
@@ -535,7 +530,7 @@ def test_a_read_only_data_dir_without_a_store_says_it_is_not_writable(tmp_path: 
     data = tmp_path / "data"
     data.mkdir()
     with unwritable(data), pytest.raises(StoreError) as caught:
-        Runtime(data_dir=str(data))
+        Runtime(tools=TOOLS, data_dir=str(data))
     assert _says_why_unwritable(str(caught.value)), str(caught.value)
 
 
@@ -543,20 +538,20 @@ def test_a_missing_data_dir_under_a_read_only_parent_says_why(tmp_path: Path) ->
     parent = tmp_path / "ro"
     parent.mkdir()
     with unwritable(parent), pytest.raises(StoreError) as caught:
-        Runtime(data_dir=str(parent / "data"))
+        Runtime(tools=TOOLS, data_dir=str(parent / "data"))
     message = str(caught.value)
     assert str(parent / "data") in message and _says_why_unwritable(message), message
 
 
 def test_a_read_only_data_dir_with_an_existing_store_says_it_is_not_writable(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    rt = Runtime(data_dir=str(data))
+    rt = Runtime(tools=TOOLS, data_dir=str(data))
     run_id = run_to_end(rt, chain_doc("before-read-only"))
     rt.shutdown()
     before = _snapshot(data)
     with unwritable(data):
         try:
-            rt = Runtime(data_dir=str(data))
+            rt = Runtime(tools=TOOLS, data_dir=str(data))
         except StoreError as exc:
             message = str(exc)
             assert "damaged" not in message and "corrupt" not in message, message
@@ -704,7 +699,7 @@ def full_disk_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
             original(self, work, error)
 
         monkeypatch.setattr(writer_module.Writer, "_report", report)
-        rt = Runtime(data_dir=str(data))
+        rt = Runtime(tools=TOOLS, data_dir=str(data))
         try:
             run_id = rt.submit(fill_doc(), {})
             info = rt.wait(run_id, timeout=WAIT_S)

@@ -21,10 +21,9 @@ from engine.api.deps import (
 )
 from engine.api.errors import ApiError, errors
 from engine.api.schemas import RerunRequest, RunOut, RunRequest, RunStarted, RunStateOut, RunStatus
-from engine.errors import InputsInvalid, Problem, WorkflowInvalid
-from engine.fork import ForkInvalid, NotForkable
+from engine.errors import ForkInvalid, InputsInvalid, NotForkable, NotResumable, Problem, RunNotFound, WorkflowInvalid
 from engine.reader import RunRecord
-from engine.runtime import NotResumable, RunInfo, RunNotFound, Runtime
+from engine.runtime import RunInfo, Runtime
 
 router = APIRouter(tags=["runs"])
 
@@ -96,9 +95,9 @@ def _submit(runtime: Runtime, req: RunRequest) -> str:
         found = runtime.reader.workflow_version(req.workflow_id)
         if found is None:
             raise ApiError(404, f"no workflow with id '{req.workflow_id}' (list them with GET /workflows)")
-        workflow = load_document(found.document)
+        workflow = load_document(found.document, runtime.tools)
     else:
-        workflow = load_document(req.workflow)
+        workflow = load_document(req.workflow, runtime.tools)
     try:
         return runtime.submit(workflow, req.inputs or {})
     except InputsInvalid as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-import tools
+from engine.api.deps import RuntimeDep
 from engine.api.errors import errors
 from engine.api.schemas import ToolOut
 
@@ -12,6 +12,7 @@ router = APIRouter(tags=["tools"])
 
 
 @router.get("/tools", response_model=list[ToolOut], responses=errors(401))
-def list_tools() -> list[ToolOut]:
-    """Every registered tool: name, description and the JSON schema of its arguments."""
-    return [ToolOut(name=t.name, description=t.description, parameters=t.parameters) for t in tools.list_tools()]
+def list_tools(runtime: RuntimeDep) -> list[ToolOut]:
+    """Every tool of the runtime: name, description and the JSON schema of its arguments."""
+    specs = runtime.tools.list_tools()
+    return [ToolOut(name=t.name, description=t.description, parameters=t.parameters) for t in specs]

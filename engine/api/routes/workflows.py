@@ -43,7 +43,7 @@ async def save_workflow(request: Request, runtime: RuntimeDep) -> WorkflowSaved:
     document = await json_body(request)
 
     def work() -> Any:
-        return runtime.save_workflow(load_document(document).to_dict())
+        return runtime.save_workflow(load_document(document, runtime.tools).to_dict())
 
     ref = await run_in_threadpool(work)
     return WorkflowSaved(id=ref.id, name=ref.name, version=ref.version, created=ref.created)
