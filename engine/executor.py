@@ -21,12 +21,31 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 import tools
 from engine import template_budget
 from engine.errors import EngineError, IterationLimit, NodeError, NodeTimeout
-from engine.events import Event, EventType
+from engine.events import (
+    Event,
+    EventType,
+    ForkedFrom,
+    LlmCompletedData,
+    LlmTokenData,
+    LogData,
+    MemoryRecalledData,
+    MemorySavedData,
+    NodeCompletedData,
+    NodeFailedData,
+    NodeSkippedData,
+    NodeStartedData,
+    RunCancelledData,
+    RunCompletedData,
+    RunFailedData,
+    RunStartedData,
+    ToolCalledData,
+    ToolResultData,
+)
 from engine.llm.base import ChatModel
 from engine.model import Workflow
 from engine.nodes import KINDS
@@ -107,10 +126,24 @@ class NodeContextImpl:
                 self._vars.update(self._extra)
         return self._vars
 
-    def emit(self, type: EventType, data: dict[str, Any]) -> None:
+    @overload
+    def emit(self, type: Literal["llm.token"], data: LlmTokenData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.completed"], data: LlmCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.called"], data: ToolCalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.result"], data: ToolResultData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.recalled"], data: MemoryRecalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.saved"], data: MemorySavedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["log"], data: LogData) -> None: ...
+    def emit(self, type: EventType, data: Mapping[str, Any]) -> None:
         if self._extra is not None:
             data = {**data, "index": self._extra["index"]}
-        self._run.emit(type, self.node_id, data)
+        self._run.emit(type, self.node_id, data)  # type: ignore[call-overload]  # the overloads checked the pair
 
     def for_item(self, item: Any, index: int) -> NodeContextImpl:
         return NodeContextImpl(self._run, self.node_id, self.iteration, {"item": item, "index": index}, self.attempt)
@@ -136,7 +169,7 @@ class NodeContextImpl:
             plain_args = self.input["args"]  # type: ignore[index]  # set_input made these very args plain already
         else:
             plain_args = _json_data(args)
-        called: dict[str, Any] = {"tool": name, "args": plain_args, "call_id": event_id}
+        called: ToolCalledData = {"tool": name, "args": plain_args, "call_id": event_id}
         if call_id is not None:
             called["model_call_id"] = call_id
         self.emit("tool.called", called)
@@ -145,7 +178,7 @@ class NodeContextImpl:
             self.emit("log", {"level": "warning", "message": f"refused a call to tool '{name}': {refused}"})
         else:
             result = await tools.default_registry().call_tool(name, args, max_result_chars=max_result_chars)
-        data: dict[str, Any] = {"call_id": event_id, "tool": name, "duration_ms": round(result.duration_ms, 3)}
+        data: ToolResultData = {"call_id": event_id, "tool": name, "duration_ms": round(result.duration_ms, 3)}
         if result.ok:
             value = result.value
             kind = type(value)
@@ -153,7 +186,7 @@ class NodeContextImpl:
             if result.truncated:
                 data["truncated"] = True
         else:
-            data["error"] = result.error
+            data["error"] = str(result.error)
             if result.detail:
                 data["detail"] = result.detail
         self.emit("tool.result", data)
@@ -205,7 +238,37 @@ class _Run:
 
     # --- events -------------------------------------------------------------
 
-    def emit(self, type: EventType, node_id: str | None = None, data: Mapping[str, Any] = _EMPTY) -> None:
+    @overload
+    def emit(self, type: Literal["run.started"], node_id: str | None, data: RunStartedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.started"], node_id: str | None, data: NodeStartedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.completed"], node_id: str | None, data: NodeCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.failed"], node_id: str | None, data: NodeFailedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.skipped"], node_id: str | None, data: NodeSkippedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.token"], node_id: str | None, data: LlmTokenData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.completed"], node_id: str | None, data: LlmCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.called"], node_id: str | None, data: ToolCalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.result"], node_id: str | None, data: ToolResultData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.recalled"], node_id: str | None, data: MemoryRecalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.saved"], node_id: str | None, data: MemorySavedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["log"], node_id: str | None, data: LogData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.completed"], node_id: str | None, data: RunCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.failed"], node_id: str | None, data: RunFailedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.cancelled"], node_id: str | None, data: RunCancelledData) -> None: ...
+    def emit(self, type: EventType, node_id: str | None, data: Mapping[str, Any]) -> None:
         if type in _FOREIGN_DATA:
             data = _json_data(data)
         self.seq += 1
@@ -221,13 +284,17 @@ class _Run:
         if self.replay is None:
             self.emit("run.started", None, {"inputs": self.inputs, "workflow": self.workflow.name})
         elif self.replay.forked_from is not None:
-            started = {"inputs": self.inputs, "workflow": self.workflow.name, "forked_from": self.replay.forked_from}
+            started: RunStartedData = {
+                "inputs": self.inputs,
+                "workflow": self.workflow.name,
+                "forked_from": self.replay.forked_from,
+            }
             self.emit("run.started", None, started)
         else:
             done = len(self.replay.outputs)
             # paused_at: when the run stopped (its last event), so the idle gap is known (engine.run_times)
             message = f"run resumed: {done} finished node executions reloaded, not re-run"
-            resumed = {"level": "info", "message": message, "resumed": True, "paused_at": self.replay.last_ts}
+            resumed: LogData = {"level": "info", "message": message, "resumed": True, "paused_at": self.replay.last_ts}
             self.emit("log", None, resumed)
         timeout_s = self.workflow.settings.timeout_s
         cancelled = False
@@ -322,14 +389,14 @@ class _Run:
         execution = self.visits[node.index]
         self.visits[node.index] = execution + 1
         iteration = self.loop_iter[node.innermost_loop] if node.innermost_loop is not None else 0
-        started: dict[str, Any] = {"iteration": iteration, "execution": execution}
+        started: NodeStartedData = {"iteration": iteration, "execution": execution}
         if self.replay is not None:
             key = (node.id, execution)
             if key in self.replay.outputs:
                 output = self.replay.outputs[key]
                 if self.replay.forked_from is not None:  # a fork's log starts empty: say what it reused
                     self.emit("node.started", node.id, {**started, "reused": True})
-                    reused = {"output": output, "duration_ms": 0.0, "attempts": 0, "reused": True}
+                    reused: NodeCompletedData = {"output": output, "duration_ms": 0.0, "attempts": 0, "reused": True}
                     self.emit("node.completed", node.id, reused)
                 return output
             if key in self.replay.began:
@@ -349,16 +416,14 @@ class _Run:
                     output = await self._with_timeout(node, runner, ctx)
                 break
             except asyncio.CancelledError:
-                self.emit(
-                    "node.failed",
-                    node.id,
-                    _with_input({"error": "cancelled", "cancelled": True, "attempts": attempt}, ctx),
-                )
+                stopped: NodeFailedData = {"error": "cancelled", "cancelled": True, "attempts": attempt}
+                self.emit("node.failed", node.id, _with_input(stopped, ctx))
                 raise
             except Exception as exc:  # noqa: BLE001 - every node failure is reported the same way
                 reason = _reason(exc)
             if attempt >= node.attempts:
-                self.emit("node.failed", node.id, _with_input({"error": reason, "attempts": attempt}, ctx))
+                gave_up: NodeFailedData = {"error": reason, "attempts": attempt}
+                self.emit("node.failed", node.id, _with_input(gave_up, ctx))
                 self._fail(f"node '{node.id}' failed: {reason}", node.id)
                 raise _Stop
             delay = node.backoff_s * 2 ** (attempt - 1)
@@ -373,13 +438,13 @@ class _Run:
             try:
                 await asyncio.sleep(delay)
             except asyncio.CancelledError:  # cancelled between attempts: the execution still ends with node.failed
-                failed = {"error": "cancelled", "cancelled": True, "attempts": attempt, "last_error": reason}
+                failed: NodeFailedData = {"error": "cancelled", "cancelled": True, "attempts": attempt, "last_error": reason}
                 self.emit("node.failed", node.id, _with_input(failed, ctx))
                 raise
             attempt += 1
             ctx = NodeContextImpl(self, node.id, iteration, None, attempt)
         duration_ms = (time.perf_counter() - began_at) * 1000.0
-        done = {"output": output, "duration_ms": round(duration_ms, 3), "attempts": attempt}
+        done: NodeCompletedData = {"output": output, "duration_ms": round(duration_ms, 3), "attempts": attempt}
         self.emit("node.completed", node.id, _with_input(done, ctx))
         return output
 
@@ -474,7 +539,7 @@ class Replay:
     calls: int = 0  # highest ``call_N`` already in the log: the resumed run numbers its calls after it
     # A fork (rerun from a node, see engine.fork): outputs are the source run's, the log starts empty,
     # so reused executions emit node.started/node.completed with "reused": true, and run.started says this.
-    forked_from: dict[str, Any] | None = None
+    forked_from: ForkedFrom | None = None
 
 
 def replay_from_events(events: list[Event]) -> Replay:
@@ -518,7 +583,10 @@ def _clip(value: Any) -> Any:
     return value
 
 
-def _with_input(data: dict[str, Any], ctx: NodeContextImpl) -> dict[str, Any]:
+_Finished = TypeVar("_Finished", NodeCompletedData, NodeFailedData)
+
+
+def _with_input(data: _Finished, ctx: NodeContextImpl) -> _Finished:
     if ctx.input is not None:
         data["input"] = ctx.input
     return data

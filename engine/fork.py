@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import EngineError, Problem
-from engine.events import Event
+from engine.events import Event, ForkedFrom
 from engine.executor import Replay, _json_value, replay_from_events
 from engine.model import Workflow
 from engine.plan import Plan
@@ -126,7 +126,7 @@ def check_request(plan: Plan, request: ForkRequest) -> set[int]:
 
 
 def fork_replay(
-    plan: Plan, source_events: list[Event], request: ForkRequest, forked_from: dict[str, Any]
+    plan: Plan, source_events: list[Event], request: ForkRequest, forked_from: ForkedFrom
 ) -> Replay:
     """The replay of a fork: the source's finished outputs of every reused node, pins applied.
 

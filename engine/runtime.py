@@ -32,13 +32,13 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import tools
-from engine.errors import EngineError
-from engine.events import TERMINAL_TYPES, Event
-from engine.errors import Problem, WorkflowInvalid
+from engine.errors import EngineError, Problem, WorkflowInvalid
+from engine.events import TERMINAL_TYPES, Event, ForkedFrom
 from engine.executor import Replay, execute, replay_from_events
 from engine.fork import (
     FINISHED,
@@ -101,7 +101,7 @@ class RunInfo:
         return self.status not in ("running",)
 
     @classmethod
-    def from_row(cls, row: RunRecord | Any) -> "RunInfo":
+    def from_row(cls, row: RunRecord | Any) -> RunInfo:
         """From a stored run: a :class:`~engine.reader.RunRecord` (or the store's row)."""
         return cls(
             run_id=row.run_id,
@@ -350,7 +350,7 @@ class Runtime:
                 problems.extend(exc.problems)
         if problems:
             raise ForkInvalid(problems)
-        forked_from: dict[str, Any] = {"run_id": run_id, "node": node}
+        forked_from: ForkedFrom = {"run_id": run_id, "node": node}
         if config is not None:
             forked_from["config"] = dict(config)
         if outputs:
@@ -360,9 +360,12 @@ class Runtime:
         ref = WorkflowRef(row.workflow_id, row.workflow_version, row.workflow_name, False)
         new_id = uuid.uuid4().hex
         now = time.time()
-        self.store.create_run(run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=forked_from, created_at=now)
+        source = dict(forked_from)
+        self.store.create_run(
+            run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=source, created_at=now
+        )
         live = self._register(new_id, row.workflow_name, inputs, created_at=now)
-        live.forked_from = forked_from
+        live.forked_from = source
         self._start(live, workflow, inputs, replay)
         return new_id
 
@@ -469,7 +472,7 @@ class Runtime:
             raise RunNotFound(run_id)
         return info
 
-    def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> "tools.ToolResult":
+    def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> tools.ToolResult:
         """Call a registered tool on the runtime's loop (the Tools page's "try it")."""
         self._check_open()
         return asyncio.run_coroutine_threadsafe(tools.call_tool(name, args), self._loop).result(timeout)
@@ -558,7 +561,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def __enter__(self) -> "Runtime":
+    def __enter__(self) -> Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -622,6 +625,8 @@ class Runtime:
             sink(Event(first, live.run_id, time.time(), "run.cancelled", None, {}))
             self._finish(live, "cancelled", None, None, None)
             return
+        status: str
+        error: str | None
         try:
             result = await execute(workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay)
         except BaseException as exc:  # an engine bug must not leave the run "running" forever

@@ -44,14 +44,32 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 from pydantic import ValidationError
 
 from engine import template_budget
 from engine.errors import EngineError, NodeTimeout, Problem
-from engine.events import Event, EventType
-from engine.executor import _FOREIGN_DATA, NodeContextImpl, _json_data, _json_value, _reason
+from engine.events import (
+    Event,
+    EventType,
+    LlmCompletedData,
+    LlmTokenData,
+    LogData,
+    MemoryRecalledData,
+    MemorySavedData,
+    NodeCompletedData,
+    NodeFailedData,
+    NodeSkippedData,
+    NodeStartedData,
+    RunCancelledData,
+    RunCompletedData,
+    RunFailedData,
+    RunStartedData,
+    ToolCalledData,
+    ToolResultData,
+)
+from engine.executor import _FOREIGN_DATA, NodeContextImpl, _json_data, _json_value, _reason, _with_input
 from engine.llm.base import ChatModel
 from engine.model import InputSpec, Node, Settings
 from engine.nodes import KINDS, compile_config
@@ -286,7 +304,37 @@ class _TestRun:
         self.events: list[Event] = []
         self.seq = 0
 
-    def emit(self, type: EventType, node_id: str | None = None, data: Mapping[str, Any] = {}) -> None:
+    @overload
+    def emit(self, type: Literal["run.started"], node_id: str | None, data: RunStartedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.started"], node_id: str | None, data: NodeStartedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.completed"], node_id: str | None, data: NodeCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.failed"], node_id: str | None, data: NodeFailedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.skipped"], node_id: str | None, data: NodeSkippedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.token"], node_id: str | None, data: LlmTokenData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.completed"], node_id: str | None, data: LlmCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.called"], node_id: str | None, data: ToolCalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.result"], node_id: str | None, data: ToolResultData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.recalled"], node_id: str | None, data: MemoryRecalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.saved"], node_id: str | None, data: MemorySavedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["log"], node_id: str | None, data: LogData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.completed"], node_id: str | None, data: RunCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.failed"], node_id: str | None, data: RunFailedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.cancelled"], node_id: str | None, data: RunCancelledData) -> None: ...
+    def emit(self, type: EventType, node_id: str | None, data: Mapping[str, Any]) -> None:
         if type in _FOREIGN_DATA:
             data = _json_data(data)
         self.seq += 1
@@ -389,20 +437,14 @@ async def run_node_test(
         status, error = "failed", _reason(exc)
     duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
     if status == "completed":
-        done: dict[str, Any] = {"output": output, "duration_ms": duration_ms, "attempts": 1}
+        done: NodeCompletedData = {"output": output, "duration_ms": duration_ms, "attempts": 1}
         run.emit("node.completed", node_id, _with_input(done, ctx))
     else:
-        failed: dict[str, Any] = {"error": error, "attempts": 1}
+        failed: NodeFailedData = {"error": str(error), "attempts": 1}
         if status == "cancelled":
             failed["cancelled"] = True
         run.emit("node.failed", node_id, _with_input(failed, ctx))
     return _result(test_id, node_id, status, output, error, duration_ms, ctx.input, run.events)
-
-
-def _with_input(data: dict[str, Any], ctx: NodeContextImpl) -> dict[str, Any]:
-    if ctx.input is not None:
-        data["input"] = ctx.input
-    return data
 
 
 def _result(
