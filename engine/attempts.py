@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from engine.events import Event
 from engine.run_times import is_resume_marker
+from engine.statuses import NodeStatus, node_failed_status
 
 
 @dataclass(slots=True)
@@ -31,7 +32,7 @@ class Attempt:
     execution: int
     iteration: int
     period: int
-    status: str
+    status: NodeStatus
     started_at: float
     started_seq: int
     finished_at: float | None = None
@@ -43,7 +44,7 @@ class Attempt:
         return (self.finished_at - self.started_at) * 1000 if self.finished_at is not None else None
 
     @property
-    def shown_status(self) -> str:
+    def shown_status(self) -> NodeStatus | Literal["interrupted"]:
         """As the pages say it: an attempt cut off while running was interrupted."""
         return "interrupted" if self.status == "running" else self.status
 
@@ -86,7 +87,7 @@ class EarlierAttempts:
                 attempt.status = "succeeded"
                 self._open.pop((node, attempt.execution), None)
             else:
-                attempt.status = "cancelled" if data.get("cancelled") else "failed"
+                attempt.status = node_failed_status(data)
                 attempt.error = str(data.get("error")) if data.get("error") is not None else None
             if "input" in data:
                 attempt.input = data["input"]

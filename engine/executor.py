@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, assert_never, overload
 
 import tools
 from engine import template_budget
@@ -50,6 +50,7 @@ from engine.llm.base import ChatModel
 from engine.model import Workflow
 from engine.nodes import KINDS
 from engine.plan import Plan, PlanNode
+from engine.statuses import RunStatus
 
 EventSink = Callable[[Event], None]
 _EMPTY: Mapping[str, Any] = {}
@@ -66,7 +67,7 @@ class RunResult:
     """How a run ended. ``events`` is the full ordered event list."""
 
     run_id: str
-    status: str  # "completed" | "failed" | "cancelled"
+    status: RunStatus  # completed | failed | cancelled
     result: dict[str, Any] | None
     error: str | None
     node_id: str | None = None  # the node that failed the run, if one did
@@ -322,7 +323,7 @@ class _Run:
         self.emit("run.completed", None, {"result": self.result})
         return self._result("completed", None)
 
-    def _result(self, status: str, error: str | None, node_id: str | None = None) -> RunResult:
+    def _result(self, status: RunStatus, error: str | None, node_id: str | None = None) -> RunResult:
         result = self.result if status == "completed" else None
         return RunResult(self.run_id, status, result, error, node_id, self.events)
 
@@ -438,7 +439,12 @@ class _Run:
             try:
                 await asyncio.sleep(delay)
             except asyncio.CancelledError:  # cancelled between attempts: the execution still ends with node.failed
-                failed: NodeFailedData = {"error": "cancelled", "cancelled": True, "attempts": attempt, "last_error": reason}
+                failed: NodeFailedData = {
+                    "error": "cancelled",
+                    "cancelled": True,
+                    "attempts": attempt,
+                    "last_error": reason,
+                }
                 self.emit("node.failed", node.id, _with_input(failed, ctx))
                 raise
             attempt += 1
@@ -550,20 +556,32 @@ def replay_from_events(events: list[Event]) -> Replay:
     started: dict[str, int] = {}
     calls = 0
     for event in events:
-        if event.node_id is None:
+        node = event.node_id
+        if node is None:
             continue
-        if event.type == "tool.called":
-            calls = max(calls, _call_number(event.data.get("call_id")))
-        elif event.type == "node.started":
-            started[event.node_id] = int(event.data.get("execution", 0))
-            began.add((event.node_id, started[event.node_id]))
-        elif event.type == "node.completed" and event.node_id in started:
-            outputs[(event.node_id, started.pop(event.node_id))] = event.data.get("output")
-        elif event.type == "node.skipped":
-            skipped.add((event.node_id, int(event.data.get("execution", 0))))
+        kind = event.type
+        match kind:  # every kind named: a new one fails mypy here until it is handled
+            case "llm.token" | "llm.completed" | "tool.result" | "memory.recalled" | "memory.saved" | "log":
+                pass
+            case "tool.called":
+                calls = max(calls, _call_number(event.data.get("call_id")))
+            case "node.started":
+                started[node] = int(event.data.get("execution", 0))
+                began.add((node, started[node]))
+            case "node.completed":
+                if node in started:
+                    outputs[(node, started.pop(node))] = event.data.get("output")
+            case "node.skipped":
+                skipped.add((node, int(event.data.get("execution", 0))))
+            case "node.failed" | "run.started" | "run.completed" | "run.failed" | "run.cancelled":
+                pass  # a failed execution runs again; run events carry no node
+            case _:
+                assert_never(kind)
     last_seq = events[-1].seq if events else 0
     last_ts = events[-1].ts if events else None
-    return Replay(outputs=outputs, skipped=skipped, last_seq=last_seq, last_ts=last_ts, began=began - set(outputs), calls=calls)
+    return Replay(
+        outputs=outputs, skipped=skipped, last_seq=last_seq, last_ts=last_ts, began=began - set(outputs), calls=calls
+    )
 
 
 def _call_number(call_id: Any) -> int:

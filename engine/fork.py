@@ -28,8 +28,9 @@ from engine.events import Event, ForkedFrom
 from engine.executor import Replay, _json_value, replay_from_events
 from engine.model import Workflow
 from engine.plan import Plan
+from engine.statuses import FINISHED_RUN
 
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = FINISHED_RUN  # the runs that may be rerun from a node
 
 
 class ForkInvalid(EngineError):

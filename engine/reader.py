@@ -23,9 +23,9 @@ a run already reads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Self, TypeVar
 
 from sqlalchemy.engine import make_url
@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from engine.attempts import Attempt, earlier_attempts
 from engine.events import Event
 from engine.run_times import RunTimes, times_of_rows
+from engine.statuses import NodeStatus, RunStatus
 from engine.store import Store
 
 __all__ = [
@@ -56,7 +57,7 @@ class RunRecord:
     workflow_version: int
     workflow_name: str
     inputs: dict[str, Any]
-    status: str  # running | completed | failed | cancelled | interrupted
+    status: RunStatus
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -82,7 +83,7 @@ class NodeExecutionRecord:
     node_id: str
     execution: int  # 0-based count of this node's executions in the run
     iteration: int
-    status: str  # running | completed | failed | skipped | cancelled
+    status: NodeStatus  # running | succeeded | failed | skipped | cancelled
     started_at: float | None
     finished_at: float | None
     duration_ms: float | None
@@ -142,7 +143,9 @@ class RunReader:
         self._store = store
 
     @classmethod
-    def open(cls, url: str | None = None, *, data_dir: str | Path | None = None, mark_interrupted: bool = False) -> RunReader:
+    def open(
+        cls, url: str | None = None, *, data_dir: str | Path | None = None, mark_interrupted: bool = False
+    ) -> RunReader:
         """A reader over the store at ``url`` (default ``DATABASE_URL``, else ``$DATA_DIR/studio.db``).
 
         ``mark_interrupted``: first mark runs whose process is gone as ``interrupted``, as a
@@ -193,7 +196,8 @@ class RunReader:
 
     def runs(self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None) -> list[RunRecord]:
         """The newest ``limit`` runs, newest first, optionally only of one status or workflow."""
-        return [_record(RunRecord, r) for r in self._store.list_runs(limit=limit, status=status, workflow_id=workflow_id)]
+        rows = self._store.list_runs(limit=limit, status=status, workflow_id=workflow_id)
+        return [_record(RunRecord, r) for r in rows]
 
     def count_runs(self) -> int:
         return self._store.count_runs()

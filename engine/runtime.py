@@ -34,7 +34,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 import tools
 from engine.errors import EngineError, Problem, WorkflowInvalid
@@ -55,12 +55,13 @@ from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
 from engine.reader import RunReader, RunRecord
 from engine.single_node import NodeTestContext, NodeTestResult, NodeTests, node_test_context
+from engine.statuses import RESUMABLE_RUN
 from engine.store import Store, WorkflowRef, process_owner
 from engine.validate import load_workflow
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
-RESUMABLE = ("interrupted", "failed")
+RESUMABLE = RESUMABLE_RUN
 KEEP_FINISHED = 500  # finished runs whose buffers stay in memory
 
 
@@ -503,7 +504,8 @@ class Runtime:
             NodeTestInvalid: before anything runs.
         """
         self._check_open()
-        return self._node_tests.start(workflow_doc, node_id, values, llm=self._llm or default_chat_model(), timeout_s=timeout_s)
+        llm = self._llm or default_chat_model()
+        return self._node_tests.start(workflow_doc, node_id, values, llm=llm, timeout_s=timeout_s)
 
     def cancel_node_test(self, test_id: str) -> bool:
         """Stop a running node test; True if it was running."""
@@ -543,10 +545,8 @@ class Runtime:
         deadline = time.monotonic() + timeout
         for run_id in list(self._runs):
             self.wait(run_id, timeout=max(0.0, deadline - time.monotonic()))
-        try:
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
             asyncio.run_coroutine_threadsafe(self._cancel_all_tasks(), self._loop).result(timeout=5)
-        except (concurrent.futures.TimeoutError, RuntimeError):
-            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
         if not self._thread.is_alive():
@@ -597,14 +597,25 @@ class Runtime:
             with live.cond:
                 live.buffer.append(event)
                 live.last_seq = event.seq
-                if event.type == "llm.completed":
-                    data = event.data
-                    prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
-                    live.prompt_tokens += prompt
-                    live.completion_tokens += completion
-                    live.tokens_estimated = live.tokens_estimated or bool(data.get("estimated"))
-                    if data.get("failed"):
-                        live.failed_tokens += prompt + completion
+                kind = event.type
+                match kind:  # every kind named: a new one fails mypy here until it is handled
+                    case "llm.token" | "node.started" | "node.completed" | "node.failed" | "node.skipped":
+                        pass
+                    case "llm.completed":
+                        data = event.data
+                        prompt = int(data.get("prompt_tokens") or 0)
+                        completion = int(data.get("completion_tokens") or 0)
+                        live.prompt_tokens += prompt
+                        live.completion_tokens += completion
+                        live.tokens_estimated = live.tokens_estimated or bool(data.get("estimated"))
+                        if data.get("failed"):
+                            live.failed_tokens += prompt + completion
+                    case "tool.called" | "tool.result" | "memory.recalled" | "memory.saved" | "log":
+                        pass
+                    case "run.started" | "run.completed" | "run.failed" | "run.cancelled":
+                        pass  # the run's status is set by _finish, once its last event is durable
+                    case _:
+                        assert_never(kind)
                 live.cond.notify_all()
 
         llm = self._llm or default_chat_model()
@@ -638,10 +649,9 @@ class Runtime:
         finally:
             live.task = None  # from here on a cancel has nothing to stop
         # "finished" is said only once the terminal event is durable (or its write has failed)
-        try:
+        # shutting down, or a stuck disk: say how it ended all the same
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(store.writer.committed_future(live.run_id, live.last_seq), 30.0)
-        except (asyncio.CancelledError, TimeoutError):  # shutting down, or a stuck disk: say how it ended all the same
-            pass
         self._finish(live, status, error, node_id, output)
 
     @staticmethod

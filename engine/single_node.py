@@ -83,7 +83,9 @@ TEST_TIME_LIMIT_S = 300.0
 RUNS_LOOKED_AT = 20
 """How many of the workflow's latest runs are searched for the node's latest inputs."""
 
-_EMPTY_OF_TYPE: Mapping[str, Any] = {"string": "", "number": 0, "integer": 0, "boolean": False, "object": {}, "array": []}
+_EMPTY_OF_TYPE: Mapping[str, Any] = {
+    "string": "", "number": 0, "integer": 0, "boolean": False, "object": {}, "array": []
+}
 
 
 class NodeTestInvalid(EngineError):
@@ -170,7 +172,9 @@ def referenced(document: Mapping[str, Any], node_id: str) -> tuple[frozenset[str
     return frozenset(node_refs), frozenset(input_refs), whole_nodes
 
 
-def node_test_context(store: Any, document: Mapping[str, Any], node_id: str, *, workflow_id: str | None = None) -> NodeTestContext:
+def node_test_context(
+    store: Any, document: Mapping[str, Any], node_id: str, *, workflow_id: str | None = None
+) -> NodeTestContext:
     """The inputs ``node_id`` received in its latest run of this workflow, else the ones its templates need, empty.
 
     The workflow is found by ``workflow_id`` or else by the document's name. Of its latest
@@ -275,7 +279,8 @@ def _compiled(document: Mapping[str, Any], node_id: str) -> tuple[Node, _SpecCom
         raise NodeTestInvalid(invalid) from None
     node_ids = frozenset(str(n.get("id")) for n in raw_nodes if isinstance(n, Mapping) and isinstance(n.get("id"), str))
     problems: list[Problem] = []
-    compiler = _SpecCompiler(where, problems, BASE_SCOPE, node_ids, frozenset(str(k) for k in _declared_inputs(document)))
+    declared = frozenset(str(k) for k in _declared_inputs(document))
+    compiler = _SpecCompiler(where, problems, BASE_SCOPE, node_ids, declared)
     compiler.spec = compile_config(node.type, node.config, compiler)
     if problems:
         raise NodeTestInvalid(problems)
@@ -293,7 +298,15 @@ class _SpecCompiler(Compiler):
 class _TestRun:
     """What :class:`engine.executor.NodeContextImpl` needs of a run, for a run of one node."""
 
-    def __init__(self, test_id: str, workflow_name: str, inputs: dict[str, Any], nodes: dict[str, Any], llm: ChatModel, model: str):
+    def __init__(
+        self,
+        test_id: str,
+        workflow_name: str,
+        inputs: dict[str, Any],
+        nodes: dict[str, Any],
+        llm: ChatModel,
+        model: str,
+    ):
         self.run_id = test_id
         self.workflow = _Named(workflow_name)
         self.inputs = inputs

@@ -24,12 +24,12 @@ from engine.attempts import Attempt
 from engine.costs import cost_of, format_usd, prices_from
 from engine.run_times import RunTimes, duration, label
 from engine.runtime import RunInfo, Runtime
+from engine.statuses import FINISHED_NODE, NodeStatus
 from ui.status import RUN_BADGES, RunView
 from ui.text import clip, md_escape
 
-FINISHED_NODE = frozenset({"succeeded", "failed", "skipped", "cancelled"})
 # Markdown icons (Material Symbols: they render without an emoji font)
-NODE_ICONS = {
+NODE_ICONS: dict[NodeStatus, str] = {
     "pending": ":gray[:material/radio_button_unchecked:]",
     "running": ":blue[:material/pending:]",
     "succeeded": ":green[:material/check_circle:]",
@@ -143,7 +143,7 @@ def times_label(times: RunTimes) -> str:
     return label(times)
 
 
-PROGRESS_ORDER = ("succeeded", "failed", "skipped", "cancelled")
+PROGRESS_ORDER: tuple[NodeStatus, ...] = ("succeeded", "failed", "skipped", "cancelled")
 
 
 def node_counts(view: RunView, node_ids: list[str]) -> dict[str, int]:
@@ -216,10 +216,8 @@ def render_tokens(view: RunView, info: RunInfo) -> None:
     cols[0].metric("Prompt tokens" + label, f"{mark}{prompt:,}")
     cols[1].metric("Completion tokens" + label, f"{mark}{completion:,}")
     cols[2].metric("Total tokens" + label, f"{mark}{prompt + completion:,}")
-    if cost.complete:
-        shown = format_usd(cost.usd)
-    else:
-        shown = f"≥ {format_usd(cost.usd)}" if cost.usd else "—"
+    at_least = f"≥ {format_usd(cost.usd)}" if cost.usd else "—"
+    shown = format_usd(cost.usd) if cost.complete else at_least
     cols[3].metric(
         "Estimated cost", shown, help="Tokens × the prices set on the Settings page; the offline model is free."
     )

@@ -118,7 +118,8 @@ async def _load_embedding_model(ctx: NodeContext) -> None:
         return
     ctx.emit("log", {"level": "info", "message": "loading the embedding model (its first use in this process)…"})
     took = await asyncio.to_thread(load_embedding_model)
-    ctx.emit("log", {"level": "info", "message": f"loading the embedding model took {took:.1f} s", "seconds": round(took, 3)})
+    took_text = f"loading the embedding model took {took:.1f} s"
+    ctx.emit("log", {"level": "info", "message": took_text, "seconds": round(took, 3)})
 
 
 def _hit(hit: Any) -> MemoryHit:

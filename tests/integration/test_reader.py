@@ -166,7 +166,7 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
         lambda got, f: (
             [_is_record(x, NodeExecutionRecord) for x in got],
             _is([(x.node_id, x.status, x.execution, x.reused) for x in got], [
-                ("start", "completed", 0, False), ("calc", "completed", 0, False), ("out", "completed", 0, False)
+                ("start", "succeeded", 0, False), ("calc", "succeeded", 0, False), ("out", "succeeded", 0, False)
             ]),
             _is(got[1].output, 15),
         ),
@@ -174,7 +174,7 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
     (
         "node_executions: the failed node keeps its error",
         lambda r, f: r.node_executions(f.failed),
-        lambda got, f: _is([(x.node_id, x.status) for x in got], [("start", "completed"), ("calc", "failed")])
+        lambda got, f: _is([(x.node_id, x.status) for x in got], [("start", "succeeded"), ("calc", "failed")])
         and _contains(got[1].error, "division"),
     ),
     ("node_executions: unknown run", lambda r, f: r.node_executions("nope"), lambda got, f: _is(got, [])),
