@@ -17,7 +17,6 @@ import argparse
 import json
 import signal
 import sys
-import time
 from collections.abc import Callable, Mapping
 from typing import IO, Any, TextIO, assert_never
 
@@ -32,6 +31,7 @@ from engine.run_times import label
 from engine.runtime import NotResumable, RunNotFound, Runtime
 from engine.statuses import RUN_ENDED
 from engine.store import StoreError, StoreUrlInvalid
+from engine.timefmt import format_ts
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -334,7 +334,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         times = reader.run_times(rows)
     print(f"{'run id':32}  {'status':11}  {'started':19}  {'duration':34}  {'tokens':>8}  workflow")
     for row in rows:
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
+        started = format_ts(row.created_at)
         took = label(times[row.run_id])
         tokens = f"{'~' if row.tokens_estimated else ''}{row.prompt_tokens + row.completion_tokens}"
         print(f"{row.run_id:32}  {row.status:11}  {started:19}  {took:34}  {tokens:>8}  {row.workflow_name}")
@@ -356,7 +356,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         times = reader.run_times([row])[row.run_id]
         earlier = reader.earlier_attempts(args.run_id) if row.resumed else []
     print(f"run {row.run_id}  {row.workflow_name} (version {row.workflow_version})  {row.status}")
-    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
+    started = format_ts(row.created_at)
     resumed = f"  (resumed {row.resumed}x)" if row.resumed else ""
     print(f"started {started}  {label(times)}{resumed}")
     if row.forked_from:

@@ -51,6 +51,7 @@ from engine.model import Workflow
 from engine.nodes import KINDS
 from engine.plan import Plan, PlanNode
 from engine.statuses import RunStatus
+from tools.plain import SCALARS, to_plain
 
 EventSink = Callable[[Event], None]
 _EMPTY: Mapping[str, Any] = {}
@@ -59,7 +60,6 @@ _NULL_OUTPUT: Mapping[str, Any] = {"output": None}
 # The values of the frequent ones are made plain where they come in, once each: node inputs by
 # set_input, tool args and results by call_tool, node outputs by _execute.
 _FOREIGN_DATA = frozenset({"run.started", "memory.recalled", "memory.saved"})
-_SCALARS = frozenset({str, int, bool, type(None)})  # JSON as they are (float is not: NaN, infinities)
 
 
 @dataclass(slots=True)
@@ -115,10 +115,10 @@ class NodeContextImpl:
     def set_input(self, summary: dict[str, Any]) -> None:
         """Record what this execution was given (rendered prompt, tool args) for history views.
 
-        Recorded as plain JSON (see :func:`_json_data`); the values the node goes on using are untouched.
+        Recorded as plain JSON (see :func:`tools.plain.to_plain`); the values the node goes on using are untouched.
         """
         self._given = summary
-        self.input = {k: _clip(v) if type(v) in _SCALARS else _clip(_json_data(v)) for k, v in summary.items()}
+        self.input = {k: _clip(v) if type(v) in SCALARS else _clip(to_plain(v)) for k, v in summary.items()}
 
     def vars(self) -> Mapping[str, Any]:
         if self._vars is None:
@@ -169,7 +169,7 @@ class NodeContextImpl:
         if given is not None and type(args) is dict and given.get("args") is args:
             plain_args = self.input["args"]  # type: ignore[index]  # set_input made these very args plain already
         else:
-            plain_args = _json_data(args)
+            plain_args = to_plain(args)
         called: ToolCalledData = {"tool": name, "args": plain_args, "call_id": event_id}
         if call_id is not None:
             called["model_call_id"] = call_id
@@ -183,7 +183,7 @@ class NodeContextImpl:
         if result.ok:
             value = result.value
             kind = type(value)
-            data["result"] = value if kind in _SCALARS or (kind is float and _isfinite(value)) else _json_data(value)
+            data["result"] = value if kind in SCALARS or (kind is float and _isfinite(value)) else to_plain(value)
             if result.truncated:
                 data["truncated"] = True
         else:
@@ -271,7 +271,7 @@ class _Run:
     def emit(self, type: Literal["run.cancelled"], node_id: str | None, data: RunCancelledData) -> None: ...
     def emit(self, type: EventType, node_id: str | None, data: Mapping[str, Any]) -> None:
         if type in _FOREIGN_DATA:
-            data = _json_data(data)
+            data = to_plain(data)
         self.seq += 1
         event = Event(self.seq, self.run_id, time.time(), type, node_id, data)
         self.events.append(event)
@@ -412,7 +412,7 @@ class _Run:
                 if template_budget.must_yield():  # its templates used much of their slice: let the others run
                     await template_budget.next_turn()
                 if node.timeout_s is None:
-                    output = _json_value(await runner(node.spec, ctx))
+                    output = to_plain(await runner(node.spec, ctx), "raise")
                 else:
                     output = await self._with_timeout(node, runner, ctx)
                 break
@@ -458,7 +458,7 @@ class _Run:
         assert node.timeout_s is not None
         try:
             async with asyncio.timeout(node.timeout_s) as deadline:
-                return _json_value(await runner(node.spec, ctx))
+                return to_plain(await runner(node.spec, ctx), "raise")
         except TimeoutError:
             if deadline.expired():
                 raise NodeTimeout(node.id, node.timeout_s) from None
@@ -635,59 +635,6 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, EngineError) and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _json_value(value: Any, lenient: bool = False) -> Any:
-    """``value`` as plain JSON: tuples become lists, keys strings, NaN and infinities null.
-
-    Anything else that JSON has no type for raises :class:`TypeError` (a node's
-    output must be JSON: the node fails), or with ``lenient`` becomes its text
-    (what event data records: a value seen by a tool or a model is shown, never
-    an encoder error). Nothing is consumed: a generator is recorded by its ``str``.
-    """
-    kind = type(value)
-    if kind in _SCALARS:
-        return value
-    if kind is float:
-        return value if _isfinite(value) else None
-    if kind is dict:  # scalars and floats inline: no call for the common flat values
-        out = {}
-        for k, v in value.items():
-            t = type(v)
-            if t not in _SCALARS:
-                v = (v if _isfinite(v) else None) if t is float else _json_value(v, lenient)
-            out[k if type(k) is str else str(k)] = v
-        return out
-    if kind is list or kind is tuple:
-        return [v if type(v) in _SCALARS else _json_value(v, lenient) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):  # an IntEnum, say (bool has no subclasses)
-        return int(value)
-    if isinstance(value, float):
-        return _json_value(float(value))
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v, lenient) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _json_value(v, lenient) for k, v in value.items()}
-    if lenient:
-        return _text(value)
-    raise TypeError(f"the node produced a {kind.__name__}, which is not a JSON value")
-
-
-def _json_data(value: Any) -> Any:
-    """``value`` as plain JSON for an event's data, never raising (see :func:`_json_value`)."""
-    try:
-        return _json_value(value, True)
-    except RecursionError:
-        return "<a value nested too deeply to record>"
-
-
-def _text(value: Any) -> str:
-    try:
-        return str(value)
-    except Exception:  # noqa: BLE001 - a broken __str__ must not break the event log
-        return f"<{type(value).__name__}>"
 
 
 def _env_model() -> str:

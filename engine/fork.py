@@ -25,10 +25,11 @@ from typing import Any
 
 from engine.errors import EngineError, Problem
 from engine.events import Event, ForkedFrom
-from engine.executor import Replay, _json_value, replay_from_events
+from engine.executor import Replay, replay_from_events
 from engine.model import Workflow
 from engine.plan import Plan
 from engine.statuses import FINISHED_RUN
+from tools.plain import to_plain
 
 FINISHED = FINISHED_RUN  # the runs that may be rerun from a node
 
@@ -118,7 +119,7 @@ def check_request(plan: Plan, request: ForkRequest) -> set[int]:
             )
         else:
             try:
-                json.dumps(_json_value(value), allow_nan=False)
+                json.dumps(to_plain(value, "raise"), allow_nan=False)
             except (TypeError, ValueError, RecursionError):
                 problems.append(Problem(where, "the pinned value must be JSON"))
     if problems:
@@ -144,7 +145,7 @@ def fork_replay(
             reason = f"node '{name}' did not complete in the source run, so there is no output to pin"
             problems.append(Problem(f"output '{name}'", reason))
         for key in keys:  # every execution (a node in a loop ran several times)
-            outputs[key] = _json_value(value)
+            outputs[key] = to_plain(value, "raise")
     if problems:
         raise ForkInvalid(problems)
     return Replay(outputs=outputs, skipped=set(), last_seq=0, forked_from=forked_from)

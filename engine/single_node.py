@@ -69,13 +69,14 @@ from engine.events import (
     ToolCalledData,
     ToolResultData,
 )
-from engine.executor import _FOREIGN_DATA, NodeContextImpl, _json_data, _json_value, _reason, _with_input
+from engine.executor import _FOREIGN_DATA, NodeContextImpl, _reason, _with_input
 from engine.llm.base import ChatModel
 from engine.model import InputSpec, Node, Settings
 from engine.nodes import KINDS, compile_config
 from engine.nodes.agent import AgentSpec
 from engine.nodes.base import BASE_SCOPE, Compiler
 from engine.nodes.map import MapSpec
+from tools.plain import to_plain
 
 TEST_TIME_LIMIT_S = 300.0
 """Longest a node test may take when neither the node nor the workflow sets a timeout, in seconds."""
@@ -349,7 +350,7 @@ class _TestRun:
     def emit(self, type: Literal["run.cancelled"], node_id: str | None, data: RunCancelledData) -> None: ...
     def emit(self, type: EventType, node_id: str | None, data: Mapping[str, Any]) -> None:
         if type in _FOREIGN_DATA:
-            data = _json_data(data)
+            data = to_plain(data)
         self.seq += 1
         self.events.append(Event(self.seq, self.run_id, time.time(), type, node_id, data))
 
@@ -402,7 +403,8 @@ def check_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
     if problems:
         raise NodeTestInvalid(problems)
     try:
-        return _json_value(dict(inputs)), {str(k): _json_value(v) for k, v in nodes.items()}, int(iteration)
+        plain_nodes = {str(k): to_plain(v, "raise") for k, v in nodes.items()}
+        return to_plain(dict(inputs), "raise"), plain_nodes, int(iteration)
     except (TypeError, RecursionError) as exc:
         raise NodeTestInvalid([Problem("test inputs", f"the values must be JSON: {exc}")]) from None
 
@@ -440,7 +442,7 @@ async def run_node_test(
     status, output, error = "completed", None, None
     try:
         async with asyncio.timeout(limit) as deadline:
-            output = _json_value(await runner(spec, ctx))  # type: ignore[arg-type]  # as the executor calls it
+            output = to_plain(await runner(spec, ctx), "raise")  # type: ignore[arg-type]  # as the executor calls it
     except asyncio.CancelledError:
         status, error = "cancelled", "cancelled"
     except TimeoutError:

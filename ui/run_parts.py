@@ -11,7 +11,6 @@ names the user wrote go through :func:`ui.text.md_escape`.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections import OrderedDict
 from typing import Any
@@ -25,6 +24,7 @@ from engine.costs import cost_of, format_usd, prices_from
 from engine.run_times import RunTimes, duration, label
 from engine.runtime import RunInfo, Runtime
 from engine.statuses import FINISHED_NODE, NodeStatus
+from engine.timefmt import format_ts
 from ui.status import RUN_BADGES, RunView
 from ui.text import clip, md_escape
 
@@ -124,9 +124,7 @@ def compact_json(value: Any, limit: int = 400) -> str:
     return clip(text, limit)
 
 
-def when(ts: float | None) -> str:
-    """An epoch time as local date and time."""
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
+when = format_ts  # an epoch time as local date and time: the pages' name for engine.timefmt.format_ts
 
 
 def badge(status: str) -> str:

@@ -12,13 +12,13 @@ says what failed and what to do, and never shows a traceback.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
+from engine.timefmt import format_ts
 from memory import EmbedderMismatch, MemoryManager, MemoryStoreError, list_agents
 from ui import flash
 from ui.nav import open_in_history
@@ -36,16 +36,17 @@ def problem(what: str, exc: MemoryStoreError, agent: str | None = None) -> str:
             f"{md_escape(what)}: the long-term memories of {whose} were saved with another embedding model "
             f"({md_escape(exc.stored)}) than the one memory uses now ({md_escape(exc.requested)}), and vectors of "
             f"different models cannot be compared. To use them again, set **Memory embeddings** back to "
-            f"**{exc.stored_setting}** on the Settings page; to start over with the new model, clear this agent's memories "
-            "in the **Clear** tab."
+            f"**{exc.stored_setting}** on the Settings page; to start over with the new model, clear this agent's "
+            "memories in the **Clear** tab."
         )
     return f"{md_escape(what)}: {md_escape(exc)}"
 
 
 st.title("Memory")
 st.caption(
-    "Long-term memories live in ChromaDB with offline MiniLM embeddings (or the endpoint's, with MEMORY_EMBEDDINGS=openai); "
-    "recent turns live beside the runs. Agents get memory through an agent node's `memory` config."
+    "Long-term memories live in ChromaDB with offline MiniLM embeddings (or the endpoint's, with "
+    "MEMORY_EMBEDDINGS=openai); recent turns live beside the runs. Agents get memory through an agent node's "
+    "`memory` config."
 )
 
 flash.show(FLASH)
@@ -78,7 +79,10 @@ with st.sidebar:
                 st.stop()
 
 if not agents:
-    st.info("No agent has memories yet. Run the **Memory chat** example (Home) twice, or add a memory by hand in the sidebar.")
+    st.info(
+        "No agent has memories yet. Run the **Memory chat** example (Home) twice, or add a memory by hand in the "
+        "sidebar."
+    )
     st.stop()
 
 counts = pd.DataFrame(
@@ -97,11 +101,7 @@ except MemoryStoreError as exc:
     st.stop()
 
 
-def _when(ts: Any) -> str:
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(ts)))
-    except (TypeError, ValueError):
-        return "—"
+_when = format_ts
 
 
 def memories_page() -> list[Any]:
