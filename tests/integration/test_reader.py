@@ -144,7 +144,9 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
     (
         "run: a failed run says where and why",
         lambda r, f: r.run(f.failed),
-        lambda got, f: _equal(got, status="failed", error_node="calc", result=None) and _contains(got.error, "division"),
+        lambda got, f: (
+            _equal(got, status="failed", error_node="calc", result=None) and _contains(got.error, "division")
+        ),
     ),
     ("run: unknown id", lambda r, f: r.run("0" * 32), lambda got, f: _is(got, None)),
     (
@@ -187,13 +189,20 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
             _is(all(isinstance(e, Event) for e in got), True),
         ),
     ),
-    ("events: after and limit", lambda r, f: r.events(f.ok, after=2, limit=3), lambda got, f: _is([e.seq for e in got], [3, 4, 5])),
+    (
+        "events: after and limit",
+        lambda r, f: r.events(f.ok, after=2, limit=3),
+        lambda got, f: _is([e.seq for e in got], [3, 4, 5]),
+    ),
     (
         "workflows: not archived, most recently changed first",
         lambda r, f: r.workflows(),
         lambda got, f: (
             [_is_record(x, WorkflowRecord) for x in got],
-            _is([(x.name, x.latest_version, x.archived) for x in got], [("reader-b", 1, False), ("reader-a", 2, False)]),
+            _is(
+                [(x.name, x.latest_version, x.archived) for x in got],
+                [("reader-b", 1, False), ("reader-a", 2, False)],
+            ),
         ),
     ),
     (
@@ -201,9 +210,17 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
         lambda r, f: r.workflows(include_archived=True),
         lambda got, f: _is(sorted(x.name for x in got), ["reader-a", "reader-b", "reader-gone"]),
     ),
-    ("workflow: by id", lambda r, f: r.workflow(f.archived.id), lambda got, f: _equal(got, name="reader-gone", archived=True)),
+    (
+        "workflow: by id",
+        lambda r, f: r.workflow(f.archived.id),
+        lambda got, f: _equal(got, name="reader-gone", archived=True),
+    ),
     ("workflow: unknown", lambda r, f: r.workflow("nope"), lambda got, f: _is(got, None)),
-    ("find_workflow: by name", lambda r, f: r.find_workflow("reader-a"), lambda got, f: _equal(got, id=f.a.id, latest_version=2)),
+    (
+        "find_workflow: by name",
+        lambda r, f: r.find_workflow("reader-a"),
+        lambda got, f: _equal(got, id=f.a.id, latest_version=2),
+    ),
     ("find_workflow: unknown", lambda r, f: r.find_workflow("nobody"), lambda got, f: _is(got, None)),
     (
         "workflow_version: the latest by default",
@@ -229,7 +246,10 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
     (
         "draft: kept as given, invalid too",
         lambda r, f: r.draft("new:abc"),
-        lambda got, f: (_is_record(got, DraftRecord), _equal(got, key="new:abc", source="import", document={"name": "half", "nodes": "not a list"})),
+        lambda got, f: (
+            _is_record(got, DraftRecord),
+            _equal(got, key="new:abc", source="import", document={"name": "half", "nodes": "not a list"}),
+        ),
     ),
     ("draft: none", lambda r, f: r.draft("new:none"), lambda got, f: _is(got, None)),
     ("drafts", lambda r, f: r.drafts(), lambda got, f: _is([d.key for d in got], ["new:abc"])),
@@ -266,7 +286,9 @@ def _is_record(value: Any, cls: type) -> bool:
 
 
 @pytest.mark.parametrize(("what", "call", "check"), CASES, ids=[c[0] for c in CASES])
-def test_reader_answers(reader: RunReader, filled: Filled, what: str, call: Callable[..., Any], check: Callable[..., Any]) -> None:
+def test_reader_answers(
+    reader: RunReader, filled: Filled, what: str, call: Callable[..., Any], check: Callable[..., Any]
+) -> None:
     check(call(reader, filled), filled)
 
 
@@ -406,7 +428,15 @@ print(json.dumps({"code": code, "threads": started, "runtimes": len(made)}), fil
 def _traced_cli(*argv: str, cwd: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("DATABASE_URL", None)
-    proc = subprocess.run([sys.executable, "-c", _TRACE, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _TRACE, *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     report = json.loads(proc.stderr.strip().splitlines()[-1])
     report["stdout"] = proc.stdout
     return report
