@@ -17,8 +17,8 @@ import argparse
 import json
 import signal
 import sys
-import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable, Mapping
+from typing import IO, Any, TextIO, assert_never
 
 from engine import InputsInvalid, WorkflowInvalid, check_inputs, dashboard, load_workflow
 from engine.attempts import Attempt
@@ -26,10 +26,12 @@ from engine.costs import Usage
 from engine.events import Event
 from engine.examples import example_files, workflow_file
 from engine.fork import ForkInvalid, NotForkable
-from engine.reader import RunReader
+from engine.reader import NodeExecutionRecord, RunReader
 from engine.run_times import label
 from engine.runtime import NotResumable, RunNotFound, Runtime
+from engine.statuses import RUN_ENDED
 from engine.store import StoreError, StoreUrlInvalid
+from engine.timefmt import format_ts
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -54,7 +56,9 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a workflow and print its result as JSON")
     run.add_argument("file", help="workflow file (.json, .yaml), or a shipped example's name (see 'examples')")
-    run.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="an input; VALUE is JSON if it parses")
+    run.add_argument(
+        "--input", action="append", default=[], metavar="NAME=VALUE", help="an input; VALUE is JSON if it parses"
+    )
     run.add_argument("--inputs-json", metavar="JSON", help="all inputs as one JSON object")
     run.add_argument("--events", metavar="PATH", help="write every event as a JSON line to PATH, flushed live")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -253,7 +257,10 @@ def _follow(args: argparse.Namespace, start: Callable[[Runtime], tuple[str, int]
         if events_file is not None:
             events_file.close()
     if usage.offline:
-        print("note: answered by the offline model (set OPENAI_BASE_URL or OPENAI_API_KEY for a real one)", file=sys.stderr)
+        print(
+            "note: answered by the offline model (set OPENAI_BASE_URL or OPENAI_API_KEY for a real one)",
+            file=sys.stderr,
+        )
     if usage.estimated or usage.failed_tokens:
         print(f"note: {usage.label()}" + (ESTIMATED_NOTE if usage.estimated else ""), file=sys.stderr)
     if info.status != "completed":
@@ -327,7 +334,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         times = reader.run_times(rows)
     print(f"{'run id':32}  {'status':11}  {'started':19}  {'duration':34}  {'tokens':>8}  workflow")
     for row in rows:
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
+        started = format_ts(row.created_at)
         took = label(times[row.run_id])
         tokens = f"{'~' if row.tokens_estimated else ''}{row.prompt_tokens + row.completion_tokens}"
         print(f"{row.run_id:32}  {row.status:11}  {started:19}  {took:34}  {tokens:>8}  {row.workflow_name}")
@@ -349,7 +356,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         times = reader.run_times([row])[row.run_id]
         earlier = reader.earlier_attempts(args.run_id) if row.resumed else []
     print(f"run {row.run_id}  {row.workflow_name} (version {row.workflow_version})  {row.status}")
-    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
+    started = format_ts(row.created_at)
     resumed = f"  (resumed {row.resumed}x)" if row.resumed else ""
     print(f"started {started}  {label(times)}{resumed}")
     if row.forked_from:
@@ -367,13 +374,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
     shown = f"{row.prompt_tokens} prompt + {row.completion_tokens} completion"
     print(f"tokens: {'~' if row.tokens_estimated else ''}{shown}" + (f" ({'; '.join(notes)})" if notes else ""))
     origin = row.started_at or row.created_at
-    for node in sorted([*nodes, *earlier], key=lambda n: n.started_seq):
+    executions: list[NodeExecutionRecord | Attempt] = [*nodes, *earlier]
+    for node in sorted(executions, key=lambda n: n.started_seq):
         offset = (node.started_at or origin) - origin
         took = f"{node.duration_ms:9.1f} ms" if node.duration_ms is not None else "        - ms"
         name = f"{node.node_id}" + (f" #{node.execution}" if node.execution else "")
         detail = f"  error: {node.error}" if node.error else ""
         if isinstance(node, Attempt):  # a try a resume ran again: kept, marked
-            status = node.shown_status
+            status: str = node.shown_status
             detail = f"  (earlier attempt, before resume {node.period}){detail}"
         else:
             status = "reused" if node.reused else node.status
@@ -385,7 +393,36 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _jsonl_sink(stream: TextIO) -> Callable[[Event], None]:
+def _node_line(kind: str, node: str | None, data: Mapping[str, Any]) -> str | None:
+    if kind == "node.started":
+        if data.get("reused"):
+            return None  # "reused NODE" follows at once
+        iteration = data.get("iteration", 0)
+        return f"  > {node}" + (f" (iteration {iteration})" if iteration else "")
+    if data.get("reused"):
+        return f"  reused {node}"
+    return f"  ok {node}  {data.get('duration_ms', 0):.1f} ms"
+
+
+def _recalled_line(data: Mapping[str, Any]) -> str:
+    hits = data.get("hits") or []
+    best = f", best {hits[0].get('score', 0):.2f}" if hits else ""
+    turns = data.get("short_term_turns", 0)
+    return f"    memory {data.get('agent_id')}: {len(hits)} recalled{best}, {turns} recent turns"
+
+
+def _llm_line(data: Mapping[str, Any]) -> str:
+    mark = " [offline model]" if data.get("model") == "offline" else ""
+    tokens = f"{data.get('prompt_tokens')} + {data.get('completion_tokens')} tokens"
+    if data.get("estimated"):
+        tokens = f"~{tokens} (estimated)"
+    if data.get("failed"):
+        then = "retrying" if data.get("retrying") else "giving up"
+        return f"    llm {data.get('model')}: try failed, {tokens} spent, {then}: {data.get('error')}"
+    return f"    llm {data.get('model')}{mark}: {tokens}"
+
+
+def _jsonl_sink(stream: IO[str]) -> Callable[[Event], None]:
     def write(event: Event) -> None:
         stream.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
         stream.flush()
@@ -405,19 +442,12 @@ class Progress:
             print(line, file=self.stream, flush=True)
 
     def _line(self, event: Event) -> str | None:
-        data, node = event.data, event.node_id
-        match event.type:
+        data, node, kind = event.data, event.node_id, event.type
+        match kind:  # every kind named: a new one fails mypy here until it is handled
             case "run.started":
                 return f"run {event.run_id} started"
-            case "node.started":
-                if data.get("reused"):
-                    return None  # "reused NODE" follows at once
-                iteration = data.get("iteration", 0)
-                return f"  > {node}" + (f" (iteration {iteration})" if iteration else "")
-            case "node.completed":
-                if data.get("reused"):
-                    return f"  reused {node}"
-                return f"  ok {node}  {data.get('duration_ms', 0):.1f} ms"
+            case "node.started" | "node.completed":
+                return _node_line(kind, node, data)
             case "node.failed":
                 return f"  FAILED {node}: {data.get('error')}"
             case "node.skipped":
@@ -425,26 +455,20 @@ class Progress:
             case "tool.called":
                 return f"    tool {data.get('tool')}({json.dumps(data.get('args'), ensure_ascii=False)[:120]})"
             case "tool.result":
-                outcome = f"error: {data['error']}" if "error" in data else json.dumps(data.get("result"), ensure_ascii=False)
+                result = json.dumps(data.get("result"), ensure_ascii=False)
+                outcome = f"error: {data['error']}" if "error" in data else result
                 return f"    -> {outcome[:160]}  {data.get('duration_ms', 0):.1f} ms"
             case "llm.completed":
-                mark = " [offline model]" if data.get("model") == "offline" else ""
-                tokens = f"{data.get('prompt_tokens')} + {data.get('completion_tokens')} tokens"
-                if data.get("estimated"):
-                    tokens = f"~{tokens} (estimated)"
-                if data.get("failed"):
-                    then = "retrying" if data.get("retrying") else "giving up"
-                    return f"    llm {data.get('model')}: try failed, {tokens} spent, {then}: {data.get('error')}"
-                return f"    llm {data.get('model')}{mark}: {tokens}"
+                return _llm_line(data)
             case "memory.recalled":
-                hits = data.get("hits") or []
-                best = f", best {hits[0].get('score', 0):.2f}" if hits else ""
-                return f"    memory {data.get('agent_id')}: {len(hits)} recalled{best}, {data.get('short_term_turns', 0)} recent turns"
+                return _recalled_line(data)
             case "memory.saved":
                 return f"    memory {data.get('agent_id')}: saved"
             case "log":
                 return f"    {data.get('level')}: {data.get('message')}"
             case "run.completed" | "run.failed" | "run.cancelled":
-                return f"run {event.type.split('.')[1]}"
+                return f"run {RUN_ENDED[kind]}"
+            case "llm.token":
+                return None  # the text arrives whole with the node's output
             case _:
-                return None
+                assert_never(kind)

@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from engine.attempts import Attempt, earlier_attempts
 from engine.events import Event
 from engine.run_times import RunTimes, times_of_rows
+from engine.statuses import NodeStatus, RunStatus
 from engine.store import Store
 
 __all__ = [
@@ -56,7 +57,7 @@ class RunRecord:
     workflow_version: int
     workflow_name: str
     inputs: dict[str, Any]
-    status: str  # running | completed | failed | cancelled | interrupted
+    status: RunStatus
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -82,7 +83,7 @@ class NodeExecutionRecord:
     node_id: str
     execution: int  # 0-based count of this node's executions in the run
     iteration: int
-    status: str  # running | completed | failed | skipped | cancelled
+    status: NodeStatus  # running | succeeded | failed | skipped | cancelled
     started_at: float | None
     finished_at: float | None
     duration_ms: float | None
@@ -195,9 +196,8 @@ class RunReader:
 
     def runs(self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None) -> list[RunRecord]:
         """The newest ``limit`` runs, newest first, optionally only of one status or workflow."""
-        return [
-            _record(RunRecord, r) for r in self._store.list_runs(limit=limit, status=status, workflow_id=workflow_id)
-        ]
+        rows = self._store.list_runs(limit=limit, status=status, workflow_id=workflow_id)
+        return [_record(RunRecord, r) for r in rows]
 
     def count_runs(self) -> int:
         return self._store.count_runs()

@@ -34,10 +34,10 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 from engine.errors import EngineError, NotResumable, Problem, RunNotFound, WorkflowInvalid
-from engine.events import TERMINAL_TYPES, Event
+from engine.events import TERMINAL_TYPES, Event, ForkedFrom
 from engine.executor import Replay, execute, replay_from_events
 from engine.fork import (
     FINISHED,
@@ -54,13 +54,14 @@ from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
 from engine.reader import RunReader, RunRecord
 from engine.single_node import NodeTestContext, NodeTestResult, NodeTests, node_test_context
+from engine.statuses import RESUMABLE_RUN
 from engine.store import Store, WorkflowRef, process_owner
 from engine.validate import load_workflow
 from tools import ToolRegistry, ToolResult, default_registry
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
-RESUMABLE = ("interrupted", "failed")
+RESUMABLE = RESUMABLE_RUN
 KEEP_FINISHED = 500  # finished runs whose buffers stay in memory
 
 
@@ -342,7 +343,7 @@ class Runtime:
                 problems.extend(exc.problems)
         if problems:
             raise ForkInvalid(problems)
-        forked_from: dict[str, Any] = {"run_id": run_id, "node": node}
+        forked_from: ForkedFrom = {"run_id": run_id, "node": node}
         if config is not None:
             forked_from["config"] = dict(config)
         if outputs:
@@ -352,11 +353,12 @@ class Runtime:
         ref = WorkflowRef(row.workflow_id, row.workflow_version, row.workflow_name, False)
         new_id = uuid.uuid4().hex
         now = time.time()
+        source = dict(forked_from)
         self.store.create_run(
-            run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=forked_from, created_at=now
+            run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=source, created_at=now
         )
         live = self._register(new_id, row.workflow_name, inputs, created_at=now)
-        live.forked_from = forked_from
+        live.forked_from = source
         self._start(live, workflow, inputs, replay)
         return new_id
 
@@ -587,14 +589,25 @@ class Runtime:
             with live.cond:
                 live.buffer.append(event)
                 live.last_seq = event.seq
-                if event.type == "llm.completed":
-                    data = event.data
-                    prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
-                    live.prompt_tokens += prompt
-                    live.completion_tokens += completion
-                    live.tokens_estimated = live.tokens_estimated or bool(data.get("estimated"))
-                    if data.get("failed"):
-                        live.failed_tokens += prompt + completion
+                kind = event.type
+                match kind:  # every kind named: a new one fails mypy here until it is handled
+                    case "llm.token" | "node.started" | "node.completed" | "node.failed" | "node.skipped":
+                        pass
+                    case "llm.completed":
+                        data = event.data
+                        prompt = int(data.get("prompt_tokens") or 0)
+                        completion = int(data.get("completion_tokens") or 0)
+                        live.prompt_tokens += prompt
+                        live.completion_tokens += completion
+                        live.tokens_estimated = live.tokens_estimated or bool(data.get("estimated"))
+                        if data.get("failed"):
+                            live.failed_tokens += prompt + completion
+                    case "tool.called" | "tool.result" | "memory.recalled" | "memory.saved" | "log":
+                        pass
+                    case "run.started" | "run.completed" | "run.failed" | "run.cancelled":
+                        pass  # the run's status is set by _finish, once its last event is durable
+                    case _:
+                        assert_never(kind)
                 live.cond.notify_all()
 
         llm = self._llm or default_chat_model()
@@ -615,6 +628,8 @@ class Runtime:
             sink(Event(first, live.run_id, time.time(), "run.cancelled", None, {}))
             self._finish(live, "cancelled", None, None, None)
             return
+        status: str
+        error: str | None
         try:
             result = await execute(
                 workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay, tools=self.tools

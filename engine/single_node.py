@@ -44,14 +44,32 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, assert_never, overload
 
 from pydantic import ValidationError
 
 from engine import template_budget
 from engine.errors import NodeTestInvalid, NodeTimeout, Problem
-from engine.events import Event, EventType
-from engine.executor import _FOREIGN_DATA, NodeContextImpl, _json_data, _json_value, _reason
+from engine.events import (
+    Event,
+    EventType,
+    LlmCompletedData,
+    LlmTokenData,
+    LogData,
+    MemoryRecalledData,
+    MemorySavedData,
+    NodeCompletedData,
+    NodeFailedData,
+    NodeSkippedData,
+    NodeStartedData,
+    RunCancelledData,
+    RunCompletedData,
+    RunFailedData,
+    RunStartedData,
+    ToolCalledData,
+    ToolResultData,
+)
+from engine.executor import _FOREIGN_DATA, NodeContextImpl, _reason, _with_input
 from engine.llm.base import ChatModel
 from engine.model import InputSpec, Node, Settings
 from engine.nodes import KINDS, compile_config
@@ -59,6 +77,7 @@ from engine.nodes.agent import AgentSpec
 from engine.nodes.base import BASE_SCOPE, Compiler
 from engine.nodes.map import MapSpec
 from tools import ToolRegistry, default_registry
+from tools.plain import to_plain
 
 TEST_TIME_LIMIT_S = 300.0
 """Longest a node test may take when neither the node nor the workflow sets a timeout, in seconds."""
@@ -300,9 +319,39 @@ class _TestRun:
         self.events: list[Event] = []
         self.seq = 0
 
-    def emit(self, type: EventType, node_id: str | None = None, data: Mapping[str, Any] = {}) -> None:
+    @overload
+    def emit(self, type: Literal["run.started"], node_id: str | None, data: RunStartedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.started"], node_id: str | None, data: NodeStartedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.completed"], node_id: str | None, data: NodeCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.failed"], node_id: str | None, data: NodeFailedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.skipped"], node_id: str | None, data: NodeSkippedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.token"], node_id: str | None, data: LlmTokenData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.completed"], node_id: str | None, data: LlmCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.called"], node_id: str | None, data: ToolCalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.result"], node_id: str | None, data: ToolResultData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.recalled"], node_id: str | None, data: MemoryRecalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.saved"], node_id: str | None, data: MemorySavedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["log"], node_id: str | None, data: LogData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.completed"], node_id: str | None, data: RunCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.failed"], node_id: str | None, data: RunFailedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.cancelled"], node_id: str | None, data: RunCancelledData) -> None: ...
+    def emit(self, type: EventType, node_id: str | None, data: Mapping[str, Any]) -> None:
         if type in _FOREIGN_DATA:
-            data = _json_data(data)
+            data = to_plain(data)
         self.seq += 1
         self.events.append(Event(self.seq, self.run_id, time.time(), type, node_id, data))
 
@@ -355,7 +404,8 @@ def check_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
     if problems:
         raise NodeTestInvalid(problems)
     try:
-        return _json_value(dict(inputs)), {str(k): _json_value(v) for k, v in nodes.items()}, int(iteration)
+        plain_nodes = {str(k): to_plain(v, "raise") for k, v in nodes.items()}
+        return to_plain(dict(inputs), "raise"), plain_nodes, int(iteration)
     except (TypeError, RecursionError) as exc:
         raise NodeTestInvalid([Problem("test inputs", f"the values must be JSON: {exc}")]) from None
 
@@ -395,7 +445,7 @@ async def run_node_test(
     status, output, error = "completed", None, None
     try:
         async with asyncio.timeout(limit) as deadline:
-            output = _json_value(await runner(spec, ctx))  # type: ignore[arg-type]  # as the executor calls it
+            output = to_plain(await runner(spec, ctx), "raise")  # type: ignore[arg-type]  # as the executor calls it
     except asyncio.CancelledError:
         status, error = "cancelled", "cancelled"
     except TimeoutError:
@@ -405,20 +455,14 @@ async def run_node_test(
         status, error = "failed", _reason(exc)
     duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
     if status == "completed":
-        done: dict[str, Any] = {"output": output, "duration_ms": duration_ms, "attempts": 1}
+        done: NodeCompletedData = {"output": output, "duration_ms": duration_ms, "attempts": 1}
         run.emit("node.completed", node_id, _with_input(done, ctx))
     else:
-        failed: dict[str, Any] = {"error": error, "attempts": 1}
+        failed: NodeFailedData = {"error": str(error), "attempts": 1}
         if status == "cancelled":
             failed["cancelled"] = True
         run.emit("node.failed", node_id, _with_input(failed, ctx))
     return _result(test_id, node_id, status, output, error, duration_ms, ctx.input, run.events)
-
-
-def _with_input(data: dict[str, Any], ctx: NodeContextImpl) -> dict[str, Any]:
-    if ctx.input is not None:
-        data["input"] = ctx.input
-    return data
 
 
 def _result(
@@ -437,24 +481,32 @@ def _result(
     calls: dict[str, dict[str, Any]] = {}
     logs: list[str] = []
     for event in events:
-        data = event.data
-        if event.type == "llm.completed":
-            prompt += int(data.get("prompt_tokens") or 0)
-            completion += int(data.get("completion_tokens") or 0)
-            estimated = estimated or bool(data.get("estimated"))
-            if data.get("model") and data["model"] not in models:
-                models.append(str(data["model"]))
-        elif event.type == "tool.called":
-            calls[str(data.get("call_id"))] = {"tool": data.get("tool"), "args": data.get("args")}
-        elif event.type == "tool.result" and str(data.get("call_id")) in calls:
-            calls[str(data.get("call_id"))].update(
-                ok="error" not in data,
-                result=data.get("result"),
-                error=data.get("error"),
-                duration_ms=float(data.get("duration_ms") or 0.0),
-            )
-        elif event.type == "log":
-            logs.append(f"{data.get('level', 'info')}: {data.get('message', '')}")
+        data, kind = event.data, event.type
+        match kind:  # every kind named: a new one fails mypy here until it is handled
+            case "llm.completed":
+                prompt += int(data.get("prompt_tokens") or 0)
+                completion += int(data.get("completion_tokens") or 0)
+                estimated = estimated or bool(data.get("estimated"))
+                if data.get("model") and data["model"] not in models:
+                    models.append(str(data["model"]))
+            case "tool.called":
+                calls[str(data.get("call_id"))] = {"tool": data.get("tool"), "args": data.get("args")}
+            case "tool.result":
+                if str(data.get("call_id")) in calls:
+                    calls[str(data.get("call_id"))].update(
+                        ok="error" not in data,
+                        result=data.get("result"),
+                        error=data.get("error"),
+                        duration_ms=float(data.get("duration_ms") or 0.0),
+                    )
+            case "log":
+                logs.append(f"{data.get('level', 'info')}: {data.get('message', '')}")
+            case "node.started" | "node.completed" | "node.failed" | "node.skipped" | "llm.token":
+                pass  # the test's outcome is returned whole; tokens make the output
+            case "memory.recalled" | "memory.saved" | "run.started" | "run.completed" | "run.failed" | "run.cancelled":
+                pass
+            case _:
+                assert_never(kind)
     tool_calls = tuple(
         ToolCallRecord(
             tool=str(c["tool"]),

@@ -20,7 +20,6 @@ This package is a standalone library: it must never import ``engine`` or
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import importlib
 import importlib.metadata
 import inspect
@@ -40,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from tools.deadlines import with_deadline
 from tools.errors import DeadlinePassed, ToolError, UnknownTool
+from tools.plain import to_plain
 
 __all__ = [
     "DEFAULT_MAX_RESULT_CHARS",
@@ -262,27 +262,6 @@ def _is_async_callable(func: Callable[..., Any]) -> bool:
 
 
 # ------------------------------------------------------------------------ results
-
-
-def _to_jsonable(value: Any, _depth: int = 0) -> Any:
-    """Convert ``value`` into plain JSON types (models dumped, tuples -> lists, else str)."""
-    if _depth > 100:
-        return str(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, BaseModel):
-        return _to_jsonable(value.model_dump(mode="json"), _depth + 1)
-    if isinstance(value, Mapping):
-        return {(k if isinstance(k, str) else str(k)): _to_jsonable(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_to_jsonable(v, _depth + 1) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _to_jsonable(dataclasses.asdict(value), _depth + 1)
-    try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        return str(value)
 
 
 def _value_text(value: Any) -> str:
@@ -618,7 +597,7 @@ class ToolRegistry:
             return failed(_describe_exception(exc), shown, retryable=retryable is not False)
 
         try:
-            value = _to_jsonable(raw)
+            value = to_plain(raw, "fields")
             text = _value_text(value)
         except Exception as exc:  # e.g. an int too large for str(), a broken __str__
             return failed(f"Tool {name!r} returned a value that cannot be turned into JSON: {_describe_exception(exc)}")

@@ -9,7 +9,6 @@ and ids shown in Markdown are escaped.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import streamlit as st
 
 from engine.model import Settings
+from engine.timefmt import format_ts
 from ui import builder_doc as bd
 from ui import builder_state as bs
 from ui.form_fields import code, number_field, present, references, renamed, show_error
@@ -349,7 +349,7 @@ def versions_panel(*, viewing: int | None) -> None:
         return
     latest = rows[-1].version
     for row in reversed(rows):
-        when = dt.datetime.fromtimestamp(row.created_at).strftime("%Y-%m-%d %H:%M")
+        when = format_ts(row.created_at, seconds=False)
         nodes = len((row.document or {}).get("nodes", []))
         found = bd.problems(row.document or {})  # saved with problems: listed with it
         tag = " · latest" if row.version == latest else ""

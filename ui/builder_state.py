@@ -36,6 +36,7 @@ from streamlit_flow.state import StreamlitFlowState
 from engine import settings as user_settings
 from engine.errors import Problem
 from engine.reader import RunReader
+from engine.timefmt import format_ts
 from ui import builder_doc as bd
 from ui import flash as messages
 from ui import palette
@@ -133,10 +134,7 @@ def restored() -> dict[str, Any] | None:
 
 def when_text(epoch: float) -> str:
     """A draft's time as the user reads it: the time today, else the date and time."""
-    import datetime as dt
-
-    moment = dt.datetime.fromtimestamp(epoch)
-    return moment.strftime("%H:%M:%S" if moment.date() == dt.date.today() else "%Y-%m-%d %H:%M")
+    return format_ts(epoch, seconds=False, today_as_time=True)
 
 
 def _digest(document: Any) -> str:
@@ -558,24 +556,14 @@ def act_discard_draft() -> None:
     wid = saved_id()
     found = reader().workflow_version(wid) if wid else None
     if found is not None:
+        saved = found.document
         st.session_state[BUILDER_ARRIVING] = (
-            copy.deepcopy(found.document),
-            f"saved:{wid}",
-            None,
-            copy.deepcopy(found.document),
-            wid,
-            None,
+            copy.deepcopy(saved), f"saved:{wid}", None, copy.deepcopy(saved), wid, None
         )
     else:
         fresh = _new_document()
-        st.session_state[BUILDER_ARRIVING] = (
-            fresh,
-            "new",
-            None,
-            copy.deepcopy(fresh),
-            f"new:{uuid.uuid4().hex[:16]}",
-            None,
-        )
+        new_key = f"new:{uuid.uuid4().hex[:16]}"
+        st.session_state[BUILDER_ARRIVING] = (fresh, "new", None, copy.deepcopy(fresh), new_key, None)
     finish_arrival()
     flash("info", "Draft discarded.")
 
@@ -625,9 +613,8 @@ def _take_palette_clicks() -> None:
 
     def apply(node_types: list[str]) -> None:  # no session-state access in here (see ui/palette.py)
         for node_type in node_types:
-            if (
-                not editable or node_type not in bd.PALETTE
-            ):  # the value comes from the browser: only the palette's types
+            # the value comes from the browser: only the palette's types
+            if not editable or node_type not in bd.PALETTE:
                 continue
             if added:
                 added.append(bd.add_node(document, node_type, added[-1]))

@@ -14,6 +14,7 @@ from engine.attempts import Attempt
 from engine.errors import EngineError
 from engine.reader import NodeExecutionRecord, RunRecord
 from engine.runtime import RESUMABLE, RunInfo
+from engine.statuses import RUN_STATUSES
 from ui import node_panel
 from ui.history_parts import (
     compare_frame,
@@ -51,7 +52,7 @@ PICK, TABLE, TABLE_IDS = "history_run", "history_table", "history_table_ids"
 CONFIRM = "history_confirm_delete"  # the run id awaiting delete confirmation
 COMPARE = "history_compare"
 VIEWS = "history_views"
-STATUSES = ["running", "completed", "failed", "cancelled", "interrupted"]
+STATUSES = list(RUN_STATUSES)
 MAX_RUNS, MAX_EXECUTIONS = 500, 200
 
 runtime = get_runtime()

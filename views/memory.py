@@ -12,13 +12,13 @@ says what failed and what to do, and never shows a traceback.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
+from engine.timefmt import format_ts
 from memory import EmbedderMismatch, MemoryManager, MemoryStoreError, list_agents
 from ui import flash
 from ui.nav import open_in_history
@@ -101,11 +101,7 @@ except MemoryStoreError as exc:
     st.stop()
 
 
-def _when(ts: Any) -> str:
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(ts)))
-    except (TypeError, ValueError):
-        return "—"
+_when = format_ts
 
 
 def memories_page() -> list[Any]:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
+from engine.statuses import RunStatus
 
 
 def _is_none(value: Any) -> bool:

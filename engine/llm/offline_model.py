@@ -65,10 +65,7 @@ _MAX_MEMORY_LINES = 100
 _CHUNK_RE = re.compile(r"\s+|\S+\s*")
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
-    """a an the is are was were be been am i me my mine you your yours we our us he she it its they them their
-    what whats who whom which when where why how do does did done of to in on at for from with by about as and or
-    but if then than so that this these those there here s t d ll re ve m not no yes can could would should will
-    shall may might must have has had please tell know remember any some""".split()
+    ["a", "an", "the", "is", "are", "was", "were", "be", "been", "am", "i", "me", "my", "mine", "you", "your", "yours", "we", "our", "us", "he", "she", "it", "its", "they", "them", "their", "what", "whats", "who", "whom", "which", "when", "where", "why", "how", "do", "does", "did", "done", "of", "to", "in", "on", "at", "for", "from", "with", "by", "about", "as", "and", "or", "but", "if", "then", "than", "so", "that", "this", "these", "those", "there", "here", "s", "t", "d", "ll", "re", "ve", "m", "not", "no", "yes", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "have", "has", "had", "please", "tell", "know", "remember", "any", "some"]
 )
 
 

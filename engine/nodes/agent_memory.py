@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import MemoryFailed
+from engine.events import MemoryHit
 from engine.model import MemoryConfig
 from engine.nodes.base import Compiler, NodeContext
 from engine.templates import Compiled
@@ -117,7 +118,7 @@ async def _load_embedding_model(ctx: NodeContext) -> None:
     ctx.emit("log", {"level": "info", "message": took_message, "seconds": round(took, 3)})
 
 
-def _hit(hit: Any) -> dict[str, Any]:
+def _hit(hit: Any) -> MemoryHit:
     meta = dict(hit.metadata)
     return {
         "id": hit.id,

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from jinja2 import TemplateSyntaxError
 
 from engine.errors import Problem
-from engine.events import EventType
+from engine.events import (
+    EventType,
+    LlmCompletedData,
+    LlmTokenData,
+    LogData,
+    MemoryRecalledData,
+    MemorySavedData,
+    ToolCalledData,
+    ToolResultData,
+)
 from engine.llm.base import ChatModel
 from engine.templates import JINJA_GLOBALS, Compiled, compile_expression, compile_template
 from tools import ToolRegistry, default_registry
@@ -40,8 +49,22 @@ class NodeContext(Protocol):
         """Template variables: ``inputs``, ``nodes``, ``iteration`` (+ ``item``, ``index`` in a map)."""
         ...
 
-    def emit(self, type: EventType, data: dict[str, Any]) -> None:
-        """Emit an event of this node."""
+    @overload
+    def emit(self, type: Literal["llm.token"], data: LlmTokenData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.completed"], data: LlmCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.called"], data: ToolCalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.result"], data: ToolResultData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.recalled"], data: MemoryRecalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.saved"], data: MemorySavedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["log"], data: LogData) -> None: ...
+    def emit(self, type: EventType, data: Mapping[str, Any]) -> None:
+        """Emit an event of this node (its payload typed per kind: engine.events)."""
         ...
 
     async def call_tool(

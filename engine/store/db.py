@@ -209,6 +209,12 @@ def _drafts(engine: Engine) -> None:
     DraftRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
 
 
+def _statuses(engine: Engine) -> None:
+    """A node execution that ended well is ``succeeded`` (engine/statuses.py); older rows said ``completed``."""
+    with engine.begin() as conn:
+        conn.execute(sql("UPDATE node_executions SET status = 'succeeded' WHERE status = 'completed'"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     ("0001_initial", _initial),
     # runs.tokens_estimated / failed_tokens: some counts were estimated; tokens of failed (cut-off) tries
@@ -231,6 +237,8 @@ MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
             {"runs": [("forked_from", "JSON")], "node_executions": [("reused", "BOOLEAN NOT NULL DEFAULT false")]}
         ),
     ),
+    # one status vocabulary: node executions that ended well say "succeeded" (idempotent: a plain UPDATE)
+    ("0005_statuses", _statuses),
 ]
 
 

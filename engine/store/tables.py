@@ -94,7 +94,7 @@ class NodeExecutionRow(SQLModel, table=True):
     node_id: str = Field(max_length=200)
     execution: int  # 0-based count of this node's executions in the run
     iteration: int = 0
-    status: str = Field(max_length=20)  # running|completed|failed|skipped|cancelled
+    status: str = Field(max_length=20)  # engine.statuses.NodeStatus: running|succeeded|failed|skipped|cancelled
     started_at: float | None = None
     finished_at: float | None = None
     duration_ms: float | None = None

@@ -23,12 +23,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 from sqlalchemy import Engine, and_, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.events import Event
+from engine.statuses import RUN_ENDED, node_failed_status
 from engine.store.tables import EventRow, NodeExecutionRow, RunRow
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 NODES = NodeExecutionRow.__table__  # type: ignore[attr-defined]
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
 MAX_BATCH = 5000
-_TERMINAL_STATUS = {"run.completed": "completed", "run.failed": "failed", "run.cancelled": "cancelled"}
 
 
 @dataclass(slots=True)
@@ -297,86 +297,91 @@ class _Projection:
         run = self._run(e.run_id)
         run["last_seq"] = e.seq
         kind = e.type
-        if kind == "node.started":
-            if data.get("restarted"):  # a resumed run runs this execution again: its old row gives way
-                self._flush()
-                self.conn.execute(
-                    delete(NODES).where(
-                        and_(
-                            NODES.c.run_id == e.run_id,
-                            NODES.c.node_id == e.node_id,
-                            NODES.c.execution == data.get("execution", 0),
+        match kind:  # every kind named: a new one fails mypy here until it is handled
+            case "node.started":
+                if data.get("restarted"):  # a resumed run runs this execution again: its old row gives way
+                    self._flush()
+                    self.conn.execute(
+                        delete(NODES).where(
+                            and_(
+                                NODES.c.run_id == e.run_id,
+                                NODES.c.node_id == e.node_id,
+                                NODES.c.execution == data.get("execution", 0),
+                            )
                         )
                     )
-                )
-            row = {
-                "run_id": e.run_id,
-                "node_id": e.node_id,
-                "execution": data.get("execution", 0),
-                "iteration": data.get("iteration", 0),
-                "status": "running",
-                "started_at": e.ts,
-                "finished_at": None,
-                "duration_ms": None,
-                "attempts": 0,
-                "input": None,
-                "output": None,
-                "error": None,
-                "started_seq": e.seq,
-                "reused": bool(data.get("reused")),
-            }
-            self.new_nodes.append(row)
-            self.open_nodes[(e.run_id, str(e.node_id))] = row
-        elif kind in ("node.completed", "node.failed"):
-            changes: dict[str, Any] = {"finished_at": e.ts, "attempts": data.get("attempts", 1)}
-            if kind == "node.completed":
-                changes.update(status="completed", output=data.get("output"), duration_ms=data.get("duration_ms"))
-            else:
-                changes.update(status="cancelled" if data.get("cancelled") else "failed", error=data.get("error"))
-            if "input" in data:
-                changes["input"] = data["input"]
-            self._finish_node(e, changes)
-        elif kind == "node.skipped":
-            self.new_nodes.append(
-                {
+                row = {
                     "run_id": e.run_id,
                     "node_id": e.node_id,
                     "execution": data.get("execution", 0),
                     "iteration": data.get("iteration", 0),
-                    "status": "skipped",
+                    "status": "running",
                     "started_at": e.ts,
-                    "finished_at": e.ts,
-                    "duration_ms": 0.0,
+                    "finished_at": None,
+                    "duration_ms": None,
                     "attempts": 0,
                     "input": None,
                     "output": None,
                     "error": None,
                     "started_seq": e.seq,
-                    "reused": False,
+                    "reused": bool(data.get("reused")),
                 }
-            )
-        elif kind == "llm.completed":
-            tokens = self.tokens.setdefault(e.run_id, [0, 0, 0])
-            prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
-            tokens[0] += prompt
-            tokens[1] += completion
-            if data.get("failed"):
-                tokens[2] += prompt + completion
-            if data.get("estimated"):
-                run["tokens_estimated"] = True
-        elif kind == "run.started":
-            run["started_at"] = e.ts
-            run["status"] = "running"
-        elif kind in _TERMINAL_STATUS:
-            run["status"] = _TERMINAL_STATUS[kind]
-            run["finished_at"] = e.ts
-            if kind == "run.completed":
-                run["result"] = data.get("result")
-                run["error"] = None
-                run["error_node"] = None
-            elif kind == "run.failed":
-                run["error"] = data.get("error")
-                run["error_node"] = data.get("node_id")
+                self.new_nodes.append(row)
+                self.open_nodes[(e.run_id, str(e.node_id))] = row
+            case "node.completed" | "node.failed":
+                changes: dict[str, Any] = {"finished_at": e.ts, "attempts": data.get("attempts", 1)}
+                if kind == "node.completed":
+                    changes.update(status="succeeded", output=data.get("output"), duration_ms=data.get("duration_ms"))
+                else:
+                    changes.update(status=node_failed_status(data), error=data.get("error"))
+                if "input" in data:
+                    changes["input"] = data["input"]
+                self._finish_node(e, changes)
+            case "node.skipped":
+                self.new_nodes.append(
+                    {
+                        "run_id": e.run_id,
+                        "node_id": e.node_id,
+                        "execution": data.get("execution", 0),
+                        "iteration": data.get("iteration", 0),
+                        "status": "skipped",
+                        "started_at": e.ts,
+                        "finished_at": e.ts,
+                        "duration_ms": 0.0,
+                        "attempts": 0,
+                        "input": None,
+                        "output": None,
+                        "error": None,
+                        "started_seq": e.seq,
+                        "reused": False,
+                    }
+                )
+            case "llm.completed":
+                tokens = self.tokens.setdefault(e.run_id, [0, 0, 0])
+                prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
+                tokens[0] += prompt
+                tokens[1] += completion
+                if data.get("failed"):
+                    tokens[2] += prompt + completion
+                if data.get("estimated"):
+                    run["tokens_estimated"] = True
+            case "run.started":
+                run["started_at"] = e.ts
+                run["status"] = "running"
+            case "run.completed" | "run.failed" | "run.cancelled":
+                run["status"] = RUN_ENDED[kind]
+                run["finished_at"] = e.ts
+                if kind == "run.completed":
+                    run["result"] = data.get("result")
+                    run["error"] = None
+                    run["error_node"] = None
+                elif kind == "run.failed":
+                    run["error"] = data.get("error")
+                    run["error_node"] = data.get("node_id")
+            case "llm.token" | "tool.called" | "tool.result" | "memory.recalled" | "memory.saved" | "log":
+                pass  # stored as events only: no row changes
+            case _:
+                assert_never(kind)
 
     def _finish_node(self, e: Event, changes: dict[str, Any]) -> None:
         pending = self.open_nodes.pop((e.run_id, str(e.node_id)), None)

@@ -165,7 +165,7 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
         lambda got, f: (
             [_is_record(x, NodeExecutionRecord) for x in got],
             _is([(x.node_id, x.status, x.execution, x.reused) for x in got], [
-                ("start", "completed", 0, False), ("calc", "completed", 0, False), ("out", "completed", 0, False)
+                ("start", "succeeded", 0, False), ("calc", "succeeded", 0, False), ("out", "succeeded", 0, False)
             ]),
             _is(got[1].output, 15),
         ),
@@ -173,7 +173,7 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
     (
         "node_executions: the failed node keeps its error",
         lambda r, f: r.node_executions(f.failed),
-        lambda got, f: _is([(x.node_id, x.status) for x in got], [("start", "completed"), ("calc", "failed")])
+        lambda got, f: _is([(x.node_id, x.status) for x in got], [("start", "succeeded"), ("calc", "failed")])
         and _contains(got[1].error, "division"),
     ),
     ("node_executions: unknown run", lambda r, f: r.node_executions("nope"), lambda got, f: _is(got, [])),
@@ -186,8 +186,11 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
             _is(all(isinstance(e, Event) for e in got), True),
         ),
     ),
-    ("events: after and limit", lambda r, f: r.events(f.ok, after=2, limit=3),
-     lambda got, f: _is([e.seq for e in got], [3, 4, 5])),
+    (
+        "events: after and limit",
+        lambda r, f: r.events(f.ok, after=2, limit=3),
+        lambda got, f: _is([e.seq for e in got], [3, 4, 5]),
+    ),
     (
         "workflows: not archived, most recently changed first",
         lambda r, f: r.workflows(),
@@ -204,11 +207,17 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
         lambda r, f: r.workflows(include_archived=True),
         lambda got, f: _is(sorted(x.name for x in got), ["reader-a", "reader-b", "reader-gone"]),
     ),
-    ("workflow: by id", lambda r, f: r.workflow(f.archived.id),
-     lambda got, f: _equal(got, name="reader-gone", archived=True)),
+    (
+        "workflow: by id",
+        lambda r, f: r.workflow(f.archived.id),
+        lambda got, f: _equal(got, name="reader-gone", archived=True),
+    ),
     ("workflow: unknown", lambda r, f: r.workflow("nope"), lambda got, f: _is(got, None)),
-    ("find_workflow: by name", lambda r, f: r.find_workflow("reader-a"),
-     lambda got, f: _equal(got, id=f.a.id, latest_version=2)),
+    (
+        "find_workflow: by name",
+        lambda r, f: r.find_workflow("reader-a"),
+        lambda got, f: _equal(got, id=f.a.id, latest_version=2),
+    ),
     ("find_workflow: unknown", lambda r, f: r.find_workflow("nobody"), lambda got, f: _is(got, None)),
     (
         "workflow_version: the latest by default",

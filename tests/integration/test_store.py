@@ -334,7 +334,7 @@ def test_runs_row_of_a_failed_run_has_the_error_and_the_node(runtime: Runtime) -
     assert row.error is not None and "the tool broke on purpose" in row.error
     assert row.result is None and row.finished_at is not None
     nodes = {(n.node_id, n.execution): n for n in runtime.store.node_executions(run_id)}
-    assert nodes[("ok", 0)].status == "completed" and nodes[("ok", 0)].output == 2
+    assert nodes[("ok", 0)].status == "succeeded" and nodes[("ok", 0)].output == 2
     boom = nodes[("boom", 0)]
     assert boom.status == "failed" and boom.error is not None and "the tool broke on purpose" in boom.error
     assert boom.attempts == 1 and boom.finished_at is not None
@@ -353,14 +353,14 @@ def test_node_executions_has_a_row_per_iteration_including_skips(runtime: Runtim
     def shape(node_id: str) -> list[tuple[int, int, str, Any]]:
         return [(r.execution, r.iteration, r.status, r.output) for r in by_node[node_id]]
 
-    assert shape("start") == [(0, 0, "completed", {"rounds": 3})]
-    assert shape("round") == [(0, 0, "completed", 1), (1, 1, "completed", 2), (2, 2, "completed", 3)]
-    assert shape("even") == [(0, 0, "completed", False), (1, 1, "completed", True), (2, 2, "completed", False)]
-    assert shape("yes") == [(0, 0, "skipped", None), (1, 1, "completed", "even 2"), (2, 2, "skipped", None)]
-    assert shape("no") == [(0, 0, "completed", "odd 1"), (1, 1, "skipped", None), (2, 2, "completed", "odd 3")]
-    assert shape("join") == [(0, 0, "completed", "odd 1"), (1, 1, "completed", "even 2"), (2, 2, "completed", "odd 3")]
-    assert shape("check") == [(0, 0, "completed", False), (1, 1, "completed", False), (2, 2, "completed", True)]
-    assert shape("out") == [(0, 0, "completed", {"last": "odd 3", "rounds": 3})]
+    assert shape("start") == [(0, 0, "succeeded", {"rounds": 3})]
+    assert shape("round") == [(0, 0, "succeeded", 1), (1, 1, "succeeded", 2), (2, 2, "succeeded", 3)]
+    assert shape("even") == [(0, 0, "succeeded", False), (1, 1, "succeeded", True), (2, 2, "succeeded", False)]
+    assert shape("yes") == [(0, 0, "skipped", None), (1, 1, "succeeded", "even 2"), (2, 2, "skipped", None)]
+    assert shape("no") == [(0, 0, "succeeded", "odd 1"), (1, 1, "skipped", None), (2, 2, "succeeded", "odd 3")]
+    assert shape("join") == [(0, 0, "succeeded", "odd 1"), (1, 1, "succeeded", "even 2"), (2, 2, "succeeded", "odd 3")]
+    assert shape("check") == [(0, 0, "succeeded", False), (1, 1, "succeeded", False), (2, 2, "succeeded", True)]
+    assert shape("out") == [(0, 0, "succeeded", {"last": "odd 3", "rounds": 3})]
     for row in rows:
         assert row.started_at is not None and row.finished_at is not None and row.finished_at >= row.started_at
         assert row.duration_ms is not None and row.duration_ms >= 0

@@ -78,7 +78,7 @@ def assert_isolated(store: Store, good: list[str], bad: str) -> None:
         assert [e.seq for e in store.events(run_id)] == [1, 2, 3, 4], run_id
         row = store.get_run(run_id)
         assert row is not None and row.status == "completed" and row.last_seq == 4, (row.status, row.error)
-        assert [n.status for n in store.node_executions(run_id)] == ["completed"]
+        assert [n.status for n in store.node_executions(run_id)] == ["succeeded"]
         assert store.writer.committed_seq(run_id) == 4
     assert store.events(bad) == []
     row = store.get_run(bad)

@@ -26,10 +26,11 @@ import pytest
 import tools
 from engine import Event, RunResult, load_workflow, run_workflow
 from engine.errors import ModelError
-from engine.executor import NodeContextImpl, _json_value, _Run, execute, replay_from_events
+from engine.executor import NodeContextImpl, _Run, execute, replay_from_events
 from engine.llm.base import ChatReply, ChatRequest, DeltaSink, ToolCall
 from engine.nodes import tool as tool_node
 from engine.untrusted import read_blocks
+from tools.plain import to_plain
 
 Doc = dict[str, Any]
 
@@ -178,16 +179,16 @@ class _Odd:
 def test_json_value_normalises_event_data_and_stays_strict_for_outputs() -> None:
     gen = (i for i in range(3))
     data = {"a": (1, 2.5, float("nan")), 3: {"b": [float("inf"), -float("inf"), "x", None, True]}, "g": gen}
-    plain = _json_value(data, lenient=True)
+    plain = to_plain(data)
     assert plain["a"] == [1, 2.5, None]
     assert plain["3"] == {"b": [None, None, "x", None, True]}
     assert isinstance(plain["g"], str) and "generator" in plain["g"]
     assert list(gen) == [0, 1, 2], "recording a value must not consume it"
-    assert _json_value({"o": _Odd()}, lenient=True) == {"o": "<_Odd>"}
+    assert to_plain({"o": _Odd()}) == {"o": "<_Odd>"}
     json.dumps(plain, allow_nan=False)
     with pytest.raises(TypeError, match="generator"):
-        _json_value({"g": (i for i in range(3))})  # a node's output must be JSON: it fails the node
-    assert _json_value(float("nan")) is None and _json_value(math.inf) is None
+        to_plain({"g": (i for i in range(3))}, "raise")  # a node's output must be JSON: it fails the node
+    assert to_plain(float("nan"), "raise") is None and to_plain(math.inf, "raise") is None
 
 
 # ----------------------------------------------------------------------------- 5. NaN and Infinity
