@@ -20,6 +20,7 @@ COLOURS: dict[str, tuple[str, str]] = {
     "cancelled": ("#fef3c7", "#d97706"),
 }
 RUN_BADGES: dict[str, str] = {
+    "queued": ":gray-badge[queued]",
     "running": ":blue-badge[running]",
     "completed": ":green-badge[completed]",
     "failed": ":red-badge[failed]",

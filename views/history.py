@@ -50,7 +50,7 @@ PICK, TABLE, TABLE_IDS = "history_run", "history_table", "history_table_ids"
 CONFIRM = "history_confirm_delete"  # the run id awaiting delete confirmation
 COMPARE = "history_compare"
 VIEWS = "history_views"
-STATUSES = ["running", "completed", "failed", "cancelled", "interrupted"]
+STATUSES = ["queued", "running", "completed", "failed", "cancelled", "interrupted"]
 MAX_RUNS, MAX_EXECUTIONS = 500, 200
 
 runtime = get_runtime()

@@ -669,14 +669,14 @@ def create_app(
         },
     )
     def cancel_run(run_id: RunId) -> JSON:
-        """Cancel a running run (202); a run that already ended is left as it is (200)."""
+        """Cancel a queued or running run (202); a run that already ended is left as it is (200)."""
         info = _status_or_404(run_id)
-        if info.status != "running":
+        if info.status not in ("running", "queued"):
             return JSON({"run_id": run_id, "status": info.status}, status_code=200)
         if runtime.cancel(run_id):
             return JSON({"run_id": run_id, "status": "cancelling"}, status_code=202)
         info = _status_or_404(run_id)
-        if info.status != "running":  # it ended meanwhile
+        if info.status not in ("running", "queued"):  # it ended meanwhile
             return JSON({"run_id": run_id, "status": info.status}, status_code=200)
         raise ApiError(409, f"run '{run_id}' is running in another process (e.g. the dashboard); cancel it there")
 

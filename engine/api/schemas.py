@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
+RunStatus = Literal["queued", "running", "completed", "failed", "cancelled", "interrupted"]
 
 
 class ProblemOut(BaseModel):

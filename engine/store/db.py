@@ -239,6 +239,8 @@ MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
             {"runs": [("forked_from", "JSON")], "node_executions": [("reused", "BOOLEAN NOT NULL DEFAULT false")]}
         ),
     ),
+    # queue mode (engine/queue): runs.lease_epoch, the fence a worker's writes are checked against
+    ("0005_queue", _add_missing_columns({"runs": [("lease_epoch", "INTEGER NOT NULL DEFAULT 0")]})),
 ]
 
 
