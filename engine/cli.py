@@ -18,7 +18,8 @@ import json
 import signal
 import sys
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import IO, Any, TextIO
 
 from engine import InputsInvalid, WorkflowInvalid, check_inputs, dashboard, load_workflow
 from engine.attempts import Attempt
@@ -27,7 +28,7 @@ from engine.events import Event
 from engine.examples import example_files, workflow_file
 from engine.fork import ForkInvalid, NotForkable
 from engine.queue import QueueModeInvalid, execution_mode, open_runtime
-from engine.reader import RunReader
+from engine.reader import NodeExecutionRecord, RunReader
 from engine.run_times import label
 from engine.runtime import NotResumable, RunNotFound, Runtime
 from engine.store import StoreError, StoreUrlInvalid
@@ -55,7 +56,9 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a workflow and print its result as JSON")
     run.add_argument("file", help="workflow file (.json, .yaml), or a shipped example's name (see 'examples')")
-    run.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="an input; VALUE is JSON if it parses")
+    run.add_argument(
+        "--input", action="append", default=[], metavar="NAME=VALUE", help="an input; VALUE is JSON if it parses"
+    )
     run.add_argument("--inputs-json", metavar="JSON", help="all inputs as one JSON object")
     run.add_argument("--events", metavar="PATH", help="write every event as a JSON line to PATH, flushed live")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -291,7 +294,10 @@ def _follow(args: argparse.Namespace, start: Callable[[Runtime], tuple[str, int]
         if events_file is not None:
             events_file.close()
     if usage.offline:
-        print("note: answered by the offline model (set OPENAI_BASE_URL or OPENAI_API_KEY for a real one)", file=sys.stderr)
+        print(
+            "note: answered by the offline model (set OPENAI_BASE_URL or OPENAI_API_KEY for a real one)",
+            file=sys.stderr,
+        )
     if usage.estimated or usage.failed_tokens:
         print(f"note: {usage.label()}" + (ESTIMATED_NOTE if usage.estimated else ""), file=sys.stderr)
     if info.status != "completed":
@@ -411,7 +417,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     shown = f"{row.prompt_tokens} prompt + {row.completion_tokens} completion"
     print(f"tokens: {'~' if row.tokens_estimated else ''}{shown}" + (f" ({'; '.join(notes)})" if notes else ""))
     origin = row.started_at or row.created_at
-    for node in sorted([*nodes, *earlier], key=lambda n: n.started_seq):
+    timeline: list[NodeExecutionRecord | Attempt] = [*nodes, *earlier]
+    for node in sorted(timeline, key=lambda n: n.started_seq):
         offset = (node.started_at or origin) - origin
         took = f"{node.duration_ms:9.1f} ms" if node.duration_ms is not None else "        - ms"
         name = f"{node.node_id}" + (f" #{node.execution}" if node.execution else "")
@@ -429,7 +436,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _jsonl_sink(stream: TextIO) -> Callable[[Event], None]:
+def _jsonl_sink(stream: IO[str]) -> Callable[[Event], None]:
     def write(event: Event) -> None:
         stream.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
         stream.flush()
@@ -448,7 +455,7 @@ class Progress:
         if line:
             print(line, file=self.stream, flush=True)
 
-    def _line(self, event: Event) -> str | None:
+    def _line(self, event: Event) -> str | None:  # noqa: C901 - one flat case per event kind
         data, node = event.data, event.node_id
         match event.type:
             case "run.started":
@@ -469,7 +476,8 @@ class Progress:
             case "tool.called":
                 return f"    tool {data.get('tool')}({json.dumps(data.get('args'), ensure_ascii=False)[:120]})"
             case "tool.result":
-                outcome = f"error: {data['error']}" if "error" in data else json.dumps(data.get("result"), ensure_ascii=False)
+                result = json.dumps(data.get("result"), ensure_ascii=False)
+                outcome = f"error: {data['error']}" if "error" in data else result
                 return f"    -> {outcome[:160]}  {data.get('duration_ms', 0):.1f} ms"
             case "llm.completed":
                 mark = " [offline model]" if data.get("model") == "offline" else ""
@@ -483,7 +491,8 @@ class Progress:
             case "memory.recalled":
                 hits = data.get("hits") or []
                 best = f", best {hits[0].get('score', 0):.2f}" if hits else ""
-                return f"    memory {data.get('agent_id')}: {len(hits)} recalled{best}, {data.get('short_term_turns', 0)} recent turns"
+                recent = data.get("short_term_turns", 0)
+                return f"    memory {data.get('agent_id')}: {len(hits)} recalled{best}, {recent} recent turns"
             case "memory.saved":
                 return f"    memory {data.get('agent_id')}: saved"
             case "log":

@@ -32,13 +32,13 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import tools
-from engine.errors import EngineError
+from engine.errors import EngineError, Problem, WorkflowInvalid
 from engine.events import TERMINAL_TYPES, Event
-from engine.errors import Problem, WorkflowInvalid
 from engine.executor import Replay, execute, replay_from_events
 from engine.fork import (
     FINISHED,
@@ -101,7 +101,7 @@ class RunInfo:
         return self.status not in ("running", "queued")
 
     @classmethod
-    def from_row(cls, row: RunRecord | Any) -> "RunInfo":
+    def from_row(cls, row: RunRecord | Any) -> RunInfo:
         """From a stored run: a :class:`~engine.reader.RunRecord` (or the store's row)."""
         return cls(
             run_id=row.run_id,
@@ -364,7 +364,9 @@ class Runtime:
         ref = WorkflowRef(row.workflow_id, row.workflow_version, row.workflow_name, False)
         new_id = uuid.uuid4().hex
         now = time.time()
-        self.store.create_run(run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=forked_from, created_at=now)
+        self.store.create_run(
+            run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=forked_from, created_at=now
+        )
         live = self._register(new_id, row.workflow_name, inputs, created_at=now)
         live.forked_from = forked_from
         self._start(live, workflow, inputs, replay)
@@ -473,7 +475,7 @@ class Runtime:
             raise RunNotFound(run_id)
         return info
 
-    def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> "tools.ToolResult":
+    def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> tools.ToolResult:
         """Call a registered tool on the runtime's loop (the Tools page's "try it")."""
         self._check_open()
         return asyncio.run_coroutine_threadsafe(tools.call_tool(name, args), self._loop).result(timeout)
@@ -504,7 +506,8 @@ class Runtime:
             NodeTestInvalid: before anything runs.
         """
         self._check_open()
-        return self._node_tests.start(workflow_doc, node_id, values, llm=self._llm or default_chat_model(), timeout_s=timeout_s)
+        llm = self._llm or default_chat_model()
+        return self._node_tests.start(workflow_doc, node_id, values, llm=llm, timeout_s=timeout_s)
 
     def cancel_node_test(self, test_id: str) -> bool:
         """Stop a running node test; True if it was running."""
@@ -544,10 +547,8 @@ class Runtime:
         deadline = time.monotonic() + timeout
         for run_id in list(self._runs):
             self.wait(run_id, timeout=max(0.0, deadline - time.monotonic()))
-        try:
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
             asyncio.run_coroutine_threadsafe(self._cancel_all_tasks(), self._loop).result(timeout=5)
-        except (concurrent.futures.TimeoutError, RuntimeError):
-            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
         if not self._thread.is_alive():
@@ -562,7 +563,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def __enter__(self) -> "Runtime":
+    def __enter__(self) -> Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -626,6 +627,10 @@ class Runtime:
             sink(Event(first, live.run_id, time.time(), "run.cancelled", None, {}))
             self._finish(live, "cancelled", None, None, None)
             return
+        status: str
+        error: str | None
+        node_id: str | None
+        output: Any
         try:
             result = await execute(workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay)
         except BaseException as exc:  # an engine bug must not leave the run "running" forever
@@ -637,10 +642,9 @@ class Runtime:
         finally:
             live.task = None  # from here on a cancel has nothing to stop
         # "finished" is said only once the terminal event is durable (or its write has failed)
-        try:
+        # shutting down, or a stuck disk: say how it ended all the same
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(store.writer.committed_future(live.run_id, live.last_seq), 30.0)
-        except (asyncio.CancelledError, TimeoutError):  # shutting down, or a stuck disk: say how it ended all the same
-            pass
         self._finish(live, status, error, node_id, output)
 
     @staticmethod

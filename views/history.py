@@ -12,9 +12,8 @@ import streamlit as st
 
 from engine.attempts import Attempt
 from engine.errors import EngineError
-from engine.runtime import RESUMABLE, RunInfo
 from engine.reader import NodeExecutionRecord, RunRecord
-from ui.nav import HISTORY_FOCUS as FOCUS
+from engine.runtime import RESUMABLE, RunInfo
 from ui.history_parts import (
     compare_frame,
     entry_label,
@@ -26,14 +25,15 @@ from ui.history_parts import (
     run_matches,
     runs_frame,
 )
+from ui.nav import HISTORY_FOCUS as FOCUS
 from ui.nav import RUN_ID, watch_run
 from ui.run_parts import (
     badge,
     error_block,
     folded_view,
     forget_view,
-    render_log,
     render_earlier_attempts,
+    render_log,
     render_memory,
     render_outcome,
     render_tokens,

@@ -42,9 +42,9 @@ from dataclasses import asdict, is_dataclass
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Path, Query, Request, WebSocket
-from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -72,8 +72,8 @@ from engine.api.schemas import (
 )
 from engine.api.streams import KEEPALIVE, StreamHub, Subscription
 from engine.errors import EngineError, InputsInvalid, Problem, WorkflowInvalid
-from engine.model import Workflow
 from engine.fork import ForkInvalid, NotForkable
+from engine.model import Workflow
 from engine.reader import RunRecord
 from engine.runtime import NotResumable, RunInfo, RunNotFound, Runtime
 from engine.store import StoreError

@@ -113,14 +113,17 @@ class Queue:
 
     def run_row(self, run_id: str) -> dict[str, Any]:
         rows = self.query(
-            "SELECT status, result, error, resumed, last_seq, owner, lease_epoch FROM runs WHERE run_id = :r", r=run_id
+            "SELECT status, result, error, resumed, last_seq, owner, lease_epoch FROM runs WHERE run_id = :r",
+            r=run_id,
         )
         keys = ("status", "result", "error", "resumed", "last_seq", "owner", "lease_epoch")
         return dict(zip(keys, rows[0], strict=True)) if rows else {}
 
     def events(self, run_id: str) -> list[tuple[int, str, str | None, dict[str, Any]]]:
         rows = self.query("SELECT seq, type, node_id, data FROM events WHERE run_id = :r ORDER BY seq", r=run_id)
-        return [(seq, kind, node, data if isinstance(data, dict) else json.loads(data)) for seq, kind, node, data in rows]
+        return [
+            (seq, kind, node, data if isinstance(data, dict) else json.loads(data)) for seq, kind, node, data in rows
+        ]
 
     def jobs(self, run_id: str) -> list[tuple[str, str | None, int]]:
         return self.query(  # type: ignore[return-value]
