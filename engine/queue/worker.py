@@ -253,6 +253,8 @@ class QueueWorker:
         """One stalled job, in one transaction; the run's id when it was queued again or left interrupted."""
         run_id = str(job.lock)
         with self.store.engine.begin() as conn:
+            # a paused worker may hold the run's row lock mid-commit: give up for this tick rather than hang
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
             locked = conn.exec_driver_sql(
                 "SELECT status::text, worker_id, attempts FROM procrastinate_jobs WHERE id = %(id)s FOR UPDATE",
                 {"id": job.id},
