@@ -10,6 +10,7 @@ knows which node a worker is in when it kills, pauses or cancels it.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import os
@@ -337,3 +338,41 @@ def test_a_paused_worker_commits_nothing_after_losing_its_lease(q: Queue, runtim
     _assert_log_whole(events)
     assert all(n == 1 for n in _node_completions(events).values()), _node_completions(events)
     assert q.counts()["s1"] == 1 and q.counts()["s2"] == 2
+
+
+def test_the_sweep_never_marks_a_finished_run_and_requeues_the_others(q: Queue, runtime: Any) -> None:
+    """Jobs held by a dead worker (registered, then silent for an hour), swept by the real sweep in-process."""
+    from engine.queue.worker import QueueWorker, WorkerSettings
+
+    finished, unclaimed, running = (runtime.submit(chain_doc(), {"x": x}) for x in (1, 2, 3))
+    with q.engine.begin() as conn:
+        dead = conn.execute(text("SELECT worker_id FROM procrastinate_register_worker_v1()")).scalar()
+        conn.execute(text("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 hour'"))
+        for _ in range(3):
+            conn.execute(text("SELECT procrastinate_fetch_job_v2(ARRAY['runs'], :w)"), {"w": dead})
+        # what a worker leaves when killed between the run's last commit and closing its job, or mid-run
+        conn.execute(text("UPDATE runs SET status = 'completed', last_seq = 0 WHERE run_id = :r"), {"r": finished})
+        conn.execute(
+            text("UPDATE runs SET status = 'running', owner = 'gone-host:4242:1', lease_epoch = 1 WHERE run_id = :r"),
+            {"r": running},
+        )
+    worker = QueueWorker(q.url, WorkerSettings(stalled_s=3))
+
+    async def sweep() -> list[str]:
+        async with worker.app.open_async():
+            return await worker.sweep()
+
+    try:
+        handled = asyncio.run(sweep())
+    finally:
+        worker.store.close()
+    assert sorted(handled) == sorted([unclaimed, running])
+    assert q.run_row(finished)["status"] == "completed" and q.events(finished) == []  # never "crashed"
+    assert q.jobs(finished)[0][0] == "succeeded"
+    assert q.run_row(unclaimed)["status"] == "queued" and q.events(unclaimed) == []
+    row = q.run_row(running)
+    assert row["status"] == "queued" and row["lease_epoch"] == 2
+    [(seq, kind, _, data)] = q.events(running)
+    assert (seq, kind) == (1, "log") and data["interrupted"] and "gone-host pid 4242" in data["message"]
+    assert [job[0] for job in q.jobs(unclaimed) + q.jobs(running)] == ["todo", "todo"]
+    assert [job[2] for job in q.jobs(running)] == [1]  # one automatic resume counted
