@@ -246,16 +246,27 @@ def test_submit_queues_one_locked_job_and_a_queued_run_cancels_without_starting(
 
 
 def test_api_in_queue_mode_submits_reads_and_cancels_across_processes(q: Queue) -> None:
-    q.worker()
     server = q.start("serve", "--port", "0")
     announce = wait_for(lambda: "API on http://" in log_of(server) and log_of(server), server, what="the API")
     base = announce.split("API on ", 1)[1].split(" ", 1)[0].rstrip(";")
+    with httpx.Client(base_url=base, timeout=10) as client:
+        first = client.post("/runs", json={"workflow": chain_doc(), "inputs": {"x": 1}}).json()["run_id"]
+        assert client.get(f"/runs/{first}").json()["status"] == "queued"
+        assert [r["status"] for r in client.get("/runs", params={"status": "queued"}).json()] == ["queued"]
+        seen: list[int] = []
+        with client.stream("GET", f"/runs/{first}/events", headers={"accept": "text/event-stream"}) as stream:
+            q.worker()  # the stream stays open while the run waits for a worker, then follows it to its end
+            for line in stream.iter_lines():
+                if line.startswith("id:"):
+                    seen.append(int(line[3:]))
+        assert seen == list(range(1, len(seen) + 1)) and len(seen) > 5
+        assert client.get(f"/runs/{first}").json()["status"] == "completed"
     hold = q.hold("s2")
     with httpx.Client(base_url=base, timeout=10) as client:
         started = client.post("/runs", json={"workflow": chain_doc(), "inputs": {"x": 2}})
         assert started.status_code == 202, started.text
         run_id = started.json()["run_id"]
-        wait_for(lambda: q.counts()["s2"] >= 1, what="s2 to start on the worker")
+        wait_for(lambda: q.counts()["s2"] >= 2, what="s2 to start on the worker")  # (the first run's was 1)
         assert client.get(f"/runs/{run_id}").json()["status"] == "running"
         began = time.monotonic()
         cancel = client.post(f"/runs/{run_id}/cancel")
