@@ -243,6 +243,13 @@ def test_submit_queues_one_locked_job_and_a_queued_run_cancels_without_starting(
     assert info.status == "completed" and info.result == {"out": 9}, info
     assert q.run_row(run_id)["status"] == "cancelled" and q.counts()["s1"] == 1  # the cancelled one never ran
     assert f"run {other} claimed" in log_of(worker) and run_id not in log_of(worker)
+    path = q.root / "chain.json"
+    path.write_text(json.dumps(chain_doc()), encoding="utf-8")
+    ran = q.cli("run", str(path), "--input", "x=7", "--quiet")  # the CLI queues and follows the run
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {"out": 11}
+    listed = q.cli("runs")
+    assert listed.returncode == 0 and run_id in listed.stdout and "cancelled" in listed.stdout
 
 
 def test_api_in_queue_mode_submits_reads_and_cancels_across_processes(q: Queue) -> None:
