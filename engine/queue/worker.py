@@ -136,7 +136,9 @@ class QueueWorker:
     # --- one job: one run -------------------------------------------------------------------
 
     async def _run_job(self, context: JobContext, run_id: str) -> str:
-        claim = await asyncio.to_thread(self._claim, run_id)
+        # Synchronous on purpose (one short UPDATE): an abort cancels this task only at an await, and
+        # none comes between the claim and the engine's start, whose cancel path then ends the run.
+        claim = self._claim(run_id)
         if claim is None:
             return "not queued (cancelled, or already taken)"
         epoch, last_seq = claim

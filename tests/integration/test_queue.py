@@ -394,3 +394,27 @@ def test_the_sweep_never_marks_a_finished_run_and_requeues_the_others(q: Queue, 
     assert (seq, kind) == (1, "log") and data["interrupted"] and "gone-host pid 4242" in data["message"]
     assert [job[0] for job in q.jobs(unclaimed) + q.jobs(running)] == ["todo", "todo"]
     assert [job[2] for job in q.jobs(running)] == [1]  # one automatic resume counted
+
+
+def test_cancel_reaches_running_runs_on_a_worker_and_a_queued_one_never_starts(q: Queue, runtime: Any) -> None:
+    worker = q.worker()  # concurrency 2: two runs run, the third waits
+    hold = q.hold("s2")
+    ids = [runtime.submit(chain_doc(), {"x": x}) for x in (1, 2, 3)]
+    wait_for(lambda: q.counts()["s2"] >= 2, worker, what="two runs in s2")
+    statuses = {run_id: q.run_row(run_id)["status"] for run_id in ids}
+    assert sorted(statuses.values()) == ["queued", "running", "running"], statuses
+    began = time.monotonic()
+    assert all(runtime.cancel(run_id) for run_id in ids)
+    ended = [runtime.wait(run_id, timeout=15) for run_id in ids]
+    took = time.monotonic() - began
+    hold.unlink()
+    assert [info.status for info in ended] == ["cancelled"] * 3
+    for run_id in ids:
+        events = q.events(run_id)
+        _assert_log_whole(events)
+        assert events[-1][1] == "run.cancelled"
+    waiting = next(run_id for run_id, status in statuses.items() if status == "queued")
+    assert [kind for _, kind, _, _ in q.events(waiting)] == ["run.started", "run.cancelled"]
+    time.sleep(1.0)
+    assert q.counts()["s1"] == 2 and f"run {waiting} claimed" not in log_of(worker)  # it never started
+    assert took < 10, f"cancelling took {took:.1f} s"
