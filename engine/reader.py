@@ -23,9 +23,9 @@ a run already reads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Self, TypeVar
 
 from sqlalchemy.engine import make_url
@@ -56,7 +56,7 @@ class RunRecord:
     workflow_version: int
     workflow_name: str
     inputs: dict[str, Any]
-    status: str  # running | completed | failed | cancelled | interrupted
+    status: str  # queued | running | completed | failed | cancelled | interrupted
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -72,6 +72,7 @@ class RunRecord:
     heartbeat_at: float | None
     resumed: int  # how often it was resumed
     forked_from: dict[str, Any] | None  # a rerun's source: {"run_id", "node"} (+ "config", "outputs")
+    lease_epoch: int = 0  # queue mode: how often a worker claimed it, or the sweep took it back (engine/queue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +143,9 @@ class RunReader:
         self._store = store
 
     @classmethod
-    def open(cls, url: str | None = None, *, data_dir: str | Path | None = None, mark_interrupted: bool = False) -> RunReader:
+    def open(
+        cls, url: str | None = None, *, data_dir: str | Path | None = None, mark_interrupted: bool = False
+    ) -> RunReader:
         """A reader over the store at ``url`` (default ``DATABASE_URL``, else ``$DATA_DIR/studio.db``).
 
         ``mark_interrupted``: first mark runs whose process is gone as ``interrupted``, as a
@@ -193,7 +196,8 @@ class RunReader:
 
     def runs(self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None) -> list[RunRecord]:
         """The newest ``limit`` runs, newest first, optionally only of one status or workflow."""
-        return [_record(RunRecord, r) for r in self._store.list_runs(limit=limit, status=status, workflow_id=workflow_id)]
+        rows = self._store.list_runs(limit=limit, status=status, workflow_id=workflow_id)
+        return [_record(RunRecord, r) for r in rows]
 
     def count_runs(self) -> int:
         return self._store.count_runs()
