@@ -203,7 +203,7 @@ def _assert_log_whole(events: list[tuple[int, str, str | None, dict[str, Any]]])
 # --------------------------------------------------------------------------- modes and migrate
 
 
-def test_queue_mode_refuses_sqlite_and_bad_modes_in_one_line(q: Queue, tmp_path: Path) -> None:
+def test_queue_mode_refuses_sqlite_and_bad_modes_in_one_line(q: Queue, tmp_path: Path, postgres_url: str) -> None:
     sqlite = f"sqlite:///{tmp_path / 'other.db'}"
     refused = q.cli("run", "triage_branch", DATABASE_URL=sqlite)
     assert refused.returncode == 2
@@ -213,6 +213,11 @@ def test_queue_mode_refuses_sqlite_and_bad_modes_in_one_line(q: Queue, tmp_path:
     assert worker.returncode == 2 and "needs a PostgreSQL store" in worker.stderr
     bad = q.cli("run", "triage_branch", EXECUTION_MODE="cluster")
     assert bad.returncode == 2 and "must be 'local' (the default) or 'queue'" in bad.stderr
+    bare = _fresh_postgres_database(postgres_url)  # never migrated
+    for args in (("worker",), ("run", "triage_branch")):
+        unready = q.cli(*args, DATABASE_URL=bare)
+        assert unready.returncode == 2 and "run `python -m engine migrate` once first" in unready.stderr
+        assert len(unready.stderr.strip().splitlines()) == 1, unready.stderr
     again = q.cli("migrate")  # idempotent
     assert again.returncode == 0 and "Procrastinate schema: present" in again.stderr
     assert q.query("SELECT value FROM studio_meta WHERE key = 'migration:0005_queue'")
