@@ -6,18 +6,25 @@ reads) but executes nothing itself: ``submit`` and ``resume`` write the run's ro
 ``queued`` together with one Procrastinate job (:mod:`engine.queue.jobs`), and
 ``python -m engine worker`` processes run it. ``cancel`` reaches the worker running
 the run through Procrastinate's abort (a NOTIFY); a run still queued is cancelled
-at once without starting. Events and statuses are read from the store.
+at once without starting. Events and statuses are read from the store; a
+waiting reader (the API's streams, the Run page, the CLI) wakes on the
+workers' ``NOTIFY`` of each committed batch (:data:`~engine.store.writer.EVENTS_CHANNEL`,
+one listening connection per process) and polls every :data:`SAFETY_POLL_S`
+as well, since a notification lost during a reconnect is not replayed.
 
 Node tests and "try a tool" still run in this process (they are not runs).
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -26,14 +33,14 @@ from engine.fork import NotForkable
 from engine.inputs import check_inputs
 from engine.llm import ChatModel
 from engine.model import Workflow
-from engine.queue.jobs import call, defer, has_schema, run_jobs
+from engine.queue.jobs import call, conninfo, defer, has_schema, run_jobs
 from engine.queue.mode import QueueModeInvalid, require_postgres
 from engine.runtime import _RUN_ID, RESUMABLE, NotResumable, RunInfo, RunNotFound, Runtime
 from engine.store.db import database_url as resolve_url
-from engine.store.writer import RUNS, apply_events
+from engine.store.writer import EVENTS_CHANNEL, RUNS, apply_events
 from engine.validate import load_workflow
 
-POLL_S = 0.05  # how often a wait for events or an end reads the store (LISTEN/NOTIFY: not built yet)
+SAFETY_POLL_S = 0.5  # a wait reads the store at least this often, notified or not
 
 
 class QueueRuntime(Runtime):
@@ -51,6 +58,42 @@ class QueueRuntime(Runtime):
         if not has_schema(self.store.engine):
             self.shutdown()
             raise QueueModeInvalid("the queue's tables are missing: run `python -m engine migrate` once first")
+        self._notified: dict[str, int] = {}  # run -> notifications seen (a waiter compares before and after)
+        self._wake = threading.Condition()
+        self._listening = True
+        self._listener = threading.Thread(target=self._listen, args=(conninfo(url),), name="queue-listen", daemon=True)
+        self._listener.start()
+
+    def _listen(self, dsn: str) -> None:
+        """LISTEN for committed batches; reconnects after a lost connection (the safety poll covers the gap)."""
+        while self._listening:
+            try:
+                with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    while self._listening:
+                        for note in conn.notifies(timeout=1.0):
+                            with self._wake:
+                                self._notified[note.payload] = self._notified.get(note.payload, 0) + 1
+                                self._wake.notify_all()
+            except psycopg.Error:
+                time.sleep(1.0)
+
+    def _wait_notified(self, run_id: str, seen: int, timeout: float) -> None:
+        """Block until ``run_id`` is notified after ``seen`` notifications, or ``timeout`` passes."""
+        with self._wake:
+            self._wake.wait_for(lambda: self._notified.get(run_id, 0) > seen, timeout=max(0.0, timeout))
+
+    def _seen(self, run_id: str) -> int:
+        with self._wake:
+            return self._notified.get(run_id, 0)
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        self._listening = False
+        listener = getattr(self, "_listener", None)
+        if listener is not None:
+            with contextlib.suppress(RuntimeError):
+                listener.join(3.0)
+        super().shutdown(timeout)
 
     def _mark_dead_owners(self) -> list[str]:
         return []  # the workers' sweep notices dead workers (engine.queue.worker)
@@ -166,27 +209,30 @@ class QueueRuntime(Runtime):
     # --- reading: the store is the only truth here -------------------------------------------
 
     def events_since(self, run_id: str, seq: int = 0, *, wait_s: float = 0.0) -> list[Event]:
-        """Stored events after ``seq``; with ``wait_s``, polls up to that long for a first one."""
+        """Stored events after ``seq``; with ``wait_s``, waits up to that long for a first one (woken by NOTIFY)."""
         deadline = time.monotonic() + wait_s
         while True:
+            seen = self._seen(run_id)
             events = self.store.events(run_id, after=seq)
             if events or time.monotonic() >= deadline:
                 return events
             info = self.status(run_id)
             if info is None or (info.finished and info.last_seq <= seq):
                 return events
-            time.sleep(POLL_S)
+            self._wait_notified(run_id, seen, min(SAFETY_POLL_S, deadline - time.monotonic()))
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
         """Block until the run has finished (or the timeout passes); returns its state."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            seen = self._seen(run_id)
             info = self.status(run_id)
             if info is None:
                 raise RunNotFound(run_id)
             if info.finished or (deadline is not None and time.monotonic() >= deadline):
                 return info
-            time.sleep(POLL_S * 2)
+            left = SAFETY_POLL_S if deadline is None else min(SAFETY_POLL_S, deadline - time.monotonic())
+            self._wait_notified(run_id, seen, left)
 
 
 __all__ = ["QueueRuntime"]

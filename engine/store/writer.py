@@ -43,6 +43,7 @@ EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 NODES = NodeExecutionRow.__table__  # type: ignore[attr-defined]
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
 MAX_BATCH = 5000
+EVENTS_CHANNEL = "studio_run_events"  # PostgreSQL NOTIFY channel: payload a run id whose events were committed
 _TERMINAL_STATUS = {"run.completed": "completed", "run.failed": "failed", "run.cancelled": "cancelled"}
 
 
@@ -240,6 +241,8 @@ class Writer:
                     if held.rowcount != 1:
                         raise FenceLost(run_id)
                 _Projection(conn).apply(work)
+                for run_id in sorted(fences):  # queue mode: other processes wake on the commit (engine.queue)
+                    _notify(conn, run_id)
         except FenceLost as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - the database's errors, and values no encoder takes: the thread must live on
@@ -446,10 +449,17 @@ class _Projection:
 def apply_events(conn: Any, events: list[Event]) -> None:
     """Insert ``events`` with their effect on the run and node rows, on ``conn`` (the caller's transaction).
 
-    For writes that must share a transaction with other rows (queue mode: a cancel of a queued
-    run, the sweep's note that a worker died); everything else goes through the writer.
+    For writes that must share a transaction with other rows (queue mode, PostgreSQL: a cancel of
+    a queued run, the sweep's note that a worker died); everything else goes through the writer.
     """
     _Projection(conn).apply(list(events))
+    for run_id in sorted({event.run_id for event in events}):
+        _notify(conn, run_id)
+
+
+def _notify(conn: Any, run_id: str) -> None:
+    """PostgreSQL only: tell listeners (delivered on commit) that ``run_id`` has new events."""
+    conn.exec_driver_sql("SELECT pg_notify(%(channel)s, %(run)s)", {"channel": EVENTS_CHANNEL, "run": run_id})
 
 
 def _resolve(future: asyncio.Future[bool], value: bool) -> None:

@@ -423,3 +423,23 @@ def test_cancel_reaches_running_runs_on_a_worker_and_a_queued_one_never_starts(q
     time.sleep(1.0)
     assert q.counts()["s1"] == 2 and f"run {waiting} claimed" not in log_of(worker)  # it never started
     assert took < 10, f"cancelling took {took:.1f} s"
+
+
+def test_a_waiting_reader_wakes_on_the_workers_notify(q: Queue, runtime: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.queue import client
+
+    monkeypatch.setattr(client, "SAFETY_POLL_S", 20.0)  # only a NOTIFY can wake the reader in time
+    q.worker()
+    hold = q.hold("s2")
+    run_id = runtime.submit(chain_doc(), {"x": 1})
+    wait_for(lambda: q.counts()["s2"] >= 1, what="s2 to start")
+    wait_for(lambda: ("node.started", "s2") in {(k, n) for _, k, n, _ in q.events(run_id)}, what="s2 committed")
+    last = q.run_row(run_id)["last_seq"]
+    time.sleep(0.3)  # the reader below is waiting when the worker commits
+    began = time.monotonic()
+    hold.unlink()
+    events = runtime.events_since(run_id, last, wait_s=15)
+    woke = time.monotonic() - began
+    assert events and events[0].seq == last + 1 and events[0].node_id == "s2"
+    assert woke < 5, f"the reader woke after {woke:.1f} s"
+    assert runtime.wait(run_id, timeout=15).status == "completed"
