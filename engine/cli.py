@@ -26,6 +26,7 @@ from engine.costs import Usage
 from engine.events import Event
 from engine.examples import example_files, workflow_file
 from engine.fork import ForkInvalid, NotForkable
+from engine.queue import QueueModeInvalid, execution_mode, open_runtime
 from engine.reader import NodeExecutionRecord, RunReader
 from engine.run_times import label
 from engine.runtime import NotResumable, RunNotFound, Runtime
@@ -110,6 +111,13 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8787, help="port (default 8787)")
     serve.add_argument("--db", metavar="URL", help="store URL (default: DATABASE_URL, else $DATA_DIR/studio.db)")
     serve.set_defaults(handler=_cmd_serve)
+    worker = sub.add_parser("worker", help="queue mode: run queued runs (a Procrastinate worker over PostgreSQL)")
+    worker.add_argument("--concurrency", type=int, default=4, help="runs at once in this process (default 4)")
+    worker.add_argument("--db", metavar="URL", help="PostgreSQL store URL (default: DATABASE_URL)")
+    worker.set_defaults(handler=_cmd_worker)
+    migrate = sub.add_parser("migrate", help="create or upgrade the store's tables (and, on PostgreSQL, the queue's)")
+    migrate.add_argument("--db", metavar="URL", help="store URL (default: DATABASE_URL, else $DATA_DIR/studio.db)")
+    migrate.set_defaults(handler=_cmd_migrate)
     examples = sub.add_parser("examples", help="list the example workflows shipped with the studio")
     examples.set_defaults(handler=_cmd_examples)
     sub.add_parser(
@@ -130,6 +138,36 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from engine.api.server import serve  # imported here: the other commands need no web stack
 
     return serve(args.host, args.port, database_url=args.db)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from engine.queue.worker import WorkerSettings, open_worker
+
+    if args.concurrency < 1:
+        print("--concurrency must be 1 or more", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        worker = open_worker(args.db, WorkerSettings.from_env(args.concurrency))
+    except (StoreError, QueueModeInvalid, ValueError) as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return EXIT_FAILED if isinstance(exc, StoreError) and not isinstance(exc, StoreUrlInvalid) else EXIT_INVALID
+    asyncio.run(worker.serve())
+    return EXIT_OK
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from engine.queue import migrate
+
+    try:
+        lines = migrate(args.db)
+    except (StoreError, QueueModeInvalid) as exc:
+        print(f"migrate: {exc}", file=sys.stderr)
+        return EXIT_INVALID if isinstance(exc, (StoreUrlInvalid, QueueModeInvalid)) else EXIT_FAILED
+    for line in lines:
+        print(line, file=sys.stderr)
+    return EXIT_OK
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -309,7 +347,10 @@ def _open_runtime(args: argparse.Namespace) -> Runtime | int:
     """A runtime over the chosen store (it also marks runs of dead processes interrupted),
     else the exit code after one line on stderr: 2 for a store URL that cannot be used, else 1."""
     try:
-        return Runtime(database_url=args.db)
+        return open_runtime(args.db)  # EXECUTION_MODE: in-process, or queued for the workers
+    except QueueModeInvalid as exc:
+        print(f"queue mode: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     except StoreError as exc:
         print(f"store: {exc}", file=sys.stderr)
         return EXIT_INVALID if isinstance(exc, StoreUrlInvalid) else EXIT_FAILED
@@ -319,10 +360,13 @@ def _open_reader(args: argparse.Namespace) -> RunReader | int:
     """A reader of the chosen store, after marking runs of dead processes interrupted (as a
     runtime does when it starts), else the exit code after one line on stderr, as ``_open_runtime``."""
     try:
-        return RunReader.open(args.db, mark_interrupted=True)
+        return RunReader.open(args.db, mark_interrupted=execution_mode() == "local")  # queue: the workers' sweep does
     except StoreError as exc:
         print(f"store: {exc}", file=sys.stderr)
         return EXIT_INVALID if isinstance(exc, StoreUrlInvalid) else EXIT_FAILED
+    except QueueModeInvalid as exc:
+        print(f"queue mode: {exc}", file=sys.stderr)
+        return EXIT_INVALID
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:

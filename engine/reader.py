@@ -73,6 +73,7 @@ class RunRecord:
     heartbeat_at: float | None
     resumed: int  # how often it was resumed
     forked_from: dict[str, Any] | None  # a rerun's source: {"run_id", "node"} (+ "config", "outputs")
+    lease_epoch: int = 0  # queue mode: how often a worker claimed it, or the sweep took it back (engine/queue)
 
 
 @dataclass(frozen=True, slots=True)

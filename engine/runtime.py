@@ -70,7 +70,7 @@ class RunInfo:
     """A run's state as the runtime or the store knows it."""
 
     run_id: str
-    status: str  # running | completed | failed | cancelled | interrupted
+    status: str  # queued | running | completed | failed | cancelled | interrupted
     workflow_name: str
     inputs: dict[str, Any]
     result: Any = None
@@ -87,7 +87,7 @@ class RunInfo:
 
     @property
     def finished(self) -> bool:
-        return self.status not in ("running",)
+        return self.status not in ("running", "queued")
 
     @classmethod
     def from_row(cls, row: RunRecord | Any) -> RunInfo:
@@ -183,7 +183,7 @@ class Runtime:
         self.tools: ToolRegistry = tools if tools is not None else default_registry()
         self.store = Store(database_url, data_dir=data_dir, on_write_failure=self._on_write_failure)
         self.reader = RunReader(self.store)
-        self.interrupted_at_start = self.store.mark_interrupted()
+        self.interrupted_at_start = self._mark_dead_owners()
         self._llm = llm
         self._buffer_events = buffer_events
         self._owner = process_owner()
@@ -196,6 +196,10 @@ class Runtime:
         self._thread.start()
         self._heartbeat = asyncio.run_coroutine_threadsafe(self._beat(heartbeat_s), self._loop)
         self._node_tests = NodeTests(self._loop)
+
+    def _mark_dead_owners(self) -> list[str]:
+        """Mark runs of processes that are gone ``interrupted`` (queue mode leaves that to its sweep)."""
+        return self.store.mark_interrupted()
 
     # --- submitting, cancelling, resuming ---------------------------------------------
 
@@ -630,6 +634,8 @@ class Runtime:
             return
         status: str
         error: str | None
+        node_id: str | None
+        output: Any
         try:
             result = await execute(
                 workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay, tools=self.tools

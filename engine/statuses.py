@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Literal, get_args
 
-RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
+# queued: submitted in queue mode, waiting for a worker (docs/queue.md)
+RunStatus = Literal["queued", "running", "completed", "failed", "cancelled", "interrupted"]
 # pending: not reached yet (only the pages show it: nothing is stored for it)
 NodeStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
 

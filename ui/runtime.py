@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from engine.queue import QueueModeInvalid, open_runtime
 from engine.runtime import Runtime
 from engine.store import StoreError
 from ui.text import md_escape
@@ -18,15 +19,15 @@ from ui.text import md_escape
 
 @st.cache_resource(show_spinner=False)
 def get_runtime() -> Runtime:
-    """The process-wide runtime (background loop + store); created on first use."""
-    return Runtime()
+    """The process-wide runtime (background loop + store, or the queue's: ``EXECUTION_MODE``); created on first use."""
+    return open_runtime()
 
 
 def runtime_or_stop() -> Runtime:
     """The runtime; when its store cannot be opened, the reason as one error and the script stops."""
     try:
         return get_runtime()
-    except StoreError as exc:
+    except (StoreError, QueueModeInvalid) as exc:
         st.error(f"Store: {md_escape(exc)}", icon=":material/database:")
         st.stop()
         raise  # st.stop() raises; this line is for type checkers

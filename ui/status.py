@@ -26,6 +26,7 @@ COLOURS: dict[str, tuple[str, str]] = {  # keyed by NodeStatus
     "reused": ("#ede9fe", "#8b5cf6"),  # a fork took the source run's output: nothing ran (drawn dashed)
 }
 RUN_BADGES: dict[str, str] = {  # keyed by RunStatus
+    "queued": ":gray-badge[queued]",
     "running": ":blue-badge[running]",
     "completed": ":green-badge[completed]",
     "failed": ":red-badge[failed]",

@@ -179,5 +179,5 @@ node_panel.fork_note(info)
 if to_history.button("Open in History", key="run_to_history", icon=":material/history:", disabled=not info.finished):
     open_in_history(run_id)
 
-ticking = info.status == "running"
+ticking = not info.finished  # running, or queued for a worker (queue mode)
 st.fragment(run_every=LIVE_EVERY_S if ticking else None)(live)(run_id, document_for(run_id, info), ticking)

@@ -44,7 +44,7 @@ from engine.api.app import create_app
 from engine.api.auth import DEFAULT_MAX_BODY_BYTES, LOOPBACK, install_log_redaction, needs_token
 from engine.api.guards import allowed_hosts
 from engine.api.protocol import protocol_class
-from engine.runtime import Runtime
+from engine.queue import QueueModeInvalid, open_runtime
 from engine.store import StoreError, StoreUrlInvalid
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -111,7 +111,11 @@ def serve(
         print(bind_error(host, port, exc), file=sys.stderr)
         return EXIT_INVALID
     try:
-        runtime = Runtime(database_url=database_url)
+        runtime = open_runtime(database_url)  # EXECUTION_MODE: runs in this process, or queued for workers
+    except QueueModeInvalid as exc:
+        sock.close()
+        print(f"queue mode: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     except StoreError as exc:
         sock.close()
         print(f"store: {exc}", file=sys.stderr)

@@ -239,6 +239,8 @@ MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     ),
     # one status vocabulary: node executions that ended well say "succeeded" (idempotent: a plain UPDATE)
     ("0005_statuses", _statuses),
+    # queue mode (engine/queue): runs.lease_epoch, the fence a worker's writes are checked against
+    ("0006_queue", _add_missing_columns({"runs": [("lease_epoch", "INTEGER NOT NULL DEFAULT 0")]})),
 ]
 
 

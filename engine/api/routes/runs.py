@@ -140,13 +140,13 @@ def get_run(runtime: RuntimeDep, run_id: RunId) -> RunOut:
     },
 )
 def cancel_run(runtime: RuntimeDep, run_id: RunId, response: Response) -> RunStateOut:
-    """Cancel a running run (202); a run that already ended is left as it is (200)."""
+    """Cancel a queued or running run (202); a run that already ended is left as it is (200)."""
     info = status_or_404(runtime, run_id)
-    if info.status == "running" and runtime.cancel(run_id):
+    if info.status in ("running", "queued") and runtime.cancel(run_id):
         return RunStateOut(run_id=run_id, status="cancelling")
-    if info.status == "running":
+    if info.status in ("running", "queued"):
         info = status_or_404(runtime, run_id)
-        if info.status == "running":  # still running, yet not ours to cancel
+        if info.status in ("running", "queued"):  # still going, yet not ours to cancel
             raise ApiError(409, f"run '{run_id}' is running in another process (e.g. the dashboard); cancel it there")
     response.status_code = 200  # it had ended (before, or meanwhile)
     return RunStateOut(run_id=run_id, status=info.status)

@@ -1,0 +1,54 @@
+"""Queue mode: runs execute on a pool of worker processes over PostgreSQL, on Procrastinate.
+
+``EXECUTION_MODE=local`` (the default) keeps today's in-process :class:`~engine.runtime.Runtime`.
+``EXECUTION_MODE=queue`` gives the dashboard, the API and the CLI a
+:class:`~engine.queue.client.QueueRuntime` that queues runs; ``python -m engine worker``
+(:mod:`engine.queue.worker`) executes them; ``python -m engine migrate`` creates the tables.
+See docs/queue.md.
+"""
+
+from __future__ import annotations
+
+from engine.queue.mode import QueueModeInvalid, execution_mode
+from engine.runtime import Runtime
+
+
+def open_runtime(database_url: str | None = None) -> Runtime:
+    """The runtime of this process for ``EXECUTION_MODE``: in-process (local) or queueing (queue).
+
+    Raises:
+        QueueModeInvalid: a bad ``EXECUTION_MODE``, or queue mode without a migrated PostgreSQL store.
+        StoreError: the store cannot be opened.
+    """
+    if execution_mode() == "queue":
+        from engine.queue.client import QueueRuntime
+
+        return QueueRuntime(database_url=database_url)
+    return Runtime(database_url=database_url)
+
+
+def migrate(database_url: str | None = None) -> list[str]:
+    """Create or upgrade the studio's tables and, on PostgreSQL, Procrastinate's schema; lines saying what was done.
+
+    Raises:
+        StoreError: the store cannot be opened. QueueModeInvalid: Procrastinate's schema is of another version.
+    """
+    from sqlalchemy import make_url
+
+    from engine.queue.jobs import apply_schema
+    from engine.store import Store
+
+    store = Store(database_url)  # opening applies the studio's migrations (engine/store/db.py)
+    try:
+        lines = [f"studio tables: up to date in {store.url.split('@')[-1]}"]
+        if make_url(store.url).get_backend_name() == "postgresql":
+            created = apply_schema(store.engine)
+            lines.append(f"Procrastinate schema: {'created' if created else 'present'}")
+        else:
+            lines.append("Procrastinate schema: skipped (queue mode needs PostgreSQL; this store is SQLite)")
+    finally:
+        store.close()
+    return lines
+
+
+__all__ = ["QueueModeInvalid", "execution_mode", "migrate", "open_runtime"]
