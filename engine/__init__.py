@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.config import Settings
 from engine.errors import (
+    ConfigInvalid,
     EngineError,
     InputsInvalid,
     IterationLimit,
@@ -34,8 +36,12 @@ async def run_workflow(
     on_event: EventSink | None = None,
     llm: ChatModel | None = None,
     run_id: str | None = None,
+    settings: Settings | None = None,
 ) -> RunResult:
     """Run a workflow to its end and return how it ended.
+
+    ``settings`` (default: read from the environment now, :class:`engine.config.Settings`) choose the model
+    (unless ``llm`` is given) and configure the tools and memory.
 
     Inputs are checked before anything runs. Cancelling the task running this
     coroutine cancels the run: running nodes are cancelled and the result has
@@ -47,13 +53,16 @@ async def run_workflow(
     """
     loaded = load_workflow(workflow)
     values = check_inputs(loaded, inputs)
-    return await execute(loaded, values, llm=llm or default_chat_model(), on_event=on_event, run_id=run_id)
+    settings = settings or Settings.from_env()
+    llm = llm or default_chat_model(settings.llm)
+    return await execute(loaded, values, llm=llm, on_event=on_event, run_id=run_id, settings=settings)
 
 
 __all__ = [
     "EVENT_TYPES",
     "TERMINAL_TYPES",
     "ChatModel",
+    "ConfigInvalid",
     "EngineError",
     "Event",
     "EventSink",
@@ -64,6 +73,7 @@ __all__ = [
     "NodeTimeout",
     "Problem",
     "RunResult",
+    "Settings",
     "Workflow",
     "WorkflowInvalid",
     "check_inputs",

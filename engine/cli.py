@@ -18,10 +18,12 @@ import json
 import signal
 import sys
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from engine import InputsInvalid, WorkflowInvalid, check_inputs, dashboard, load_workflow
 from engine.attempts import Attempt
+from engine.config import ConfigInvalid, Settings
 from engine.costs import Usage
 from engine.events import Event
 from engine.examples import example_files, workflow_file
@@ -54,7 +56,9 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a workflow and print its result as JSON")
     run.add_argument("file", help="workflow file (.json, .yaml), or a shipped example's name (see 'examples')")
-    run.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="an input; VALUE is JSON if it parses")
+    run.add_argument(
+        "--input", action="append", default=[], metavar="NAME=VALUE", help="an input; VALUE is JSON if it parses"
+    )
     run.add_argument("--inputs-json", metavar="JSON", help="all inputs as one JSON object")
     run.add_argument("--events", metavar="PATH", help="write every event as a JSON line to PATH, flushed live")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -253,7 +257,8 @@ def _follow(args: argparse.Namespace, start: Callable[[Runtime], tuple[str, int]
         if events_file is not None:
             events_file.close()
     if usage.offline:
-        print("note: answered by the offline model (set OPENAI_BASE_URL or OPENAI_API_KEY for a real one)", file=sys.stderr)
+        note = "note: answered by the offline model (set OPENAI_BASE_URL or OPENAI_API_KEY for a real one)"
+        print(note, file=sys.stderr)
     if usage.estimated or usage.failed_tokens:
         print(f"note: {usage.label()}" + (ESTIMATED_NOTE if usage.estimated else ""), file=sys.stderr)
     if info.status != "completed":
@@ -302,7 +307,10 @@ def _open_runtime(args: argparse.Namespace) -> Runtime | int:
     """A runtime over the chosen store (it also marks runs of dead processes interrupted),
     else the exit code after one line on stderr: 2 for a store URL that cannot be used, else 1."""
     try:
-        return Runtime(database_url=args.db)
+        return Runtime(database_url=args.db, settings=Settings.from_env())
+    except ConfigInvalid as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
     except StoreError as exc:
         print(f"store: {exc}", file=sys.stderr)
         return EXIT_INVALID if isinstance(exc, StoreUrlInvalid) else EXIT_FAILED
@@ -312,7 +320,10 @@ def _open_reader(args: argparse.Namespace) -> RunReader | int:
     """A reader of the chosen store, after marking runs of dead processes interrupted (as a
     runtime does when it starts), else the exit code after one line on stderr, as ``_open_runtime``."""
     try:
-        return RunReader.open(args.db, mark_interrupted=True)
+        return RunReader.open(args.db, mark_interrupted=True, settings=Settings.from_env())
+    except ConfigInvalid as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
     except StoreError as exc:
         print(f"store: {exc}", file=sys.stderr)
         return EXIT_INVALID if isinstance(exc, StoreUrlInvalid) else EXIT_FAILED
@@ -425,7 +436,8 @@ class Progress:
             case "tool.called":
                 return f"    tool {data.get('tool')}({json.dumps(data.get('args'), ensure_ascii=False)[:120]})"
             case "tool.result":
-                outcome = f"error: {data['error']}" if "error" in data else json.dumps(data.get("result"), ensure_ascii=False)
+                result = json.dumps(data.get("result"), ensure_ascii=False)
+                outcome = f"error: {data['error']}" if "error" in data else result
                 return f"    -> {outcome[:160]}  {data.get('duration_ms', 0):.1f} ms"
             case "llm.completed":
                 mark = " [offline model]" if data.get("model") == "offline" else ""
@@ -439,7 +451,8 @@ class Progress:
             case "memory.recalled":
                 hits = data.get("hits") or []
                 best = f", best {hits[0].get('score', 0):.2f}" if hits else ""
-                return f"    memory {data.get('agent_id')}: {len(hits)} recalled{best}, {data.get('short_term_turns', 0)} recent turns"
+                turns = data.get("short_term_turns", 0)
+                return f"    memory {data.get('agent_id')}: {len(hits)} recalled{best}, {turns} recent turns"
             case "memory.saved":
                 return f"    memory {data.get('agent_id')}: saved"
             case "log":

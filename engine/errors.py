@@ -96,3 +96,14 @@ class ModelError(EngineError):
 
 class ToolNotAllowed(EngineError):
     """An agent asked for a tool its node does not list."""
+
+
+class ConfigInvalid(EngineError):
+    """Settings from the environment do not parse (``engine.config``); ``problems`` has one line per variable,
+    each naming it. The message is those lines joined: print it as it is, no traceback."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = f"the configuration is invalid ({count} problem{'s' if count != 1 else ''}): "
+        super().__init__(head + "; ".join(self.problems))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,12 +24,15 @@ from typing import Any
 
 import tools
 from engine import template_budget
+from engine.config import DEFAULT_MODEL, Settings
 from engine.errors import EngineError, IterationLimit, NodeError, NodeTimeout
 from engine.events import Event, EventType
 from engine.llm.base import ChatModel
 from engine.model import Workflow
 from engine.nodes import KINDS
 from engine.plan import Plan, PlanNode
+from memory import config as memory_settings
+from tools import config as tool_settings
 
 EventSink = Callable[[Event], None]
 _EMPTY: Mapping[str, Any] = {}
@@ -172,6 +174,7 @@ class _Run:
         on_event: EventSink | None,
         run_id: str | None,
         replay: Replay | None = None,
+        default_model: str = DEFAULT_MODEL,
     ):
         plan: Plan = workflow.plan
         self.workflow = workflow
@@ -182,7 +185,7 @@ class _Run:
         self.runners = [KINDS[node.type].run for node in plan.nodes]
         self.inputs = inputs
         self.llm = llm
-        self.default_model = workflow.settings.model or _env_model()
+        self.default_model = workflow.settings.model or default_model
         self.on_event = on_event
         self.run_id = run_id or uuid.uuid4().hex
         self.max_iterations = workflow.settings.max_iterations
@@ -498,7 +501,9 @@ def replay_from_events(events: list[Event]) -> Replay:
             skipped.add((event.node_id, int(event.data.get("execution", 0))))
     last_seq = events[-1].seq if events else 0
     last_ts = events[-1].ts if events else None
-    return Replay(outputs=outputs, skipped=skipped, last_seq=last_seq, last_ts=last_ts, began=began - set(outputs), calls=calls)
+    return Replay(
+        outputs=outputs, skipped=skipped, last_seq=last_seq, last_ts=last_ts, began=began - set(outputs), calls=calls
+    )
 
 
 def _call_number(call_id: Any) -> int:
@@ -604,10 +609,6 @@ def _text(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
-def _env_model() -> str:
-    return os.environ.get("OPENAI_MODEL") or "gpt-4o-mini"
-
-
 async def execute(
     workflow: Workflow,
     inputs: dict[str, Any],
@@ -616,12 +617,22 @@ async def execute(
     on_event: EventSink | None = None,
     run_id: str | None = None,
     replay: Replay | None = None,
+    settings: Settings | None = None,
 ) -> RunResult:
     """Run a loaded workflow with checked inputs. Prefer :func:`engine.run_workflow`.
+
+    ``settings`` (default: the environment's, :meth:`engine.config.Settings.from_env`) give the default
+    model, and the tools and memory this run uses are configured by them.
 
     With ``replay`` (a resumed run), finished executions are reloaded instead of
     re-run, no ``run.started`` is emitted, and ``seq`` continues after ``replay.last_seq``.
     A fork's replay (``forked_from`` set) starts a new log: ``run.started`` carries
     ``forked_from`` and each reused execution is emitted with ``"reused": true``.
     """
-    return await _Run(workflow, inputs, llm=llm, on_event=on_event, run_id=run_id, replay=replay).run()
+    settings = settings or Settings.from_env()
+    run = _Run(
+        workflow, inputs, llm=llm, on_event=on_event, run_id=run_id, replay=replay,
+        default_model=settings.llm.default_model,
+    )
+    with tool_settings.using(settings.tools), memory_settings.using(settings.memory):
+        return await run.run()

@@ -23,10 +23,10 @@ a run already reads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from collections.abc import Sequence
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from sqlalchemy.engine import make_url
 
@@ -34,6 +34,9 @@ from engine.attempts import Attempt, earlier_attempts
 from engine.events import Event
 from engine.run_times import RunTimes, times_of_rows
 from engine.store import Store
+
+if TYPE_CHECKING:
+    from engine.config import Settings
 
 __all__ = [
     "DraftRecord",
@@ -142,8 +145,16 @@ class RunReader:
         self._store = store
 
     @classmethod
-    def open(cls, url: str | None = None, *, data_dir: str | Path | None = None, mark_interrupted: bool = False) -> RunReader:
-        """A reader over the store at ``url`` (default ``DATABASE_URL``, else ``$DATA_DIR/studio.db``).
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        data_dir: str | Path | None = None,
+        mark_interrupted: bool = False,
+        settings: Settings | None = None,
+    ) -> RunReader:
+        """A reader over the store at ``url`` (default ``DATABASE_URL``, else ``$DATA_DIR/studio.db``, of
+        ``settings``: default the environment's).
 
         ``mark_interrupted``: first mark runs whose process is gone as ``interrupted``, as a
         ``Runtime`` does when it starts (so a listing does not call a dead run "running"); the one
@@ -153,7 +164,7 @@ class RunReader:
             StoreUrlInvalid: the URL cannot be used as given.
             StoreError: the store cannot be opened.
         """
-        store = Store(url, data_dir=data_dir)
+        store = Store(url, data_dir=data_dir, settings=settings)
         if mark_interrupted:
             try:
                 store.mark_interrupted()
@@ -193,7 +204,8 @@ class RunReader:
 
     def runs(self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None) -> list[RunRecord]:
         """The newest ``limit`` runs, newest first, optionally only of one status or workflow."""
-        return [_record(RunRecord, r) for r in self._store.list_runs(limit=limit, status=status, workflow_id=workflow_id)]
+        rows = self._store.list_runs(limit=limit, status=status, workflow_id=workflow_id)
+        return [_record(RunRecord, r) for r in rows]
 
     def count_runs(self) -> int:
         return self._store.count_runs()

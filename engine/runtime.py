@@ -32,13 +32,14 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import tools
-from engine.errors import EngineError
+from engine.config import Settings
+from engine.errors import EngineError, Problem, WorkflowInvalid
 from engine.events import TERMINAL_TYPES, Event
-from engine.errors import Problem, WorkflowInvalid
 from engine.executor import Replay, execute, replay_from_events
 from engine.fork import (
     FINISHED,
@@ -57,6 +58,7 @@ from engine.reader import RunReader, RunRecord
 from engine.single_node import NodeTestContext, NodeTestResult, NodeTests, node_test_context
 from engine.store import Store, WorkflowRef, process_owner
 from engine.validate import load_workflow
+from tools import config as tool_settings
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -101,7 +103,7 @@ class RunInfo:
         return self.status not in ("running",)
 
     @classmethod
-    def from_row(cls, row: RunRecord | Any) -> "RunInfo":
+    def from_row(cls, row: RunRecord | Any) -> RunInfo:
         """From a stored run: a :class:`~engine.reader.RunRecord` (or the store's row)."""
         return cls(
             run_id=row.run_id,
@@ -174,7 +176,9 @@ class Runtime:
     Args:
         database_url: any SQLAlchemy URL; default ``DATABASE_URL``, else SQLite under ``DATA_DIR``.
         data_dir: the data directory when no URL is given (default ``DATA_DIR`` or ``./data``).
-        llm: the chat model for agents (default: an endpoint if configured, else the offline model).
+        llm: the chat model for agents (default: the settings' endpoint if configured, else the offline model).
+        settings: the configuration (:class:`engine.config.Settings`; default: read from the environment and
+            the settings file now). :meth:`update_settings` swaps it for the runs started after.
         buffer_events: how many recent events each run keeps in memory.
         heartbeat_s: how often running runs are marked alive in the store.
     """
@@ -187,8 +191,12 @@ class Runtime:
         llm: ChatModel | None = None,
         buffer_events: int = 10_000,
         heartbeat_s: float = 5.0,
+        settings: Settings | None = None,
     ):
-        self.store = Store(database_url, data_dir=data_dir, on_write_failure=self._on_write_failure)
+        self._settings = settings or Settings.from_env()
+        self.store = Store(
+            database_url, data_dir=data_dir, on_write_failure=self._on_write_failure, settings=self._settings
+        )
         self.reader = RunReader(self.store)
         self.interrupted_at_start = self.store.mark_interrupted()
         self._llm = llm
@@ -203,6 +211,18 @@ class Runtime:
         self._thread.start()
         self._heartbeat = asyncio.run_coroutine_threadsafe(self._beat(heartbeat_s), self._loop)
         self._node_tests = NodeTests(self._loop)
+
+    # --- settings ------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """The configuration runs started now are handed (immutable; replaced whole by :meth:`update_settings`)."""
+        return self._settings
+
+    def update_settings(self, settings: Settings) -> None:
+        """Hand ``settings`` to the runs (and node tests, tool calls) started from now on; running ones keep
+        theirs. The store stays as opened (a new ``DATA_DIR`` or ``DATABASE_URL`` needs a restart)."""
+        self._settings = settings  # one reference swap: a reader sees the old object or the new one, whole
 
     # --- submitting, cancelling, resuming ---------------------------------------------
 
@@ -360,7 +380,9 @@ class Runtime:
         ref = WorkflowRef(row.workflow_id, row.workflow_version, row.workflow_name, False)
         new_id = uuid.uuid4().hex
         now = time.time()
-        self.store.create_run(run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=forked_from, created_at=now)
+        self.store.create_run(
+            run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=forked_from, created_at=now
+        )
         live = self._register(new_id, row.workflow_name, inputs, created_at=now)
         live.forked_from = forked_from
         self._start(live, workflow, inputs, replay)
@@ -469,10 +491,16 @@ class Runtime:
             raise RunNotFound(run_id)
         return info
 
-    def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> "tools.ToolResult":
+    def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> tools.ToolResult:
         """Call a registered tool on the runtime's loop (the Tools page's "try it")."""
         self._check_open()
-        return asyncio.run_coroutine_threadsafe(tools.call_tool(name, args), self._loop).result(timeout)
+        settings = self._settings.tools
+
+        async def call() -> tools.ToolResult:
+            with tool_settings.using(settings):
+                return await tools.call_tool(name, args)
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout)
 
     # --- testing one node (engine.single_node: no run is created, nothing is stored) ------------------
 
@@ -500,7 +528,9 @@ class Runtime:
             NodeTestInvalid: before anything runs.
         """
         self._check_open()
-        return self._node_tests.start(workflow_doc, node_id, values, llm=self._llm or default_chat_model(), timeout_s=timeout_s)
+        settings = self._settings
+        llm = self._llm or default_chat_model(settings.llm)
+        return self._node_tests.start(workflow_doc, node_id, values, llm=llm, timeout_s=timeout_s, settings=settings)
 
     def cancel_node_test(self, test_id: str) -> bool:
         """Stop a running node test; True if it was running."""
@@ -540,10 +570,8 @@ class Runtime:
         deadline = time.monotonic() + timeout
         for run_id in list(self._runs):
             self.wait(run_id, timeout=max(0.0, deadline - time.monotonic()))
-        try:
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
             asyncio.run_coroutine_threadsafe(self._cancel_all_tasks(), self._loop).result(timeout=5)
-        except (concurrent.futures.TimeoutError, RuntimeError):
-            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
         if not self._thread.is_alive():
@@ -558,7 +586,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def __enter__(self) -> "Runtime":
+    def __enter__(self) -> Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -584,9 +612,14 @@ class Runtime:
         return live
 
     def _start(self, live: _Live, workflow: Workflow, inputs: dict[str, Any], replay: Replay | None) -> None:
-        live.future = asyncio.run_coroutine_threadsafe(self._drive(live, workflow, inputs, replay), self._loop)
+        settings = self._settings  # the run keeps the settings in effect when it was started
+        live.future = asyncio.run_coroutine_threadsafe(
+            self._drive(live, workflow, inputs, replay, settings), self._loop
+        )
 
-    async def _drive(self, live: _Live, workflow: Workflow, inputs: dict[str, Any], replay: Replay | None) -> None:
+    async def _drive(
+        self, live: _Live, workflow: Workflow, inputs: dict[str, Any], replay: Replay | None, settings: Settings
+    ) -> None:
         store = self.store
 
         def sink(event: Event) -> None:
@@ -604,7 +637,7 @@ class Runtime:
                         live.failed_tokens += prompt + completion
                 live.cond.notify_all()
 
-        llm = self._llm or default_chat_model()
+        llm = self._llm or default_chat_model(settings.llm)
         live.task = asyncio.current_task()
         if live.cancel_requested:  # cancelled before it started: record that, run nothing
             first = (replay.last_seq if replay else 0) + 1
@@ -623,7 +656,9 @@ class Runtime:
             self._finish(live, "cancelled", None, None, None)
             return
         try:
-            result = await execute(workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay)
+            result = await execute(
+                workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay, settings=settings
+            )
         except BaseException as exc:  # an engine bug must not leave the run "running" forever
             status, error, node_id, output = "failed", f"internal error: {type(exc).__name__}: {exc}", None, None
             if isinstance(exc, asyncio.CancelledError):
@@ -633,10 +668,9 @@ class Runtime:
         finally:
             live.task = None  # from here on a cancel has nothing to stop
         # "finished" is said only once the terminal event is durable (or its write has failed)
-        try:
+        # shutting down, or a stuck disk: say how it ended all the same
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(store.writer.committed_future(live.run_id, live.last_seq), 30.0)
-        except (asyncio.CancelledError, TimeoutError):  # shutting down, or a stuck disk: say how it ended all the same
-            pass
         self._finish(live, status, error, node_id, output)
 
     @staticmethod

@@ -38,7 +38,6 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import itertools
-import os
 import threading
 import time
 import uuid
@@ -49,6 +48,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine import template_budget
+from engine.config import Settings as StudioSettings
 from engine.errors import EngineError, NodeTimeout, Problem
 from engine.events import Event, EventType
 from engine.executor import _FOREIGN_DATA, NodeContextImpl, _json_data, _json_value, _reason
@@ -58,6 +58,8 @@ from engine.nodes import KINDS, compile_config
 from engine.nodes.agent import AgentSpec
 from engine.nodes.base import BASE_SCOPE, Compiler
 from engine.nodes.map import MapSpec
+from memory import config as memory_settings
+from tools import config as tool_settings
 
 TEST_TIME_LIMIT_S = 300.0
 """Longest a node test may take when neither the node nor the workflow sets a timeout, in seconds."""
@@ -65,7 +67,9 @@ TEST_TIME_LIMIT_S = 300.0
 RUNS_LOOKED_AT = 20
 """How many of the workflow's latest runs are searched for the node's latest inputs."""
 
-_EMPTY_OF_TYPE: Mapping[str, Any] = {"string": "", "number": 0, "integer": 0, "boolean": False, "object": {}, "array": []}
+_EMPTY_OF_TYPE: Mapping[str, Any] = {
+    "string": "", "number": 0, "integer": 0, "boolean": False, "object": {}, "array": []
+}
 
 
 class NodeTestInvalid(EngineError):
@@ -152,7 +156,9 @@ def referenced(document: Mapping[str, Any], node_id: str) -> tuple[frozenset[str
     return frozenset(node_refs), frozenset(input_refs), whole_nodes
 
 
-def node_test_context(store: Any, document: Mapping[str, Any], node_id: str, *, workflow_id: str | None = None) -> NodeTestContext:
+def node_test_context(
+    store: Any, document: Mapping[str, Any], node_id: str, *, workflow_id: str | None = None
+) -> NodeTestContext:
     """The inputs ``node_id`` received in its latest run of this workflow, else the ones its templates need, empty.
 
     The workflow is found by ``workflow_id`` or else by the document's name. Of its latest
@@ -257,7 +263,8 @@ def _compiled(document: Mapping[str, Any], node_id: str) -> tuple[Node, _SpecCom
         raise NodeTestInvalid(invalid) from None
     node_ids = frozenset(str(n.get("id")) for n in raw_nodes if isinstance(n, Mapping) and isinstance(n.get("id"), str))
     problems: list[Problem] = []
-    compiler = _SpecCompiler(where, problems, BASE_SCOPE, node_ids, frozenset(str(k) for k in _declared_inputs(document)))
+    declared = frozenset(str(k) for k in _declared_inputs(document))
+    compiler = _SpecCompiler(where, problems, BASE_SCOPE, node_ids, declared)
     compiler.spec = compile_config(node.type, node.config, compiler)
     if problems:
         raise NodeTestInvalid(problems)
@@ -275,7 +282,15 @@ class _SpecCompiler(Compiler):
 class _TestRun:
     """What :class:`engine.executor.NodeContextImpl` needs of a run, for a run of one node."""
 
-    def __init__(self, test_id: str, workflow_name: str, inputs: dict[str, Any], nodes: dict[str, Any], llm: ChatModel, model: str):
+    def __init__(
+        self,
+        test_id: str,
+        workflow_name: str,
+        inputs: dict[str, Any],
+        nodes: dict[str, Any],
+        llm: ChatModel,
+        model: str,
+    ):
         self.run_id = test_id
         self.workflow = _Named(workflow_name)
         self.inputs = inputs
@@ -354,8 +369,11 @@ async def run_node_test(
     llm: ChatModel,
     test_id: str | None = None,
     timeout_s: float | None = None,
+    settings: StudioSettings | None = None,
 ) -> NodeTestResult:
     """Run ``node_id`` once with ``values`` (see :class:`NodeTestContext`); never raises for the node's own failure.
+
+    ``settings`` (default: the environment's) give the default model and configure the tools and memory.
 
     Raises:
         NodeTestInvalid: the node is unknown or does not compile, or ``values`` are not usable.
@@ -365,7 +383,8 @@ async def run_node_test(
     limit = timeout_s if timeout_s is not None else time_limit(document, node_id)
     test_id = test_id or uuid.uuid4().hex
     name = str(document.get("name") or "workflow")
-    model = _settings(document).model or os.environ.get("OPENAI_MODEL") or "gpt-4o-mini"
+    settings = settings or StudioSettings.from_env()
+    model = _settings(document).model or settings.llm.default_model
     run = _TestRun(test_id, name, inputs, nodes, llm, model)
     spec = compiler.spec
     if _saves_memory(node.type, spec):
@@ -379,7 +398,8 @@ async def run_node_test(
     status, output, error = "completed", None, None
     try:
         async with asyncio.timeout(limit) as deadline:
-            output = _json_value(await runner(spec, ctx))  # type: ignore[arg-type]  # as the executor calls it
+            with tool_settings.using(settings.tools), memory_settings.using(settings.memory):
+                output = _json_value(await runner(spec, ctx))  # type: ignore[arg-type]  # as the executor calls it
     except asyncio.CancelledError:
         status, error = "cancelled", "cancelled"
     except TimeoutError:
@@ -491,7 +511,7 @@ class NodeTests:
         self._lock = threading.Lock()
 
     def start(self, document: Mapping[str, Any], node_id: str, values: Mapping[str, Any], *, llm: ChatModel,
-              timeout_s: float | None = None) -> str:
+              timeout_s: float | None = None, settings: StudioSettings | None = None) -> str:
         """Start a test; returns its id at once. NodeTestInvalid before anything runs."""
         _compiled(document, node_id)
         check_values(values)
@@ -502,7 +522,9 @@ class NodeTests:
             pending.task = asyncio.current_task()
             if pending.cancel_requested:
                 raise asyncio.CancelledError
-            return await run_node_test(document, node_id, values, llm=llm, test_id=test_id, timeout_s=timeout_s)
+            return await run_node_test(
+                document, node_id, values, llm=llm, test_id=test_id, timeout_s=timeout_s, settings=settings
+            )
 
         def done(fut: concurrent.futures.Future[NodeTestResult]) -> None:
             pending.task = None

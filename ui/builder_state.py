@@ -21,6 +21,7 @@ canvas redraw they cause happens in the same run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -32,8 +33,6 @@ import streamlit as st
 from streamlit_flow.elements import StreamlitFlowEdge, StreamlitFlowNode
 from streamlit_flow.state import StreamlitFlowState
 
-from engine import WorkflowInvalid
-from engine import settings as user_settings
 from engine.errors import Problem
 from engine.reader import RunReader
 from ui import builder_doc as bd
@@ -291,7 +290,8 @@ def _arrive(version: int | None, baseline: dict[str, Any] | None = None) -> None
 
 def _new_document() -> dict[str, Any]:
     """What "New" opens: the Settings page's run timeout for new workflows applies."""
-    return bd.new_document(_free_name("Untitled workflow"), timeout_s=user_settings.load().new_workflow_timeout_s)
+    timeout_s = get_runtime().settings.saved.new_workflow_timeout_s
+    return bd.new_document(_free_name("Untitled workflow"), timeout_s=timeout_s)
 
 
 def _free_name(name: str) -> str:
@@ -465,7 +465,9 @@ def act_open(choice_key: str) -> None:
         if draft is None:
             flash("warning", "That draft is gone (saved or discarded meanwhile).")
             return
-        st.session_state[BUILDER_ARRIVING] = (copy.deepcopy(draft.document), draft.source, None, None, draft.key, draft.updated_at)
+        st.session_state[BUILDER_ARRIVING] = (
+            copy.deepcopy(draft.document), draft.source, None, None, draft.key, draft.updated_at
+        )
         finish_arrival()
         return
     try:
@@ -544,10 +546,8 @@ def now_saved(document: dict[str, Any], workflow_id: str) -> None:
     st.session_state[DRAFT] = workflow_id
     st.session_state[RESTORED] = None
     for key in {old_key, workflow_id} - {None}:
-        try:
+        with contextlib.suppress(Exception):  # a draft left behind is dropped by the next save
             get_runtime().drop_draft(str(key))
-        except Exception:  # noqa: BLE001 - a draft left behind is dropped by the next save
-            pass
     st.session_state[DRAFT_DIGEST] = None
 
 
@@ -559,10 +559,14 @@ def act_discard_draft() -> None:
     wid = saved_id()
     found = reader().workflow_version(wid) if wid else None
     if found is not None:
-        st.session_state[BUILDER_ARRIVING] = (copy.deepcopy(found.document), f"saved:{wid}", None, copy.deepcopy(found.document), wid, None)
+        document = found.document
+        st.session_state[BUILDER_ARRIVING] = (
+            copy.deepcopy(document), f"saved:{wid}", None, copy.deepcopy(document), wid, None
+        )
     else:
         fresh = _new_document()
-        st.session_state[BUILDER_ARRIVING] = (fresh, "new", None, copy.deepcopy(fresh), f"new:{uuid.uuid4().hex[:16]}", None)
+        fresh_key = f"new:{uuid.uuid4().hex[:16]}"
+        st.session_state[BUILDER_ARRIVING] = (fresh, "new", None, copy.deepcopy(fresh), fresh_key, None)
     finish_arrival()
     flash("info", "Draft discarded.")
 
@@ -612,7 +616,8 @@ def _take_palette_clicks() -> None:
 
     def apply(node_types: list[str]) -> None:  # no session-state access in here (see ui/palette.py)
         for node_type in node_types:
-            if not editable or node_type not in bd.PALETTE:  # the value comes from the browser: only the palette's types
+            # the value comes from the browser: only the palette's types
+            if not editable or node_type not in bd.PALETTE:
                 continue
             if added:
                 added.append(bd.add_node(document, node_type, added[-1]))
@@ -679,7 +684,11 @@ def act_restore_version() -> None:
     finish_arrival()
     flash(
         "success",
-        (f"Restored version {version} as version {ref.version}." if ref.created else f"Version {version} is already the latest.")
+        (
+            f"Restored version {version} as version {ref.version}."
+            if ref.created
+            else f"Version {version} is already the latest."
+        )
         + (" Your unsaved draft of the workflow was discarded." if had_draft else ""),
     )
 

@@ -19,11 +19,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from engine import settings as user_settings
 from engine.attempts import Attempt
 from engine.costs import cost_of, format_usd, prices_from
 from engine.run_times import RunTimes, duration, label
 from engine.runtime import RunInfo, Runtime
+from ui.runtime import get_runtime
 from ui.status import RUN_BADGES, RunView
 from ui.text import clip, md_escape
 
@@ -210,16 +210,14 @@ def render_tokens(view: RunView, info: RunInfo) -> None:
     completion = max(view.usage.completion_tokens, info.completion_tokens)
     estimated = view.usage.estimated or info.tokens_estimated
     failed = max(view.usage.failed_tokens, info.failed_tokens)
-    cost = cost_of(view.usage, prices_from(user_settings.load().prices))
+    cost = cost_of(view.usage, prices_from(get_runtime().settings.saved.prices))
     label, mark = (" (estimated)", "~") if estimated else ("", "")
     cols = st.columns(4)
     cols[0].metric("Prompt tokens" + label, f"{mark}{prompt:,}")
     cols[1].metric("Completion tokens" + label, f"{mark}{completion:,}")
     cols[2].metric("Total tokens" + label, f"{mark}{prompt + completion:,}")
-    if cost.complete:
-        shown = format_usd(cost.usd)
-    else:
-        shown = f"≥ {format_usd(cost.usd)}" if cost.usd else "—"
+    at_least = f"≥ {format_usd(cost.usd)}" if cost.usd else "—"
+    shown = format_usd(cost.usd) if cost.complete else at_least
     cols[3].metric(
         "Estimated cost", shown, help="Tokens × the prices set on the Settings page; the offline model is free."
     )

@@ -22,6 +22,7 @@ import streamlit as st
 from memory import EmbedderMismatch, MemoryManager, MemoryStoreError, list_agents
 from ui import flash
 from ui.nav import open_in_history
+from ui.runtime import get_runtime
 from ui.text import md_escape
 
 PAGE_SIZE = 20
@@ -36,22 +37,24 @@ def problem(what: str, exc: MemoryStoreError, agent: str | None = None) -> str:
             f"{md_escape(what)}: the long-term memories of {whose} were saved with another embedding model "
             f"({md_escape(exc.stored)}) than the one memory uses now ({md_escape(exc.requested)}), and vectors of "
             f"different models cannot be compared. To use them again, set **Memory embeddings** back to "
-            f"**{exc.stored_setting}** on the Settings page; to start over with the new model, clear this agent's memories "
-            "in the **Clear** tab."
+            f"**{exc.stored_setting}** on the Settings page; to start over with the new model, clear this agent's "
+            "memories in the **Clear** tab."
         )
     return f"{md_escape(what)}: {md_escape(exc)}"
 
 
 st.title("Memory")
 st.caption(
-    "Long-term memories live in ChromaDB with offline MiniLM embeddings (or the endpoint's, with MEMORY_EMBEDDINGS=openai); "
-    "recent turns live beside the runs. Agents get memory through an agent node's `memory` config."
+    "Long-term memories live in ChromaDB with offline MiniLM embeddings (or the endpoint's, with "
+    "MEMORY_EMBEDDINGS=openai); recent turns live beside the runs. Agents get memory through an agent node's "
+    "`memory` config."
 )
 
 flash.show(FLASH)
+memory_settings = get_runtime().settings.memory  # as the runs started now are configured
 
 try:
-    agents = list_agents()
+    agents = list_agents(settings=memory_settings)
 except MemoryStoreError as exc:
     st.error(problem("Memory is unavailable", exc))
     st.stop()
@@ -65,20 +68,23 @@ with st.sidebar:
         added = st.form_submit_button("Add memory")
     if added:
         try:
-            MemoryManager(new_agent.strip()).add_memory(new_text, new_kind)
+            MemoryManager(new_agent.strip(), settings=memory_settings).add_memory(new_text, new_kind)
         except MemoryStoreError as exc:
             st.error(problem("Could not save the memory", exc, new_agent.strip()))
         else:
             st.success(f"Saved for {md_escape(new_agent.strip())}.")
             st.session_state["memory_agent"] = new_agent.strip()
             try:
-                agents = list_agents()
+                agents = list_agents(settings=memory_settings)
             except MemoryStoreError as exc:
                 st.error(problem("Memory is unavailable", exc))
                 st.stop()
 
 if not agents:
-    st.info("No agent has memories yet. Run the **Memory chat** example (Home) twice, or add a memory by hand in the sidebar.")
+    st.info(
+        "No agent has memories yet. Run the **Memory chat** example (Home) twice, or add a memory by hand in the "
+        "sidebar."
+    )
     st.stop()
 
 counts = pd.DataFrame(
@@ -91,7 +97,7 @@ if st.session_state.get("memory_agent") not in ids:
     st.session_state["memory_agent"] = ids[0]
 agent_id = st.selectbox("Agent", ids, key="memory_agent")
 try:
-    manager = MemoryManager(agent_id)
+    manager = MemoryManager(agent_id, settings=memory_settings)
 except MemoryStoreError as exc:
     st.error(problem("Memory is unavailable", exc, agent_id))
     st.stop()

@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, replace
 from typing import Any
@@ -65,10 +64,7 @@ _MAX_MEMORY_LINES = 100
 _CHUNK_RE = re.compile(r"\s+|\S+\s*")
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
-    """a an the is are was were be been am i me my mine you your yours we our us he she it its they them their
-    what whats who whom which when where why how do does did done of to in on at for from with by about as and or
-    but if then than so that this these those there here s t d ll re ve m not no yes can could would should will
-    shall may might must have has had please tell know remember any some""".split()
+    ["a", "an", "the", "is", "are", "was", "were", "be", "been", "am", "i", "me", "my", "mine", "you", "your", "yours", "we", "our", "us", "he", "she", "it", "its", "they", "them", "their", "what", "whats", "who", "whom", "which", "when", "where", "why", "how", "do", "does", "did", "done", "of", "to", "in", "on", "at", "for", "from", "with", "by", "about", "as", "and", "or", "but", "if", "then", "than", "so", "that", "this", "these", "those", "there", "here", "s", "t", "d", "ll", "re", "ve", "m", "not", "no", "yes", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "have", "has", "had", "please", "tell", "know", "remember", "any", "some"]
 )
 
 
@@ -963,27 +959,23 @@ class OfflineChatModel:
     """A deterministic model that needs no endpoint; see the module docstring for its rules.
 
     Args:
-        token_delay_s: pause between streamed chunks; None reads env
-            ``OFFLINE_TOKEN_DELAY_S`` at each call, else 0.005 s.
+        token_delay_s: pause between streamed chunks; None: ``OFFLINE_TOKEN_DELAY_S`` of the environment's
+            settings (``engine.config``; default 0.005 s), read here once.
     """
 
     name = "offline"
 
     def __init__(self, *, token_delay_s: float | None = None):
-        self._token_delay_s = token_delay_s
+        if token_delay_s is None:
+            from engine.config import Settings  # the default for direct use: the environment's settings
+
+            token_delay_s = Settings.from_env().llm.offline_token_delay_s
+        self._token_delay_s = max(0.0, float(token_delay_s))
 
     @property
     def token_delay_s(self) -> float:
         """The pause between chunks, in seconds."""
-        if self._token_delay_s is not None:
-            return max(0.0, float(self._token_delay_s))
-        raw = os.environ.get(TOKEN_DELAY_ENV, "").strip()
-        if raw:
-            try:
-                return max(0.0, float(raw))
-            except ValueError:
-                pass
-        return DEFAULT_TOKEN_DELAY_S
+        return self._token_delay_s
 
     async def chat(
         self, request: ChatRequest, on_delta: DeltaSink, on_failure: FailureSink | None = None
