@@ -25,20 +25,25 @@ one line per such variable, naming it. Secrets (``OPENAI_API_KEY``,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
+from typing import TYPE_CHECKING
 
 from datadir.env import EnvReader
 from engine.errors import ConfigInvalid
 from engine.settings import ENV_VARIABLES, Source
 from engine.settings import Settings as SavedSettings
 from engine.settings import load as load_saved
-from memory.config import EMBEDDINGS, MemorySettings
+from tools import config as tool_config
 from tools.config import ToolSettings
+
+if TYPE_CHECKING:  # memory may be missing from an installation: the store and the API work without it
+    from memory.config import MemorySettings
 
 __all__ = ["ApiSettings", "LlmSettings", "Settings", "ConfigInvalid"]
 
@@ -105,7 +110,7 @@ class Settings:
     data_dir: Path = Path("data").resolve()  # DATA_DIR, resolved when read
     database_url: str | None = None  # DATABASE_URL; None: SQLite under data_dir
     llm: LlmSettings = LlmSettings()
-    memory: MemorySettings = MemorySettings()
+    memory: MemorySettings | None = None  # None: the memory package cannot be imported here
     tools: ToolSettings = ToolSettings()
     api: ApiSettings = ApiSettings()
     saved: SavedSettings = field(default_factory=SavedSettings, compare=False, repr=False)
@@ -129,6 +134,8 @@ class Settings:
             ConfigInvalid: values that do not parse, one line per variable naming it.
         """
         env = EnvReader(os.environ if environ is None else environ)
+        memory_config = _memory_config()
+        embeddings_values = memory_config.EMBEDDINGS if memory_config is not None else {"offline": "offline"}
         data_dir = Path(env.text("DATA_DIR", "data")).expanduser().resolve()
         settings_file = settings_file or data_dir / "settings.json"
         saved = load_saved(settings_file)
@@ -136,7 +143,7 @@ class Settings:
         env_values = {
             "base_url": env.text("OPENAI_BASE_URL"),
             "model": env.text("OPENAI_MODEL"),
-            "embeddings": env.choice("MEMORY_EMBEDDINGS", "", EMBEDDINGS),
+            "embeddings": env.choice("MEMORY_EMBEDDINGS", "", embeddings_values) if memory_config else "",
         }
         file_values = {name: _saved_value(saved, name) if has_file else "" for name in env_values}
         llm = LlmSettings(
@@ -145,12 +152,14 @@ class Settings:
             model=env_values["model"] or file_values["model"],
             offline_token_delay_s=env.number("OFFLINE_TOKEN_DELAY_S", DEFAULT_TOKEN_DELAY_S, zero=True),
         )
-        memory = dataclasses.replace(
-            MemorySettings.read(env),
-            data_dir=data_dir,
-            embeddings=env_values["embeddings"] or file_values["embeddings"] or "offline",
-            openai_base_url=llm.base_url,
-        )
+        memory = None
+        if memory_config is not None:
+            memory = dataclasses.replace(
+                memory_config.MemorySettings.read(env),
+                data_dir=data_dir,
+                embeddings=env_values["embeddings"] or file_values["embeddings"] or "offline",
+                openai_base_url=llm.base_url,
+            )
         tools = dataclasses.replace(ToolSettings.read(env), data_dir=data_dir)
         api = ApiSettings.read(env)
         if env.problems:
@@ -173,9 +182,21 @@ class Settings:
 
     def in_effect(self) -> SavedSettings:
         """The Settings page's fields as in effect (the endpoint fields may come from the environment)."""
-        return dataclasses.replace(
-            self.saved, base_url=self.llm.base_url, model=self.llm.model, embeddings=self.memory.embeddings
-        )
+        embeddings = self.memory.embeddings if self.memory is not None else self.saved.embeddings
+        return dataclasses.replace(self.saved, base_url=self.llm.base_url, model=self.llm.model, embeddings=embeddings)
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[Settings]:
+        """Tool calls and memory used in this block (and in the tasks and threads it starts) are configured by
+        these settings (:func:`tools.config.using`, :func:`memory.config.using`): how a run is handed them."""
+        with tool_config.using(self.tools):
+            if self.memory is None:
+                yield self
+                return
+            from memory import config as memory_config
+
+            with memory_config.using(self.memory):
+                yield self
 
     def with_saved(self, saved: SavedSettings, *, keep: Collection[str] = ()) -> Settings:
         """These settings after the Settings page saved ``saved``: its endpoint fields take effect (over
@@ -188,16 +209,27 @@ class Settings:
             base_url=values.get("base_url", self.llm.base_url),
             model=values.get("model", self.llm.model),
         )
-        memory = dataclasses.replace(
-            self.memory, embeddings=values.get("embeddings") or self.memory.embeddings, openai_base_url=llm.base_url
-        )
+        memory = self.memory
+        if memory is not None:
+            memory = dataclasses.replace(
+                memory, embeddings=values.get("embeddings") or memory.embeddings, openai_base_url=llm.base_url
+            )
         sources = {name: source for name, source in self.sources.items() if name not in apply}
         return dataclasses.replace(self, llm=llm, memory=memory, saved=saved, sources=MappingProxyType(sources))
+
+
+def _memory_config() -> ModuleType | None:
+    """``memory.config``, or None when the memory package cannot be imported (its settings are then not read)."""
+    try:
+        from memory import config
+    except ImportError:
+        return None
+    return config
 
 
 def _saved_value(saved: SavedSettings, name: str) -> str:
     """A settings-file field as the environment variable would give it ("" = unset; embeddings normalised)."""
     value = str(getattr(saved, name) or "").strip()
     if name == "embeddings":
-        return EMBEDDINGS.get(value.lower(), "offline") if value else ""
+        return "openai" if value.lower() == "openai" else ("offline" if value else "")
     return value

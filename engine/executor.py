@@ -31,8 +31,6 @@ from engine.llm.base import ChatModel
 from engine.model import Workflow
 from engine.nodes import KINDS
 from engine.plan import Plan, PlanNode
-from memory import config as memory_settings
-from tools import config as tool_settings
 
 EventSink = Callable[[Event], None]
 _EMPTY: Mapping[str, Any] = {}
@@ -634,5 +632,5 @@ async def execute(
         workflow, inputs, llm=llm, on_event=on_event, run_id=run_id, replay=replay,
         default_model=settings.llm.default_model,
     )
-    with tool_settings.using(settings.tools), memory_settings.using(settings.memory):
+    with settings.applied():
         return await run.run()

@@ -58,8 +58,6 @@ from engine.nodes import KINDS, compile_config
 from engine.nodes.agent import AgentSpec
 from engine.nodes.base import BASE_SCOPE, Compiler
 from engine.nodes.map import MapSpec
-from memory import config as memory_settings
-from tools import config as tool_settings
 
 TEST_TIME_LIMIT_S = 300.0
 """Longest a node test may take when neither the node nor the workflow sets a timeout, in seconds."""
@@ -398,7 +396,7 @@ async def run_node_test(
     status, output, error = "completed", None, None
     try:
         async with asyncio.timeout(limit) as deadline:
-            with tool_settings.using(settings.tools), memory_settings.using(settings.memory):
+            with settings.applied():
                 output = _json_value(await runner(spec, ctx))  # type: ignore[arg-type]  # as the executor calls it
     except asyncio.CancelledError:
         status, error = "cancelled", "cancelled"
