@@ -67,7 +67,8 @@ def run_times(
 
 
 def duration(seconds: float | None) -> str:
-    """Seconds as people read them: ``"615 ms"``, ``"9.7 s"``, ``"2 min 30 s"``, ``"1 h 05 min"``; ``"—"`` if unknown."""
+    """Seconds as people read them: ``"615 ms"``, ``"9.7 s"``, ``"2 min 30 s"``, ``"1 h 05 min"``; ``"—"`` if
+    unknown."""
     if seconds is None:
         return "—"
     if seconds < 1:
@@ -131,12 +132,18 @@ def clock_of(events: Iterable[Event]) -> RunClock:
 class TimedRun(Protocol):
     """What :func:`times_of_rows` needs of a stored run (``engine.store.RunRow`` has it)."""
 
-    run_id: str
-    status: str
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    resumed: int
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def started_at(self) -> float | None: ...
+    @property
+    def finished_at(self) -> float | None: ...
+    @property
+    def resumed(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -655,6 +655,10 @@ class Runtime:
             sink(Event(first, live.run_id, time.time(), "run.cancelled", None, {}))
             self._finish(live, "cancelled", None, None, None)
             return
+        status: str
+        error: str | None
+        node_id: str | None
+        output: Any
         try:
             result = await execute(
                 workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay, settings=settings

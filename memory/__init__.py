@@ -38,6 +38,7 @@ about 2 s); a collection made with another embedding model raises
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -325,9 +326,21 @@ class MemoryManager:
         return await asyncio.to_thread(self.conversation, budget_tokens, model)
 
     async def aadd_interaction(
-        self, user_msg: str, assistant_msg: str, save_to_longterm: bool = True, **provenance: str | None
+        self,
+        user_msg: str,
+        assistant_msg: str,
+        save_to_longterm: bool = True,
+        *,
+        run_id: str | None = None,
+        node_id: str | None = None,
+        workflow: str | None = None,
+        save_to_shortterm: bool = True,
     ) -> list[str]:
-        return await asyncio.to_thread(self.add_interaction, user_msg, assistant_msg, save_to_longterm, **provenance)
+        add = functools.partial(
+            self.add_interaction, user_msg, assistant_msg, save_to_longterm,
+            run_id=run_id, node_id=node_id, workflow=workflow, save_to_shortterm=save_to_shortterm,
+        )
+        return await asyncio.to_thread(add)
 
     async def aadd_memory(self, text: str, kind: str = "fact", **provenance: str | None) -> str:
         return await asyncio.to_thread(self.add_memory, text, kind, **provenance)

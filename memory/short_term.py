@@ -328,7 +328,9 @@ class ShortTermStore:
             "truncated": truncated,
         }
         with self._connect(write=True) as conn:
-            new_id = conn.execute(turns_table.insert().values(**row)).inserted_primary_key[0]
+            key = conn.execute(turns_table.insert().values(**row)).inserted_primary_key
+            assert key is not None  # an INSERT always has one
+            new_id = key[0]
         return _turn({**row, "id": new_id})
 
     def window(self, agent_id: str, *, budget_tokens: int | None = None, model: str | None = None) -> list[Turn]:
