@@ -43,7 +43,7 @@ class EnvReader:
         return (self.environ.get(name) or "").strip()
 
     def integer(self, name: str, default: int, *, low: int = 1, high: int | None = None, what: str = "") -> int:
-        """A whole number from ``low`` to ``high`` (inclusive)."""
+        """A whole number from ``low`` to ``high`` (inclusive); ``what`` names its unit in the problem."""
         raw = self.text(name)
         if not raw:
             return default
@@ -53,7 +53,7 @@ class EnvReader:
             value = None
         if value is None or value < low or (high is not None and value > high):
             span = f"from {low} to {high}" if high is not None else f"of at least {low}"
-            self._problem(name, raw, f"must be a whole number {span}{' (' + what + ')' if what else ''}")
+            self._problem(name, raw, f"must be {'a number of ' + what + ', ' if what else ''}a whole number {span}")
             return default
         return value
 

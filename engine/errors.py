@@ -105,5 +105,5 @@ class ConfigInvalid(EngineError):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         count = len(self.problems)
-        head = f"the configuration is invalid ({count} problem{'s' if count != 1 else ''}): "
+        head = "" if count == 1 else f"{count} settings are invalid: "
         super().__init__(head + "; ".join(self.problems))

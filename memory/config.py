@@ -57,7 +57,7 @@ class MemorySettings:
             short_term_tokens=env.integer("MEMORY_SHORT_TERM_TOKENS", 2000, what="tokens"),
             short_term_max_turns=env.integer("MEMORY_SHORT_TERM_MAX_TURNS", 50, what="turns"),
             chroma_host=env.optional("CHROMA_HOST"),
-            chroma_port=env.integer("CHROMA_PORT", 8000, high=65535, what="a port"),
+            chroma_port=env.integer("CHROMA_PORT", 8000, high=65535, what=""),
             collection=env.text("MEMORY_COLLECTION", "memory"),
             max_chars=env.integer("MEMORY_MAX_CHARS", 8000, low=100, what="characters"),
             embeddings=env.choice("MEMORY_EMBEDDINGS", "offline", EMBEDDINGS),

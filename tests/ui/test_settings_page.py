@@ -214,5 +214,5 @@ def test_an_embeddings_value_memory_does_not_know_is_refused_with_one_line(
     at.run()
     assert not at.exception, at.exception
     errors = " ".join(e.value for e in at.error).replace("\\", "")
-    line = "Configuration: the configuration is invalid (1 problem): MEMORY_EMBEDDINGS='bert' is not one of"
+    line = "Configuration: MEMORY_EMBEDDINGS='bert' is not one of local, minilm, offline, openai"
     assert (line in errors) is refused
