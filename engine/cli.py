@@ -18,8 +18,8 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, TextIO
+from collections.abc import Callable, Mapping
+from typing import IO, Any, TextIO
 
 from engine import InputsInvalid, WorkflowInvalid, check_inputs, dashboard, load_workflow
 from engine.attempts import Attempt
@@ -28,7 +28,7 @@ from engine.costs import Usage
 from engine.events import Event
 from engine.examples import example_files, workflow_file
 from engine.fork import ForkInvalid, NotForkable
-from engine.reader import RunReader
+from engine.reader import NodeExecutionRecord, RunReader
 from engine.run_times import label
 from engine.runtime import NotResumable, RunNotFound, Runtime
 from engine.store import StoreError, StoreUrlInvalid
@@ -378,7 +378,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     shown = f"{row.prompt_tokens} prompt + {row.completion_tokens} completion"
     print(f"tokens: {'~' if row.tokens_estimated else ''}{shown}" + (f" ({'; '.join(notes)})" if notes else ""))
     origin = row.started_at or row.created_at
-    for node in sorted([*nodes, *earlier], key=lambda n: n.started_seq):
+    shown_nodes: list[NodeExecutionRecord | Attempt] = [*nodes, *earlier]
+    for node in sorted(shown_nodes, key=lambda n: n.started_seq):
         offset = (node.started_at or origin) - origin
         took = f"{node.duration_ms:9.1f} ms" if node.duration_ms is not None else "        - ms"
         name = f"{node.node_id}" + (f" #{node.execution}" if node.execution else "")
@@ -396,7 +397,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _jsonl_sink(stream: TextIO) -> Callable[[Event], None]:
+def _jsonl_sink(stream: IO[str]) -> Callable[[Event], None]:
     def write(event: Event) -> None:
         stream.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
         stream.flush()
@@ -440,14 +441,7 @@ class Progress:
                 outcome = f"error: {data['error']}" if "error" in data else result
                 return f"    -> {outcome[:160]}  {data.get('duration_ms', 0):.1f} ms"
             case "llm.completed":
-                mark = " [offline model]" if data.get("model") == "offline" else ""
-                tokens = f"{data.get('prompt_tokens')} + {data.get('completion_tokens')} tokens"
-                if data.get("estimated"):
-                    tokens = f"~{tokens} (estimated)"
-                if data.get("failed"):
-                    then = "retrying" if data.get("retrying") else "giving up"
-                    return f"    llm {data.get('model')}: try failed, {tokens} spent, {then}: {data.get('error')}"
-                return f"    llm {data.get('model')}{mark}: {tokens}"
+                return _llm_line(data)
             case "memory.recalled":
                 hits = data.get("hits") or []
                 best = f", best {hits[0].get('score', 0):.2f}" if hits else ""
@@ -461,3 +455,15 @@ class Progress:
                 return f"run {event.type.split('.')[1]}"
             case _:
                 return None
+
+
+def _llm_line(data: Mapping[str, Any]) -> str:
+    """The progress line of an ``llm.completed`` event: the model, its tokens, and a failed try's fate."""
+    mark = " [offline model]" if data.get("model") == "offline" else ""
+    tokens = f"{data.get('prompt_tokens')} + {data.get('completion_tokens')} tokens"
+    if data.get("estimated"):
+        tokens = f"~{tokens} (estimated)"
+    if data.get("failed"):
+        then = "retrying" if data.get("retrying") else "giving up"
+        return f"    llm {data.get('model')}: try failed, {tokens} spent, {then}: {data.get('error')}"
+    return f"    llm {data.get('model')}{mark}: {tokens}"
