@@ -173,6 +173,7 @@ def test_a_malformed_url_in_effect_is_reported_and_the_connection_test_says_why(
 
 
 def test_saving_into_an_unwritable_data_dir_says_where(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    get_runtime()  # the store opened in a writable folder; the settings then name one where nothing can be written
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("DATA_DIR", str(blocker / "data"))  # its parent is a file: nothing can be made in it
