@@ -25,7 +25,19 @@ Figures and targets (from the dashboard issue):
 * ``canvas_click_200``: a 200-node chain opened; a click on a node -> its form's heading in the side
   panel (≤ 1.5 s).
 
-Run: ``python bench/ui_bench.py [--repeat N] [--chain N] [--app-dir DIR] [--only cold|builder|run|canvas]``.
+* ``run_graph_start_7`` (issue 14): the 7-node branch workflow opened in the Builder
+  (``/builder?workflow=ID``), Run -> Start run; browser clock from the click on *Start run* to
+  the Run page's graph drawn with all 7 nodes. p95 over ``--tries`` (≤ 1 s). Also reported, per
+  phase (p50/p95): the address changed to ``/run`` (``url``), the Run page's body drawn (its
+  *Open in History* button: ``page``), the graph drawn (``graph``). The graph is found either
+  way: the in-page SVG (``.gv-node`` in the component's shadow root) or, in a checkout from
+  before, streamlit-flow's ``.react-flow__node`` in its iframe.
+* ``run_graph_open_2000``: a finished run of a 2,000-node chain (run beforehand by a Runtime on
+  the same store) opened by its address ``/run?run=ID`` -> all 2,000 nodes drawn (≤ 3 s).
+* ``node_click_panel``: on the 7-node run's page, a click on a node -> its panel shows its
+  output (≤ 1 s; median and max over the nodes clicked). Needs the new graph (skipped before).
+
+Run: ``python bench/ui_bench.py [--repeat N] [--chain N] [--app-dir DIR] [--only cold|builder|run|canvas|graph]``.
 Needs /usr/bin/chromium
 and Playwright (the browser tests' requirements). ``--app-dir`` benchmarks another checkout (for
 example one with a page fix applied). Figures are medians over the repeats; every run is listed.
@@ -65,7 +77,41 @@ TARGETS = {
     "run_event_latency_p95": 1.0,
     "canvas_fit_80": 3.0,
     "canvas_click_200": 1.5,
+    "run_graph_start_7": 1.0,
+    "run_graph_open_2000": 3.0,
+    "node_click_panel": 1.0,
 }
+# Marks (browser clock, ms) on the top window: the click on "Start run", the Run page's address, its body,
+# and the first moment its graph shows `window.__graphWanted` nodes (in-page SVG or, before, the
+# streamlit-flow iframe, whose frames report to the top window).
+GRAPH_RECORDER = """(() => {
+  let top;
+  try { top = window.top; top.__gm = top.__gm || {}; } catch (e) { return; }
+  const mark = (k) => { if (!(k in top.__gm)) top.__gm[k] = Date.now(); };
+  const onRun = () => { try { return top.location.pathname.endsWith('/run'); } catch (e) { return false; } };
+  const count = () => {
+    if (window !== top) return document.querySelectorAll('.react-flow__node').length;
+    const host = document.querySelector('.st-key-run_graph [data-testid=stBidiComponentIsolated]');
+    const root = host && host.shadowRoot;
+    return root ? root.querySelectorAll('.gv-node').length : 0;
+  };
+  const scan = () => {
+    if (!onRun()) return;
+    mark('url');
+    if (window === top && document.querySelector('.st-key-run_to_history')) mark('page');
+    const wanted = top.__graphWanted || 1;
+    if (count() >= wanted) mark('graph');
+  };
+  const start = () => {
+    if (window === top) document.addEventListener('click', (e) => {
+      const b = e.target.closest && e.target.closest('button');
+      if (b && (b.textContent || '').trim().endsWith('Start run')) mark('click');
+    }, true);
+    new MutationObserver(scan).observe(document.documentElement, {subtree: true, childList: true});
+    setInterval(scan, 10);
+  };
+  if (document.documentElement) start(); else document.addEventListener('DOMContentLoaded', start);
+})();"""
 # Every node's box against the canvas pane, in the canvas iframe (same test as tests/browser/test_canvas_browser.py).
 FIT_JS = """() => {
     const pane = document.querySelector('.react-flow');
@@ -378,13 +424,131 @@ def canvas_fit(browser: Any, studio: Any, root: Path, repeat: int) -> None:
          open_to_fit_s=[round(v, 3) for v in opened])  # fmt: skip
 
 
+def _graph_count(page: Any) -> int:
+    """Nodes drawn on the Run page's graph (in-page SVG, or streamlit-flow's iframe before)."""
+    try:
+        inpage = page.locator(".st-key-run_graph .gv-node").count()
+        return inpage or flow(page).locator(".react-flow__node").count()
+    except Exception:  # noqa: BLE001 - the page or iframe is being replaced
+        return 0
+
+
+def run_graph(browser: Any, studio: Any, root: Path, tries: int) -> None:
+    from engine.runtime import Runtime
+    from engine.store import Store
+
+    doc = branch_workflow("Bench graph seven")
+    store = Store(data_dir=studio.data_dir)
+    ref = store.save_workflow(doc)
+    store.close()
+    phases: dict[str, list[float]] = {"url": [], "page": [], "graph": []}
+    run_ids: list[str] = []
+    failed_starts = 0
+    for _ in range(tries):
+        context = browser.new_context(viewport=VIEWPORT)
+        context.add_init_script("window.__graphWanted = 7;" + GRAPH_RECORDER)
+        page = context.new_page()
+        try:
+            page.goto(f"{studio.url}/builder?workflow={ref.id}")
+            page.get_by_role("heading", name="Bench graph seven").first.wait_for()
+            try:
+                run_ids.append(start_run_in_builder(page))
+            except AssertionError as exc:  # the Builder did not switch (its own flake): counted, not timed
+                failed_starts += 1
+                page.screenshot(path=str(Path(tempfile.gettempdir()) / f"ui_bench_start_failed_{failed_starts}.png"))
+                print(f"ui_bench: {exc}", file=sys.stderr)
+                continue
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                marks = page.evaluate("() => window.__gm || {}")
+                if "graph" in marks and "click" in marks:
+                    break
+                time.sleep(0.05)
+            for phase in phases:
+                if phase in marks and "click" in marks:
+                    phases[phase].append((marks[phase] - marks["click"]) / 1000)
+        finally:
+            context.close()
+    graph = phases["graph"]
+    emit(
+        "run_graph_start_7",
+        percentile(graph, 0.95),
+        "s",
+        tries=tries,
+        drawn=len(graph),
+        start_did_not_switch=failed_starts,
+        p50_s=round(percentile(graph, 0.5), 3),
+        phases_p50_s={k: round(percentile(v, 0.5), 3) for k, v in phases.items()},
+        phases_p95_s={k: round(percentile(v, 0.95), 3) for k, v in phases.items()},
+        runs=[round(v, 3) for v in graph],
+    )
+
+    # click a node -> its panel shows its output (the new graph only)
+    clicks: list[float] = []
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    try:
+        page.goto(f"{studio.url}/run?run={run_ids[-1]}")
+        page.get_by_text("completed", exact=True).wait_for(timeout=60_000)
+        try:
+            page.locator(".st-key-run_graph .gv-node").first.wait_for(timeout=10_000)
+        except Exception as exc:  # noqa: BLE001 - a checkout from before the in-page graph: no click figure
+            print(f"ui_bench: no in-page graph, no click figure ({str(exc).splitlines()[0]})", file=sys.stderr)
+        if page.locator(".st-key-run_graph .gv-node").count():
+            settle(page)
+            for node_id in ("draft", "route", "join", "result", "start"):
+                started = time.monotonic()
+                page.locator(f".st-key-run_graph .gv-node[data-id='{node_id}']").click()
+                panel = page.locator(".st-key-run_node_panel")
+                panel.get_by_text("Output", exact=True).wait_for(timeout=30_000)
+                panel.locator("code", has_text=node_id).first.wait_for(timeout=30_000)
+                clicks.append(time.monotonic() - started)
+                settle(page)
+    finally:
+        context.close()
+    if clicks:
+        runs = [round(v, 3) for v in clicks]
+        emit("node_click_panel", statistics.median(clicks), "s", max_s=round(max(clicks), 3), runs=runs)
+
+    # a finished 2,000-node run opened by its address
+    big = chain_workflow("Bench two thousand", 1998)
+    runtime = Runtime(data_dir=studio.data_dir)
+    try:
+        big_id = runtime.submit(big)
+        runtime.wait(big_id, timeout=600)
+    finally:
+        runtime.shutdown()
+    opened: list[float] = []
+    for _ in range(3):
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        try:
+            started = time.monotonic()
+            page.goto(f"{studio.url}/run?run={big_id}")
+            while _graph_count(page) < 2000:
+                if time.monotonic() - started > 120:
+                    break
+                time.sleep(0.02)
+            opened.append(time.monotonic() - started)
+            if len(opened) == 1:
+                page.wait_for_timeout(500)
+                page.screenshot(path=str(Path(tempfile.gettempdir()) / "ui_bench_graph_2000.png"))
+        finally:
+            context.close()
+    emit("run_graph_open_2000", statistics.median(opened), "s", runs=[round(v, 3) for v in opened])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--repeat", type=int, default=3, help="repeats of the cold start and the Builder render")
     parser.add_argument("--chain", type=int, default=60, help="agent nodes in the run-latency chain")
+    parser.add_argument("--tries", type=int, default=20, help="Start -> graph tries (run_graph_start_7)")
     parser.add_argument("--app-dir", type=Path, default=None, help="the checkout to run (default: this one)")
     parser.add_argument(
-        "--only", choices=("cold", "builder", "run", "canvas"), action="append", help="measure only these (repeatable)"
+        "--only",
+        choices=("cold", "builder", "run", "canvas", "graph"),
+        action="append",
+        help="measure only these (repeatable)",
     )
     args = parser.parse_args()
     missing = missing_requirements()
@@ -397,7 +561,7 @@ def main() -> None:
         root = Path(tmp)
         browser = launch_chromium(p)
         try:
-            wanted = set(args.only or ("cold", "builder", "run", "canvas"))
+            wanted = set(args.only or ("cold", "builder", "run", "canvas", "graph"))
             if "cold" in wanted:
                 cold_start(browser, root, args.repeat, args.app_dir)
             studio = start_studio(root / "studio" / "data", app_dir=args.app_dir)
@@ -408,6 +572,8 @@ def main() -> None:
                     run_latency(browser, studio, root, args.chain)
                 if "canvas" in wanted:
                     canvas_fit(browser, studio, root, args.repeat)
+                if "graph" in wanted:
+                    run_graph(browser, studio, root, args.tries)
             finally:
                 studio.stop()
         finally:

@@ -77,14 +77,15 @@ class EnvReader:
             return default
         return value
 
-    def choice(self, name: str, default: str, options: Mapping[str, str]) -> str:
-        """One of ``options`` (case-insensitive; each option maps to the value it stands for)."""
+    def choice(self, name: str, default: str, options: Mapping[str, str], *, rule: str = "") -> str:
+        """One of ``options`` (case-insensitive; each option maps to the value it stands for); ``rule`` words
+        the problem (default: "is not one of" the options)."""
         raw = self.text(name)
         if not raw:
             return default
         value = options.get(raw.lower())
         if value is None:
-            self._problem(name, raw, f"is not one of {', '.join(sorted(set(options)))}")
+            self._problem(name, raw, rule or f"is not one of {', '.join(sorted(set(options)))}")
             return default
         return value
 

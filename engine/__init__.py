@@ -27,6 +27,7 @@ from engine.inputs import check_inputs
 from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
 from engine.validate import load_workflow
+from tools import ToolRegistry
 
 
 async def run_workflow(
@@ -37,11 +38,13 @@ async def run_workflow(
     llm: ChatModel | None = None,
     run_id: str | None = None,
     settings: Settings | None = None,
+    tools: ToolRegistry | None = None,
 ) -> RunResult:
     """Run a workflow to its end and return how it ended.
 
     ``settings`` (default: read from the environment now, :class:`engine.config.Settings`) choose the model
-    (unless ``llm`` is given) and configure the tools and memory.
+    (unless ``llm`` is given) and configure the tools and memory. Its tools come from ``tools``
+    (default: :func:`tools.default_registry`).
 
     Inputs are checked before anything runs. Cancelling the task running this
     coroutine cancels the run: running nodes are cancelled and the result has
@@ -51,11 +54,13 @@ async def run_workflow(
         WorkflowInvalid: ``workflow`` is a document or path that does not validate.
         InputsInvalid: ``inputs`` do not match the workflow's schema.
     """
-    loaded = load_workflow(workflow)
+    loaded = load_workflow(workflow, tools=tools)
     values = check_inputs(loaded, inputs)
     settings = settings or Settings.from_env()
-    llm = llm or default_chat_model(settings.llm)
-    return await execute(loaded, values, llm=llm, on_event=on_event, run_id=run_id, settings=settings)
+    model = llm or default_chat_model(settings.llm)
+    return await execute(
+        loaded, values, llm=model, on_event=on_event, run_id=run_id, settings=settings, tools=tools
+    )
 
 
 __all__ = [

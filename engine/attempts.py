@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, assert_never
 
 from engine.events import Event
 from engine.run_times import is_resume_marker
+from engine.statuses import NodeStatus, node_failed_status
 
 
 @dataclass(slots=True)
@@ -31,7 +32,7 @@ class Attempt:
     execution: int
     iteration: int
     period: int
-    status: str
+    status: NodeStatus
     started_at: float
     started_seq: int
     finished_at: float | None = None
@@ -43,7 +44,7 @@ class Attempt:
         return (self.finished_at - self.started_at) * 1000 if self.finished_at is not None else None
 
     @property
-    def shown_status(self) -> str:
+    def shown_status(self) -> NodeStatus | Literal["interrupted"]:
         """As the pages say it: an attempt cut off while running was interrupted."""
         return "interrupted" if self.status == "running" else self.status
 
@@ -60,36 +61,54 @@ class EarlierAttempts:
         self.attempts: list[Attempt] = []  # the replaced tries, in the order they began
 
     def apply(self, event: Event) -> None:
-        node, data = event.node_id, event.data
-        if is_resume_marker(event):
-            self.period += 1
-        elif event.type == "node.started" and node is not None:
-            key = (node, int(data.get("execution", 0)))
-            if data.get("restarted") and key in self._open:
-                self.attempts.append(self._open[key])
-                self.attempts.sort(key=lambda a: a.started_seq)
-            self._open[key] = self._running[node] = Attempt(
-                node_id=node,
-                execution=key[1],
-                iteration=int(data.get("iteration", 0)),
-                period=self.period,
-                status="running",
-                started_at=event.ts,
-                started_seq=event.seq,
-            )
-        elif event.type in ("node.completed", "node.failed") and node is not None:
-            attempt = self._running.pop(node, None)
-            if attempt is None:
-                return
-            attempt.finished_at = event.ts
-            if event.type == "node.completed":  # a completed execution is never run again: forget it
-                attempt.status = "succeeded"
-                self._open.pop((node, attempt.execution), None)
-            else:
-                attempt.status = "cancelled" if data.get("cancelled") else "failed"
-                attempt.error = str(data.get("error")) if data.get("error") is not None else None
-            if "input" in data:
-                attempt.input = data["input"]
+        node, kind = event.node_id, event.type
+        match kind:  # every kind named: a new one fails mypy here until it is handled
+            case "log":
+                if is_resume_marker(event):
+                    self.period += 1
+            case "node.started":
+                if node is not None:
+                    self._started(node, event)
+            case "node.completed" | "node.failed":
+                if node is not None:
+                    self._finished(node, event)
+            case "node.skipped" | "llm.token" | "llm.completed" | "tool.called" | "tool.result":
+                pass
+            case "memory.recalled" | "memory.saved" | "run.started" | "run.completed" | "run.failed" | "run.cancelled":
+                pass
+            case _:
+                assert_never(kind)
+
+    def _started(self, node: str, event: Event) -> None:
+        data = event.data
+        key = (node, int(data.get("execution", 0)))
+        if data.get("restarted") and key in self._open:
+            self.attempts.append(self._open[key])
+            self.attempts.sort(key=lambda a: a.started_seq)
+        self._open[key] = self._running[node] = Attempt(
+            node_id=node,
+            execution=key[1],
+            iteration=int(data.get("iteration", 0)),
+            period=self.period,
+            status="running",
+            started_at=event.ts,
+            started_seq=event.seq,
+        )
+
+    def _finished(self, node: str, event: Event) -> None:
+        data = event.data
+        attempt = self._running.pop(node, None)
+        if attempt is None:
+            return
+        attempt.finished_at = event.ts
+        if event.type == "node.completed":  # a completed execution is never run again: forget it
+            attempt.status = "succeeded"
+            self._open.pop((node, attempt.execution), None)
+        else:
+            attempt.status = node_failed_status(data)
+            attempt.error = str(data.get("error")) if data.get("error") is not None else None
+        if "input" in data:
+            attempt.input = data["input"]
 
 
 def earlier_attempts(events: Iterable[Event]) -> list[Attempt]:

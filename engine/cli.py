@@ -17,9 +17,8 @@ import argparse
 import json
 import signal
 import sys
-import time
 from collections.abc import Callable, Mapping
-from typing import IO, Any, TextIO
+from typing import IO, Any, TextIO, assert_never
 
 from engine import InputsInvalid, WorkflowInvalid, check_inputs, dashboard, load_workflow
 from engine.attempts import Attempt
@@ -28,10 +27,13 @@ from engine.costs import Usage
 from engine.events import Event
 from engine.examples import example_files, workflow_file
 from engine.fork import ForkInvalid, NotForkable
+from engine.queue import QueueModeInvalid, execution_mode, open_runtime
 from engine.reader import NodeExecutionRecord, RunReader
 from engine.run_times import label
 from engine.runtime import NotResumable, RunNotFound, Runtime
+from engine.statuses import RUN_ENDED
 from engine.store import StoreError, StoreUrlInvalid
+from engine.timefmt import format_ts
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -110,6 +112,13 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8787, help="port (default 8787)")
     serve.add_argument("--db", metavar="URL", help="store URL (default: DATABASE_URL, else $DATA_DIR/studio.db)")
     serve.set_defaults(handler=_cmd_serve)
+    worker = sub.add_parser("worker", help="queue mode: run queued runs (a Procrastinate worker over PostgreSQL)")
+    worker.add_argument("--concurrency", type=int, default=4, help="runs at once in this process (default 4)")
+    worker.add_argument("--db", metavar="URL", help="PostgreSQL store URL (default: DATABASE_URL)")
+    worker.set_defaults(handler=_cmd_worker)
+    migrate = sub.add_parser("migrate", help="create or upgrade the store's tables (and, on PostgreSQL, the queue's)")
+    migrate.add_argument("--db", metavar="URL", help="store URL (default: DATABASE_URL, else $DATA_DIR/studio.db)")
+    migrate.set_defaults(handler=_cmd_migrate)
     examples = sub.add_parser("examples", help="list the example workflows shipped with the studio")
     examples.set_defaults(handler=_cmd_examples)
     sub.add_parser(
@@ -130,6 +139,43 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from engine.api.server import serve  # imported here: the other commands need no web stack
 
     return serve(args.host, args.port, database_url=args.db)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from engine.queue.worker import WorkerSettings, open_worker
+
+    if args.concurrency < 1:
+        print("--concurrency must be 1 or more", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        settings = Settings.from_env()
+        worker = open_worker(args.db, WorkerSettings.of(settings.queue, args.concurrency), settings)
+    except ConfigInvalid as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    except (StoreError, QueueModeInvalid) as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return EXIT_FAILED if isinstance(exc, StoreError) and not isinstance(exc, StoreUrlInvalid) else EXIT_INVALID
+    asyncio.run(worker.serve())
+    return EXIT_OK
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from engine.queue import migrate
+
+    try:
+        lines = migrate(args.db, settings=Settings.from_env())
+    except ConfigInvalid as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    except (StoreError, QueueModeInvalid) as exc:
+        print(f"migrate: {exc}", file=sys.stderr)
+        return EXIT_INVALID if isinstance(exc, (StoreUrlInvalid, QueueModeInvalid)) else EXIT_FAILED
+    for line in lines:
+        print(line, file=sys.stderr)
+    return EXIT_OK
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -257,8 +303,10 @@ def _follow(args: argparse.Namespace, start: Callable[[Runtime], tuple[str, int]
         if events_file is not None:
             events_file.close()
     if usage.offline:
-        note = "note: answered by the offline model (set OPENAI_BASE_URL or OPENAI_API_KEY for a real one)"
-        print(note, file=sys.stderr)
+        print(
+            "note: answered by the offline model (set OPENAI_BASE_URL or OPENAI_API_KEY for a real one)",
+            file=sys.stderr,
+        )
     if usage.estimated or usage.failed_tokens:
         print(f"note: {usage.label()}" + (ESTIMATED_NOTE if usage.estimated else ""), file=sys.stderr)
     if info.status != "completed":
@@ -307,9 +355,12 @@ def _open_runtime(args: argparse.Namespace) -> Runtime | int:
     """A runtime over the chosen store (it also marks runs of dead processes interrupted),
     else the exit code after one line on stderr: 2 for a store URL that cannot be used, else 1."""
     try:
-        return Runtime(database_url=args.db, settings=Settings.from_env())
+        return open_runtime(args.db, settings=Settings.from_env())  # EXECUTION_MODE: here, or for the workers
     except ConfigInvalid as exc:
         print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    except QueueModeInvalid as exc:
+        print(f"queue mode: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except StoreError as exc:
         print(f"store: {exc}", file=sys.stderr)
@@ -320,13 +371,18 @@ def _open_reader(args: argparse.Namespace) -> RunReader | int:
     """A reader of the chosen store, after marking runs of dead processes interrupted (as a
     runtime does when it starts), else the exit code after one line on stderr, as ``_open_runtime``."""
     try:
-        return RunReader.open(args.db, mark_interrupted=True, settings=Settings.from_env())
+        settings = Settings.from_env()
+        # queue mode: the workers' sweep marks dead runs
+        return RunReader.open(args.db, mark_interrupted=execution_mode(settings) == "local", settings=settings)
     except ConfigInvalid as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
     except StoreError as exc:
         print(f"store: {exc}", file=sys.stderr)
         return EXIT_INVALID if isinstance(exc, StoreUrlInvalid) else EXIT_FAILED
+    except QueueModeInvalid as exc:
+        print(f"queue mode: {exc}", file=sys.stderr)
+        return EXIT_INVALID
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
@@ -338,7 +394,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         times = reader.run_times(rows)
     print(f"{'run id':32}  {'status':11}  {'started':19}  {'duration':34}  {'tokens':>8}  workflow")
     for row in rows:
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
+        started = format_ts(row.created_at)
         took = label(times[row.run_id])
         tokens = f"{'~' if row.tokens_estimated else ''}{row.prompt_tokens + row.completion_tokens}"
         print(f"{row.run_id:32}  {row.status:11}  {started:19}  {took:34}  {tokens:>8}  {row.workflow_name}")
@@ -360,7 +416,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         times = reader.run_times([row])[row.run_id]
         earlier = reader.earlier_attempts(args.run_id) if row.resumed else []
     print(f"run {row.run_id}  {row.workflow_name} (version {row.workflow_version})  {row.status}")
-    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
+    started = format_ts(row.created_at)
     resumed = f"  (resumed {row.resumed}x)" if row.resumed else ""
     print(f"started {started}  {label(times)}{resumed}")
     if row.forked_from:
@@ -378,14 +434,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
     shown = f"{row.prompt_tokens} prompt + {row.completion_tokens} completion"
     print(f"tokens: {'~' if row.tokens_estimated else ''}{shown}" + (f" ({'; '.join(notes)})" if notes else ""))
     origin = row.started_at or row.created_at
-    shown_nodes: list[NodeExecutionRecord | Attempt] = [*nodes, *earlier]
-    for node in sorted(shown_nodes, key=lambda n: n.started_seq):
+    executions: list[NodeExecutionRecord | Attempt] = [*nodes, *earlier]
+    for node in sorted(executions, key=lambda n: n.started_seq):
         offset = (node.started_at or origin) - origin
         took = f"{node.duration_ms:9.1f} ms" if node.duration_ms is not None else "        - ms"
         name = f"{node.node_id}" + (f" #{node.execution}" if node.execution else "")
         detail = f"  error: {node.error}" if node.error else ""
         if isinstance(node, Attempt):  # a try a resume ran again: kept, marked
-            status = node.shown_status
+            status: str = node.shown_status
             detail = f"  (earlier attempt, before resume {node.period}){detail}"
         else:
             status = "reused" if node.reused else node.status
@@ -395,6 +451,35 @@ def _cmd_show(args: argparse.Namespace) -> int:
     elif row.error:
         print(f"error: {row.error}")
     return EXIT_OK
+
+
+def _node_line(kind: str, node: str | None, data: Mapping[str, Any]) -> str | None:
+    if kind == "node.started":
+        if data.get("reused"):
+            return None  # "reused NODE" follows at once
+        iteration = data.get("iteration", 0)
+        return f"  > {node}" + (f" (iteration {iteration})" if iteration else "")
+    if data.get("reused"):
+        return f"  reused {node}"
+    return f"  ok {node}  {data.get('duration_ms', 0):.1f} ms"
+
+
+def _recalled_line(data: Mapping[str, Any]) -> str:
+    hits = data.get("hits") or []
+    best = f", best {hits[0].get('score', 0):.2f}" if hits else ""
+    turns = data.get("short_term_turns", 0)
+    return f"    memory {data.get('agent_id')}: {len(hits)} recalled{best}, {turns} recent turns"
+
+
+def _llm_line(data: Mapping[str, Any]) -> str:
+    mark = " [offline model]" if data.get("model") == "offline" else ""
+    tokens = f"{data.get('prompt_tokens')} + {data.get('completion_tokens')} tokens"
+    if data.get("estimated"):
+        tokens = f"~{tokens} (estimated)"
+    if data.get("failed"):
+        then = "retrying" if data.get("retrying") else "giving up"
+        return f"    llm {data.get('model')}: try failed, {tokens} spent, {then}: {data.get('error')}"
+    return f"    llm {data.get('model')}{mark}: {tokens}"
 
 
 def _jsonl_sink(stream: IO[str]) -> Callable[[Event], None]:
@@ -417,19 +502,12 @@ class Progress:
             print(line, file=self.stream, flush=True)
 
     def _line(self, event: Event) -> str | None:
-        data, node = event.data, event.node_id
-        match event.type:
+        data, node, kind = event.data, event.node_id, event.type
+        match kind:  # every kind named: a new one fails mypy here until it is handled
             case "run.started":
                 return f"run {event.run_id} started"
-            case "node.started":
-                if data.get("reused"):
-                    return None  # "reused NODE" follows at once
-                iteration = data.get("iteration", 0)
-                return f"  > {node}" + (f" (iteration {iteration})" if iteration else "")
-            case "node.completed":
-                if data.get("reused"):
-                    return f"  reused {node}"
-                return f"  ok {node}  {data.get('duration_ms', 0):.1f} ms"
+            case "node.started" | "node.completed":
+                return _node_line(kind, node, data)
             case "node.failed":
                 return f"  FAILED {node}: {data.get('error')}"
             case "node.skipped":
@@ -443,27 +521,14 @@ class Progress:
             case "llm.completed":
                 return _llm_line(data)
             case "memory.recalled":
-                hits = data.get("hits") or []
-                best = f", best {hits[0].get('score', 0):.2f}" if hits else ""
-                turns = data.get("short_term_turns", 0)
-                return f"    memory {data.get('agent_id')}: {len(hits)} recalled{best}, {turns} recent turns"
+                return _recalled_line(data)
             case "memory.saved":
                 return f"    memory {data.get('agent_id')}: saved"
             case "log":
                 return f"    {data.get('level')}: {data.get('message')}"
             case "run.completed" | "run.failed" | "run.cancelled":
-                return f"run {event.type.split('.')[1]}"
+                return f"run {RUN_ENDED[kind]}"
+            case "llm.token":
+                return None  # the text arrives whole with the node's output
             case _:
-                return None
-
-
-def _llm_line(data: Mapping[str, Any]) -> str:
-    """The progress line of an ``llm.completed`` event: the model, its tokens, and a failed try's fate."""
-    mark = " [offline model]" if data.get("model") == "offline" else ""
-    tokens = f"{data.get('prompt_tokens')} + {data.get('completion_tokens')} tokens"
-    if data.get("estimated"):
-        tokens = f"~{tokens} (estimated)"
-    if data.get("failed"):
-        then = "retrying" if data.get("retrying") else "giving up"
-        return f"    llm {data.get('model')}: try failed, {tokens} spent, {then}: {data.get('error')}"
-    return f"    llm {data.get('model')}{mark}: {tokens}"
+                assert_never(kind)

@@ -45,7 +45,7 @@ from tools.config import ToolSettings
 if TYPE_CHECKING:  # memory may be missing from an installation: the store and the API work without it
     from memory.config import MemorySettings
 
-__all__ = ["ApiSettings", "LlmSettings", "Settings", "ConfigInvalid"]
+__all__ = ["ApiSettings", "ConfigInvalid", "LlmSettings", "QueueSettings", "Settings"]
 
 DEFAULT_MODEL = "gpt-4o-mini"  # when neither the node, the workflow nor OPENAI_MODEL names one
 DEFAULT_TOKEN_DELAY_S = 0.005
@@ -96,6 +96,33 @@ class ApiSettings:
         )
 
 
+EXECUTION_MODES = ("local", "queue")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """Where runs execute and, in queue mode, how workers beat, sweep and resume (docs/queue.md)."""
+
+    mode: str = "local"  # EXECUTION_MODE: "local" (in the process that starts a run) or "queue" (on workers)
+    heartbeat_s: float = 10.0  # QUEUE_HEARTBEAT_S
+    stalled_s: float = 30.0  # QUEUE_STALLED_S: a worker silent this long counts as dead
+    sweep_s: float = 10.0  # QUEUE_SWEEP_S
+    max_auto_resumes: int = 3  # MAX_AUTO_RESUMES: 0 = a dead worker's run waits for a manual resume
+
+    @classmethod
+    def read(cls, env: EnvReader) -> QueueSettings:
+        return cls(
+            mode=env.choice(
+                "EXECUTION_MODE", "local", {m: m for m in EXECUTION_MODES},
+                rule="must be 'local' (the default) or 'queue'",
+            ),
+            heartbeat_s=env.number("QUEUE_HEARTBEAT_S", 10.0),
+            stalled_s=env.number("QUEUE_STALLED_S", 30.0),
+            sweep_s=env.number("QUEUE_SWEEP_S", 10.0),
+            max_auto_resumes=env.integer("MAX_AUTO_RESUMES", 3, low=0, what="resumes"),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the studio is configured with; immutable (make another with :func:`dataclasses.replace`).
@@ -113,6 +140,7 @@ class Settings:
     memory: MemorySettings | None = None  # None: the memory package cannot be imported here
     tools: ToolSettings = ToolSettings()
     api: ApiSettings = ApiSettings()
+    queue: QueueSettings = QueueSettings()
     saved: SavedSettings = field(default_factory=SavedSettings, compare=False, repr=False)
     sources: Mapping[str, Source] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
@@ -162,6 +190,7 @@ class Settings:
             )
         tools = dataclasses.replace(ToolSettings.read(env), data_dir=data_dir)
         api = ApiSettings.read(env)
+        queue = QueueSettings.read(env)
         if env.problems:
             raise ConfigInvalid(env.problems)
         sources: dict[str, Source] = {
@@ -176,6 +205,7 @@ class Settings:
             memory=memory,
             tools=tools,
             api=api,
+            queue=queue,
             saved=saved,
             sources=MappingProxyType(sources),
         )

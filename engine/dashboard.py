@@ -22,6 +22,8 @@ import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.errors import DashboardError
+
 __all__ = ["DashboardError", "app_path", "config_path", "main", "streamlit_command", "streamlit_flags"]
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout, or site-packages when installed
@@ -29,10 +31,6 @@ CHECKOUT_CONFIG = ROOT / ".streamlit" / "config.toml"
 INSTALLED_CONFIG = Path(__file__).resolve().with_name("streamlit_config") / "config.toml"
 
 Scalar = str | int | float | bool
-
-
-class DashboardError(RuntimeError):
-    """The dashboard cannot be started from this install (a file the wheel ships is missing)."""
 
 
 def app_path() -> Path:

@@ -20,17 +20,39 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar, assert_never, overload
 
 import tools
 from engine import template_budget
 from engine.config import DEFAULT_MODEL, Settings
-from engine.errors import EngineError, IterationLimit, NodeError, NodeTimeout
-from engine.events import Event, EventType
+from engine.errors import EngineError, IterationLimit, NodeError, NodeTimeout, is_retryable
+from engine.events import (
+    Event,
+    EventType,
+    ForkedFrom,
+    LlmCompletedData,
+    LlmTokenData,
+    LogData,
+    MemoryRecalledData,
+    MemorySavedData,
+    NodeCompletedData,
+    NodeFailedData,
+    NodeSkippedData,
+    NodeStartedData,
+    RunCancelledData,
+    RunCompletedData,
+    RunFailedData,
+    RunStartedData,
+    ToolCalledData,
+    ToolResultData,
+)
 from engine.llm.base import ChatModel
 from engine.model import Workflow
 from engine.nodes import KINDS
 from engine.plan import Plan, PlanNode
+from engine.statuses import RunStatus
+from tools import ToolRegistry, default_registry
+from tools.plain import SCALARS, to_plain
 
 EventSink = Callable[[Event], None]
 _EMPTY: Mapping[str, Any] = {}
@@ -39,7 +61,6 @@ _NULL_OUTPUT: Mapping[str, Any] = {"output": None}
 # The values of the frequent ones are made plain where they come in, once each: node inputs by
 # set_input, tool args and results by call_tool, node outputs by _execute.
 _FOREIGN_DATA = frozenset({"run.started", "memory.recalled", "memory.saved"})
-_SCALARS = frozenset({str, int, bool, type(None)})  # JSON as they are (float is not: NaN, infinities)
 
 
 @dataclass(slots=True)
@@ -47,7 +68,7 @@ class RunResult:
     """How a run ended. ``events`` is the full ordered event list."""
 
     run_id: str
-    status: str  # "completed" | "failed" | "cancelled"
+    status: RunStatus  # completed | failed | cancelled
     result: dict[str, Any] | None
     error: str | None
     node_id: str | None = None  # the node that failed the run, if one did
@@ -74,6 +95,7 @@ class NodeContextImpl:
         "_given",
         "run_id",
         "workflow_name",
+        "tools",
     )
 
     def __init__(
@@ -91,14 +113,15 @@ class NodeContextImpl:
         self._given: dict[str, Any] | None = None  # what set_input was handed, before it was made plain
         self.run_id = run.run_id
         self.workflow_name = run.workflow.name
+        self.tools = run.tools
 
     def set_input(self, summary: dict[str, Any]) -> None:
         """Record what this execution was given (rendered prompt, tool args) for history views.
 
-        Recorded as plain JSON (see :func:`_json_data`); the values the node goes on using are untouched.
+        Recorded as plain JSON (see :func:`tools.plain.to_plain`); the values the node goes on using are untouched.
         """
         self._given = summary
-        self.input = {k: _clip(v) if type(v) in _SCALARS else _clip(_json_data(v)) for k, v in summary.items()}
+        self.input = {k: _clip(v) if type(v) in SCALARS else _clip(to_plain(v)) for k, v in summary.items()}
 
     def vars(self) -> Mapping[str, Any]:
         if self._vars is None:
@@ -107,10 +130,24 @@ class NodeContextImpl:
                 self._vars.update(self._extra)
         return self._vars
 
-    def emit(self, type: EventType, data: dict[str, Any]) -> None:
+    @overload
+    def emit(self, type: Literal["llm.token"], data: LlmTokenData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.completed"], data: LlmCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.called"], data: ToolCalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.result"], data: ToolResultData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.recalled"], data: MemoryRecalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.saved"], data: MemorySavedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["log"], data: LogData) -> None: ...
+    def emit(self, type: EventType, data: Mapping[str, Any]) -> None:
         if self._extra is not None:
             data = {**data, "index": self._extra["index"]}
-        self._run.emit(type, self.node_id, data)
+        self._run.emit(type, self.node_id, data)  # type: ignore[call-overload]  # the overloads checked the pair
 
     def for_item(self, item: Any, index: int) -> NodeContextImpl:
         return NodeContextImpl(self._run, self.node_id, self.iteration, {"item": item, "index": index}, self.attempt)
@@ -135,8 +172,8 @@ class NodeContextImpl:
         if given is not None and type(args) is dict and given.get("args") is args:
             plain_args = self.input["args"]  # type: ignore[index]  # set_input made these very args plain already
         else:
-            plain_args = _json_data(args)
-        called: dict[str, Any] = {"tool": name, "args": plain_args, "call_id": event_id}
+            plain_args = to_plain(args)
+        called: ToolCalledData = {"tool": name, "args": plain_args, "call_id": event_id}
         if call_id is not None:
             called["model_call_id"] = call_id
         self.emit("tool.called", called)
@@ -144,16 +181,16 @@ class NodeContextImpl:
             result = tools.ToolResult(ok=False, error=refused)
             self.emit("log", {"level": "warning", "message": f"refused a call to tool '{name}': {refused}"})
         else:
-            result = await tools.default_registry().call_tool(name, args, max_result_chars=max_result_chars)
-        data: dict[str, Any] = {"call_id": event_id, "tool": name, "duration_ms": round(result.duration_ms, 3)}
+            result = await self.tools.call_tool(name, args, max_result_chars=max_result_chars)
+        data: ToolResultData = {"call_id": event_id, "tool": name, "duration_ms": round(result.duration_ms, 3)}
         if result.ok:
             value = result.value
             kind = type(value)
-            data["result"] = value if kind in _SCALARS or (kind is float and _isfinite(value)) else _json_data(value)
+            data["result"] = value if kind in SCALARS or (kind is float and _isfinite(value)) else to_plain(value)
             if result.truncated:
                 data["truncated"] = True
         else:
-            data["error"] = result.error
+            data["error"] = str(result.error)
             if result.detail:
                 data["detail"] = result.detail
         self.emit("tool.result", data)
@@ -172,6 +209,7 @@ class _Run:
         on_event: EventSink | None,
         run_id: str | None,
         replay: Replay | None = None,
+        tools: ToolRegistry | None = None,
         default_model: str = DEFAULT_MODEL,
     ):
         plan: Plan = workflow.plan
@@ -183,6 +221,7 @@ class _Run:
         self.runners = [KINDS[node.type].run for node in plan.nodes]
         self.inputs = inputs
         self.llm = llm
+        self.tools = tools if tools is not None else default_registry()
         self.default_model = workflow.settings.model or default_model
         self.on_event = on_event
         self.run_id = run_id or uuid.uuid4().hex
@@ -206,9 +245,39 @@ class _Run:
 
     # --- events -------------------------------------------------------------
 
-    def emit(self, type: EventType, node_id: str | None = None, data: Mapping[str, Any] = _EMPTY) -> None:
+    @overload
+    def emit(self, type: Literal["run.started"], node_id: str | None, data: RunStartedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.started"], node_id: str | None, data: NodeStartedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.completed"], node_id: str | None, data: NodeCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.failed"], node_id: str | None, data: NodeFailedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.skipped"], node_id: str | None, data: NodeSkippedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.token"], node_id: str | None, data: LlmTokenData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.completed"], node_id: str | None, data: LlmCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.called"], node_id: str | None, data: ToolCalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.result"], node_id: str | None, data: ToolResultData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.recalled"], node_id: str | None, data: MemoryRecalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.saved"], node_id: str | None, data: MemorySavedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["log"], node_id: str | None, data: LogData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.completed"], node_id: str | None, data: RunCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.failed"], node_id: str | None, data: RunFailedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.cancelled"], node_id: str | None, data: RunCancelledData) -> None: ...
+    def emit(self, type: EventType, node_id: str | None, data: Mapping[str, Any]) -> None:
         if type in _FOREIGN_DATA:
-            data = _json_data(data)
+            data = to_plain(data)
         self.seq += 1
         event = Event(self.seq, self.run_id, time.time(), type, node_id, data)
         self.events.append(event)
@@ -222,13 +291,17 @@ class _Run:
         if self.replay is None:
             self.emit("run.started", None, {"inputs": self.inputs, "workflow": self.workflow.name})
         elif self.replay.forked_from is not None:
-            started = {"inputs": self.inputs, "workflow": self.workflow.name, "forked_from": self.replay.forked_from}
+            started: RunStartedData = {
+                "inputs": self.inputs,
+                "workflow": self.workflow.name,
+                "forked_from": self.replay.forked_from,
+            }
             self.emit("run.started", None, started)
         else:
             done = len(self.replay.outputs)
             # paused_at: when the run stopped (its last event), so the idle gap is known (engine.run_times)
             message = f"run resumed: {done} finished node executions reloaded, not re-run"
-            resumed = {"level": "info", "message": message, "resumed": True, "paused_at": self.replay.last_ts}
+            resumed: LogData = {"level": "info", "message": message, "resumed": True, "paused_at": self.replay.last_ts}
             self.emit("log", None, resumed)
         timeout_s = self.workflow.settings.timeout_s
         cancelled = False
@@ -256,7 +329,7 @@ class _Run:
         self.emit("run.completed", None, {"result": self.result})
         return self._result("completed", None)
 
-    def _result(self, status: str, error: str | None, node_id: str | None = None) -> RunResult:
+    def _result(self, status: RunStatus, error: str | None, node_id: str | None = None) -> RunResult:
         result = self.result if status == "completed" else None
         return RunResult(self.run_id, status, result, error, node_id, self.events)
 
@@ -323,14 +396,14 @@ class _Run:
         execution = self.visits[node.index]
         self.visits[node.index] = execution + 1
         iteration = self.loop_iter[node.innermost_loop] if node.innermost_loop is not None else 0
-        started: dict[str, Any] = {"iteration": iteration, "execution": execution}
+        started: NodeStartedData = {"iteration": iteration, "execution": execution}
         if self.replay is not None:
             key = (node.id, execution)
             if key in self.replay.outputs:
                 output = self.replay.outputs[key]
                 if self.replay.forked_from is not None:  # a fork's log starts empty: say what it reused
                     self.emit("node.started", node.id, {**started, "reused": True})
-                    reused = {"output": output, "duration_ms": 0.0, "attempts": 0, "reused": True}
+                    reused: NodeCompletedData = {"output": output, "duration_ms": 0.0, "attempts": 0, "reused": True}
                     self.emit("node.completed", node.id, reused)
                 return output
             if key in self.replay.began:
@@ -345,21 +418,23 @@ class _Run:
                 if template_budget.must_yield():  # its templates used much of their slice: let the others run
                     await template_budget.next_turn()
                 if node.timeout_s is None:
-                    output = _json_value(await runner(node.spec, ctx))
+                    output = to_plain(await runner(node.spec, ctx), "raise")
                 else:
                     output = await self._with_timeout(node, runner, ctx)
                 break
             except asyncio.CancelledError:
-                self.emit(
-                    "node.failed",
-                    node.id,
-                    _with_input({"error": "cancelled", "cancelled": True, "attempts": attempt}, ctx),
-                )
+                stopped: NodeFailedData = {"error": "cancelled", "cancelled": True, "attempts": attempt}
+                self.emit("node.failed", node.id, _with_input(stopped, ctx))
                 raise
             except Exception as exc:  # noqa: BLE001 - every node failure is reported the same way
                 reason = _reason(exc)
-            if attempt >= node.attempts:
-                self.emit("node.failed", node.id, _with_input({"error": reason, "attempts": attempt}, ctx))
+                retryable = is_retryable(exc)
+            if attempt >= node.attempts or not retryable:
+                if attempt < node.attempts:  # the budget is left unspent: say why
+                    message = f"attempt {attempt} of {node.attempts} failed: {reason}; not retried: it would fail again"
+                    self.emit("log", node.id, {"level": "warning", "message": message})
+                gave_up: NodeFailedData = {"error": reason, "attempts": attempt}
+                self.emit("node.failed", node.id, _with_input(gave_up, ctx))
                 self._fail(f"node '{node.id}' failed: {reason}", node.id)
                 raise _Stop
             delay = node.backoff_s * 2 ** (attempt - 1)
@@ -374,13 +449,18 @@ class _Run:
             try:
                 await asyncio.sleep(delay)
             except asyncio.CancelledError:  # cancelled between attempts: the execution still ends with node.failed
-                failed = {"error": "cancelled", "cancelled": True, "attempts": attempt, "last_error": reason}
+                failed: NodeFailedData = {
+                    "error": "cancelled",
+                    "cancelled": True,
+                    "attempts": attempt,
+                    "last_error": reason,
+                }
                 self.emit("node.failed", node.id, _with_input(failed, ctx))
                 raise
             attempt += 1
             ctx = NodeContextImpl(self, node.id, iteration, None, attempt)
         duration_ms = (time.perf_counter() - began_at) * 1000.0
-        done = {"output": output, "duration_ms": round(duration_ms, 3), "attempts": attempt}
+        done: NodeCompletedData = {"output": output, "duration_ms": round(duration_ms, 3), "attempts": attempt}
         self.emit("node.completed", node.id, _with_input(done, ctx))
         return output
 
@@ -388,7 +468,7 @@ class _Run:
         assert node.timeout_s is not None
         try:
             async with asyncio.timeout(node.timeout_s) as deadline:
-                return _json_value(await runner(node.spec, ctx))
+                return to_plain(await runner(node.spec, ctx), "raise")
         except TimeoutError:
             if deadline.expired():
                 raise NodeTimeout(node.id, node.timeout_s) from None
@@ -475,7 +555,7 @@ class Replay:
     calls: int = 0  # highest ``call_N`` already in the log: the resumed run numbers its calls after it
     # A fork (rerun from a node, see engine.fork): outputs are the source run's, the log starts empty,
     # so reused executions emit node.started/node.completed with "reused": true, and run.started says this.
-    forked_from: dict[str, Any] | None = None
+    forked_from: ForkedFrom | None = None
 
 
 def replay_from_events(events: list[Event]) -> Replay:
@@ -486,17 +566,27 @@ def replay_from_events(events: list[Event]) -> Replay:
     started: dict[str, int] = {}
     calls = 0
     for event in events:
-        if event.node_id is None:
+        node = event.node_id
+        if node is None:
             continue
-        if event.type == "tool.called":
-            calls = max(calls, _call_number(event.data.get("call_id")))
-        elif event.type == "node.started":
-            started[event.node_id] = int(event.data.get("execution", 0))
-            began.add((event.node_id, started[event.node_id]))
-        elif event.type == "node.completed" and event.node_id in started:
-            outputs[(event.node_id, started.pop(event.node_id))] = event.data.get("output")
-        elif event.type == "node.skipped":
-            skipped.add((event.node_id, int(event.data.get("execution", 0))))
+        kind = event.type
+        match kind:  # every kind named: a new one fails mypy here until it is handled
+            case "llm.token" | "llm.completed" | "tool.result" | "memory.recalled" | "memory.saved" | "log":
+                pass
+            case "tool.called":
+                calls = max(calls, _call_number(event.data.get("call_id")))
+            case "node.started":
+                started[node] = int(event.data.get("execution", 0))
+                began.add((node, started[node]))
+            case "node.completed":
+                if node in started:
+                    outputs[(node, started.pop(node))] = event.data.get("output")
+            case "node.skipped":
+                skipped.add((node, int(event.data.get("execution", 0))))
+            case "node.failed" | "run.started" | "run.completed" | "run.failed" | "run.cancelled":
+                pass  # a failed execution runs again; run events carry no node
+            case _:
+                assert_never(kind)
     last_seq = events[-1].seq if events else 0
     last_ts = events[-1].ts if events else None
     return Replay(
@@ -521,7 +611,10 @@ def _clip(value: Any) -> Any:
     return value
 
 
-def _with_input(data: dict[str, Any], ctx: NodeContextImpl) -> dict[str, Any]:
+_Finished = TypeVar("_Finished", NodeCompletedData, NodeFailedData)
+
+
+def _with_input(data: _Finished, ctx: NodeContextImpl) -> _Finished:
     if ctx.input is not None:
         data["input"] = ctx.input
     return data
@@ -554,59 +647,6 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _json_value(value: Any, lenient: bool = False) -> Any:
-    """``value`` as plain JSON: tuples become lists, keys strings, NaN and infinities null.
-
-    Anything else that JSON has no type for raises :class:`TypeError` (a node's
-    output must be JSON: the node fails), or with ``lenient`` becomes its text
-    (what event data records: a value seen by a tool or a model is shown, never
-    an encoder error). Nothing is consumed: a generator is recorded by its ``str``.
-    """
-    kind = type(value)
-    if kind in _SCALARS:
-        return value
-    if kind is float:
-        return value if _isfinite(value) else None
-    if kind is dict:  # scalars and floats inline: no call for the common flat values
-        out = {}
-        for k, v in value.items():
-            t = type(v)
-            if t not in _SCALARS:
-                v = (v if _isfinite(v) else None) if t is float else _json_value(v, lenient)
-            out[k if type(k) is str else str(k)] = v
-        return out
-    if kind is list or kind is tuple:
-        return [v if type(v) in _SCALARS else _json_value(v, lenient) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):  # an IntEnum, say (bool has no subclasses)
-        return int(value)
-    if isinstance(value, float):
-        return _json_value(float(value))
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v, lenient) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _json_value(v, lenient) for k, v in value.items()}
-    if lenient:
-        return _text(value)
-    raise TypeError(f"the node produced a {kind.__name__}, which is not a JSON value")
-
-
-def _json_data(value: Any) -> Any:
-    """``value`` as plain JSON for an event's data, never raising (see :func:`_json_value`)."""
-    try:
-        return _json_value(value, True)
-    except RecursionError:
-        return "<a value nested too deeply to record>"
-
-
-def _text(value: Any) -> str:
-    try:
-        return str(value)
-    except Exception:  # noqa: BLE001 - a broken __str__ must not break the event log
-        return f"<{type(value).__name__}>"
-
-
 async def execute(
     workflow: Workflow,
     inputs: dict[str, Any],
@@ -616,11 +656,14 @@ async def execute(
     run_id: str | None = None,
     replay: Replay | None = None,
     settings: Settings | None = None,
+    tools: ToolRegistry | None = None,
 ) -> RunResult:
     """Run a loaded workflow with checked inputs. Prefer :func:`engine.run_workflow`.
 
     ``settings`` (default: the environment's, :meth:`engine.config.Settings.from_env`) give the default
     model, and the tools and memory this run uses are configured by them.
+    Tools come from ``tools`` (default: :func:`tools.default_registry`), and only from it:
+    a tool node or agent naming a tool it lacks fails with the names it has.
 
     With ``replay`` (a resumed run), finished executions are reloaded instead of
     re-run, no ``run.started`` is emitted, and ``seq`` continues after ``replay.last_seq``.
@@ -629,7 +672,7 @@ async def execute(
     """
     settings = settings or Settings.from_env()
     run = _Run(
-        workflow, inputs, llm=llm, on_event=on_event, run_id=run_id, replay=replay,
+        workflow, inputs, llm=llm, on_event=on_event, run_id=run_id, replay=replay, tools=tools,
         default_model=settings.llm.default_model,
     )
     with settings.applied():

@@ -23,27 +23,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import EngineError, Problem
-from engine.events import Event
-from engine.executor import Replay, _json_value, replay_from_events
+from engine.errors import ForkInvalid, NotForkable, Problem
+from engine.events import Event, ForkedFrom
+from engine.executor import Replay, replay_from_events
 from engine.model import Workflow
 from engine.plan import Plan
+from engine.statuses import FINISHED_RUN
+from tools.plain import to_plain
 
-FINISHED = ("completed", "failed", "cancelled")
-
-
-class ForkInvalid(EngineError):
-    """The rerun request names an unknown node, pins a node that reruns, or edits a config badly."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = list(problems)
-        count = len(self.problems)
-        head = f"the rerun request is invalid ({count} problem{'s' if count != 1 else ''})"
-        super().__init__(head + "".join(f"\n  - {p}" for p in self.problems))
-
-
-class NotForkable(EngineError):
-    """The source run is not finished (still running, or interrupted: resume it instead)."""
+FINISHED = FINISHED_RUN  # the runs that may be rerun from a node
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +105,7 @@ def check_request(plan: Plan, request: ForkRequest) -> set[int]:
             )
         else:
             try:
-                json.dumps(_json_value(value), allow_nan=False)
+                json.dumps(to_plain(value, "raise"), allow_nan=False)
             except (TypeError, ValueError, RecursionError):
                 problems.append(Problem(where, "the pinned value must be JSON"))
     if problems:
@@ -126,7 +114,7 @@ def check_request(plan: Plan, request: ForkRequest) -> set[int]:
 
 
 def fork_replay(
-    plan: Plan, source_events: list[Event], request: ForkRequest, forked_from: dict[str, Any]
+    plan: Plan, source_events: list[Event], request: ForkRequest, forked_from: ForkedFrom
 ) -> Replay:
     """The replay of a fork: the source's finished outputs of every reused node, pins applied.
 
@@ -143,7 +131,7 @@ def fork_replay(
             reason = f"node '{name}' did not complete in the source run, so there is no output to pin"
             problems.append(Problem(f"output '{name}'", reason))
         for key in keys:  # every execution (a node in a loop ran several times)
-            outputs[key] = _json_value(value)
+            outputs[key] = to_plain(value, "raise")
     if problems:
         raise ForkInvalid(problems)
     return Replay(outputs=outputs, skipped=set(), last_seq=0, forked_from=forked_from)

@@ -161,11 +161,11 @@ class Workflow(_Strict):
     """
 
     format: Literal["workflow/v1"]
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, pattern=r"\S")  # not only spaces
     description: str = ""
     settings: Settings = Settings()
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
-    nodes: list[Node]
+    nodes: list[Node] = Field(min_length=1)
     edges: list[Edge] = Field(default_factory=list)
 
     _plan: Any = PrivateAttr(default=None)

@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from engine.attempts import Attempt, earlier_attempts
 from engine.events import Event
 from engine.run_times import RunTimes, times_of_rows
+from engine.statuses import NodeStatus, RunStatus
 from engine.store import Store
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class RunRecord:
     workflow_version: int
     workflow_name: str
     inputs: dict[str, Any]
-    status: str  # running | completed | failed | cancelled | interrupted
+    status: RunStatus
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -75,6 +76,7 @@ class RunRecord:
     heartbeat_at: float | None
     resumed: int  # how often it was resumed
     forked_from: dict[str, Any] | None  # a rerun's source: {"run_id", "node"} (+ "config", "outputs")
+    lease_epoch: int = 0  # queue mode: how often a worker claimed it, or the sweep took it back (engine/queue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,7 @@ class NodeExecutionRecord:
     node_id: str
     execution: int  # 0-based count of this node's executions in the run
     iteration: int
-    status: str  # running | completed | failed | skipped | cancelled
+    status: NodeStatus  # running | succeeded | failed | skipped | cancelled
     started_at: float | None
     finished_at: float | None
     duration_ms: float | None

@@ -26,9 +26,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
-from engine.events import TERMINAL_TYPES, Event
+from engine.events import Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +102,27 @@ class RunClock:
         self.resumes = 0
 
     def apply(self, event: Event) -> None:
-        if event.type == "run.started" and self.started is None:
-            self.started = event.ts
-        elif is_resume_marker(event):
-            paused = _number(event.data.get("paused_at"))
-            paused = paused if paused is not None else self.last_ts
-            if paused is not None:
-                self.idle_s += max(0.0, event.ts - paused)
-            self.ended = None
-            self.resumes += 1
-        elif event.type in TERMINAL_TYPES:
-            self.ended = event.ts
+        kind = event.type
+        match kind:  # every kind named: a new one fails mypy here until it is handled
+            case "run.started":
+                if self.started is None:
+                    self.started = event.ts
+            case "log":
+                if is_resume_marker(event):
+                    paused = _number(event.data.get("paused_at"))
+                    paused = paused if paused is not None else self.last_ts
+                    if paused is not None:
+                        self.idle_s += max(0.0, event.ts - paused)
+                    self.ended = None
+                    self.resumes += 1
+            case "run.completed" | "run.failed" | "run.cancelled":
+                self.ended = event.ts
+            case "node.started" | "node.completed" | "node.failed" | "node.skipped" | "llm.token" | "llm.completed":
+                pass
+            case "tool.called" | "tool.result" | "memory.recalled" | "memory.saved":
+                pass
+            case _:
+                assert_never(kind)
         self.last_ts = event.ts
 
     def times(self, *, running: bool, created_at: float | None = None, now: float | None = None) -> RunTimes:
@@ -132,6 +142,7 @@ def clock_of(events: Iterable[Event]) -> RunClock:
 class TimedRun(Protocol):
     """What :func:`times_of_rows` needs of a stored run (``engine.store.RunRow`` has it)."""
 
+    # read-only (properties): a frozen record (engine.reader.RunRecord) has them as well as a row
     @property
     def run_id(self) -> str: ...
     @property

@@ -34,12 +34,11 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
-import tools
 from engine.config import Settings
-from engine.errors import EngineError, Problem, WorkflowInvalid
-from engine.events import TERMINAL_TYPES, Event
+from engine.errors import EngineError, NotResumable, Problem, RunNotFound, WorkflowInvalid
+from engine.events import TERMINAL_TYPES, Event, ForkedFrom
 from engine.executor import Replay, execute, replay_from_events
 from engine.fork import (
     FINISHED,
@@ -56,26 +55,16 @@ from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
 from engine.reader import RunReader, RunRecord
 from engine.single_node import NodeTestContext, NodeTestResult, NodeTests, node_test_context
+from engine.statuses import RESUMABLE_RUN
 from engine.store import Store, WorkflowRef, process_owner
 from engine.validate import load_workflow
+from tools import ToolRegistry, ToolResult, default_registry
 from tools import config as tool_settings
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
-RESUMABLE = ("interrupted", "failed")
+RESUMABLE = RESUMABLE_RUN
 KEEP_FINISHED = 500  # finished runs whose buffers stay in memory
-
-
-class RunNotFound(EngineError):
-    """No run has that id."""
-
-    def __init__(self, run_id: str):
-        self.run_id = run_id
-        super().__init__(f"no run with id '{run_id}' (list runs with: python -m engine runs)")
-
-
-class NotResumable(EngineError):
-    """The run is not interrupted or failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +72,7 @@ class RunInfo:
     """A run's state as the runtime or the store knows it."""
 
     run_id: str
-    status: str  # running | completed | failed | cancelled | interrupted
+    status: str  # queued | running | completed | failed | cancelled | interrupted
     workflow_name: str
     inputs: dict[str, Any]
     result: Any = None
@@ -100,7 +89,7 @@ class RunInfo:
 
     @property
     def finished(self) -> bool:
-        return self.status not in ("running",)
+        return self.status not in ("running", "queued")
 
     @classmethod
     def from_row(cls, row: RunRecord | Any) -> RunInfo:
@@ -181,6 +170,8 @@ class Runtime:
             the settings file now). :meth:`update_settings` swaps it for the runs started after.
         buffer_events: how many recent events each run keeps in memory.
         heartbeat_s: how often running runs are marked alive in the store.
+        tools: the tools its runs may call, checked when a workflow is loaded and used when it runs
+            (default: :func:`tools.default_registry`: the built-ins, ``TOOLS_MODULES`` and plugins).
     """
 
     def __init__(
@@ -191,14 +182,16 @@ class Runtime:
         llm: ChatModel | None = None,
         buffer_events: int = 10_000,
         heartbeat_s: float = 5.0,
+        tools: ToolRegistry | None = None,
         settings: Settings | None = None,
     ):
+        self.tools: ToolRegistry = tools if tools is not None else default_registry()
         self._settings = settings or Settings.from_env()
         self.store = Store(
             database_url, data_dir=data_dir, on_write_failure=self._on_write_failure, settings=self._settings
         )
         self.reader = RunReader(self.store)
-        self.interrupted_at_start = self.store.mark_interrupted()
+        self.interrupted_at_start = self._mark_dead_owners()
         self._llm = llm
         self._buffer_events = buffer_events
         self._owner = process_owner()
@@ -211,6 +204,10 @@ class Runtime:
         self._thread.start()
         self._heartbeat = asyncio.run_coroutine_threadsafe(self._beat(heartbeat_s), self._loop)
         self._node_tests = NodeTests(self._loop)
+
+    def _mark_dead_owners(self) -> list[str]:
+        """Mark runs of processes that are gone ``interrupted`` (queue mode leaves that to its sweep)."""
+        return self.store.mark_interrupted()
 
     # --- settings ------------------------------------------------------------------------
 
@@ -248,7 +245,7 @@ class Runtime:
         self._check_open()
         if run_id is not None and not _RUN_ID.fullmatch(run_id):
             raise ValueError(f"run id must be 32 lowercase hex digits, not {run_id[:40]!r}")
-        loaded = load_workflow(workflow)
+        loaded = load_workflow(workflow, tools=self.tools)
         values = check_inputs(loaded, inputs)
         with self._submit_lock if run_id is not None else contextlib.nullcontext():
             if run_id is not None and self.status(run_id) is not None:
@@ -303,7 +300,7 @@ class Runtime:
         forked_from = row.forked_from
         if forked_from and forked_from.get("config") is not None:  # a fork keeps its edit of the picked node
             document = with_config(document, forked_from["node"], forked_from["config"])
-        workflow = load_workflow(document)
+        workflow = load_workflow(document, tools=self.tools)
         events = self.store.events(run_id)
         replay = replay_from_events(events)
         self.store.claim_run(run_id, self._owner)
@@ -351,7 +348,7 @@ class Runtime:
             raise NotForkable(f"run '{run_id}': its workflow version is missing from the store")
         document = saved[1].document
         try:
-            workflow = load_workflow(document)
+            workflow = load_workflow(document, tools=self.tools)
         except WorkflowInvalid as exc:
             raise NotForkable(f"run '{run_id}': its workflow version no longer validates: {exc.problems[0]}") from None
         edit = dict(config) if config is not None else None
@@ -365,12 +362,12 @@ class Runtime:
                 raise
         if config is not None:
             try:
-                workflow = load_workflow(with_config(document, node, config))
+                workflow = load_workflow(with_config(document, node, config), tools=self.tools)
             except WorkflowInvalid as exc:
                 problems.extend(exc.problems)
         if problems:
             raise ForkInvalid(problems)
-        forked_from: dict[str, Any] = {"run_id": run_id, "node": node}
+        forked_from: ForkedFrom = {"run_id": run_id, "node": node}
         if config is not None:
             forked_from["config"] = dict(config)
         if outputs:
@@ -380,11 +377,12 @@ class Runtime:
         ref = WorkflowRef(row.workflow_id, row.workflow_version, row.workflow_name, False)
         new_id = uuid.uuid4().hex
         now = time.time()
+        source = dict(forked_from)
         self.store.create_run(
-            run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=forked_from, created_at=now
+            run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=source, created_at=now
         )
         live = self._register(new_id, row.workflow_name, inputs, created_at=now)
-        live.forked_from = forked_from
+        live.forked_from = source
         self._start(live, workflow, inputs, replay)
         return new_id
 
@@ -400,7 +398,7 @@ class Runtime:
         saved = self.store.get_workflow(row.workflow_id, row.workflow_version)
         if saved is None:
             raise NotForkable(f"run '{run_id}': its workflow version is missing from the store")
-        return rerun_nodes(load_workflow(saved[1].document), node)
+        return rerun_nodes(load_workflow(saved[1].document, tools=self.tools), node)
 
     def _settled_status(self, run_id: str, stored: str) -> str:
         """The run's status, its events all committed when this runtime ran it (its word is newer than the row)."""
@@ -491,14 +489,14 @@ class Runtime:
             raise RunNotFound(run_id)
         return info
 
-    def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> tools.ToolResult:
-        """Call a registered tool on the runtime's loop (the Tools page's "try it")."""
+    def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> ToolResult:
+        """Call one of this runtime's tools on its loop (the Tools page's "try it"), with the runtime's settings."""
         self._check_open()
         settings = self._settings.tools
 
-        async def call() -> tools.ToolResult:
+        async def call() -> ToolResult:
             with tool_settings.using(settings):
-                return await tools.call_tool(name, args)
+                return await self.tools.call_tool(name, args)
 
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout)
 
@@ -512,7 +510,7 @@ class Runtime:
         Raises:
             NodeTestInvalid: no such node, or its config does not compile.
         """
-        return node_test_context(self.store, workflow_doc, node_id, workflow_id=workflow_id)
+        return node_test_context(self.store, workflow_doc, node_id, workflow_id=workflow_id, tools=self.tools)
 
     def start_node_test(
         self,
@@ -530,7 +528,9 @@ class Runtime:
         self._check_open()
         settings = self._settings
         llm = self._llm or default_chat_model(settings.llm)
-        return self._node_tests.start(workflow_doc, node_id, values, llm=llm, timeout_s=timeout_s, settings=settings)
+        return self._node_tests.start(
+            workflow_doc, node_id, values, llm=llm, timeout_s=timeout_s, tools=self.tools, settings=settings
+        )
 
     def cancel_node_test(self, test_id: str) -> bool:
         """Stop a running node test; True if it was running."""
@@ -627,14 +627,25 @@ class Runtime:
             with live.cond:
                 live.buffer.append(event)
                 live.last_seq = event.seq
-                if event.type == "llm.completed":
-                    data = event.data
-                    prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
-                    live.prompt_tokens += prompt
-                    live.completion_tokens += completion
-                    live.tokens_estimated = live.tokens_estimated or bool(data.get("estimated"))
-                    if data.get("failed"):
-                        live.failed_tokens += prompt + completion
+                kind = event.type
+                match kind:  # every kind named: a new one fails mypy here until it is handled
+                    case "llm.token" | "node.started" | "node.completed" | "node.failed" | "node.skipped":
+                        pass
+                    case "llm.completed":
+                        data = event.data
+                        prompt = int(data.get("prompt_tokens") or 0)
+                        completion = int(data.get("completion_tokens") or 0)
+                        live.prompt_tokens += prompt
+                        live.completion_tokens += completion
+                        live.tokens_estimated = live.tokens_estimated or bool(data.get("estimated"))
+                        if data.get("failed"):
+                            live.failed_tokens += prompt + completion
+                    case "tool.called" | "tool.result" | "memory.recalled" | "memory.saved" | "log":
+                        pass
+                    case "run.started" | "run.completed" | "run.failed" | "run.cancelled":
+                        pass  # the run's status is set by _finish, once its last event is durable
+                    case _:
+                        assert_never(kind)
                 live.cond.notify_all()
 
         llm = self._llm or default_chat_model(settings.llm)
@@ -661,7 +672,8 @@ class Runtime:
         output: Any
         try:
             result = await execute(
-                workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay, settings=settings
+                workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay, settings=settings,
+                tools=self.tools,
             )
         except BaseException as exc:  # an engine bug must not leave the run "running" forever
             status, error, node_id, output = "failed", f"internal error: {type(exc).__name__}: {exc}", None, None

@@ -43,21 +43,41 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, assert_never, overload
 
 from pydantic import ValidationError
 
 from engine import template_budget
 from engine.config import Settings as StudioSettings
-from engine.errors import EngineError, NodeTimeout, Problem
-from engine.events import Event, EventType
-from engine.executor import _FOREIGN_DATA, NodeContextImpl, _json_data, _json_value, _reason
+from engine.errors import NodeTestInvalid, NodeTimeout, Problem
+from engine.events import (
+    Event,
+    EventType,
+    LlmCompletedData,
+    LlmTokenData,
+    LogData,
+    MemoryRecalledData,
+    MemorySavedData,
+    NodeCompletedData,
+    NodeFailedData,
+    NodeSkippedData,
+    NodeStartedData,
+    RunCancelledData,
+    RunCompletedData,
+    RunFailedData,
+    RunStartedData,
+    ToolCalledData,
+    ToolResultData,
+)
+from engine.executor import _FOREIGN_DATA, NodeContextImpl, _reason, _with_input
 from engine.llm.base import ChatModel
 from engine.model import InputSpec, Node, Settings
 from engine.nodes import KINDS, compile_config
 from engine.nodes.agent import AgentSpec
 from engine.nodes.base import BASE_SCOPE, Compiler
 from engine.nodes.map import MapSpec
+from tools import ToolRegistry, default_registry
+from tools.plain import to_plain
 
 TEST_TIME_LIMIT_S = 300.0
 """Longest a node test may take when neither the node nor the workflow sets a timeout, in seconds."""
@@ -68,15 +88,6 @@ RUNS_LOOKED_AT = 20
 _EMPTY_OF_TYPE: Mapping[str, Any] = {
     "string": "", "number": 0, "integer": 0, "boolean": False, "object": {}, "array": []
 }
-
-
-class NodeTestInvalid(EngineError):
-    """The node cannot be tested: unknown node, a config that does not compile, or inputs that are not JSON."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = list(problems)
-        head = "the node cannot be tested"
-        super().__init__(head + "".join(f"\n  - {p}" for p in self.problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +166,12 @@ def referenced(document: Mapping[str, Any], node_id: str) -> tuple[frozenset[str
 
 
 def node_test_context(
-    store: Any, document: Mapping[str, Any], node_id: str, *, workflow_id: str | None = None
+    store: Any,
+    document: Mapping[str, Any],
+    node_id: str,
+    *,
+    workflow_id: str | None = None,
+    tools: ToolRegistry | None = None,
 ) -> NodeTestContext:
     """The inputs ``node_id`` received in its latest run of this workflow, else the ones its templates need, empty.
 
@@ -165,7 +181,7 @@ def node_test_context(
     ``iteration``. Without such a run, the newest run's inputs and outputs are used; without any
     run, declared inputs get their defaults (or an empty value of their type) and outputs null.
     """
-    node, _compiler = _compiled(document, node_id)
+    node, _compiler = _compiled(document, node_id, tools)
     node_refs, _input_refs, whole = referenced(document, node_id)
     if workflow_id is None and isinstance(document.get("name"), str):
         row = store.find_workflow(document["name"])
@@ -246,7 +262,9 @@ def _settings(document: Mapping[str, Any]) -> Settings:
         return Settings.model_validate({})
 
 
-def _compiled(document: Mapping[str, Any], node_id: str) -> tuple[Node, _SpecCompiler]:
+def _compiled(
+    document: Mapping[str, Any], node_id: str, registry: ToolRegistry | None = None
+) -> tuple[Node, _SpecCompiler]:
     """The node's model and a compiler holding its compiled templates (the spec is in ``compiler.spec``)."""
     nodes_field = document.get("nodes")
     raw_nodes: list[Any] = nodes_field if isinstance(nodes_field, list) else []
@@ -261,8 +279,8 @@ def _compiled(document: Mapping[str, Any], node_id: str) -> tuple[Node, _SpecCom
         raise NodeTestInvalid(invalid) from None
     node_ids = frozenset(str(n.get("id")) for n in raw_nodes if isinstance(n, Mapping) and isinstance(n.get("id"), str))
     problems: list[Problem] = []
-    declared = frozenset(str(k) for k in _declared_inputs(document))
-    compiler = _SpecCompiler(where, problems, BASE_SCOPE, node_ids, declared)
+    input_names = frozenset(str(k) for k in _declared_inputs(document))
+    compiler = _SpecCompiler(where, problems, BASE_SCOPE, node_ids, input_names, tools=registry or default_registry())
     compiler.spec = compile_config(node.type, node.config, compiler)
     if problems:
         raise NodeTestInvalid(problems)
@@ -288,8 +306,10 @@ class _TestRun:
         nodes: dict[str, Any],
         llm: ChatModel,
         model: str,
+        tools: ToolRegistry,
     ):
         self.run_id = test_id
+        self.tools = tools
         self.workflow = _Named(workflow_name)
         self.inputs = inputs
         self.node_vars = {node_id: {"output": output} for node_id, output in nodes.items()}
@@ -299,9 +319,39 @@ class _TestRun:
         self.events: list[Event] = []
         self.seq = 0
 
-    def emit(self, type: EventType, node_id: str | None = None, data: Mapping[str, Any] = {}) -> None:
+    @overload
+    def emit(self, type: Literal["run.started"], node_id: str | None, data: RunStartedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.started"], node_id: str | None, data: NodeStartedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.completed"], node_id: str | None, data: NodeCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.failed"], node_id: str | None, data: NodeFailedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.skipped"], node_id: str | None, data: NodeSkippedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.token"], node_id: str | None, data: LlmTokenData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.completed"], node_id: str | None, data: LlmCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.called"], node_id: str | None, data: ToolCalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.result"], node_id: str | None, data: ToolResultData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.recalled"], node_id: str | None, data: MemoryRecalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.saved"], node_id: str | None, data: MemorySavedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["log"], node_id: str | None, data: LogData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.completed"], node_id: str | None, data: RunCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.failed"], node_id: str | None, data: RunFailedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.cancelled"], node_id: str | None, data: RunCancelledData) -> None: ...
+    def emit(self, type: EventType, node_id: str | None, data: Mapping[str, Any]) -> None:
         if type in _FOREIGN_DATA:
-            data = _json_data(data)
+            data = to_plain(data)
         self.seq += 1
         self.events.append(Event(self.seq, self.run_id, time.time(), type, node_id, data))
 
@@ -354,7 +404,8 @@ def check_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
     if problems:
         raise NodeTestInvalid(problems)
     try:
-        return _json_value(dict(inputs)), {str(k): _json_value(v) for k, v in nodes.items()}, int(iteration)
+        plain_nodes = {str(k): to_plain(v, "raise") for k, v in nodes.items()}
+        return to_plain(dict(inputs), "raise"), plain_nodes, int(iteration)
     except (TypeError, RecursionError) as exc:
         raise NodeTestInvalid([Problem("test inputs", f"the values must be JSON: {exc}")]) from None
 
@@ -368,6 +419,7 @@ async def run_node_test(
     test_id: str | None = None,
     timeout_s: float | None = None,
     settings: StudioSettings | None = None,
+    tools: ToolRegistry | None = None,
 ) -> NodeTestResult:
     """Run ``node_id`` once with ``values`` (see :class:`NodeTestContext`); never raises for the node's own failure.
 
@@ -376,14 +428,15 @@ async def run_node_test(
     Raises:
         NodeTestInvalid: the node is unknown or does not compile, or ``values`` are not usable.
     """
-    node, compiler = _compiled(document, node_id)
+    registry = tools if tools is not None else default_registry()
+    node, compiler = _compiled(document, node_id, registry)
     inputs, nodes, iteration = check_values(values)
     limit = timeout_s if timeout_s is not None else time_limit(document, node_id)
     test_id = test_id or uuid.uuid4().hex
     name = str(document.get("name") or "workflow")
     settings = settings or StudioSettings.from_env()
     model = _settings(document).model or settings.llm.default_model
-    run = _TestRun(test_id, name, inputs, nodes, llm, model)
+    run = _TestRun(test_id, name, inputs, nodes, llm, model, registry)
     spec = compiler.spec
     if _saves_memory(node.type, spec):
         spec = _without_memory_writes(node.type, spec)
@@ -397,7 +450,7 @@ async def run_node_test(
     try:
         async with asyncio.timeout(limit) as deadline:
             with settings.applied():
-                output = _json_value(await runner(spec, ctx))  # type: ignore[arg-type]  # as the executor calls it
+                output = to_plain(await runner(spec, ctx), "raise")  # type: ignore[arg-type]  # as the executor calls it
     except asyncio.CancelledError:
         status, error = "cancelled", "cancelled"
     except TimeoutError:
@@ -407,20 +460,14 @@ async def run_node_test(
         status, error = "failed", _reason(exc)
     duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
     if status == "completed":
-        done: dict[str, Any] = {"output": output, "duration_ms": duration_ms, "attempts": 1}
+        done: NodeCompletedData = {"output": output, "duration_ms": duration_ms, "attempts": 1}
         run.emit("node.completed", node_id, _with_input(done, ctx))
     else:
-        failed: dict[str, Any] = {"error": error, "attempts": 1}
+        failed: NodeFailedData = {"error": str(error), "attempts": 1}
         if status == "cancelled":
             failed["cancelled"] = True
         run.emit("node.failed", node_id, _with_input(failed, ctx))
     return _result(test_id, node_id, status, output, error, duration_ms, ctx.input, run.events)
-
-
-def _with_input(data: dict[str, Any], ctx: NodeContextImpl) -> dict[str, Any]:
-    if ctx.input is not None:
-        data["input"] = ctx.input
-    return data
 
 
 def _result(
@@ -439,24 +486,32 @@ def _result(
     calls: dict[str, dict[str, Any]] = {}
     logs: list[str] = []
     for event in events:
-        data = event.data
-        if event.type == "llm.completed":
-            prompt += int(data.get("prompt_tokens") or 0)
-            completion += int(data.get("completion_tokens") or 0)
-            estimated = estimated or bool(data.get("estimated"))
-            if data.get("model") and data["model"] not in models:
-                models.append(str(data["model"]))
-        elif event.type == "tool.called":
-            calls[str(data.get("call_id"))] = {"tool": data.get("tool"), "args": data.get("args")}
-        elif event.type == "tool.result" and str(data.get("call_id")) in calls:
-            calls[str(data.get("call_id"))].update(
-                ok="error" not in data,
-                result=data.get("result"),
-                error=data.get("error"),
-                duration_ms=float(data.get("duration_ms") or 0.0),
-            )
-        elif event.type == "log":
-            logs.append(f"{data.get('level', 'info')}: {data.get('message', '')}")
+        data, kind = event.data, event.type
+        match kind:  # every kind named: a new one fails mypy here until it is handled
+            case "llm.completed":
+                prompt += int(data.get("prompt_tokens") or 0)
+                completion += int(data.get("completion_tokens") or 0)
+                estimated = estimated or bool(data.get("estimated"))
+                if data.get("model") and data["model"] not in models:
+                    models.append(str(data["model"]))
+            case "tool.called":
+                calls[str(data.get("call_id"))] = {"tool": data.get("tool"), "args": data.get("args")}
+            case "tool.result":
+                if str(data.get("call_id")) in calls:
+                    calls[str(data.get("call_id"))].update(
+                        ok="error" not in data,
+                        result=data.get("result"),
+                        error=data.get("error"),
+                        duration_ms=float(data.get("duration_ms") or 0.0),
+                    )
+            case "log":
+                logs.append(f"{data.get('level', 'info')}: {data.get('message', '')}")
+            case "node.started" | "node.completed" | "node.failed" | "node.skipped" | "llm.token":
+                pass  # the test's outcome is returned whole; tokens make the output
+            case "memory.recalled" | "memory.saved" | "run.started" | "run.completed" | "run.failed" | "run.cancelled":
+                pass
+            case _:
+                assert_never(kind)
     tool_calls = tuple(
         ToolCallRecord(
             tool=str(c["tool"]),
@@ -508,10 +563,19 @@ class NodeTests:
         self._tests: dict[str, _Pending] = {}
         self._lock = threading.Lock()
 
-    def start(self, document: Mapping[str, Any], node_id: str, values: Mapping[str, Any], *, llm: ChatModel,
-              timeout_s: float | None = None, settings: StudioSettings | None = None) -> str:
+    def start(
+        self,
+        document: Mapping[str, Any],
+        node_id: str,
+        values: Mapping[str, Any],
+        *,
+        llm: ChatModel,
+        timeout_s: float | None = None,
+        tools: ToolRegistry | None = None,
+        settings: StudioSettings | None = None,
+    ) -> str:
         """Start a test; returns its id at once. NodeTestInvalid before anything runs."""
-        _compiled(document, node_id)
+        _compiled(document, node_id, tools)
         check_values(values)
         test_id = uuid.uuid4().hex
         pending = _Pending(concurrent.futures.Future())
@@ -521,7 +585,8 @@ class NodeTests:
             if pending.cancel_requested:
                 raise asyncio.CancelledError
             return await run_node_test(
-                document, node_id, values, llm=llm, test_id=test_id, timeout_s=timeout_s, settings=settings
+                document, node_id, values, llm=llm, test_id=test_id, timeout_s=timeout_s, tools=tools,
+                settings=settings,
             )
 
         def done(fut: concurrent.futures.Future[NodeTestResult]) -> None:

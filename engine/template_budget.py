@@ -42,7 +42,7 @@ from contextvars import ContextVar
 from time import thread_time
 from typing import Any
 
-from jinja2.exceptions import SecurityError
+from engine.errors import RenderTimeLimit
 
 RENDER_TIME_LIMIT_S = 0.05
 """Most processor time templates may take on the event loop's thread before the loop serves the others,
@@ -54,10 +54,6 @@ _CHECK_EVERY = 32
 """Ticks between two looks at the clock (a look, ``time.thread_time()``, costs about 0.4 µs; a tick is
 usually under a microsecond, and operations whose cost grows with a value's size are charged on their
 own)."""
-
-
-class RenderTimeLimit(SecurityError):
-    """A template ran past :data:`RENDER_TIME_LIMIT_S`, or was about to."""
 
 
 class _Slice:

@@ -44,7 +44,7 @@ from markupsafe import Markup
 
 from engine import template_budget as budget
 from engine import template_limits as limits
-from engine.errors import EngineError
+from engine.errors import RenderError, RenderTimeLimit, ValueTooLarge
 from engine.template_limits import MAX_ITEMS
 
 # One ``{{ ... }}`` and nothing but white space around it; ``{{-``/``-}}``
@@ -263,14 +263,6 @@ ENV.globals["lipsum"] = _lipsum
 JINJA_GLOBALS = frozenset(ENV.globals)
 
 
-class RenderError(EngineError):
-    """A template failed at run time; the message names the variable or operation."""
-
-
-class ValueTooLarge(RenderError):
-    """A lazy value (generator, range, view) has more than :data:`MAX_ITEMS` items."""
-
-
 @dataclass(frozen=True, slots=True)
 class Compiled:
     """A compiled template or expression.
@@ -295,8 +287,9 @@ class Compiled:
             return self._render(context)
         except UndefinedError as exc:
             raise RenderError(f"undefined variable in {self.source!r}: {_undefined_message(exc)}") from None
-        except SecurityError as exc:
-            raise RenderError(f"refused by the sandbox in {self.source!r}: {exc}") from None
+        except SecurityError as exc:  # a time limit depends on the machine's load, like a node's timeout: retryable
+            timed_out = isinstance(exc, RenderTimeLimit)
+            raise RenderError(f"refused by the sandbox in {self.source!r}: {exc}", retryable=timed_out) from None
         except ValueTooLarge as exc:
             raise RenderError(f"value too large in {self.source!r}: {exc}") from None
         except RecursionError:

@@ -24,13 +24,17 @@ from engine.model import FORMAT, ID_PATTERN, NODE_TYPES, Edge, InputSpec, Node, 
 from engine.nodes import KINDS, compile_config
 from engine.nodes.base import BASE_SCOPE, Compiler
 from engine.plan import Graph, Plan, PlanEdge, PlanNode, analyse, link
+from tools import ToolRegistry, default_registry
 
 TOP_LEVEL_KEYS = ("format", "name", "description", "settings", "inputs", "nodes", "edges")
 _ID = re.compile(ID_PATTERN)
 
 
-def load_workflow(source: str | Path | Mapping[str, Any] | Workflow) -> Workflow:
+def load_workflow(source: str | Path | Mapping[str, Any] | Workflow, *, tools: ToolRegistry | None = None) -> Workflow:
     """Load, validate and compile a workflow from a path, a JSON/YAML text, or a dict.
+
+    Tool names are checked against ``tools`` (default: :func:`tools.default_registry`).
+    An already loaded :class:`Workflow` is returned as it is.
 
     Raises:
         WorkflowInvalid: listing every problem found, each naming its node or edge.
@@ -38,7 +42,7 @@ def load_workflow(source: str | Path | Mapping[str, Any] | Workflow) -> Workflow
     if isinstance(source, Workflow):
         return source
     raw = _read(source) if not isinstance(source, Mapping) else source
-    return validate_document(raw)
+    return validate_document(raw, tools=tools)
 
 
 def _read(source: str | Path) -> Any:
@@ -70,7 +74,7 @@ def _parse(text: str, where: str, yaml_file: bool) -> Any:
         raise WorkflowInvalid([Problem(where, f"is not valid YAML: {exc}")]) from None
 
 
-def validate_document(raw: Any) -> Workflow:
+def validate_document(raw: Any, *, tools: ToolRegistry | None = None) -> Workflow:
     """Validate a parsed document; see :func:`load_workflow`."""
     problems: list[Problem] = []
     if not isinstance(raw, Mapping):
@@ -90,7 +94,8 @@ def validate_document(raw: Any) -> Workflow:
     inputs = _inputs(raw.get("inputs") or {}, problems)
     nodes, identified, nodes_ok = _nodes(raw.get("nodes"), problems)
     edges = _edges(raw.get("edges") or [], problems)
-    plan = _plan(nodes, edges or [], identified, inputs, problems, graph_ok=nodes_ok and edges is not None)
+    registry = tools if tools is not None else default_registry()
+    plan = _plan(nodes, edges or [], identified, inputs, problems, registry, graph_ok=nodes_ok and edges is not None)
     if problems or plan is None or settings is None or edges is None:
         raise WorkflowInvalid(problems or [Problem("document", "is not a workflow")])
     parts: dict[str, Any] = {
@@ -205,11 +210,12 @@ def _plan(
     identified: dict[str, str | None],
     inputs: dict[str, InputSpec],
     problems: list[Problem],
+    registry: ToolRegistry,
     *,
     graph_ok: bool,
 ) -> Plan | None:
     """Compile every node and check the graph; a plan only when nothing is wrong."""
-    specs = _compile_nodes(nodes, set(identified), inputs, problems)
+    specs = _compile_nodes(nodes, set(identified), inputs, problems, registry)
     names = _output_names(nodes, specs, problems)
     ids = list(identified)
     index = {node_id: i for i, node_id in enumerate(ids)}
@@ -259,13 +265,13 @@ def _output_names(nodes: list[Node], specs: list[Any], problems: list[Problem]) 
 
 
 def _compile_nodes(
-    nodes: list[Node], ids: set[str], inputs: dict[str, InputSpec], problems: list[Problem]
+    nodes: list[Node], ids: set[str], inputs: dict[str, InputSpec], problems: list[Problem], registry: ToolRegistry
 ) -> list[Any]:
     node_ids = frozenset(ids)
     input_names = frozenset(inputs)
     specs: list[Any] = []
     for node in nodes:
-        compiler = Compiler(f"node '{node.id}'", problems, BASE_SCOPE, node_ids, input_names)
+        compiler = Compiler(f"node '{node.id}'", problems, BASE_SCOPE, node_ids, input_names, tools=registry)
         specs.append(compile_config(node.type, node.config, compiler) if node.type in KINDS else None)
     return specs
 

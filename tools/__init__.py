@@ -13,16 +13,15 @@ This package never imports ``engine`` or ``streamlit``.
 from __future__ import annotations
 
 import tools.builtin  # noqa: F401  (registers the built-in tools; they import `tool` from tools.registry)
+from tools.errors import ToolError, UnknownTool
 from tools.registry import (
     DEFAULT_MAX_RESULT_CHARS,
     DEFAULT_TIMEOUT_S,
     ENTRY_POINT_GROUP,
     MODULES_ENV_VAR,
-    ToolError,
     ToolRegistry,
     ToolResult,
     ToolSpec,
-    UnknownTool,
     call_tool,
     default_registry,
     get_tool,

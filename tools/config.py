@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datadir.env import EnvReader
+from tools.errors import ToolError
 
 __all__ = ["ISOLATION_MODES", "ToolSettings", "current", "using"]
 
@@ -70,9 +71,7 @@ class ToolSettings:
         env = EnvReader(os.environ if environ is None else environ)
         settings = cls.read(env)
         if env.problems:
-            from tools.registry import ToolError
-
-            raise ToolError("; ".join(env.problems))
+            raise ToolError("; ".join(env.problems), retryable=False)
         return settings
 
 

@@ -19,9 +19,7 @@ import weakref
 from collections.abc import Awaitable
 from typing import Any
 
-
-class DeadlinePassed(Exception):
-    """A call ran past its deadline (and was cancelled)."""
+from tools.errors import DeadlinePassed
 
 
 class _Call:

@@ -20,7 +20,6 @@ This package is a standalone library: it must never import ``engine`` or
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import importlib
 import importlib.metadata
 import inspect
@@ -38,7 +37,9 @@ from typing import Any, TypeVar, overload
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from tools import config as tool_settings
-from tools.deadlines import DeadlinePassed, with_deadline
+from tools.deadlines import with_deadline
+from tools.errors import DeadlinePassed, ToolError, UnknownTool
+from tools.plain import to_plain
 
 __all__ = [
     "DEFAULT_MAX_RESULT_CHARS",
@@ -79,40 +80,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 # --------------------------------------------------------------------------- data
-
-
-class UnknownTool(KeyError):
-    """No tool of that name is registered; the message lists the available ones."""
-
-    def __init__(self, name: str, available: Iterable[str]):
-        self.name = name
-        self.available = sorted(available)
-        listed = ", ".join(self.available) if self.available else "(none)"
-        self.message = f"Unknown tool {name!r}. Available tools: {listed}."
-        super().__init__(self.message)
-
-    def __str__(self) -> str:  # KeyError would otherwise repr() the message
-        return self.message
-
-
-class ToolError(Exception):
-    """Raise from a tool to report a failure whose message is shown verbatim.
-
-    Any other exception is reported as ``"<ExceptionType>: <message>"``.
-    Raising is the one way a tool reports a failure: a returned value is
-    always a success, whatever it contains.
-
-    Args:
-        message: what went wrong, in words a model or user can act on (the
-            call's ``error``; a model reads it).
-        detail: optional longer text for people (a traceback, printed
-            output, a backend's raw error): kept in ``ToolResult.detail`` and
-            in the ``tool.result`` event, never shown to a model.
-    """
-
-    def __init__(self, message: str = "", *, detail: str | None = None) -> None:
-        super().__init__(message)
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -161,6 +128,9 @@ class ToolResult:
             ``detail``), or ``None``; a model is never shown it.
         duration_ms: wall time of the call.
         truncated: whether ``value`` was cut to ``max_result_chars``.
+        retryable: for a failure, whether calling again may succeed (a timeout, a
+            tool's own retryable error); False for an unknown tool, invalid
+            arguments, a result that is not JSON or a non-retryable ``ToolError``.
     """
 
     ok: bool
@@ -169,6 +139,7 @@ class ToolResult:
     duration_ms: float = 0.0
     truncated: bool = False
     detail: str | None = None
+    retryable: bool = False
 
     def as_text(self) -> str:
         """What a model should see: the value as text, or ``"Error: ..."``."""
@@ -291,27 +262,6 @@ def _is_async_callable(func: Callable[..., Any]) -> bool:
 
 
 # ------------------------------------------------------------------------ results
-
-
-def _to_jsonable(value: Any, _depth: int = 0) -> Any:
-    """Convert ``value`` into plain JSON types (models dumped, tuples -> lists, else str)."""
-    if _depth > 100:
-        return str(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, BaseModel):
-        return _to_jsonable(value.model_dump(mode="json"), _depth + 1)
-    if isinstance(value, Mapping):
-        return {(k if isinstance(k, str) else str(k)): _to_jsonable(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_to_jsonable(v, _depth + 1) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _to_jsonable(dataclasses.asdict(value), _depth + 1)
-    try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        return str(value)
 
 
 def _value_text(value: Any) -> str:
@@ -471,6 +421,21 @@ class ToolRegistry:
 
         return decorate(func) if func is not None else decorate
 
+    def copy(self) -> ToolRegistry:
+        """A new registry holding this one's tools (plugins loaded first); what either registers later stays its own.
+
+        The way to run with the usual tools plus a few of one's own, without touching the default registry::
+
+            registry = tools.default_registry().copy()
+            registry.register(my_tool)
+            Runtime(tools=registry)
+        """
+        self._ensure_plugins()
+        fresh = ToolRegistry()
+        with self._lock:
+            fresh._tools = dict(self._tools)
+        return fresh
+
     def unregister(self, name: str) -> None:
         """Remove a tool (no error if absent)."""
         with self._lock:
@@ -592,10 +557,9 @@ class ToolRegistry:
             raise ValueError(f"max_result_chars must be at least 1, got {max_result_chars!r}")
         started = time.perf_counter()
 
-        def failed(error: str, detail: str | None = None) -> ToolResult:
-            return ToolResult(
-                ok=False, error=error, detail=detail, duration_ms=(time.perf_counter() - started) * 1000
-            )
+        def failed(error: str, detail: str | None = None, *, retryable: bool = False) -> ToolResult:
+            elapsed = (time.perf_counter() - started) * 1000
+            return ToolResult(ok=False, error=error, detail=detail, duration_ms=elapsed, retryable=retryable)
 
         try:
             spec = self.get_tool(name)
@@ -621,14 +585,17 @@ class ToolRegistry:
             work = spec.func(*positional, **keywords) if spec.is_async else self._invoke(spec, positional, keywords)
             raw = await with_deadline(work, limit)
         except DeadlinePassed:
-            return failed(f"Tool {name!r} timed out after {limit:g} s; try again with a smaller or simpler request")
+            message = f"Tool {name!r} timed out after {limit:g} s; try again with a smaller or simpler request"
+            return failed(message, retryable=True)
         except Exception as exc:  # the tool's own failure; CancelledError propagates
             logger.debug("tool %r raised", name, exc_info=True)
             detail = exc.detail if isinstance(exc, ToolError) else None
-            return failed(_describe_exception(exc), detail if isinstance(detail, str) and detail else None)
+            retryable = getattr(exc, "retryable", True)  # a ToolError says; any other exception may pass next time
+            shown = detail if isinstance(detail, str) and detail else None
+            return failed(_describe_exception(exc), shown, retryable=retryable is not False)
 
         try:
-            value = _to_jsonable(raw)
+            value = to_plain(raw, "fields")
             text = _value_text(value)
         except Exception as exc:  # e.g. an int too large for str(), a broken __str__
             return failed(f"Tool {name!r} returned a value that cannot be turned into JSON: {_describe_exception(exc)}")

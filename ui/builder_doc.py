@@ -283,7 +283,8 @@ def _follow(nxt: dict[str, Any], prev: dict[str, Any], doc: dict[str, Any], new_
             readings.append(f"{{{{ {ref('inputs', first)} }}}}")
     if isinstance(nxt.get("config"), dict):
         for old in readings:
-            nxt["config"], _ = _rewrite(nxt["config"], re.compile(re.escape(old)), f"{{{{ {ref('nodes', new_id)}.output }}}}")
+            reading = f"{{{{ {ref('nodes', new_id)}.output }}}}"
+            nxt["config"], _ = _rewrite(nxt["config"], re.compile(re.escape(old)), reading)
 
 
 def condition_values(doc: dict[str, Any], condition_id: str) -> list[str]:
@@ -301,7 +302,9 @@ def next_when(doc: dict[str, Any], condition_id: str) -> str | None:
     return next((v for v in [*values, "default"] if v not in used), None)
 
 
-def _free_position(doc: dict[str, Any], prev: dict[str, Any] | None, *, shift_from: str | None = None) -> dict[str, float]:
+def _free_position(
+    doc: dict[str, Any], prev: dict[str, Any] | None, *, shift_from: str | None = None
+) -> dict[str, float]:
     if shift_from is not None and prev is not None:
         _shift_right(doc, shift_from, prev["id"], coordinates(prev.get("position"))[0] + X_GAP)
     taken = [coordinates(n.get("position")) for n in doc.get("nodes", [])]

@@ -9,7 +9,6 @@ and ids shown in Markdown are escaped.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import streamlit as st
 
 from engine.model import Settings
+from engine.timefmt import format_ts
 from ui import builder_doc as bd
 from ui import builder_state as bs
 from ui.form_fields import code, number_field, present, references, renamed, show_error
@@ -38,7 +38,9 @@ def edge_form(edge: dict[str, Any], *, disabled: bool) -> None:
     head.markdown(f"#### Edge  \n{code(src)} → {code(dst)}")
     with remove:  # before the fields, and behind a confirmation: Tab from a field never reaches it
         delete_popover("edge", bs.act_delete_edge, (src, dst, when), disabled=disabled)
-    close.button("", icon=":material/close:", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
+    close.button(
+        "", icon=":material/close:", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector
+    )
     source_node = bd.find_node(doc, src) or {}
     base = bs.fkey("edge", src, dst)
     if source_node.get("type") == "condition":
@@ -347,7 +349,7 @@ def versions_panel(*, viewing: int | None) -> None:
         return
     latest = rows[-1].version
     for row in reversed(rows):
-        when = dt.datetime.fromtimestamp(row.created_at).strftime("%Y-%m-%d %H:%M")
+        when = format_ts(row.created_at, seconds=False)
         nodes = len((row.document or {}).get("nodes", []))
         found = bd.problems(row.document or {})  # saved with problems: listed with it
         tag = " · latest" if row.version == latest else ""

@@ -35,6 +35,7 @@ from streamlit_flow.state import StreamlitFlowState
 
 from engine.errors import Problem
 from engine.reader import RunReader
+from engine.timefmt import format_ts
 from ui import builder_doc as bd
 from ui import flash as messages
 from ui import palette
@@ -132,10 +133,7 @@ def restored() -> dict[str, Any] | None:
 
 def when_text(epoch: float) -> str:
     """A draft's time as the user reads it: the time today, else the date and time."""
-    import datetime as dt
-
-    moment = dt.datetime.fromtimestamp(epoch)
-    return moment.strftime("%H:%M:%S" if moment.date() == dt.date.today() else "%Y-%m-%d %H:%M")
+    return format_ts(epoch, seconds=False, today_as_time=True)
 
 
 def _digest(document: Any) -> str:
@@ -465,9 +463,8 @@ def act_open(choice_key: str) -> None:
         if draft is None:
             flash("warning", "That draft is gone (saved or discarded meanwhile).")
             return
-        st.session_state[BUILDER_ARRIVING] = (
-            copy.deepcopy(draft.document), draft.source, None, None, draft.key, draft.updated_at
-        )
+        arriving = (copy.deepcopy(draft.document), draft.source, None, None, draft.key, draft.updated_at)
+        st.session_state[BUILDER_ARRIVING] = arriving
         finish_arrival()
         return
     try:
@@ -559,14 +556,14 @@ def act_discard_draft() -> None:
     wid = saved_id()
     found = reader().workflow_version(wid) if wid else None
     if found is not None:
-        document = found.document
+        saved = found.document
         st.session_state[BUILDER_ARRIVING] = (
-            copy.deepcopy(document), f"saved:{wid}", None, copy.deepcopy(document), wid, None
+            copy.deepcopy(saved), f"saved:{wid}", None, copy.deepcopy(saved), wid, None
         )
     else:
         fresh = _new_document()
-        fresh_key = f"new:{uuid.uuid4().hex[:16]}"
-        st.session_state[BUILDER_ARRIVING] = (fresh, "new", None, copy.deepcopy(fresh), fresh_key, None)
+        new_key = f"new:{uuid.uuid4().hex[:16]}"
+        st.session_state[BUILDER_ARRIVING] = (fresh, "new", None, copy.deepcopy(fresh), new_key, None)
     finish_arrival()
     flash("info", "Draft discarded.")
 

@@ -188,7 +188,9 @@ def canvas(
 
 
 ROOMY_CSS = """<style>
-[data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; padding-top: 2.5rem; max-width: none; }
+[data-testid="stMainBlockContainer"] {
+  padding-left: 1.5rem; padding-right: 1.5rem; padding-top: 2.5rem; max-width: none;
+}
 </style>"""
 
 

@@ -50,4 +50,6 @@ def show_pinned(key: str) -> None:
     kind, message = pinned
     with st.container(horizontal=True, vertical_alignment="center"):
         _SHOW.get(kind, st.info)(message)
-        st.button("", key=f"{key}_close", icon=":material/close:", help="Dismiss this message", on_click=unpin, args=(key,))
+        st.button(
+            "", key=f"{key}_close", icon=":material/close:", help="Dismiss this message", on_click=unpin, args=(key,)
+        )

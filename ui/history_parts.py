@@ -14,17 +14,16 @@ import pandas as pd
 from engine.attempts import Attempt
 from engine.reader import NodeExecutionRecord, RunRecord
 from engine.run_times import RunTimes, label
+from engine.statuses import NodeStatus
 from ui.run_parts import NODE_ICONS, compact_json
 from ui.status import COLOURS
 from ui.text import md_escape
 
-# node_executions say "completed"; the UI says "succeeded" everywhere
-NODE_STATUS = {"completed": "succeeded"}
-STATUS_ORDER = ["succeeded", "running", "failed", "cancelled", "skipped", "pending"]
+STATUS_ORDER: list[NodeStatus] = ["succeeded", "running", "failed", "cancelled", "skipped", "pending"]
 
 
-def node_status(row: NodeExecutionRecord) -> str:
-    return NODE_STATUS.get(row.status, row.status)
+def node_status(row: NodeExecutionRecord) -> NodeStatus:
+    return row.status
 
 
 def runs_frame(runs: Sequence[RunRecord], times: Mapping[str, RunTimes]) -> pd.DataFrame:
@@ -70,7 +69,10 @@ def run_matches(run: RunRecord, *, status: str | None, workflow_id: str | None, 
     )
 
 
-def _bars(rows: Sequence[NodeExecutionRecord], earlier: Sequence[Attempt]) -> list[tuple[int, str, float, float | None, str, float | None, int, int]]:
+_Bar = tuple[int, str, float, float | None, str, float | None, int, int]
+
+
+def _bars(rows: Sequence[NodeExecutionRecord], earlier: Sequence[Attempt]) -> list[_Bar]:
     """(seq, label, start, end, status, duration ms, iteration, attempts) of each execution that began, and of
     each earlier attempt a resume replaced (marked in its label), in the order they began."""
     bars = [
@@ -127,7 +129,9 @@ def gantt_frame(
     return pd.DataFrame(data), unit
 
 
-def node_entries(rows: Sequence[NodeExecutionRecord], earlier: Sequence[Attempt]) -> list[NodeExecutionRecord | Attempt]:
+def node_entries(
+    rows: Sequence[NodeExecutionRecord], earlier: Sequence[Attempt]
+) -> list[NodeExecutionRecord | Attempt]:
     """The Nodes tab's list: every stored execution and every earlier attempt a resume replaced, in the order
     they began (an earlier attempt just before the execution that replaced it)."""
     entries: list[NodeExecutionRecord | Attempt] = [*rows, *earlier]

@@ -153,12 +153,15 @@ def node_form(node: dict[str, Any], *, disabled: bool) -> None:
     node_type = str(node.get("type"))
     head, remove, close = st.columns([4, 1, 1], vertical_alignment="center")
     head.markdown(
-        f"#### {material(node_type)} {md_escape(node.get('label') or node_id)}  \n:gray-badge[{md_escape(node_type)} node]"
+        f"#### {material(node_type)} {md_escape(node.get('label') or node_id)}  \n"
+        f":gray-badge[{md_escape(node_type)} node]"
     )
     if node_type != "input":
         with remove:  # before the fields, behind a confirmation: Tab from a field never reaches it
             delete_popover("node", bs.act_delete_node, (node_id,), disabled=disabled)
-    close.button("", icon=":material/close:", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector)
+    close.button(
+        "", icon=":material/close:", key="builder_close_inspector", help="Close", on_click=bs.act_close_inspector
+    )
     node_test.panel(node_id)  # run only this node with its latest inputs (engine/single_node.py)
 
     id_key = _key(node_id, "id")
@@ -197,7 +200,8 @@ def _rename(old: str, key: str) -> None:
 def _input_form(node: dict[str, Any], disabled: bool) -> None:
     names = ", ".join(md_escape(n) for n in (bs.doc().get("inputs") or {})) or "none yet"
     st.caption(
-        f"Passes the run's inputs on (`inputs.<name>` in templates). Declared inputs: {names}. Edit them under **Inputs**."
+        f"Passes the run's inputs on (`inputs.<name>` in templates). Declared inputs: {names}. "
+        "Edit them under **Inputs**."
     )
 
 
@@ -444,7 +448,8 @@ def _condition_form(node: dict[str, Any], disabled: bool) -> None:
         _cfg("expression", optional=False),
         cfg.get("expression"),
         disabled=disabled,
-        help="A Jinja2 expression without braces, e.g. nodes.score.output >= 7. Its value picks the edge whose when matches.",
+        help="A Jinja2 expression without braces, e.g. nodes.score.output >= 7. "
+        "Its value picks the edge whose when matches.",
     )
     outgoing = [e for e in bs.doc().get("edges", []) if e.get("source") == node["id"]]
     if outgoing:
@@ -495,7 +500,8 @@ def _transform_form(node: dict[str, Any], disabled: bool) -> None:
         area=True,
         height=100,
         disabled=disabled,
-        help="Expression: a Jinja2 expression keeping its type (e.g. nodes.a.output | length). Template: text with {{ ... }}.",
+        help="Expression: a Jinja2 expression keeping its type (e.g. nodes.a.output | length). "
+        "Template: text with {{ ... }}.",
     )
 
 

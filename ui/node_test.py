@@ -5,8 +5,8 @@ The inputs are those the node received in its latest run of this workflow
 run, the inputs its templates need, empty. The test runs on the runtime
 (``Runtime.start_node_test``, engine/single_node.py): no run is created and
 nothing reaches History. While it runs, a fragment polling every
-``POLL_S`` shows the elapsed time and a Cancel button (the page stays usable); then the output (or the error, in red) with tokens and tool
-calls. Model and tool text is shown as code or JSON, never as Markdown.
+``POLL_S`` shows the elapsed time and a Cancel button (the page stays usable); then the output (or the
+error, in red) with tokens and tool calls. Model and tool text is shown as code or JSON, never as Markdown.
 """
 
 from __future__ import annotations
@@ -113,7 +113,13 @@ def panel(node_id: str) -> None:
             help="`inputs` are the run's inputs, `nodes` the outputs of the upstream nodes this node's templates read "
             "(`nodes.<id>.output`), `iteration` the loop iteration.",
         )
-        st.button("Reload latest inputs", key="builder_test_reload", icon=":material/refresh:", on_click=_reload, args=(node_id,))
+        st.button(
+            "Reload latest inputs",
+            key="builder_test_reload",
+            icon=":material/refresh:",
+            on_click=_reload,
+            args=(node_id,),
+        )
     if (error := st.session_state.get(ERROR, {}).get(here)) is not None:
         st.error(md_escape(error), icon=":material/error:")
     if running is not None and busy:
@@ -166,7 +172,10 @@ def show_result(result: NodeTestResult) -> None:
     if result.prompt_tokens or result.completion_tokens:
         approx = "~" if result.tokens_estimated else ""
         estimated = " (estimated)" if result.tokens_estimated else ""
-        facts.append(f"{approx}{result.prompt_tokens:,} prompt + {approx}{result.completion_tokens:,} completion tokens{estimated}")
+        facts.append(
+            f"{approx}{result.prompt_tokens:,} prompt + "
+            f"{approx}{result.completion_tokens:,} completion tokens{estimated}"
+        )
     if result.models:
         facts.append(", ".join(result.models))
     if result.tool_calls:
@@ -192,7 +201,10 @@ def show_result(result: NodeTestResult) -> None:
                 for call in result.tool_calls:
                     mark = ":green[ok]" if call.ok else ":red[error]"
                     st.markdown(f"**{md_escape(call.tool)}** {mark} · {call.duration_ms:.0f} ms")
-                    st.json({"args": call.args, "result" if call.ok else "error": call.result if call.ok else call.error}, expanded=1)
+                    st.json(
+                        {"args": call.args, "result" if call.ok else "error": call.result if call.ok else call.error},
+                        expanded=1,
+                    )
         if result.input is not None:
             with st.expander("Input as rendered", icon=":material/input:"):
                 st.json(result.input, expanded=1)

@@ -11,7 +11,6 @@ names the user wrote go through :func:`ui.text.md_escape`.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections import OrderedDict
 from typing import Any
@@ -23,13 +22,14 @@ from engine.attempts import Attempt
 from engine.costs import cost_of, format_usd, prices_from
 from engine.run_times import RunTimes, duration, label
 from engine.runtime import RunInfo, Runtime
+from engine.statuses import FINISHED_NODE, NodeStatus
+from engine.timefmt import format_ts
 from ui.runtime import get_runtime
 from ui.status import RUN_BADGES, RunView
 from ui.text import clip, md_escape
 
-FINISHED_NODE = frozenset({"succeeded", "failed", "skipped", "cancelled"})
 # Markdown icons (Material Symbols: they render without an emoji font)
-NODE_ICONS = {
+NODE_ICONS: dict[NodeStatus, str] = {
     "pending": ":gray[:material/radio_button_unchecked:]",
     "running": ":blue[:material/pending:]",
     "succeeded": ":green[:material/check_circle:]",
@@ -124,9 +124,7 @@ def compact_json(value: Any, limit: int = 400) -> str:
     return clip(text, limit)
 
 
-def when(ts: float | None) -> str:
-    """An epoch time as local date and time."""
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
+when = format_ts  # an epoch time as local date and time: the pages' name for engine.timefmt.format_ts
 
 
 def badge(status: str) -> str:
@@ -143,7 +141,7 @@ def times_label(times: RunTimes) -> str:
     return label(times)
 
 
-PROGRESS_ORDER = ("succeeded", "failed", "skipped", "cancelled")
+PROGRESS_ORDER: tuple[NodeStatus, ...] = ("succeeded", "failed", "skipped", "cancelled")
 
 
 def node_counts(view: RunView, node_ids: list[str]) -> dict[str, int]:

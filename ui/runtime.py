@@ -17,6 +17,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.config import ConfigInvalid, Settings
+from engine.queue import QueueModeInvalid, open_runtime
 from engine.runtime import Runtime
 from engine.store import StoreError
 from ui.text import md_escape
@@ -24,8 +25,9 @@ from ui.text import md_escape
 
 @st.cache_resource(show_spinner=False)
 def get_runtime() -> Runtime:
-    """The process-wide runtime (background loop + store); created on first use, with the settings read now."""
-    return Runtime(settings=Settings.from_env())
+    """The process-wide runtime (background loop + store, or the queue's: ``EXECUTION_MODE``); created on first
+    use, with the settings read now."""
+    return open_runtime(settings=Settings.from_env())
 
 
 def runtime_or_stop() -> Runtime:
@@ -37,7 +39,7 @@ def runtime_or_stop() -> Runtime:
         st.error(f"Configuration: {md_escape(exc)}", icon=":material/settings:")
         st.stop()
         raise  # st.stop() raises; this line is for type checkers
-    except StoreError as exc:
+    except (StoreError, QueueModeInvalid) as exc:
         st.error(f"Store: {md_escape(exc)}", icon=":material/database:")
         st.stop()
         raise  # st.stop() raises; this line is for type checkers

@@ -1,25 +1,32 @@
-"""Run and node statuses: how they are derived from events and how they look."""
+"""Run and node statuses: how they are derived from events and how they look.
+
+The words are engine/statuses.py's (one vocabulary); this module gives each its colour and badge.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from engine.attempts import EarlierAttempts
 from engine.costs import Usage
 from engine.events import Event
 from engine.run_times import RunClock
+from engine.statuses import NodeStatus, node_failed_status
 
 # background, border
-COLOURS: dict[str, tuple[str, str]] = {
+COLOURS: dict[str, tuple[str, str]] = {  # keyed by NodeStatus
     "pending": ("#ffffff", "#a1a1aa"),
     "running": ("#dbeafe", "#2563eb"),
     "succeeded": ("#dcfce7", "#16a34a"),
     "failed": ("#fee2e2", "#dc2626"),
     "skipped": ("#f4f4f5", "#d4d4d8"),
     "cancelled": ("#fef3c7", "#d97706"),
+    "reused": ("#ede9fe", "#8b5cf6"),  # a fork took the source run's output: nothing ran (drawn dashed)
 }
-RUN_BADGES: dict[str, str] = {
+RUN_BADGES: dict[str, str] = {  # keyed by RunStatus
+    "queued": ":gray-badge[queued]",
     "running": ":blue-badge[running]",
     "completed": ":green-badge[completed]",
     "failed": ":red-badge[failed]",
@@ -32,7 +39,7 @@ RUN_BADGES: dict[str, str] = {
 class RunView:
     """What the Run page shows, folded from a run's events (incrementally)."""
 
-    node_status: dict[str, str] = field(default_factory=dict)
+    node_status: dict[str, NodeStatus] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)  # node -> streamed text of its current step
     token_marks: dict[str, tuple[object, object]] = field(default_factory=dict)  # node -> (attempt, step) streaming
     # (a failed try's llm.completed drops the node's mark: the retry's first delta starts the text afresh)
@@ -58,38 +65,49 @@ class RunView:
         self.clock.apply(event)
         self.earlier.apply(event)
         node, data = event.node_id, event.data
-        if event.type == "run.started":
-            self.started_ts = event.ts
-        elif event.type == "node.started" and node:
-            self.node_status[node] = "running"
-            for key in [k for k in self.tokens if k == node or k.startswith(f"{node}[")]:
-                del self.tokens[key]  # a new execution (loop, retry, resume) streams afresh
-        elif event.type == "node.completed" and node:
-            self.node_status[node] = "succeeded"
-        elif event.type == "node.failed" and node:
-            self.node_status[node] = "cancelled" if data.get("cancelled") else "failed"
-        elif event.type == "node.skipped" and node:
-            self.node_status[node] = "skipped"
-        elif event.type == "llm.token" and node:
-            key = node if "index" not in data else f"{node}[{data['index']}]"
-            mark = (data.get("attempt", 1), data.get("step", 0))
-            if self.token_marks.get(key) != mark:  # a new step or a retry streams afresh
-                self.token_marks[key] = mark
-                self.tokens[key] = ""
-            self.tokens[key] = self.tokens.get(key, "") + str(data.get("delta", ""))
-        elif event.type == "llm.completed":
-            self.usage.add(event)
-            if data.get("failed") and node:  # a cut-off try: its text is void, the retry streams afresh
-                self.token_marks.pop(node if "index" not in data else f"{node}[{data['index']}]", None)
-        elif event.type == "tool.called":
-            self.tool_calls[str(data.get("call_id"))] = {"node": node, "called": event, "result": None}
-        elif event.type == "tool.result":
-            entry = self.tool_calls.setdefault(str(data.get("call_id")), {"node": node, "called": None, "result": None})
-            entry["result"] = event
-        elif event.type in ("memory.recalled", "memory.saved"):
-            self.memory.append(event)
-        elif event.type == "log":
-            self.logs.append(event)
-        elif event.terminal:
-            self.terminal = event
-            self.finished_ts = event.ts
+        kind = event.type
+        match kind:  # every kind named: a new one fails mypy here until it is handled
+            case "run.started":
+                self.started_ts = event.ts
+            case "node.started":
+                if node:
+                    self.node_status[node] = "running"
+                    for key in [k for k in self.tokens if k == node or k.startswith(f"{node}[")]:
+                        del self.tokens[key]  # a new execution (loop, retry, resume) streams afresh
+            case "node.completed":
+                if node:
+                    self.node_status[node] = "succeeded"
+            case "node.failed":
+                if node:
+                    self.node_status[node] = node_failed_status(data)
+            case "node.skipped":
+                if node:
+                    self.node_status[node] = "skipped"
+            case "llm.token":
+                if node:
+                    key = node if "index" not in data else f"{node}[{data['index']}]"
+                    mark = (data.get("attempt", 1), data.get("step", 0))
+                    if self.token_marks.get(key) != mark:  # a new step or a retry streams afresh
+                        self.token_marks[key] = mark
+                        self.tokens[key] = ""
+                    self.tokens[key] = self.tokens.get(key, "") + str(data.get("delta", ""))
+            case "llm.completed":
+                self.usage.add(event)
+                if data.get("failed") and node:  # a cut-off try: its text is void, the retry streams afresh
+                    self.token_marks.pop(node if "index" not in data else f"{node}[{data['index']}]", None)
+            case "tool.called":
+                self.tool_calls[str(data.get("call_id"))] = {"node": node, "called": event, "result": None}
+            case "tool.result":
+                entry = self.tool_calls.setdefault(
+                    str(data.get("call_id")), {"node": node, "called": None, "result": None}
+                )
+                entry["result"] = event
+            case "memory.recalled" | "memory.saved":
+                self.memory.append(event)
+            case "log":
+                self.logs.append(event)
+            case "run.completed" | "run.failed" | "run.cancelled":
+                self.terminal = event
+                self.finished_ts = event.ts
+            case _:
+                assert_never(kind)

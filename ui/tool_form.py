@@ -86,9 +86,20 @@ def render(tool: str, schema: dict[str, Any]) -> None:
         elif kind in ("integer", "number"):
             whole = kind == "integer"
             number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-            bounds = {b: (int(spec[s]) if whole else float(spec[s])) for b, s in (("min_value", "minimum"), ("max_value", "maximum")) if isinstance(spec.get(s), (int, float))}
-            st.number_input(label, value=(int(number) if whole else float(number)) if number is not None else None,
-                            step=1 if whole else None, key=k, help=helptext, placeholder="empty: not sent" if not arg.required else None, **bounds)
+            bounds = {
+                b: (int(spec[s]) if whole else float(spec[s]))
+                for b, s in (("min_value", "minimum"), ("max_value", "maximum"))
+                if isinstance(spec.get(s), (int, float))
+            }
+            st.number_input(
+                label,
+                value=(int(number) if whole else float(number)) if number is not None else None,
+                step=1 if whole else None,
+                key=k,
+                help=helptext,
+                placeholder="empty: not sent" if not arg.required else None,
+                **bounds,
+            )
         elif kind == "boolean":
             st.checkbox(label, value=bool(value) if value is not _MISSING else False, key=k, help=helptext)
         else:

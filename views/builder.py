@@ -168,7 +168,8 @@ with notices:
     if st.session_state.get(bs.CONFIRM_DELETE) and wid is not None:
         with st.container(border=True):
             st.warning(
-                f"Delete “{md_escape(doc.get('name'))}”? It disappears from the lists; its versions and runs stay in History.",
+                f"Delete “{md_escape(doc.get('name'))}”? It disappears from the lists; "
+                "its versions and runs stay in History.",
                 icon=":material/warning:",
             )
             with st.container(horizontal=True):
@@ -178,7 +179,8 @@ with notices:
     if locked:
         with st.container(border=True):
             st.info(
-                f"You are looking at version {viewing}, read-only. Edit a copy of it, restore it as the latest version, or go back.",
+                f"You are looking at version {viewing}, read-only. "
+                "Edit a copy of it, restore it as the latest version, or go back.",
                 icon=":material/history:",
             )
             with st.container(horizontal=True):
@@ -288,8 +290,9 @@ def side_panel_body() -> None:
         else:
             st.markdown("#### Inspector")
             st.caption(
-                "Click a node or an edge on the canvas to edit it here. A node from the palette goes after the selected "
-                "node (into its edge when it has exactly one; a new branch after a condition), or into the selected edge."
+                "Click a node or an edge on the canvas to edit it here. A node from the palette goes after the "
+                "selected node (into its edge when it has exactly one; a new branch after a condition), or into the "
+                "selected edge."
             )
             names = [n["id"] for n in doc.get("nodes", [])]
             st.selectbox(

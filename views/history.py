@@ -12,9 +12,10 @@ import streamlit as st
 
 from engine.attempts import Attempt
 from engine.errors import EngineError
-from engine.runtime import RESUMABLE, RunInfo
 from engine.reader import NodeExecutionRecord, RunRecord
-from ui.nav import HISTORY_FOCUS as FOCUS
+from engine.runtime import RESUMABLE, RunInfo
+from engine.statuses import RUN_STATUSES
+from ui import node_panel
 from ui.history_parts import (
     compare_frame,
     entry_label,
@@ -26,14 +27,15 @@ from ui.history_parts import (
     run_matches,
     runs_frame,
 )
+from ui.nav import HISTORY_FOCUS as FOCUS
 from ui.nav import RUN_ID, watch_run
 from ui.run_parts import (
     badge,
     error_block,
     folded_view,
     forget_view,
-    render_log,
     render_earlier_attempts,
+    render_log,
     render_memory,
     render_outcome,
     render_tokens,
@@ -50,7 +52,7 @@ PICK, TABLE, TABLE_IDS = "history_run", "history_table", "history_table_ids"
 CONFIRM = "history_confirm_delete"  # the run id awaiting delete confirmation
 COMPARE = "history_compare"
 VIEWS = "history_views"
-STATUSES = ["running", "completed", "failed", "cancelled", "interrupted"]
+STATUSES = list(RUN_STATUSES)
 MAX_RUNS, MAX_EXECUTIONS = 500, 200
 
 runtime = get_runtime()
@@ -294,6 +296,7 @@ def detail(run_id: str) -> None:
     summary(run, info, executions, view)
     actions(run, info)
     render_tokens(view, info)
+    node_panel.for_run(runtime, run_id, info, page="history")
     tabs = st.tabs(["Timeline", "Nodes", "Tool calls", "Result & inputs", "Memory", "Log", "Compare"])
     with tabs[0]:
         timeline(run, executions, view.earlier.attempts)

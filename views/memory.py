@@ -12,13 +12,13 @@ says what failed and what to do, and never shows a traceback.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
+from engine.timefmt import format_ts
 from memory import EmbedderMismatch, MemoryManager, MemoryStoreError, list_agents
 from ui import flash
 from ui.nav import open_in_history
@@ -45,9 +45,9 @@ def problem(what: str, exc: MemoryStoreError, agent: str | None = None) -> str:
 
 st.title("Memory")
 st.caption(
-    "Long-term memories live in ChromaDB with offline MiniLM embeddings (or the endpoint's, with "
-    "MEMORY_EMBEDDINGS=openai); recent turns live beside the runs. Agents get memory through an agent node's "
-    "`memory` config."
+    "Long-term memories live in ChromaDB with offline MiniLM embeddings "
+    "(or the endpoint's, with MEMORY_EMBEDDINGS=openai); recent turns live beside the runs. "
+    "Agents get memory through an agent node's `memory` config."
 )
 
 flash.show(FLASH)
@@ -82,8 +82,8 @@ with st.sidebar:
 
 if not agents:
     st.info(
-        "No agent has memories yet. Run the **Memory chat** example (Home) twice, or add a memory by hand in the "
-        "sidebar."
+        "No agent has memories yet. Run the **Memory chat** example (Home) twice, "
+        "or add a memory by hand in the sidebar."
     )
     st.stop()
 
@@ -103,11 +103,7 @@ except MemoryStoreError as exc:
     st.stop()
 
 
-def _when(ts: Any) -> str:
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(ts)))
-    except (TypeError, ValueError):
-        return "—"
+_when = format_ts
 
 
 def memories_page() -> list[Any]:
@@ -147,8 +143,14 @@ with search_tab:
             else:
                 frame = pd.DataFrame(
                     [
-                        {"rank": i + 1, "score": round(h.score, 3), "distance": round(h.distance, 3),
-                         "memory": h.text[:120], "kind": h.metadata.get("kind"), "run": h.metadata.get("run_id") or ""}
+                        {
+                            "rank": i + 1,
+                            "score": round(h.score, 3),
+                            "distance": round(h.distance, 3),
+                            "memory": h.text[:120],
+                            "kind": h.metadata.get("kind"),
+                            "run": h.metadata.get("run_id") or "",
+                        }
                         for i, h in enumerate(hits)
                     ]
                 )
@@ -234,6 +236,6 @@ with danger_tab:
             st.session_state.pop("memory_agent", None)
             flash.later(
                 FLASH,
-                f"Cleared {cleared.long_term} memories and {cleared.short_term} turns of **{md_escape(agent_id)}**."
+                f"Cleared {cleared.long_term} memories and {cleared.short_term} turns of **{md_escape(agent_id)}**.",
             )
             st.rerun()

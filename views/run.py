@@ -14,8 +14,8 @@ from typing import Any
 import streamlit as st
 
 from engine.runtime import RunInfo
-from ui import flow
-from ui.canvas import canvas, roomy_page
+from ui import node_panel
+from ui.canvas import roomy_page
 from ui.nav import RUN_ID, RUN_LINKED, open_in_history
 from ui.run_parts import (
     badge,
@@ -34,14 +34,11 @@ from ui.run_parts import (
     when,
 )
 from ui.runtime import get_runtime
-from ui.status import RunView
 from ui.text import md_escape
 
 VIEWS = "run_views"  # run id -> RunView (folded events)
 DOCS = "run_docs"  # run id -> the workflow document it runs
 PICK = "run_pick"  # the run selector's widget key
-FLOW_KEY = "run_flow"  # the streamlit-flow component key (stable)
-FLOW_STATE = "run_flow_state"  # (signature of run id + node statuses, StreamlitFlowState)
 LIVE_EVERY_S = 0.5
 STREAMS_SHOWN = 4  # model outputs drawn live: the running ones, then the latest (History has all)
 
@@ -113,31 +110,6 @@ def document_for(run_id: str, info: RunInfo) -> dict[str, Any] | None:
     return docs[run_id]
 
 
-def draw_graph(run_id: str, doc: dict[str, Any], view: RunView) -> None:
-    """The read-only graph; its state is rebuilt (and its timestamp bumped) only when a status changes."""
-    statuses = {n["id"]: view.node_status.get(n["id"], "pending") for n in doc.get("nodes", [])}
-    signature = (run_id, tuple(statuses.items()))
-    saved = st.session_state.get(FLOW_STATE)
-    if saved is None or saved[0] != signature:
-        # numbered drawings: stamped above the browser's clock, whatever it says (see ui.flow.FUTURE_STAMP_MS)
-        number = saved[1].timestamp - flow.FUTURE_STAMP_MS + 1 if saved is not None else 0
-        state = flow.to_state(doc, statuses=statuses, editable=False, redraw=number)
-        st.session_state[FLOW_STATE] = saved = (signature, state)
-    ys = [float(n.position["y"]) for n in saved[1].nodes] or [0.0]
-    height = int(min(560, max(300, max(ys) - min(ys) + 260)))
-    canvas(
-        FLOW_KEY,
-        saved[1],
-        view_key=f"run:{run_id}",  # another run is another view (fitted); status redraws keep the user's view
-        height=height,
-        show_controls=True,
-        show_minimap=len(saved[1].nodes) > 12,
-        allow_new_edges=False,
-        pan_on_drag=True,
-        allow_zoom=True,
-    )
-
-
 def live(run_id: str, doc: dict[str, Any] | None, ticking: bool) -> None:
     """Everything that changes while the run runs (the fragment's body)."""
     info = runtime.status(run_id)  # before the events: a finished status means every event is in
@@ -166,8 +138,8 @@ def live(run_id: str, doc: dict[str, Any] | None, ticking: bool) -> None:
     )
 
     render_earlier_attempts(view)
-    if doc:  # the graph takes the page's full width; the model output follows it
-        draw_graph(run_id, doc, view)
+    if doc:  # the graph takes the page's full width, the picked node's panel under it; the model output follows
+        node_panel.graph_and_panel(runtime, run_id, doc, info, page="run", in_address=True)
     else:
         st.warning("The workflow document of this run is not in the store, so its graph cannot be drawn.")
     st.markdown("**Model output**")
@@ -203,8 +175,9 @@ if info is None:
 head, to_history = st.columns([5, 1], vertical_alignment="bottom")
 head.subheader(md_escape(info.workflow_name))
 head.caption(f"Run `{run_id}` · started {when(info.created_at)}")
+node_panel.fork_note(info)
 if to_history.button("Open in History", key="run_to_history", icon=":material/history:", disabled=not info.finished):
     open_in_history(run_id)
 
-ticking = info.status == "running"
+ticking = not info.finished  # running, or queued for a worker (queue mode)
 st.fragment(run_every=LIVE_EVERY_S if ticking else None)(live)(run_id, document_for(run_id, info), ticking)

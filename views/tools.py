@@ -65,8 +65,13 @@ with right:
         with st.spinner(f"Calling {md_escape(spec.name)}…"):
             result = get_runtime().call_tool(spec.name, args)
         st.session_state["tools_last"] = {
-            "tool": spec.name, "ok": result.ok, "value": result.value, "error": result.error,
-            "detail": result.detail, "duration_ms": result.duration_ms, "truncated": result.truncated,
+            "tool": spec.name,
+            "ok": result.ok,
+            "value": result.value,
+            "error": result.error,
+            "detail": result.detail,
+            "duration_ms": result.duration_ms,
+            "truncated": result.truncated,
         }
     last = st.session_state.get("tools_last")
     if last and last["tool"] == spec.name:

@@ -1,4 +1,8 @@
-"""Request and response bodies of the HTTP API (they make ``/openapi.json``)."""
+"""Request and response bodies of the HTTP API (they make ``/openapi.json``).
+
+Routes return instances of these models (their ``response_model``), so an answer is checked against
+its documented shape before it is sent.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
+from engine.statuses import RunStatus
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
 
 
 class ProblemOut(BaseModel):
@@ -77,8 +85,13 @@ class RerunRequest(BaseModel):
 class ForkedFrom(BaseModel):
     run_id: str
     node: str
-    config: dict[str, Any] | None = Field(default=None, description="the `from` node's config edit, if any")
-    outputs: list[str] | None = Field(default=None, description="the nodes whose outputs were pinned, if any")
+    # left out of the answer when not given (a rerun without an edit or pins)
+    config: dict[str, Any] | None = Field(
+        default=None, exclude_if=_is_none, description="the `from` node's config edit, if any"
+    )
+    outputs: list[str] | None = Field(
+        default=None, exclude_if=_is_none, description="the nodes whose outputs were pinned, if any"
+    )
 
 
 class RunStarted(BaseModel):

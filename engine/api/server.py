@@ -44,7 +44,7 @@ from engine.api.auth import LOOPBACK, install_log_redaction, needs_token
 from engine.api.guards import allowed_hosts
 from engine.api.protocol import protocol_class
 from engine.config import ConfigInvalid, Settings
-from engine.runtime import Runtime
+from engine.queue import QueueModeInvalid, open_runtime
 from engine.store import StoreError, StoreUrlInvalid
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -109,7 +109,11 @@ def serve(
         print(bind_error(host, port, exc), file=sys.stderr)
         return EXIT_INVALID
     try:
-        runtime = Runtime(database_url=database_url, settings=settings)
+        runtime = open_runtime(database_url, settings=settings)  # runs in this process, or queued for workers
+    except QueueModeInvalid as exc:
+        sock.close()
+        print(f"queue mode: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     except StoreError as exc:
         sock.close()
         print(f"store: {exc}", file=sys.stderr)
@@ -143,7 +147,7 @@ def serve(
             f"token {'required' if token else 'not required'}; "
             f"hosts: {', '.join(hosts)}; store: {runtime.reader.location.split('@')[-1]}"
         )
-        server = _Server(config, on_shutdown=app.state.hub.close, announce=announce)
+        server = _Server(config, on_shutdown=app.state.api.hub.close, announce=announce)
         # uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal once it has stopped;
         # a SIGTERM handler of ours turns that into KeyboardInterrupt so the runtime below is
         # shut down (runs cancelled, every event committed) instead of the process dying.

@@ -13,7 +13,8 @@ cursor (the last ``seq`` they sent) and read the feed's frame list from
 there, so every client of a run sees the same frames, each ``seq`` once and
 in order, whatever ``after`` it started from.
 
-When a feed's run is over: the run is no longer running *and* every event up
+When a feed's run is over: the run is no longer running (nor queued for a
+worker, in queue mode) *and* every event up
 to its ``last_seq`` has been published. A resumed run's log can hold an
 earlier ``run.failed`` followed by more events; a terminal event alone never
 closes a stream while the run is running again. An ``interrupted`` run (its
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import json
 import logging
 import threading
@@ -150,7 +152,7 @@ class Feed:
                 done = False
                 if not events or events[-1].terminal:  # only then can the run have ended
                     info = runtime.status(self.run_id)
-                    done = info is None or (info.status != "running" and info.last_seq <= upto)
+                    done = info is None or (info.finished and info.last_seq <= upto)
                 frames = [encode(e) for e in events]
             except Exception:
                 if hub.closed:
@@ -224,7 +226,5 @@ class StreamHub:
         with self.lock:
             subs = [sub for feed in self.feeds.values() for sub in feed.subs]
         for sub in subs:
-            try:
+            with contextlib.suppress(RuntimeError):
                 sub.feed.loop.call_soon_threadsafe(sub.wake.set)
-            except RuntimeError:
-                pass

@@ -33,17 +33,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import tools
-from engine.errors import EngineError
+from engine.errors import AgentReplyInvalid
 from engine.llm.base import ChatReply, ChatRequest, FailedTry, Message, ToolCall, ToolSchema
 from engine.model import AgentConfig
 from engine.nodes.agent_memory import MemorySession, MemorySpec, compile_memory, open_memory
 from engine.nodes.base import Compiler, NodeContext, NodeKind
 from engine.templates import Compiled
 from engine.untrusted import memory_block, tool_block
-
-
-class AgentReplyInvalid(EngineError):
-    """The model's final reply could not be used (e.g. JSON was asked for and not given)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +57,8 @@ class AgentSpec:
 
 def _compile(config: AgentConfig, compiler: Compiler) -> AgentSpec:
     for name in config.tools:
-        if not tools.has_tool(name):
-            available = ", ".join(t.name for t in tools.list_tools())
+        if not compiler.tools.has_tool(name):
+            available = ", ".join(t.name for t in compiler.tools.list_tools())
             compiler.error(f"config.tools: unknown tool '{name}'; available: {available}")
     return AgentSpec(
         prompt=compiler.template("config.prompt", config.prompt),
@@ -100,7 +96,7 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
     messages = _messages(spec, variables, prompt, memory)
     record = {"model": model, "messages": [m["content"] for m in messages], "tools": list(spec.tools)}
     ctx.set_input(record)
-    schemas = tuple(_schema(name) for name in spec.tools)
+    schemas = tuple(_schema(ctx.tools, name) for name in spec.tools)
     attempt = ctx.attempt  # which try of the node's retry: a retry streams its text afresh
     reply = ChatReply(content="")
     for step in range(spec.max_steps + 1):
@@ -168,8 +164,8 @@ async def _run(spec: AgentSpec, ctx: NodeContext) -> Any:
     return output
 
 
-def _schema(name: str) -> ToolSchema:
-    spec = tools.get_tool(name)
+def _schema(registry: tools.ToolRegistry, name: str) -> ToolSchema:
+    spec = registry.get_tool(name)
     return ToolSchema(name=spec.name, description=spec.description, parameters=spec.parameters)
 
 

@@ -20,16 +20,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import EngineError
+from engine.errors import MemoryFailed
+from engine.events import MemoryHit
 from engine.model import MemoryConfig
 from engine.nodes.base import Compiler, NodeContext
 from engine.templates import Compiled
 
 _QUERY_CHARS = 2000
-
-
-class MemoryFailed(EngineError):
-    """Required memory could not be read or written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +114,11 @@ async def _load_embedding_model(ctx: NodeContext) -> None:
         return
     ctx.emit("log", {"level": "info", "message": "loading the embedding model (its first use in this process)…"})
     took = await asyncio.to_thread(load_embedding_model)
-    ctx.emit("log", {"level": "info", "message": f"loading the embedding model took {took:.1f} s", "seconds": round(took, 3)})
+    took_message = f"loading the embedding model took {took:.1f} s"
+    ctx.emit("log", {"level": "info", "message": took_message, "seconds": round(took, 3)})
 
 
-def _hit(hit: Any) -> dict[str, Any]:
+def _hit(hit: Any) -> MemoryHit:
     meta = dict(hit.metadata)
     return {
         "id": hit.id,

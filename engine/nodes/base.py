@@ -3,21 +3,31 @@
 A kind compiles its config once (templates included) at load time, reporting
 problems through a :class:`Compiler`, and at run time gets a
 :class:`NodeContext` from the executor: the template variables, the model,
-the tool caller and the event sink. Kinds know nothing of the scheduler.
+the run's tool registry, the tool caller and the event sink. Kinds know nothing of the scheduler.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from jinja2 import TemplateSyntaxError
 
 from engine.errors import Problem
-from engine.events import EventType
+from engine.events import (
+    EventType,
+    LlmCompletedData,
+    LlmTokenData,
+    LogData,
+    MemoryRecalledData,
+    MemorySavedData,
+    ToolCalledData,
+    ToolResultData,
+)
 from engine.llm.base import ChatModel
 from engine.templates import JINJA_GLOBALS, Compiled, compile_expression, compile_template
+from tools import ToolRegistry, default_registry
 
 BASE_SCOPE = frozenset({"inputs", "nodes", "iteration"})
 MAP_SCOPE = BASE_SCOPE | {"item", "index"}
@@ -33,13 +43,28 @@ class NodeContext(Protocol):
     default_model: str
     run_id: str
     workflow_name: str
+    tools: ToolRegistry  # the run's tools: the registry handed to ``execute`` (or the Runtime)
 
     def vars(self) -> Mapping[str, Any]:
         """Template variables: ``inputs``, ``nodes``, ``iteration`` (+ ``item``, ``index`` in a map)."""
         ...
 
-    def emit(self, type: EventType, data: dict[str, Any]) -> None:
-        """Emit an event of this node."""
+    @overload
+    def emit(self, type: Literal["llm.token"], data: LlmTokenData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.completed"], data: LlmCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.called"], data: ToolCalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.result"], data: ToolResultData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.recalled"], data: MemoryRecalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.saved"], data: MemorySavedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["log"], data: LogData) -> None: ...
+    def emit(self, type: EventType, data: Mapping[str, Any]) -> None:
+        """Emit an event of this node (its payload typed per kind: engine.events)."""
         ...
 
     async def call_tool(
@@ -74,6 +99,7 @@ class Compiler:
     node_ids: frozenset[str]
     input_names: frozenset[str]
     compiled: list[Compiled] = field(default_factory=list)
+    tools: ToolRegistry = field(default_factory=default_registry)  # the tools a node may name
 
     def template(self, field_name: str, source: str) -> Compiled | None:
         return self._compile(field_name, source, compile_template)

@@ -13,14 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import template_budget
-from engine.errors import EngineError
+from engine.errors import MapItemFailed, is_retryable
 from engine.model import MAP_INNER_TYPES, MapConfig
 from engine.nodes.base import MAP_SCOPE, Compiler, NodeContext, NodeKind
 from engine.templates import Compiled, as_list
-
-
-class MapItemFailed(EngineError):
-    """One item of a map failed; the message names the item."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +44,7 @@ def _compile(config: MapConfig, compiler: Compiler) -> MapSpec:
         node_ids=compiler.node_ids,
         input_names=compiler.input_names,
         compiled=compiler.compiled,
+        tools=compiler.tools,
     )
     inner = compile_config(inner_type, config.node.config, inner_compiler, prefix="config.node.config")
     return MapSpec(items, KINDS[inner_type], inner, config.concurrency)
@@ -58,7 +55,8 @@ async def _run(spec: MapSpec, ctx: NodeContext) -> list[Any]:
     rendered = spec.items.render(ctx.vars())
     items = as_list(rendered)  # tuples, ranges, generators (xs | map(...)) and dict views count as lists
     if items is None:
-        raise MapItemFailed(f"config.items must give a list, got {type(rendered).__name__}: {rendered!r:.80}")
+        message = f"config.items must give a list, got {type(rendered).__name__}: {rendered!r:.80}"
+        raise MapItemFailed(message, retryable=False)
     ctx.set_input({"items": len(items)})
     kind, inner = spec.kind, spec.inner
     gate = asyncio.Semaphore(spec.concurrency)
@@ -70,7 +68,7 @@ async def _run(spec: MapSpec, ctx: NodeContext) -> list[Any]:
                     await template_budget.next_turn()
                 return await kind.run(inner, ctx.for_item(item, index))
             except Exception as exc:  # noqa: BLE001 - re-raised with the item named
-                raise MapItemFailed(f"item {index}: {exc}") from exc
+                raise MapItemFailed(f"item {index}: {exc}", retryable=is_retryable(exc)) from exc
 
     if len(items) <= 1:
         return [await one(i, item) for i, item in enumerate(items)]

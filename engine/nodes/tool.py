@@ -14,18 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import tools
-from engine.errors import EngineError
+from engine.errors import ToolFailed
 from engine.model import ToolNodeConfig
 from engine.nodes.base import Compiler, NodeContext, NodeKind, ValueTree
 
 TOOL_NODE_MAX_RESULT_CHARS = 10_000_000
 """Longest result (as JSON text) a tool node keeps; past it the output is the cut text
 plus a marker, and ``tool.result`` says ``"truncated": true``."""
-
-
-class ToolFailed(EngineError):
-    """A tool node's call did not succeed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +30,9 @@ class ToolSpec:
 
 
 def _compile(config: ToolNodeConfig, compiler: Compiler) -> ToolSpec:
-    if not tools.has_tool(config.tool):
-        compiler.error(f"unknown tool '{config.tool}'; available: {', '.join(t.name for t in tools.list_tools())}")
+    if not compiler.tools.has_tool(config.tool):
+        available = ", ".join(t.name for t in compiler.tools.list_tools())
+        compiler.error(f"unknown tool '{config.tool}'; available: {available}")
     return ToolSpec(tool=config.tool, args=compiler.value("config.args", config.args))
 
 
@@ -45,7 +41,7 @@ async def _run(spec: ToolSpec, ctx: NodeContext) -> Any:
     ctx.set_input({"tool": spec.tool, "args": args})
     result = await ctx.call_tool(spec.tool, args, max_result_chars=TOOL_NODE_MAX_RESULT_CHARS)
     if not result.ok:
-        raise ToolFailed(f"tool '{spec.tool}' failed: {result.error}")
+        raise ToolFailed(f"tool '{spec.tool}' failed: {result.error}", retryable=result.retryable)
     return result.value
 
 

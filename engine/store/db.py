@@ -28,25 +28,17 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from datadir import folder_for, private_sqlite
-from engine.errors import EngineError
+from engine.errors import StoreError, StoreUrlInvalid
+from engine.store.tables import SCHEMA_APP, DraftRow, MetaRow
 
 if TYPE_CHECKING:
     from engine.config import Settings
-from engine.store.tables import SCHEMA_APP, DraftRow, MetaRow
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
 POSTGRES_DRIVER = "postgresql+psycopg"  # the driver requirements.txt installs (psycopg 3)
 HEROKU_POSTGRES = "postgres"  # the scheme hosting services hand out; SQLAlchemy knows only "postgresql"
 URL_EXAMPLES = "sqlite:////path/to/studio.db or postgresql+psycopg://user:password@host:5432/dbname"
-
-
-class StoreError(EngineError):
-    """The store cannot be opened or written; the message says why and what to do."""
-
-
-class StoreUrlInvalid(StoreError):
-    """The store URL (``--db`` or ``DATABASE_URL``) cannot be used as given: a typing error, not a broken store."""
 
 
 def database_url(
@@ -226,6 +218,12 @@ def _drafts(engine: Engine) -> None:
     DraftRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
 
 
+def _statuses(engine: Engine) -> None:
+    """A node execution that ended well is ``succeeded`` (engine/statuses.py); older rows said ``completed``."""
+    with engine.begin() as conn:
+        conn.execute(sql("UPDATE node_executions SET status = 'succeeded' WHERE status = 'completed'"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     ("0001_initial", _initial),
     # runs.tokens_estimated / failed_tokens: some counts were estimated; tokens of failed (cut-off) tries
@@ -248,6 +246,10 @@ MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
             {"runs": [("forked_from", "JSON")], "node_executions": [("reused", "BOOLEAN NOT NULL DEFAULT false")]}
         ),
     ),
+    # one status vocabulary: node executions that ended well say "succeeded" (idempotent: a plain UPDATE)
+    ("0005_statuses", _statuses),
+    # queue mode (engine/queue): runs.lease_epoch, the fence a worker's writes are checked against
+    ("0006_queue", _add_missing_columns({"runs": [("lease_epoch", "INTEGER NOT NULL DEFAULT 0")]})),
 ]
 
 

@@ -64,7 +64,7 @@ class RunRow(SQLModel, table=True):
     workflow_version: int
     workflow_name: str = Field(max_length=500)
     inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: str = Field(default="running", max_length=20)  # running|completed|failed|cancelled|interrupted
+    status: str = Field(default="running", max_length=20)  # queued|running|completed|failed|cancelled|interrupted
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
@@ -82,6 +82,9 @@ class RunRow(SQLModel, table=True):
     # A rerun from a node: {"run_id", "node"} of the source (+ "config": the picked node's edit,
     # "outputs": the names of pinned nodes). Null for an ordinary run. Added by migration 0002.
     forked_from: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Queue mode (engine/queue): raised by each claim of the run by a worker; a worker's writes commit
+    # only while it still holds the epoch it claimed (the fence). 0 for runs of local mode.
+    lease_epoch: int = 0
 
 
 class NodeExecutionRow(SQLModel, table=True):
@@ -94,7 +97,7 @@ class NodeExecutionRow(SQLModel, table=True):
     node_id: str = Field(max_length=200)
     execution: int  # 0-based count of this node's executions in the run
     iteration: int = 0
-    status: str = Field(max_length=20)  # running|completed|failed|skipped|cancelled
+    status: str = Field(max_length=20)  # engine.statuses.NodeStatus: running|succeeded|failed|skipped|cancelled
     started_at: float | None = None
     finished_at: float | None = None
     duration_ms: float | None = None

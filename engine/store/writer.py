@@ -8,6 +8,12 @@ inserted together with its effect on ``runs`` and ``node_executions``.
 What is committed is always a prefix of each run's event log. This is what
 keeps 50 concurrent runs free of "database is locked".
 
+A run under a fence (queue mode, :mod:`engine.queue`: ``fence(run_id, epoch)``) commits
+only while its ``runs.lease_epoch`` still equals that epoch: the check takes the run's
+row lock first in each transaction, so once another worker's claim (or the sweep) has
+raised the epoch, not one more event of this writer's lands. Losing the fence stops
+the run here (``on_failure``) but never marks the row: it is another worker's now.
+
 A batch holding several runs that fails (say one run's event holds a value
 the JSON encoder refuses) is written again run by run, so only the runs whose
 own writes fail are failed; the others keep every event.
@@ -23,12 +29,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 from sqlalchemy import Engine, and_, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.events import Event
+from engine.statuses import RUN_ENDED, node_failed_status
 from engine.store.tables import EventRow, NodeExecutionRow, RunRow
 
 logger = logging.getLogger(__name__)
@@ -37,7 +44,7 @@ EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 NODES = NodeExecutionRow.__table__  # type: ignore[attr-defined]
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
 MAX_BATCH = 5000
-_TERMINAL_STATUS = {"run.completed": "completed", "run.failed": "failed", "run.cancelled": "cancelled"}
+EVENTS_CHANNEL = "studio_run_events"  # PostgreSQL NOTIFY channel: payload a run id whose events were committed
 
 
 @dataclass(slots=True)
@@ -57,6 +64,14 @@ class _Statement:
 WriteFailed = Callable[[str, str], None]  # (run_id, message)
 
 
+class FenceLost(Exception):
+    """A fenced run's lease was taken over: this writer may not commit for it any more."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        super().__init__(f"run {run_id}: its lease was taken over (another worker or the sweep claimed it)")
+
+
 class Writer:
     """Owns the write side of the database. ``put_*`` are thread-safe and never block on I/O."""
 
@@ -68,6 +83,7 @@ class Writer:
         self._cond = threading.Condition()
         self._failed_runs: dict[str, str] = {}
         self._waiters: dict[str, list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[bool]]]] = {}
+        self._fences: dict[str, int] = {}  # run -> the lease epoch its writes need (queue mode)
         self._thread = threading.Thread(target=self._loop, name="store-writer", daemon=True)
         self._stopping = False
         self._thread.start()
@@ -94,6 +110,23 @@ class Writer:
             raise TimeoutError(f"the store writer did not commit within {timeout:g} s")
         if barrier.error:
             raise RuntimeError(barrier.error)
+
+    def fence(self, run_id: str, epoch: int, committed_seq: int) -> None:
+        """From now on ``run_id``'s writes commit only while ``runs.lease_epoch`` is ``epoch``.
+
+        Called by a queue worker right after its claim; ``committed_seq`` is the run's last
+        stored seq (what a wait for commits may count as done). A failure of an earlier lease
+        of this run in this process is forgotten.
+        """
+        with self._cond:
+            self._fences[run_id] = epoch
+            self._failed_runs.pop(run_id, None)
+            self._committed[run_id] = committed_seq
+
+    def unfence(self, run_id: str) -> None:
+        """Forget ``run_id``'s fence (its job has ended in this process)."""
+        with self._cond:
+            self._fences.pop(run_id, None)
 
     def committed_seq(self, run_id: str) -> int:
         with self._cond:
@@ -195,9 +228,23 @@ class Writer:
 
     def _write(self, work: list[Any]) -> str | None:
         """Apply ``work`` in one transaction; None when committed, else why not (rolled back)."""
+        with self._cond:
+            fences = {run: self._fences[run] for run in map(_run_of, work) if run in self._fences}
         try:
             with self.engine.begin() as conn:
+                for run_id, epoch in sorted(fences.items()):  # first, and in one order: the row locks
+                    held = conn.execute(
+                        update(RUNS)
+                        .where(RUNS.c.run_id == run_id, RUNS.c.lease_epoch == epoch)
+                        .values(lease_epoch=RUNS.c.lease_epoch)
+                    )
+                    if held.rowcount != 1:
+                        raise FenceLost(run_id)
                 _Projection(conn).apply(work)
+                for run_id in sorted(fences):  # queue mode: other processes wake on the commit (engine.queue)
+                    _notify(conn, run_id)
+        except FenceLost as exc:
+            return str(exc)
         except Exception as exc:  # noqa: BLE001 - the database's errors, and values no encoder takes: the thread must live on
             return f"the store could not be written: {_reason(exc)}"
         return None
@@ -225,13 +272,15 @@ class Writer:
         runs = {run for run in map(_run_of, work) if run is not None}
         if not runs:
             return
+        with self._cond:
+            fences = {run: self._fences[run] for run in runs if run in self._fences}
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    update(RUNS)
-                    .where(RUNS.c.run_id.in_(sorted(runs)), RUNS.c.status == "running")
-                    .values(status="failed", error=error)
-                )
+                for run_id in sorted(runs):  # a fenced run is marked only while its lease is still ours
+                    where = [RUNS.c.run_id == run_id, RUNS.c.status == "running"]
+                    if run_id in fences:
+                        where.append(RUNS.c.lease_epoch == fences[run_id])
+                    conn.execute(update(RUNS).where(*where).values(status="failed", error=error))
         except (SQLAlchemyError, OSError) as exc:
             logger.error("could not mark runs %s failed either: %s", sorted(runs), _reason(exc))
 
@@ -297,86 +346,91 @@ class _Projection:
         run = self._run(e.run_id)
         run["last_seq"] = e.seq
         kind = e.type
-        if kind == "node.started":
-            if data.get("restarted"):  # a resumed run runs this execution again: its old row gives way
-                self._flush()
-                self.conn.execute(
-                    delete(NODES).where(
-                        and_(
-                            NODES.c.run_id == e.run_id,
-                            NODES.c.node_id == e.node_id,
-                            NODES.c.execution == data.get("execution", 0),
+        match kind:  # every kind named: a new one fails mypy here until it is handled
+            case "node.started":
+                if data.get("restarted"):  # a resumed run runs this execution again: its old row gives way
+                    self._flush()
+                    self.conn.execute(
+                        delete(NODES).where(
+                            and_(
+                                NODES.c.run_id == e.run_id,
+                                NODES.c.node_id == e.node_id,
+                                NODES.c.execution == data.get("execution", 0),
+                            )
                         )
                     )
-                )
-            row = {
-                "run_id": e.run_id,
-                "node_id": e.node_id,
-                "execution": data.get("execution", 0),
-                "iteration": data.get("iteration", 0),
-                "status": "running",
-                "started_at": e.ts,
-                "finished_at": None,
-                "duration_ms": None,
-                "attempts": 0,
-                "input": None,
-                "output": None,
-                "error": None,
-                "started_seq": e.seq,
-                "reused": bool(data.get("reused")),
-            }
-            self.new_nodes.append(row)
-            self.open_nodes[(e.run_id, str(e.node_id))] = row
-        elif kind in ("node.completed", "node.failed"):
-            changes: dict[str, Any] = {"finished_at": e.ts, "attempts": data.get("attempts", 1)}
-            if kind == "node.completed":
-                changes.update(status="completed", output=data.get("output"), duration_ms=data.get("duration_ms"))
-            else:
-                changes.update(status="cancelled" if data.get("cancelled") else "failed", error=data.get("error"))
-            if "input" in data:
-                changes["input"] = data["input"]
-            self._finish_node(e, changes)
-        elif kind == "node.skipped":
-            self.new_nodes.append(
-                {
+                row = {
                     "run_id": e.run_id,
                     "node_id": e.node_id,
                     "execution": data.get("execution", 0),
                     "iteration": data.get("iteration", 0),
-                    "status": "skipped",
+                    "status": "running",
                     "started_at": e.ts,
-                    "finished_at": e.ts,
-                    "duration_ms": 0.0,
+                    "finished_at": None,
+                    "duration_ms": None,
                     "attempts": 0,
                     "input": None,
                     "output": None,
                     "error": None,
                     "started_seq": e.seq,
-                    "reused": False,
+                    "reused": bool(data.get("reused")),
                 }
-            )
-        elif kind == "llm.completed":
-            tokens = self.tokens.setdefault(e.run_id, [0, 0, 0])
-            prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
-            tokens[0] += prompt
-            tokens[1] += completion
-            if data.get("failed"):
-                tokens[2] += prompt + completion
-            if data.get("estimated"):
-                run["tokens_estimated"] = True
-        elif kind == "run.started":
-            run["started_at"] = e.ts
-            run["status"] = "running"
-        elif kind in _TERMINAL_STATUS:
-            run["status"] = _TERMINAL_STATUS[kind]
-            run["finished_at"] = e.ts
-            if kind == "run.completed":
-                run["result"] = data.get("result")
-                run["error"] = None
-                run["error_node"] = None
-            elif kind == "run.failed":
-                run["error"] = data.get("error")
-                run["error_node"] = data.get("node_id")
+                self.new_nodes.append(row)
+                self.open_nodes[(e.run_id, str(e.node_id))] = row
+            case "node.completed" | "node.failed":
+                changes: dict[str, Any] = {"finished_at": e.ts, "attempts": data.get("attempts", 1)}
+                if kind == "node.completed":
+                    changes.update(status="succeeded", output=data.get("output"), duration_ms=data.get("duration_ms"))
+                else:
+                    changes.update(status=node_failed_status(data), error=data.get("error"))
+                if "input" in data:
+                    changes["input"] = data["input"]
+                self._finish_node(e, changes)
+            case "node.skipped":
+                self.new_nodes.append(
+                    {
+                        "run_id": e.run_id,
+                        "node_id": e.node_id,
+                        "execution": data.get("execution", 0),
+                        "iteration": data.get("iteration", 0),
+                        "status": "skipped",
+                        "started_at": e.ts,
+                        "finished_at": e.ts,
+                        "duration_ms": 0.0,
+                        "attempts": 0,
+                        "input": None,
+                        "output": None,
+                        "error": None,
+                        "started_seq": e.seq,
+                        "reused": False,
+                    }
+                )
+            case "llm.completed":
+                tokens = self.tokens.setdefault(e.run_id, [0, 0, 0])
+                prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
+                tokens[0] += prompt
+                tokens[1] += completion
+                if data.get("failed"):
+                    tokens[2] += prompt + completion
+                if data.get("estimated"):
+                    run["tokens_estimated"] = True
+            case "run.started":
+                run["started_at"] = e.ts
+                run["status"] = "running"
+            case "run.completed" | "run.failed" | "run.cancelled":
+                run["status"] = RUN_ENDED[kind]
+                run["finished_at"] = e.ts
+                if kind == "run.completed":
+                    run["result"] = data.get("result")
+                    run["error"] = None
+                    run["error_node"] = None
+                elif kind == "run.failed":
+                    run["error"] = data.get("error")
+                    run["error_node"] = data.get("node_id")
+            case "llm.token" | "tool.called" | "tool.result" | "memory.recalled" | "memory.saved" | "log":
+                pass  # stored as events only: no row changes
+            case _:
+                assert_never(kind)
 
     def _finish_node(self, e: Event, changes: dict[str, Any]) -> None:
         pending = self.open_nodes.pop((e.run_id, str(e.node_id)), None)
@@ -395,6 +449,22 @@ class _Projection:
             self.conn.execute(insert(NODES), self.new_nodes)
             self.new_nodes = []
             self.open_nodes.clear()
+
+
+def apply_events(conn: Any, events: list[Event]) -> None:
+    """Insert ``events`` with their effect on the run and node rows, on ``conn`` (the caller's transaction).
+
+    For writes that must share a transaction with other rows (queue mode, PostgreSQL: a cancel of
+    a queued run, the sweep's note that a worker died); everything else goes through the writer.
+    """
+    _Projection(conn).apply(list(events))
+    for run_id in sorted({event.run_id for event in events}):
+        _notify(conn, run_id)
+
+
+def _notify(conn: Any, run_id: str) -> None:
+    """PostgreSQL only: tell listeners (delivered on commit) that ``run_id`` has new events."""
+    conn.exec_driver_sql("SELECT pg_notify(%(channel)s, %(run)s)", {"channel": EVENTS_CHANNEL, "run": run_id})
 
 
 def _resolve(future: asyncio.Future[bool], value: bool) -> None:

@@ -185,6 +185,15 @@ def flow_node(page: Any, node_id: str) -> Any:
     return flow(page).locator(f".react-flow__node[data-id='{node_id}']")
 
 
+def run_graph_node(page: Any, node_id: str, page_key: str = "run") -> Any:
+    """A node of a run's graph (the Run page's, or History's with ``page_key="history"``): in-page SVG."""
+    return page.locator(f".st-key-{page_key}_graph .gv-node[data-id='{node_id}']")
+
+
+def run_graph_nodes(page: Any, page_key: str = "run") -> Any:
+    return page.locator(f".st-key-{page_key}_graph .gv-node")
+
+
 def wait_idle(page: Any, timeout: float = 30_000) -> None:
     """Until Streamlit's script is not running (the page shows the result of the last rerun)."""
     page.wait_for_selector(

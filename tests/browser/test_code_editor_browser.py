@@ -92,8 +92,18 @@ def test_a_python_tool_node_edits_its_code_in_the_editor_and_tests_it(
         "inputs": {"n": {"type": "integer", "default": 6}},
         "nodes": [
             {"id": "start", "type": "input", "position": {"x": 0, "y": 0}},
-            {"id": "calc", "type": "tool", "position": {"x": 240, "y": 0}, "config": {"tool": "python", "args": {"code": "print(1)"}}},
-            {"id": "result", "type": "output", "position": {"x": 480, "y": 0}, "config": {"value": "{{ nodes.calc.output }}"}},
+            {
+                "id": "calc",
+                "type": "tool",
+                "position": {"x": 240, "y": 0},
+                "config": {"tool": "python", "args": {"code": "print(1)"}},
+            },
+            {
+                "id": "result",
+                "type": "output",
+                "position": {"x": 480, "y": 0},
+                "config": {"value": "{{ nodes.calc.output }}"},
+            },
         ],
         "edges": [{"source": "start", "target": "calc"}, {"source": "calc", "target": "result"}],
     }

@@ -64,6 +64,8 @@ def test_tools_page_calls_the_calculator(page: Any, studio: Any) -> None:
     expect(error).to_be_visible()  # in red, with the tool's own words below it
     expect(page.locator("[data-testid='stCode']").filter(has_text="zero")).to_be_visible()
     choose(page, "Tool", "python")
-    expect(page.frame_locator("iframe[title='streamlit_ace.streamlit_ace']").last.locator(".ace_editor")).to_be_visible()  # a code editor
+    expect(
+        page.frame_locator("iframe[title='streamlit_ace.streamlit_ace']").last.locator(".ace_editor")
+    ).to_be_visible()  # a code editor
     choose(page, "Tool", "calculator")
     expect(page.get_by_role("textbox", name=re.compile(r"^expression"))).to_have_value("1/0")  # remembered

@@ -26,7 +26,9 @@ expect = pytest.importorskip("playwright.sync_api", reason="the playwright packa
 pytestmark = pytest.mark.slow
 
 
-def test_select_a_node_test_it_and_see_its_output_in_place(page: Any, studio: Any, screenshots: Any, tmp_path: Path) -> None:
+def test_select_a_node_test_it_and_see_its_output_in_place(
+    page: Any, studio: Any, screenshots: Any, tmp_path: Path
+) -> None:
     doc = branch_workflow("Test node in the browser")
     doc["nodes"][3]["config"] = {"template": "TRIMMED: {{ nodes.draft.output[:20] }}"}
     path = tmp_path / "test-node.json"
@@ -102,7 +104,8 @@ def test_a_slow_node_test_shows_its_time_and_can_be_cancelled(page: Any, studio:
             {"id": "start", "type": "input", "position": {"x": 0, "y": 0}},
             {"id": "slow", "type": "tool", "position": {"x": 240, "y": 0},
              "config": {"tool": "python", "args": {"code": "import time\ntime.sleep(8)\nprint('done')"}}},
-            {"id": "result", "type": "output", "position": {"x": 480, "y": 0}, "config": {"value": "{{ nodes.slow.output }}"}},
+            {"id": "result", "type": "output", "position": {"x": 480, "y": 0},
+             "config": {"value": "{{ nodes.slow.output }}"}},
         ],
         "edges": [{"source": "start", "target": "slow"}, {"source": "slow", "target": "result"}],
     }  # fmt: skip
@@ -119,5 +122,7 @@ def test_a_slow_node_test_shows_its_time_and_can_be_cancelled(page: Any, studio:
     page.screenshot(path=str(tmp_path / "test-node-running.png"))
     click_button(page, "builder_test_cancel")
     result = page.locator(".st-key-builder_test_result")
-    expect(result.get_by_text(re.compile(r"^Cancelled · "))).to_be_visible(timeout=6_000)  # long before the 8 s sleep ends
+    expect(result.get_by_text(re.compile(r"^Cancelled · "))).to_be_visible(
+        timeout=6_000
+    )  # long before the 8 s sleep ends
     expect(page.get_by_text(re.compile(r"Testing…"))).to_have_count(0)

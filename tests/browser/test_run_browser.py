@@ -13,10 +13,10 @@ from tests.browser.studio import (
     ROOT,
     chain_workflow,
     click_button,
-    flow,
-    flow_node,
     import_in_builder,
     open_page,
+    run_graph_node,
+    run_graph_nodes,
     wait_idle,
 )
 
@@ -25,7 +25,7 @@ expect = pytest.importorskip("playwright.sync_api", reason="the playwright packa
 pytestmark = pytest.mark.slow
 
 RESEARCH = json.loads((ROOT / "examples" / "research_assistant.json").read_text(encoding="utf-8"))
-SUCCEEDED_BACKGROUND = "rgb(220, 252, 231)"  # ui.status.COLOURS["succeeded"][0], #dcfce7
+SUCCEEDED_FILL = "rgb(220, 252, 231)"  # ui.status.COLOURS["succeeded"][0], #dcfce7
 
 
 def run_from_home(page: Any, studio: Any, example: str) -> str:
@@ -46,9 +46,9 @@ def wait_completed(page: Any, n_nodes: int) -> None:
 def expect_graph_succeeded(page: Any, node_ids: list[str], timeout: float = 30_000) -> None:
     """Every node on the Run page's graph says succeeded and is green."""
     for node_id in node_ids:
-        drawn = flow_node(page, node_id)
+        drawn = run_graph_node(page, node_id)
         expect(drawn).to_contain_text("succeeded", timeout=timeout)
-        expect(drawn).to_have_css("background-color", SUCCEEDED_BACKGROUND)
+        expect(drawn.locator("rect")).to_have_css("fill", SUCCEEDED_FILL)
 
 
 def test_run_an_example_from_home_every_node_succeeds_and_the_result_appears(
@@ -72,7 +72,7 @@ def test_run_an_example_from_home_every_node_succeeds_and_the_result_appears(
     page.reload()
     expect(page.get_by_role("heading", name="Research assistant")).to_be_visible()
     expect_graph_succeeded(page, ids)
-    expect(flow(page).locator(".react-flow__node")).to_have_count(len(ids))
+    expect(run_graph_nodes(page)).to_have_count(len(ids))
     expect(page.get_by_role("tabpanel", name="Result")).to_contain_text("Summary: Offline answer")
     wait_idle(page)
     screenshots.save(page, "run", readme=True)
@@ -102,7 +102,7 @@ def test_live_graph_follows_a_run_when_the_browser_clock_is_ahead(
     page.add_init_script(SKEWED_DATE)
     fake_endpoint.enqueue_text("A slow, harmless answer.", delay_s=2.5)  # the graph is drawn while the agent runs
     run_from_home(page, hostile_studio, "calculator_agent")
-    expect(flow_node(page, "solver")).to_contain_text("running")
+    expect(run_graph_node(page, "solver")).to_contain_text("running")
     wait_completed(page, 3)
     expect_graph_succeeded(page, ["start", "solver", "answer"], timeout=5_000)
 

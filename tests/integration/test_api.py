@@ -337,6 +337,21 @@ def test_health_docs_and_tools(api: Server) -> None:
     assert "api_test_gate" in {t["name"] for t in tools}  # plugins load in the server too
 
 
+def test_the_workflow_body_is_documented_with_the_schema_generated_from_the_models(api: Server) -> None:
+    """POST /workflows' body in /openapi.json is engine.workflow_schema's (node configs checked by type)."""
+    import jsonschema
+
+    with api.client() as client:
+        openapi = client.get("/openapi.json").json()
+    body = openapi["paths"]["/workflows"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    checker = jsonschema.Draft202012Validator(body)
+    for path in sorted((REPO / "examples").glob("*.json")):
+        assert checker.is_valid(json.loads(path.read_text())), path.name
+    agent_without_prompt = {"format": "workflow/v1", "name": "x", "nodes": [{"id": "a", "type": "agent"}]}
+    assert not checker.is_valid(agent_without_prompt)  # the hand-written schema let any node through
+    assert not checker.is_valid({**example_doc(), "nodez": []})
+
+
 def test_follow_example_run_by_sse(api: Server) -> None:
     run_id = start_run(api, {"workflow": example_doc(), "inputs": {"query": "Is tea better than coffee?"}})
     events = follow_sse(api, run_id)

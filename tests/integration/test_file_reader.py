@@ -14,7 +14,8 @@ import pytest
 
 import tools
 import tools.builtin.file_reader  # noqa: F401  (registers "file_reader")
-from tools.builtin.file_reader import FileReaderError, read_text_file
+from tools.builtin.file_reader import read_text_file
+from tools.errors import FileReaderError
 
 
 @dataclass

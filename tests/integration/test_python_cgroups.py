@@ -37,7 +37,8 @@ import pytest
 
 from tools.builtin import _sandbox_cgroups as cg
 from tools.builtin import python_exec as pe
-from tools.builtin.python_exec import SandboxUnavailable, run_code
+from tools.builtin.python_exec import run_code
+from tools.errors import SandboxUnavailable
 
 # ------------------------------------------------------------------- helpers
 

@@ -32,14 +32,15 @@ import pytest
 
 import tools
 from tools.builtin import python_exec as pe
-from tools.builtin.python_exec import (
+from tools.builtin.python_exec import run_code
+from tools.errors import (
     CodeCrashed,
     CodeMemoryLimit,
     CodeRefused,
     CodeSyntaxError,
     CodeTimeout,
+    PythonToolError,
     SandboxUnavailable,
-    run_code,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -467,7 +468,7 @@ def test_sandbox_holds_without_precheck(case: SandboxCase, mode: str, listener: 
     try:
         outcome: Any = run_code(code, precheck=False, isolation=mode, timeout_s=timeout)
         assert outcome["isolation"] == mode and outcome["limits"] == pe.limits_status(pe.DEFAULT_LIMITS)[0]
-    except pe.PythonToolError as exc:
+    except PythonToolError as exc:
         outcome = exc
     assert time.monotonic() - started < timeout + 3.0
     assert case.check(outcome, ctx) is not False, outcome

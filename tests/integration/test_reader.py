@@ -47,12 +47,9 @@ async def _sleep_tool(seconds: float) -> float:
     return seconds
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _test_tools() -> Iterator[None]:
-    registry = tools.default_registry()
-    registry.register(_sleep_tool, name="itest_reader_sleep", replace=True)
-    yield
-    registry.unregister("itest_reader_sleep")
+# This module's runtimes use their own registry: the usual tools plus this one.
+TOOLS = tools.default_registry().copy()
+TOOLS.register(_sleep_tool, name="itest_reader_sleep")
 
 
 @pytest.fixture(autouse=True)
@@ -89,7 +86,7 @@ class Filled:
 
 
 def fill(url: str) -> Filled:
-    with Runtime(database_url=url) as runtime:
+    with Runtime(tools=TOOLS, database_url=url) as runtime:
         first = runtime.submit(doc("reader-a"), {"n": 1})
         assert runtime.wait(first, WAIT_S).status == "completed"
         ok = runtime.submit(doc("reader-a", "inputs.n * 3"), {"n": 5})  # a changed document: version 2
@@ -144,7 +141,9 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
     (
         "run: a failed run says where and why",
         lambda r, f: r.run(f.failed),
-        lambda got, f: _equal(got, status="failed", error_node="calc", result=None) and _contains(got.error, "division"),
+        lambda got, f: (
+            _equal(got, status="failed", error_node="calc", result=None) and _contains(got.error, "division")
+        ),
     ),
     ("run: unknown id", lambda r, f: r.run("0" * 32), lambda got, f: _is(got, None)),
     (
@@ -166,7 +165,7 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
         lambda got, f: (
             [_is_record(x, NodeExecutionRecord) for x in got],
             _is([(x.node_id, x.status, x.execution, x.reused) for x in got], [
-                ("start", "completed", 0, False), ("calc", "completed", 0, False), ("out", "completed", 0, False)
+                ("start", "succeeded", 0, False), ("calc", "succeeded", 0, False), ("out", "succeeded", 0, False)
             ]),
             _is(got[1].output, 15),
         ),
@@ -174,7 +173,7 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
     (
         "node_executions: the failed node keeps its error",
         lambda r, f: r.node_executions(f.failed),
-        lambda got, f: _is([(x.node_id, x.status) for x in got], [("start", "completed"), ("calc", "failed")])
+        lambda got, f: _is([(x.node_id, x.status) for x in got], [("start", "succeeded"), ("calc", "failed")])
         and _contains(got[1].error, "division"),
     ),
     ("node_executions: unknown run", lambda r, f: r.node_executions("nope"), lambda got, f: _is(got, [])),
@@ -187,13 +186,20 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
             _is(all(isinstance(e, Event) for e in got), True),
         ),
     ),
-    ("events: after and limit", lambda r, f: r.events(f.ok, after=2, limit=3), lambda got, f: _is([e.seq for e in got], [3, 4, 5])),
+    (
+        "events: after and limit",
+        lambda r, f: r.events(f.ok, after=2, limit=3),
+        lambda got, f: _is([e.seq for e in got], [3, 4, 5]),
+    ),
     (
         "workflows: not archived, most recently changed first",
         lambda r, f: r.workflows(),
         lambda got, f: (
             [_is_record(x, WorkflowRecord) for x in got],
-            _is([(x.name, x.latest_version, x.archived) for x in got], [("reader-b", 1, False), ("reader-a", 2, False)]),
+            _is(
+                [(x.name, x.latest_version, x.archived) for x in got],
+                [("reader-b", 1, False), ("reader-a", 2, False)],
+            ),
         ),
     ),
     (
@@ -201,9 +207,17 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
         lambda r, f: r.workflows(include_archived=True),
         lambda got, f: _is(sorted(x.name for x in got), ["reader-a", "reader-b", "reader-gone"]),
     ),
-    ("workflow: by id", lambda r, f: r.workflow(f.archived.id), lambda got, f: _equal(got, name="reader-gone", archived=True)),
+    (
+        "workflow: by id",
+        lambda r, f: r.workflow(f.archived.id),
+        lambda got, f: _equal(got, name="reader-gone", archived=True),
+    ),
     ("workflow: unknown", lambda r, f: r.workflow("nope"), lambda got, f: _is(got, None)),
-    ("find_workflow: by name", lambda r, f: r.find_workflow("reader-a"), lambda got, f: _equal(got, id=f.a.id, latest_version=2)),
+    (
+        "find_workflow: by name",
+        lambda r, f: r.find_workflow("reader-a"),
+        lambda got, f: _equal(got, id=f.a.id, latest_version=2),
+    ),
     ("find_workflow: unknown", lambda r, f: r.find_workflow("nobody"), lambda got, f: _is(got, None)),
     (
         "workflow_version: the latest by default",
@@ -229,7 +243,10 @@ CASES: list[tuple[str, Callable[[RunReader, Filled], Any], Callable[[Any, Filled
     (
         "draft: kept as given, invalid too",
         lambda r, f: r.draft("new:abc"),
-        lambda got, f: (_is_record(got, DraftRecord), _equal(got, key="new:abc", source="import", document={"name": "half", "nodes": "not a list"})),
+        lambda got, f: (
+            _is_record(got, DraftRecord),
+            _equal(got, key="new:abc", source="import", document={"name": "half", "nodes": "not a list"}),
+        ),
     ),
     ("draft: none", lambda r, f: r.draft("new:none"), lambda got, f: _is(got, None)),
     ("drafts", lambda r, f: r.drafts(), lambda got, f: _is([d.key for d in got], ["new:abc"])),
@@ -266,7 +283,9 @@ def _is_record(value: Any, cls: type) -> bool:
 
 
 @pytest.mark.parametrize(("what", "call", "check"), CASES, ids=[c[0] for c in CASES])
-def test_reader_answers(reader: RunReader, filled: Filled, what: str, call: Callable[..., Any], check: Callable[..., Any]) -> None:
+def test_reader_answers(
+    reader: RunReader, filled: Filled, what: str, call: Callable[..., Any], check: Callable[..., Any]
+) -> None:
     check(call(reader, filled), filled)
 
 
@@ -288,7 +307,7 @@ def test_records_carry_every_column_under_its_name(record: type, row: type) -> N
 
 def test_runtime_reader_reads_what_it_wrote(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studio.db'}"
-    with Runtime(database_url=url) as runtime:
+    with Runtime(tools=TOOLS, database_url=url) as runtime:
         run_id = runtime.submit(doc("live"), {"n": 4})
         runtime.wait(run_id, WAIT_S)
         runtime.store.flush()
@@ -340,7 +359,7 @@ def test_open_marks_runs_of_dead_processes_interrupted_only_when_asked(tmp_path:
 
 
 def test_runtime_writes_workflows_and_drafts(tmp_path: Path) -> None:
-    with Runtime(data_dir=str(tmp_path)) as runtime:
+    with Runtime(tools=TOOLS, data_dir=str(tmp_path)) as runtime:
         first = runtime.save_workflow(doc("w"))
         again = runtime.save_workflow(doc("w"))
         changed = runtime.save_workflow({**doc("w"), "description": "now with words", "nodes": []})  # invalid: kept
@@ -367,7 +386,7 @@ def test_delete_run_refuses_a_running_run_and_forgets_a_finished_one(tmp_path: P
             {"id": "out", "type": "output", "config": {"value": "{{ nodes.calc.output }}"}},
         ],
     }
-    with Runtime(data_dir=str(tmp_path)) as runtime:
+    with Runtime(tools=TOOLS, data_dir=str(tmp_path)) as runtime:
         done = runtime.submit(doc("quick"))
         runtime.wait(done, WAIT_S)
         assert runtime.delete_run(done) is True  # at once: its last events are committed first
@@ -406,7 +425,8 @@ print(json.dumps({"code": code, "threads": started, "runtimes": len(made)}), fil
 def _traced_cli(*argv: str, cwd: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("DATABASE_URL", None)
-    proc = subprocess.run([sys.executable, "-c", _TRACE, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    command = [sys.executable, "-c", _TRACE, *argv]
+    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
     report = json.loads(proc.stderr.strip().splitlines()[-1])
     report["stdout"] = proc.stdout
     return report

@@ -103,8 +103,8 @@ def test_pinned_output_reaches_the_rerun_node_and_reused_nodes_make_no_request(
         "reused",
         "reused",
         "reused",
-        "completed",
-        "completed",
+        "succeeded",
+        "succeeded",
     ]
 
 

@@ -331,7 +331,7 @@ def kill_mid_node(
         proc.communicate(timeout=10)
     assert proc.returncode == -signal.SIGKILL
     hold.unlink()
-    completed = {(n, e) for n, e, s in ws.node_rows(run_id) if s == "completed"}
+    completed = {(n, e) for n, e, s in ws.node_rows(run_id) if s == "succeeded"}
     assert (node_id, execution) not in completed
     assert ws.run_row(run_id)["status"] == "running"  # nobody has looked at it since the crash
     ws.integrity_ok()
@@ -381,7 +381,7 @@ def test_sigkill_mid_node_then_resume_finishes_the_run(ws: Workspace, target: st
     # the skipped branch is recorded once, the resumed node's execution ends completed
     rows = ws.node_rows(run_id)
     assert [r for r in rows if r[0] == "never"] == [("never", 0, "skipped")]
-    assert {(n, e): s for n, e, s in rows}[(target, 0)] == "completed"
+    assert {(n, e): s for n, e, s in rows}[(target, 0)] == "succeeded"
     # the resumed run's own events continue the seq numbering
     resumed_events = [json.loads(line) for line in (ws.root / "resume.jsonl").read_text().splitlines()]
     assert resumed_events and resumed_events[-1]["type"] == "run.completed"
@@ -399,9 +399,9 @@ def test_sigkill_in_the_second_loop_iteration_then_resume(ws: Workspace) -> None
     check_resumed_log(ws, run_id, {"out": 21})
     rows = ws.node_rows(run_id)
     assert [(n, e, s) for n, e, s in rows if n == "step"] == [
-        ("step", 0, "completed"),
-        ("step", 1, "completed"),
-        ("step", 2, "completed"),
+        ("step", 0, "succeeded"),
+        ("step", 1, "succeeded"),
+        ("step", 2, "succeeded"),
     ]
 
 
@@ -425,9 +425,9 @@ def test_after_a_crash_the_run_shows_interrupted_and_is_listed(ws: Workspace) ->
     assert "interrupted" in show.stdout.splitlines()[0]
     nodes = timeline(show.stdout)
     assert nodes[:4] == [
-        ("start", 0, "completed"),
-        ("s1", 0, "completed"),
-        ("gate", 0, "completed"),
+        ("start", 0, "succeeded"),
+        ("s1", 0, "succeeded"),
+        ("gate", 0, "succeeded"),
         ("never", 0, "skipped"),
     ]
     assert nodes[4][:2] == ("s2", 0) and nodes[4][2] in ("running", "interrupted"), nodes
@@ -504,14 +504,14 @@ def test_resume_of_a_completed_run_exits_2_and_runs_nothing(ws: Workspace) -> No
     lines = show.stdout.splitlines()
     assert run_id in lines[0] and "crash-chain" in lines[0] and "completed" in lines[0]
     assert [(n, s) for n, _e, s in timeline(show.stdout)] == [
-        ("start", "completed"),
-        ("s1", "completed"),
-        ("gate", "completed"),
+        ("start", "succeeded"),
+        ("s1", "succeeded"),
+        ("gate", "succeeded"),
         ("never", "skipped"),
-        ("s2", "completed"),
-        ("s3", "completed"),
-        ("s4", "completed"),
-        ("out", "completed"),
+        ("s2", "succeeded"),
+        ("s3", "succeeded"),
+        ("s4", "succeeded"),
+        ("out", "succeeded"),
     ]
     assert lines[-1] == 'result: {"out": 14}'
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 import tools
-from engine.errors import EngineError
+from engine.errors import EngineError, NotResumable, RunNotFound, WorkflowInvalid
 from engine.events import Event
-from engine.runtime import NotResumable, RunNotFound, Runtime
+from engine.runtime import Runtime
 from engine.store import Store, process_owner
 from tests.fake_openai import FakeOpenAIServer, TextReply
 
@@ -48,6 +48,7 @@ def make_runtime() -> Iterator[Callable[..., Runtime]]:
     made: list[Runtime] = []
 
     def make(**kwargs: Any) -> Runtime:
+        kwargs.setdefault("tools", TOOLS)
         rt = Runtime(**kwargs)
         made.append(rt)
         return rt
@@ -87,13 +88,9 @@ async def _slow_tool(key: str, seconds: float = 10.0) -> str:
     return "slept"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _test_tools() -> Iterator[None]:
-    """This module's tool, in the default registry only while its tests run."""
-    registry = tools.default_registry()
-    registry.register(_slow_tool, name="itest_rt_slow", timeout_s=60, replace=True)
-    yield
-    registry.unregister("itest_rt_slow")
+# This module's runtimes use their own registry: the usual tools plus this one.
+TOOLS = tools.default_registry().copy()
+TOOLS.register(_slow_tool, name="itest_rt_slow", timeout_s=60)
 
 
 @pytest.fixture
@@ -538,7 +535,7 @@ def test_cancel_of_an_unknown_or_finished_run_is_false(sqlite_url: str, make_run
 def test_status_of_a_finished_run_from_a_fresh_runtime_comes_from_the_store(
     store_url: str, make_runtime: Callable[..., Runtime]
 ) -> None:
-    first = Runtime(database_url=store_url)
+    first = Runtime(tools=TOOLS, database_url=store_url)
     try:
         run_id = first.submit(agent_doc(), {"topic": "memory"})
         before = first.wait(run_id, timeout=WAIT_S)
@@ -577,7 +574,7 @@ def test_shutdown_cancels_running_runs_and_leaves_nothing_running(
     sqlite_url: str, probe: tuple[str, ToolProbe]
 ) -> None:
     key, seen = probe
-    rt = Runtime(database_url=sqlite_url)
+    rt = Runtime(tools=TOOLS, database_url=sqlite_url)
     slow = [rt.submit(tool_doc(key), {}) for _ in range(3)]
     wait_for(lambda: seen.calls == 3, what="three tool calls")
     started = time.monotonic()
@@ -641,3 +638,67 @@ def test_the_heartbeat_keeps_a_long_run_fresh(
     rt.store.flush()
     assert rt.store.get_run(run_id).heartbeat_at > first  # type: ignore[union-attr,operator]
     assert rt.wait(run_id, timeout=WAIT_S).status == "completed"
+
+
+# --------------------------------------------------------------------------- each runtime its own tools
+
+
+def _greeting_doc(tool: str) -> dict[str, Any]:
+    return {
+        "format": "workflow/v1",
+        "name": f"uses {tool}",
+        "nodes": [
+            {"id": "start", "type": "input"},
+            {"id": "call", "type": "tool", "config": {"tool": tool, "args": {"name": "Ada"}}},
+        ],
+        "edges": [{"source": "start", "target": "call"}],
+    }
+
+
+def test_two_runtimes_with_different_registries_see_and_run_different_tools(
+    sqlite_url: str, tmp_path: Any, make_runtime: Callable[..., Runtime]
+) -> None:
+    def greet(name: str) -> str:
+        """Say hello."""
+        return f"hello {name}"
+
+    def greet_in_french(name: str) -> str:
+        """Say hello in French."""
+        return f"bonjour {name}"
+
+    english, french = tools.ToolRegistry(), tools.ToolRegistry()
+    english.register(greet, name="greet")
+    french.register(greet_in_french, name="greet")  # the same name, another function
+    french.register(greet_in_french, name="saluer")
+    first = make_runtime(database_url=sqlite_url, tools=english)
+    second = make_runtime(database_url=f"sqlite:///{tmp_path / 'other.db'}", tools=french)
+
+    assert [t.name for t in first.tools.list_tools()] == ["greet"]
+    assert [t.name for t in second.tools.list_tools()] == ["greet", "saluer"]
+    assert first.call_tool("greet", {"name": "Ada"}).value == "hello Ada"
+    assert second.call_tool("greet", {"name": "Ada"}).value == "bonjour Ada"
+
+    # a run's tools are its runtime's: the same workflow answers differently on each
+    outputs = []
+    for runtime in (first, second):
+        run_id = runtime.submit(_greeting_doc("greet"))
+        assert runtime.wait(run_id, WAIT_S).status == "completed"
+        (done,) = [e for e in runtime.reader.events(run_id) if e.type == "node.completed" and e.node_id == "call"]
+        outputs.append(done.data["output"])
+    assert outputs == ["hello Ada", "bonjour Ada"]
+
+    # a tool only the other runtime has is refused when the workflow is submitted, naming what there is
+    with pytest.raises(WorkflowInvalid, match=r"unknown tool 'saluer'; available: greet"):
+        first.submit(_greeting_doc("saluer"))
+    assert second.wait(second.submit(_greeting_doc("saluer")), WAIT_S).status == "completed"
+    # and neither registry leaked into the default one
+    assert not tools.has_tool("greet") and not tools.has_tool("saluer")
+
+
+def test_a_runtime_without_a_registry_uses_the_default_one(
+    make_runtime: Callable[..., Runtime], sqlite_url: str
+) -> None:
+    runtime = make_runtime(database_url=sqlite_url, tools=None)
+    assert runtime.tools is tools.default_registry()
+    assert {"calculator", "file_reader", "python", "web_search"} <= {t.name for t in runtime.tools.list_tools()}
+    assert "itest_rt_slow" not in runtime.tools  # this module's tool is in its own registry only

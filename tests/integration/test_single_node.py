@@ -23,12 +23,31 @@ CHAIN: dict[str, Any] = {
     "nodes": [
         {"id": "start", "type": "input"},
         {"id": "a", "type": "agent", "config": {"prompt": "Outline {{ inputs.topic }}."}},
-        {"id": "b", "type": "agent", "config": {"prompt": "Draft from: {{ nodes.a.output }} in a {{ inputs.tone }} tone"}},
+        {
+            "id": "b",
+            "type": "agent",
+            "config": {"prompt": "Draft from: {{ nodes.a.output }} in a {{ inputs.tone }} tone"},
+        },
         {"id": "size", "type": "transform", "config": {"expression": "nodes.b.output | length"}},
         {"id": "long", "type": "condition", "config": {"expression": "'long' if nodes.size.output > 30 else 'short'"}},
-        {"id": "calc", "type": "tool", "config": {"tool": "calculator", "args": {"expression": "{{ nodes.size.output }} * 2"}}},
-        {"id": "each", "type": "map", "config": {"items": "[1, 2, 3]", "node": {"type": "transform", "config": {"expression": "item * 10 + index"}}}},
-        {"id": "out", "type": "output", "config": {"value": {"text": "{{ nodes.b.output }}", "n": "{{ nodes.calc.output }}"}}},
+        {
+            "id": "calc",
+            "type": "tool",
+            "config": {"tool": "calculator", "args": {"expression": "{{ nodes.size.output }} * 2"}},
+        },
+        {
+            "id": "each",
+            "type": "map",
+            "config": {
+                "items": "[1, 2, 3]",
+                "node": {"type": "transform", "config": {"expression": "item * 10 + index"}},
+            },
+        },
+        {
+            "id": "out",
+            "type": "output",
+            "config": {"value": {"text": "{{ nodes.b.output }}", "n": "{{ nodes.calc.output }}"}},
+        },
     ],
     "edges": [
         {"source": "start", "target": "a"},
@@ -65,7 +84,11 @@ def test_agent_node_is_tested_with_its_latest_inputs_and_makes_exactly_one_reque
 
     ctx = runtime.node_test_context(CHAIN, "b")
     assert ctx.source_run_id == run_id
-    assert ctx.values() == {"inputs": {"topic": "rivers", "tone": "dry"}, "nodes": {"a": "rivers outline"}, "iteration": 0}
+    assert ctx.values() == {
+        "inputs": {"topic": "rivers", "tone": "dry"},
+        "nodes": {"a": "rivers outline"},
+        "iteration": 0,
+    }
 
     values = ctx.values()
     values["nodes"]["a"] = "EDITED outline"
@@ -96,7 +119,9 @@ def test_every_kind_of_node_runs_alone(runtime: Runtime, fake_openai: FakeOpenAI
     assert runtime.test_node(CHAIN, "long", {"nodes": {"size": 3}}).output == "short"
     calc = runtime.test_node(CHAIN, "calc", {"nodes": {"size": 21}})
     assert calc.status == "completed" and calc.output == 42
-    assert [(c.tool, c.args, c.ok, c.result) for c in calc.tool_calls] == [("calculator", {"expression": "21 * 2"}, True, 42)]
+    assert [(c.tool, c.args, c.ok, c.result) for c in calc.tool_calls] == [
+        ("calculator", {"expression": "21 * 2"}, True, 42)
+    ]
     each = runtime.test_node(CHAIN, "each", {})  # a map node is tested whole: every item runs its inner node
     assert each.output == [10, 21, 32]
     out = runtime.test_node(CHAIN, "out", {"nodes": {"b": "x", "calc": 4}})
@@ -126,7 +151,9 @@ def test_without_an_earlier_run_the_needed_inputs_are_empty(runtime: Runtime) ->
     assert out.nodes == {"b": None, "calc": None}
 
 
-def test_a_node_that_did_not_run_takes_the_latest_run_that_reached_it(runtime: Runtime, fake_openai: FakeOpenAIServer) -> None:
+def test_a_node_that_did_not_run_takes_the_latest_run_that_reached_it(
+    runtime: Runtime, fake_openai: FakeOpenAIServer
+) -> None:
     fake_openai.enqueue_text("o1")
     fake_openai.enqueue_text("a draft well over thirty characters long")
     long_run = runtime.submit(CHAIN, {"topic": "one"})
@@ -163,7 +190,9 @@ def test_a_test_is_time_limited_and_cancellable(runtime: Runtime, fake_openai: F
     fake_openai.enqueue(TextReply("late", delay_s=6))
     began = time.monotonic()
     result = runtime.test_node(slow, "a", {"inputs": {"topic": "x"}})
-    assert result.status == "failed" and "0.5" in (result.error or "") and time.monotonic() - began < 5  # generous: a loaded machine
+    assert (
+        result.status == "failed" and "0.5" in (result.error or "") and time.monotonic() - began < 5
+    )  # generous: a loaded machine
 
     fake_openai.enqueue(TextReply("later", delay_s=8))
     test_id = runtime.start_node_test(CHAIN, "a", {"inputs": {"topic": "x"}})
@@ -176,8 +205,6 @@ def test_a_test_is_time_limited_and_cancellable(runtime: Runtime, fake_openai: F
     assert cancelled is not None and cancelled.status == "cancelled"
     assert time.monotonic() - began < 5  # well before the answer would come (8 s)
     assert runtime.store.list_runs() == []
-
-
 
 
 def test_an_agent_with_memory_recalls_but_saves_nothing(runtime: Runtime, fake_openai: FakeOpenAIServer) -> None:

@@ -64,15 +64,10 @@ async def _fail_tool(message: str) -> int:
     raise RuntimeError(message)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _test_tools() -> Iterator[None]:
-    """This module's tools, in the default registry only while its tests run."""
-    registry = tools.default_registry()
-    registry.register(_sleep_tool, name="itest_store_sleep", replace=True)
-    registry.register(_fail_tool, name="itest_store_fail", replace=True)
-    yield
-    registry.unregister("itest_store_sleep")
-    registry.unregister("itest_store_fail")
+# This module's runtimes use their own registry: the usual tools plus these.
+TOOLS = tools.default_registry().copy()
+TOOLS.register(_sleep_tool, name="itest_store_sleep")
+TOOLS.register(_fail_tool, name="itest_store_fail")
 
 
 def chain_doc(name: str = "store-chain", prompt: str = "Say something about {{ inputs.topic }}") -> dict[str, Any]:
@@ -192,7 +187,7 @@ def slow_doc(name: str = "store-slow", first_s: float = 0.3, second_s: float = 0
 
 @pytest.fixture
 def runtime(store_url: str) -> Iterator[Runtime]:
-    rt = Runtime(database_url=store_url)
+    rt = Runtime(tools=TOOLS, database_url=store_url)
     try:
         yield rt
     finally:
@@ -339,7 +334,7 @@ def test_runs_row_of_a_failed_run_has_the_error_and_the_node(runtime: Runtime) -
     assert row.error is not None and "the tool broke on purpose" in row.error
     assert row.result is None and row.finished_at is not None
     nodes = {(n.node_id, n.execution): n for n in runtime.store.node_executions(run_id)}
-    assert nodes[("ok", 0)].status == "completed" and nodes[("ok", 0)].output == 2
+    assert nodes[("ok", 0)].status == "succeeded" and nodes[("ok", 0)].output == 2
     boom = nodes[("boom", 0)]
     assert boom.status == "failed" and boom.error is not None and "the tool broke on purpose" in boom.error
     assert boom.attempts == 1 and boom.finished_at is not None
@@ -358,14 +353,14 @@ def test_node_executions_has_a_row_per_iteration_including_skips(runtime: Runtim
     def shape(node_id: str) -> list[tuple[int, int, str, Any]]:
         return [(r.execution, r.iteration, r.status, r.output) for r in by_node[node_id]]
 
-    assert shape("start") == [(0, 0, "completed", {"rounds": 3})]
-    assert shape("round") == [(0, 0, "completed", 1), (1, 1, "completed", 2), (2, 2, "completed", 3)]
-    assert shape("even") == [(0, 0, "completed", False), (1, 1, "completed", True), (2, 2, "completed", False)]
-    assert shape("yes") == [(0, 0, "skipped", None), (1, 1, "completed", "even 2"), (2, 2, "skipped", None)]
-    assert shape("no") == [(0, 0, "completed", "odd 1"), (1, 1, "skipped", None), (2, 2, "completed", "odd 3")]
-    assert shape("join") == [(0, 0, "completed", "odd 1"), (1, 1, "completed", "even 2"), (2, 2, "completed", "odd 3")]
-    assert shape("check") == [(0, 0, "completed", False), (1, 1, "completed", False), (2, 2, "completed", True)]
-    assert shape("out") == [(0, 0, "completed", {"last": "odd 3", "rounds": 3})]
+    assert shape("start") == [(0, 0, "succeeded", {"rounds": 3})]
+    assert shape("round") == [(0, 0, "succeeded", 1), (1, 1, "succeeded", 2), (2, 2, "succeeded", 3)]
+    assert shape("even") == [(0, 0, "succeeded", False), (1, 1, "succeeded", True), (2, 2, "succeeded", False)]
+    assert shape("yes") == [(0, 0, "skipped", None), (1, 1, "succeeded", "even 2"), (2, 2, "skipped", None)]
+    assert shape("no") == [(0, 0, "succeeded", "odd 1"), (1, 1, "skipped", None), (2, 2, "succeeded", "odd 3")]
+    assert shape("join") == [(0, 0, "succeeded", "odd 1"), (1, 1, "succeeded", "even 2"), (2, 2, "succeeded", "odd 3")]
+    assert shape("check") == [(0, 0, "succeeded", False), (1, 1, "succeeded", False), (2, 2, "succeeded", True)]
+    assert shape("out") == [(0, 0, "succeeded", {"last": "odd 3", "rounds": 3})]
     for row in rows:
         assert row.started_at is not None and row.finished_at is not None and row.finished_at >= row.started_at
         assert row.duration_ms is not None and row.duration_ms >= 0
@@ -465,7 +460,7 @@ def test_a_corrupt_file_is_refused_and_left_untouched(tmp_path: Path, kind: str)
     assert "untouched" in message
     assert any(word in message for word in ("not a SQLite database", "damaged", "corrupt"))
     with pytest.raises(StoreError):
-        Runtime(data_dir=str(data))
+        Runtime(tools=TOOLS, data_dir=str(data))
     assert _snapshot(data) == before
 
 
@@ -487,7 +482,7 @@ def test_a_foreign_sqlite_database_is_refused_and_left_untouched(tmp_path: Path)
     message = str(caught.value)
     assert str(data / "studio.db") in message and "another program" in message and "customers" in message
     with pytest.raises(StoreError):
-        Runtime(database_url=f"sqlite:///{data / 'studio.db'}")
+        Runtime(tools=TOOLS, database_url=f"sqlite:///{data / 'studio.db'}")
     assert _snapshot(data) == before
 
 
@@ -526,7 +521,7 @@ def test_a_read_only_data_dir_without_a_store_refuses_with_the_path(tmp_path: Pa
     data = tmp_path / "data"
     data.mkdir()
     with unwritable(data), pytest.raises(StoreError) as caught:
-        Runtime(data_dir=str(data))
+        Runtime(tools=TOOLS, data_dir=str(data))
     assert str(data) in str(caught.value)
     assert list(data.iterdir()) == []
 
@@ -535,7 +530,7 @@ def test_a_read_only_data_dir_without_a_store_says_it_is_not_writable(tmp_path: 
     data = tmp_path / "data"
     data.mkdir()
     with unwritable(data), pytest.raises(StoreError) as caught:
-        Runtime(data_dir=str(data))
+        Runtime(tools=TOOLS, data_dir=str(data))
     assert _says_why_unwritable(str(caught.value)), str(caught.value)
 
 
@@ -543,20 +538,20 @@ def test_a_missing_data_dir_under_a_read_only_parent_says_why(tmp_path: Path) ->
     parent = tmp_path / "ro"
     parent.mkdir()
     with unwritable(parent), pytest.raises(StoreError) as caught:
-        Runtime(data_dir=str(parent / "data"))
+        Runtime(tools=TOOLS, data_dir=str(parent / "data"))
     message = str(caught.value)
     assert str(parent / "data") in message and _says_why_unwritable(message), message
 
 
 def test_a_read_only_data_dir_with_an_existing_store_says_it_is_not_writable(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    rt = Runtime(data_dir=str(data))
+    rt = Runtime(tools=TOOLS, data_dir=str(data))
     run_id = run_to_end(rt, chain_doc("before-read-only"))
     rt.shutdown()
     before = _snapshot(data)
     with unwritable(data):
         try:
-            rt = Runtime(data_dir=str(data))
+            rt = Runtime(tools=TOOLS, data_dir=str(data))
         except StoreError as exc:
             message = str(exc)
             assert "damaged" not in message and "corrupt" not in message, message
@@ -704,7 +699,7 @@ def full_disk_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
             original(self, work, error)
 
         monkeypatch.setattr(writer_module.Writer, "_report", report)
-        rt = Runtime(data_dir=str(data))
+        rt = Runtime(tools=TOOLS, data_dir=str(data))
         try:
             run_id = rt.submit(fill_doc(), {})
             info = rt.wait(run_id, timeout=WAIT_S)

@@ -50,12 +50,9 @@ async def _heartbeat(seconds: float) -> dict[str, float]:
     return {"wall": worst_wall, "cpu": worst_cpu}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _test_tools() -> Iterator[None]:
-    registry = tools.default_registry()
-    registry.register(_heartbeat, name="itest_tpl_heartbeat", timeout_s=60, replace=True)
-    yield
-    registry.unregister("itest_tpl_heartbeat")
+# This module's runtimes use their own registry: the usual tools plus this one.
+TOOLS = tools.default_registry().copy()
+TOOLS.register(_heartbeat, name="itest_tpl_heartbeat", timeout_s=60)
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +62,7 @@ def _no_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def runtime(tmp_path: Any) -> Iterator[Runtime]:
-    rt = Runtime(database_url=f"sqlite:///{tmp_path / 'studio.db'}")
+    rt = Runtime(tools=TOOLS, database_url=f"sqlite:///{tmp_path / 'studio.db'}")
     yield rt
     rt.shutdown()
 

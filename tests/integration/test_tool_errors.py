@@ -4,10 +4,10 @@ For every built-in tool, each way it can report an error (an exception in the
 code, a non-zero exit, a timeout, a refusal) is run for real: the python tool
 in its sandbox, file_reader on the disk, web_search against a closed port. A
 ``tool`` node fails with the error as ``node.failed``'s message, its
-``retry`` applies and a resumed run carries on once the cause is gone. An
-agent gets the error as its tool message, marked ``status="error"``, and
-recovers; what the model received is read off the local OpenAI-compatible
-server.
+``retry`` is spent only on failures another try may fix (see FAILURES), and a
+resumed run carries on once the cause is gone. An agent gets the error as its
+tool message, marked ``status="error"``, and recovers; what the model received
+is read off the local OpenAI-compatible server.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import tools
-from engine import run_workflow
+from engine import load_workflow, run_workflow
 from engine.llm.openai_model import OpenAIChatModel
 from engine.runtime import Runtime
 from engine.untrusted import read_blocks
@@ -32,38 +32,58 @@ from tools.builtin import python_exec
 SLOW_TOOL = "toolerr_slow"
 
 
+async def toolerr_slow(seconds: float) -> str:
+    """Sleep, then answer."""
+    await asyncio.sleep(seconds)
+    return "slept"
+
+
+def toolerr_down(what: str) -> str:
+    """Fail the way a plugin whose backend is down does: any exception may pass on another try."""
+    raise ConnectionError(f"the {what} backend is down")
+
+
+def toolerr_refuses(what: str) -> str:
+    """Refuse for good: a ToolError that says retrying cannot help."""
+    raise tools.ToolError(f"{what} is not something this tool does", retryable=False)
+
+
+# This module's runs use their own registry: the built-ins plus these plugin tools.
+TOOLS = tools.default_registry().copy()
+TOOLS.register(toolerr_slow, name=SLOW_TOOL, timeout_s=0.3)
+TOOLS.register(toolerr_down)
+TOOLS.register(toolerr_refuses)
+
+
 @pytest.fixture(autouse=True)
-def _tools(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A plugin tool that outlives its own timeout, and a 1-second wall clock for the python tool."""
-
-    async def toolerr_slow(seconds: float) -> str:
-        """Sleep, then answer."""
-        await asyncio.sleep(seconds)
-        return "slept"
-
-    tools.tool(name=SLOW_TOOL, timeout_s=0.3, replace=True)(toolerr_slow)
+def _short_python_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1-second wall clock for the python tool."""
     monkeypatch.setattr(python_exec, "DEFAULT_LIMITS", python_exec.Limits(wall_timeout_s=1.0))
-    yield
-    tools.default_registry().unregister(SLOW_TOOL)
 
 
-# (id, tool, args, what node.failed's message must contain)
-FAILURES: list[tuple[str, str, dict[str, Any], str]] = [
+# (id, tool, args, what node.failed's message must contain, whether the node's retry is spent on it)
+# Retried: failures another try may fix (the code's own exception or exit, a timeout, a backend that is down,
+# any plain exception of a plugin). Not retried: ones that fail the same way again (refused or unparsable
+# code, a refused expression, a path outside the files root or not there, bad arguments, a final ToolError).
+FAILURES: list[tuple[str, str, dict[str, Any], str, bool]] = [
     ("python-exception", "python", {"code": "x = 1\n1 / 0"},
-     "ZeroDivisionError: division by zero (line 2 of the code)"),
+     "ZeroDivisionError: division by zero (line 2 of the code)", True),
     ("python-statistics", "python", {"code": "import statistics\nstatistics.stdev([1])"},
-     "StatisticsError: stdev requires at least two data points"),
-    ("python-nonzero-exit", "python", {"code": "raise SystemExit(3)"}, "SystemExit: 3 (exit status 3)"),
-    ("python-timeout", "python", {"code": "while True:\n    pass"}, "wall-clock limit"),
-    ("python-refusal", "python", {"code": "import os\nos.listdir('/')"}, "importing 'os'"),
-    ("python-syntax", "python", {"code": "1 +"}, "SyntaxError"),
-    ("calculator-exception", "calculator", {"expression": "1 / 0"}, "division by zero"),
-    ("calculator-refusal", "calculator", {"expression": "__import__('os')"}, "not allowed"),
-    ("file_reader-missing", "file_reader", {"path": "no_such_file.txt"}, "file not found: 'no_such_file.txt'"),
-    ("file_reader-refusal", "file_reader", {"path": "../../etc/passwd"}, "'..' is not allowed"),
-    ("web_search-unavailable", "web_search", {"query": "durable workflows"}, "search unavailable"),
-    ("plugin-timeout", SLOW_TOOL, {"seconds": 5}, "timed out after 0.3 s"),
-    ("bad-arguments", "calculator", {"expr": "1"}, "Invalid arguments for tool 'calculator'"),
+     "StatisticsError: stdev requires at least two data points", True),
+    ("python-nonzero-exit", "python", {"code": "raise SystemExit(3)"}, "SystemExit: 3 (exit status 3)", True),
+    ("python-timeout", "python", {"code": "while True:\n    pass"}, "wall-clock limit", True),
+    ("python-refusal", "python", {"code": "import os\nos.listdir('/')"}, "importing 'os'", False),
+    ("python-syntax", "python", {"code": "1 +"}, "SyntaxError", False),
+    ("calculator-exception", "calculator", {"expression": "1 / 0"}, "division by zero", False),
+    ("calculator-refusal", "calculator", {"expression": "__import__('os')"}, "not allowed", False),
+    ("file_reader-missing", "file_reader", {"path": "no_such_file.txt"}, "file not found: 'no_such_file.txt'", False),
+    ("file_reader-refusal", "file_reader", {"path": "../../etc/passwd"}, "'..' is not allowed", False),
+    ("web_search-unavailable", "web_search", {"query": "durable workflows"}, "search unavailable", True),
+    ("plugin-timeout", SLOW_TOOL, {"seconds": 5}, "timed out after 0.3 s", True),
+    ("plugin-exception", "toolerr_down", {"what": "inventory"}, "ConnectionError: the inventory backend is down", True),
+    ("plugin-final-error", "toolerr_refuses", {"what": "juggling"}, "juggling is not something this tool does", False),
+    ("bad-arguments", "calculator", {"expr": "1"}, "Invalid arguments for tool 'calculator'", False),
+    ("unknown-tool", "toolerr_not_in_this_registry", {}, "Unknown tool 'toolerr_not_in_this_registry'", False),
 ]
 
 
@@ -85,32 +105,57 @@ def _of(result: Any, kind: str, node: str | None = None) -> list[Any]:
     return [e for e in result.events if e.type == kind and (node is None or e.node_id == node)]
 
 
-@pytest.mark.parametrize(("tool", "args", "expected"), [c[1:] for c in FAILURES], ids=[c[0] for c in FAILURES])
-async def test_a_failing_call_fails_its_tool_node_with_the_error_and_retries(
-    tool: str, args: dict[str, Any], expected: str
+@pytest.mark.parametrize(
+    ("tool", "args", "expected", "retried"), [c[1:] for c in FAILURES], ids=[c[0] for c in FAILURES]
+)
+async def test_a_failing_call_fails_its_tool_node_and_is_retried_only_when_retrying_can_help(
+    tool: str, args: dict[str, Any], expected: str, retried: bool
 ) -> None:
-    result = await run_workflow(_tool_node_doc(tool, args, attempts=2))
+    doc = _tool_node_doc(tool, args, attempts=3)
+    if tool not in TOOLS:  # a tool the registry lacks fails at load time: run a loaded copy through another registry
+        result = await run_workflow(load_workflow(doc, tools=_with(tool)), tools=TOOLS)
+    else:
+        result = await run_workflow(doc, tools=TOOLS)
     assert result.status == "failed" and result.node_id == "call"
     (failed,) = [e for e in _of(result, "node.failed", "call") if not e.data.get("cancelled")]
     assert expected in failed.data["error"], failed.data
     assert failed.data["error"].startswith(f"tool '{tool}' failed: ")
-    assert failed.data["attempts"] == 2
-    assert len(_of(result, "tool.called", "call")) == 2  # the retry called the tool again
+    attempts = 3 if retried else 1
+    assert failed.data["attempts"] == attempts
+    assert len(_of(result, "tool.called", "call")) == attempts  # each try called the tool again
     returned = _of(result, "tool.result", "call")
-    assert len(returned) == 2 and all(expected in r.data["error"] and "result" not in r.data for r in returned)
+    assert len(returned) == attempts and all(expected in r.data["error"] and "result" not in r.data for r in returned)
+    warnings = [e.data["message"] for e in _of(result, "log", "call")]
+    if retried:
+        assert len(warnings) == 2 and all("retrying in 0 s" in w for w in warnings), warnings
+    else:  # the budget is left unspent, and the log says why
+        (warning,) = warnings
+        assert warning.startswith("attempt 1 of 3 failed: ") and warning.endswith("not retried: it would fail again")
     assert not _of(result, "node.started", "after")  # nothing downstream ran on a failure
     assert expected in (result.error or "")
 
 
+def _with(name: str) -> tools.ToolRegistry:
+    """A registry that has a tool called ``name`` (so a workflow naming it loads)."""
+
+    def stand_in() -> str:
+        """Never called: the run uses another registry."""
+        return "unused"
+
+    registry = tools.ToolRegistry()
+    registry.register(stand_in, name=name)
+    return registry
+
+
 async def test_python_failure_keeps_output_and_traceback_as_detail() -> None:
-    result = await run_workflow(_tool_node_doc("python", {"code": "print('half way')\n1 / 0"}))
+    result = await run_workflow(_tool_node_doc("python", {"code": "print('half way')\n1 / 0"}), tools=TOOLS)
     (returned,) = _of(result, "tool.result", "call")
     assert returned.data["error"] == "ZeroDivisionError: division by zero (line 2 of the code)"
     assert "half way" in returned.data["detail"] and "Traceback" in returned.data["detail"]
 
 
 async def test_python_success_is_still_a_success() -> None:
-    result = await run_workflow(_tool_node_doc("python", {"code": "print('hi')\nraise SystemExit(0)"}))
+    result = await run_workflow(_tool_node_doc("python", {"code": "print('hi')\nraise SystemExit(0)"}), tools=TOOLS)
     assert result.status == "completed", result.error
     (returned,) = _of(result, "tool.result", "call")
     assert "error" not in returned.data and returned.data["result"]["exit"] == 0
@@ -122,7 +167,7 @@ async def test_python_success_is_still_a_success() -> None:
 @pytest.fixture
 def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    rt = Runtime(database_url=f"sqlite:///{tmp_path / 'studio.db'}")
+    rt = Runtime(database_url=f"sqlite:///{tmp_path / 'studio.db'}", tools=TOOLS)
     yield rt
     rt.shutdown()
 
@@ -206,7 +251,7 @@ async def test_an_agent_sees_the_error_marked_as_such_and_recovers(
         fake_openai.enqueue_tool_calls([(tool, good)])
     fake_openai.enqueue_text("Recovered.")
     model = OpenAIChatModel(base_url=fake_openai.base_url, api_key="k")
-    result = await run_workflow(_agent_doc([tool]), llm=model)
+    result = await run_workflow(_agent_doc([tool]), llm=model, tools=TOOLS)
     assert result.status == "completed", result.error
     assert [e.data["output"] for e in _of(result, "node.completed", "agent")] == ["Recovered."]
 

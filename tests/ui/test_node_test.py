@@ -42,7 +42,9 @@ def _test_node(at: Any) -> None:
 
 def _area(at: Any, node_id: str) -> Any:
     """The node's test inputs (the key holds the open workflow's slot, then the node id)."""
-    return next(t for t in at.text_area if str(t.key).startswith("builder_test_values.") and str(t.key).endswith("." + node_id))
+    return next(
+        t for t in at.text_area if str(t.key).startswith("builder_test_values.") and str(t.key).endswith("." + node_id)
+    )
 
 
 def _values(at: Any, node_id: str) -> dict[str, Any]:
@@ -50,7 +52,9 @@ def _values(at: Any, node_id: str) -> dict[str, Any]:
     return json.loads(area.value)
 
 
-def test_test_node_runs_only_the_selected_agent_with_its_latest_inputs(runtime: Runtime, fake_openai: FakeOpenAIServer) -> None:
+def test_test_node_runs_only_the_selected_agent_with_its_latest_inputs(
+    runtime: Runtime, fake_openai: FakeOpenAIServer
+) -> None:
     fake_openai.enqueue_text("an outline")
     fake_openai.enqueue_text("a draft")
     run_id = runtime.submit(CHAIN, {"topic": "rivers"})
@@ -59,7 +63,11 @@ def test_test_node_runs_only_the_selected_agent_with_its_latest_inputs(runtime: 
 
     at = builder(copy.deepcopy(CHAIN), "example:chain.json")
     _select(at, "b")
-    assert _values(at, "b") == {"inputs": {"topic": "rivers", "tone": "dry"}, "nodes": {"a": "an outline"}, "iteration": 0}
+    assert _values(at, "b") == {
+        "inputs": {"topic": "rivers", "tone": "dry"},
+        "nodes": {"a": "an outline"},
+        "iteration": 0,
+    }
     assert any("inputs of its latest run" in c.value for c in at.caption)
 
     edited = {"inputs": {"topic": "rivers", "tone": "warm"}, "nodes": {"a": "EDITED"}, "iteration": 0}

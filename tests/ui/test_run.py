@@ -13,8 +13,10 @@ from streamlit.testing.v1 import AppTest
 
 from engine.runtime import Runtime
 from tests.fake_openai import FakeOpenAIServer
+from ui import graph_view
 from ui.canvas import ROOMY_CSS
 from ui.nav import RUN_ID
+from ui.node_panel import TRACES, statuses_of
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -51,13 +53,10 @@ def markdown_text(at: AppTest) -> str:
 
 
 def flow_statuses(at: AppTest) -> dict[str, str]:
-    """Node id -> the status written on its canvas node (the drawn state)."""
-    state = at.session_state["run_flow_state"][1]
-    out = {}
-    for node in state.nodes:
-        content = node.data["content"]
-        out[node.id] = content.rsplit("· ", 1)[1] if " · " in content else "pending"
-    return out
+    """Node id -> the status the Run page's graph draws (the run's folded trace, ``ui.node_panel``)."""
+    run_id, trace = list(at.session_state[TRACES].items())[-1]
+    nodes = [n["id"] for n in at.session_state["run_docs"][run_id]["nodes"]]
+    return statuses_of(trace, nodes)
 
 
 def test_no_run_yet_says_how_to_start_one() -> None:
@@ -115,7 +114,6 @@ def test_live_run_shows_running_then_cancel_ends_it(runtime: Runtime, monkeypatc
     at = rerun_until(at, lambda a: flow_statuses(a).get("solver") == "running")
     assert ":blue-badge[running]" in markdown_text(at)
     assert flow_statuses(at)["start"] == "succeeded"
-    first_ts = at.session_state["run_flow_state"][1].timestamp
     cancel = at.button(key="run_cancel")
     assert not cancel.disabled
     cancel.click().run()
@@ -123,7 +121,6 @@ def test_live_run_shows_running_then_cancel_ends_it(runtime: Runtime, monkeypatc
     at = rerun_until(at, lambda a: ":orange-badge[cancelled]" in markdown_text(a))
     assert ":orange-badge[cancelled]" in markdown_text(at)
     assert flow_statuses(at)["solver"] == "cancelled"
-    assert at.session_state["run_flow_state"][1].timestamp > first_ts, "a status change bumps the canvas timestamp"
     assert at.button(key="run_cancel").disabled
     assert any("cancelled" in w.value for w in at.warning)
 
@@ -173,8 +170,9 @@ def test_model_output_is_shown_as_text_never_html(
         assert "onerror" not in m.value and "127.0.0.1:9" not in m.value and "javascript:" not in m.value
     # the only raw HTML is the page's own fixed stylesheet (ui.canvas.roomy_page), never model text
     assert all(h.proto.body == ROOMY_CSS for h in at.get("html")), "no raw HTML element but the page's stylesheet"
-    canvas = at.session_state["run_flow_state"][1]
-    assert "<b>" not in next(n for n in canvas.nodes if n.id == "bot").data["content"]
+    (drawing,) = at.session_state["graph_view_layouts"].values()  # the graph's labels go to its script as data,
+    assert next(n for n in drawing["nodes"] if n[0] == "bot")[:3] == ["bot", "<b>Bot</b>", "agent"]  # set as text
+    assert "innerHTML" not in graph_view.SCRIPT
     assert "answered by the offline model" not in "\n".join(m.value for m in markdowns)
 
 

@@ -67,7 +67,9 @@ def test_history_shows_a_failed_tool_call_in_red(runtime: Runtime) -> None:
 def test_try_it_shows_python_code_that_raises_as_an_error() -> None:
     at = _page("tools")
     at.selectbox(key="tools_selected").select("python").run()
-    at.session_state["tools_arg__python__code"] = "print('half way')\n1 / 0"  # the form's code editor, as the browser sets it
+    at.session_state["tools_arg__python__code"] = (
+        "print('half way')\n1 / 0"  # the form's code editor, as the browser sets it
+    )
     [b for b in at.button if b.label == "Call the tool"][0].click().run()
     assert not at.exception, at.exception
     assert not at.success

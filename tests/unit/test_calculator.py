@@ -11,7 +11,8 @@ import pytest
 
 import tools
 from tools.builtin import calculator as calculator_module
-from tools.builtin.calculator import CalculatorError, calculator, evaluate
+from tools.builtin.calculator import calculator, evaluate
+from tools.errors import CalculatorError
 
 from ..timing import best_time, best_time_async
 

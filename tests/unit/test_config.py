@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine.config import ApiSettings, LlmSettings, Settings
+from engine.config import ApiSettings, LlmSettings, QueueSettings, Settings
 from engine.errors import ConfigInvalid
 from memory.config import MemorySettings
 from tools.config import ToolSettings
@@ -64,6 +64,11 @@ READS: list[tuple[str, str, Get, Any]] = [
     ("API_CONN_TIMEOUT_S", "9", lambda s: s.api.conn_timeout_s, 9),
     ("API_MAX_CONNECTIONS", "20", lambda s: s.api.max_connections, 20),
     ("API_SSE_KEEPALIVE_S", "0.5", lambda s: s.api.sse_keepalive_s, 0.5),
+    ("EXECUTION_MODE", "Queue", lambda s: s.queue.mode, "queue"),
+    ("QUEUE_HEARTBEAT_S", "1", lambda s: s.queue.heartbeat_s, 1.0),
+    ("QUEUE_STALLED_S", "3", lambda s: s.queue.stalled_s, 3.0),
+    ("QUEUE_SWEEP_S", "0.5", lambda s: s.queue.sweep_s, 0.5),
+    ("MAX_AUTO_RESUMES", "0", lambda s: s.queue.max_auto_resumes, 0),
 ]
 
 # (variable, bad value, the rule the one line states)
@@ -86,6 +91,11 @@ BAD: list[tuple[str, str, str]] = [
     ("API_CONN_TIMEOUT_S", "3601", "must be a number of seconds, a whole number from 1 to 3600"),
     ("API_MAX_CONNECTIONS", "x", "must be a number of connections, a whole number from 1 to 1000000"),
     ("API_SSE_KEEPALIVE_S", "3600", "must be a number of seconds above 0 and below 3600"),
+    ("EXECUTION_MODE", "cluster", "must be 'local' (the default) or 'queue'"),
+    ("QUEUE_HEARTBEAT_S", "0", "must be a number of seconds above 0"),
+    ("QUEUE_STALLED_S", "soon", "must be a number of seconds above 0"),
+    ("QUEUE_SWEEP_S", "-1", "must be a number of seconds above 0"),
+    ("MAX_AUTO_RESUMES", "-1", "must be a number of resumes, a whole number of at least 0"),
 ]
 
 
@@ -116,6 +126,7 @@ def test_nothing_set_gives_the_documented_defaults(tmp_path: Path) -> None:
     assert settings.data_dir == Path("data").resolve() and settings.database_url is None
     assert settings.llm == LlmSettings() and not settings.llm.configured and settings.llm.default_model == "gpt-4o-mini"
     assert settings.api == ApiSettings()
+    assert settings.queue == QueueSettings() and settings.queue.mode == "local"
     assert settings.tools == ToolSettings(data_dir=Path("data").resolve())
     assert settings.memory == MemorySettings(data_dir=Path("data").resolve())
     assert (settings.tools.file_reader_max_bytes, settings.tools.web_search_timeout_s) == (16384, 8.0)

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tools.deadlines import DeadlinePassed, _deadlines, with_deadline
+from tools.deadlines import _deadlines, with_deadline
+from tools.errors import DeadlinePassed
 
 
 async def _sleep_then(value: str, seconds: float) -> str:

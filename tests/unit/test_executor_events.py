@@ -26,10 +26,11 @@ import pytest
 import tools
 from engine import Event, RunResult, load_workflow, run_workflow
 from engine.errors import ModelError
-from engine.executor import NodeContextImpl, _json_value, _Run, execute, replay_from_events
+from engine.executor import NodeContextImpl, _Run, execute, replay_from_events
 from engine.llm.base import ChatReply, ChatRequest, DeltaSink, ToolCall
 from engine.nodes import tool as tool_node
 from engine.untrusted import read_blocks
+from tools.plain import to_plain
 
 Doc = dict[str, Any]
 
@@ -51,6 +52,11 @@ async def ev_number(text: str) -> float:
     return float(text)
 
 
+async def ev_broken(what: str) -> str:
+    """Always fail, the way a backend that is down does (retryable: another try may find it up)."""
+    raise RuntimeError(f"the {what} backend is down")
+
+
 async def ev_flaky(key: str) -> str:
     """Fail the first call for ``key``, succeed after."""
     CALLS[key] = CALLS.get(key, 0) + 1
@@ -59,13 +65,14 @@ async def ev_flaky(key: str) -> str:
     return f"ok {CALLS[key]}"
 
 
-_TOOLS = (ev_consume, ev_big, ev_number, ev_flaky)
+# This module's runs use their own registry: the usual tools plus these, the default registry untouched.
+TOOLS = tools.default_registry().copy()
+for _fn in (ev_consume, ev_big, ev_number, ev_flaky, ev_broken):
+    TOOLS.register(_fn)
 
 
 @pytest.fixture(autouse=True)
-def _tools() -> None:
-    for fn in _TOOLS:
-        tools.tool(name=fn.__name__, replace=True)(fn)
+def _calls() -> None:
     CALLS.clear()
 
 
@@ -100,10 +107,13 @@ async def ev_type(value: Any, deep: Any = None) -> str:
     return f"{type(value).__name__} {type(deep['x'][0]).__name__}"
 
 
+TOOLS.register(ev_type)
+
+
 async def test_foreign_values_in_tool_args_fail_the_tool_not_the_event_log() -> None:
     """Like the reported workflow: the calculator refuses a non-text expression; every event is still JSON."""
     wf = doc([{"id": "t", "type": "tool", "config": {"tool": "calculator", "args": {"expression": NS}}}], [("in", "t")])
-    result = await run_workflow(wf, {})
+    result = await run_workflow(wf, {}, tools=TOOLS)
     strict_json(result.events)
     (called,) = of(result, "tool.called", "t")
     assert called.data["args"] == {"expression": NS_TEXT}
@@ -113,7 +123,6 @@ async def test_foreign_values_in_tool_args_fail_the_tool_not_the_event_log() -> 
 
 
 async def test_a_tool_gets_the_rendered_values_while_events_record_them_as_json() -> None:
-    tools.tool(name="ev_type", replace=True)(ev_type)
     wf = doc(
         [
             {"id": "t", "type": "tool", "config": {"tool": "ev_type", "args": {"value": NS, "deep": {"x": [NS]}}}},
@@ -121,7 +130,7 @@ async def test_a_tool_gets_the_rendered_values_while_events_record_them_as_json(
         ],
         [("in", "t"), ("t", "out")],
     )
-    result = await run_workflow(wf, {})
+    result = await run_workflow(wf, {}, tools=TOOLS)
     strict_json(result.events)
     assert result.status == "completed", result.error
     assert result.result == {"out": "Namespace Namespace"}
@@ -140,7 +149,7 @@ class Opaque:
 
 async def test_foreign_inputs_from_a_python_caller_fail_the_input_node_and_events_stay_json() -> None:
     wf = doc([], [], inputs={"cfg": {"type": "object"}})
-    result = await run_workflow(wf, {"cfg": {"when": datetime(2024, 1, 2), "obj": Opaque(), "n": (1, 2)}})
+    result = await run_workflow(wf, {"cfg": {"when": datetime(2024, 1, 2), "obj": Opaque(), "n": (1, 2)}}, tools=TOOLS)
     strict_json(result.events)
     assert result.events[0].data["inputs"] == {"cfg": {"when": "2024-01-02 00:00:00", "obj": "<opaque>", "n": [1, 2]}}
     assert result.status == "failed" and result.node_id == "in"
@@ -149,7 +158,7 @@ async def test_foreign_inputs_from_a_python_caller_fail_the_input_node_and_event
 
 async def test_a_generator_in_args_is_recorded_by_its_text_and_not_consumed() -> None:
     """Whatever the template engine hands over (here a generator), the executor records it as JSON."""
-    run = _Run(load_workflow(doc([], [])), {}, llm=ScriptedModel([]), on_event=None, run_id="gen")
+    run = _Run(load_workflow(doc([], [])), {}, llm=ScriptedModel([]), on_event=None, run_id="gen", tools=TOOLS)
     ctx = NodeContextImpl(run, "t", 0)
     gen = (i for i in range(3))
     ctx.set_input({"tool": "ev_consume", "args": {"value": gen}})
@@ -170,16 +179,16 @@ class _Odd:
 def test_json_value_normalises_event_data_and_stays_strict_for_outputs() -> None:
     gen = (i for i in range(3))
     data = {"a": (1, 2.5, float("nan")), 3: {"b": [float("inf"), -float("inf"), "x", None, True]}, "g": gen}
-    plain = _json_value(data, lenient=True)
+    plain = to_plain(data)
     assert plain["a"] == [1, 2.5, None]
     assert plain["3"] == {"b": [None, None, "x", None, True]}
     assert isinstance(plain["g"], str) and "generator" in plain["g"]
     assert list(gen) == [0, 1, 2], "recording a value must not consume it"
-    assert _json_value({"o": _Odd()}, lenient=True) == {"o": "<_Odd>"}
+    assert to_plain({"o": _Odd()}) == {"o": "<_Odd>"}
     json.dumps(plain, allow_nan=False)
     with pytest.raises(TypeError, match="generator"):
-        _json_value({"g": (i for i in range(3))})  # a node's output must be JSON: it fails the node
-    assert _json_value(float("nan")) is None and _json_value(math.inf) is None
+        to_plain({"g": (i for i in range(3))}, "raise")  # a node's output must be JSON: it fails the node
+    assert to_plain(float("nan"), "raise") is None and to_plain(math.inf, "raise") is None
 
 
 # ----------------------------------------------------------------------------- 5. NaN and Infinity
@@ -202,7 +211,8 @@ async def test_non_finite_floats_become_null_in_outputs_results_and_events(text:
         ],
         [("in", "t"), ("t", "x"), ("x", "out")],
     )
-    result = await run_workflow(wf, {})  # (a number input cannot be one: check_inputs wants finite numbers)
+    # (a number input cannot be one: check_inputs wants finite numbers)
+    result = await run_workflow(wf, {}, tools=TOOLS)
     assert result.status == "completed", result.error
     strict_json(result.events)
     assert result.result == {"out": {"t": None, "x": None}}
@@ -219,8 +229,8 @@ async def test_a_node_cancelled_in_its_retry_backoff_gets_node_failed_cancelled(
             {"id": "s", "type": "transform", "config": {"expression": "1"}},
             {
                 "id": "a",
-                "type": "transform",
-                "config": {"expression": "1 // 0"},
+                "type": "tool",
+                "config": {"tool": "ev_broken", "args": {"what": "search"}},
                 "retry": {"attempts": 3, "backoff_s": 5},
             },
             {"id": "b", "type": "transform", "config": {"expression": "1 // 0"}},
@@ -228,15 +238,15 @@ async def test_a_node_cancelled_in_its_retry_backoff_gets_node_failed_cancelled(
         [("in", "s"), ("s", "a"), ("s", "b")],
     )
     started = time.perf_counter()
-    result = await run_workflow(wf, {})
+    result = await run_workflow(wf, {}, tools=TOOLS)
     assert time.perf_counter() - started < 4, "the run must not wait out the backoff"
     strict_json(result.events)
     assert result.status == "failed" and result.node_id == "b"
     a_events = [e.type for e in result.events if e.node_id == "a"]
-    assert a_events == ["node.started", "log", "node.failed"], a_events
+    assert a_events == ["node.started", "tool.called", "tool.result", "log", "node.failed"], a_events
     (failed,) = of(result, "node.failed", "a")
     assert failed.data["cancelled"] is True and failed.data["attempts"] == 1
-    assert "ZeroDivisionError" in failed.data["last_error"]
+    assert "the search backend is down" in failed.data["last_error"]
     assert result.events[-1].type == "run.failed"
 
 
@@ -245,21 +255,22 @@ async def test_a_run_cancelled_in_a_retry_backoff_closes_the_node() -> None:
         [
             {
                 "id": "a",
-                "type": "transform",
-                "config": {"expression": "1 // 0"},
+                "type": "tool",
+                "config": {"tool": "ev_broken", "args": {"what": "search"}},
                 "retry": {"attempts": 2, "backoff_s": 30},
             }
         ],
         [("in", "a")],
     )
     seen: list[Event] = []
-    task = asyncio.ensure_future(run_workflow(wf, {}, on_event=seen.append))
+    task = asyncio.ensure_future(run_workflow(wf, {}, on_event=seen.append, tools=TOOLS))
     while not any(e.type == "log" for e in seen):
         await asyncio.sleep(0.005)
     task.cancel()
     result = await task
     assert result.status == "cancelled"
-    assert [e.type for e in result.events if e.node_id == "a"] == ["node.started", "log", "node.failed"]
+    a_events = [e.type for e in result.events if e.node_id == "a"]
+    assert a_events == ["node.started", "tool.called", "tool.result", "log", "node.failed"]
     assert of(result, "node.failed", "a")[0].data["cancelled"] is True
 
 
@@ -274,7 +285,7 @@ async def test_a_tool_nodes_output_is_the_tools_result_not_a_truncated_text() ->
         ],
         [("in", "t"), ("t", "out")],
     )
-    result = await run_workflow(wf, {})
+    result = await run_workflow(wf, {}, tools=TOOLS)
     assert result.status == "completed", result.error
     assert result.result == {"out": list(range(5000))}
     (tool_result,) = of(result, "tool.result", "t")
@@ -285,7 +296,7 @@ async def test_a_tool_nodes_output_is_the_tools_result_not_a_truncated_text() ->
 async def test_a_tool_nodes_output_over_its_cap_is_truncated_visibly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tool_node, "TOOL_NODE_MAX_RESULT_CHARS", 100)
     wf = doc([{"id": "t", "type": "tool", "config": {"tool": "ev_big", "args": {"n": 5000}}}], [("in", "t")])
-    result = await run_workflow(wf, {})
+    result = await run_workflow(wf, {}, tools=TOOLS)
     (tool_result,) = of(result, "tool.result", "t")
     assert tool_result.data["truncated"] is True
     (done,) = of(result, "node.completed", "t")
@@ -320,7 +331,7 @@ async def test_an_agents_tool_result_keeps_the_model_cap() -> None:
         ]
     )
     wf = doc([{"id": "ag", "type": "agent", "config": {"prompt": "go", "tools": ["ev_big"]}}], [("in", "ag")])
-    result = await run_workflow(wf, {}, llm=model)
+    result = await run_workflow(wf, {}, llm=model, tools=TOOLS)
     assert result.status == "completed", result.error
     (tool_result,) = of(result, "tool.result", "ag")
     assert tool_result.data["truncated"] is True
@@ -335,7 +346,8 @@ async def test_an_agents_tool_result_keeps_the_model_cap() -> None:
 
 async def test_call_ids_continue_after_a_resume() -> None:
     wf = load_workflow(
-        doc(
+        tools=TOOLS,
+        source=doc(
             [
                 {"id": "t1", "type": "tool", "config": {"tool": "ev_big", "args": {"n": 2}}},
                 {"id": "t2", "type": "tool", "config": {"tool": "ev_flaky", "args": {"key": "resume"}}},
@@ -343,9 +355,10 @@ async def test_call_ids_continue_after_a_resume() -> None:
             [("in", "t1"), ("t1", "t2")],
         )
     )
-    first = await execute(wf, {}, llm=ScriptedModel([]), run_id="r1")
+    first = await execute(wf, {}, llm=ScriptedModel([]), run_id="r1", tools=TOOLS)
     assert first.status == "failed"
-    second = await execute(wf, {}, llm=ScriptedModel([]), run_id="r1", replay=replay_from_events(first.events))
+    replay = replay_from_events(first.events)
+    second = await execute(wf, {}, llm=ScriptedModel([]), run_id="r1", replay=replay, tools=TOOLS)
     assert second.status == "completed", second.error
     log = first.events + second.events
     assert [e.seq for e in log] == list(range(1, len(log) + 1))
@@ -360,7 +373,7 @@ async def test_call_ids_continue_after_a_resume() -> None:
 async def test_llm_tokens_of_a_failed_attempt_are_told_apart_from_the_retry() -> None:
     model = ScriptedModel(
         [
-            (["part", "ial…"], ModelError("the connection dropped")),
+            (["part", "ial…"], ModelError("the connection dropped", retryable=True)),
             (["Fi", "nal."], ChatReply(content="Final.")),
         ]
     )
@@ -368,7 +381,7 @@ async def test_llm_tokens_of_a_failed_attempt_are_told_apart_from_the_retry() ->
         [{"id": "ag", "type": "agent", "config": {"prompt": "go"}, "retry": {"attempts": 2, "backoff_s": 0}}],
         [("in", "ag")],
     )
-    result = await run_workflow(wf, {}, llm=model)
+    result = await run_workflow(wf, {}, llm=model, tools=TOOLS)
     assert result.status == "completed", result.error
     texts: dict[tuple[int, int], str] = {}
     for event in of(result, "llm.token", "ag"):

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from engine import load_workflow
+from engine.errors import ForkInvalid
 from engine.executor import execute
-from engine.fork import ForkInvalid, ForkRequest, fork_replay, rerun_nodes
+from engine.fork import ForkRequest, fork_replay, rerun_nodes
 from engine.llm.offline_model import OfflineChatModel
 
 Doc = dict[str, Any]

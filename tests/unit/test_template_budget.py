@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from engine import template_budget
-from engine.templates import RenderError, compile_expression, compile_template
+from engine.errors import RenderError
+from engine.templates import compile_expression, compile_template
 from tests.timing import best_time, machine_slowdown
 
 HOLD_S = 0.1  # the longest a template may keep the loop from other runs (processor time; see docs/semantics.md)

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from engine import run_workflow
-from engine.templates import RenderError, compile_expression, compile_template
+from engine.errors import RenderError
+from engine.templates import compile_expression, compile_template
 
 FAST_S = 1.0  # every refusal must come well under this
 

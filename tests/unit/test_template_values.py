@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from engine import load_workflow, run_workflow, templates
-from engine.templates import RenderError, as_list, compile_expression, compile_template
+from engine.errors import RenderError
+from engine.templates import as_list, compile_expression, compile_template
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"xs": [{"a": 1}, {"a": 2}, {"a": 3}], "d": {"b": 2, "a": 1}, "n": 3, "s": "abc"},

@@ -680,6 +680,57 @@ def test_tool_result_defaults_and_frozen() -> None:
     assert ToolResult(ok=False, error="nope").as_text() == "Error: nope"
 
 
+async def test_a_failed_call_says_whether_calling_again_may_help(registry: ToolRegistry) -> None:
+    def final(x: int) -> int:
+        raise ToolError("x must be even", retryable=False)
+
+    def passing(x: int) -> int:
+        raise ToolError("the backend is busy")
+
+    def crashing(x: int) -> int:
+        raise ConnectionError("reset by peer")
+
+    async def slow(x: int) -> int:
+        await asyncio.sleep(5)
+        return x
+
+    for fn in (final, passing, crashing):
+        registry.register(fn)
+    registry.register(slow, timeout_s=0.05)
+    outcomes = {
+        name: (await registry.call_tool(name, args)).retryable
+        for name, args in [
+            ("final", {"x": 1}),
+            ("passing", {"x": 1}),
+            ("crashing", {"x": 1}),
+            ("slow", {"x": 1}),
+            ("final", {"x": "not a number"}),  # invalid arguments: the same call fails again
+            ("nowhere", {}),  # unknown tool
+        ]
+    }
+    assert outcomes == {"final": False, "passing": True, "crashing": True, "slow": True, "nowhere": False}
+    assert (await registry.call_tool("final", {"x": "no"})).retryable is False
+    assert (await registry.call_tool("final", {"x": 1})).error == "x must be even"
+
+
+def test_a_copy_has_the_tools_and_then_goes_its_own_way(registry: ToolRegistry) -> None:
+    def one() -> int:
+        return 1
+
+    def two() -> int:
+        return 2
+
+    registry.register(one)
+    copy = registry.copy()
+    copy.register(two)
+    registry.unregister("one")
+    assert [t.name for t in copy.list_tools()] == ["one", "two"]
+    assert registry.list_tools() == []
+    default_copy = tools.default_registry().copy()
+    assert {"calculator", "python"} <= {t.name for t in default_copy.list_tools()}
+    assert default_copy is not tools.default_registry()
+
+
 def _raises_tool_error_with_detail() -> int:
     raise ToolError("short message", detail="long\ndetail for people")
 

@@ -18,7 +18,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from tools.registry import ToolError, tool
+from tools.errors import CalculatorError
+from tools.registry import tool
 
 __all__ = [
     "MAX_DEPTH",
@@ -39,10 +40,6 @@ MAX_FACTORIAL = 1000
 MAX_ROUND_DIGITS = 1000
 
 Number = int | float
-
-
-class CalculatorError(ToolError, ValueError):
-    """The expression is not allowed or cannot be computed; the message says why."""
 
 
 # ------------------------------------------------------------------ the whitelist

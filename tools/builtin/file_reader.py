@@ -50,7 +50,8 @@ import stat
 from pathlib import Path, PurePath
 
 from tools import config as tool_settings
-from tools.registry import ToolError, tool
+from tools.errors import FileReaderError
+from tools.registry import tool
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -90,10 +91,6 @@ _SECRET_NAME_PATTERNS = (
 )
 _SECRET_DIRS = {".ssh", ".gnupg", ".aws", ".docker", ".kube"}
 _FORBIDDEN_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
-
-
-class FileReaderError(ToolError):
-    """The file cannot be read by this tool; the message says why (and what is allowed)."""
 
 
 def is_secret_name(parts: tuple[str, ...] | list[str]) -> bool:

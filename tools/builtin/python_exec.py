@@ -99,7 +99,18 @@ from typing import Any
 from tools import config as tool_settings
 from tools.builtin._sandbox_cgroups import CGROUP_ENV_VAR, LIMITS_KINDS, limits_status
 from tools.builtin._sandbox_cgroups import CallCgroups as _CallCgroups
-from tools.registry import ToolError, tool
+from tools.errors import (
+    CodeCancelled,
+    CodeCrashed,
+    CodeFailed,
+    CodeMemoryLimit,
+    CodeRefused,
+    CodeSyntaxError,
+    CodeTimeout,
+    PythonToolError,
+    SandboxUnavailable,
+)
+from tools.registry import tool
 
 __all__ = [
     "ALLOW_WEAK_ENV_VAR",
@@ -185,46 +196,6 @@ _EXIT_GRACE_S = 0.3  # after the main process exits, how long we wait for its pi
 
 
 # ------------------------------------------------------------------------- errors
-
-
-class PythonToolError(ToolError):
-    """Base of the ``python`` tool's errors; the message is shown to the model verbatim."""
-
-
-class CodeRefused(PythonToolError):
-    """The pre-check refused the code before anything ran."""
-
-
-class CodeSyntaxError(PythonToolError):
-    """The code does not parse."""
-
-
-class CodeTimeout(PythonToolError):
-    """The code exceeded its wall-clock or CPU-time limit and was stopped."""
-
-
-class CodeMemoryLimit(PythonToolError):
-    """The code exceeded its memory limit."""
-
-
-class CodeCrashed(PythonToolError):
-    """The code's process died without reporting a result (signal, os._exit, ...)."""
-
-
-class CodeFailed(PythonToolError):
-    """The code ran and failed: it raised an exception or exited with a non-zero status.
-
-    The message is the exception (``"ZeroDivisionError: division by zero (line 3)"``);
-    ``detail`` holds the printed output and the traceback, for people.
-    """
-
-
-class CodeCancelled(PythonToolError):
-    """The call was cancelled while the code ran; it was stopped."""
-
-
-class SandboxUnavailable(PythonToolError):
-    """No acceptable isolation is available on this machine."""
 
 
 # ---------------------------------------------------------------- AST pre-check

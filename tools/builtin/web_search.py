@@ -59,7 +59,8 @@ from typing import Annotated, Any, Protocol, runtime_checkable
 from pydantic import Field
 
 from tools import config as tool_settings
-from tools.registry import ToolError, tool
+from tools.errors import SearchUnavailable, ToolError
+from tools.registry import tool
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -85,10 +86,6 @@ MAX_QUERY_CHARS = 400
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a SearxNG JSON page is ~10-100 KB
 _WHY_CHARS = 300  # longest backend error text quoted in a message
 _USER_AGENT = "workflow-studio-web-search/1.0"
-
-
-class SearchUnavailable(ToolError):
-    """No search backend could answer; the message says why and what to configure."""
 
 
 NO_NETWORK = "search unavailable (no network)"
@@ -399,7 +396,7 @@ def web_search(
     """
     query = _SPACE_RE.sub(" ", _INVISIBLE_RE.sub(" ", query)).strip()
     if not query:
-        raise ToolError("the query is empty")
+        raise ToolError("the query is empty: give words to search for", retryable=False)
     provider = get_provider()
     hits = provider.search(query, max_results)
     return [hit.as_dict() for hit in hits[:max_results]]

@@ -1,0 +1,247 @@
+"""``QueueRuntime``: the Runtime of the dashboard, the API and the CLI in queue mode.
+
+It keeps :class:`~engine.runtime.Runtime`'s contract (the same validation, the
+idempotent caller-chosen run id, a saved workflow version, ``runtime.reader`` for
+reads) but executes nothing itself: ``submit`` and ``resume`` write the run's row as
+``queued`` together with one Procrastinate job (:mod:`engine.queue.jobs`), and
+``python -m engine worker`` processes run it. ``cancel`` reaches the worker running
+the run through Procrastinate's abort (a NOTIFY); a run still queued is cancelled
+at once without starting. Events and statuses are read from the store; a
+waiting reader (the API's streams, the Run page, the CLI) wakes on the
+workers' ``NOTIFY`` of each committed batch (:data:`~engine.store.writer.EVENTS_CHANNEL`,
+one listening connection per process) and polls every :data:`SAFETY_POLL_S`
+as well, since a notification lost during a reconnect is not replayed.
+
+Node tests and "try a tool" still run in this process (they are not runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from engine.config import Settings
+from engine.events import Event
+from engine.fork import NotForkable
+from engine.inputs import check_inputs
+from engine.llm import ChatModel
+from engine.model import Workflow
+from engine.queue.jobs import call, conninfo, defer, has_schema, run_jobs
+from engine.queue.mode import QueueModeInvalid, require_postgres
+from engine.runtime import _RUN_ID, RESUMABLE, NotResumable, RunInfo, RunNotFound, Runtime
+from engine.store.db import database_url as resolve_url
+from engine.store.writer import EVENTS_CHANNEL, RUNS, apply_events
+from engine.validate import load_workflow
+
+SAFETY_POLL_S = 0.5  # a wait reads the store at least this often, notified or not
+
+
+class QueueRuntime(Runtime):
+    """Submits runs to the queue and reads them from the store (``EXECUTION_MODE=queue``).
+
+    Raises:
+        QueueModeInvalid: the store is not PostgreSQL, or ``python -m engine migrate`` has not been run.
+        StoreError: the store cannot be opened.
+    """
+
+    def __init__(
+        self,
+        *,
+        database_url: str | None = None,
+        llm: ChatModel | None = None,
+        settings: Settings | None = None,
+        **options: Any,
+    ):
+        settings = settings or Settings.from_env()
+        url = resolve_url(database_url, settings=settings)
+        require_postgres(url)
+        super().__init__(database_url=url, llm=llm, settings=settings, **options)
+        if not has_schema(self.store.engine):
+            self.shutdown()
+            raise QueueModeInvalid("the queue's tables are missing: run `python -m engine migrate` once first")
+        self._notified: dict[str, int] = {}  # run -> notifications seen (a waiter compares before and after)
+        self._wake = threading.Condition()
+        self._listening = True
+        self._listener = threading.Thread(target=self._listen, args=(conninfo(url),), name="queue-listen", daemon=True)
+        self._listener.start()
+
+    def _listen(self, dsn: str) -> None:
+        """LISTEN for committed batches; reconnects after a lost connection (the safety poll covers the gap)."""
+        while self._listening:
+            try:
+                with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    while self._listening:
+                        for note in conn.notifies(timeout=1.0):
+                            with self._wake:
+                                self._notified[note.payload] = self._notified.get(note.payload, 0) + 1
+                                self._wake.notify_all()
+            except psycopg.Error:
+                time.sleep(1.0)
+
+    def _wait_notified(self, run_id: str, seen: int, timeout: float) -> None:
+        """Block until ``run_id`` is notified after ``seen`` notifications, or ``timeout`` passes."""
+        with self._wake:
+            self._wake.wait_for(lambda: self._notified.get(run_id, 0) > seen, timeout=max(0.0, timeout))
+
+    def _seen(self, run_id: str) -> int:
+        with self._wake:
+            return self._notified.get(run_id, 0)
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        self._listening = False
+        listener = getattr(self, "_listener", None)
+        if listener is not None:
+            with contextlib.suppress(RuntimeError):
+                listener.join(3.0)
+        super().shutdown(timeout)
+
+    def _mark_dead_owners(self) -> list[str]:
+        return []  # the workers' sweep notices dead workers (engine.queue.worker)
+
+    # --- runs ------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        workflow: Workflow | Mapping[str, Any] | str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+    ) -> str:
+        """Queue a run; returns its id at once (the contract of :meth:`Runtime.submit`)."""
+        self._check_open()
+        if run_id is not None and not _RUN_ID.fullmatch(run_id):
+            raise ValueError(f"run id must be 32 lowercase hex digits, not {run_id[:40]!r}")
+        loaded = load_workflow(workflow)
+        values = check_inputs(loaded, inputs)
+        if run_id is not None and self.store.get_run(run_id) is not None:
+            return run_id
+        ref = self.store.save_workflow(loaded.to_dict())
+        run_id = run_id or uuid.uuid4().hex
+        now = time.time()
+        row = {
+            "run_id": run_id,
+            "workflow_id": ref.id,
+            "workflow_version": ref.version,
+            "workflow_name": ref.name,
+            "inputs": values,
+            "status": "queued",
+            "created_at": now,
+            "owner": "",
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "tokens_estimated": False,
+            "failed_tokens": 0,
+            "last_seq": 0,
+            "resumed": 0,
+            "lease_epoch": 0,
+        }
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(insert(RUNS).values(**row))
+                defer(conn, run_id)
+        except IntegrityError:  # the same run id submitted at once elsewhere: that one stands
+            if self.store.get_run(run_id) is None:
+                raise
+        return run_id
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a queued or running run from any process; True if it was queued or running.
+
+        A queued run ends ``cancelled`` here and now; a running one is aborted on its worker,
+        which ends it through the engine's cancel path.
+        """
+        with self.store.engine.begin() as conn:
+            row = conn.execute(
+                select(RUNS.c.status, RUNS.c.last_seq, RUNS.c.inputs, RUNS.c.workflow_name)
+                .where(RUNS.c.run_id == run_id)
+                .with_for_update()
+            ).first()
+            if row is None or row.status not in ("queued", "running"):
+                return False
+            for job in run_jobs(conn, run_id):
+                call(conn, "cancel_job", job_id=job["id"], abort=True, delete_job=False)
+            if row.status == "queued":  # no worker holds it: it ends here, as a local run cancelled before it started
+                now, seq = time.time(), row.last_seq
+                events = []
+                if seq == 0:
+                    seq += 1
+                    started = {"inputs": row.inputs, "workflow": row.workflow_name}
+                    events.append(Event(seq, run_id, now, "run.started", None, started))
+                events.append(Event(seq + 1, run_id, now, "run.cancelled", None, {}))
+                apply_events(conn, events)
+        return True
+
+    def resume(self, run_id: str) -> str:
+        """Queue an interrupted or failed run again; a worker continues it from its committed events.
+
+        Raises:
+            RunNotFound, NotResumable: as :meth:`Runtime.resume`.
+        """
+        self._check_open()
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        if self.store.get_workflow(row.workflow_id, row.workflow_version) is None:
+            raise NotResumable(f"run '{run_id}': its workflow version is missing from the store")
+        with self.store.engine.begin() as conn:
+            queued = conn.execute(
+                update(RUNS)
+                .where(RUNS.c.run_id == run_id, RUNS.c.status.in_(RESUMABLE))
+                .values(status="queued", error=None, error_node=None, finished_at=None)
+                .returning(RUNS.c.run_id)
+            ).first()
+            if queued is None:
+                status = conn.execute(select(RUNS.c.status).where(RUNS.c.run_id == run_id)).scalar()
+                raise NotResumable(f"run '{run_id}' is {status}; only interrupted or failed runs can be resumed")
+            defer(conn, run_id)
+        return run_id
+
+    def rerun(self, run_id: str, node: str, **_: Any) -> str:
+        raise NotForkable("rerun from a node is not available in queue mode yet; run it with EXECUTION_MODE=local")
+
+    def delete_run(self, run_id: str) -> bool:
+        """Delete a finished run (False if unknown, queued or running)."""
+        info = self.status(run_id)
+        if info is None or info.status == "queued":
+            return False
+        return super().delete_run(run_id)
+
+    # --- reading: the store is the only truth here -------------------------------------------
+
+    def events_since(self, run_id: str, seq: int = 0, *, wait_s: float = 0.0) -> list[Event]:
+        """Stored events after ``seq``; with ``wait_s``, waits up to that long for a first one (woken by NOTIFY)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            seen = self._seen(run_id)
+            events = self.store.events(run_id, after=seq)
+            if events or time.monotonic() >= deadline:
+                return events
+            info = self.status(run_id)
+            if info is None or (info.finished and info.last_seq <= seq):
+                return events
+            self._wait_notified(run_id, seen, min(SAFETY_POLL_S, deadline - time.monotonic()))
+
+    def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
+        """Block until the run has finished (or the timeout passes); returns its state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            seen = self._seen(run_id)
+            info = self.status(run_id)
+            if info is None:
+                raise RunNotFound(run_id)
+            if info.finished or (deadline is not None and time.monotonic() >= deadline):
+                return info
+            left = SAFETY_POLL_S if deadline is None else min(SAFETY_POLL_S, deadline - time.monotonic())
+            self._wait_notified(run_id, seen, left)
+
+
+__all__ = ["QueueRuntime"]

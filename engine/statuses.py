@@ -1,0 +1,46 @@
+"""The one status vocabulary: the words a run and a node execution can be in.
+
+Every layer uses these words: the executor's result, the store's ``runs`` and
+``node_executions`` rows, the read API, the HTTP API, the CLI and the pages
+(which may map a word to a colour or an icon, never to another word).
+
+A run ends ``completed`` (its event is ``run.completed``); a node execution
+ends ``succeeded``. The two words differ on purpose: a run that completed may
+hold nodes that were skipped, and a node's outcome reads as success or failure
+(n8n and Airflow say "success", GitHub Actions "success"; the event stays
+``node.completed``, its moment rather than its outcome). Rows written before
+this word was settled said ``completed`` for nodes; migration ``0005_statuses``
+rewrites them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final, Literal, get_args
+
+# queued: submitted in queue mode, waiting for a worker (docs/queue.md)
+RunStatus = Literal["queued", "running", "completed", "failed", "cancelled", "interrupted"]
+# pending: not reached yet (only the pages show it: nothing is stored for it)
+NodeStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
+
+RUN_STATUSES: Final[tuple[RunStatus, ...]] = get_args(RunStatus)
+NODE_STATUSES: Final[tuple[NodeStatus, ...]] = get_args(NodeStatus)
+
+# A run in one of these has ended and may be rerun from a node (engine.fork).
+FINISHED_RUN: Final[tuple[RunStatus, ...]] = ("completed", "failed", "cancelled")
+# A run in one of these may be resumed where it stopped.
+RESUMABLE_RUN: Final[tuple[RunStatus, ...]] = ("interrupted", "failed")
+# A node execution in one of these has ended, whatever its outcome.
+FINISHED_NODE: Final[frozenset[NodeStatus]] = frozenset({"succeeded", "failed", "skipped", "cancelled"})
+
+# The status a run's terminal event gives it.
+RUN_ENDED: Final[Mapping[str, RunStatus]] = {
+    "run.completed": "completed",
+    "run.failed": "failed",
+    "run.cancelled": "cancelled",
+}
+
+
+def node_failed_status(data: Mapping[str, Any]) -> NodeStatus:
+    """The status a ``node.failed`` event gives its execution: cancelled when the run stopped it."""
+    return "cancelled" if data.get("cancelled") else "failed"
