@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
+import threading
+import time
 from pathlib import Path
 
+import httpx
+import pytest
+import uvicorn
+
+from engine.api.app import create_app
 from engine.config import Settings
 from engine.runtime import Runtime
 from tests.fake_openai import FakeOpenAIServer
@@ -64,3 +72,42 @@ def test_tool_calls_use_the_runtime_settings_not_the_environment(tmp_path: Path)
         runtime.update_settings(dataclasses.replace(settings, tools=tools))
         missing = runtime.call_tool("file_reader", {"path": "note.txt"}, timeout=30)
         assert not missing.ok, "the new settings' roots no longer hold the file"
+
+
+def test_the_api_memory_routes_read_the_runtime_memory_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real uvicorn server over ``create_app(runtime)``: /memory answers from the runtime's memory settings
+    (its data folder and collection), not from the environment's (which names another, empty folder)."""
+    import memory
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "env-data"))  # what a route reading the environment would open
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path / "studio"), "MEMORY_COLLECTION": "team"})
+    assert settings.memory is not None
+    memory.MemoryManager("settings-agent", settings=settings.memory).add_memories(
+        ["The user's cat is called Miso.", "Invoices are due on Fridays."], run_id="run-1", node_id="writer"
+    )
+    with Runtime(settings=settings) as runtime:
+        app = create_app(runtime, token=None)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not server.started and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+                agents = client.get("/memory/agents")
+                assert agents.status_code == 200, agents.text
+                assert {a["agent_id"] for a in agents.json()} == {"settings-agent"}
+                recalled = client.get("/memory/settings-agent", params={"query": "what is the cat's name?", "k": 1})
+                assert recalled.status_code == 200, recalled.text
+                assert "Miso" in recalled.json()["hits"][0]["text"]
+        finally:
+            server.should_exit = True
+            thread.join(30)
+            sock.close()
+    assert not (tmp_path / "env-data" / "chroma").exists(), "nothing was opened in the environment's folder"
