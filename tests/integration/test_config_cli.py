@@ -49,3 +49,15 @@ def test_the_settings_file_names_the_endpoint_and_model_the_run_uses(tmp_path: P
     assert proc.returncode == 0, proc.stderr
     assert result_of(proc) == {"out": "from the file's endpoint"}
     assert fake_openai.last_request["model"] == "file-model"
+
+
+@pytest.mark.parametrize("command", [("worker",), ("migrate",), ("runs",)])
+def test_a_bad_queue_variable_stops_the_command_with_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """The queue's variables are read with the others: refused before any store is opened (no PostgreSQL here)."""
+    proc = run_cli(tmp_path, *command, env=cli_env(tmp_path, QUEUE_SWEEP_S="0", MAX_AUTO_RESUMES="-1"))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "2 settings are invalid: QUEUE_SWEEP_S='0' must be a number of seconds above 0; "
+        "MAX_AUTO_RESUMES='-1' must be a number of resumes, a whole number of at least 0"
+    ], proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "data" / "studio.db").exists()
