@@ -2,11 +2,9 @@
 
 import streamlit as st
 
-from engine import settings
 from ui import run_form
 from ui.runtime import runtime_or_stop
 
-settings.apply(settings.load())  # saved Settings page values, under any environment variables already set
 st.set_page_config(page_title="Workflow Studio", page_icon=":material/account_tree:", layout="wide")
 page = st.navigation(
     [

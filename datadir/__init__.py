@@ -28,9 +28,7 @@ from pathlib import Path
 __all__ = [
     "PRIVATE_DIR_MODE",
     "PRIVATE_FILE_MODE",
-    "data_dir",
     "folder_for",
-    "private_data_dir",
     "private_dir",
     "private_file",
     "private_sqlite",
@@ -43,11 +41,6 @@ logger = logging.getLogger(__name__)
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
-
-
-def data_dir() -> Path:
-    """The data folder: ``DATA_DIR``, else ``./data`` (resolved)."""
-    return Path(os.environ.get("DATA_DIR") or "./data").expanduser().resolve()
 
 
 def _tighten(path: Path, mode: int) -> None:
@@ -76,11 +69,6 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def private_data_dir() -> Path:
-    """The data folder, created or tightened to 0700."""
-    return private_dir(data_dir())
-
-
 def private_file(path: Path, *, create: bool = False) -> None:
     """Make ``path`` 0600 (tightening it); with ``create``, create it empty and 0600 when missing."""
     if create and not os.path.lexists(path):
@@ -89,10 +77,11 @@ def private_file(path: Path, *, create: bool = False) -> None:
     _tighten(path, PRIVATE_FILE_MODE)
 
 
-def folder_for(path: Path) -> None:
-    """Create the folder of ``path``: private when it is the data folder, else as usual (the user's own)."""
+def folder_for(path: Path, data_dir: Path | None) -> None:
+    """Create the folder of ``path``: private when it is the data folder ``data_dir``, else as usual
+    (the user's own)."""
     folder = path.parent
-    if folder.resolve() == data_dir():
+    if data_dir is not None and folder.resolve() == data_dir.expanduser().resolve():
         private_dir(folder)
     else:
         folder.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.config import Settings
 from engine.errors import (
+    ConfigInvalid,
     EngineError,
     InputsInvalid,
     IterationLimit,
@@ -35,11 +37,14 @@ async def run_workflow(
     on_event: EventSink | None = None,
     llm: ChatModel | None = None,
     run_id: str | None = None,
+    settings: Settings | None = None,
     tools: ToolRegistry | None = None,
 ) -> RunResult:
     """Run a workflow to its end and return how it ended.
 
-    Its tools come from ``tools`` (default: :func:`tools.default_registry`).
+    ``settings`` (default: read from the environment now, :class:`engine.config.Settings`) choose the model
+    (unless ``llm`` is given) and configure the tools and memory. Its tools come from ``tools``
+    (default: :func:`tools.default_registry`).
 
     Inputs are checked before anything runs. Cancelling the task running this
     coroutine cancels the run: running nodes are cancelled and the result has
@@ -51,14 +56,18 @@ async def run_workflow(
     """
     loaded = load_workflow(workflow, tools=tools)
     values = check_inputs(loaded, inputs)
-    model = llm or default_chat_model()
-    return await execute(loaded, values, llm=model, on_event=on_event, run_id=run_id, tools=tools)
+    settings = settings or Settings.from_env()
+    model = llm or default_chat_model(settings.llm)
+    return await execute(
+        loaded, values, llm=model, on_event=on_event, run_id=run_id, settings=settings, tools=tools
+    )
 
 
 __all__ = [
     "EVENT_TYPES",
     "TERMINAL_TYPES",
     "ChatModel",
+    "ConfigInvalid",
     "EngineError",
     "Event",
     "EventSink",
@@ -69,6 +78,7 @@ __all__ = [
     "NodeTimeout",
     "Problem",
     "RunResult",
+    "Settings",
     "Workflow",
     "WorkflowInvalid",
     "check_inputs",

@@ -22,6 +22,7 @@ from typing import IO, Any, TextIO, assert_never
 
 from engine import InputsInvalid, WorkflowInvalid, check_inputs, dashboard, load_workflow
 from engine.attempts import Attempt
+from engine.config import ConfigInvalid, Settings
 from engine.costs import Usage
 from engine.events import Event
 from engine.examples import example_files, workflow_file
@@ -149,8 +150,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         print("--concurrency must be 1 or more", file=sys.stderr)
         return EXIT_INVALID
     try:
-        worker = open_worker(args.db, WorkerSettings.from_env(args.concurrency))
-    except (StoreError, QueueModeInvalid, ValueError) as exc:
+        settings = Settings.from_env()
+        worker = open_worker(args.db, WorkerSettings.of(settings.queue, args.concurrency), settings)
+    except ConfigInvalid as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    except (StoreError, QueueModeInvalid) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return EXIT_FAILED if isinstance(exc, StoreError) and not isinstance(exc, StoreUrlInvalid) else EXIT_INVALID
     asyncio.run(worker.serve())
@@ -161,7 +166,10 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     from engine.queue import migrate
 
     try:
-        lines = migrate(args.db)
+        lines = migrate(args.db, settings=Settings.from_env())
+    except ConfigInvalid as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
     except (StoreError, QueueModeInvalid) as exc:
         print(f"migrate: {exc}", file=sys.stderr)
         return EXIT_INVALID if isinstance(exc, (StoreUrlInvalid, QueueModeInvalid)) else EXIT_FAILED
@@ -347,7 +355,10 @@ def _open_runtime(args: argparse.Namespace) -> Runtime | int:
     """A runtime over the chosen store (it also marks runs of dead processes interrupted),
     else the exit code after one line on stderr: 2 for a store URL that cannot be used, else 1."""
     try:
-        return open_runtime(args.db)  # EXECUTION_MODE: in-process, or queued for the workers
+        return open_runtime(args.db, settings=Settings.from_env())  # EXECUTION_MODE: here, or for the workers
+    except ConfigInvalid as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
     except QueueModeInvalid as exc:
         print(f"queue mode: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -360,7 +371,12 @@ def _open_reader(args: argparse.Namespace) -> RunReader | int:
     """A reader of the chosen store, after marking runs of dead processes interrupted (as a
     runtime does when it starts), else the exit code after one line on stderr, as ``_open_runtime``."""
     try:
-        return RunReader.open(args.db, mark_interrupted=execution_mode() == "local")  # queue: the workers' sweep does
+        settings = Settings.from_env()
+        # queue mode: the workers' sweep marks dead runs
+        return RunReader.open(args.db, mark_interrupted=execution_mode(settings) == "local", settings=settings)
+    except ConfigInvalid as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
     except StoreError as exc:
         print(f"store: {exc}", file=sys.stderr)
         return EXIT_INVALID if isinstance(exc, StoreUrlInvalid) else EXIT_FAILED

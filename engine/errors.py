@@ -229,3 +229,19 @@ class DashboardError(EngineError):
     """The dashboard cannot be started from this install (a file the wheel ships is missing)."""
 
     retryable = False
+
+
+# --- settings ---------------------------------------------------------------------------
+
+
+class ConfigInvalid(EngineError):
+    """Settings from the environment do not parse (``engine.config``); ``problems`` has one line per variable,
+    each naming it. The message is those lines joined: print it as it is, no traceback."""
+
+    retryable = False
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = "" if count == 1 else f"{count} settings are invalid: "
+        super().__init__(head + "; ".join(self.problems))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from typing import Any, Literal, TypeVar, assert_never, overload
 
 import tools
 from engine import template_budget
+from engine.config import DEFAULT_MODEL, Settings
 from engine.errors import EngineError, IterationLimit, NodeError, NodeTimeout, is_retryable
 from engine.events import (
     Event,
@@ -210,6 +210,7 @@ class _Run:
         run_id: str | None,
         replay: Replay | None = None,
         tools: ToolRegistry | None = None,
+        default_model: str = DEFAULT_MODEL,
     ):
         plan: Plan = workflow.plan
         self.workflow = workflow
@@ -221,7 +222,7 @@ class _Run:
         self.inputs = inputs
         self.llm = llm
         self.tools = tools if tools is not None else default_registry()
-        self.default_model = workflow.settings.model or _env_model()
+        self.default_model = workflow.settings.model or default_model
         self.on_event = on_event
         self.run_id = run_id or uuid.uuid4().hex
         self.max_iterations = workflow.settings.max_iterations
@@ -646,10 +647,6 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _env_model() -> str:
-    return os.environ.get("OPENAI_MODEL") or "gpt-4o-mini"
-
-
 async def execute(
     workflow: Workflow,
     inputs: dict[str, Any],
@@ -658,10 +655,13 @@ async def execute(
     on_event: EventSink | None = None,
     run_id: str | None = None,
     replay: Replay | None = None,
+    settings: Settings | None = None,
     tools: ToolRegistry | None = None,
 ) -> RunResult:
     """Run a loaded workflow with checked inputs. Prefer :func:`engine.run_workflow`.
 
+    ``settings`` (default: the environment's, :meth:`engine.config.Settings.from_env`) give the default
+    model, and the tools and memory this run uses are configured by them.
     Tools come from ``tools`` (default: :func:`tools.default_registry`), and only from it:
     a tool node or agent naming a tool it lacks fails with the names it has.
 
@@ -670,4 +670,10 @@ async def execute(
     A fork's replay (``forked_from`` set) starts a new log: ``run.started`` carries
     ``forked_from`` and each reused execution is emitted with ``"reused": true``.
     """
-    return await _Run(workflow, inputs, llm=llm, on_event=on_event, run_id=run_id, replay=replay, tools=tools).run()
+    settings = settings or Settings.from_env()
+    run = _Run(
+        workflow, inputs, llm=llm, on_event=on_event, run_id=run_id, replay=replay, tools=tools,
+        default_model=settings.llm.default_model,
+    )
+    with settings.applied():
+        return await run.run()

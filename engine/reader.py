@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from sqlalchemy.engine import make_url
 
@@ -35,6 +35,9 @@ from engine.events import Event
 from engine.run_times import RunTimes, times_of_rows
 from engine.statuses import NodeStatus, RunStatus
 from engine.store import Store
+
+if TYPE_CHECKING:
+    from engine.config import Settings
 
 __all__ = [
     "DraftRecord",
@@ -145,9 +148,15 @@ class RunReader:
 
     @classmethod
     def open(
-        cls, url: str | None = None, *, data_dir: str | Path | None = None, mark_interrupted: bool = False
+        cls,
+        url: str | None = None,
+        *,
+        data_dir: str | Path | None = None,
+        mark_interrupted: bool = False,
+        settings: Settings | None = None,
     ) -> RunReader:
-        """A reader over the store at ``url`` (default ``DATABASE_URL``, else ``$DATA_DIR/studio.db``).
+        """A reader over the store at ``url`` (default ``DATABASE_URL``, else ``$DATA_DIR/studio.db``, of
+        ``settings``: default the environment's).
 
         ``mark_interrupted``: first mark runs whose process is gone as ``interrupted``, as a
         ``Runtime`` does when it starts (so a listing does not call a dead run "running"); the one
@@ -157,7 +166,7 @@ class RunReader:
             StoreUrlInvalid: the URL cannot be used as given.
             StoreError: the store cannot be opened.
         """
-        store = Store(url, data_dir=data_dir)
+        store = Store(url, data_dir=data_dir, settings=settings)
         if mark_interrupted:
             try:
                 store.mark_interrupted()

@@ -67,8 +67,8 @@ def run_times(
 
 
 def duration(seconds: float | None) -> str:
-    """Seconds as people read them: ``"615 ms"``, ``"9.7 s"``, ``"2 min 30 s"``, ``"1 h 05 min"``;
-    ``"—"`` if unknown."""
+    """Seconds as people read them: ``"615 ms"``, ``"9.7 s"``, ``"2 min 30 s"``, ``"1 h 05 min"``; ``"—"`` if
+    unknown."""
     if seconds is None:
         return "—"
     if seconds < 1:

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
+from engine.config import Settings
 from engine.errors import EngineError, NotResumable, Problem, RunNotFound, WorkflowInvalid
 from engine.events import TERMINAL_TYPES, Event, ForkedFrom
 from engine.executor import Replay, execute, replay_from_events
@@ -58,6 +59,7 @@ from engine.statuses import RESUMABLE_RUN
 from engine.store import Store, WorkflowRef, process_owner
 from engine.validate import load_workflow
 from tools import ToolRegistry, ToolResult, default_registry
+from tools import config as tool_settings
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -163,7 +165,9 @@ class Runtime:
     Args:
         database_url: any SQLAlchemy URL; default ``DATABASE_URL``, else SQLite under ``DATA_DIR``.
         data_dir: the data directory when no URL is given (default ``DATA_DIR`` or ``./data``).
-        llm: the chat model for agents (default: an endpoint if configured, else the offline model).
+        llm: the chat model for agents (default: the settings' endpoint if configured, else the offline model).
+        settings: the configuration (:class:`engine.config.Settings`; default: read from the environment and
+            the settings file now). :meth:`update_settings` swaps it for the runs started after.
         buffer_events: how many recent events each run keeps in memory.
         heartbeat_s: how often running runs are marked alive in the store.
         tools: the tools its runs may call, checked when a workflow is loaded and used when it runs
@@ -179,9 +183,13 @@ class Runtime:
         buffer_events: int = 10_000,
         heartbeat_s: float = 5.0,
         tools: ToolRegistry | None = None,
+        settings: Settings | None = None,
     ):
         self.tools: ToolRegistry = tools if tools is not None else default_registry()
-        self.store = Store(database_url, data_dir=data_dir, on_write_failure=self._on_write_failure)
+        self._settings = settings or Settings.from_env()
+        self.store = Store(
+            database_url, data_dir=data_dir, on_write_failure=self._on_write_failure, settings=self._settings
+        )
         self.reader = RunReader(self.store)
         self.interrupted_at_start = self._mark_dead_owners()
         self._llm = llm
@@ -200,6 +208,18 @@ class Runtime:
     def _mark_dead_owners(self) -> list[str]:
         """Mark runs of processes that are gone ``interrupted`` (queue mode leaves that to its sweep)."""
         return self.store.mark_interrupted()
+
+    # --- settings ------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """The configuration runs started now are handed (immutable; replaced whole by :meth:`update_settings`)."""
+        return self._settings
+
+    def update_settings(self, settings: Settings) -> None:
+        """Hand ``settings`` to the runs (and node tests, tool calls) started from now on; running ones keep
+        theirs. The store stays as opened (a new ``DATA_DIR`` or ``DATABASE_URL`` needs a restart)."""
+        self._settings = settings  # one reference swap: a reader sees the old object or the new one, whole
 
     # --- submitting, cancelling, resuming ---------------------------------------------
 
@@ -470,9 +490,15 @@ class Runtime:
         return info
 
     def call_tool(self, name: str, args: dict[str, Any], *, timeout: float | None = None) -> ToolResult:
-        """Call one of this runtime's tools on its loop (the Tools page's "try it")."""
+        """Call one of this runtime's tools on its loop (the Tools page's "try it"), with the runtime's settings."""
         self._check_open()
-        return asyncio.run_coroutine_threadsafe(self.tools.call_tool(name, args), self._loop).result(timeout)
+        settings = self._settings.tools
+
+        async def call() -> ToolResult:
+            with tool_settings.using(settings):
+                return await self.tools.call_tool(name, args)
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout)
 
     # --- testing one node (engine.single_node: no run is created, nothing is stored) ------------------
 
@@ -500,8 +526,11 @@ class Runtime:
             NodeTestInvalid: before anything runs.
         """
         self._check_open()
-        llm = self._llm or default_chat_model()
-        return self._node_tests.start(workflow_doc, node_id, values, llm=llm, timeout_s=timeout_s, tools=self.tools)
+        settings = self._settings
+        llm = self._llm or default_chat_model(settings.llm)
+        return self._node_tests.start(
+            workflow_doc, node_id, values, llm=llm, timeout_s=timeout_s, tools=self.tools, settings=settings
+        )
 
     def cancel_node_test(self, test_id: str) -> bool:
         """Stop a running node test; True if it was running."""
@@ -583,9 +612,14 @@ class Runtime:
         return live
 
     def _start(self, live: _Live, workflow: Workflow, inputs: dict[str, Any], replay: Replay | None) -> None:
-        live.future = asyncio.run_coroutine_threadsafe(self._drive(live, workflow, inputs, replay), self._loop)
+        settings = self._settings  # the run keeps the settings in effect when it was started
+        live.future = asyncio.run_coroutine_threadsafe(
+            self._drive(live, workflow, inputs, replay, settings), self._loop
+        )
 
-    async def _drive(self, live: _Live, workflow: Workflow, inputs: dict[str, Any], replay: Replay | None) -> None:
+    async def _drive(
+        self, live: _Live, workflow: Workflow, inputs: dict[str, Any], replay: Replay | None, settings: Settings
+    ) -> None:
         store = self.store
 
         def sink(event: Event) -> None:
@@ -614,7 +648,7 @@ class Runtime:
                         assert_never(kind)
                 live.cond.notify_all()
 
-        llm = self._llm or default_chat_model()
+        llm = self._llm or default_chat_model(settings.llm)
         live.task = asyncio.current_task()
         if live.cancel_requested:  # cancelled before it started: record that, run nothing
             first = (replay.last_seq if replay else 0) + 1
@@ -638,7 +672,8 @@ class Runtime:
         output: Any
         try:
             result = await execute(
-                workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay, tools=self.tools
+                workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay, settings=settings,
+                tools=self.tools,
             )
         except BaseException as exc:  # an engine bug must not leave the run "running" forever
             status, error, node_id, output = "failed", f"internal error: {type(exc).__name__}: {exc}", None, None

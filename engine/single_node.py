@@ -38,7 +38,6 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import itertools
-import os
 import threading
 import time
 import uuid
@@ -49,6 +48,7 @@ from typing import Any, Literal, assert_never, overload
 from pydantic import ValidationError
 
 from engine import template_budget
+from engine.config import Settings as StudioSettings
 from engine.errors import NodeTestInvalid, NodeTimeout, Problem
 from engine.events import (
     Event,
@@ -418,9 +418,12 @@ async def run_node_test(
     llm: ChatModel,
     test_id: str | None = None,
     timeout_s: float | None = None,
+    settings: StudioSettings | None = None,
     tools: ToolRegistry | None = None,
 ) -> NodeTestResult:
     """Run ``node_id`` once with ``values`` (see :class:`NodeTestContext`); never raises for the node's own failure.
+
+    ``settings`` (default: the environment's) give the default model and configure the tools and memory.
 
     Raises:
         NodeTestInvalid: the node is unknown or does not compile, or ``values`` are not usable.
@@ -431,7 +434,8 @@ async def run_node_test(
     limit = timeout_s if timeout_s is not None else time_limit(document, node_id)
     test_id = test_id or uuid.uuid4().hex
     name = str(document.get("name") or "workflow")
-    model = _settings(document).model or os.environ.get("OPENAI_MODEL") or "gpt-4o-mini"
+    settings = settings or StudioSettings.from_env()
+    model = _settings(document).model or settings.llm.default_model
     run = _TestRun(test_id, name, inputs, nodes, llm, model, registry)
     spec = compiler.spec
     if _saves_memory(node.type, spec):
@@ -445,7 +449,8 @@ async def run_node_test(
     status, output, error = "completed", None, None
     try:
         async with asyncio.timeout(limit) as deadline:
-            output = to_plain(await runner(spec, ctx), "raise")  # type: ignore[arg-type]  # as the executor calls it
+            with settings.applied():
+                output = to_plain(await runner(spec, ctx), "raise")  # type: ignore[arg-type]  # as the executor calls it
     except asyncio.CancelledError:
         status, error = "cancelled", "cancelled"
     except TimeoutError:
@@ -567,6 +572,7 @@ class NodeTests:
         llm: ChatModel,
         timeout_s: float | None = None,
         tools: ToolRegistry | None = None,
+        settings: StudioSettings | None = None,
     ) -> str:
         """Start a test; returns its id at once. NodeTestInvalid before anything runs."""
         _compiled(document, node_id, tools)
@@ -579,7 +585,8 @@ class NodeTests:
             if pending.cancel_requested:
                 raise asyncio.CancelledError
             return await run_node_test(
-                document, node_id, values, llm=llm, test_id=test_id, timeout_s=timeout_s, tools=tools
+                document, node_id, values, llm=llm, test_id=test_id, timeout_s=timeout_s, tools=tools,
+                settings=settings,
             )
 
         def done(fut: concurrent.futures.Future[NodeTestResult]) -> None:

@@ -22,8 +22,8 @@ Parts (each usable alone):
 
 A :class:`MemoryManager` is a cheap per-agent view: by default every manager
 of a process shares one short-term store and one Chroma client
-(:func:`default_backends`, rebuilt when ``DATA_DIR``, ``CHROMA_HOST``,
-``CHROMA_PORT``, ``MEMORY_DATABASE_URL`` or ``MEMORY_COLLECTION`` change).
+(:func:`default_backends`, one set per :class:`~memory.config.MemorySettings`:
+the run's, handed in by the engine, or the environment's for direct use).
 Unknown agent ids read as empty, never as errors. Every method is
 synchronous and thread-safe; the ``a``-prefixed twins run them in a worker
 thread for asyncio callers. Nothing here imports ``engine`` or ``streamlit``.
@@ -38,13 +38,15 @@ about 2 s); a collection made with another embedding model raises
 from __future__ import annotations
 
 import asyncio
-import os
+import functools
 import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from memory import config as memory_config
+from memory.config import MemorySettings
 from memory.embeddings import (
     Embedder,
     MiniLMEmbedder,
@@ -62,7 +64,6 @@ from memory.errors import (
     MemoryUnavailable,
 )
 from memory.long_term import (
-    DEFAULT_PREFIX,
     ChromaConnection,
     LongTermStore,
     MemoryHit,
@@ -107,17 +108,17 @@ class Backends:
 
     connection: ChromaConnection
     short_term: ShortTermStore
-    prefix: str = DEFAULT_PREFIX
+    settings: MemorySettings
     _long_term: dict[str, LongTermStore] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def long_term_for(self, embedder: Embedder | None = None) -> LongTermStore:
-        """The long-term store embedding with ``embedder`` (default: :func:`default_embedder`)."""
-        embedder = embedder or default_embedder()
+        """The long-term store embedding with ``embedder`` (default: :func:`default_embedder` of these settings)."""
+        embedder = embedder or default_embedder(self.settings)
         with self._lock:
             store = self._long_term.get(embedder.name)  # embedders with one name are interchangeable
             if store is None:
-                store = LongTermStore.from_env(embedder, connection=self.connection)
+                store = LongTermStore.from_env(embedder, connection=self.connection, settings=self.settings)
                 self._long_term[embedder.name] = store
             return store
 
@@ -126,28 +127,26 @@ class Backends:
         return self.long_term_for()
 
 
-_backends: tuple[tuple[str, ...], Backends] | None = None
+_backends: dict[MemorySettings, Backends] = {}
 _backends_lock = threading.Lock()
 
 
-def default_backends() -> Backends:
-    """The process's shared backends for the current environment (see the module docstring)."""
-    global _backends
-    key = tuple(
-        os.environ.get(name) or ""
-        for name in ("DATA_DIR", "CHROMA_HOST", "CHROMA_PORT", "MEMORY_DATABASE_URL", "MEMORY_COLLECTION")
-    )
+def default_backends(settings: MemorySettings | None = None) -> Backends:
+    """The process's shared backends for ``settings`` (default :func:`memory.config.current`; see the
+    module docstring): one set per configuration."""
+    settings = settings or memory_config.current()
     with _backends_lock:
-        if _backends is None or _backends[0] != key:
-            _backends = (key, Backends(ChromaConnection.from_env(), ShortTermStore(), key[4] or DEFAULT_PREFIX))
-        return _backends[1]
+        backends = _backends.get(settings)
+        if backends is None:
+            backends = Backends(ChromaConnection.from_env(settings), ShortTermStore(settings=settings), settings)
+            _backends[settings] = backends
+        return backends
 
 
 def reset_default_backends() -> None:
     """Forget the shared backends; the next manager builds new ones (tests, after changing settings)."""
-    global _backends
     with _backends_lock:
-        _backends = None
+        _backends.clear()
 
 
 # ----------------------------------------------------------------- the manager
@@ -172,6 +171,7 @@ class MemoryManager:
             (or ``long_term``'s).
         long_term: a :class:`~memory.long_term.LongTermStore`; default the shared one.
         short_term: a :class:`~memory.short_term.ShortTermStore`; default the shared one.
+        settings: the shared stores' configuration (default :func:`memory.config.current`).
     """
 
     def __init__(
@@ -181,6 +181,7 @@ class MemoryManager:
         embedder: Embedder | None = None,
         long_term: LongTermStore | None = None,
         short_term: ShortTermStore | None = None,
+        settings: MemorySettings | None = None,
     ) -> None:
         if not isinstance(agent_id, str) or not agent_id.strip():
             raise InvalidMemory("an agent id must be a non-empty string")
@@ -188,7 +189,7 @@ class MemoryManager:
             raise InvalidMemory(
                 f"embedder {embedder.name!r} and the long-term store's {long_term.embedder.name!r} differ: pass one"
             )
-        backends = default_backends() if long_term is None or short_term is None else None
+        backends = default_backends(settings) if long_term is None or short_term is None else None
         self.agent_id = agent_id
         self.long_term = long_term or backends.long_term_for(embedder)  # type: ignore[union-attr]
         self.short_term = short_term or backends.short_term  # type: ignore[union-attr]
@@ -325,20 +326,35 @@ class MemoryManager:
         return await asyncio.to_thread(self.conversation, budget_tokens, model)
 
     async def aadd_interaction(
-        self, user_msg: str, assistant_msg: str, save_to_longterm: bool = True, **provenance: str | None
+        self,
+        user_msg: str,
+        assistant_msg: str,
+        save_to_longterm: bool = True,
+        *,
+        run_id: str | None = None,
+        node_id: str | None = None,
+        workflow: str | None = None,
+        save_to_shortterm: bool = True,
     ) -> list[str]:
-        return await asyncio.to_thread(self.add_interaction, user_msg, assistant_msg, save_to_longterm, **provenance)
+        add = functools.partial(
+            self.add_interaction, user_msg, assistant_msg, save_to_longterm,
+            run_id=run_id, node_id=node_id, workflow=workflow, save_to_shortterm=save_to_shortterm,
+        )
+        return await asyncio.to_thread(add)
 
     async def aadd_memory(self, text: str, kind: str = "fact", **provenance: str | None) -> str:
         return await asyncio.to_thread(self.add_memory, text, kind, **provenance)
 
 
 def list_agents(
-    *, long_term: LongTermStore | None = None, short_term: ShortTermStore | None = None
+    *,
+    long_term: LongTermStore | None = None,
+    short_term: ShortTermStore | None = None,
+    settings: MemorySettings | None = None,
 ) -> list[AgentSummary]:
     """Every agent with long-term memories or short-term turns, by agent id."""
     if long_term is None or short_term is None:
-        backends = default_backends()
+        backends = default_backends(settings)
         long_term = long_term or backends.long_term
         short_term = short_term or backends.short_term
     memories = long_term.agents()

@@ -3,7 +3,7 @@
 An :class:`Embedder` has a ``name`` (a stable model id, recorded in every
 collection it writes, so two models are never mixed), a ``dim`` and
 ``embed(texts) -> list[list[float]]`` (unit-length vectors, one per text, in
-order). :func:`default_embedder` picks one from the environment:
+order). :func:`default_embedder` picks one from the settings (:mod:`memory.config`):
 
 * ``MEMORY_EMBEDDINGS`` unset, ``local`` or ``minilm``: :class:`MiniLMEmbedder`,
   all-MiniLM-L6-v2 run on this machine, nothing downloaded at run time;
@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import abc
 import gzip
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -70,7 +69,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memory.errors import EmbeddingError
+from memory import config as memory_config
+from memory.config import MemorySettings
+from memory.errors import EmbeddingError, MemoryStoreError
 
 MINILM_NAME = "all-MiniLM-L6-v2-onnx-int8"
 MINILM_DIM = 384
@@ -128,8 +129,8 @@ _runtime: _MiniLMRuntime | None = None
 _runtime_lock = threading.Lock()
 
 
-def _model_file() -> Path:
-    override = os.environ.get("MEMORY_MINILM_ONNX")
+def _model_file(settings: MemorySettings) -> Path:
+    override = settings.minilm_onnx
     if override:
         path = Path(override)
         if not path.is_file():
@@ -159,14 +160,14 @@ def _load_runtime() -> _MiniLMRuntime:
             raise EmbeddingError(
                 f"offline embeddings need onnxruntime and tokenizers ({exc}); pip install chromadb"
             ) from exc
-        model = _model_file()
+        settings = memory_config.current()
+        model = _model_file(settings)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
         # Idle worker threads sleep instead of spinning: the engine's event loop and other runs share these cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        threads = os.environ.get("MEMORY_EMBEDDING_THREADS")
-        if threads:
-            options.intra_op_num_threads = int(threads)
+        if settings.embedding_threads:
+            options.intra_op_num_threads = settings.embedding_threads
         try:
             session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
             tokenizer = Tokenizer.from_str(gzip.decompress(_TOKENIZER_FILE.read_bytes()).decode("utf-8"))
@@ -237,8 +238,8 @@ def _forward(runtime: _MiniLMRuntime, texts: list[str]) -> Any:
 class OpenAIEmbedder(Embedder):
     """The embeddings API of OpenAI or of any OpenAI-compatible server, through the official client.
 
-    Arguments left out come from ``MEMORY_EMBEDDING_MODEL`` (default
-    ``text-embedding-3-small``), ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``;
+    Arguments left out come from ``settings`` (default :func:`memory.config.current`):
+    ``MEMORY_EMBEDDING_MODEL`` (default ``text-embedding-3-small``), ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``;
     with a base URL but no key, a placeholder key is sent (local servers need
     none). ``name`` is ``openai:<model>`` (``openai:<model>@<dimensions>``
     when ``dimensions`` shortens the vectors). Vectors are re-normalised to
@@ -255,15 +256,17 @@ class OpenAIEmbedder(Embedder):
         timeout_s: float = 30.0,
         max_retries: int = 2,
         batch_size: int = 256,
+        settings: MemorySettings | None = None,
     ) -> None:
         import openai
 
-        self.model = model or os.environ.get("MEMORY_EMBEDDING_MODEL") or OPENAI_DEFAULT_MODEL
+        settings = settings or memory_config.current()
+        self.model = model or settings.embedding_model or OPENAI_DEFAULT_MODEL
         self.dimensions = dimensions
         self.name = f"openai:{self.model}" + (f"@{dimensions}" if dimensions else "")
         self.batch_size = max(1, batch_size)
-        key = api_key or os.environ.get("OPENAI_API_KEY") or None
-        url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        key = api_key or settings.openai_api_key or None
+        url = base_url or settings.openai_base_url or None
         if key is None and url is None:
             raise EmbeddingError(
                 "MEMORY_EMBEDDINGS=openai needs an endpoint: set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL "
@@ -336,46 +339,45 @@ _defaults: dict[tuple[str, ...], Embedder] = {}
 _defaults_lock = threading.Lock()
 
 
-def default_embedder() -> Embedder:
-    """The embedder the environment asks for (see the module docstring), one per configuration and process."""
-    kind = (os.environ.get("MEMORY_EMBEDDINGS") or "local").strip().lower()
-    if kind in ("local", "minilm", "offline"):
-        key: tuple[str, ...] = ("local",)
-    elif kind == "openai":
-        key = (
+def default_embedder(settings: MemorySettings | None = None) -> Embedder:
+    """The embedder ``settings`` ask for (default :func:`memory.config.current`; see the module docstring),
+    one per configuration and process."""
+    settings = settings or memory_config.current()
+    if settings.embeddings == "openai":
+        key: tuple[str, ...] = (
             "openai",
-            os.environ.get("MEMORY_EMBEDDING_MODEL") or OPENAI_DEFAULT_MODEL,
-            os.environ.get("OPENAI_BASE_URL") or "",
-            os.environ.get("OPENAI_API_KEY") or "",
+            settings.embedding_model or OPENAI_DEFAULT_MODEL,
+            settings.openai_base_url,
+            settings.openai_api_key,
         )
     else:
-        raise EmbeddingError(f"MEMORY_EMBEDDINGS={kind!r} is not known: use 'local' (the default) or 'openai'")
+        key = ("local",)
     with _defaults_lock:
         embedder = _defaults.get(key)
         if embedder is None:
-            embedder = MiniLMEmbedder() if key[0] == "local" else OpenAIEmbedder()
+            embedder = MiniLMEmbedder() if key[0] == "local" else OpenAIEmbedder(settings=settings)
             _defaults[key] = embedder
         return embedder
 
 
-def embedding_model_pending() -> bool:
-    """True when the embedder the environment asks for is the offline MiniLM and this process has not
+def embedding_model_pending(settings: MemorySettings | None = None) -> bool:
+    """True when the embedder the settings ask for is the offline MiniLM and this process has not
     loaded it yet (its first use takes a moment: callers say so before :func:`load_embedding_model`)."""
     try:
-        embedder = default_embedder()
-    except EmbeddingError:
-        return False  # the caller's own use of the embedder reports this
+        embedder = default_embedder(settings)
+    except MemoryStoreError:  # bad settings: the caller's own use of the embedder reports them
+        return False
     return isinstance(embedder, MiniLMEmbedder) and _runtime is None
 
 
-def load_embedding_model() -> float:
+def load_embedding_model(settings: MemorySettings | None = None) -> float:
     """Load the default embedder's model now (a no-op for one loaded or remote); returns the seconds it took.
 
     Raises:
         EmbeddingError: the model could not be loaded.
     """
     started = time.perf_counter()
-    embedder = default_embedder()
+    embedder = default_embedder(settings)
     if isinstance(embedder, MiniLMEmbedder):
         embedder.load()
     return time.perf_counter() - started

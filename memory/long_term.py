@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import threading
 import time
@@ -53,6 +52,8 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from datadir import folder_for, private_dir, private_tree
+from memory import config as memory_config
+from memory.config import MemorySettings
 from memory.embeddings import Embedder, default_embedder
 from memory.errors import EmbedderMismatch, InvalidMemory, MemoryNotFound, MemoryStoreError, MemoryUnavailable
 
@@ -150,11 +151,6 @@ def collection_name(prefix: str, agent_id: str) -> str:
     return f"{prefix}-{slug}-{digest}"
 
 
-def _max_chars() -> int:
-    raw = os.environ.get("MEMORY_MAX_CHARS")
-    return max(100, int(raw)) if raw else DEFAULT_MAX_CHARS
-
-
 # ----------------------------------------------------------------- connection
 
 
@@ -165,15 +161,19 @@ class ChromaConnection:
         path: a folder for ``PersistentClient``; ignored when ``host`` is given.
         host: a Chroma server (``HttpClient``).
         port: the server's port.
+        data_dir: the data folder: when ``path`` is in it, the folder is made private (0700).
     """
 
-    def __init__(self, *, path: str | Path | None = None, host: str | None = None, port: int = 8000) -> None:
+    def __init__(
+        self, *, path: str | Path | None = None, host: str | None = None, port: int = 8000, data_dir: Path | None = None
+    ) -> None:
         if host is None and path is None:
             raise InvalidMemory("ChromaConnection needs a path or a host")
         self.host = host
         self.port = int(port)
         self.path = None if host else Path(path).expanduser().resolve()  # type: ignore[arg-type]
         self.location = f"http://{host}:{self.port}" if host else str(self.path)
+        self.data_dir = data_dir
         self.write_lock = _write_lock(self.location)
         self._client: Any = None
         self._lock = threading.Lock()
@@ -182,12 +182,13 @@ class ChromaConnection:
         self.collections: dict[str, Any] = {}
 
     @classmethod
-    def from_env(cls) -> ChromaConnection:
-        """``CHROMA_HOST``/``CHROMA_PORT`` when set, else ``$DATA_DIR/chroma``."""
-        host = os.environ.get("CHROMA_HOST") or None
-        if host:
-            return cls(host=host, port=int(os.environ.get("CHROMA_PORT") or 8000))
-        return cls(path=Path(os.environ.get("DATA_DIR") or "data") / "chroma")
+    def from_env(cls, settings: MemorySettings | None = None) -> ChromaConnection:
+        """``CHROMA_HOST``/``CHROMA_PORT`` when set, else ``$DATA_DIR/chroma`` (of ``settings``, default
+        :func:`memory.config.current`)."""
+        settings = settings or memory_config.current()
+        if settings.chroma_host:
+            return cls(host=settings.chroma_host, port=settings.chroma_port)
+        return cls(path=settings.data_dir / "chroma", data_dir=settings.data_dir)
 
     def client(self) -> Any:
         """The Chroma client, made at the first call (a server is checked with a 2 s heartbeat)."""
@@ -212,7 +213,7 @@ class ChromaConnection:
         if self.host is None:
             assert self.path is not None
             try:
-                folder_for(self.path)  # the data folder: 0700
+                folder_for(self.path, self.data_dir)  # the data folder: 0700
                 private_dir(self.path)
                 client = chromadb.PersistentClient(path=str(self.path), settings=settings)
                 private_tree(self.path)  # chroma.sqlite3 and the index folders: 0600 / 0700
@@ -311,12 +312,24 @@ class LongTermStore:
     connection: ChromaConnection
     embedder: Embedder
     prefix: str = DEFAULT_PREFIX
+    max_chars: int = DEFAULT_MAX_CHARS  # longer texts are cut (and say so)
 
     @classmethod
-    def from_env(cls, embedder: Embedder | None = None, *, connection: ChromaConnection | None = None) -> LongTermStore:
-        """The store the environment describes (see the module docstring)."""
-        prefix = os.environ.get("MEMORY_COLLECTION") or DEFAULT_PREFIX
-        return cls(connection or ChromaConnection.from_env(), embedder or default_embedder(), _valid_prefix(prefix))
+    def from_env(
+        cls,
+        embedder: Embedder | None = None,
+        *,
+        connection: ChromaConnection | None = None,
+        settings: MemorySettings | None = None,
+    ) -> LongTermStore:
+        """The store ``settings`` describe (default :func:`memory.config.current`; see the module docstring)."""
+        settings = settings or memory_config.current()
+        return cls(
+            connection or ChromaConnection.from_env(settings),
+            embedder or default_embedder(settings),
+            _valid_prefix(settings.collection),
+            max(100, settings.max_chars),
+        )
 
     @property
     def location(self) -> str:
@@ -370,7 +383,7 @@ class LongTermStore:
             MemoryNotFound: the agent has no memory with that id.
             InvalidMemory: the new text is empty.
         """
-        stored, cut = _cap(text)
+        stored, cut = _cap(text, self.max_chars)
         with self.connection.write_lock, self._op():
             old = self.get(agent_id, memory_id)
             if old is None:
@@ -422,13 +435,13 @@ class LongTermStore:
             collection = self._collection(agent_id, create=False)
             if collection is None:
                 return []
-            vector = self.embedder.embed([text.strip()[: _max_chars()]])
+            vector = self.embedder.embed([text.strip()[: self.max_chars]])
             reply = collection.query(
                 query_embeddings=vector, n_results=n_results, include=["documents", "metadatas", "distances"]
             )
         hits = []
         for id_, doc, meta, dist in zip(
-            reply["ids"][0], reply["documents"][0], reply["metadatas"][0], reply["distances"][0]
+            reply["ids"][0], reply["documents"][0], reply["metadatas"][0], reply["distances"][0], strict=False
         ):
             hits.append(MemoryHit(id_, doc or "", float(dist), score_of(dist), dict(meta or {})))  # type: ignore[arg-type]
         return hits
@@ -476,7 +489,10 @@ class LongTermStore:
                 t0 = min(float((m or {}).get("created_at", 0.0)) for m in tail)
                 reply = collection.get(where={"created_at": {"$gte": t0}}, include=["metadatas"])
             stamps = sorted(
-                ((float((m or {}).get("created_at", 0.0)), i) for i, m in zip(reply["ids"], reply["metadatas"])),
+                (
+                    (float((m or {}).get("created_at", 0.0)), i)
+                    for i, m in zip(reply["ids"], reply["metadatas"], strict=False)
+                ),
                 key=lambda s: (-s[0], s[1]),
             )
             page = [i for _, i in stamps[offset:need]]
@@ -485,7 +501,7 @@ class LongTermStore:
             reply = collection.get(ids=page, include=["documents", "metadatas"])
         by_id = {
             i: MemoryRecord(i, d or "", dict(m or {}))  # type: ignore[arg-type]
-            for i, d, m in zip(reply["ids"], reply["documents"], reply["metadatas"])
+            for i, d, m in zip(reply["ids"], reply["documents"], reply["metadatas"], strict=False)
         }
         return [by_id[i] for i in page if i in by_id]
 
@@ -521,7 +537,7 @@ class LongTermStore:
             raise
 
     def _row(self, agent_id: str, text: str, kind: str, provenance: Provenance) -> tuple[str, str, dict[str, Any]]:
-        stored, cut = _cap(text)
+        stored, cut = _cap(text, self.max_chars)
         metadata: dict[str, Any] = {
             "agent_id": agent_id,
             "kind": kind,
@@ -569,12 +585,11 @@ class LongTermStore:
         return collection
 
 
-def _cap(text: str) -> tuple[str, int | None]:
-    """The text to store, stripped and capped, and its original length when it was cut."""
+def _cap(text: str, limit: int) -> tuple[str, int | None]:
+    """The text to store, stripped and capped at ``limit``, and its original length when it was cut."""
     if not isinstance(text, str) or not text.strip():
         raise InvalidMemory("a memory needs some text: got an empty one")
     text = text.strip()
-    limit = _max_chars()
     if len(text) <= limit:
         return text, None
     return text[:limit], len(text)

@@ -44,7 +44,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from datadir import folder_for, private_sqlite
-
+from memory import config as memory_config
+from memory.config import MemorySettings
 from memory.errors import InvalidMemory, MemoryUnavailable
 
 DEFAULT_BUDGET_TOKENS = 2000
@@ -199,11 +200,6 @@ def _in_tiktoken_cache(name: str) -> bool:
         return False
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return int(raw) if raw else default
-
-
 # ----------------------------------------------------------------- the store
 
 
@@ -212,16 +208,16 @@ _locks: dict[str, threading.Lock] = {}
 _engines_guard = threading.Lock()
 
 
-def database_url_from_env() -> str:
-    """``MEMORY_DATABASE_URL``, else the SQLite file ``$DATA_DIR/memory.db``."""
-    url = os.environ.get("MEMORY_DATABASE_URL")
-    if url:
-        return url
-    folder = Path(os.environ.get("DATA_DIR") or "data").expanduser().resolve()
-    return f"sqlite:///{folder / 'memory.db'}"
+def database_url_from_env(settings: MemorySettings | None = None) -> str:
+    """``MEMORY_DATABASE_URL``, else the SQLite file ``$DATA_DIR/memory.db`` (of ``settings``, default
+    :func:`memory.config.current`)."""
+    settings = settings or memory_config.current()
+    if settings.database_url:
+        return settings.database_url
+    return f"sqlite:///{settings.data_dir.expanduser().resolve() / 'memory.db'}"
 
 
-def _engine(url: str) -> tuple[sa.Engine, threading.Lock]:
+def _engine(url: str, data_dir: Path) -> tuple[sa.Engine, threading.Lock]:
     """One engine and one write lock per URL and process; the table is created on first use."""
     with _engines_guard:
         engine = _engines.get(url)
@@ -232,7 +228,7 @@ def _engine(url: str) -> tuple[sa.Engine, threading.Lock]:
         engine = None
         try:
             if is_sqlite and parsed.database and parsed.database != ":memory:":
-                folder_for(Path(parsed.database))  # the data folder: 0700
+                folder_for(Path(parsed.database), data_dir)  # the data folder: 0700
                 private_sqlite(Path(parsed.database))  # 0600, and so are its -wal and -shm
             engine = sa.create_engine(url, connect_args={"timeout": 5} if is_sqlite else {})
             if is_sqlite:
@@ -262,16 +258,25 @@ class ShortTermStore:
     """Turns of every agent in one SQL database; see the module docstring.
 
     Args:
-        url: a SQLAlchemy URL; None reads the environment (:func:`database_url_from_env`).
+        url: a SQLAlchemy URL; None: ``settings``' (:func:`database_url_from_env`).
         budget_tokens: the default window budget (else ``MEMORY_SHORT_TERM_TOKENS`` or 2,000).
         max_turns: the most turns a window holds (else ``MEMORY_SHORT_TERM_MAX_TURNS`` or 50).
+        settings: where the values left out come from (default :func:`memory.config.current`).
     """
 
-    def __init__(self, url: str | None = None, *, budget_tokens: int | None = None, max_turns: int | None = None):
-        self.url = url or database_url_from_env()
-        self.budget_tokens = budget_tokens or _env_int("MEMORY_SHORT_TERM_TOKENS", DEFAULT_BUDGET_TOKENS)
-        self.max_turns = max_turns or _env_int("MEMORY_SHORT_TERM_MAX_TURNS", DEFAULT_MAX_TURNS)
-        self._engine, self._write_lock = _engine(self.url)
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        budget_tokens: int | None = None,
+        max_turns: int | None = None,
+        settings: MemorySettings | None = None,
+    ):
+        settings = settings or memory_config.current()
+        self.url = url or database_url_from_env(settings)
+        self.budget_tokens = budget_tokens or settings.short_term_tokens
+        self.max_turns = max_turns or settings.short_term_max_turns
+        self._engine, self._write_lock = _engine(self.url, settings.data_dir)
 
     @property
     def location(self) -> str:
@@ -279,7 +284,8 @@ class ShortTermStore:
 
     @contextmanager
     def _connect(self, *, write: bool = False) -> Iterator[sa.Connection]:
-        """A connection (a transaction under the write lock when ``write``); database failures become ``MemoryUnavailable``."""
+        """A connection (a transaction under the write lock when ``write``); database failures become
+        ``MemoryUnavailable``."""
         try:
             if write:
                 with self._write_lock, self._engine.begin() as conn:
@@ -322,7 +328,9 @@ class ShortTermStore:
             "truncated": truncated,
         }
         with self._connect(write=True) as conn:
-            new_id = conn.execute(turns_table.insert().values(**row)).inserted_primary_key[0]
+            key = conn.execute(turns_table.insert().values(**row)).inserted_primary_key
+            assert key is not None  # an INSERT always has one
+            new_id = key[0]
         return _turn({**row, "id": new_id})
 
     def window(self, agent_id: str, *, budget_tokens: int | None = None, model: str | None = None) -> list[Turn]:

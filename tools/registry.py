@@ -25,18 +25,18 @@ import importlib.metadata
 import inspect
 import json
 import logging
-import os
 import re
 import threading
 import time
 import traceback
 import typing
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from tools import config as tool_settings
 from tools.deadlines import with_deadline
 from tools.errors import DeadlinePassed, ToolError, UnknownTool
 from tools.plain import to_plain
@@ -479,11 +479,11 @@ class ToolRegistry:
 
     # -- plugins
 
-    def load_plugins(self) -> list[str]:
+    def load_plugins(self, modules: Sequence[str] | None = None) -> list[str]:
         """Import plugin modules so that their ``@tool`` functions register.
 
-        Sources: entry points in group ``workflow_studio.tools`` and the
-        comma-separated modules in ``$TOOLS_MODULES``. Safe to call again
+        Sources: entry points in group ``workflow_studio.tools`` and ``modules``
+        (default: the settings' ``TOOLS_MODULES``, :mod:`tools.config`). Safe to call again
         (imports are cached). A plugin that fails to import is reported in
         the returned list of error strings, never raised, and logged as one
         warning line (once per registry: pages call this on every rerun);
@@ -504,9 +504,7 @@ class ToolRegistry:
                     f"tool plugin entry point {ep.name!r} ({ep.value}) failed to load: {_describe_load_error(exc)}"
                 )
                 self._log_plugin_error(errors[-1])
-        for module in (m.strip() for m in os.environ.get(MODULES_ENV_VAR, "").split(",")):
-            if not module:
-                continue
+        for module in tool_settings.current().modules if modules is None else modules:
             try:
                 importlib.import_module(module)
             except Exception as exc:
@@ -706,6 +704,6 @@ async def call_tool(
     return await _default.call_tool(name, args, timeout_s=timeout_s, max_result_chars=max_result_chars)
 
 
-def load_plugins() -> list[str]:
+def load_plugins(modules: Sequence[str] | None = None) -> list[str]:
     """Load plugin tools into the default registry; returns error strings (never raises)."""
-    return _default.load_plugins()
+    return _default.load_plugins(modules)

@@ -33,7 +33,6 @@ import streamlit as st
 from streamlit_flow.elements import StreamlitFlowEdge, StreamlitFlowNode
 from streamlit_flow.state import StreamlitFlowState
 
-from engine import settings as user_settings
 from engine.errors import Problem
 from engine.reader import RunReader
 from engine.timefmt import format_ts
@@ -289,7 +288,8 @@ def _arrive(version: int | None, baseline: dict[str, Any] | None = None) -> None
 
 def _new_document() -> dict[str, Any]:
     """What "New" opens: the Settings page's run timeout for new workflows applies."""
-    return bd.new_document(_free_name("Untitled workflow"), timeout_s=user_settings.load().new_workflow_timeout_s)
+    timeout_s = get_runtime().settings.saved.new_workflow_timeout_s
+    return bd.new_document(_free_name("Untitled workflow"), timeout_s=timeout_s)
 
 
 def _free_name(name: str) -> str:

@@ -18,13 +18,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from engine import settings as user_settings
 from engine.attempts import Attempt
 from engine.costs import cost_of, format_usd, prices_from
 from engine.run_times import RunTimes, duration, label
 from engine.runtime import RunInfo, Runtime
 from engine.statuses import FINISHED_NODE, NodeStatus
 from engine.timefmt import format_ts
+from ui.runtime import get_runtime
 from ui.status import RUN_BADGES, RunView
 from ui.text import clip, md_escape
 
@@ -208,7 +208,7 @@ def render_tokens(view: RunView, info: RunInfo) -> None:
     completion = max(view.usage.completion_tokens, info.completion_tokens)
     estimated = view.usage.estimated or info.tokens_estimated
     failed = max(view.usage.failed_tokens, info.failed_tokens)
-    cost = cost_of(view.usage, prices_from(user_settings.load().prices))
+    cost = cost_of(view.usage, prices_from(get_runtime().settings.saved.prices))
     label, mark = (" (estimated)", "~") if estimated else ("", "")
     cols = st.columns(4)
     cols[0].metric("Prompt tokens" + label, f"{mark}{prompt:,}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,8 @@ RECENT = 8
 
 def model_banner() -> None:
     """Which model answers, said plainly (never the key, nor the URL's user-info or query)."""
-    endpoint = endpoint_status()
+    llm = get_runtime().settings.llm  # what the runs started now are handed
+    endpoint = endpoint_status(llm)
     if endpoint.configured:
         base = endpoint.shown_url
         if endpoint.problems:  # a malformed URL saved or set in the environment: say so, do not fail the page
@@ -33,7 +33,7 @@ def model_banner() -> None:
                 icon=":material/cloud_off:",
             )
             return
-        model = os.environ.get("OPENAI_MODEL")
+        model = llm.model
         named = f"model {code(model)}" if model else "the model each workflow or node names (no `OPENAI_MODEL` set)"
         st.success(
             f"**Model:** an OpenAI-compatible endpoint at {code(base)}, {named}. Change it on the Settings page.",

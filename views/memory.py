@@ -22,6 +22,7 @@ from engine.timefmt import format_ts
 from memory import EmbedderMismatch, MemoryManager, MemoryStoreError, list_agents
 from ui import flash
 from ui.nav import open_in_history
+from ui.runtime import get_runtime
 from ui.text import md_escape
 
 PAGE_SIZE = 20
@@ -50,9 +51,10 @@ st.caption(
 )
 
 flash.show(FLASH)
+memory_settings = get_runtime().settings.memory  # as the runs started now are configured
 
 try:
-    agents = list_agents()
+    agents = list_agents(settings=memory_settings)
 except MemoryStoreError as exc:
     st.error(problem("Memory is unavailable", exc))
     st.stop()
@@ -66,14 +68,14 @@ with st.sidebar:
         added = st.form_submit_button("Add memory")
     if added:
         try:
-            MemoryManager(new_agent.strip()).add_memory(new_text, new_kind)
+            MemoryManager(new_agent.strip(), settings=memory_settings).add_memory(new_text, new_kind)
         except MemoryStoreError as exc:
             st.error(problem("Could not save the memory", exc, new_agent.strip()))
         else:
             st.success(f"Saved for {md_escape(new_agent.strip())}.")
             st.session_state["memory_agent"] = new_agent.strip()
             try:
-                agents = list_agents()
+                agents = list_agents(settings=memory_settings)
             except MemoryStoreError as exc:
                 st.error(problem("Memory is unavailable", exc))
                 st.stop()
@@ -95,7 +97,7 @@ if st.session_state.get("memory_agent") not in ids:
     st.session_state["memory_agent"] = ids[0]
 agent_id = st.selectbox("Agent", ids, key="memory_agent")
 try:
-    manager = MemoryManager(agent_id)
+    manager = MemoryManager(agent_id, settings=memory_settings)
 except MemoryStoreError as exc:
     st.error(problem("Memory is unavailable", exc, agent_id))
     st.stop()

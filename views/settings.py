@@ -1,9 +1,11 @@
 """Settings: the model endpoint, a connection test, where data lives, embeddings and limits.
 
 The API key is never shown or stored here: it is read from the environment
-or from ``.streamlit/secrets.toml``. The form shows the values in effect
-(environment variables win over the settings file at startup) and says under
-a field when its value comes from the environment. A base URL is shown in its
+or from ``.streamlit/secrets.toml``. The form shows the values in effect: the
+runtime's ``Settings`` (``engine.config``: environment variables win over the
+settings file at startup), and says under a field when its value comes from
+the environment. Save writes the settings file and hands the runtime new
+``Settings`` for the runs started after it; it never writes ``os.environ``. A base URL is shown in its
 public form (no user-info, query or fragment, which may hold a password or a
 key): see the Base URL field for how the hidden part is kept.
 """
@@ -12,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Mapping
 
 import pandas as pd
 import streamlit as st
 
 from engine import settings as user_settings
+from engine.config import Settings as StudioSettings
 from engine.costs import prices_from, prices_from_rows
 from engine.errors import ModelError
 from engine.llm import endpoint_status
@@ -47,7 +51,7 @@ def _seed(key: str, shown: object, source: object) -> None:
         seeded[key] = mark
 
 
-def _source_caption(field: str, sources: dict[str, user_settings.Source]) -> None:
+def _source_caption(field: str, sources: Mapping[str, user_settings.Source]) -> None:
     """Under a field: where its value in effect comes from, when that is the environment."""
     variable = user_settings.ENV_VARIABLES[field]
     if sources.get(field) == "override":
@@ -64,12 +68,14 @@ def _source_caption(field: str, sources: dict[str, user_settings.Source]) -> Non
 
 st.title("Settings")
 
-saved_settings = user_settings.load()  # the settings file
-effective = user_settings.in_effect(saved_settings)  # what this process uses (the environment wins at startup)
-from_env = user_settings.sources(saved_settings)
+runtime = get_runtime()
+studio: StudioSettings = runtime.settings  # what the engine is handed now
+saved_settings = studio.saved  # the settings file, as read at start or saved since
+effective = studio.in_effect()  # what runs use (the environment wins at startup)
+from_env = studio.sources
 
 st.subheader("Model endpoint")
-endpoint = endpoint_status()
+endpoint = endpoint_status(studio.llm)
 if not endpoint.configured:
     st.warning("No endpoint is configured: agents use the offline model that ships with the studio.")
 elif endpoint.problems:
@@ -80,11 +86,9 @@ elif endpoint.problems:
     )
 else:
     st.success(f"Agents use an OpenAI-compatible endpoint: {md_escape(endpoint.shown_url)}.")
-key_source = user_settings.key_source()
-st.caption(
-    "API key: " + ("set (from the environment or .streamlit/secrets.toml; never shown)." if key_source else
-                   "not set. Set OPENAI_API_KEY in the environment or in .streamlit/secrets.toml; local servers need none.")
-)
+_KEY_SET = "set (from the environment or .streamlit/secrets.toml; never shown)."
+_KEY_UNSET = "not set. Set OPENAI_API_KEY in the environment or in .streamlit/secrets.toml; local servers need none."
+st.caption("API key: " + (_KEY_SET if studio.llm.api_key else _KEY_UNSET))
 
 # The Base URL field shows the URL in effect without its user-info, query and fragment (a password or an
 # api-key=... must never reach the page). A user who leaves the field as shown expects the endpoint to stay
@@ -118,13 +122,11 @@ with st.form("settings_form"):
         key="settings_embeddings",
     )
     _source_caption("embeddings", from_env)
-    if not user_settings.embeddings_env_known():
-        st.caption("`MEMORY_EMBEDDINGS` in the environment has a value memory does not know (it takes offline or "
-                   "openai): memory search fails until it is fixed. Saving a choice here replaces it until restart.")
     _seed("settings_timeout", saved_settings.new_workflow_timeout_s, saved_settings.new_workflow_timeout_s)
     timeout = st.number_input(
         "Run timeout for new workflows (s)", min_value=1.0, value=None, placeholder="none",
-        key="settings_timeout", help="Written into the settings of workflows made with New in the Builder; empty: no timeout.",
+        key="settings_timeout",
+        help="Written into the settings of workflows made with New in the Builder; empty: no timeout.",
     )
     saved = st.form_submit_button("Save settings", type="primary")
 if saved:
@@ -144,14 +146,15 @@ if saved:
         )
     else:
         try:
-            path = user_settings.save(edit.settings, keep=edit.keep)
+            path = user_settings.save(edit.settings, studio.settings_file)
         except OSError as exc:
             st.error(
-                f"Nothing was saved: could not write {md_escape(user_settings.settings_path())} "
+                f"Nothing was saved: could not write {md_escape(studio.settings_file)} "
                 f"({md_escape(exc.strerror or type(exc).__name__)}). Make that folder writable, or set DATA_DIR "
                 "to a writable folder and restart the studio."
             )
         else:
+            runtime.update_settings(studio.with_saved(edit.settings, keep=edit.keep))  # never os.environ
             flash.later(_FLASH, f"Saved to {md_escape(path)}. New runs use these settings.")
             st.session_state.pop(_SEEDED, None)  # show what is in effect now (and no URL as typed)
             st.rerun()
@@ -159,7 +162,9 @@ flash.show(_FLASH)
 
 if st.button("Test connection", key="settings_test", disabled=not endpoint.configured):
     try:
-        models = asyncio.run(OpenAIChatModel().check())
+        llm = studio.llm
+        client = OpenAIChatModel(api_key=llm.api_key, base_url=llm.base_url, default_model=llm.model)
+        models = asyncio.run(client.check())
     except ModelError as exc:
         st.error(md_escape(exc))
     except Exception as exc:  # noqa: BLE001 - never a traceback; the text may quote the URL, so only its kind
@@ -180,7 +185,10 @@ st.caption(
     "cost for the models priced here; no price is built in (they change), and the offline model is free."
 )
 price_rows = pd.DataFrame(
-    [{"model": m, "input": p.input_per_m, "output": p.output_per_m} for m, p in prices_from(saved_settings.prices).items()],
+    [
+        {"model": m, "input": p.input_per_m, "output": p.output_per_m}
+        for m, p in prices_from(saved_settings.prices).items()
+    ],
     columns=["model", "input", "output"],
 )
 with st.form("settings_prices_form"):
@@ -202,22 +210,21 @@ if save_prices:
     if price_problems:
         st.error("Nothing was saved:\n" + "\n".join(f"- {md_escape(p)}" for p in price_problems))
     else:
+        priced = dataclasses.replace(saved_settings, prices={m: p.to_dict() for m, p in new_prices.items()})
         try:
-            user_settings.save(
-                dataclasses.replace(saved_settings, prices={m: p.to_dict() for m, p in new_prices.items()}),
-                keep=tuple(user_settings.ENV_VARIABLES),  # only the prices change; what is in effect stays
-            )
+            user_settings.save(priced, studio.settings_file)
         except OSError as exc:
-            st.error(f"Nothing was saved: could not write {md_escape(user_settings.settings_path())} "
+            st.error(f"Nothing was saved: could not write {md_escape(studio.settings_file)} "
                      f"({md_escape(exc.strerror or type(exc).__name__)}).")
-        else:
+        else:  # only the prices change; what is in effect stays
+            runtime.update_settings(studio.with_saved(priced, keep=tuple(user_settings.ENV_VARIABLES)))
             flash.later(_PRICES_FLASH, f"Saved prices for {len(new_prices)} model(s).")
             st.rerun()
 flash.show(_PRICES_FLASH)
 
 st.subheader("Data")
-reader = get_runtime().reader
-st.markdown(f"Data directory: {md_escape(user_settings.data_dir())}")
+reader = runtime.reader
+st.markdown(f"Data directory: {md_escape(studio.data_dir)}")
 st.markdown(f"Store: {md_escape(reader.sqlite_file or 'DATABASE_URL (server)')} — {reader.count_runs()} run(s)")
 st.caption("Set DATA_DIR to move everything; DATABASE_URL for PostgreSQL; CHROMA_HOST/CHROMA_PORT for a Chroma server.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import tools
+from tools.config import using as using_tool_settings
 from ui import tool_form
 from ui.runtime import get_runtime
 from ui.text import clip, md_escape
@@ -15,7 +16,8 @@ st.caption(
     "Add your own with `@tool` (see docs/tools.md); plugin modules in `TOOLS_MODULES` load on first use."
 )
 
-plugin_errors = tools.load_plugins()
+tool_settings = get_runtime().settings.tools  # as the runs started now are configured
+plugin_errors = tools.load_plugins(tool_settings.modules)
 for error in plugin_errors:  # module names and exception text: shown as typed
     st.warning(f"Some tools are missing: {md_escape(error)}")
 
@@ -39,7 +41,9 @@ with left:
     st.subheader(md_escape(spec.name))  # a plugin's name: `_` and `-` are Markdown
     st.text(spec.description or "(no description)")
     if spec.name == "python" and isolation_detail is not None:  # says WEAK (and that calls are refused) when so
-        st.caption(f"Isolation of the code: {md_escape(isolation_detail())}")
+        with using_tool_settings(tool_settings):
+            detail = isolation_detail()
+        st.caption(f"Isolation of the code: {md_escape(detail)}")
     if spec.timeout_s:
         st.caption(f"Timeout per call: {spec.timeout_s:g} s")
     with st.expander("JSON schema of the arguments", expanded=True):

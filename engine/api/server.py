@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import signal
 import socket
 import sys
@@ -41,9 +40,10 @@ from typing import Any
 import uvicorn
 
 from engine.api.app import create_app
-from engine.api.auth import DEFAULT_MAX_BODY_BYTES, LOOPBACK, install_log_redaction, needs_token
+from engine.api.auth import LOOPBACK, install_log_redaction, needs_token
 from engine.api.guards import allowed_hosts
 from engine.api.protocol import protocol_class
+from engine.config import ConfigInvalid, Settings
 from engine.queue import QueueModeInvalid, open_runtime
 from engine.store import StoreError, StoreUrlInvalid
 
@@ -72,10 +72,26 @@ class _Server(uvicorn.Server):
 
 
 def serve(
-    host: str = LOOPBACK, port: int = DEFAULT_PORT, *, database_url: str | None = None, log_level: str = "info"
+    host: str = LOOPBACK,
+    port: int = DEFAULT_PORT,
+    *,
+    database_url: str | None = None,
+    log_level: str = "info",
+    settings: Settings | None = None,
 ) -> int:
-    """Run the API until interrupted; returns the process exit code (2: refused to start)."""
-    token = os.environ.get("API_TOKEN") or None
+    """Run the API until interrupted; returns the process exit code (2: refused to start).
+
+    ``settings`` (default: read from the environment now, :mod:`engine.config`) give the token, the limits
+    and the runtime's configuration.
+    """
+    if settings is None:
+        try:
+            settings = Settings.from_env()
+        except ConfigInvalid as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_INVALID
+    api = settings.api
+    token = api.token or None
     if needs_token(host) and not token:
         print(
             f"refusing to listen on {host}: any address but {LOOPBACK} needs API_TOKEN set "
@@ -83,35 +99,17 @@ def serve(
             file=sys.stderr,
         )
         return EXIT_INVALID
-    raw_cap = os.environ.get("API_MAX_BODY_BYTES", "").strip()
-    try:
-        max_body = int(raw_cap) if raw_cap else DEFAULT_MAX_BODY_BYTES
-        if max_body <= 0:
-            raise ValueError
-    except ValueError:
-        print(f"API_MAX_BODY_BYTES={raw_cap!r} must be a positive integer (bytes)", file=sys.stderr)
-        return EXIT_INVALID
-    raw_keepalive = os.environ.get("API_SSE_KEEPALIVE_S", "").strip()
-    try:
-        keepalive_s = float(raw_keepalive) if raw_keepalive else 15.0
-        if not 0 < keepalive_s < 3600:
-            raise ValueError
-    except ValueError:
-        print(f"API_SSE_KEEPALIVE_S={raw_keepalive!r} must be a number of seconds between 0 and 3600", file=sys.stderr)
-        return EXIT_INVALID
-    conn_timeout = _positive_int("API_CONN_TIMEOUT_S", DEFAULT_CONN_TIMEOUT_S, "a number of seconds", 3600)
-    max_connections = _positive_int("API_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, "a number of connections", 10**6)
-    if conn_timeout is None or max_connections is None:
-        return EXIT_INVALID
-    origins = _list_env("API_CORS_ORIGINS")
-    hosts = allowed_hosts(host, _list_env("API_ALLOWED_HOSTS"))
+    max_body, keepalive_s = api.max_body_bytes, api.sse_keepalive_s
+    conn_timeout, max_connections = api.conn_timeout_s, api.max_connections
+    origins = list(api.cors_origins)
+    hosts = allowed_hosts(host, list(api.allowed_hosts))
     try:
         sock = bind(host, port)
     except OSError as exc:
         print(bind_error(host, port, exc), file=sys.stderr)
         return EXIT_INVALID
     try:
-        runtime = open_runtime(database_url)  # EXECUTION_MODE: runs in this process, or queued for workers
+        runtime = open_runtime(database_url, settings=settings)  # runs in this process, or queued for workers
     except QueueModeInvalid as exc:
         sock.close()
         print(f"queue mode: {exc}", file=sys.stderr)
@@ -195,22 +193,6 @@ def bind_error(host: str, port: int, exc: OSError) -> str:
     if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
         return f"cannot serve on {shown}:{port}: no such address on this machine; check --host"
     return f"cannot serve on {shown}:{port}: {exc.strerror or exc}"
-
-
-def _list_env(name: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
-
-
-def _positive_int(name: str, default: int, what: str, most: int) -> int | None:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = int(raw) if raw else default
-        if not 0 < value <= most:
-            raise ValueError
-    except ValueError:
-        print(f"{name}={raw!r} must be {what}, a whole number from 1 to {most}", file=sys.stderr)
-        return None
-    return value
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -8,23 +8,34 @@ unusable (:func:`url_problems`), for the pages and the model's error messages.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from engine.llm.base import ChatModel, ChatReply, ChatRequest, ToolCall, ToolSchema
+
+if TYPE_CHECKING:
+    from engine.config import LlmSettings
 
 OPENAI_URL = "https://api.openai.com/v1"
 
 
-def endpoint_configured() -> bool:
+def _llm_settings(settings: LlmSettings | None) -> LlmSettings:
+    """``settings``, else the environment's (the default for direct use; engine.config reads it)."""
+    if settings is not None:
+        return settings
+    from engine.config import Settings  # here: engine.config imports this package (through engine.settings)
+
+    return Settings.from_env().llm
+
+
+def endpoint_configured(settings: LlmSettings | None = None) -> bool:
     """True when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set (and not empty)."""
-    return bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
+    return _llm_settings(settings).configured
 
 
-def endpoint_url() -> str:
+def endpoint_url(settings: LlmSettings | None = None) -> str:
     """The base URL agents use when an endpoint is configured: ``OPENAI_BASE_URL``, else the OpenAI API."""
-    return os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
+    return _llm_settings(settings).base_url or OPENAI_URL
 
 
 class EndpointStatus(NamedTuple):
@@ -36,21 +47,25 @@ class EndpointStatus(NamedTuple):
     problems: list[str]
 
 
-def endpoint_status() -> EndpointStatus:
-    url = endpoint_url()
-    configured = endpoint_configured()
-    return EndpointStatus(configured, public_url(url), url_problems(url) if configured else [])
+def endpoint_status(settings: LlmSettings | None = None) -> EndpointStatus:
+    settings = _llm_settings(settings)
+    url = endpoint_url(settings)
+    return EndpointStatus(settings.configured, public_url(url), url_problems(url) if settings.configured else [])
 
 
-def default_chat_model() -> ChatModel:
-    """The model agents use unless one is passed in: see the spec's "Models" section."""
-    if endpoint_configured():
+def default_chat_model(settings: LlmSettings | None = None) -> ChatModel:
+    """The model agents use unless one is passed in (docs/models.md): the endpoint of ``settings`` when one is
+    configured, else the offline model."""
+    settings = _llm_settings(settings)
+    if settings.configured:
         from engine.llm.openai_model import OpenAIChatModel
 
-        return OpenAIChatModel()
+        return OpenAIChatModel(
+            api_key=settings.api_key or None, base_url=settings.base_url or None, default_model=settings.model or None
+        )
     from engine.llm.offline_model import OfflineChatModel
 
-    return OfflineChatModel()
+    return OfflineChatModel(token_delay_s=settings.offline_token_delay_s)
 
 
 # ----------------------------------------------------------------- base URLs
@@ -77,7 +92,8 @@ class UrlParts(NamedTuple):
 
     @property
     def ambiguous(self) -> bool:
-        """An "@" after the authority: maybe a password holding an unencoded "/", "?" or "#", so nothing is safe to show."""
+        """An "@" after the authority: maybe a password holding an unencoded "/", "?" or "#", so nothing is
+        safe to show."""
         return "@" in self.path + (self.query or "") + (self.fragment or "")
 
 

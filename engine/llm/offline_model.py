@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, replace
 from typing import Any
@@ -65,7 +64,15 @@ _MAX_MEMORY_LINES = 100
 _CHUNK_RE = re.compile(r"\s+|\S+\s*")
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
-    ["a", "an", "the", "is", "are", "was", "were", "be", "been", "am", "i", "me", "my", "mine", "you", "your", "yours", "we", "our", "us", "he", "she", "it", "its", "they", "them", "their", "what", "whats", "who", "whom", "which", "when", "where", "why", "how", "do", "does", "did", "done", "of", "to", "in", "on", "at", "for", "from", "with", "by", "about", "as", "and", "or", "but", "if", "then", "than", "so", "that", "this", "these", "those", "there", "here", "s", "t", "d", "ll", "re", "ve", "m", "not", "no", "yes", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "have", "has", "had", "please", "tell", "know", "remember", "any", "some"]
+    [
+        "a", "an", "the", "is", "are", "was", "were", "be", "been", "am", "i", "me", "my", "mine", "you", "your",
+        "yours", "we", "our", "us", "he", "she", "it", "its", "they", "them", "their", "what", "whats", "who", "whom",
+        "which", "when", "where", "why", "how", "do", "does", "did", "done", "of", "to", "in", "on", "at", "for",
+        "from", "with", "by", "about", "as", "and", "or", "but", "if", "then", "than", "so", "that", "this", "these",
+        "those", "there", "here", "s", "t", "d", "ll", "re", "ve", "m", "not", "no", "yes", "can", "could", "would",
+        "should", "will", "shall", "may", "might", "must", "have", "has", "had", "please", "tell", "know", "remember",
+        "any", "some"
+    ]
 )
 
 
@@ -224,16 +231,24 @@ def _read(messages: list[Message]) -> _Prompt:
         elif index == last_user:
             user = text[:_TEXT_CAP]
     if last_user < 0:
-        # No user message: fall back to the last message with any text.
-        for message in reversed(messages):
-            if message.get("role") not in ("system", "developer") and _flatten(message.get("content")).strip():
-                user = _flatten(message.get("content"))[:_TEXT_CAP]
-                break
+        user = _last_text(messages)
+    results = _tool_results(messages[last_user + 1 :])
+    return _Prompt(user=user, system="\n".join(systems)[:_TEXT_CAP], memory=memory or [], tool_results=results)
 
-    # Tool calls the assistant made, by id, to name the results.
+
+def _last_text(messages: list[Message]) -> str:
+    """With no user message: the last message with any text (not a system one)."""
+    for message in reversed(messages):
+        if message.get("role") not in ("system", "developer") and _flatten(message.get("content")).strip():
+            return _flatten(message.get("content"))[:_TEXT_CAP]
+    return ""
+
+
+def _tool_results(messages: list[Message]) -> list[_ToolResult]:
+    """The tool results among ``messages``, named by the tool calls the assistant made (by id)."""
     calls: dict[str, tuple[str, dict[str, Any]]] = {}
     results: list[_ToolResult] = []
-    for message in messages[last_user + 1 :]:
+    for message in messages:
         role = message.get("role")
         if role == "assistant":
             for call in message.get("tool_calls") or ():
@@ -253,7 +268,7 @@ def _read(messages: list[Message]) -> _Prompt:
                 results.append(_ToolResult(name, arguments, blocks[0].content[:_TEXT_CAP], blocks[0].status == "error"))
             else:
                 results.append(_ToolResult(name, arguments, content[:_TEXT_CAP]))
-    return _Prompt(user=user, system="\n".join(systems)[:_TEXT_CAP], memory=memory or [], tool_results=results)
+    return results
 
 
 def _parse_arguments(arguments: Any) -> dict[str, Any]:
@@ -324,7 +339,9 @@ def _tidy_expression(span: str) -> str:
 
 def _top_level_parts(expr: str) -> list[str]:
     """``expr`` split at commas outside parentheses."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in expr:
         if char == "(":
             depth += 1
@@ -498,6 +515,33 @@ def _fallback_number(schema: dict[str, Any], integer: bool) -> float:
     return value
 
 
+def _string_argument(key: str, schema: dict[str, Any], required: bool, user: str) -> Any:
+    """A string argument: the user's query text (capped at ``maxLength``), or ``_SKIP`` / ``_OMIT``."""
+    if not required and key not in _QUERY_NAMES:
+        return _OMIT
+    text = _query_text(user)
+    if not text:
+        return _SKIP if required else _OMIT
+    max_length = schema.get("maxLength")
+    if isinstance(max_length, int) and max_length > 0:
+        text = _chars_cap(text, max_length)[:max_length]
+    return text
+
+
+def _number_argument(integer: bool, schema: dict[str, Any], required: bool, user: str) -> Any:
+    """A number from the user's text within the schema's bounds, else its default or a fallback (or ``_OMIT``)."""
+    found = _number_in_bounds(user, schema, integer)
+    if found is None:
+        if not required:
+            return _OMIT
+        default = schema.get("default")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            found = default
+        else:
+            found = _fallback_number(schema, integer)
+    return int(found) if integer else float(found)
+
+
 def _argument(tool: ToolSchema, name: str, schema: dict[str, Any], required: bool, user: str) -> Any:
     """One argument's value, or ``_SKIP`` / ``_OMIT``."""
     missing = _SKIP if required else _OMIT
@@ -518,27 +562,9 @@ def _argument(tool: ToolSchema, name: str, schema: dict[str, Any], required: boo
     if isinstance(enum, list) and enum:
         return enum[0] if required else _OMIT
     if kind == "string" or kind is None:
-        if not required and key not in _QUERY_NAMES:
-            return _OMIT
-        text = _query_text(user)
-        if not text:
-            return missing
-        max_length = schema.get("maxLength")
-        if isinstance(max_length, int) and max_length > 0:
-            text = _chars_cap(text, max_length)[:max_length]
-        return text
+        return _string_argument(key, schema, required, user)
     if kind in ("integer", "number"):
-        integer = kind == "integer"
-        found = _number_in_bounds(user, schema, integer)
-        if found is None:
-            if not required:
-                return _OMIT
-            default = schema.get("default")
-            if isinstance(default, (int, float)) and not isinstance(default, bool):
-                found = default
-            else:
-                found = _fallback_number(schema, integer)
-        return int(found) if integer else float(found)
+        return _number_argument(kind == "integer", schema, required, user)
     if not required:
         return _OMIT
     if kind == "boolean":
@@ -575,7 +601,7 @@ def _tool_arguments(tool: ToolSchema, user: str) -> dict[str, Any] | None:
 
 
 def _tool_calls(tools: tuple[ToolSchema, ...], user: str) -> tuple[ToolCall, ...]:
-    calls = []
+    calls: list[ToolCall] = []
     for tool in tools:
         arguments = _tool_arguments(tool, user)
         if arguments is None:
@@ -960,27 +986,23 @@ class OfflineChatModel:
     """A deterministic model that needs no endpoint; see the module docstring for its rules.
 
     Args:
-        token_delay_s: pause between streamed chunks; None reads env
-            ``OFFLINE_TOKEN_DELAY_S`` at each call, else 0.005 s.
+        token_delay_s: pause between streamed chunks; None: ``OFFLINE_TOKEN_DELAY_S`` of the environment's
+            settings (``engine.config``; default 0.005 s), read here once.
     """
 
     name = "offline"
 
     def __init__(self, *, token_delay_s: float | None = None):
-        self._token_delay_s = token_delay_s
+        if token_delay_s is None:
+            from engine.config import Settings  # the default for direct use: the environment's settings
+
+            token_delay_s = Settings.from_env().llm.offline_token_delay_s
+        self._token_delay_s = max(0.0, float(token_delay_s))
 
     @property
     def token_delay_s(self) -> float:
         """The pause between chunks, in seconds."""
-        if self._token_delay_s is not None:
-            return max(0.0, float(self._token_delay_s))
-        raw = os.environ.get(TOKEN_DELAY_ENV, "").strip()
-        if raw:
-            try:
-                return max(0.0, float(raw))
-            except ValueError:
-                pass
-        return DEFAULT_TOKEN_DELAY_S
+        return self._token_delay_s
 
     async def chat(
         self, request: ChatRequest, on_delta: DeltaSink, on_failure: FailureSink | None = None
@@ -1007,10 +1029,7 @@ class OfflineChatModel:
                     extra={"offline_rule": "tool_calls"},
                 )
 
-        if request.response_format == "json":
-            content = _json_answer(prompt, messages)
-        else:
-            content = _text_answer(prompt)
+        content = _json_answer(prompt, messages) if request.response_format == "json" else _text_answer(prompt)
 
         delay = self.token_delay_s
         chunks = _chunks(content)

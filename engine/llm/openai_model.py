@@ -22,7 +22,6 @@ import asyncio
 import json
 import logging
 import math
-import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -125,8 +124,9 @@ class _Progress:
 class OpenAIChatModel:
     """A ``ChatModel`` over ``openai.AsyncOpenAI`` (chat completions, streamed).
 
-    Arguments left out come from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and
-    ``OPENAI_MODEL``. With a base URL but no key, a placeholder key is sent.
+    Arguments left out (None) come from the environment's settings (``engine.config``:
+    ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_MODEL``); "" means none. With a base URL but no key,
+    a placeholder key is sent.
     ``timeout_s`` bounds connecting and each wait for the next streamed chunk.
     """
 
@@ -142,12 +142,19 @@ class OpenAIChatModel:
         backoff_s: float = 0.5,
         timeout_s: float = 120,
     ) -> None:
-        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
-        custom_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        if api_key is None or base_url is None or default_model is None:
+            from engine.config import Settings  # the default for direct use: the environment's settings
+
+            env = Settings.from_env().llm
+            api_key = env.api_key if api_key is None else api_key
+            base_url = env.base_url if base_url is None else base_url
+            default_model = env.model if default_model is None else default_model
+        self._api_key = api_key or None
+        custom_url = base_url or None
         self._custom_url = custom_url is not None
         self.base_url = (custom_url or OPENAI_URL).rstrip("/")  # as given: may hold a password or key, never shown
         self.public_url = public_url(self.base_url)  # what messages, logs and the repr name
-        self.default_model = default_model or os.environ.get("OPENAI_MODEL") or None
+        self.default_model = default_model or None
         self.max_retries = max(0, max_retries)
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
@@ -349,7 +356,9 @@ class OpenAIChatModel:
                 f"settings.model or OPENAI_MODEL, and OPENAI_BASE_URL ({failure.description})"
             )
         if failure.status is not None:
-            return f"the endpoint at {self.public_url} refused the request (HTTP {failure.status}): {failure.description}"
+            return (
+                f"the endpoint at {self.public_url} refused the request (HTTP {failure.status}): {failure.description}"
+            )
         return f"the request to {self.public_url} failed: {failure.description}"
 
     def _exhausted_message(self, failure: _Failure, attempts: int, cut_offs: int = 0) -> str:

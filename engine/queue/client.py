@@ -28,6 +28,7 @@ import psycopg
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from engine.config import Settings
 from engine.events import Event
 from engine.fork import NotForkable
 from engine.inputs import check_inputs
@@ -51,10 +52,18 @@ class QueueRuntime(Runtime):
         StoreError: the store cannot be opened.
     """
 
-    def __init__(self, *, database_url: str | None = None, llm: ChatModel | None = None, **options: Any):
-        url = resolve_url(database_url)
+    def __init__(
+        self,
+        *,
+        database_url: str | None = None,
+        llm: ChatModel | None = None,
+        settings: Settings | None = None,
+        **options: Any,
+    ):
+        settings = settings or Settings.from_env()
+        url = resolve_url(database_url, settings=settings)
         require_postgres(url)
-        super().__init__(database_url=url, llm=llm, **options)
+        super().__init__(database_url=url, llm=llm, settings=settings, **options)
         if not has_schema(self.store.engine):
             self.shutdown()
             raise QueueModeInvalid("the queue's tables are missing: run `python -m engine migrate` once first")

@@ -3,34 +3,33 @@
 ``local``: runs execute in the process that starts them (the dashboard, the API, the
 CLI), on SQLite or PostgreSQL. ``queue``: they execute on ``python -m engine worker``
 processes, which needs a PostgreSQL ``DATABASE_URL``. Kept free of Procrastinate's
-import so that local mode never loads it.
+import so that local mode never loads it. The mode is read with the other settings
+(``settings.queue.mode``, :class:`engine.config.QueueSettings`), never from the
+environment here.
 """
 
 from __future__ import annotations
 
-import os
-
 from sqlalchemy import make_url
 
+from engine.config import EXECUTION_MODES, Settings
 from engine.errors import EngineError
 
-MODES = ("local", "queue")
+MODES = EXECUTION_MODES
 
 
 class QueueModeInvalid(EngineError):
     """Queue mode cannot be used as configured; the message says what to set."""
 
 
-def execution_mode() -> str:
-    """``EXECUTION_MODE``: ``local`` (default) or ``queue``.
+def execution_mode(settings: Settings | None = None) -> str:
+    """``EXECUTION_MODE`` of ``settings`` (default: the environment's now): ``local`` or ``queue``.
 
     Raises:
-        QueueModeInvalid: any other value.
+        ConfigInvalid: reading the environment, a value that does not parse (``EXECUTION_MODE='cluster'``
+            "must be 'local' (the default) or 'queue'").
     """
-    mode = (os.environ.get("EXECUTION_MODE") or "local").strip().lower()
-    if mode not in MODES:
-        raise QueueModeInvalid(f"EXECUTION_MODE={mode!r} must be 'local' (the default) or 'queue'")
-    return mode
+    return (settings or Settings.from_env()).queue.mode
 
 
 def require_postgres(url: str) -> None:

@@ -19,8 +19,9 @@ a manual resume.
 Cancel: Procrastinate's abort cancels the job's asyncio task; the engine catches it and
 ends the run ``cancelled`` (its existing cancel path).
 
-Settings (environment, read at start): ``QUEUE_HEARTBEAT_S`` (default 10),
-``QUEUE_STALLED_S`` (30), ``QUEUE_SWEEP_S`` (10), ``MAX_AUTO_RESUMES`` (3).
+Settings (read once at start with the others, ``settings.queue``: :class:`engine.config.QueueSettings`):
+``QUEUE_HEARTBEAT_S`` (default 10), ``QUEUE_STALLED_S`` (30), ``QUEUE_SWEEP_S`` (10), ``MAX_AUTO_RESUMES`` (3).
+The worker hands its :class:`~engine.config.Settings` to every run it executes (model, tools, memory).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import asyncio
 import contextlib
 import datetime
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -40,6 +40,7 @@ from procrastinate.jobs import Job, Status
 from procrastinate.manager import JobManager
 from sqlalchemy import case, select, update
 
+from engine.config import QueueSettings, Settings
 from engine.errors import EngineError, WorkflowInvalid
 from engine.events import Event
 from engine.executor import execute, replay_from_events
@@ -67,32 +68,16 @@ class WorkerSettings:
     max_auto_resumes: int = 3
 
     @classmethod
-    def from_env(cls, concurrency: int) -> WorkerSettings:
-        """From ``QUEUE_HEARTBEAT_S``, ``QUEUE_STALLED_S``, ``QUEUE_SWEEP_S``, ``MAX_AUTO_RESUMES``.
-
-        Raises:
-            ValueError: one line naming the setting that is not a positive number.
-        """
+    def of(cls, queue: QueueSettings, concurrency: int) -> WorkerSettings:
+        """From the settings' queue part (``QUEUE_HEARTBEAT_S``, ``QUEUE_STALLED_S``, ``QUEUE_SWEEP_S``,
+        ``MAX_AUTO_RESUMES``, checked when read) and ``--concurrency``."""
         return cls(
             concurrency=concurrency,
-            heartbeat_s=_number("QUEUE_HEARTBEAT_S", 10.0),
-            stalled_s=_number("QUEUE_STALLED_S", 30.0),
-            sweep_s=_number("QUEUE_SWEEP_S", 10.0),
-            max_auto_resumes=int(_number("MAX_AUTO_RESUMES", 3, zero=True)),
+            heartbeat_s=queue.heartbeat_s,
+            stalled_s=queue.stalled_s,
+            sweep_s=queue.sweep_s,
+            max_auto_resumes=queue.max_auto_resumes,
         )
-
-
-def _number(name: str, default: float, *, zero: bool = False) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value < 0 or (value == 0 and not zero):
-        raise ValueError(f"{name}={raw!r} must be a {'non-negative' if zero else 'positive'} number")
-    return value
 
 
 class _FencedJobManager(JobManager):
@@ -120,10 +105,11 @@ class _FencedJobManager(JobManager):
 class QueueWorker:
     """One worker process: Procrastinate's worker loop, the engine, the heartbeat of its runs, the sweep."""
 
-    def __init__(self, url: str, settings: WorkerSettings):
+    def __init__(self, url: str, settings: WorkerSettings, studio: Settings | None = None):
         self.settings = settings
+        self.studio = studio or Settings.from_env()  # handed to each run: its model, tools and memory
         self.owner = process_owner()
-        self.store = Store(url, on_write_failure=self._on_write_failure)
+        self.store = Store(url, on_write_failure=self._on_write_failure, settings=self.studio)
         self.app = App(
             connector=PsycopgConnector(conninfo=conninfo(url), min_size=1, max_size=settings.concurrency + 3)
         )
@@ -204,8 +190,10 @@ class QueueWorker:
             await self._committed(run_id, last[0])
             return "failed"
         replay = replay_from_events(events) if events else None
-        llm = default_chat_model()
-        result = await execute(workflow, dict(row.inputs), llm=llm, on_event=sink, run_id=run_id, replay=replay)
+        llm = default_chat_model(self.studio.llm)
+        result = await execute(
+            workflow, dict(row.inputs), llm=llm, on_event=sink, run_id=run_id, replay=replay, settings=self.studio
+        )
         await self._committed(run_id, last[0])
         if run_id in self._lost:
             return "lease lost: stopped without writing"
@@ -345,17 +333,19 @@ def _who(owner: str, worker_id: int | None) -> str:
     return f"worker {worker_id} ({host} pid {pid})" if pid else f"worker {worker_id}"
 
 
-def open_worker(url: str | None, settings: WorkerSettings) -> QueueWorker:
-    """A worker over the store at ``url`` (default ``DATABASE_URL``).
+def open_worker(url: str | None, settings: WorkerSettings, studio: Settings | None = None) -> QueueWorker:
+    """A worker over the store at ``url`` (default ``DATABASE_URL`` of ``studio``, the settings its runs get;
+    default: the environment's).
 
     Raises:
         QueueModeInvalid: not PostgreSQL, or ``migrate`` has not been run. StoreError: cannot open it.
     """
     from engine.store.db import database_url
 
-    resolved = database_url(url)
+    studio = studio or Settings.from_env()
+    resolved = database_url(url, settings=studio)
     require_postgres(resolved)
-    worker = QueueWorker(resolved, settings)
+    worker = QueueWorker(resolved, settings, studio)
     if not has_schema(worker.store.engine):
         worker.store.close()
         raise QueueModeInvalid("the queue's tables are missing: run `python -m engine migrate` once first")

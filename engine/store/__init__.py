@@ -19,13 +19,16 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from engine.events import Event
+
+if TYPE_CHECKING:
+    from engine.config import Settings
 from engine.store.db import StoreError, StoreUrlInvalid, database_url, open_engine, sqlite_path
 from engine.store.tables import DraftRow, EventRow, NodeExecutionRow, RunRow, WorkflowRow, WorkflowVersionRow
 from engine.store.writer import RUNS, WriteFailed, Writer
@@ -80,13 +83,23 @@ def owner_alive(owner: str, *, heartbeat_at: float | None, stale_after_s: float 
 
 
 class Store:
-    """Open (and migrate) the database at ``url`` (default: ``DATABASE_URL`` or ``$DATA_DIR/studio.db``)."""
+    """Open (and migrate) the database at ``url`` (default: ``DATABASE_URL`` or ``$DATA_DIR/studio.db`` of
+    ``settings``, whose default is the environment's: ``engine.config``)."""
 
     def __init__(
-        self, url: str | None = None, *, data_dir: str | Path | None = None, on_write_failure: WriteFailed | None = None
+        self,
+        url: str | None = None,
+        *,
+        data_dir: str | Path | None = None,
+        on_write_failure: WriteFailed | None = None,
+        settings: Settings | None = None,
     ):
-        self.url = database_url(url, data_dir)
-        self.engine = open_engine(self.url)
+        if settings is None:
+            from engine.config import Settings  # the default for direct use: the environment's settings
+
+            settings = Settings.from_env()
+        self.url = database_url(url, data_dir, settings=settings)
+        self.engine = open_engine(self.url, Path(data_dir or settings.data_dir).resolve())
         self._on_write_failure = on_write_failure
         self._writer: Writer | None = None
         self._writer_lock = threading.Lock()

@@ -13,14 +13,13 @@ other program made, is refused with a clear message and never written to.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy import text as sql
@@ -32,6 +31,9 @@ from datadir import folder_for, private_sqlite
 from engine.errors import StoreError, StoreUrlInvalid
 from engine.store.tables import SCHEMA_APP, DraftRow, MetaRow
 
+if TYPE_CHECKING:
+    from engine.config import Settings
+
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
 POSTGRES_DRIVER = "postgresql+psycopg"  # the driver requirements.txt installs (psycopg 3)
@@ -39,17 +41,24 @@ HEROKU_POSTGRES = "postgres"  # the scheme hosting services hand out; SQLAlchemy
 URL_EXAMPLES = "sqlite:////path/to/studio.db or postgresql+psycopg://user:password@host:5432/dbname"
 
 
-def database_url(url: str | None = None, data_dir: str | Path | None = None) -> str:
-    """The URL to use: the argument, else ``DATABASE_URL``, else a SQLite file under the data directory.
+def database_url(
+    url: str | None = None, data_dir: str | Path | None = None, *, settings: Settings | None = None
+) -> str:
+    """The URL to use: the argument, else ``DATABASE_URL``, else a SQLite file under the data directory
+    (``data_dir``, else ``DATA_DIR``); the variables are ``settings``' (default: the environment's).
 
     Raises:
         StoreUrlInvalid: the URL does not parse, names an unknown database, or its driver is not installed.
     """
     if url:
         return check_url(url, "the URL")
-    if os.environ.get("DATABASE_URL"):
-        return check_url(os.environ["DATABASE_URL"], "DATABASE_URL")
-    folder = Path(data_dir or os.environ.get("DATA_DIR") or "./data")
+    if settings is None:
+        from engine.config import Settings  # the default for direct use: the environment's settings
+
+        settings = Settings.from_env()
+    if settings.database_url:
+        return check_url(settings.database_url, "DATABASE_URL")
+    folder = Path(data_dir or settings.data_dir)
     return f"sqlite:///{folder.resolve() / 'studio.db'}"
 
 
@@ -102,7 +111,7 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, data_dir: Path | None = None) -> Engine:
     """Create the SQLAlchemy engine, check the file is ours, and apply migrations.
 
     Raises:
@@ -111,7 +120,7 @@ def open_engine(url: str) -> Engine:
     path = sqlite_path(url)
     if path is not None:
         try:
-            folder_for(path)  # the data folder: 0700
+            folder_for(path, data_dir)  # the data folder (``data_dir``): 0700
         except OSError as exc:
             raise StoreError(
                 f"cannot create the data directory {path.parent}: {exc.strerror} (it is not writable)"

@@ -26,13 +26,6 @@ def _usual_umask() -> Iterator[None]:
     os.umask(old)
 
 
-@pytest.fixture(autouse=True)
-def _restore_exported_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in user_settings.ENV_VARIABLES.values():  # settings.save() exports these
-        monkeypatch.setenv(variable, "")
-        monkeypatch.delenv(variable)
-
-
 @pytest.fixture
 def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "data"
@@ -98,7 +91,8 @@ def _open_chroma(data: Path) -> list[str]:
 
 
 def _save_settings(data: Path) -> list[str]:
-    user_settings.save(user_settings.Settings(base_url="http://user:secret@127.0.0.1:9/v1", model="m"))
+    saved = user_settings.Settings(base_url="http://user:secret@127.0.0.1:9/v1", model="m")
+    user_settings.save(saved, data / "settings.json")
     return ["settings.json"]
 
 
@@ -180,7 +174,7 @@ def test_data_files_are_owner_only(artifact: Artifact, existing: bool, data: Pat
 
 def test_settings_load_tightens_an_older_file(data: Path) -> None:
     _loose_settings(data)
-    assert user_settings.load().base_url.endswith("/v1")
+    assert user_settings.load(data / "settings.json").base_url.endswith("/v1")
     assert _mode(data / "settings.json") == 0o600
 
 

@@ -9,6 +9,7 @@ runs on both; each test gets its own collection prefix and SQLite file.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -244,7 +245,7 @@ def test_bad_input_is_refused_or_capped(backend: Backend, monkeypatch: pytest.Mo
     record = mm.get(mm.add_memory(huge))
     assert record is not None and len(record.text) == 8000
     assert record.metadata["truncated"] is True and record.metadata["original_chars"] == len(huge.strip())
-    monkeypatch.setenv("MEMORY_MAX_CHARS", "500")
+    mm.long_term = dataclasses.replace(mm.long_term, max_chars=500)  # a store configured with MEMORY_MAX_CHARS=500
     small = mm.get(mm.add_memory("other " * 200))
     assert small is not None and len(small.text) == 500 and small.metadata["truncated"] is True
     assert mm.recall("word word")[0].metadata.get("truncated") is True

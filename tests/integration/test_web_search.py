@@ -334,7 +334,7 @@ def test_provider_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(tools.ToolError, match="SEARXNG_URL is not set"):
         get_provider()
     monkeypatch.setenv("WEB_SEARCH_PROVIDER", "google")
-    with pytest.raises(tools.ToolError, match="not a known provider"):
+    with pytest.raises(tools.ToolError, match="WEB_SEARCH_PROVIDER=.google. is not one of auto, ddgs, searxng"):
         get_provider()
     monkeypatch.setenv("WEB_SEARCH_PROVIDER", "searxng")
     monkeypatch.setenv("SEARXNG_URL", "file:///etc/passwd")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -114,12 +115,8 @@ def test_home_survives_a_malformed_saved_base_url(monkeypatch: pytest.MonkeyPatc
     """A saved URL whose port is no number is shown as not usable (without its secrets), not a traceback."""
     import json
 
-    from engine import settings as user_settings
 
-    for variable in user_settings.ENV_VARIABLES.values():  # the app exports the saved file: restore after
-        monkeypatch.setenv(variable, "")
-        monkeypatch.delenv(variable)
-    path = user_settings.settings_path()
+    path = Path(os.environ["DATA_DIR"]).resolve() / "settings.json"  # saved before the studio starts
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"base_url": "http://alice:hunter2@127.0.0.1:abc/v1?token=abc"}), encoding="utf-8")
     at = home()

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from engine.runtime import Runtime
 from tests.fake_openai import FakeOpenAIServer
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
+ECHO = {
+    "format": "workflow/v1",
+    "name": "Echo",
+    "inputs": {"q": {"type": "string"}},
+    "nodes": [
+        {"id": "start", "type": "input"},
+        {"id": "ask", "type": "agent", "config": {"prompt": "{{ inputs.q }}"}},
+        {"id": "out", "type": "output", "config": {"value": "{{ nodes.ask.output }}"}},
+    ],
+    "edges": [{"source": "start", "target": "ask"}, {"source": "ask", "target": "out"}],
+}
 
 
 def _page(name: str) -> AppTest:
@@ -108,46 +121,57 @@ def test_settings_test_connection_and_key_never_shown(
     assert "never shown" in rendered
     assert any("fake-model" in t.value for t in at.text), "the endpoint's model names are shown as plain text"
     assert not at.warning, "no default model set: nothing to miss"
-    monkeypatch.setenv("OPENAI_MODEL", "gpt-none")
+    at.text_input(key="settings_model").input("gpt-none")
+    [b for b in at.button if b.label == "Save settings"][0].click().run()
     at.button(key="settings_test").click().run()
     assert any("is not among them" in w.value and "none" in w.value for w in at.warning), [w.value for w in at.warning]
 
 
-def test_settings_save_applies_to_new_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_settings_save_applies_to_new_runs_and_leaves_os_environ_alone(
+    fake_openai: FakeOpenAIServer, runtime: Runtime
+) -> None:
+    """Save hands the runtime new settings: the next run talks to the saved endpoint with the saved model, the
+    process environment is not written, and a run started before keeps the settings it started with."""
+    before = dict(os.environ)
+    first = runtime.submit(ECHO, {"q": "before"})
+    assert runtime.wait(first, timeout=30).status == "completed"
+    assert not fake_openai.requests, "no endpoint configured yet: the offline model answered"
     at = _page("settings")
-    at.text_input(key="settings_base_url").input("http://127.0.0.1:9/v1")  # a form: sent on submit
+    at.text_input(key="settings_base_url").input(fake_openai.base_url)  # a form: sent on submit
     at.text_input(key="settings_model").input("local-model")
     [b for b in at.button if b.label == "Save settings"][0].click().run()
     assert any("Saved" in s.value for s in at.success)
-    import os
-
-    assert os.environ["OPENAI_BASE_URL"] == "http://127.0.0.1:9/v1" and os.environ["OPENAI_MODEL"] == "local-model"
-    monkeypatch.delenv("OPENAI_BASE_URL")
-    monkeypatch.delenv("OPENAI_MODEL")
+    assert dict(os.environ) == before, "Save never writes os.environ"
+    assert (runtime.settings.llm.base_url, runtime.settings.llm.model) == (fake_openai.base_url, "local-model")
+    fake_openai.enqueue_text("from the saved endpoint")
+    second = runtime.submit(ECHO, {"q": "after"})
+    info = runtime.wait(second, timeout=30)
+    assert info.status == "completed" and info.result == {"out": "from the saved endpoint"}, info
+    assert fake_openai.last_request["model"] == "local-model"
 
 
 def test_settings_run_timeout_for_new_workflows_reaches_the_builder(monkeypatch: pytest.MonkeyPatch) -> None:
     """The timeout saved on Settings is written into workflows made with New; cleared, they get none."""
     from engine import settings as user_settings
 
-    for variable in ("OPENAI_BASE_URL", "OPENAI_MODEL", "MEMORY_EMBEDDINGS"):  # saving exports them: restore after
-        monkeypatch.delenv(variable, raising=False)
-
     at = _page("settings")
     save = lambda: [b for b in at.button if b.label == "Save settings"][0].click().run()  # noqa: E731
     at.number_input(key="settings_timeout").set_value(120.0)
     save()
-    assert user_settings.load().new_workflow_timeout_s == 120.0
+    assert user_settings.load(Path(os.environ['DATA_DIR']).resolve() / 'settings.json').new_workflow_timeout_s == 120.0
     at.number_input(key="settings_timeout").set_value(None)
     save()
-    assert user_settings.load().new_workflow_timeout_s is None
+    assert user_settings.load(Path(os.environ['DATA_DIR']).resolve() / 'settings.json').new_workflow_timeout_s is None
     at.number_input(key="settings_timeout").set_value(90.0)
     save()
     at.switch_page("views/builder.py").run()
     at.button(key="builder_new").click().run()
     assert not at.exception, at.exception
     assert at.session_state["builder_doc"]["settings"] == {"timeout_s": 90.0}
-    user_settings.save(user_settings.Settings())
+    at.switch_page("views/settings.py").run()
+    at.number_input(key="settings_timeout").set_value(None)
+    save()
+    at.switch_page("views/builder.py").run()
     at.button(key="builder_new").click().run()
     assert "settings" not in at.session_state["builder_doc"]
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from memory import embeddings
+from memory.config import MemorySettings
 from memory.embeddings import MINILM_DIM, MINILM_NAME, MiniLMEmbedder
 from memory.errors import EmbeddingError
 
@@ -81,9 +82,8 @@ def test_loaded_once_and_thread_safe(embedder: MiniLMEmbedder) -> None:
     assert all(np.abs(r - expected).max() < 1e-5 for r in results)
 
 
-def test_a_missing_model_file_says_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    monkeypatch.setenv("MEMORY_MINILM_ONNX", str(tmp_path / "nope.onnx"))
+def test_a_missing_model_file_says_what_to_do(tmp_path) -> None:
     with pytest.raises(EmbeddingError, match="MEMORY_MINILM_ONNX"):
-        embeddings._model_file()
-    monkeypatch.delenv("MEMORY_MINILM_ONNX")
-    assert embeddings._model_file().name == "model.onnx" and embeddings._model_file().stat().st_size == 22_928_619
+        embeddings._model_file(MemorySettings(minilm_onnx=str(tmp_path / "nope.onnx")))
+    shipped = embeddings._model_file(MemorySettings())
+    assert shipped.name == "model.onnx" and shipped.stat().st_size == 22_928_619

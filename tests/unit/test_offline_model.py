@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from engine.errors import ConfigInvalid
 from engine.llm.base import ChatModel, ChatReply, ChatRequest, ToolSchema
 from engine.llm.offline_model import DEFAULT_TOKEN_DELAY_S, OfflineChatModel
 from engine.untrusted import memory_block, tool_block
@@ -528,8 +529,9 @@ def test_token_delay_default_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert OfflineChatModel(token_delay_s=0.5).token_delay_s == 0.5
     monkeypatch.delenv("OFFLINE_TOKEN_DELAY_S")
     assert OfflineChatModel().token_delay_s == DEFAULT_TOKEN_DELAY_S == 0.005
-    monkeypatch.setenv("OFFLINE_TOKEN_DELAY_S", "not a number")
-    assert OfflineChatModel().token_delay_s == DEFAULT_TOKEN_DELAY_S
+    monkeypatch.setenv("OFFLINE_TOKEN_DELAY_S", "not a number")  # refused with one line naming it, not ignored
+    with pytest.raises(ConfigInvalid, match="OFFLINE_TOKEN_DELAY_S='not a number' must be a number of seconds"):
+        OfflineChatModel()
 
 
 async def test_env_delay_paces_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""engine.settings (values in effect, environment overrides, saving) and engine.llm's base URL helpers."""
+"""engine.settings (the settings file, what a Save means), engine.config.Settings over it, engine.llm URL helpers."""
 
 from __future__ import annotations
 
@@ -8,16 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine import settings as user_settings
+from engine.config import Settings
 from engine.llm import HIDDEN_URL, public_url, url_problems
-
-
-@pytest.fixture(autouse=True)
-def _restore_exported_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """save() and apply() write os.environ: put those variables back as they were after each test."""
-    for variable in user_settings.ENV_VARIABLES.values():
-        monkeypatch.setenv(variable, "")
-        monkeypatch.delenv(variable)
-
 
 # ------------------------------------------------------------ public_url / url_problems
 
@@ -80,48 +72,54 @@ def test_url_problems_accept_usable_urls(url: str) -> None:
 # ------------------------------------------------------------ in effect, sources, save
 
 
-def test_in_effect_and_sources_follow_the_environment_over_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+def _from(environ: dict[str, str], tmp_path: Path) -> Settings:
+    return Settings.from_env({"DATA_DIR": str(tmp_path), **environ})
+
+
+def test_in_effect_and_sources_follow_the_environment_over_the_file(tmp_path: Path) -> None:
     saved = user_settings.Settings(
         base_url="http://file/v1", model="file-model", embeddings="offline", new_workflow_timeout_s=30.0
     )
-    user_settings.save(saved)
-    monkeypatch.setenv("OPENAI_MODEL", "env-model")  # as if the deployment had set these at startup
-    monkeypatch.setenv("MEMORY_EMBEDDINGS", "local")  # the same as "offline": no override
-    effective = user_settings.in_effect(saved)
+    user_settings.save(saved, tmp_path / "settings.json")
+    # as if the deployment had set these at startup; "local" is the same as "offline": no override
+    settings = _from({"OPENAI_MODEL": "env-model", "MEMORY_EMBEDDINGS": "local"}, tmp_path)
+    effective = settings.in_effect()
     assert (effective.base_url, effective.model, effective.embeddings) == ("http://file/v1", "env-model", "offline")
     assert effective.new_workflow_timeout_s == 30.0
-    assert user_settings.sources(saved) == {"model": "override"}
+    assert dict(settings.sources) == {"model": "override"}
 
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://env/v1")  # and a value the file has none of
-    assert user_settings.sources(user_settings.Settings(model="env-model")) == {"base_url": "environment"}
-
-
-def test_without_a_settings_file_every_environment_value_is_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("MEMORY_EMBEDDINGS", "openai")  # no file: not an override of the default "offline"
-    monkeypatch.setenv("OPENAI_MODEL", "env-model")
-    assert not user_settings.settings_path().exists()
-    assert user_settings.sources() == {"embeddings": "environment", "model": "environment"}
+    user_settings.save(user_settings.Settings(model="env-model"), tmp_path / "settings.json")
+    settings = _from({"OPENAI_MODEL": "env-model", "OPENAI_BASE_URL": "http://env/v1"}, tmp_path)
+    assert dict(settings.sources) == {"base_url": "environment"}  # a value the file has none of
 
 
-def test_save_applies_at_once_except_the_fields_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_MODEL", "env-model")
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://env/v1")
-    user_settings.save(user_settings.Settings(base_url="http://saved/v1", model="saved-model"), keep=["model"])
-    assert user_settings.load().model == "saved-model"
-    assert os.environ["OPENAI_MODEL"] == "env-model", "a kept field stays as it is in effect"
-    assert os.environ["OPENAI_BASE_URL"] == "http://saved/v1", "a saved field applies over the environment"
+def test_without_a_settings_file_every_environment_value_is_from_the_environment(tmp_path: Path) -> None:
+    # no file: not an override of the default "offline"
+    settings = _from({"MEMORY_EMBEDDINGS": "openai", "OPENAI_MODEL": "env-model"}, tmp_path)
+    assert not settings.settings_file.exists()
+    assert dict(settings.sources) == {"embeddings": "environment", "model": "environment"}
 
 
-def test_save_raises_oserror_and_applies_nothing_when_the_file_cannot_be_written(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_saving_applies_at_once_except_the_fields_kept_and_never_writes_os_environ(tmp_path: Path) -> None:
+    before = dict(os.environ)
+    settings = _from({"OPENAI_MODEL": "env-model", "OPENAI_BASE_URL": "http://env/v1"}, tmp_path)
+    saved = user_settings.Settings(base_url="http://saved/v1", model="saved-model")
+    user_settings.save(saved, settings.settings_file)
+    after = settings.with_saved(saved, keep=["model"])
+    assert user_settings.load(settings.settings_file).model == "saved-model"
+    assert after.llm.model == "env-model", "a kept field stays as it is in effect"
+    assert after.llm.base_url == "http://saved/v1", "a saved field applies over the environment"
+    assert after.memory.openai_base_url == "http://saved/v1", "memory's endpoint follows"
+    assert dict(after.sources) == {"model": "environment"}
+    assert settings.llm.base_url == "http://env/v1", "the settings handed out before are unchanged"
+    assert dict(os.environ) == before
+
+
+def test_save_raises_oserror_when_the_file_cannot_be_written(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    monkeypatch.setenv("DATA_DIR", str(blocker / "data"))
     with pytest.raises(OSError):
-        user_settings.save(user_settings.Settings(model="m"))
+        user_settings.save(user_settings.Settings(model="m"), blocker / "data" / "settings.json")
     assert "OPENAI_MODEL" not in os.environ
 
 

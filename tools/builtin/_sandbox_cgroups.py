@@ -47,6 +47,8 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
+from tools import config as tool_settings
+
 logger = logging.getLogger(__name__)
 
 CGROUP_ENV_VAR = "PYTHON_TOOL_CGROUP"
@@ -132,7 +134,7 @@ def v2_mount() -> Path | None:
 
 def v2_parent() -> tuple[Path | None, str]:
     """(the directory per-call v2 cgroups are made in, or None and why there is none)."""
-    configured = os.environ.get(CGROUP_ENV_VAR, "").strip()
+    configured = tool_settings.current().cgroup
     if configured:
         return Path(configured), ""
     mount = v2_mount()
@@ -391,7 +393,7 @@ _status: dict[str, tuple[str, str]] = {}
 
 def limits_status(limits: CallLimits, refresh: bool = False) -> tuple[str, str]:
     """(kind, detail) of the per-call limits this machine gives, found once by making and removing a cgroup set."""
-    key = os.environ.get(CGROUP_ENV_VAR, "")
+    key = tool_settings.current().cgroup or ""
     with _status_lock:
         if refresh or key not in _status:
             groups = CallCgroups(limits)

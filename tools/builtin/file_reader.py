@@ -49,6 +49,7 @@ import os
 import stat
 from pathlib import Path, PurePath
 
+from tools import config as tool_settings
 from tools.errors import FileReaderError
 from tools.registry import tool
 
@@ -106,10 +107,10 @@ SAMPLE_FILES = Path(__file__).resolve().parents[2] / "examples" / "files"
 
 def roots() -> list[Path]:
     """The resolved root folders that exist (``FILES_ROOT``, else ``<DATA_DIR or ./data>/files`` and the samples)."""
-    configured = os.environ.get("FILES_ROOT", "")
-    entries = [e.strip() for e in configured.split(os.pathsep) if e.strip()]
+    settings = tool_settings.current()
+    entries = list(settings.files_root)
     if not entries:
-        default = Path(os.environ.get("DATA_DIR", "").strip() or "data") / "files"
+        default = settings.data_dir / "files"
         try:
             default.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new data folder is private
             default.mkdir(exist_ok=True)
@@ -132,16 +133,7 @@ def roots() -> list[Path]:
 
 
 def _max_bytes() -> int:
-    raw = os.environ.get("FILE_READER_MAX_BYTES", "").strip()
-    if not raw:
-        return DEFAULT_MAX_BYTES
-    try:
-        value = int(raw)
-    except ValueError:
-        raise FileReaderError(f"FILE_READER_MAX_BYTES must be a whole number of bytes, got {raw!r}") from None
-    if value < 1:
-        raise FileReaderError(f"FILE_READER_MAX_BYTES must be positive, got {raw!r}")
-    return value
+    return tool_settings.current().file_reader_max_bytes
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -96,6 +96,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools import config as tool_settings
 from tools.builtin._sandbox_cgroups import CGROUP_ENV_VAR, LIMITS_KINDS, limits_status
 from tools.builtin._sandbox_cgroups import CallCgroups as _CallCgroups
 from tools.errors import (
@@ -145,7 +146,7 @@ CHILD_PYTHON = "/usr/bin/python3"
 """The interpreter run inside the sandbox: the system one, readable by uid 65534 and
 made only of files under /usr (pyenv's interpreter lives under /root, which is 0700)."""
 
-ISOLATION_MODES = ("bwrap", "unshare", "bwrap-root", "rlimits-only")
+ISOLATION_MODES = tool_settings.ISOLATION_MODES
 """Possible isolation layers, strongest first; the last two are weak (see :data:`WEAK_MODES`)."""
 
 WEAK_MODES = {
@@ -494,11 +495,9 @@ def isolation_mode() -> str:
     a machine without per-call cgroup limits makes the tool refuse to run unless
     ``PYTHON_TOOL_ALLOW_WEAK_SANDBOX=1`` (:func:`weaknesses` says why).
     """
-    forced = os.environ.get(ISOLATION_ENV_VAR, "").strip()
+    forced = tool_settings.current().isolation
     if forced in ISOLATION_MODES:
         return forced
-    if forced:
-        logger.warning("%s=%r is not one of %s; ignored", ISOLATION_ENV_VAR, forced, ", ".join(ISOLATION_MODES))
     for mode in ISOLATION_MODES:
         if _mode_works(mode)[0]:
             return mode
@@ -961,7 +960,7 @@ def run_code(
     works, detail = _mode_works(mode)
     if not works:
         raise SandboxUnavailable(f"The python tool's {mode} sandbox is not available here: {detail}")
-    allow_weak = os.environ.get(ALLOW_WEAK_ENV_VAR) == "1"
+    allow_weak = tool_settings.current().allow_weak_sandbox
     weak = weaknesses(mode, consented=explicit)
     if weak and not allow_weak:
         advice = [_WEAK_ADVICE[mode]] if mode in WEAK_MODES and not explicit else []

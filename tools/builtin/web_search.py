@@ -47,7 +47,6 @@ import base64
 import html
 import json
 import math
-import os
 import re
 import time
 import urllib.error
@@ -59,6 +58,7 @@ from typing import Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import Field
 
+from tools import config as tool_settings
 from tools.errors import SearchUnavailable, ToolError
 from tools.registry import tool
 
@@ -364,31 +364,10 @@ class DdgsProvider:
         return _make_hits(items, max_results)
 
 
-def _timeout_from_env() -> float:
-    raw = os.environ.get("WEB_SEARCH_TIMEOUT_S", "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SearchUnavailable(
-            f"search unavailable: WEB_SEARCH_TIMEOUT_S must be a number of seconds, got {raw!r}"
-        ) from None
-    if not (math.isfinite(value) and value > 0):
-        raise SearchUnavailable(f"search unavailable: WEB_SEARCH_TIMEOUT_S must be positive, got {raw!r}")
-    return min(value, 60.0)
-
-
 def get_provider() -> SearchProvider:
-    """The provider the environment selects (``WEB_SEARCH_PROVIDER``, ``SEARXNG_URL``)."""
-    choice = (os.environ.get("WEB_SEARCH_PROVIDER", "") or "auto").strip().lower()
-    searxng_url = os.environ.get("SEARXNG_URL", "").strip()
-    timeout_s = _timeout_from_env()
-    if choice not in ("auto", "searxng", "ddgs"):
-        raise SearchUnavailable(
-            f"search unavailable: WEB_SEARCH_PROVIDER={choice!r} is not a known provider; "
-            "use 'searxng', 'ddgs' or 'auto'"
-        )
+    """The provider the settings select (``WEB_SEARCH_PROVIDER``, ``SEARXNG_URL``: :mod:`tools.config`)."""
+    settings = tool_settings.current()
+    choice, searxng_url, timeout_s = settings.web_search_provider, settings.searxng_url, settings.web_search_timeout_s
     if choice == "searxng" and not searxng_url:
         raise SearchUnavailable(
             "search unavailable: WEB_SEARCH_PROVIDER is 'searxng' but SEARXNG_URL is not set; "

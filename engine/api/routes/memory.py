@@ -1,7 +1,8 @@
 """``/memory``: the agents that have long-term memories, and recall (or a page) of one agent's memories.
 
 The memory package is imported on first use: an installation without it (or with a broken one) answers
-503 here and nowhere else.
+503 here and nowhere else. Memory is opened with the runtime's settings (``runtime.settings.memory``), the
+ones its runs are handed, never read from the environment here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from engine.api.deps import AgentId
+from engine.api.deps import AgentId, RuntimeDep
 from engine.api.errors import ApiError, errors
 from engine.api.schemas import MemoryOut
 
@@ -80,15 +81,17 @@ def _agent_id(agent: Any) -> str | None:
 
 
 @router.get("/memory/agents", response_model=list[Any], responses=errors(401, 503))
-def memory_agents() -> list[Any]:
+def memory_agents(runtime: RuntimeDep) -> list[Any]:
     """Agents that have long-term memories."""
     memory = _memory()
+    settings = runtime.settings.memory
     with _memory_errors(memory):
-        return [_plain(agent) for agent in memory.list_agents()]
+        return [_plain(agent) for agent in memory.list_agents(settings=settings)]
 
 
 @router.get("/memory/{agent_id}", response_model=MemoryOut, responses=errors(401, 404, 422, 503))
 def memory_recall(
+    runtime: RuntimeDep,
     agent_id: AgentId,
     query: Annotated[
         str | None, Query(max_length=4000, description="recall by meaning; without it, list memories")
@@ -98,11 +101,12 @@ def memory_recall(
 ) -> MemoryOut:
     """An agent's memories: the ``k`` best hits for ``query`` (with scores and provenance), else a page of them."""
     memory = _memory()
+    settings = runtime.settings.memory
     with _memory_errors(memory):
-        known = {_agent_id(agent) for agent in memory.list_agents()}
+        known = {_agent_id(agent) for agent in memory.list_agents(settings=settings)}
         if agent_id not in known:
             raise ApiError(404, f"no memories for agent '{agent_id}' (list agents with GET /memory/agents)")
-        manager = memory.MemoryManager(agent_id)
+        manager = memory.MemoryManager(agent_id, settings=settings)
         if query and query.strip():
             hits = manager.recall(query, n_results=k)
         else:
