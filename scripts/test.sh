@@ -30,4 +30,9 @@ fi
 grep -v -e "Location '.*' is ignored" -e "Running pip as the 'root' user" "$pip_log" || true
 rm -f "$pip_log"
 
+# Lint and types first (ruff + mypy, zero findings: scripts/lint.sh); skip with LINT=0 when running a part
+if [ "${LINT:-1}" != "0" ]; then
+  PYTHON="$PYTHON" bash scripts/lint.sh
+fi
+
 exec "$PYTHON" -m pytest -q -p no:cacheprovider "$@"
