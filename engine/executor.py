@@ -197,7 +197,56 @@ class NodeContextImpl:
         return result
 
 
-class _Run:
+class _EventLog:
+    """A run's numbered event log: ``emit`` is typed per event kind (engine/events.py) in this one place, for a
+    run (:class:`_Run`) and for a test of one node (engine/single_node.py). ``on_event`` sees each event."""
+
+    run_id: str
+    seq: int
+    events: list[Event]
+    on_event: EventSink | None
+
+    @overload
+    def emit(self, type: Literal["run.started"], node_id: str | None, data: RunStartedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.started"], node_id: str | None, data: NodeStartedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.completed"], node_id: str | None, data: NodeCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.failed"], node_id: str | None, data: NodeFailedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["node.skipped"], node_id: str | None, data: NodeSkippedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.token"], node_id: str | None, data: LlmTokenData) -> None: ...
+    @overload
+    def emit(self, type: Literal["llm.completed"], node_id: str | None, data: LlmCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.called"], node_id: str | None, data: ToolCalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["tool.result"], node_id: str | None, data: ToolResultData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.recalled"], node_id: str | None, data: MemoryRecalledData) -> None: ...
+    @overload
+    def emit(self, type: Literal["memory.saved"], node_id: str | None, data: MemorySavedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["log"], node_id: str | None, data: LogData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.completed"], node_id: str | None, data: RunCompletedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.failed"], node_id: str | None, data: RunFailedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.cancelled"], node_id: str | None, data: RunCancelledData) -> None: ...
+    def emit(self, type: EventType, node_id: str | None, data: Mapping[str, Any]) -> None:
+        if type in _FOREIGN_DATA:
+            data = to_plain(data)
+        self.seq += 1
+        event = Event(self.seq, self.run_id, time.time(), type, node_id, data)
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+
+class _Run(_EventLog):
     """One run of one plan. Everything here runs on the event loop's thread."""
 
     def __init__(
@@ -242,47 +291,6 @@ class _Run:
         self.tasks: set[asyncio.Task[None]] = set()
         self.idle: asyncio.Future[None] | None = None
         self.failure: tuple[str, str | None] | None = None
-
-    # --- events -------------------------------------------------------------
-
-    @overload
-    def emit(self, type: Literal["run.started"], node_id: str | None, data: RunStartedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["node.started"], node_id: str | None, data: NodeStartedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["node.completed"], node_id: str | None, data: NodeCompletedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["node.failed"], node_id: str | None, data: NodeFailedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["node.skipped"], node_id: str | None, data: NodeSkippedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["llm.token"], node_id: str | None, data: LlmTokenData) -> None: ...
-    @overload
-    def emit(self, type: Literal["llm.completed"], node_id: str | None, data: LlmCompletedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["tool.called"], node_id: str | None, data: ToolCalledData) -> None: ...
-    @overload
-    def emit(self, type: Literal["tool.result"], node_id: str | None, data: ToolResultData) -> None: ...
-    @overload
-    def emit(self, type: Literal["memory.recalled"], node_id: str | None, data: MemoryRecalledData) -> None: ...
-    @overload
-    def emit(self, type: Literal["memory.saved"], node_id: str | None, data: MemorySavedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["log"], node_id: str | None, data: LogData) -> None: ...
-    @overload
-    def emit(self, type: Literal["run.completed"], node_id: str | None, data: RunCompletedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["run.failed"], node_id: str | None, data: RunFailedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["run.cancelled"], node_id: str | None, data: RunCancelledData) -> None: ...
-    def emit(self, type: EventType, node_id: str | None, data: Mapping[str, Any]) -> None:
-        if type in _FOREIGN_DATA:
-            data = to_plain(data)
-        self.seq += 1
-        event = Event(self.seq, self.run_id, time.time(), type, node_id, data)
-        self.events.append(event)
-        if self.on_event is not None:
-            self.on_event(event)
 
     # --- the run ----------------------------------------------------------------
 

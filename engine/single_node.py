@@ -43,7 +43,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, assert_never, overload
+from typing import Any, assert_never
 
 from pydantic import ValidationError
 
@@ -52,24 +52,10 @@ from engine.config import Settings as StudioSettings
 from engine.errors import NodeTestInvalid, NodeTimeout, Problem
 from engine.events import (
     Event,
-    EventType,
-    LlmCompletedData,
-    LlmTokenData,
-    LogData,
-    MemoryRecalledData,
-    MemorySavedData,
     NodeCompletedData,
     NodeFailedData,
-    NodeSkippedData,
-    NodeStartedData,
-    RunCancelledData,
-    RunCompletedData,
-    RunFailedData,
-    RunStartedData,
-    ToolCalledData,
-    ToolResultData,
 )
-from engine.executor import _FOREIGN_DATA, NodeContextImpl, _reason, _with_input
+from engine.executor import NodeContextImpl, _EventLog, _reason, _with_input
 from engine.llm.base import ChatModel
 from engine.model import InputSpec, Node, Settings
 from engine.nodes import KINDS, compile_config
@@ -295,7 +281,7 @@ class _SpecCompiler(Compiler):
 # --- running one node ----------------------------------------------------------------------------------
 
 
-class _TestRun:
+class _TestRun(_EventLog):
     """What :class:`engine.executor.NodeContextImpl` needs of a run, for a run of one node."""
 
     def __init__(
@@ -318,42 +304,7 @@ class _TestRun:
         self.call_ids = itertools.count(1)
         self.events: list[Event] = []
         self.seq = 0
-
-    @overload
-    def emit(self, type: Literal["run.started"], node_id: str | None, data: RunStartedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["node.started"], node_id: str | None, data: NodeStartedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["node.completed"], node_id: str | None, data: NodeCompletedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["node.failed"], node_id: str | None, data: NodeFailedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["node.skipped"], node_id: str | None, data: NodeSkippedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["llm.token"], node_id: str | None, data: LlmTokenData) -> None: ...
-    @overload
-    def emit(self, type: Literal["llm.completed"], node_id: str | None, data: LlmCompletedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["tool.called"], node_id: str | None, data: ToolCalledData) -> None: ...
-    @overload
-    def emit(self, type: Literal["tool.result"], node_id: str | None, data: ToolResultData) -> None: ...
-    @overload
-    def emit(self, type: Literal["memory.recalled"], node_id: str | None, data: MemoryRecalledData) -> None: ...
-    @overload
-    def emit(self, type: Literal["memory.saved"], node_id: str | None, data: MemorySavedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["log"], node_id: str | None, data: LogData) -> None: ...
-    @overload
-    def emit(self, type: Literal["run.completed"], node_id: str | None, data: RunCompletedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["run.failed"], node_id: str | None, data: RunFailedData) -> None: ...
-    @overload
-    def emit(self, type: Literal["run.cancelled"], node_id: str | None, data: RunCancelledData) -> None: ...
-    def emit(self, type: EventType, node_id: str | None, data: Mapping[str, Any]) -> None:
-        if type in _FOREIGN_DATA:
-            data = to_plain(data)
-        self.seq += 1
-        self.events.append(Event(self.seq, self.run_id, time.time(), type, node_id, data))
+        self.on_event = None
 
 
 @dataclass(frozen=True, slots=True)
