@@ -475,6 +475,11 @@ def gate_setup(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     return wf, gate, env
 
 
+def _default_sigint() -> None:
+    """A test started in the background (`cmd &` in a script) inherits SIGINT ignored; Ctrl-C tests need it back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "engine", *args],
@@ -483,6 +488,7 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
@@ -734,6 +740,7 @@ def test_a_missing_tools_module_is_one_line_in_the_api_log(tmp_path: Path) -> No
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
     try:
         deadline = time.monotonic() + TIMEOUT_S

@@ -339,10 +339,10 @@ def _host_uids_of_cell(**kwargs: object) -> set[int]:
     (Inside, /proc/self/uid_map cannot tell: bwrap nests a second user namespace for --disable-userns.)
     """
     done: list[object] = []
-    worker = threading.Thread(target=lambda: done.append(run_code("import time\ntime.sleep(1.5)", **kwargs)))
+    worker = threading.Thread(target=lambda: done.append(run_code("import time\ntime.sleep(3)", **kwargs)))
     worker.start()
     uids: set[int] = set()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20  # a loaded host may take seconds to start the cell
     while not uids and time.monotonic() < deadline and worker.is_alive():
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():

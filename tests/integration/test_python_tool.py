@@ -587,15 +587,59 @@ def test_zz_host_healthy_after_suite() -> None:
 
 
 def _sandbox_processes() -> list[int]:
+    """Live sandbox processes (uid 65534) this test process started, or that escaped to init.
+
+    Another test run on the same host (two copies at once) has sandboxes of its own under its own
+    interpreter; those are not ours, but an orphan re-parented to pid 1 counts whoever leaked it.
+    """
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if entry.stat().st_uid == 65534 and "Z" not in (entry / "stat").read_text().split(")")[-1].split()[0]:
-                    found.append(int(entry.name))
-            except OSError:
+                if entry.stat().st_uid != 65534 or "Z" in _stat_fields(int(entry.name))[0]:
+                    continue
+            except (OSError, IndexError):
                 continue
+            if _owner(int(entry.name)) in (os.getpid(), 1):
+                found.append(int(entry.name))
     return found
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: state, ppid, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _owner(pid: int) -> int:
+    """The nearest ancestor that is this test process or not a sandbox process (pid 1 for an orphan)."""
+    for _ in range(64):
+        try:
+            parent = int(_stat_fields(pid)[1])
+        except (OSError, ValueError, IndexError):
+            return 0
+        if parent in (os.getpid(), 1, 0):
+            return max(parent, 1)
+        try:
+            if Path(f"/proc/{parent}").stat().st_uid != 65534:
+                return os.getpid() if _descends(parent) else parent
+        except OSError:
+            return 0
+        pid = parent
+    return 0
+
+
+def _descends(pid: int) -> bool:
+    """Whether PID is this test process or one of its descendants."""
+    for _ in range(64):
+        if pid == os.getpid():
+            return True
+        if pid <= 1:
+            return False
+        try:
+            pid = int(_stat_fields(pid)[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
 
 
 async def test_cancelling_a_run_mid_code_stops_the_code_and_every_process() -> None:
