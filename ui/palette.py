@@ -43,33 +43,44 @@ export default function(component) {
         box.className = "palette";
         parentElement.appendChild(box);
     }
-    box.replaceChildren();
-    for (const item of data.buttons) {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.dataset.nodeType = item.type;
-        if (item.icon) {
-            // a Material Symbols ligature in Streamlit's own icon font (no emoji font needed)
+    // Buttons are updated in place, never replaced while the types stay the same: a button swapped
+    // between a click's mousedown and mouseup (a rerun drawing the palette again) gets no click event.
+    const types = data.buttons.map((item) => item.type).join(",");
+    if (box.dataset.types !== types) {
+        box.replaceChildren();
+        for (const item of data.buttons) {
+            const button = document.createElement("button");
+            button.type = "button";
+            button.dataset.nodeType = item.type;
             const icon = document.createElement("span");
             icon.className = "icon";
             icon.setAttribute("aria-hidden", "true");
-            icon.textContent = item.icon;
             button.appendChild(icon);
+            const text = document.createElement("span");
+            text.className = "label";
+            button.appendChild(text);
+            button.addEventListener("click", () => {
+                const state = box.__palette;
+                clicks.seq += 1;
+                clicks.log.push([clicks.seq, item.type]);
+                clicks.log = clicks.log.slice(-state.logSize);
+                state.setStateValue("clicks", { page: clicks.page, seq: clicks.seq, log: clicks.log });
+            });
+            box.appendChild(button);
         }
-        const text = document.createElement("span");
-        text.className = "label";
-        text.textContent = item.label;
-        button.appendChild(text);
+        box.dataset.types = types;
+    }
+    box.__palette = { setStateValue, logSize: data.log_size };
+    data.buttons.forEach((item, index) => {
+        const button = box.children[index];
+        const icon = button.querySelector(".icon");
+        // a Material Symbols ligature in Streamlit's own icon font (no emoji font needed)
+        icon.textContent = item.icon || "";
+        icon.hidden = !item.icon;
+        button.querySelector(".label").textContent = item.label;
         button.title = item.help;
         button.disabled = Boolean(data.disabled);
-        button.addEventListener("click", () => {
-            clicks.seq += 1;
-            clicks.log.push([clicks.seq, item.type]);
-            clicks.log = clicks.log.slice(-data.log_size);
-            setStateValue("clicks", { page: clicks.page, seq: clicks.seq, log: clicks.log });
-        });
-        box.appendChild(button);
-    }
+    });
 }
 """
 

@@ -199,7 +199,7 @@ with st.container(horizontal=True, vertical_alignment="center", gap="small"):
         f"Insert a node into **{md_escape(into[0])} → {md_escape(into[1])}**"
         if into
         else "Add a node" + (f" after **{md_escape(after)}**" if after else ""),
-        width="content",
+        width=240,  # fixed: the palette must not move under the pointer when the selection changes
     )
     palette.render(
         [

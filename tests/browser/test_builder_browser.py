@@ -78,6 +78,28 @@ def test_quick_palette_clicks_each_add_a_node(page: Any, studio: Any) -> None:
     expect(flow(page).locator(".react-flow__node")).to_have_count(5)
 
 
+def test_palette_buttons_are_updated_in_place_so_a_click_straddling_a_rerun_counts(page: Any, studio: Any) -> None:
+    """A rerun that redraws the palette (its help text names the selected node) keeps the same button
+    elements: a button replaced between a click's mousedown and mouseup gets no click (seen on a loaded host)."""
+    open_builder(page, studio)
+    settle(page)
+    button = page.locator("button[data-node-type='transform']:visible").first
+    handle = button.element_handle()
+    flow_node(page, "start").click()
+    expect(button).to_have_attribute("title", re.compile("wired after .start."))
+    settle(page)
+    assert handle.evaluate("b => b.isConnected"), "the palette's buttons were replaced by a rerun"
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    flow_node(page, "result").dispatch_event("click")  # a rerun between mousedown and mouseup
+    expect(button).to_have_attribute("title", re.compile("Add a transform node$"))
+    moved = handle.bounding_box()
+    assert (moved["x"], moved["y"]) == (box["x"], box["y"]), "the palette moved under the pointer"
+    page.mouse.up()
+    expect(flow_node(page, "transform_1")).to_be_visible()
+
+
 def test_add_a_node_from_the_palette_and_connect_it_by_dragging(page: Any, studio: Any) -> None:
     open_builder(page, studio)
     expect(page.get_by_text("Valid — 2 nodes, 1 edges. Ready to run.")).to_be_visible()
