@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.procs import descends_from
 from tools.builtin import _sandbox_cgroups as cg
 from tools.builtin import python_exec as pe
 from tools.builtin.python_exec import run_code
@@ -350,7 +351,7 @@ def _host_uids_of_cell(**kwargs: object) -> set[int]:
             try:
                 if not (entry / "cmdline").read_bytes().startswith(b"/usr/bin/python3\0-I\0-B\0-c\0"):
                     continue
-                if not _descends_from(int(entry.name), os.getpid()):
+                if not descends_from(int(entry.name), os.getpid()):
                     continue
                 status = (entry / "status").read_text()
             except OSError:
@@ -361,18 +362,6 @@ def _host_uids_of_cell(**kwargs: object) -> set[int]:
     assert done and done[0]["value"] is None, done  # type: ignore[index]
     return uids
 
-
-def _descends_from(pid: int, ancestor: int) -> bool:
-    for _ in range(64):
-        if pid == ancestor:
-            return True
-        if pid <= 1:
-            return False
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            return False
-    return False
 
 
 def test_bwrap_never_silently_runs_as_root(fresh_probes: None, apparmor_like_bwrap: None,

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 import tools
+from tests.integration.procs import descends_from, stat_fields
 from tools.builtin import python_exec as pe
 from tools.builtin.python_exec import run_code
 from tools.errors import (
@@ -596,7 +597,7 @@ def _sandbox_processes() -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if entry.stat().st_uid != 65534 or "Z" in _stat_fields(int(entry.name))[0]:
+                if entry.stat().st_uid != 65534 or "Z" in stat_fields(int(entry.name))[0]:
                     continue
             except (OSError, IndexError):
                 continue
@@ -605,41 +606,23 @@ def _sandbox_processes() -> list[int]:
     return found
 
 
-def _stat_fields(pid: int) -> list[str]:
-    """/proc/PID/stat after the command name: state, ppid, ..."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
 def _owner(pid: int) -> int:
     """The nearest ancestor that is this test process or not a sandbox process (pid 1 for an orphan)."""
     for _ in range(64):
         try:
-            parent = int(_stat_fields(pid)[1])
+            parent = int(stat_fields(pid)[1])
         except (OSError, ValueError, IndexError):
             return 0
         if parent in (os.getpid(), 1, 0):
             return max(parent, 1)
         try:
             if Path(f"/proc/{parent}").stat().st_uid != 65534:
-                return os.getpid() if _descends(parent) else parent
+                return os.getpid() if descends_from(parent, os.getpid()) else parent
         except OSError:
             return 0
         pid = parent
     return 0
 
-
-def _descends(pid: int) -> bool:
-    """Whether PID is this test process or one of its descendants."""
-    for _ in range(64):
-        if pid == os.getpid():
-            return True
-        if pid <= 1:
-            return False
-        try:
-            pid = int(_stat_fields(pid)[1])
-        except (OSError, ValueError, IndexError):
-            return False
-    return False
 
 
 async def test_cancelling_a_run_mid_code_stops_the_code_and_every_process() -> None:
