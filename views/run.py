@@ -137,7 +137,8 @@ def live(run_id: str, doc: dict[str, Any] | None, ticking: bool) -> None:
         width="stretch",
     )
 
-    render_earlier_attempts(view)
+    with st.container():  # one slot whether or not there are earlier attempts: the panel below keeps its place
+        render_earlier_attempts(view)
     if doc:  # the graph takes the page's full width, the picked node's panel under it; the model output follows
         node_panel.graph_and_panel(runtime, run_id, doc, info, page="run", in_address=True)
     else:
@@ -175,7 +176,8 @@ if info is None:
 head, to_history = st.columns([5, 1], vertical_alignment="bottom")
 head.subheader(md_escape(info.workflow_name))
 head.caption(f"Run `{run_id}` · started {when(info.created_at)}")
-node_panel.fork_note(info)
+with st.container():  # one slot for a rerun's note or none, so switching runs redraws the node panel in place
+    node_panel.fork_note(info)
 if to_history.button("Open in History", key="run_to_history", icon=":material/history:", disabled=not info.finished):
     open_in_history(run_id)
 
