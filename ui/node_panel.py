@@ -188,6 +188,15 @@ def _title(run: Execution, number: int) -> str:
     return " · ".join(parts)
 
 
+def missing_input(status: str) -> str:
+    """Why an execution shows no input (every node type records one once it has rendered it)."""
+    if status == "running":
+        return "(shown when it finishes)"
+    if status == "reused":
+        return "(not rendered: reused from the source run, whose panel shows it)"
+    return "(none: it stopped before its input was rendered)"
+
+
 def execution(run: Execution, number: int, *, latest: bool) -> None:
     """One execution: input and output side by side, its error, then what it did."""
     with st.expander(_title(run, number), expanded=latest):
@@ -202,8 +211,7 @@ def execution(run: Execution, number: int, *, latest: bool) -> None:
             if run.input is not None:
                 value_block(run.input)
             else:
-                missing = "(shown when it finishes)" if run.status == "running" else "(not recorded for this node type)"
-                st.caption(missing)
+                st.caption(missing_input(run.status))
         with right:
             st.markdown("**Output**")
             if run.has_output:

@@ -234,7 +234,7 @@ def nodes(executions: list[NodeExecutionRecord], earlier: list[Attempt]) -> None
                 if row.input is not None:
                     value_block(row.input)
                 else:
-                    st.caption("(not recorded for this node type)")
+                    st.caption(node_panel.missing_input("reused" if getattr(row, "reused", False) else row.status))
             with right:
                 st.markdown("**Output**")
                 value_block(getattr(row, "output", None))
