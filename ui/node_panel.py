@@ -4,9 +4,9 @@
 the node picked on it: every execution of the node (loop iterations, map items, retries,
 restarts after a resume, reused by a fork) with its status, its input as rendered, its
 output, its error in red, duration, tokens, tool calls, memory reads and log lines, and
-"Rerun from here" (``ui.rerun_button``) once the run is finished. On the Run page the pick
-lives in the address (``?run=ID&node=NODE``), so a link opens the same panel; it is drawn
-inside the page's live fragment, so it follows a running node.
+"Rerun from here" (``ui.rerun_button``) once the run is finished. On the Run and History
+pages the pick lives in the address (``?run=ID&node=NODE``), so a link or a reload opens the
+same panel; on the Run page it is drawn inside the page's live fragment, so it follows a running node.
 
 The panel reads the run's events through :func:`_read_events` only (one place to switch
 when the runtime grows a read API), folded per run into a :class:`ui.node_trace.RunTrace`.
@@ -113,7 +113,7 @@ def graph_and_panel(
     panel(runtime, run_id, node, trace.executions(selected), info, page=page, in_address=in_address, trace=trace)
 
 
-def for_run(runtime: Runtime, run_id: str, info: RunInfo, *, page: str) -> None:
+def for_run(runtime: Runtime, run_id: str, info: RunInfo, *, page: str, in_address: bool = False) -> None:
     """The graph and node panel of a run on a page that has not read its document (History)."""
     docs: dict[str, Any] = st.session_state.setdefault(DOCS, {})
     if docs.get(run_id) is None:
@@ -121,7 +121,7 @@ def for_run(runtime: Runtime, run_id: str, info: RunInfo, *, page: str) -> None:
             docs.clear()
         docs[run_id] = run_document(runtime, run_id, info)
     if docs[run_id]:
-        graph_and_panel(runtime, run_id, docs[run_id], info, page=page, in_address=False)
+        graph_and_panel(runtime, run_id, docs[run_id], info, page=page, in_address=in_address)
 
 
 def _heading(node: dict[str, Any], runs: list[Execution]) -> str:

@@ -61,9 +61,9 @@ def test_every_node_type_records_what_it_rendered_from() -> None:
     expression = "'more' if nodes.count.output < inputs.n else 'done'"
     assert inputs_of(events, "again") == [  # each iteration: what it read and the edge it took
         {"expression": expression, "reads": {"nodes.count.output": 1, "inputs.n": 2},
-         "taken": [{"to": "count", "when": "more"}]},
+         "when": "more", "taken": ["count"]},
         {"expression": expression, "reads": {"nodes.count.output": 2, "inputs.n": 2},
-         "taken": [{"to": "calc", "when": "done"}]},
+         "when": "done", "taken": ["calc"]},
     ]  # fmt: skip
     assert inputs_of(events, "calc") == [{"tool": "calculator", "args": {"expression": "2 * 3"}}]
     assert inputs_of(events, "each") == [{"expression": "range(inputs.n)", "reads": {"inputs.n": 2}, "items": 2}]
@@ -93,3 +93,27 @@ def test_a_failed_render_still_records_what_it_read() -> None:
     result = asyncio.run(run_workflow(doc, {}))
     assert result.status == "failed" and result.node_id == "half"
     assert inputs_of(result.events, "half") == [{"expression": "inputs.x / 2", "reads": {"inputs.x": "abc"}}]
+
+
+def test_a_condition_that_matches_no_edge_records_the_default_it_took() -> None:
+    doc = {
+        "format": "workflow/v1",
+        "name": "default route",
+        "nodes": [
+            {"id": "start", "type": "input"},
+            {"id": "route", "type": "condition", "config": {"expression": "'neither'"}},
+            {"id": "yes", "type": "output", "config": {"value": "yes"}},
+            {"id": "other", "type": "output", "config": {"value": "other"}},
+        ],
+        "edges": [
+            {"source": "start", "target": "route"},
+            {"source": "route", "target": "yes", "when": "yes"},
+            {"source": "route", "target": "other", "when": "default"},
+        ],
+    }
+    result = asyncio.run(run_workflow(doc, {}))
+    assert result.status == "completed", result.error
+    assert inputs_of(result.events, "route") == [
+        {"expression": "'neither'", "reads": {}, "when": "default", "taken": ["other"]}
+    ]
+    assert inputs_of(result.events, "other") == [{"reads": {}}]
