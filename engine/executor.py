@@ -468,9 +468,20 @@ class _Run(_EventLog):
             attempt += 1
             ctx = NodeContextImpl(self, node.id, iteration, None, attempt)
         duration_ms = (time.perf_counter() - began_at) * 1000.0
+        if node.routes is not None and ctx.input is not None:  # a condition's record says where it went
+            ctx.input.update(self._taken(node, output))
         done: NodeCompletedData = {"output": output, "duration_ms": round(duration_ms, 3), "attempts": attempt}
         self.emit("node.completed", node.id, _with_input(done, ctx))
         return output
+
+    def _taken(self, node: PlanNode, output: Any) -> dict[str, Any]:
+        """Where a condition went for ``output``: the ``when`` it matched ("default" if none) and the targets."""
+        assert node.routes is not None
+        key = when_key(output)
+        return {
+            "when": key if key in node.routes else "default",
+            "taken": [self.nodes[self.edges[e].target].id for e in _routes(node, output)],
+        }
 
     async def _with_timeout(self, node: PlanNode, runner: Any, ctx: NodeContextImpl) -> Any:
         assert node.timeout_s is not None

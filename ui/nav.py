@@ -23,6 +23,7 @@ BUILDER_SOURCE = "builder_source"  # where it came from: "example:<file>", "save
 BUILDER_ARRIVING = "builder_arriving"  # (document, source, version) being opened, until the Builder has taken it
 RUN_ID = "run_id"  # the run the Run page shows
 HISTORY_FOCUS = "history_focus"  # the run the History page opens
+HISTORY_LINKED = "history_linked"  # the last ?run= value the History page took from (or wrote to) the address
 PENDING_RUN = "nav_pending_run"  # (run id, time.monotonic() deadline): started, not yet shown on the Run page
 PENDING_S = 5.0
 RUN_PAGE = "views/run.py"
@@ -68,5 +69,6 @@ def follow_pending_run() -> None:
 
 
 def open_in_history(run_id: str) -> None:
-    st.session_state[HISTORY_FOCUS] = run_id
-    st.switch_page("views/history.py")
+    """Show ``run_id`` on the History page, ``?run=`` in the address from the switch on (as :func:`show_run`)."""
+    st.session_state[HISTORY_FOCUS] = st.session_state[HISTORY_LINKED] = run_id
+    st.switch_page("views/history.py", query_params={"run": run_id})

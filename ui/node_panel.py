@@ -4,9 +4,9 @@
 the node picked on it: every execution of the node (loop iterations, map items, retries,
 restarts after a resume, reused by a fork) with its status, its input as rendered, its
 output, its error in red, duration, tokens, tool calls, memory reads and log lines, and
-"Rerun from here" (``ui.rerun_button``) once the run is finished. On the Run page the pick
-lives in the address (``?run=ID&node=NODE``), so a link opens the same panel; it is drawn
-inside the page's live fragment, so it follows a running node.
+"Rerun from here" (``ui.rerun_button``) once the run is finished. On the Run and History
+pages the pick lives in the address (``?run=ID&node=NODE``), so a link or a reload opens the
+same panel; on the Run page it is drawn inside the page's live fragment, so it follows a running node.
 
 The panel reads the run's events through :func:`_read_events` only (one place to switch
 when the runtime grows a read API), folded per run into a :class:`ui.node_trace.RunTrace`.
@@ -113,7 +113,7 @@ def graph_and_panel(
     panel(runtime, run_id, node, trace.executions(selected), info, page=page, in_address=in_address, trace=trace)
 
 
-def for_run(runtime: Runtime, run_id: str, info: RunInfo, *, page: str) -> None:
+def for_run(runtime: Runtime, run_id: str, info: RunInfo, *, page: str, in_address: bool = False) -> None:
     """The graph and node panel of a run on a page that has not read its document (History)."""
     docs: dict[str, Any] = st.session_state.setdefault(DOCS, {})
     if docs.get(run_id) is None:
@@ -121,7 +121,7 @@ def for_run(runtime: Runtime, run_id: str, info: RunInfo, *, page: str) -> None:
             docs.clear()
         docs[run_id] = run_document(runtime, run_id, info)
     if docs[run_id]:
-        graph_and_panel(runtime, run_id, docs[run_id], info, page=page, in_address=False)
+        graph_and_panel(runtime, run_id, docs[run_id], info, page=page, in_address=in_address)
 
 
 def _heading(node: dict[str, Any], runs: list[Execution]) -> str:
@@ -188,6 +188,15 @@ def _title(run: Execution, number: int) -> str:
     return " · ".join(parts)
 
 
+def missing_input(status: str) -> str:
+    """Why an execution shows no input (every node type records one once it has rendered it)."""
+    if status == "running":
+        return "(shown when it finishes)"
+    if status == "reused":
+        return "(not rendered: reused from the source run, whose panel shows it)"
+    return "(none: it stopped before its input was rendered)"
+
+
 def execution(run: Execution, number: int, *, latest: bool) -> None:
     """One execution: input and output side by side, its error, then what it did."""
     with st.expander(_title(run, number), expanded=latest):
@@ -202,8 +211,7 @@ def execution(run: Execution, number: int, *, latest: bool) -> None:
             if run.input is not None:
                 value_block(run.input)
             else:
-                missing = "(shown when it finishes)" if run.status == "running" else "(not recorded for this node type)"
-                st.caption(missing)
+                st.caption(missing_input(run.status))
         with right:
             st.markdown("**Output**")
             if run.has_output:

@@ -1,6 +1,9 @@
 """History: every run, filtered by workflow, status and date; one run's detail
 (a Gantt chart of its node executions, per-node inputs and outputs, tool calls,
 tokens), resume, compare with another run of the same workflow, delete.
+
+The run shown and the node picked on its graph live in the address
+(``/history?run=ID&node=NODE``), as on the Run page: a link or a reload opens the same panel.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ui.history_parts import (
     runs_frame,
 )
 from ui.nav import HISTORY_FOCUS as FOCUS
+from ui.nav import HISTORY_LINKED as LINKED
 from ui.nav import RUN_ID, watch_run
 from ui.run_parts import (
     badge,
@@ -57,6 +61,22 @@ MAX_RUNS, MAX_EXECUTIONS = 500, 200
 
 runtime = get_runtime()
 reader = runtime.reader
+
+
+def from_link() -> None:
+    """``?run=<id>`` in the address (a shared link or a reload) opens that run, once per value."""
+    wanted = st.query_params.get("run")
+    if wanted and wanted != st.session_state.get(LINKED):
+        st.session_state[LINKED] = st.session_state[FOCUS] = wanted
+
+
+def to_link(chosen: str) -> None:
+    """The address follows the run shown; a node picked on another run's graph leaves it."""
+    if st.query_params.get("run") == chosen:
+        return
+    if "run" in st.query_params and node_panel.NODE_PARAM in st.query_params:
+        del st.query_params[node_panel.NODE_PARAM]
+    st.query_params["run"] = st.session_state[LINKED] = chosen
 
 
 def take_focus() -> None:
@@ -234,7 +254,7 @@ def nodes(executions: list[NodeExecutionRecord], earlier: list[Attempt]) -> None
                 if row.input is not None:
                     value_block(row.input)
                 else:
-                    st.caption("(not recorded for this node type)")
+                    st.caption(node_panel.missing_input("reused" if getattr(row, "reused", False) else row.status))
             with right:
                 st.markdown("**Output**")
                 value_block(getattr(row, "output", None))
@@ -296,7 +316,7 @@ def detail(run_id: str) -> None:
     summary(run, info, executions, view)
     actions(run, info)
     render_tokens(view, info)
-    node_panel.for_run(runtime, run_id, info, page="history")
+    node_panel.for_run(runtime, run_id, info, page="history", in_address=True)
     tabs = st.tabs(["Timeline", "Nodes", "Tool calls", "Result & inputs", "Memory", "Log", "Compare"])
     with tabs[0]:
         timeline(run, executions, view.earlier.attempts)
@@ -317,6 +337,7 @@ def detail(run_id: str) -> None:
 
 
 st.title("History")
+from_link()
 take_focus()
 runs = with_picked(*filtered_runs())
 if not runs:
@@ -327,5 +348,6 @@ if not runs:
     )
     st.stop()
 chosen = runs_table(runs)
+to_link(chosen)
 st.divider()
 detail(chosen)

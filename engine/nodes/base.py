@@ -8,7 +8,7 @@ the run's tool registry, the tool caller and the event sink. Kinds know nothing 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, overload
 
@@ -142,6 +142,33 @@ class Compiler:
             self.error(f"{field_name} refers to unknown input '{ref}' (inputs: {known})")
 
 
+def reads(compiled: Iterable[Compiled | None], variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The values a node's templates read, by name (``nodes.<id>.output``, ``inputs.<name>``, ``item``...).
+
+    What a template-only node records as its input (``NodeContext.set_input``): the values it was
+    rendered from. A template that reads ``inputs`` whole records all inputs; ``nodes`` read
+    dynamically (``nodes[name]``) is not listed (it would be every output of the run).
+    """
+    out: dict[str, Any] = {}
+    nodes: Mapping[str, Any] = variables.get("nodes") or {}
+    inputs: Mapping[str, Any] = variables.get("inputs") or {}
+    for template in compiled:
+        if template is None:
+            continue
+        for ref in sorted(template.node_refs):
+            out[f"nodes.{ref}.output"] = (nodes.get(ref) or {}).get("output")
+        if "inputs" in template.names:
+            if template.input_refs:
+                for name in sorted(template.input_refs):
+                    out[f"inputs.{name}"] = inputs.get(name)
+            else:
+                out["inputs"] = dict(inputs)
+        for name in ("item", "index", "iteration"):
+            if name in template.names and name in variables:
+                out[name] = variables[name]
+    return out
+
+
 @dataclass(slots=True)
 class ValueTree:
     """A JSON value whose strings are compiled templates."""
@@ -159,6 +186,13 @@ class ValueTree:
         if self.sequence is not None:
             return [v.render(context) for v in self.sequence]
         return self.constant
+
+    def templates(self) -> list[Compiled]:
+        """Every compiled template inside the value."""
+        if self.compiled is not None:
+            return [self.compiled]
+        children = list((self.mapping or {}).values()) + list(self.sequence or [])
+        return [t for child in children for t in child.templates()]
 
 
 @dataclass(frozen=True, slots=True)

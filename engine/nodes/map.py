@@ -15,7 +15,7 @@ from typing import Any
 from engine import template_budget
 from engine.errors import MapItemFailed, is_retryable
 from engine.model import MAP_INNER_TYPES, MapConfig
-from engine.nodes.base import MAP_SCOPE, Compiler, NodeContext, NodeKind
+from engine.nodes.base import MAP_SCOPE, Compiler, NodeContext, NodeKind, reads
 from engine.templates import Compiled, as_list
 
 
@@ -52,12 +52,15 @@ def _compile(config: MapConfig, compiler: Compiler) -> MapSpec:
 
 async def _run(spec: MapSpec, ctx: NodeContext) -> list[Any]:
     assert spec.items is not None and spec.kind is not None
-    rendered = spec.items.render(ctx.vars())
+    variables = ctx.vars()
+    record: dict[str, Any] = {"expression": spec.items.source, "reads": reads([spec.items], variables)}
+    ctx.set_input(record)  # recorded before rendering: a failed render still shows what it read
+    rendered = spec.items.render(variables)
     items = as_list(rendered)  # tuples, ranges, generators (xs | map(...)) and dict views count as lists
     if items is None:
         message = f"config.items must give a list, got {type(rendered).__name__}: {rendered!r:.80}"
         raise MapItemFailed(message, retryable=False)
-    ctx.set_input({"items": len(items)})
+    ctx.set_input({**record, "items": len(items)})
     kind, inner = spec.kind, spec.inner
     gate = asyncio.Semaphore(spec.concurrency)
 

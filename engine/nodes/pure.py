@@ -1,7 +1,12 @@
 """Node kinds that compute a value from templates alone: input, transform, condition, output.
 
 They hold no I/O, so each is a few lines; keeping them together keeps the
-cheap path of the engine in one place.
+cheap path of the engine in one place. Each records its input as every kind
+does (``NodeContext.set_input``, the ``input`` of ``node.completed``/``node.failed``):
+the input node the run's inputs; the others their template or expression and the
+values it read (:func:`engine.nodes.base.reads`), recorded before rendering so a
+failed render still shows what it was given; a condition's record also gets the
+edges it took (added by the executor, which knows the edges).
 """
 
 from __future__ import annotations
@@ -10,33 +15,48 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.model import ConditionConfig, InputConfig, OutputConfig, TransformConfig
-from engine.nodes.base import Compiler, NodeContext, NodeKind, ValueTree
+from engine.nodes.base import Compiler, NodeContext, NodeKind, ValueTree, reads
 from engine.templates import Compiled
 
 
 async def _run_input(_spec: None, ctx: NodeContext) -> Any:
-    return ctx.vars()["inputs"]
+    inputs = ctx.vars()["inputs"]
+    ctx.set_input({"inputs": inputs})
+    return inputs
 
 
 def _compile_input(_config: InputConfig, _compiler: Compiler) -> None:
     return None
 
 
-def _compile_expression_only(config: ConditionConfig, compiler: Compiler) -> Compiled | None:
-    return compiler.expression("config.expression", config.expression)
+@dataclass(frozen=True, slots=True)
+class CompiledSpec:
+    """One template or expression and the config field it came from (``expression`` or ``template``)."""
+
+    field: str
+    compiled: Compiled
 
 
-async def _run_compiled(spec: Compiled, ctx: NodeContext) -> Any:
-    return spec.render(ctx.vars())
+def _compile_expression_only(config: ConditionConfig, compiler: Compiler) -> CompiledSpec | None:
+    compiled = compiler.expression("config.expression", config.expression)
+    return CompiledSpec("expression", compiled) if compiled is not None else None
 
 
-def _compile_transform(config: TransformConfig, compiler: Compiler) -> Compiled | None:
+async def _run_compiled(spec: CompiledSpec, ctx: NodeContext) -> Any:
+    variables = ctx.vars()
+    ctx.set_input({spec.field: spec.compiled.source, "reads": reads([spec.compiled], variables)})
+    return spec.compiled.render(variables)
+
+
+def _compile_transform(config: TransformConfig, compiler: Compiler) -> CompiledSpec | None:
     if (config.expression is None) == (config.template is None):
         compiler.error("a transform needs exactly one of config.expression or config.template")
         return None
     if config.expression is not None:
-        return compiler.expression("config.expression", config.expression)
-    return compiler.template("config.template", config.template or "")
+        compiled = compiler.expression("config.expression", config.expression)
+        return CompiledSpec("expression", compiled) if compiled is not None else None
+    compiled = compiler.template("config.template", config.template or "")
+    return CompiledSpec("template", compiled) if compiled is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +70,12 @@ def _compile_output(config: OutputConfig, compiler: Compiler) -> OutputSpec:
 
 
 async def _run_output(spec: OutputSpec, ctx: NodeContext) -> Any:
-    return spec.value.render(ctx.vars())
+    variables = ctx.vars()
+    record: dict[str, Any] = {"reads": reads(spec.value.templates(), variables)}
+    if spec.name:
+        record["name"] = spec.name
+    ctx.set_input(record)
+    return spec.value.render(variables)
 
 
 INPUT = NodeKind("input", _compile_input, _run_input)
