@@ -132,6 +132,11 @@ class DraftRecord:
     updated_at: float
 
 
+# The records' fields in order: the columns the reader selects (plain rows, built positionally).
+_RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
+_NODE_COLUMNS = tuple(f.name for f in fields(NodeExecutionRecord))
+
+
 def _record(cls: type[_R], row: Any) -> _R:
     """The record of a table row: the columns the record names, nothing bound to a session."""
     return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})  # type: ignore[arg-type]
@@ -206,15 +211,15 @@ class RunReader:
 
     def runs(self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None) -> list[RunRecord]:
         """The newest ``limit`` runs, newest first, optionally only of one status or workflow."""
-        rows = self._store.list_runs(limit=limit, status=status, workflow_id=workflow_id)
-        return [_record(RunRecord, r) for r in rows]
+        rows = self._store.run_values(_RUN_COLUMNS, limit=limit, status=status, workflow_id=workflow_id)
+        return [RunRecord(*row) for row in rows]
 
     def count_runs(self) -> int:
         return self._store.count_runs()
 
     def node_executions(self, run_id: str) -> list[NodeExecutionRecord]:
         """The run's node executions in the order they started."""
-        return [_record(NodeExecutionRecord, r) for r in self._store.node_executions(run_id)]
+        return [NodeExecutionRecord(*row) for row in self._store.node_execution_values(run_id, _NODE_COLUMNS)]
 
     def events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
         """The run's committed events with ``seq`` greater than ``after``, in order (at most ``limit``)."""

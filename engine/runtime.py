@@ -461,9 +461,11 @@ class Runtime:
             with live.cond:
                 live.cond.wait_for(lambda: live.last_seq > seq or live.status != "running", timeout=wait_s)
         with live.cond:
-            buffer = list(live.buffer)
-        if buffer and buffer[0].seq <= seq + 1:
-            return buffer[seq + 1 - buffer[0].seq :]
+            held = live.buffer
+            if held and held[0].seq <= seq + 1:  # all newer events are buffered: take them from the end, O(new)
+                newer = held[-1].seq - seq
+                return list(itertools.islice(reversed(held), newer))[::-1] if newer > 0 else []
+            buffer = list(held)
         first = buffer[0].seq if buffer else live.last_seq + 1
         self.store.writer.wait_committed(run_id, first - 1)
         return self.store.events(run_id, after=seq, limit=max(0, first - 1 - seq)) + buffer

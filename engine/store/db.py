@@ -224,6 +224,13 @@ def _statuses(engine: Engine) -> None:
         conn.execute(sql("UPDATE node_executions SET status = 'succeeded' WHERE status = 'completed'"))
 
 
+def _reads(engine: Engine) -> None:
+    """An index serving ``ORDER BY created_at DESC`` (the newest runs): without it a listing scans and sorts every
+    run. A database made since has it already (``RunRow``), hence ``IF NOT EXISTS``."""
+    with engine.begin() as conn:
+        conn.execute(sql("CREATE INDEX IF NOT EXISTS ix_runs_created ON runs (created_at)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     ("0001_initial", _initial),
     # runs.tokens_estimated / failed_tokens: some counts were estimated; tokens of failed (cut-off) tries
@@ -250,6 +257,8 @@ MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     ("0005_statuses", _statuses),
     # queue mode (engine/queue): runs.lease_epoch, the fence a worker's writes are checked against
     ("0006_queue", _add_missing_columns({"runs": [("lease_epoch", "INTEGER NOT NULL DEFAULT 0")]})),
+    # the newest runs listed from an index (runs.created_at), not by scanning and sorting all of them
+    ("0007_reads", _reads),
 ]
 
 

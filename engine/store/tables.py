@@ -58,7 +58,11 @@ class RunRow(SQLModel, table=True):
     """One run: what ran, with which inputs, how it ended, and what it cost."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_status_created", "status", "created_at"), _REDEFINE)
+    __table_args__ = (
+        Index("ix_runs_status_created", "status", "created_at"),
+        Index("ix_runs_created", "created_at"),  # the newest runs without a status filter (migration 0007_reads)
+        _REDEFINE,
+    )
     run_id: str = Field(primary_key=True, max_length=64)
     workflow_id: str = Field(foreign_key="workflows.id", index=True, max_length=64)
     workflow_version: int
