@@ -250,7 +250,7 @@ class Runtime:
         with self._submit_lock if run_id is not None else contextlib.nullcontext():
             if run_id is not None and self.status(run_id) is not None:
                 return run_id
-            ref = self.store.save_workflow(loaded.to_dict())
+            ref = self.store.save_loaded(loaded)
             run_id = run_id or uuid.uuid4().hex
             now = time.time()  # one creation time for the row and the live record (the pages show both)
             self.store.create_run(run_id=run_id, workflow=ref, inputs=values, owner=self._owner, created_at=now)
@@ -672,7 +672,13 @@ class Runtime:
         output: Any
         try:
             result = await execute(
-                workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay, settings=settings,
+                workflow,
+                inputs,
+                llm=llm,
+                on_event=sink,
+                run_id=live.run_id,
+                replay=replay,
+                settings=settings,
                 tools=self.tools,
             )
         except BaseException as exc:  # an engine bug must not leave the run "running" forever
