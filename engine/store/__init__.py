@@ -75,6 +75,9 @@ _LATEST_DIGEST = (
 )
 
 
+_INSERT_RUN = insert(RUNS)  # a run's row; its values are bound per run (Store.create_run)
+
+
 def _digest(document: dict[str, Any]) -> str:
     return document_digest(document)
 
@@ -308,25 +311,26 @@ class Store:
         """
         now = time.time() if created_at is None else created_at
         self.writer.put_statement(
-            insert(RUNS).values(
-                run_id=run_id,
-                workflow_id=workflow.id,
-                workflow_version=workflow.version,
-                workflow_name=workflow.name,
-                inputs=inputs,
-                status="running",
-                created_at=now,
-                owner=owner,
-                heartbeat_at=now,
-                prompt_tokens=0,
-                completion_tokens=0,
-                tokens_estimated=False,
-                failed_tokens=0,
-                last_seq=0,
-                resumed=0,
-                forked_from=forked_from,
-            ),
+            _INSERT_RUN,
             run_id,
+            {
+                "run_id": run_id,
+                "workflow_id": workflow.id,
+                "workflow_version": workflow.version,
+                "workflow_name": workflow.name,
+                "inputs": inputs,
+                "status": "running",
+                "created_at": now,
+                "owner": owner,
+                "heartbeat_at": now,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "tokens_estimated": False,
+                "failed_tokens": 0,
+                "last_seq": 0,
+                "resumed": 0,
+                "forked_from": forked_from,
+            },
         )
 
     def claim_run(self, run_id: str, owner: str) -> None:
