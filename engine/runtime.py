@@ -51,6 +51,7 @@ from engine.fork import (
     rerun_nodes,
     with_config,
 )
+from engine.gc_policy import tune_for_many_tasks
 from engine.inputs import check_inputs
 from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
@@ -207,6 +208,7 @@ class Runtime:
         tools: ToolRegistry | None = None,
         settings: Settings | None = None,
     ):
+        tune_for_many_tasks()  # wide fan-outs: young collections, not repeated full ones (engine/gc_policy.py)
         self.tools: ToolRegistry = tools if tools is not None else default_registry()
         self._settings = settings or Settings.from_env()
         self.store = Store(
