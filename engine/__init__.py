@@ -23,6 +23,7 @@ from engine.errors import (
 )
 from engine.events import EVENT_TYPES, TERMINAL_TYPES, Event
 from engine.executor import EventSink, RunResult, execute
+from engine.gc_policy import tune_for_many_tasks
 from engine.inputs import check_inputs
 from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
@@ -54,13 +55,12 @@ async def run_workflow(
         WorkflowInvalid: ``workflow`` is a document or path that does not validate.
         InputsInvalid: ``inputs`` do not match the workflow's schema.
     """
+    tune_for_many_tasks()  # engine/gc_policy.py
     loaded = load_workflow(workflow, tools=tools)
     values = check_inputs(loaded, inputs)
     settings = settings or Settings.from_env()
     model = llm or default_chat_model(settings.llm)
-    return await execute(
-        loaded, values, llm=model, on_event=on_event, run_id=run_id, settings=settings, tools=tools
-    )
+    return await execute(loaded, values, llm=model, on_event=on_event, run_id=run_id, settings=settings, tools=tools)
 
 
 __all__ = [

@@ -8,6 +8,8 @@ node at a time so that every problem is reported at once.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -18,6 +20,11 @@ InputType = Literal["string", "number", "integer", "boolean", "object", "array"]
 NodeType = Literal["input", "agent", "tool", "condition", "transform", "map", "output"]
 NODE_TYPES: tuple[str, ...] = ("input", "agent", "tool", "condition", "transform", "map", "output")
 MAP_INNER_TYPES: tuple[str, ...] = ("agent", "tool", "transform", "condition")
+
+
+def document_digest(document: dict[str, Any]) -> str:
+    """The content hash the store keeps per workflow version (sorted keys, UTF-8 JSON, SHA-256)."""
+    return hashlib.sha256(json.dumps(document, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 class _Strict(BaseModel):
@@ -169,6 +176,7 @@ class Workflow(_Strict):
     edges: list[Edge] = Field(default_factory=list)
 
     _plan: Any = PrivateAttr(default=None)
+    _digest: str | None = PrivateAttr(default=None)
 
     @property
     def plan(self) -> Any:
@@ -180,3 +188,10 @@ class Workflow(_Strict):
     def to_dict(self) -> dict[str, Any]:
         """The document as JSON-ready data (what a file or the builder saves)."""
         return self.model_dump(mode="json", exclude_defaults=False, exclude_none=True)
+
+    @property
+    def digest(self) -> str:
+        """The store's content hash of :meth:`to_dict`, computed once (a Workflow is not changed after loading)."""
+        if self._digest is None:
+            self._digest = document_digest(self.to_dict())
+        return self._digest

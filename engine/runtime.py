@@ -26,13 +26,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import itertools
 import re
 import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
@@ -50,6 +51,7 @@ from engine.fork import (
     rerun_nodes,
     with_config,
 )
+from engine.gc_policy import tune_for_many_tasks
 from engine.inputs import check_inputs
 from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
@@ -159,6 +161,27 @@ class _Live:
         )
 
 
+def _settle(future: concurrent.futures.Future[None], task: asyncio.Task[None]) -> None:
+    """A run's task ended: its future (what ``asyncio.run_coroutine_threadsafe`` gave before) says how."""
+    if task.cancelled():
+        future.cancel()
+    if not future.set_running_or_notify_cancel():
+        return
+    error = task.exception()
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(None)
+
+
+def _cancel_from_outside(
+    loop: asyncio.AbstractEventLoop, task: asyncio.Task[None], future: concurrent.futures.Future[None]
+) -> None:
+    """The future was cancelled from another thread: cancel the task too (on its loop)."""
+    if future.cancelled() and not task.done() and not loop.is_closed():
+        loop.call_soon_threadsafe(task.cancel)
+
+
 class Runtime:
     """Runs workflows in the background and keeps them durable.
 
@@ -185,6 +208,7 @@ class Runtime:
         tools: ToolRegistry | None = None,
         settings: Settings | None = None,
     ):
+        tune_for_many_tasks()  # wide fan-outs: young collections, not repeated full ones (engine/gc_policy.py)
         self.tools: ToolRegistry = tools if tools is not None else default_registry()
         self._settings = settings or Settings.from_env()
         self.store = Store(
@@ -198,6 +222,10 @@ class Runtime:
         self._runs: OrderedDict[str, _Live] = OrderedDict()
         self._lock = threading.Lock()
         self._submit_lock = threading.Lock()  # submits that name their run id: check and create as one step
+        # Runs submitted but not yet started on the loop: a burst of submits wakes the loop once
+        # (each wake-up is a write to its socket and a hand-over of the GIL to the loop's thread).
+        self._starting: list[tuple[_Live, Coroutine[Any, Any, None], concurrent.futures.Future[None]]] = []
+        self._starting_lock = threading.Lock()
         self._closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="engine-runtime", daemon=True)
@@ -250,7 +278,7 @@ class Runtime:
         with self._submit_lock if run_id is not None else contextlib.nullcontext():
             if run_id is not None and self.status(run_id) is not None:
                 return run_id
-            ref = self.store.save_workflow(loaded.to_dict())
+            ref = self.store.save_loaded(loaded)
             run_id = run_id or uuid.uuid4().hex
             now = time.time()  # one creation time for the row and the live record (the pages show both)
             self.store.create_run(run_id=run_id, workflow=ref, inputs=values, owner=self._owner, created_at=now)
@@ -615,9 +643,22 @@ class Runtime:
 
     def _start(self, live: _Live, workflow: Workflow, inputs: dict[str, Any], replay: Replay | None) -> None:
         settings = self._settings  # the run keeps the settings in effect when it was started
-        live.future = asyncio.run_coroutine_threadsafe(
-            self._drive(live, workflow, inputs, replay, settings), self._loop
-        )
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        live.future = future
+        with self._starting_lock:
+            self._starting.append((live, self._drive(live, workflow, inputs, replay, settings), future))
+            wake = len(self._starting) == 1  # else a wake-up is on its way and takes this run along
+        if wake:
+            self._loop.call_soon_threadsafe(self._start_waiting)
+
+    def _start_waiting(self) -> None:
+        """On the loop: start every run submitted since the last wake-up, in the order submitted."""
+        with self._starting_lock:
+            batch, self._starting = self._starting, []
+        for _live, drive, future in batch:
+            task = self._loop.create_task(drive)
+            task.add_done_callback(functools.partial(_settle, future))
+            future.add_done_callback(functools.partial(_cancel_from_outside, self._loop, task))
 
     async def _drive(
         self, live: _Live, workflow: Workflow, inputs: dict[str, Any], replay: Replay | None, settings: Settings
@@ -674,7 +715,13 @@ class Runtime:
         output: Any
         try:
             result = await execute(
-                workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay, settings=settings,
+                workflow,
+                inputs,
+                llm=llm,
+                on_event=sink,
+                run_id=live.run_id,
+                replay=replay,
+                settings=settings,
                 tools=self.tools,
             )
         except BaseException as exc:  # an engine bug must not leave the run "running" forever

@@ -9,8 +9,12 @@ passes becomes a :class:`~engine.model.Workflow` carrying its
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -74,8 +78,54 @@ def _parse(text: str, where: str, yaml_file: bool) -> Any:
         raise WorkflowInvalid([Problem(where, f"is not valid YAML: {exc}")]) from None
 
 
+# Validated workflows by content hash: submitting the same document again (a page, the API, a
+# schedule) reuses its compiled plan instead of validating every node again. The key is the hash of
+# the document's pickle (C-fast, and type-exact: 1, 1.0, True and "1" differ, as they do to the
+# validator) and the tool registry's generation (a tool registered or removed since is a miss).
+# A Workflow is never changed after loading, so one object serves every run of it.
+_CACHE_SIZE = 128
+_cache: OrderedDict[tuple[bytes, int], Workflow] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _content_key(raw: Mapping[str, Any]) -> bytes | None:
+    try:
+        return hashlib.blake2b(pickle.dumps(raw, protocol=pickle.HIGHEST_PROTOCOL), digest_size=20).digest()
+    except Exception:  # noqa: BLE001 - a value pickle cannot take: validate it without the cache
+        return None
+
+
+def clear_validation_cache() -> None:
+    """Forget every validated document (tests; a changed node type)."""
+    with _cache_lock:
+        _cache.clear()
+
+
 def validate_document(raw: Any, *, tools: ToolRegistry | None = None) -> Workflow:
-    """Validate a parsed document; see :func:`load_workflow`."""
+    """Validate a parsed document; see :func:`load_workflow`.
+
+    A document equal to one validated before against the same tools is not validated again:
+    the Workflow compiled then is returned.
+    """
+    registry = tools if tools is not None else default_registry()
+    content = _content_key(raw) if isinstance(raw, Mapping) else None
+    if content is None:
+        return _validate(raw, registry)
+    key = (content, registry.generation)  # read before validating: a tool changed meanwhile is a miss later
+    with _cache_lock:
+        found = _cache.get(key)
+        if found is not None:
+            _cache.move_to_end(key)
+            return found
+    workflow = _validate(raw, registry)
+    with _cache_lock:
+        _cache[key] = workflow
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return workflow
+
+
+def _validate(raw: Any, registry: ToolRegistry) -> Workflow:
     problems: list[Problem] = []
     if not isinstance(raw, Mapping):
         raise WorkflowInvalid([Problem("document", f"must be a JSON object, got {type(raw).__name__}")])
@@ -94,7 +144,6 @@ def validate_document(raw: Any, *, tools: ToolRegistry | None = None) -> Workflo
     inputs = _inputs(raw.get("inputs") or {}, problems)
     nodes, identified, nodes_ok = _nodes(raw.get("nodes"), problems)
     edges = _edges(raw.get("edges") or [], problems)
-    registry = tools if tools is not None else default_registry()
     plan = _plan(nodes, edges or [], identified, inputs, problems, registry, graph_ok=nodes_ok and edges is not None)
     if problems or plan is None or settings is None or edges is None:
         raise WorkflowInvalid(problems or [Problem("document", "is not a workflow")])

@@ -23,6 +23,7 @@ import asyncio
 import importlib
 import importlib.metadata
 import inspect
+import itertools
 import json
 import logging
 import re
@@ -318,6 +319,11 @@ def _iter_entry_points() -> Iterable[importlib.metadata.EntryPoint]:
     return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
 
 
+# One counter for every registry: a generation names one registry's set of tools at one moment,
+# so a validated workflow cached under it (engine.validate) is never reused after a tool changes.
+_GENERATIONS = itertools.count(1)
+
+
 class ToolRegistry:
     """A set of named tools: register them, describe them, call them."""
 
@@ -334,6 +340,7 @@ class ToolRegistry:
         self._autoload_plugins = autoload_plugins
         self._plugins_loaded = False
         self._plugin_errors_logged: set[str] = set()  # each plugin failure is logged once
+        self._generation = next(_GENERATIONS)
 
     # -- registration
 
@@ -386,6 +393,7 @@ class ToolRegistry:
                     "pick another name or pass replace=True"
                 )
             self._tools[tool_name] = spec
+            self._generation = next(_GENERATIONS)
         return spec
 
     @overload
@@ -434,12 +442,19 @@ class ToolRegistry:
         fresh = ToolRegistry()
         with self._lock:
             fresh._tools = dict(self._tools)
+        fresh._generation = next(_GENERATIONS)
         return fresh
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever a tool is registered or removed; unique across registries."""
+        return self._generation
 
     def unregister(self, name: str) -> None:
         """Remove a tool (no error if absent)."""
         with self._lock:
             self._tools.pop(name, None)
+            self._generation = next(_GENERATIONS)
 
     # -- lookup
 

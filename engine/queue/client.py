@@ -124,7 +124,7 @@ class QueueRuntime(Runtime):
         values = check_inputs(loaded, inputs)
         if run_id is not None and self.store.get_run(run_id) is not None:
             return run_id
-        ref = self.store.save_workflow(loaded.to_dict())
+        ref = self.store.save_loaded(loaded)
         run_id = run_id or uuid.uuid4().hex
         now = time.time()
         row = {

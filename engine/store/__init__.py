@@ -9,23 +9,22 @@ such write: a store opened only to read (``python -m engine runs``, a
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, false, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from engine.events import Event
+from engine.model import Workflow, document_digest
 
 if TYPE_CHECKING:
     from engine.config import Settings
@@ -56,8 +55,31 @@ class WorkflowRef:
     created: bool  # True when this save added a version
 
 
+# A workflow's id, latest version, archived flag and that version's digest, by name: built once
+# (building a SQLAlchemy statement costs more than running it).
+_LATEST_DIGEST = (
+    select(
+        col(WorkflowRow.id),
+        col(WorkflowRow.latest_version),
+        col(WorkflowRow.archived),
+        col(WorkflowVersionRow.digest),
+    )
+    .join(
+        WorkflowVersionRow,
+        and_(
+            col(WorkflowVersionRow.workflow_id) == col(WorkflowRow.id),
+            col(WorkflowVersionRow.version) == col(WorkflowRow.latest_version),
+        ),
+    )
+    .where(col(WorkflowRow.name) == bindparam("name"))
+)
+
+
+_INSERT_RUN = insert(RUNS)  # a run's row; its values are bound per run (Store.create_run)
+
+
 def _digest(document: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(document, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return document_digest(document)
 
 
 def process_owner() -> str:
@@ -126,27 +148,45 @@ class Store:
 
     def save_workflow(self, document: dict[str, Any]) -> WorkflowRef:
         """Save a validated document under its name; a changed document adds a version."""
-        name = str(document["name"])
-        digest = _digest(document)
+        return self._save(lambda: document, str(document["name"]), _digest(document))
+
+    def save_loaded(self, workflow: Workflow) -> WorkflowRef:
+        """:meth:`save_workflow` for a loaded workflow: its digest is computed once per Workflow, and
+        its document is built only when it is a new version (an unchanged submit stays cheap)."""
+        return self._save(workflow.to_dict, workflow.name, workflow.digest)
+
+    def _save(self, document: Callable[[], dict[str, Any]], name: str, digest: str) -> WorkflowRef:
+        with self.engine.connect() as connection:  # the common case, unchanged: one prepared read, no ORM
+            found = connection.execute(_LATEST_DIGEST, {"name": name}).first()
+        if found is not None and found.digest == digest and not found.archived:
+            return WorkflowRef(found.id, found.latest_version, name, False)
         now = time.time()
         try:
             return self._save_workflow(document, name, digest, now)
         except IntegrityError:  # another writer created this name or version first: read theirs
             return self._save_workflow(document, name, digest, now)
 
-    def _save_workflow(self, document: dict[str, Any], name: str, digest: str, now: float) -> WorkflowRef:
+    def _save_workflow(
+        self, make_document: Callable[[], dict[str, Any]], name: str, digest: str, now: float
+    ) -> WorkflowRef:
         with Session(self.engine) as session:
             row = session.execute(select(WorkflowRow).where(col(WorkflowRow.name) == name)).scalars().first()
             if row is None:
                 row = WorkflowRow(id=uuid.uuid4().hex[:12], name=name, latest_version=1, created_at=now, updated_at=now)
                 session.add(row)
                 session.add(
-                    WorkflowVersionRow(workflow_id=row.id, version=1, digest=digest, document=document, created_at=now)
+                    WorkflowVersionRow(
+                        workflow_id=row.id, version=1, digest=digest, document=make_document(), created_at=now
+                    )
                 )
                 session.commit()
                 return WorkflowRef(row.id, 1, name, True)
-            latest = self._version_row(session, row.id, row.latest_version)
-            if latest is not None and latest.digest == digest:
+            latest = session.execute(  # the digest alone: the saved document is not read or decoded
+                select(col(WorkflowVersionRow.digest)).where(
+                    col(WorkflowVersionRow.workflow_id) == row.id, col(WorkflowVersionRow.version) == row.latest_version
+                )
+            ).scalar()
+            if latest == digest:
                 if row.archived:
                     row.archived = False
                     session.add(row)
@@ -157,7 +197,11 @@ class Store:
             row.updated_at = now
             session.add(
                 WorkflowVersionRow(
-                    workflow_id=row.id, version=row.latest_version, digest=digest, document=document, created_at=now
+                    workflow_id=row.id,
+                    version=row.latest_version,
+                    digest=digest,
+                    document=make_document(),
+                    created_at=now,
                 )
             )
             session.add(row)
@@ -267,25 +311,26 @@ class Store:
         """
         now = time.time() if created_at is None else created_at
         self.writer.put_statement(
-            insert(RUNS).values(
-                run_id=run_id,
-                workflow_id=workflow.id,
-                workflow_version=workflow.version,
-                workflow_name=workflow.name,
-                inputs=inputs,
-                status="running",
-                created_at=now,
-                owner=owner,
-                heartbeat_at=now,
-                prompt_tokens=0,
-                completion_tokens=0,
-                tokens_estimated=False,
-                failed_tokens=0,
-                last_seq=0,
-                resumed=0,
-                forked_from=forked_from,
-            ),
+            _INSERT_RUN,
             run_id,
+            {
+                "run_id": run_id,
+                "workflow_id": workflow.id,
+                "workflow_version": workflow.version,
+                "workflow_name": workflow.name,
+                "inputs": inputs,
+                "status": "running",
+                "created_at": now,
+                "owner": owner,
+                "heartbeat_at": now,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "tokens_estimated": False,
+                "failed_tokens": 0,
+                "last_seq": 0,
+                "resumed": 0,
+                "forked_from": forked_from,
+            },
         )
 
     def claim_run(self, run_id: str, owner: str) -> None:

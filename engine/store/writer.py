@@ -59,6 +59,7 @@ class _Statement:
 
     statement: Any
     run_id: str | None = None
+    params: dict[str, Any] | None = None  # bound values for a statement built once (no per-call ``.values()``)
 
 
 WriteFailed = Callable[[str, str], None]  # (run_id, message)
@@ -93,8 +94,8 @@ class Writer:
     def put_event(self, event: Event) -> None:
         self._queue.put(event)
 
-    def put_statement(self, statement: Any, run_id: str | None = None) -> None:
-        self._queue.put(_Statement(statement, run_id))
+    def put_statement(self, statement: Any, run_id: str | None = None, params: dict[str, Any] | None = None) -> None:
+        self._queue.put(_Statement(statement, run_id, params))
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything queued before this call is committed.
@@ -314,7 +315,7 @@ class _Projection:
                 self._event(item)
             else:
                 self._flush()
-                self.conn.execute(item.statement)
+                self.conn.execute(item.statement, item.params)
         self._flush()
 
     def _flush(self) -> None:

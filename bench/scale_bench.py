@@ -1,0 +1,274 @@
+"""Scale benchmark (issue 17): how costs grow with the work, as same-run ratios.
+
+One JSON line per scenario. Each figure is the best of ``--repeat`` tries after
+a warm-up, and every floor is measured in the same process right before, so the
+ratios hold on a loaded machine even when the absolute figures do not.
+
+* ``durable_concurrent_500_runs_5x20ms``: 500 runs of a 5 x 20 ms sleep chain
+  submitted at once to a SQLite-backed ``Runtime``, wall / 0.1 s (≤ 2.0);
+* ``submit_unchanged_200_nodes``: median ``Runtime.submit`` of a saved,
+  unchanged 200-node document given as a dict (≤ 0.5 ms);
+* ``chain_200_transform``: µs per node with events on (≤ 8) and its ratio to the
+  asyncio floor, one ``await asyncio.sleep(0)`` per node (≤ 12);
+* ``loop_500_iterations``: µs per iteration (≤ 10);
+* ``fan_out_N_sleep_50ms`` for N = 100 / 1,000 / 5,000: wall / 0.05 s
+  (≤ 1.05 / 1.10 / 1.30), µs of overhead per branch, and the same for the
+  asyncio floor (N tasks each sleeping 50 ms);
+* ``validate_compile_1000_nodes``: ms to validate and compile a 1,000-node
+  document (≤ 100) and ms for the same document once its content hash is known.
+
+Run: ``python bench/scale_bench.py [--repeat N] [--only NAME]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine import Event, load_workflow, run_workflow  # noqa: E402
+from engine.runtime import Runtime  # noqa: E402
+from tools import tool  # noqa: E402
+
+
+@tool(name="bench_sleep", replace=True)
+async def bench_sleep(seconds: float) -> float:
+    """Sleep for ``seconds`` and return it."""
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+def _doc(
+    name: str, nodes: list[dict[str, Any]], edges: list[tuple[str, str, str | None]], **settings: Any
+) -> dict[str, Any]:
+    return {
+        "format": "workflow/v1",
+        "name": name,
+        "settings": settings,
+        "nodes": [{"id": "start", "type": "input"}, *nodes],
+        "edges": [{"source": s, "target": t, **({"when": w} if w is not None else {})} for s, t, w in edges],
+    }
+
+
+def chain(n: int, name: str = "chain") -> dict[str, Any]:
+    nodes = [{"id": f"n{i}", "type": "transform", "config": {"expression": f"{i} + 1"}} for i in range(n)]
+    edges = [("start", "n0", None)] + [(f"n{i}", f"n{i + 1}", None) for i in range(n - 1)]
+    return _doc(name, nodes, edges)
+
+
+def templated_chain(n: int) -> dict[str, Any]:
+    """A chain whose nodes read the previous output through a template (the validator's heavier case)."""
+    nodes = [{"id": "n0", "type": "transform", "config": {"expression": "1"}}] + [
+        {"id": f"n{i}", "type": "transform", "config": {"expression": f"nodes.n{i - 1}.output + 1"}}
+        for i in range(1, n)
+    ]
+    edges = [("start", "n0", None)] + [(f"n{i}", f"n{i + 1}", None) for i in range(n - 1)]
+    return _doc("templated-chain", nodes, edges)
+
+
+def fan_out(n: int, seconds: float) -> dict[str, Any]:
+    nodes = [
+        {"id": f"t{i}", "type": "tool", "config": {"tool": "bench_sleep", "args": {"seconds": seconds}}}
+        for i in range(n)
+    ]
+    return _doc(f"fan-out-{n}", nodes, [("start", f"t{i}", None) for i in range(n)])
+
+
+def sleep_chain(n: int, seconds: float) -> dict[str, Any]:
+    nodes = [
+        {"id": f"s{i}", "type": "tool", "config": {"tool": "bench_sleep", "args": {"seconds": seconds}}}
+        for i in range(n)
+    ]
+    edges = [("start", "s0", None)] + [(f"s{i}", f"s{i + 1}", None) for i in range(n - 1)]
+    return _doc("sleep-chain", nodes, edges)
+
+
+def loop(iterations: int) -> dict[str, Any]:
+    nodes = [
+        {"id": "body", "type": "transform", "config": {"expression": "iteration"}},
+        {"id": "check", "type": "condition", "config": {"expression": f"iteration < {iterations - 1}"}},
+        {"id": "out", "type": "output", "config": {"value": "{{ nodes.body.output }}"}},
+    ]
+    edges = [("start", "body", None), ("body", "check", None), ("check", "body", "true"), ("check", "out", "false")]
+    return _doc("loop", nodes, edges, max_iterations=iterations + 1)
+
+
+def _sink() -> Callable[[Event], None]:
+    events: list[Event] = []
+    return events.append
+
+
+async def _best(repeat: int, once: Callable[[], Awaitable[None]]) -> float:
+    await once()  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await once()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+async def in_memory(repeat: int, only: str | None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    if only in (None, "chain"):
+
+        async def floor_chain() -> None:
+            for _ in range(200):
+                await asyncio.sleep(0)
+
+        floor = await _best(repeat, floor_chain)
+        wf = load_workflow(chain(200))
+
+        async def run_chain() -> None:
+            result = await run_workflow(wf, on_event=_sink())
+            assert result.status == "completed", result.error
+
+        wall = await _best(repeat, run_chain)
+        rows.append(
+            {
+                "scenario": "chain_200_transform",
+                "us_per_node": round(wall / 200 * 1e6, 2),
+                "floor_us_per_node": round(floor / 200 * 1e6, 2),
+                "over_floor": round(wall / floor, 1),
+                "target": "<= 8 us/node, <= 12x floor",
+            }
+        )
+
+    if only in (None, "loop"):
+        wf_loop = load_workflow(loop(500))
+
+        async def run_loop() -> None:
+            result = await run_workflow(wf_loop, on_event=_sink())
+            assert result.status == "completed" and result.result == {"out": 499}, (result.error, result.result)
+
+        wall = await _best(repeat, run_loop)
+        rows.append({"scenario": "loop_500_iterations", "us_per_iteration": round(wall / 500 * 1e6, 2), "target": 10})
+
+    if only in (None, "fan"):
+        targets = {100: 1.05, 1000: 1.10, 5000: 1.30}
+        for n, target in targets.items():
+
+            async def floor_fan(n: int = n) -> None:
+                await asyncio.gather(*(asyncio.create_task(bench_sleep(0.05)) for _ in range(n)))
+
+            floor = await _best(repeat, floor_fan)
+            wf_fan = load_workflow(fan_out(n, 0.05))
+
+            async def run_fan(wf_fan: Any = wf_fan) -> None:
+                result = await run_workflow(wf_fan, on_event=_sink())
+                assert result.status == "completed", result.error
+
+            wall = await _best(repeat, run_fan)
+            rows.append(
+                {
+                    "scenario": f"fan_out_{n}_sleep_50ms",
+                    "wall_over_ideal": round(wall / 0.05, 3),
+                    "us_per_branch": round((wall - 0.05) / n * 1e6, 1),
+                    "floor_us_per_branch": round((floor - 0.05) / n * 1e6, 1),
+                    "target": target,
+                }
+            )
+    return rows
+
+
+def validation(repeat: int) -> list[dict[str, Any]]:
+    doc = templated_chain(1000)
+    first = float("inf")
+    for i in range(max(repeat, 1)):
+        fresh = copy.deepcopy(doc)
+        fresh["name"] = f"validate-{i}"  # a new content hash each time: a real validation
+        started = time.perf_counter()
+        load_workflow(fresh)
+        first = min(first, time.perf_counter() - started)
+    again = float("inf")
+    for _ in range(max(repeat, 1)):
+        same = copy.deepcopy(doc)  # an equal document, not the same object
+        started = time.perf_counter()
+        load_workflow(same)
+        again = min(again, time.perf_counter() - started)
+    return [
+        {
+            "scenario": "validate_compile_1000_nodes",
+            "ms": round(first * 1e3, 2),
+            "same_hash_again_ms": round(again * 1e3, 2),
+            "target": 100,
+        }
+    ]
+
+
+def durable(repeat: int, only: str | None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as folder, Runtime(data_dir=folder) as runtime:
+        if only in (None, "submit"):
+            doc = chain(200, name="submit-200")
+            runtime.wait(runtime.submit(doc))  # saved once: later submits are unchanged
+            times: list[float] = []
+            for _ in range(max(repeat, 5) * 4):
+                same = copy.deepcopy(doc)  # an equal document as a page or the API would send it
+                started = time.perf_counter()
+                run_id = runtime.submit(same)
+                times.append(time.perf_counter() - started)
+                runtime.wait(run_id)
+            runtime.store.flush()
+            rows.append(
+                {
+                    "scenario": "submit_unchanged_200_nodes",
+                    "median_ms": round(statistics.median(times) * 1e3, 3),
+                    "target": 0.5,
+                }
+            )
+
+        if only in (None, "durable"):
+            wf_sleep = sleep_chain(5, 0.02)
+
+            def many(n: int) -> tuple[float, float]:
+                started = time.perf_counter()
+                ids = [runtime.submit(wf_sleep) for _ in range(n)]
+                submitted = time.perf_counter() - started
+                infos = [runtime.wait(run_id) for run_id in ids]
+                runtime.store.flush()
+                assert all(i.status == "completed" for i in infos), [i.error for i in infos if i.error][:1]
+                return time.perf_counter() - started, submitted
+
+            many(50)
+            best, best_submit = min(many(500) for _ in range(max(1, repeat // 2)))
+            rows.append(
+                {
+                    "scenario": "durable_concurrent_500_runs_5x20ms",
+                    "wall_over_ideal": round(best / 0.1, 2),
+                    "submit_s": round(best_submit, 3),
+                    "target": 2.0,
+                }
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", choices=["chain", "loop", "fan", "validate", "submit", "durable"])
+    options = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+    if options.only in (None, "chain", "loop", "fan"):
+        rows += asyncio.run(in_memory(options.repeat, options.only))
+    if options.only in (None, "validate"):
+        rows += validation(options.repeat)
+    if options.only in (None, "submit", "durable"):
+        rows += durable(options.repeat, options.only)
+    for row in rows:
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
