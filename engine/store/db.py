@@ -224,6 +224,18 @@ def _statuses(engine: Engine) -> None:
         conn.execute(sql("UPDATE node_executions SET status = 'succeeded' WHERE status = 'completed'"))
 
 
+def _shared_settings(engine: Engine) -> None:
+    """Queue mode: the Settings page's values where every worker reads them (engine.store.shared_settings)."""
+    from engine.store.shared_settings import create_table
+
+    create_table(engine)
+    try:  # memory's turns table too, so that workers starting together need not race to create it
+        from memory.short_term import turns_table
+    except ImportError:  # memory is not installed: no agent can use it
+        return
+    turns_table.create(engine, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     ("0001_initial", _initial),
     # runs.tokens_estimated / failed_tokens: some counts were estimated; tokens of failed (cut-off) tries
@@ -250,6 +262,8 @@ MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     ("0005_statuses", _statuses),
     # queue mode (engine/queue): runs.lease_epoch, the fence a worker's writes are checked against
     ("0006_queue", _add_missing_columns({"runs": [("lease_epoch", "INTEGER NOT NULL DEFAULT 0")]})),
+    # queue mode: the table studio_settings, the Settings page's values for every worker
+    ("0007_qmem", _shared_settings),
 ]
 
 
