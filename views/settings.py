@@ -164,7 +164,8 @@ if saved:
         except StoreError as exc:
             st.error(f"Nothing was saved: {md_escape(exc)}")
         else:
-            flash.later(_FLASH, f"Saved to {md_escape(path)}. New runs use these settings.")
+            shared = " and to the database, where every worker reads it" if studio.queue.mode == "queue" else ""
+            flash.later(_FLASH, f"Saved to {md_escape(path)}{shared}. New runs use these settings.")
             st.session_state.pop(_SEEDED, None)  # show what is in effect now (and no URL as typed)
             st.rerun()
 flash.show(_FLASH)

@@ -87,6 +87,7 @@ def test_an_agent_with_memory_recalls_the_same_whichever_worker_runs_it(q: Queue
     assert recalled["hits"][0]["run_id"] == told
     assert recalled["short_term_turns"] == 1  # the first run's turn, from PostgreSQL
     assert q.query("SELECT count(*) FROM memory_turns WHERE agent_id = 'assistant-t1'") == [(2,)]
+    assert runtime.settings.memory.database_url == q.url  # the dashboard's Memory page reads the same turns
     other = runtime.submit(MEMORY_CHAT, {"message": "What's my name?", "user": "t2"})
     _finished(q, runtime, other)
     assert _data(q, other, "memory.recalled")[0]["hits"] == []  # another agent's memory stays its own
