@@ -33,8 +33,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Coroutine, Mapping
+from collections.abc import Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, assert_never
 
 from engine.config import Settings
@@ -56,6 +57,8 @@ from engine.inputs import check_inputs
 from engine.llm import ChatModel, default_chat_model
 from engine.model import Workflow
 from engine.reader import RunReader, RunRecord
+from engine.settings import Settings as SavedSettings
+from engine.settings import save as save_saved_settings
 from engine.single_node import NodeTestContext, NodeTestResult, NodeTests, node_test_context
 from engine.statuses import RESUMABLE_RUN
 from engine.store import Store, WorkflowRef, process_owner
@@ -248,6 +251,17 @@ class Runtime:
         """Hand ``settings`` to the runs (and node tests, tool calls) started from now on; running ones keep
         theirs. The store stays as opened (a new ``DATA_DIR`` or ``DATABASE_URL`` needs a restart)."""
         self._settings = settings  # one reference swap: a reader sees the old object or the new one, whole
+
+    def save_settings(self, saved: SavedSettings, *, keep: Collection[str] = ()) -> Path:
+        """The Settings page's Save: write ``saved`` to the settings file and hand the runs started from now on
+        settings where its endpoint fields not in ``keep`` take effect (:meth:`Settings.with_saved`); the file.
+
+        Raises:
+            OSError: the settings file cannot be written. StoreError: (queue mode) the database cannot.
+        """
+        path = save_saved_settings(saved, self._settings.settings_file)
+        self.update_settings(self._settings.with_saved(saved, keep=keep))
+        return path
 
     # --- submitting, cancelling, resuming ---------------------------------------------
 

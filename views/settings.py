@@ -22,7 +22,7 @@ import streamlit as st
 from engine import settings as user_settings
 from engine.config import Settings as StudioSettings
 from engine.costs import prices_from, prices_from_rows
-from engine.errors import ModelError
+from engine.errors import ModelError, StoreError
 from engine.llm import endpoint_status
 from engine.llm.openai_model import OpenAIChatModel
 from engine.model import Settings as WorkflowSettings
@@ -110,21 +110,29 @@ with st.form("settings_form"):
             "The URL in effect has a user name, password, query or fragment, not shown here as it may hold a "
             "secret. Saving keeps it while this field shows the URL as it is now; type the whole URL to change it."
         )
-        forget_hidden = st.checkbox("Forget the hidden part", key="settings_forget_url_secrets",
-                                    help="Save the URL as shown, without user name, password, query or fragment.")
+        forget_hidden = st.checkbox(
+            "Forget the hidden part",
+            key="settings_forget_url_secrets",
+            help="Save the URL as shown, without user name, password, query or fragment.",
+        )
     _seed("settings_model", effective.model, effective.model)
     model = st.text_input("Default model", placeholder="gpt-4o-mini", key="settings_model")
     _source_caption("model", from_env)
     _seed("settings_embeddings", effective.embeddings, effective.embeddings)
     embeddings = st.radio(
-        "Memory embeddings", ["offline", "openai"], horizontal=True,
+        "Memory embeddings",
+        ["offline", "openai"],
+        horizontal=True,
         help="offline: all-MiniLM-L6-v2, shipped with the studio. openai: the endpoint's embeddings API.",
         key="settings_embeddings",
     )
     _source_caption("embeddings", from_env)
     _seed("settings_timeout", saved_settings.new_workflow_timeout_s, saved_settings.new_workflow_timeout_s)
     timeout = st.number_input(
-        "Run timeout for new workflows (s)", min_value=1.0, value=None, placeholder="none",
+        "Run timeout for new workflows (s)",
+        min_value=1.0,
+        value=None,
+        placeholder="none",
         key="settings_timeout",
         help="Written into the settings of workflows made with New in the Builder; empty: no timeout.",
     )
@@ -145,17 +153,19 @@ if saved:
             f"Enter it like {md_escape(_EXAMPLE_URL)}, or leave it empty for api.openai.com."
         )
     else:
-        try:
-            path = user_settings.save(edit.settings, studio.settings_file)
+        try:  # the file, and in queue mode the database the workers read; never os.environ
+            path = runtime.save_settings(edit.settings, keep=edit.keep)
         except OSError as exc:
             st.error(
                 f"Nothing was saved: could not write {md_escape(studio.settings_file)} "
                 f"({md_escape(exc.strerror or type(exc).__name__)}). Make that folder writable, or set DATA_DIR "
                 "to a writable folder and restart the studio."
             )
+        except StoreError as exc:
+            st.error(f"Nothing was saved: {md_escape(exc)}")
         else:
-            runtime.update_settings(studio.with_saved(edit.settings, keep=edit.keep))  # never os.environ
-            flash.later(_FLASH, f"Saved to {md_escape(path)}. New runs use these settings.")
+            shared = " and to the database, where every worker reads it" if studio.queue.mode == "queue" else ""
+            flash.later(_FLASH, f"Saved to {md_escape(path)}{shared}. New runs use these settings.")
             st.session_state.pop(_SEEDED, None)  # show what is in effect now (and no URL as typed)
             st.rerun()
 flash.show(_FLASH)
@@ -211,13 +221,16 @@ if save_prices:
         st.error("Nothing was saved:\n" + "\n".join(f"- {md_escape(p)}" for p in price_problems))
     else:
         priced = dataclasses.replace(saved_settings, prices={m: p.to_dict() for m, p in new_prices.items()})
-        try:
-            user_settings.save(priced, studio.settings_file)
+        try:  # only the prices change; what is in effect stays
+            runtime.save_settings(priced, keep=tuple(user_settings.ENV_VARIABLES))
         except OSError as exc:
-            st.error(f"Nothing was saved: could not write {md_escape(studio.settings_file)} "
-                     f"({md_escape(exc.strerror or type(exc).__name__)}).")
-        else:  # only the prices change; what is in effect stays
-            runtime.update_settings(studio.with_saved(priced, keep=tuple(user_settings.ENV_VARIABLES)))
+            st.error(
+                f"Nothing was saved: could not write {md_escape(studio.settings_file)} "
+                f"({md_escape(exc.strerror or type(exc).__name__)})."
+            )
+        except StoreError as exc:
+            st.error(f"Nothing was saved: {md_escape(exc)}")
+        else:
             flash.later(_PRICES_FLASH, f"Saved prices for {len(new_prices)} model(s).")
             st.rerun()
 flash.show(_PRICES_FLASH)

@@ -21,7 +21,8 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -36,8 +37,11 @@ from engine.llm import ChatModel
 from engine.model import Workflow
 from engine.queue.jobs import call, conninfo, defer, has_schema, run_jobs
 from engine.queue.mode import QueueModeInvalid, require_postgres
+from engine.queue.shared import shared_memory
 from engine.runtime import _RUN_ID, RESUMABLE, NotResumable, RunInfo, RunNotFound, Runtime
+from engine.settings import Settings as SavedSettings
 from engine.store.db import database_url as resolve_url
+from engine.store.shared_settings import apply_shared, load_shared, save_shared
 from engine.store.writer import EVENTS_CHANNEL, RUNS, apply_events
 from engine.validate import load_workflow
 
@@ -63,10 +67,12 @@ class QueueRuntime(Runtime):
         settings = settings or Settings.from_env()
         url = resolve_url(database_url, settings=settings)
         require_postgres(url)
+        settings = shared_memory(settings, url, refuse=False)  # the memory pages show the workers' memory
         super().__init__(database_url=url, llm=llm, settings=settings, **options)
         if not has_schema(self.store.engine):
             self.shutdown()
             raise QueueModeInvalid("the queue's tables are missing: run `python -m engine migrate` once first")
+        self.update_settings(apply_shared(self.settings, load_shared(self.store.engine)))  # saved on any machine
         self._notified: dict[str, int] = {}  # run -> notifications seen (a waiter compares before and after)
         self._wake = threading.Condition()
         self._listening = True
@@ -103,6 +109,12 @@ class QueueRuntime(Runtime):
             with contextlib.suppress(RuntimeError):
                 listener.join(3.0)
         super().shutdown(timeout)
+
+    def save_settings(self, saved: SavedSettings, *, keep: Collection[str] = ()) -> Path:
+        """The Settings page's Save, also written to the database (table ``studio_settings``), where every worker
+        reads it when a run starts (:mod:`engine.store.shared_settings`); the local file as well."""
+        save_shared(self.store.engine, saved, keep=keep)
+        return super().save_settings(saved, keep=keep)
 
     def _mark_dead_owners(self) -> list[str]:
         return []  # the workers' sweep notices dead workers (engine.queue.worker)

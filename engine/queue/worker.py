@@ -21,7 +21,9 @@ ends the run ``cancelled`` (its existing cancel path).
 
 Settings (read once at start with the others, ``settings.queue``: :class:`engine.config.QueueSettings`):
 ``QUEUE_HEARTBEAT_S`` (default 10), ``QUEUE_STALLED_S`` (30), ``QUEUE_SWEEP_S`` (10), ``MAX_AUTO_RESUMES`` (3).
-The worker hands its :class:`~engine.config.Settings` to every run it executes (model, tools, memory).
+The worker hands its :class:`~engine.config.Settings` to every run it executes (model, tools, memory), with the
+Settings page's values saved in the database read when the run starts (:mod:`engine.store.shared_settings`); its
+memory is the one every worker shares (:mod:`engine.queue.shared`: PostgreSQL and a Chroma server).
 """
 
 from __future__ import annotations
@@ -41,14 +43,16 @@ from procrastinate.manager import JobManager
 from sqlalchemy import case, select, update
 
 from engine.config import QueueSettings, Settings
-from engine.errors import EngineError, WorkflowInvalid
+from engine.errors import EngineError, StoreError, WorkflowInvalid
 from engine.events import Event
 from engine.executor import execute, replay_from_events
 from engine.fork import with_config
 from engine.llm import default_chat_model
 from engine.queue.jobs import QUEUE, TASK, call, conninfo, has_schema
 from engine.queue.mode import QueueModeInvalid, require_postgres
+from engine.queue.shared import shared_memory
 from engine.store import Store, process_owner
+from engine.store.shared_settings import apply_shared, load_shared
 from engine.store.writer import RUNS, apply_events
 from engine.validate import load_workflow
 
@@ -190,14 +194,24 @@ class QueueWorker:
             await self._committed(run_id, last[0])
             return "failed"
         replay = replay_from_events(events) if events else None
-        llm = default_chat_model(self.studio.llm)
+        studio = self._studio_now()
+        llm = default_chat_model(studio.llm)
         result = await execute(
-            workflow, dict(row.inputs), llm=llm, on_event=sink, run_id=run_id, replay=replay, settings=self.studio
+            workflow, dict(row.inputs), llm=llm, on_event=sink, run_id=run_id, replay=replay, settings=studio
         )
         await self._committed(run_id, last[0])
         if run_id in self._lost:
             return "lease lost: stopped without writing"
         return result.status
+
+    def _studio_now(self) -> Settings:
+        """The settings a run starts with: this worker's, with the Settings page's values saved in the database
+        (read now, so a Save on the dashboard reaches the next run; engine.store.shared_settings)."""
+        try:
+            return apply_shared(self.studio, load_shared(self.store.engine))
+        except StoreError as exc:
+            logger.warning("%s; this run uses the worker's own settings", exc)
+            return self.studio
 
     async def _committed(self, run_id: str, seq: int) -> None:
         with contextlib.suppress(TimeoutError):
@@ -337,14 +351,23 @@ def open_worker(url: str | None, settings: WorkerSettings, studio: Settings | No
     """A worker over the store at ``url`` (default ``DATABASE_URL`` of ``studio``, the settings its runs get;
     default: the environment's).
 
+    Memory is the shared one (:func:`engine.queue.shared.shared_memory`): short-term turns in PostgreSQL,
+    long-term memories on the Chroma server at ``CHROMA_HOST``.
+
     Raises:
-        QueueModeInvalid: not PostgreSQL, or ``migrate`` has not been run. StoreError: cannot open it.
+        QueueModeInvalid: not PostgreSQL, memory in a file (SQLite, no ``CHROMA_HOST``), or ``migrate`` has not
+            been run. StoreError: cannot open it.
     """
     from engine.store.db import database_url
 
     studio = studio or Settings.from_env()
     resolved = database_url(url, settings=studio)
     require_postgres(resolved)
+    studio = shared_memory(studio, resolved, refuse=True)
+    # The OpenAI client's import takes seconds on a busy machine; done inside the first run that meets an endpoint
+    # (a Settings page Save can name one at any time) it would stall the event loop and with it the heartbeat.
+    import engine.llm.openai_model  # noqa: F401
+
     worker = QueueWorker(resolved, settings, studio)
     if not has_schema(worker.store.engine):
         worker.store.close()

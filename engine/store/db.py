@@ -231,6 +231,18 @@ def _reads(engine: Engine) -> None:
         conn.execute(sql("CREATE INDEX IF NOT EXISTS ix_runs_created ON runs (created_at)"))
 
 
+def _shared_settings(engine: Engine) -> None:
+    """Queue mode: the Settings page's values where every worker reads them (engine.store.shared_settings)."""
+    from engine.store.shared_settings import create_table
+
+    create_table(engine)
+    try:  # memory's turns table too, so that workers starting together need not race to create it
+        from memory.short_term import turns_table
+    except ImportError:  # memory is not installed: no agent can use it
+        return
+    turns_table.create(engine, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     ("0001_initial", _initial),
     # runs.tokens_estimated / failed_tokens: some counts were estimated; tokens of failed (cut-off) tries
@@ -259,6 +271,8 @@ MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     ("0006_queue", _add_missing_columns({"runs": [("lease_epoch", "INTEGER NOT NULL DEFAULT 0")]})),
     # the newest runs listed from an index (runs.created_at), not by scanning and sorting all of them
     ("0007_reads", _reads),
+    # queue mode: the table studio_settings, the Settings page's values for every worker
+    ("0008_qmem", _shared_settings),
 ]
 
 

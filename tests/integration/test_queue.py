@@ -32,7 +32,7 @@ from engine.errors import InputsInvalid
 from tests.integration.pg import _fresh_postgres_database
 from tests.integration.test_resume import PLUGIN, TOOLS_SOURCE, chain_doc
 
-pytest_plugins = ["tests.integration.pg"]
+pytest_plugins = ["tests.integration.pg", "tests.integration.chroma_server"]
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = {"QUEUE_HEARTBEAT_S": "1", "QUEUE_STALLED_S": "3", "QUEUE_SWEEP_S": "0.5", "OFFLINE_TOKEN_DELAY_S": "0"}
@@ -41,7 +41,7 @@ FAST = {"QUEUE_HEARTBEAT_S": "1", "QUEUE_STALLED_S": "3", "QUEUE_SWEEP_S": "0.5"
 class Queue:
     """One test's database, environment, processes and side files."""
 
-    def __init__(self, tmp_path: Path, url: str):
+    def __init__(self, tmp_path: Path, url: str, chroma: tuple[str, int]):
         self.url = url
         self.root = tmp_path
         self.crash_dir = tmp_path / "crash"
@@ -58,6 +58,8 @@ class Queue:
             TOOLS_MODULES=PLUGIN,
             PYTHONPATH=os.pathsep.join(p for p in (str(plugins), str(REPO), env.get("PYTHONPATH", "")) if p),
             ITEST_CRASH_DIR=str(self.crash_dir),
+            CHROMA_HOST=chroma[0],  # queue mode keeps long-term memory on a Chroma server (engine.queue.shared)
+            CHROMA_PORT=str(chroma[1]),
         )
         self.env = env
         self.procs: list[subprocess.Popen[str]] = []
@@ -160,8 +162,8 @@ def wait_for(
 
 
 @pytest.fixture
-def q(tmp_path: Path, postgres_url: str) -> Iterator[Queue]:
-    queue = Queue(tmp_path, _fresh_postgres_database(postgres_url))
+def q(tmp_path: Path, postgres_url: str, chroma_server: tuple[str, int]) -> Iterator[Queue]:
+    queue = Queue(tmp_path, _fresh_postgres_database(postgres_url), chroma_server)
     done = queue.cli("migrate")
     assert done.returncode == 0, done.stderr
     assert "Procrastinate schema: created" in done.stderr
