@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -162,7 +163,7 @@ class Bench:
         url = self.url + ("&" if "?" in self.url else "?") + "application_name=studio-worker"
         procs = [self.start("worker", "--concurrency", str(concurrency), env={"DATABASE_URL": url}) for _ in range(2)]
         for proc in procs:
-            until(lambda p=proc: b"ready" in Path(p.log).read_bytes(), 60, "a worker to be ready")  # type: ignore[attr-defined]
+            until(functools.partial(_ready, proc), 60, "a worker to be ready")
         return procs
 
     def stop(self, procs: list[subprocess.Popen[bytes]]) -> None:
@@ -181,10 +182,21 @@ class Bench:
             return conn.execute(text(sql), params).scalar()
 
     def event_ts(self, run_id: str, kind: str) -> float | None:
-        return self.scalar("SELECT ts FROM events WHERE run_id = :r AND type = :k ORDER BY seq LIMIT 1", r=run_id, k=kind)
+        sql = "SELECT ts FROM events WHERE run_id = :r AND type = :k ORDER BY seq LIMIT 1"
+        return self.scalar(sql, r=run_id, k=kind)
+
+    def all_started(self, ids: list[str]) -> bool:
+        return all(self.event_ts(run_id, "node.started") for run_id in ids)
+
+    def finished(self, run_id: str) -> bool:
+        return self.status(run_id) == "completed"
 
     def status(self, run_id: str) -> str:
         return str(self.scalar("SELECT status FROM runs WHERE run_id = :r", r=run_id))
+
+
+def _ready(proc: subprocess.Popen[bytes]) -> bool:
+    return b"ready" in Path(proc.log).read_bytes()  # type: ignore[attr-defined]
 
 
 def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -206,9 +218,9 @@ def submit_to_started(bench: Bench, runs: int) -> None:
         for _ in range(runs):
             began = time.time()
             run_id = client.post("/runs", json={"workflow": doc, "inputs": {}}).json()["run_id"]
-            started = until(lambda r=run_id: bench.event_ts(r, "run.started"), 30, "run.started")
+            started = until(functools.partial(bench.event_ts, run_id, "run.started"), 30, "run.started")
             took.append((started - began) * 1000)
-            until(lambda r=run_id: bench.status(r) == "completed", 30, "completion")
+            until(functools.partial(bench.finished, run_id), 30, "completion")
     bench.stop([serve])
     emit(
         scenario="submit_to_started",
@@ -234,20 +246,20 @@ def cancels(bench: Bench, runtime: Any, runs: int) -> None:
         hold = bench.root / "cancel.hold"
         hold.touch()
         held = [runtime.submit(doc, {"path": str(hold)}) for _ in range(4)]
-        until(lambda: all(bench.event_ts(r, "node.started") for r in held), 30, "four runs holding")
+        until(functools.partial(bench.all_started, held), 30, "four runs holding")
         waiting = runtime.submit(doc, {"path": str(hold)})
         time.sleep(0.05)
         assert bench.status(waiting) == "queued"
         began = time.time()
         runtime.cancel(waiting)
-        queued_ms.append((until(lambda: bench.event_ts(waiting, "run.cancelled"), 10, "cancelled") - began) * 1000)
+        queued_ms.append((_cancelled_at(bench, waiting) - began) * 1000)
         victim = held[0]
         began = time.time()
         runtime.cancel(victim)
-        running_ms.append((until(lambda: bench.event_ts(victim, "run.cancelled"), 10, "cancelled") - began) * 1000)
+        running_ms.append((_cancelled_at(bench, victim) - began) * 1000)
         hold.unlink()
         for run_id in held[1:]:
-            until(lambda r=run_id: bench.status(r) == "completed", 30, "completion")
+            until(functools.partial(bench.finished, run_id), 30, "completion")
     emit(
         scenario="cancel_running",
         runs=runs,
@@ -262,6 +274,10 @@ def cancels(bench: Bench, runtime: Any, runs: int) -> None:
         max_ms=round(max(queued_ms), 1),
         target_ms=500,
     )
+
+
+def _cancelled_at(bench: Bench, run_id: str) -> float:
+    return float(until(lambda: bench.event_ts(run_id, "run.cancelled"), 10, "run.cancelled"))
 
 
 def failover(bench: Bench, runtime: Any, workers: list[subprocess.Popen[bytes]]) -> list[subprocess.Popen[bytes]]:
@@ -359,8 +375,9 @@ def burst(bench: Bench, runtime: Any, runs: int) -> None:
         ids = list(pool.map(lambda _: runtime.submit(doc, {}), range(runs)))
     submitted = time.monotonic() - began
     until(
-        lambda: bench.scalar("SELECT count(*) FROM runs WHERE status = 'completed' AND run_id = ANY(:ids)", ids=ids)
-        == runs,
+        lambda: (
+            bench.scalar("SELECT count(*) FROM runs WHERE status = 'completed' AND run_id = ANY(:ids)", ids=ids) == runs
+        ),
         300,
         "every run of the burst",
     )
