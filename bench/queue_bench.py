@@ -341,8 +341,20 @@ def sse_latency(bench: Bench, runtime: Any, runs: int, rate: int) -> None:
             await asyncio.gather(*tasks)
             return time.monotonic() - began
 
+    stop = threading.Event()
+    committed: list[float] = []
+    watcher = threading.Thread(target=_watch_commits, args=(bench.url, set(ids), opened, committed, stop), daemon=True)
+    watcher.start()
     wall = asyncio.run(main())
+    stop.set()
+    watcher.join(5)
     bench.stop([serve])
+    emit(
+        scenario="sse_latency_commit",
+        note="event ts -> committed and notified, seen by a LISTEN connection in the bench process",
+        p50_ms=round(statistics.median(committed), 1),
+        p95_ms=round(pct(committed, 95), 1),
+    )
     emit(
         scenario="sse_latency",
         runs=runs,
@@ -353,6 +365,32 @@ def sse_latency(bench: Bench, runtime: Any, runs: int, rate: int) -> None:
         target_p50_ms=20,
         target_p95_ms=100,
     )
+
+
+def _watch_commits(url: str, ids: set[str], opened: list[float], out: list[float], stop: threading.Event) -> None:
+    """For each NOTIFY of a followed run, read its new events and note ``now - ts`` (the worker's share)."""
+    import psycopg
+
+    from engine.queue.jobs import conninfo
+    from engine.store.writer import EVENTS_CHANNEL
+
+    cursor: dict[str, int] = {}
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
+        conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+        while not stop.is_set():
+            notes = list(conn.notifies(timeout=0.002))  # the connection is busy while the generator runs
+            for run_id in dict.fromkeys(note.payload for note in notes):
+                if run_id not in ids:
+                    continue
+                rows = conn.execute(
+                    "SELECT seq, ts FROM events WHERE run_id = %s AND seq > %s ORDER BY seq",
+                    (run_id, cursor.get(run_id, 0)),
+                ).fetchall()
+                now = time.time()
+                for seq, ts in rows:
+                    cursor[run_id] = seq
+                    if opened and ts >= opened[0]:
+                        out.append((now - ts) * 1000)
 
 
 def burst(bench: Bench, runtime: Any, runs: int) -> None:
