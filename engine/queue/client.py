@@ -74,7 +74,9 @@ class QueueRuntime(Runtime):
             raise QueueModeInvalid("the queue's tables are missing: run `python -m engine migrate` once first")
         self.update_settings(apply_shared(self.settings, load_shared(self.store.engine)))  # saved on any machine
         self._notified: dict[str, int] = {}  # run -> notifications seen (a waiter compares before and after)
-        self._wake = threading.Condition()
+        self._lock = threading.Lock()
+        self._last_read: dict[str, tuple[int, int, float]] = {}  # run -> (seq read up to, notifications then, when)
+        self._wakes: dict[str, tuple[threading.Condition, list[int]]] = {}  # run -> its condition, waiters count
         self._listening = True
         self._listener = threading.Thread(target=self._listen, args=(conninfo(url),), name="queue-listen", daemon=True)
         self._listener.start()
@@ -87,19 +89,29 @@ class QueueRuntime(Runtime):
                     conn.execute(f"LISTEN {EVENTS_CHANNEL}")
                     while self._listening:
                         for note in conn.notifies(timeout=1.0):
-                            with self._wake:
-                                self._notified[note.payload] = self._notified.get(note.payload, 0) + 1
-                                self._wake.notify_all()
+                            with self._lock:
+                                run_id = note.payload
+                                self._notified[run_id] = self._notified.get(run_id, 0) + 1
+                                waiting = self._wakes.get(run_id)
+                                if waiting is not None:  # wake this run's readers only, not every reader
+                                    waiting[0].notify_all()
             except psycopg.Error:
                 time.sleep(1.0)
 
-    def _wait_notified(self, run_id: str, seen: int, timeout: float) -> None:
-        """Block until ``run_id`` is notified after ``seen`` notifications, or ``timeout`` passes."""
-        with self._wake:
-            self._wake.wait_for(lambda: self._notified.get(run_id, 0) > seen, timeout=max(0.0, timeout))
+    def _wait_notified(self, run_id: str, seen: int, timeout: float) -> bool:
+        """Block until ``run_id`` is notified after ``seen`` notifications (True), or ``timeout`` passes."""
+        with self._lock:
+            cond, count = self._wakes.setdefault(run_id, (threading.Condition(self._lock), [0]))
+            count[0] += 1
+            try:
+                return cond.wait_for(lambda: self._notified.get(run_id, 0) > seen, timeout=max(0.0, timeout))
+            finally:
+                count[0] -= 1
+                if count[0] == 0:
+                    del self._wakes[run_id]
 
     def _seen(self, run_id: str) -> int:
-        with self._wake:
+        with self._lock:
             return self._notified.get(run_id, 0)
 
     def shutdown(self, timeout: float = 30.0) -> None:
@@ -230,17 +242,34 @@ class QueueRuntime(Runtime):
     # --- reading: the store is the only truth here -------------------------------------------
 
     def events_since(self, run_id: str, seq: int = 0, *, wait_s: float = 0.0) -> list[Event]:
-        """Stored events after ``seq``; with ``wait_s``, waits up to that long for a first one (woken by NOTIFY)."""
+        """Stored events after ``seq``; with ``wait_s``, waits up to that long for a first one (woken by NOTIFY).
+
+        A waiting reader queries the store only when the run was notified since its last read
+        (or :data:`SAFETY_POLL_S` has passed), and asks for the run's status only when no
+        notification woke it: about one query per committed batch, however many runs are followed.
+        """
+        if wait_s <= 0:
+            return self.store.events(run_id, after=seq)
         deadline = time.monotonic() + wait_s
+        notified = False
         while True:
             seen = self._seen(run_id)
-            events = self.store.events(run_id, after=seq)
-            if events or time.monotonic() >= deadline:
-                return events
-            info = self.status(run_id)
-            if info is None or (info.finished and info.last_seq <= seq):
-                return events
-            self._wait_notified(run_id, seen, min(SAFETY_POLL_S, deadline - time.monotonic()))
+            last = self._last_read.get(run_id)
+            fresh = last is not None and last[:2] == (seq, seen) and time.monotonic() - last[2] < SAFETY_POLL_S
+            if not fresh:  # something may be new: read
+                events = self.store.events(run_id, after=seq)
+                upto = events[-1].seq if events else seq
+                self._last_read[run_id] = (upto, seen, time.monotonic())
+                if events:
+                    return events
+            if time.monotonic() >= deadline:
+                return []
+            if not notified:  # first time round, or a safety poll: has the run ended?
+                info = self.status(run_id)
+                if info is None or (info.finished and info.last_seq <= seq):
+                    return []
+            left = min(SAFETY_POLL_S, deadline - time.monotonic())
+            notified = self._wait_notified(run_id, seen, left)
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
         """Block until the run has finished (or the timeout passes); returns its state."""

@@ -59,6 +59,9 @@ from engine.validate import load_workflow
 logger = logging.getLogger("engine.queue.worker")
 
 FINISHED = ("completed", "failed", "cancelled")
+# Procrastinate's own pool: a job holds no connection while its run executes (the run writes through the
+# store), so a few serve fetching, finishing, heartbeats and abort polling at any concurrency
+PROCRASTINATE_POOL = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +117,7 @@ class QueueWorker:
         self.studio = studio or Settings.from_env()  # handed to each run: its model, tools and memory
         self.owner = process_owner()
         self.store = Store(url, on_write_failure=self._on_write_failure, settings=self.studio)
-        self.app = App(
-            connector=PsycopgConnector(conninfo=conninfo(url), min_size=1, max_size=settings.concurrency + 3)
-        )
+        self.app = App(connector=PsycopgConnector(conninfo=conninfo(url), min_size=1, max_size=PROCRASTINATE_POOL))
         self.app.job_manager = _FencedJobManager(self.app.connector)
         self.app.task(name=TASK, queue=QUEUE, pass_context=True)(self._run_job)
         self._tasks: dict[str, asyncio.Task[Any]] = {}
