@@ -490,6 +490,18 @@ def _jsonl_sink(stream: IO[str]) -> Callable[[Event], None]:
     return write
 
 
+def _approval_line(event: Event) -> str:
+    """A line for an approval's request or decision, or for a run that waits for one."""
+    data, node = event.data, event.node_id
+    if event.type == "approval.requested":
+        options = "/".join(str(o) for o in data.get("options") or [])
+        return f"  WAITING {node}: {str(data.get('message'))[:160]} [{options}]"
+    if event.type == "approval.decided":
+        return f"  decided {node}: {data.get('decision')} by {data.get('decided_by')}"
+    nodes = ", ".join(data.get("nodes") or [])
+    return f"run waiting for a decision at {nodes} (python -m engine approve {event.run_id} NODE --decision V)"
+
+
 class Progress:
     """A line per node on stderr: started, then done with status and duration."""
 
@@ -530,5 +542,7 @@ class Progress:
                 return f"run {RUN_ENDED[kind]}"
             case "llm.token":
                 return None  # the text arrives whole with the node's output
+            case "approval.requested" | "approval.decided" | "run.waiting":
+                return _approval_line(event)
             case _:
                 assert_never(kind)
