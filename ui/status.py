@@ -28,6 +28,7 @@ COLOURS: dict[str, tuple[str, str]] = {  # keyed by NodeStatus
 RUN_BADGES: dict[str, str] = {  # keyed by RunStatus
     "queued": ":gray-badge[queued]",
     "running": ":blue-badge[running]",
+    "waiting": ":primary-badge[waiting]",
     "completed": ":green-badge[completed]",
     "failed": ":red-badge[failed]",
     "cancelled": ":orange-badge[cancelled]",
