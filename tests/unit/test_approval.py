@@ -288,3 +288,28 @@ def test_an_edge_leaving_an_approval_needs_when() -> None:
     doc["edges"][2].pop("when")
     with pytest.raises(WorkflowInvalid, match='needs "when"'):
         load_workflow(doc)
+
+
+# --- the example ---------------------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "approve_draft.json"
+
+
+def test_the_example_revises_on_reject_and_sends_on_approve(runtime: Runtime) -> None:
+    run_id = runtime.submit(load_workflow(EXAMPLE))  # offline: the offline model drafts
+    wait_status(runtime, run_id, "waiting")
+    [first] = runtime.waiting_approvals(run_id)
+    assert first["node"] == "review" and first["fields"]["reply"]
+    runtime.decide(run_id, "review", "reject", comment="mention the replacement ships today")
+    wait_status(runtime, run_id, "waiting")
+    [second] = runtime.waiting_approvals(run_id)
+    assert second["execution"] == 1
+    prompts = [
+        " ".join(e.data["input"]["messages"])
+        for e in runtime.reader.events(run_id)
+        if e.type == "node.completed" and e.node_id == "draft"
+    ]
+    assert "mention the replacement ships today" in prompts[1]
+    runtime.decide(run_id, "review", "approve", fields={"reply": "Sorry! A new lid ships today."}, decided_by="ann")
+    info = wait_status(runtime, run_id, "completed")
+    assert info.result == {"sent": {"reply": "Sorry! A new lid ships today.", "approved_by": "ann"}}
