@@ -76,6 +76,8 @@ class EarlierAttempts:
                 pass
             case "memory.recalled" | "memory.saved" | "run.started" | "run.completed" | "run.failed" | "run.cancelled":
                 pass
+            case "approval.requested" | "approval.decided" | "run.waiting":
+                pass
             case _:
                 assert_never(kind)
 

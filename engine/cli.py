@@ -14,6 +14,7 @@ or store URL.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import signal
 import sys
@@ -24,6 +25,7 @@ from engine import InputsInvalid, WorkflowInvalid, check_inputs, dashboard, load
 from engine.attempts import Attempt
 from engine.config import ConfigInvalid, Settings
 from engine.costs import Usage
+from engine.errors import DecisionInvalid, NotWaiting
 from engine.events import Event
 from engine.examples import example_files, workflow_file
 from engine.fork import ForkInvalid, NotForkable
@@ -36,6 +38,7 @@ from engine.store import StoreError, StoreUrlInvalid
 from engine.timefmt import format_ts
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_WAITING = 3  # the run waits for a person's decision (python -m engine approve)
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m engine") -> int:
@@ -103,6 +106,18 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     rerun.add_argument("--quiet", action="store_true")
     rerun.add_argument("--db", metavar="URL")
     rerun.set_defaults(handler=_cmd_rerun)
+    approve = sub.add_parser("approve", help="decide a waiting approval node; the run goes on from it")
+    approve.add_argument("run_id")
+    approve.add_argument("node", help="the approval node that waits")
+    approve.add_argument("--decision", required=True, metavar="VALUE", help="one of the approval's options")
+    approve.add_argument(
+        "--field", action="append", default=[], metavar="NAME=JSON", help="an edited field value (repeatable)"
+    )
+    approve.add_argument("--comment", default="", metavar="TEXT")
+    approve.add_argument("--events", metavar="PATH", help="append the run's events as JSON lines to PATH")
+    approve.add_argument("--quiet", action="store_true")
+    approve.add_argument("--db", metavar="URL")
+    approve.set_defaults(handler=_cmd_approve)
     serve = sub.add_parser("serve", help="serve the HTTP API (FastAPI + uvicorn) over the dashboard's store")
     serve.add_argument(
         "--host",
@@ -234,6 +249,37 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return _follow(args, start, mode="a")
 
 
+def _cmd_approve(args: argparse.Namespace) -> int:
+    try:
+        fields = parse_json_pairs(args.field, "--field")
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+
+    def start(runtime: Runtime) -> tuple[str, int]:
+        before = runtime.status(args.run_id)
+        who = f"cli:{getpass.getuser()}"
+        runtime.decide(args.run_id, args.node, args.decision, fields=fields, comment=args.comment, decided_by=who)
+        return args.run_id, before.last_seq if before else 0
+
+    return _follow(args, start, mode="a")
+
+
+def parse_json_pairs(pairs: list[str], option: str) -> dict[str, Any]:
+    """Each ``NAME=JSON`` of a repeatable option (the value must be JSON: quote a string, '"text"')."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"{option} {pair!r} must look like NAME=JSON")
+        try:
+            values[name] = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            hint = "write a string as '\"text\"'"
+            raise ValueError(f"{option} {name}: the value is not JSON ({exc.msg}); {hint}") from None
+    return values
+
+
 def parse_outputs(pairs: list[str]) -> dict[str, Any]:
     """Each ``NODE=JSON`` of ``--output`` (the value must be JSON: quote a string, '"text"')."""
     values: dict[str, Any] = {}
@@ -293,11 +339,12 @@ def _follow(args: argparse.Namespace, start: Callable[[Runtime], tuple[str, int]
     try:
         try:
             run_id, seq = start(runtime)
-        except (RunNotFound, NotResumable, NotForkable, ForkInvalid) as exc:
+        except (RunNotFound, NotResumable, NotForkable, ForkInvalid, NotWaiting, DecisionInvalid) as exc:
             print(str(exc), file=sys.stderr)
             return EXIT_INVALID
         usage = _drain(runtime, run_id, seq, sinks)
         info = runtime.wait(run_id)
+        waiting = [str(r["node"]) for r in runtime.waiting_approvals(run_id)] if info.status == "waiting" else []
     finally:
         runtime.shutdown()
         if events_file is not None:
@@ -309,6 +356,10 @@ def _follow(args: argparse.Namespace, start: Callable[[Runtime], tuple[str, int]
         )
     if usage.estimated or usage.failed_tokens:
         print(f"note: {usage.label()}" + (ESTIMATED_NOTE if usage.estimated else ""), file=sys.stderr)
+    if info.status == "waiting":
+        how = f"python -m engine approve {run_id} NODE --decision V"
+        print(f"run {run_id} waits for a decision at {', '.join(waiting)}: {how}", file=sys.stderr)
+        return EXIT_WAITING
     if info.status != "completed":
         print(f"run {run_id} {info.status}: {info.error or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_FAILED
@@ -490,6 +541,18 @@ def _jsonl_sink(stream: IO[str]) -> Callable[[Event], None]:
     return write
 
 
+def _approval_line(event: Event) -> str:
+    """A line for an approval's request or decision, or for a run that waits for one."""
+    data, node = event.data, event.node_id
+    if event.type == "approval.requested":
+        options = "/".join(str(o) for o in data.get("options") or [])
+        return f"  WAITING {node}: {str(data.get('message'))[:160]} [{options}]"
+    if event.type == "approval.decided":
+        return f"  decided {node}: {data.get('decision')} by {data.get('decided_by')}"
+    nodes = ", ".join(data.get("nodes") or [])
+    return f"run waiting for a decision at {nodes} (python -m engine approve {event.run_id} NODE --decision V)"
+
+
 class Progress:
     """A line per node on stderr: started, then done with status and duration."""
 
@@ -530,5 +593,7 @@ class Progress:
                 return f"run {RUN_ENDED[kind]}"
             case "llm.token":
                 return None  # the text arrives whole with the node's output
+            case "approval.requested" | "approval.decided" | "run.waiting":
+                return _approval_line(event)
             case _:
                 assert_never(kind)

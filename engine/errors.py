@@ -201,6 +201,18 @@ class NotForkable(EngineError):
     retryable = False
 
 
+class NotWaiting(EngineError):
+    """The run or node is not waiting for a decision (not waiting, decided already, or unknown node)."""
+
+    retryable = False
+
+
+class DecisionInvalid(EngineError):
+    """A decision whose value is not among the approval's options, or that names a field it lacks."""
+
+    retryable = False
+
+
 class NodeTestInvalid(EngineError):
     """The node cannot be tested: unknown node, a config that does not compile, or inputs that are not JSON."""
 

@@ -30,6 +30,9 @@ EventType = Literal[
     "memory.recalled",
     "memory.saved",
     "log",
+    "approval.requested",
+    "approval.decided",
+    "run.waiting",
     "run.completed",
     "run.failed",
     "run.cancelled",
@@ -182,6 +185,36 @@ class LogData(TypedDict):
     index: NotRequired[int]
 
 
+class ApprovalRequestedData(TypedDict):
+    """An approval node asks a person: message and fields as rendered, the options to pick from."""
+
+    message: str
+    fields: dict[str, Any]
+    options: list[str]
+    execution: int
+    iteration: int
+    timeout_at: NotRequired[float]  # epoch seconds: on_timeout applies from then
+    on_timeout: NotRequired[str]
+
+
+class ApprovalDecidedData(TypedDict):
+    """The decision of one request (one per request). ``timed_out``: on_timeout decided, no person."""
+
+    decision: str | None  # None: timed out with on_timeout "fail"
+    fields: dict[str, Any]
+    comment: str
+    decided_by: str
+    decided_at: float
+    execution: int
+    timed_out: NotRequired[bool]
+
+
+class RunWaitingData(TypedDict):
+    """The run paused: these nodes wait for a decision; its task has ended."""
+
+    nodes: list[str]
+
+
 class RunCompletedData(TypedDict):
     result: dict[str, Any]
 
@@ -208,6 +241,9 @@ EventData = (
     | MemoryRecalledData
     | MemorySavedData
     | LogData
+    | ApprovalRequestedData
+    | ApprovalDecidedData
+    | RunWaitingData
     | RunCompletedData
     | RunFailedData
     | RunCancelledData
@@ -226,6 +262,9 @@ PAYLOAD_TYPES: Final[Mapping[EventType, type[Any]]] = {
     "memory.recalled": MemoryRecalledData,
     "memory.saved": MemorySavedData,
     "log": LogData,
+    "approval.requested": ApprovalRequestedData,
+    "approval.decided": ApprovalDecidedData,
+    "run.waiting": RunWaitingData,
     "run.completed": RunCompletedData,
     "run.failed": RunFailedData,
     "run.cancelled": RunCancelledData,

@@ -27,6 +27,8 @@ from engine import template_budget
 from engine.config import DEFAULT_MODEL, Settings
 from engine.errors import EngineError, IterationLimit, NodeError, NodeTimeout, is_retryable
 from engine.events import (
+    ApprovalDecidedData,
+    ApprovalRequestedData,
     Event,
     EventType,
     ForkedFrom,
@@ -43,12 +45,14 @@ from engine.events import (
     RunCompletedData,
     RunFailedData,
     RunStartedData,
+    RunWaitingData,
     ToolCalledData,
     ToolResultData,
 )
 from engine.llm.base import ChatModel
 from engine.model import Workflow
 from engine.nodes import KINDS
+from engine.nodes.approval import ApprovalSpec, decision_output
 from engine.plan import Plan, PlanNode
 from engine.statuses import RunStatus
 from tools import ToolRegistry, default_registry
@@ -68,7 +72,7 @@ class RunResult:
     """How a run ended. ``events`` is the full ordered event list."""
 
     run_id: str
-    status: RunStatus  # completed | failed | cancelled
+    status: RunStatus  # completed | failed | cancelled | waiting (an approval waits for a decision)
     result: dict[str, Any] | None
     error: str | None
     node_id: str | None = None  # the node that failed the run, if one did
@@ -77,6 +81,10 @@ class RunResult:
 
 class _Stop(Exception):
     """Internal: this worker must stop because the run has failed."""
+
+
+class _Wait(Exception):
+    """Internal: this worker's branch stops at an approval node that waits for a decision."""
 
 
 class NodeContextImpl:
@@ -231,6 +239,14 @@ class _EventLog:
     @overload
     def emit(self, type: Literal["log"], node_id: str | None, data: LogData) -> None: ...
     @overload
+    def emit(
+        self, type: Literal["approval.requested"], node_id: str | None, data: ApprovalRequestedData
+    ) -> None: ...
+    @overload
+    def emit(self, type: Literal["approval.decided"], node_id: str | None, data: ApprovalDecidedData) -> None: ...
+    @overload
+    def emit(self, type: Literal["run.waiting"], node_id: str | None, data: RunWaitingData) -> None: ...
+    @overload
     def emit(self, type: Literal["run.completed"], node_id: str | None, data: RunCompletedData) -> None: ...
     @overload
     def emit(self, type: Literal["run.failed"], node_id: str | None, data: RunFailedData) -> None: ...
@@ -291,6 +307,7 @@ class _Run(_EventLog):
         self.tasks: set[asyncio.Task[None]] = set()
         self.idle: asyncio.Future[None] | None = None
         self.failure: tuple[str, str | None] | None = None
+        self.waiting: list[str] = []  # approval nodes whose request waits for a decision
 
     # --- the run ----------------------------------------------------------------
 
@@ -334,6 +351,9 @@ class _Run(_EventLog):
             error, node_id = self.failure
             self.emit("run.failed", None, {"error": error, "node_id": node_id})
             return self._result("failed", error, node_id)
+        if self.waiting:  # every branch that could go on has: the run pauses until a decision
+            self.emit("run.waiting", None, {"nodes": sorted(set(self.waiting))})
+            return self._result("waiting", None)
         self.emit("run.completed", None, {"result": self.result})
         return self._result("completed", None)
 
@@ -380,7 +400,7 @@ class _Run(_EventLog):
             node = self.nodes[index]
             try:
                 output = await self._execute(node)
-            except _Stop:
+            except (_Stop, _Wait):
                 return
             self.node_vars[node.id] = {"output": output}
             if node.type == "output":
@@ -394,7 +414,7 @@ class _Run(_EventLog):
 
     # --- one node -----------------------------------------------------------------
 
-    async def _execute(self, node: PlanNode) -> Any:
+    async def _execute(self, node: PlanNode) -> Any:  # noqa: C901 - replay, approvals and retries: one path
         count = self.run_count[node.index] + 1
         if count > self.max_iterations:
             error = IterationLimit(node.id, self.max_iterations)
@@ -414,8 +434,12 @@ class _Run(_EventLog):
                     reused: NodeCompletedData = {"output": output, "duration_ms": 0.0, "attempts": 0, "reused": True}
                     self.emit("node.completed", node.id, reused)
                 return output
+            if node.type == "approval" and key in self.replay.requests:
+                return self._decided(node, key)
             if key in self.replay.began:
                 started["restarted"] = True  # it began before the crash or failure: it starts again from scratch
+        if node.type == "approval":
+            await self._ask(node, started)
         self.emit("node.started", node.id, started)
         began_at = time.perf_counter()
         ctx = NodeContextImpl(self, node.id, iteration)
@@ -482,6 +506,52 @@ class _Run(_EventLog):
             "when": key if key in node.routes else "default",
             "taken": [self.nodes[self.edges[e].target].id for e in _routes(node, output)],
         }
+
+    async def _ask(self, node: PlanNode, started: NodeStartedData) -> None:
+        """Emit the approval request and stop this branch (raises _Wait; _Stop when the request fails)."""
+        self.emit("node.started", node.id, started)
+        spec: ApprovalSpec = node.spec
+        ctx = NodeContextImpl(self, node.id, started["iteration"])
+        try:
+            rendered = to_plain(await self.runners[node.index](spec, ctx), "raise")
+        except asyncio.CancelledError:
+            self.emit("node.failed", node.id, {"error": "cancelled", "cancelled": True, "attempts": 1})
+            raise
+        except Exception as exc:  # noqa: BLE001 - a template that fails fails the node, like any other
+            reason = _reason(exc)
+            self.emit("node.failed", node.id, {"error": reason, "attempts": 1})
+            self._fail(f"node '{node.id}' failed: {reason}", node.id)
+            raise _Stop from None
+        request: ApprovalRequestedData = {
+            "message": rendered["message"],
+            "fields": rendered["fields"],
+            "options": list(spec.options),
+            "execution": started["execution"],
+            "iteration": started["iteration"],
+        }
+        if spec.timeout_s is not None and spec.on_timeout is not None:
+            request["timeout_at"] = time.time() + spec.timeout_s
+            request["on_timeout"] = spec.on_timeout
+        self.emit("approval.requested", node.id, request)
+        self.waiting.append(node.id)
+        raise _Wait
+
+    def _decided(self, node: PlanNode, key: tuple[str, int]) -> Any:
+        """Finish an approval asked before with its decision (``on_timeout: fail`` fails it); none yet: wait on."""
+        assert self.replay is not None
+        decided = self.replay.decisions.get(key)
+        if decided is None:
+            self.waiting.append(node.id)  # asked before, not decided yet: it goes on waiting
+            raise _Wait
+        if decided.get("decision") is None:
+            spec: ApprovalSpec = node.spec
+            reason = f"nobody decided within {spec.timeout_s or 0:g} s (on_timeout: fail)"
+            self.emit("node.failed", node.id, {"error": reason, "attempts": 1})
+            self._fail(f"node '{node.id}' failed: {reason}", node.id)
+            raise _Stop
+        output = decision_output(dict(decided))
+        self.emit("node.completed", node.id, {"output": output, "duration_ms": 0.0, "attempts": 1})
+        return output
 
     async def _with_timeout(self, node: PlanNode, runner: Any, ctx: NodeContextImpl) -> Any:
         assert node.timeout_s is not None
@@ -571,6 +641,9 @@ class Replay:
     last_seq: int
     last_ts: float | None = None  # when the last event of the log was emitted (the run stopped then)
     began: set[tuple[str, int]] = field(default_factory=set)  # started, never completed
+    # approvals: requests asked (approval.requested data) and their decisions (approval.decided data)
+    requests: dict[tuple[str, int], Mapping[str, Any]] = field(default_factory=dict)
+    decisions: dict[tuple[str, int], Mapping[str, Any]] = field(default_factory=dict)
     calls: int = 0  # highest ``call_N`` already in the log: the resumed run numbers its calls after it
     # A fork (rerun from a node, see engine.fork): outputs are the source run's, the log starts empty,
     # so reused executions emit node.started/node.completed with "reused": true, and run.started says this.
@@ -583,6 +656,8 @@ def replay_from_events(events: list[Event]) -> Replay:
     skipped: set[tuple[str, int]] = set()
     began: set[tuple[str, int]] = set()
     started: dict[str, int] = {}
+    requests: dict[tuple[str, int], Mapping[str, Any]] = {}
+    decisions: dict[tuple[str, int], Mapping[str, Any]] = {}
     calls = 0
     for event in events:
         node = event.node_id
@@ -602,14 +677,25 @@ def replay_from_events(events: list[Event]) -> Replay:
                     outputs[(node, started.pop(node))] = event.data.get("output")
             case "node.skipped":
                 skipped.add((node, int(event.data.get("execution", 0))))
-            case "node.failed" | "run.started" | "run.completed" | "run.failed" | "run.cancelled":
+            case "approval.requested":
+                requests[(node, int(event.data.get("execution", 0)))] = event.data
+            case "approval.decided":
+                decisions[(node, int(event.data.get("execution", 0)))] = event.data
+            case "node.failed" | "run.started" | "run.completed" | "run.failed" | "run.cancelled" | "run.waiting":
                 pass  # a failed execution runs again; run events carry no node
             case _:
                 assert_never(kind)
     last_seq = events[-1].seq if events else 0
     last_ts = events[-1].ts if events else None
     return Replay(
-        outputs=outputs, skipped=skipped, last_seq=last_seq, last_ts=last_ts, began=began - set(outputs), calls=calls
+        outputs=outputs,
+        skipped=skipped,
+        last_seq=last_seq,
+        last_ts=last_ts,
+        began=began - set(outputs),
+        calls=calls,
+        requests=requests,
+        decisions=decisions,
     )
 
 
@@ -642,6 +728,8 @@ def _with_input(data: _Finished, ctx: NodeContextImpl) -> _Finished:
 def _routes(node: PlanNode, output: Any) -> tuple[int, ...]:
     """The edges a condition takes for ``output``: those whose ``when`` matches, else ``default``."""
     assert node.routes is not None
+    if node.type == "approval":  # an approval routes by its decision
+        return node.routes.get(when_key(output.get("decision"))) or node.default_routes
     return node.routes.get(when_key(output)) or node.default_routes
 
 

@@ -17,8 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 FORMAT = "workflow/v1"
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 InputType = Literal["string", "number", "integer", "boolean", "object", "array"]
-NodeType = Literal["input", "agent", "tool", "condition", "transform", "map", "output"]
-NODE_TYPES: tuple[str, ...] = ("input", "agent", "tool", "condition", "transform", "map", "output")
+NodeType = Literal["input", "agent", "tool", "condition", "transform", "map", "output", "approval"]
+NODE_TYPES: tuple[str, ...] = ("input", "agent", "tool", "condition", "transform", "map", "output", "approval")
+# node types whose outgoing edges carry ``when`` and are taken by value (a condition's output, an approval's decision)
+ROUTING_TYPES: tuple[str, ...] = ("condition", "approval")
 MAP_INNER_TYPES: tuple[str, ...] = ("agent", "tool", "transform", "condition")
 
 
@@ -150,6 +152,16 @@ class InputConfig(_Strict):
     pass
 
 
+class ApprovalConfig(_Strict):
+    """A person decides: ``message`` and ``fields`` are templates; ``on_timeout`` is an option or ``fail``."""
+
+    message: str
+    options: list[str] = Field(default_factory=lambda: ["approve", "reject"], min_length=1)
+    fields: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float | None = Field(None, gt=0)
+    on_timeout: str | None = None
+
+
 CONFIG_MODELS: dict[str, type[_Strict]] = {
     "input": InputConfig,
     "agent": AgentConfig,
@@ -158,6 +170,7 @@ CONFIG_MODELS: dict[str, type[_Strict]] = {
     "transform": TransformConfig,
     "map": MapConfig,
     "output": OutputConfig,
+    "approval": ApprovalConfig,
 }
 
 

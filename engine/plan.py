@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import Problem
+from engine.model import ROUTING_TYPES
 
 
 @dataclass(slots=True, eq=False)
@@ -146,14 +147,14 @@ def _cycles_without_condition(
     """
     seen: set[frozenset[int]] = set()
     for e, (u, v) in enumerate(graph.edges):
-        if not back[e] or "condition" in (graph.types[u], graph.types[v]):
+        if not back[e] or graph.types[u] in ROUTING_TYPES or graph.types[v] in ROUTING_TYPES:
             continue
         parent: dict[int, int] = {v: v}
         todo = deque([v])
         while todo and u not in parent:
             x = todo.popleft()
             for _e, y in succ[x]:
-                if y not in parent and graph.types[y] != "condition":
+                if y not in parent and graph.types[y] not in ROUTING_TYPES:
                     parent[y] = x
                     todo.append(y)
         if u not in parent:
@@ -254,7 +255,7 @@ def link(nodes: list[PlanNode], edges: list[PlanEdge], loops: list[LoopPlan]) ->
         edge.exit_loop = leaving[-1].index if leaving else None  # the outermost loop it leaves
     for node in nodes:
         node.out_edges = tuple(out.get(node.index, ()))
-        if node.type == "condition":
+        if node.type in ROUTING_TYPES:
             routes: dict[str, list[int]] = {}
             for edge in edges:
                 if edge.source == node.index and edge.when is not None:

@@ -115,8 +115,10 @@ class RunClock:
                         self.idle_s += max(0.0, event.ts - paused)
                     self.ended = None
                     self.resumes += 1
-            case "run.completed" | "run.failed" | "run.cancelled":
-                self.ended = event.ts
+            case "run.completed" | "run.failed" | "run.cancelled" | "run.waiting":
+                self.ended = event.ts  # waiting: its task ended; the time until the decision is idle
+            case "approval.requested" | "approval.decided":
+                pass
             case "node.started" | "node.completed" | "node.failed" | "node.skipped" | "llm.token" | "llm.completed":
                 pass
             case "tool.called" | "tool.result" | "memory.recalled" | "memory.saved":

@@ -38,8 +38,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, assert_never
 
+from engine.approvals import decision_data, due_timeouts, open_request, open_requests
 from engine.config import Settings
-from engine.errors import EngineError, NotResumable, Problem, RunNotFound, WorkflowInvalid
+from engine.errors import (
+    DecisionInvalid,
+    EngineError,
+    NotResumable,
+    NotWaiting,
+    Problem,
+    RunNotFound,
+    WorkflowInvalid,
+)
 from engine.events import TERMINAL_TYPES, Event, ForkedFrom
 from engine.executor import Replay, execute, replay_from_events
 from engine.fork import (
@@ -77,7 +86,7 @@ class RunInfo:
     """A run's state as the runtime or the store knows it."""
 
     run_id: str
-    status: str  # queued | running | completed | failed | cancelled | interrupted
+    status: str  # engine.statuses.RunStatus: queued | running | waiting | completed | failed | cancelled | ...
     workflow_name: str
     inputs: dict[str, Any]
     result: Any = None
@@ -196,6 +205,7 @@ class Runtime:
             the settings file now). :meth:`update_settings` swaps it for the runs started after.
         buffer_events: how many recent events each run keeps in memory.
         heartbeat_s: how often running runs are marked alive in the store.
+        approval_sweep_s: how often approvals whose timeout is due get their ``on_timeout`` (also once at start).
         tools: the tools its runs may call, checked when a workflow is loaded and used when it runs
             (default: :func:`tools.default_registry`: the built-ins, ``TOOLS_MODULES`` and plugins).
     """
@@ -208,6 +218,7 @@ class Runtime:
         llm: ChatModel | None = None,
         buffer_events: int = 10_000,
         heartbeat_s: float = 5.0,
+        approval_sweep_s: float = 5.0,
         tools: ToolRegistry | None = None,
         settings: Settings | None = None,
     ):
@@ -233,6 +244,7 @@ class Runtime:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="engine-runtime", daemon=True)
         self._thread.start()
+        self._settings_timeout_every = approval_sweep_s
         self._heartbeat = asyncio.run_coroutine_threadsafe(self._beat(heartbeat_s), self._loop)
         self._node_tests = NodeTests(self._loop)
 
@@ -301,12 +313,34 @@ class Runtime:
         return run_id
 
     def cancel(self, run_id: str) -> bool:
-        """Cancel a running run from any thread; True if it was running here."""
+        """Cancel a running run from any thread, or a waiting one; True if it was running here or waiting."""
         with self._lock:
             live = self._runs.get(run_id)
         if live is None or live.status != "running":
-            return False
+            return self._cancel_waiting(run_id, live)
         self._loop.call_soon_threadsafe(self._cancel_in_loop, live)
+        return True
+
+    def _cancel_waiting(self, run_id: str, live: _Live | None) -> bool:
+        """End a waiting run ``cancelled``: its open approvals fail as cancelled, then ``run.cancelled``."""
+        row = self.store.get_run(run_id)
+        if row is None or self._settled_status(run_id, row.status) != "waiting":
+            return False
+        if not self.store.take_waiting(run_id, self._owner, status="cancelled"):
+            return False
+        events = self.store.events(run_id)
+        replay = replay_from_events(events)
+        seq = replay.last_seq
+        for node, _execution in sorted(open_requests(replay)):
+            seq += 1
+            data = {"error": "cancelled", "cancelled": True, "attempts": 1}
+            self.store.append(Event(seq, run_id, time.time(), "node.failed", node, data))
+        self.store.append(Event(seq + 1, run_id, time.time(), "run.cancelled", None, {}))
+        self.store.writer.wait_committed(run_id, seq + 1)
+        if live is not None:
+            with live.cond:
+                live.status, live.last_seq, live.finished_at = "cancelled", seq + 1, time.time()
+                live.cond.notify_all()
         return True
 
     @staticmethod
@@ -334,7 +368,16 @@ class Runtime:
             if status != "running":
                 self.store.writer.wait_committed(run_id, live.last_seq)
         if status not in RESUMABLE:
-            raise NotResumable(f"run '{run_id}' is {status}; only interrupted or failed runs can be resumed")
+            hint = ""
+            if status == "waiting":
+                hint = f" (decide it with: python -m engine approve {run_id} NODE --decision V)"
+            raise NotResumable(f"run '{run_id}' is {status}; only interrupted or failed runs can be resumed{hint}")
+        self._continue(row, self.store.events(run_id), claim=True)
+        return run_id
+
+    def _continue(self, row: Any, events: list[Event], *, claim: bool) -> None:
+        """Run ``row``'s run on from ``events`` (its log): finished executions are reloaded, not re-run."""
+        run_id = row.run_id
         saved = self.store.get_workflow(row.workflow_id, row.workflow_version)
         if saved is None:
             raise NotResumable(f"run '{run_id}': its workflow version is missing from the store")
@@ -343,16 +386,78 @@ class Runtime:
         if forked_from and forked_from.get("config") is not None:  # a fork keeps its edit of the picked node
             document = with_config(document, forked_from["node"], forked_from["config"])
         workflow = load_workflow(document, tools=self.tools)
-        events = self.store.events(run_id)
         replay = replay_from_events(events)
-        self.store.claim_run(run_id, self._owner)
+        if claim:
+            self.store.claim_run(run_id, self._owner)
         live = self._register(run_id, row.workflow_name, dict(row.inputs), replace=True, created_at=row.created_at)
         live.forked_from = forked_from
         live.last_seq = replay.last_seq
         live.prompt_tokens, live.completion_tokens = row.prompt_tokens, row.completion_tokens
         live.tokens_estimated, live.failed_tokens = bool(row.tokens_estimated), row.failed_tokens
         self._start(live, workflow, dict(row.inputs), replay)
-        return run_id
+
+    # --- approvals: a waiting run goes on when a decision comes (engine.approvals) ----------------
+
+    def decide(
+        self,
+        run_id: str,
+        node: str,
+        decision: str | None,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        comment: str = "",
+        decided_by: str = "",
+        timed_out: bool = False,
+    ) -> None:
+        """Decide ``node``'s open approval of waiting run ``run_id`` and continue the run (returns at once).
+
+        The decision is recorded as ``approval.decided``; the run goes on from that node with every
+        finished node reused. ``fields`` replace the request's fields by name.
+
+        Raises:
+            RunNotFound: no such run.
+            NotWaiting: the run is not waiting, the node has no open request, or it was decided already.
+            DecisionInvalid: ``decision`` is not an option, or a field is unknown or not JSON.
+        """
+        self._check_open()
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        status = self._settled_status(run_id, row.status)
+        if status != "waiting":
+            raise NotWaiting(f"run '{run_id}' is {status}, not waiting for a decision")
+        events = self.store.events(run_id)
+        replay = replay_from_events(events)
+        execution, request = open_request(replay, run_id, node)
+        data = decision_data(
+            request, execution, decision, fields=fields, comment=comment, decided_by=decided_by, timed_out=timed_out
+        )
+        if not self.store.take_waiting(run_id, self._owner):
+            raise NotWaiting(f"run '{run_id}' is no longer waiting (another decision or a cancel came first)")
+        decided = Event(replay.last_seq + 1, run_id, time.time(), "approval.decided", node, data)
+        self.store.append(decided)
+        self._continue(row, [*events, decided], claim=True)
+
+    def waiting_approvals(self, run_id: str) -> list[dict[str, Any]]:
+        """The open approval requests of a run: ``{"node", "execution", **request}`` each (empty if none)."""
+        replay = replay_from_events(self.store.events(run_id))
+        return [{"node": key[0], **dict(data)} for key, data in sorted(open_requests(replay).items())]
+
+    def apply_due_timeouts(self, now: float | None = None) -> int:
+        """Decide every approval whose timeout is due with its ``on_timeout``; how many were decided.
+
+        Run at start and every heartbeat, so a timeout holds across restarts (it is measured from the request).
+        """
+        decided = 0
+        for run_id in self.store.waiting_runs():
+            due = due_timeouts(replay_from_events(self.store.events(run_id)), now if now is not None else time.time())
+            if not due:
+                continue
+            node, decision = due[0]  # one decision continues the run; the next sweep takes the others
+            with contextlib.suppress(NotWaiting, DecisionInvalid, RunNotFound):
+                self.decide(run_id, node, decision, decided_by="timeout", timed_out=True)
+                decided += 1
+        return decided
 
     def rerun(
         self,
@@ -699,6 +804,8 @@ class Runtime:
                             live.failed_tokens += prompt + completion
                     case "tool.called" | "tool.result" | "memory.recalled" | "memory.saved" | "log":
                         pass
+                    case "approval.requested" | "approval.decided" | "run.waiting":
+                        pass
                     case "run.started" | "run.completed" | "run.failed" | "run.cancelled":
                         pass  # the run's status is set by _finish, once its last event is durable
                     case _:
@@ -776,7 +883,10 @@ class Runtime:
                 live.cond.notify_all()
 
     async def _beat(self, every_s: float) -> None:
-        for _ in itertools.count():
+        for beat in itertools.count():
+            if beat % max(1, round(self._settings_timeout_every / every_s)) == 0:  # the first beat checks at once
+                with contextlib.suppress(Exception):  # a sweep that fails is tried again on the next beat
+                    await asyncio.to_thread(self.apply_due_timeouts)
             await asyncio.sleep(every_s)
             self.store.heartbeat(self.running())
 

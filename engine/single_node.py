@@ -461,6 +461,8 @@ def _result(
                 pass  # the test's outcome is returned whole; tokens make the output
             case "memory.recalled" | "memory.saved" | "run.started" | "run.completed" | "run.failed" | "run.cancelled":
                 pass
+            case "approval.requested" | "approval.decided" | "run.waiting":
+                pass
             case _:
                 assert_never(kind)
     tool_calls = tuple(

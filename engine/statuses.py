@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal, get_args
 
 # queued: submitted in queue mode, waiting for a worker (docs/queue.md)
-RunStatus = Literal["queued", "running", "completed", "failed", "cancelled", "interrupted"]
+# waiting: an approval node waits for a person's decision; nothing runs until one comes (docs/semantics.md)
+RunStatus = Literal["queued", "running", "waiting", "completed", "failed", "cancelled", "interrupted"]
 # pending: not reached yet (only the pages show it: nothing is stored for it)
 NodeStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
 
@@ -39,6 +40,8 @@ RUN_ENDED: Final[Mapping[str, RunStatus]] = {
     "run.failed": "failed",
     "run.cancelled": "cancelled",
 }
+# The status a run's pause event gives it (not an end: a decision continues the run).
+RUN_PAUSED: Final[Mapping[str, RunStatus]] = {"run.waiting": "waiting"}
 
 
 def node_failed_status(data: Mapping[str, Any]) -> NodeStatus:

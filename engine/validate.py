@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine.errors import Problem, WorkflowInvalid
 from engine.inputs import _a, _describe, _matches
-from engine.model import FORMAT, ID_PATTERN, NODE_TYPES, Edge, InputSpec, Node, Settings, Workflow
+from engine.model import FORMAT, ID_PATTERN, NODE_TYPES, ROUTING_TYPES, Edge, InputSpec, Node, Settings, Workflow
 from engine.nodes import KINDS, compile_config
 from engine.nodes.base import BASE_SCOPE, Compiler
 from engine.plan import Graph, Plan, PlanEdge, PlanNode, analyse, link
@@ -274,6 +274,7 @@ def _plan(
         found = ", ".join(ids[i] for i in inputs_nodes) or "none"
         problems.append(Problem("nodes", f"a workflow needs exactly one input node (found: {found})"))
     plan_edges, edges_ok = _check_edges(edges, index, types, problems)
+    _check_decisions(nodes, specs, edges, problems)
     if not inputs_nodes:
         return None
     graph = Graph(ids=ids, types=types, edges=[(e.source, e.target) for e in plan_edges])
@@ -298,6 +299,17 @@ def _plan(
     return Plan(
         nodes=plan_nodes, edges=plan_edges, loops=loops, input_index=inputs_nodes[0], by_id=index, output_names=names
     )
+
+
+def _check_decisions(nodes: list[Node], specs: list[Any], edges: list[Edge], problems: list[Problem]) -> None:
+    """Every ``when`` on an edge leaving an approval node is one of its options (or ``default``)."""
+    options = {node.id: specs[i].options for i, node in enumerate(nodes) if node.type == "approval" and specs[i]}
+    for edge in edges:
+        allowed = options.get(edge.source)
+        if allowed is not None and edge.when is not None and edge.when != "default" and edge.when not in allowed:
+            problems.append(
+                Problem(edge.label, f"when '{edge.when}' is not an option of '{edge.source}' ({', '.join(allowed)})")
+            )
 
 
 def _output_names(nodes: list[Node], specs: list[Any], problems: list[Problem]) -> dict[int, str]:
@@ -341,10 +353,12 @@ def _check_edges(
         source_type = types[index[edge.source]]
         if types[index[edge.target]] == "input":
             problems.append(Problem(edge.label, "the input node cannot have incoming edges"))
-        if source_type == "condition" and edge.when is None:
-            problems.append(Problem(edge.label, 'an edge from a condition node needs "when" (a value, or "default")'))
-        if source_type not in ("condition", "?") and edge.when is not None:
-            problems.append(Problem(edge.label, 'only edges from a condition node carry "when"'))
+        if source_type in ROUTING_TYPES and edge.when is None:
+            problems.append(
+                Problem(edge.label, f'an edge from {_a(source_type)} node needs "when" (a value, or "default")')
+            )
+        if source_type not in (*ROUTING_TYPES, "?") and edge.when is not None:
+            problems.append(Problem(edge.label, 'only edges from a condition or approval node carry "when"'))
         plan_edges.append(
             PlanEdge(index=len(plan_edges), source=index[edge.source], target=index[edge.target], when=edge.when)
         )

@@ -28,6 +28,7 @@ COLOURS: dict[str, tuple[str, str]] = {  # keyed by NodeStatus
 RUN_BADGES: dict[str, str] = {  # keyed by RunStatus
     "queued": ":gray-badge[queued]",
     "running": ":blue-badge[running]",
+    "waiting": ":primary-badge[waiting]",
     "completed": ":green-badge[completed]",
     "failed": ":red-badge[failed]",
     "cancelled": ":orange-badge[cancelled]",
@@ -46,6 +47,7 @@ class RunView:
     tool_calls: dict[str, dict] = field(default_factory=dict)  # call_id -> called + result
     memory: list[Event] = field(default_factory=list)
     logs: list[Event] = field(default_factory=list)
+    approvals: dict[str, Event] = field(default_factory=dict)  # node -> its open approval.requested
     started_ts: float | None = None
     finished_ts: float | None = None
     terminal: Event | None = None
@@ -106,6 +108,14 @@ class RunView:
                 self.memory.append(event)
             case "log":
                 self.logs.append(event)
+            case "approval.requested":
+                if node:
+                    self.approvals[node] = event
+            case "approval.decided":
+                if node:
+                    self.approvals.pop(node, None)
+            case "run.waiting":
+                pass  # not an end: the run's status says waiting
             case "run.completed" | "run.failed" | "run.cancelled":
                 self.terminal = event
                 self.finished_ts = event.ts

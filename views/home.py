@@ -11,6 +11,7 @@ import streamlit as st
 from engine import WorkflowInvalid, load_workflow
 from engine.errors import EngineError
 from engine.llm import endpoint_status
+from ui import approval_panel
 from ui.nav import open_in_builder, open_in_history, watch_run
 from ui.run_parts import badge, code, when
 from ui.runtime import get_runtime
@@ -117,6 +118,7 @@ st.caption("Build agentic workflows, run them live, and look back at every run."
 model_banner()
 left, right = st.columns([5, 3], gap="large")
 with right:
+    approval_panel.waiting_list(get_runtime())
     recent_runs()
 with left:
     st.subheader("Templates")

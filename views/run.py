@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from engine.runtime import RunInfo
-from ui import node_panel
+from ui import approval_panel, node_panel
 from ui.canvas import roomy_page
 from ui.nav import RUN_ID, RUN_LINKED, open_in_history
 from ui.run_parts import (
@@ -131,13 +131,15 @@ def live(run_id: str, doc: dict[str, Any] | None, ticking: bool) -> None:
         "Cancel run",
         key="run_cancel",
         icon=":material/stop_circle:",
-        disabled=info.finished,
+        disabled=info.finished and info.status != "waiting",
         on_click=_cancel,
         args=(run_id,),
         width="stretch",
     )
 
-    with st.container():  # one slot whether or not there are earlier attempts: the panel below keeps its place
+    with st.container():  # one slot for the approval and earlier attempts, or none: the panel below keeps its place
+        if info.status == "waiting":  # a person decides here; the run goes on from the approval node
+            approval_panel.render(runtime, run_id)
         render_earlier_attempts(view)
     if doc:  # the graph takes the page's full width, the picked node's panel under it; the model output follows
         node_panel.graph_and_panel(runtime, run_id, doc, info, page="run", in_address=True)

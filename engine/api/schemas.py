@@ -120,6 +120,17 @@ class RunOut(BaseModel):
     forked_from: ForkedFrom | None = Field(None, description="a rerun's source run and node (null for other runs)")
 
 
+class DecisionRequest(BaseModel):
+    """A person's decision of a waiting approval node."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: str = Field(min_length=1, max_length=200, description="one of the approval's options")
+    fields: dict[str, Any] | None = Field(default=None, description="field name -> edited JSON value")
+    comment: str = Field(default="", max_length=20_000)
+    decided_by: str | None = Field(default=None, max_length=200, description="who decided (default: 'api')")
+
+
 class RunStateOut(BaseModel):
     run_id: str
     status: str = Field(description="'cancelling' or 'resuming' when accepted, else the run's status")

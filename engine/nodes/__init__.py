@@ -8,12 +8,13 @@ from pydantic import ValidationError
 
 from engine.model import CONFIG_MODELS
 from engine.nodes.agent import AGENT
+from engine.nodes.approval import APPROVAL
 from engine.nodes.base import Compiler, NodeContext, NodeKind
 from engine.nodes.map import MAP
 from engine.nodes.pure import CONDITION, INPUT, OUTPUT, TRANSFORM
 from engine.nodes.tool import TOOL
 
-KINDS: dict[str, NodeKind] = {k.type: k for k in (INPUT, AGENT, TOOL, CONDITION, TRANSFORM, MAP, OUTPUT)}
+KINDS: dict[str, NodeKind] = {k.type: k for k in (INPUT, AGENT, TOOL, CONDITION, TRANSFORM, MAP, OUTPUT, APPROVAL)}
 
 
 def compile_config(node_type: str, config: dict[str, Any], compiler: Compiler, *, prefix: str = "config") -> Any:

@@ -344,6 +344,25 @@ class Store:
             run_id,
         )
 
+    def take_waiting(self, run_id: str, owner: str, *, status: str = "running") -> bool:
+        """Move a ``waiting`` run to ``status`` at once (not queued): True for the one caller that did.
+
+        Two decisions (or a decision and a cancel) racing from two processes: exactly one wins.
+        """
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(RUNS)
+                .where(RUNS.c.run_id == run_id, RUNS.c.status == "waiting")
+                .values(status=status, owner=owner, heartbeat_at=time.time())
+            )
+        return bool(result.rowcount == 1)
+
+    def waiting_runs(self, *, limit: int = 1000) -> list[str]:
+        """Ids of runs waiting for a decision (the timeout sweep reads them)."""
+        with Session(self.engine) as session:
+            query = select(RUNS.c.run_id).where(RUNS.c.status == "waiting").limit(limit)
+            return [str(r) for r in session.execute(query).scalars()]
+
     def heartbeat(self, run_ids: Iterable[str]) -> None:
         ids = list(run_ids)
         if ids:

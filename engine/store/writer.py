@@ -35,7 +35,7 @@ from sqlalchemy import Engine, and_, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.events import Event
-from engine.statuses import RUN_ENDED, node_failed_status
+from engine.statuses import RUN_ENDED, RUN_PAUSED, node_failed_status
 from engine.store.tables import EventRow, NodeExecutionRow, RunRow
 
 logger = logging.getLogger(__name__)
@@ -339,7 +339,7 @@ class _Projection:
             values = self.runs[run_id] = {}
         return values
 
-    def _event(self, e: Event) -> None:
+    def _event(self, e: Event) -> None:  # noqa: C901 - one branch per event kind
         data = e.data
         self.events.append(
             {"run_id": e.run_id, "seq": e.seq, "ts": e.ts, "type": e.type, "node_id": e.node_id, "data": dict(data)}
@@ -430,6 +430,10 @@ class _Projection:
                     run["error_node"] = data.get("node_id")
             case "llm.token" | "tool.called" | "tool.result" | "memory.recalled" | "memory.saved" | "log":
                 pass  # stored as events only: no row changes
+            case "approval.requested" | "approval.decided":
+                pass  # the approval's node row stays running until its decision completes it
+            case "run.waiting":
+                run["status"] = RUN_PAUSED[kind]
             case _:
                 assert_never(kind)
 

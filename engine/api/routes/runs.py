@@ -20,8 +20,18 @@ from engine.api.deps import (
     wait_row_settled,
 )
 from engine.api.errors import ApiError, errors
-from engine.api.schemas import RerunRequest, RunOut, RunRequest, RunStarted, RunStateOut, RunStatus
-from engine.errors import ForkInvalid, InputsInvalid, NotForkable, NotResumable, Problem, RunNotFound, WorkflowInvalid
+from engine.api.schemas import DecisionRequest, RerunRequest, RunOut, RunRequest, RunStarted, RunStateOut, RunStatus
+from engine.errors import (
+    DecisionInvalid,
+    ForkInvalid,
+    InputsInvalid,
+    NotForkable,
+    NotResumable,
+    NotWaiting,
+    Problem,
+    RunNotFound,
+    WorkflowInvalid,
+)
 from engine.reader import RunRecord
 from engine.runtime import RunInfo, Runtime
 
@@ -142,6 +152,8 @@ def get_run(runtime: RuntimeDep, run_id: RunId) -> RunOut:
 def cancel_run(runtime: RuntimeDep, run_id: RunId, response: Response) -> RunStateOut:
     """Cancel a queued or running run (202); a run that already ended is left as it is (200)."""
     info = status_or_404(runtime, run_id)
+    if info.status == "waiting" and runtime.cancel(run_id):  # nothing runs: it ends cancelled at once
+        return RunStateOut(run_id=run_id, status="cancelled")
     if info.status in ("running", "queued") and runtime.cancel(run_id):
         return RunStateOut(run_id=run_id, status="cancelling")
     if info.status in ("running", "queued"):
@@ -216,3 +228,43 @@ def _rerun(runtime: Runtime, run_id: str, req: RerunRequest) -> str:
         raise ApiError(409, str(exc)) from None
     except ForkInvalid as exc:
         raise ApiError(422, str(exc).splitlines()[0], exc.problems) from None
+
+
+@router.post(
+    "/runs/{run_id}/approvals/{node}",
+    status_code=202,
+    response_model=RunStateOut,
+    responses=errors(400, 401, 404, 409, 415, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": DecisionRequest.model_json_schema()}},
+        }
+    },
+)
+async def decide_approval(request: Request, runtime: RuntimeDep, run_id: RunId, node: str) -> RunStateOut:
+    """Decide a waiting approval node (202); the run goes on from it with every finished node reused.
+
+    Not waiting (or decided already): 409; a decision that is not an option, or an unknown field: 422.
+    """
+    body = await json_body(request)
+    try:
+        req = DecisionRequest.model_validate(body)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid decision", _body_problems(exc)) from None
+    await run_in_threadpool(_decide, runtime, run_id, node, req)
+    return RunStateOut(run_id=run_id, status="resuming")
+
+
+def _decide(runtime: Runtime, run_id: str, node: str, req: DecisionRequest) -> None:
+    status_or_404(runtime, run_id)
+    try:
+        runtime.decide(
+            run_id, node, req.decision, fields=req.fields, comment=req.comment, decided_by=req.decided_by or "api"
+        )
+    except RunNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    except NotWaiting as exc:
+        raise ApiError(409, str(exc)) from None
+    except DecisionInvalid as exc:
+        raise ApiError(422, str(exc)) from None
