@@ -218,6 +218,14 @@ def _drafts(engine: Engine) -> None:
     DraftRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
 
 
+def _evals(engine: Engine) -> None:
+    """The evaluation tables (engine/evals): an evaluation and its rows."""
+    from engine.evals.tables import EvalRowTable, EvalTable
+
+    for table in (EvalTable, EvalRowTable):
+        table.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined,union-attr]
+
+
 def _statuses(engine: Engine) -> None:
     """A node execution that ended well is ``succeeded`` (engine/statuses.py); older rows said ``completed``."""
     with engine.begin() as conn:
@@ -250,6 +258,8 @@ MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     ("0005_statuses", _statuses),
     # queue mode (engine/queue): runs.lease_epoch, the fence a worker's writes are checked against
     ("0006_queue", _add_missing_columns({"runs": [("lease_epoch", "INTEGER NOT NULL DEFAULT 0")]})),
+    # evaluations (engine/evals): tables evals and eval_rows
+    ("0007_evals", _evals),
 ]
 
 
