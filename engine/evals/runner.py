@@ -54,6 +54,11 @@ def row_run_id(eval_id: str, index: int) -> str:
     return uuid.uuid5(NAMESPACE, f"{eval_id}:{index}").hex
 
 
+def next_run_id(run_id: str) -> str:
+    """The id a row's next run gets after its run ``run_id`` was cancelled (stored before it starts)."""
+    return uuid.uuid5(NAMESPACE, f"after:{run_id}").hex
+
+
 @dataclass
 class _Active:
     eval_id: str
@@ -283,10 +288,12 @@ class Evaluator:
             scores = {s.spec: self._score(s, output, row.expected, row.inputs) for s in specs}
             values: dict[str, Any] = {"status": "completed", "output": output, "scores": scores, "error": None}
         elif info.status == "cancelled" and active.cancelled:
-            values = {"status": "pending"}  # stopped by the cancel: a resume runs it again
+            # stopped by the cancel: a resume runs it again under the next id (a cancelled run cannot be resumed)
+            values = {"status": "pending", "run_id": next_run_id(run_id)}
         else:
             values = {"status": "failed", "output": info.result, "error": info.error or info.status, "scores": {}}
-        values.update(tokens=tokens, cost_usd=cost, latency_s=latency, run_id=run_id)
+        values.setdefault("run_id", run_id)
+        values.update(tokens=tokens, cost_usd=cost, latency_s=latency)
         self.store.update_row(record.id, row.row_index, **values)
         if values["status"] != "pending":
             self._advance(active)
