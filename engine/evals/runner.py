@@ -17,6 +17,7 @@ import contextlib
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -335,3 +336,16 @@ class Evaluator:
 
 class _Skipped(EngineError):
     """The evaluation was cancelled before this row started."""
+
+
+_EVALUATORS: weakref.WeakKeyDictionary[Runtime, Evaluator] = weakref.WeakKeyDictionary()
+_EVALUATORS_LOCK = threading.Lock()
+
+
+def evaluator_for(runtime: Runtime) -> Evaluator:
+    """The one :class:`Evaluator` of ``runtime`` in this process (the pages and the API share it)."""
+    with _EVALUATORS_LOCK:
+        found = _EVALUATORS.get(runtime)
+        if found is None:
+            found = _EVALUATORS[runtime] = Evaluator(runtime)
+        return found

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -24,11 +23,10 @@ from engine.api.errors import ApiError, errors
 from engine.errors import Problem, WorkflowInvalid
 from engine.evals.dataset import Dataset, DatasetInvalid, read_dataset
 from engine.evals.results import compare, row_record
-from engine.evals.runner import MAX_CONCURRENCY, EvalNotFound, Evaluator
+from engine.evals.runner import MAX_CONCURRENCY, EvalNotFound, Evaluator, evaluator_for
 from engine.runtime import Runtime
 
 router = APIRouter(tags=["evals"])
-_LOCK = threading.Lock()
 
 
 class DatasetFile(BaseModel):
@@ -62,13 +60,7 @@ class EvalProgress(BaseModel):
 
 
 def evaluator_of(connection: HTTPConnection) -> Evaluator:
-    state = connection.app.state
-    with _LOCK:
-        found: Evaluator | None = getattr(state, "evaluator", None)
-        if found is None:
-            found = Evaluator(state.api.runtime)
-            state.evaluator = found
-    return found
+    return evaluator_for(connection.app.state.api.runtime)
 
 
 async def _evaluator(connection: HTTPConnection) -> Evaluator:
