@@ -12,6 +12,7 @@ page = st.navigation(
         st.Page("views/builder.py", title="Builder", icon=":material/schema:"),
         st.Page("views/run.py", title="Run", icon=":material/play_circle:"),
         st.Page("views/history.py", title="History", icon=":material/history:"),
+        st.Page("views/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
         st.Page("views/memory.py", title="Memory", icon=":material/psychology:"),
         st.Page("views/tools.py", title="Tools", icon=":material/build:"),
         st.Page("views/settings.py", title="Settings", icon=":material/settings:"),

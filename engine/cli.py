@@ -26,6 +26,7 @@ from engine.attempts import Attempt
 from engine.config import ConfigInvalid, Settings
 from engine.costs import Usage
 from engine.errors import DecisionInvalid, NotWaiting
+from engine.evals import cli as eval_cli
 from engine.events import Event
 from engine.examples import example_files, workflow_file
 from engine.fork import ForkInvalid, NotForkable
@@ -134,6 +135,7 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="create or upgrade the store's tables (and, on PostgreSQL, the queue's)")
     migrate.add_argument("--db", metavar="URL", help="store URL (default: DATABASE_URL, else $DATA_DIR/studio.db)")
     migrate.set_defaults(handler=_cmd_migrate)
+    eval_cli.add_parsers(sub, _open_runtime)  # eval, eval-resume, eval-compare (engine/evals/cli.py)
     examples = sub.add_parser("examples", help="list the example workflows shipped with the studio")
     examples.set_defaults(handler=_cmd_examples)
     sub.add_parser(

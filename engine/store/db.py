@@ -218,6 +218,14 @@ def _drafts(engine: Engine) -> None:
     DraftRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
 
 
+def _evals(engine: Engine) -> None:
+    """The evaluation tables (engine/evals): an evaluation and its rows."""
+    from engine.evals.tables import EvalRowTable, EvalTable
+
+    for table in (EvalTable, EvalRowTable):
+        table.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined,union-attr]
+
+
 def _statuses(engine: Engine) -> None:
     """A node execution that ended well is ``succeeded`` (engine/statuses.py); older rows said ``completed``."""
     with engine.begin() as conn:
@@ -273,6 +281,8 @@ MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     ("0007_reads", _reads),
     # queue mode: the table studio_settings, the Settings page's values for every worker
     ("0008_qmem", _shared_settings),
+    # evaluations (engine/evals): tables evals and eval_rows
+    ("0009_evals", _evals),
 ]
 
 

@@ -35,6 +35,12 @@ def test_the_routers_hold_every_route_of_the_api() -> None:
         ("POST", "/runs/{run_id}/rerun"),
         ("GET", "/memory/agents"),
         ("GET", "/memory/{agent_id}"),
+        ("POST", "/evals"),
+        ("GET", "/evals/{eval_id}"),
+        ("GET", "/evals/{eval_id}/events"),
+        ("POST", "/evals/{eval_id}/cancel"),
+        ("POST", "/evals/{eval_id}/resume"),
+        ("GET", "/evals/{a}/compare/{b}"),
     } == paths
 
 

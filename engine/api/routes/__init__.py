@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from engine.api.routes import events, health, memory, runs, tools, workflows
+from engine.api.routes import evals, events, health, memory, runs, tools, workflows
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -19,6 +19,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     runs.router,
     events.router,
     memory.router,
+    evals.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -1,0 +1,62 @@
+"""The Evaluate page (AppTest): the example dataset mapped to the workflow's inputs, a run to the end with its
+rows and run links, a missing required column listed, and a comparison with an earlier evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from engine.evals.runner import evaluator_for
+from engine.runtime import Runtime
+from ui.runtime import get_runtime
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/evaluate.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _button(at: AppTest, label: str):  # type: ignore[no-untyped-def]
+    return next(b for b in at.button if b.label.startswith(label))
+
+
+def test_run_the_example_then_compare(runtime: Runtime) -> None:
+    at = _page()
+    assert "No evaluations yet." in [i.value for i in at.info]
+    _button(at, "Use the example dataset").click().run()
+    assert any("32 rows" in m.value for m in at.markdown)
+    assert at.multiselect(key="eval_scorers").value == ["numeric"]
+    _button(at, "Run the evaluation").click().run()
+    assert not at.exception, at.exception
+    evaluator = evaluator_for(get_runtime())
+    (first,) = evaluator.recent()
+    evaluator.wait(first.id, timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert any(m.label == "Rows passed" and m.value == "28 / 32" for m in at.metric)
+    table = at.dataframe[1].value  # the summary table, then the rows
+    assert len(table) == 32 and table["run"].str.startswith("./run?run=").all()
+    # a second evaluation with a stricter scorer: the comparison lists regressed rows
+    at.multiselect(key="eval_scorers").set_value(["numeric", "exact"]).run()
+    _button(at, "Run the evaluation").click().run()
+    second = next(e for e in evaluator.recent() if e.id != first.id)
+    evaluator.wait(second.id, timeout=120)
+    at.run()
+    assert at.selectbox(key="eval_pick").value == second.id
+    assert any("regressed" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    assert not at.exception
+
+
+def test_a_missing_required_column_is_listed_and_blocks_the_run(runtime: Runtime) -> None:
+    at = _page()
+    at.session_state["eval_dataset"] = ("bad.csv", b"prompt,expected\n1+1,2\n")
+    at.run()
+    assert any("Required input `question`" in e.value for e in at.error)
+    assert _button(at, "Run the evaluation").disabled
