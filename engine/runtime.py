@@ -60,6 +60,8 @@ from engine.store import Store, WorkflowRef, process_owner
 from engine.validate import load_workflow
 from tools import ToolRegistry, ToolResult, default_registry
 from tools import config as tool_settings
+from tools.mcp import McpHub
+from tools.mcp import load_config as load_mcp_config
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -185,8 +187,19 @@ class Runtime:
         tools: ToolRegistry | None = None,
         settings: Settings | None = None,
     ):
-        self.tools: ToolRegistry = tools if tools is not None else default_registry()
         self._settings = settings or Settings.from_env()
+        self.tools: ToolRegistry = tools if tools is not None else default_registry()
+        self.mcp: McpHub | None = None
+        mcp_config = load_mcp_config(self._settings.tools.mcp_config_file)
+        if mcp_config.servers:  # their tools go into a registry of this runtime's own
+            self.tools = tools if tools is not None else default_registry().copy()
+            self.mcp = McpHub(
+                mcp_config,
+                self.tools,
+                child_path=self._settings.tools.child_path,
+                log_dir=self._settings.data_dir / "logs" / "mcp",
+            )
+        self.mcp_problems = mcp_config.problems
         self.store = Store(
             database_url, data_dir=data_dir, on_write_failure=self._on_write_failure, settings=self._settings
         )
@@ -576,6 +589,8 @@ class Runtime:
         self._thread.join(timeout)
         if not self._thread.is_alive():
             self._loop.close()
+        if self.mcp is not None:
+            self.mcp.close()  # after the runs: their calls are over; the servers' processes end here
         self.store.close()
 
     @staticmethod
@@ -672,7 +687,13 @@ class Runtime:
         output: Any
         try:
             result = await execute(
-                workflow, inputs, llm=llm, on_event=sink, run_id=live.run_id, replay=replay, settings=settings,
+                workflow,
+                inputs,
+                llm=llm,
+                on_event=sink,
+                run_id=live.run_id,
+                replay=replay,
+                settings=settings,
                 tools=self.tools,
             )
         except BaseException as exc:  # an engine bug must not leave the run "running" forever

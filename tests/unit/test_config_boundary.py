@@ -19,6 +19,8 @@ ALLOWED = {
     "for calling a tool directly, outside a run",
     "memory/config.py": "memory's part of the settings (memory may not import engine); its from_env is the default "
     "for using memory directly, outside a run",
+    "tools/mcp/launch.py": "runs in an MCP server's child process, not the studio: reads what to exec from the one "
+    "variable the studio set for it",
     "memory/short_term.py": "tiktoken reads TIKTOKEN_CACHE_DIR / DATA_GYM_CACHE_DIR itself when it loads an encoding; "
     "the check whether an encoding is cached must see the same values tiktoken will",
 }
