@@ -36,7 +36,8 @@ from typing import IO, Any, TextIO, cast
 import anyio
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamablehttp_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import McpError
 from pydantic import BaseModel, ConfigDict, create_model
 
@@ -170,8 +171,11 @@ class _Server:
                         stdio_client(self._stdio_params(), errlog=cast(TextIO, errlog))
                     )
                 else:
+                    client = await stack.enter_async_context(
+                        create_mcp_http_client(headers=dict(self.config.headers) or None)
+                    )
                     read, write, _ = await stack.enter_async_context(
-                        streamablehttp_client(self.config.url, headers=dict(self.config.headers) or None)
+                        streamable_http_client(self.config.url, http_client=client)
                     )
                 session = await stack.enter_async_context(ClientSession(read, write))
                 await session.initialize()
