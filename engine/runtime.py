@@ -188,18 +188,11 @@ class Runtime:
         settings: Settings | None = None,
     ):
         self._settings = settings or Settings.from_env()
+        self._base_tools = tools
         self.tools: ToolRegistry = tools if tools is not None else default_registry()
         self.mcp: McpHub | None = None
-        mcp_config = load_mcp_config(self._settings.tools.mcp_config_file)
-        if mcp_config.servers:  # their tools go into a registry of this runtime's own
-            self.tools = tools if tools is not None else default_registry().copy()
-            self.mcp = McpHub(
-                mcp_config,
-                self.tools,
-                child_path=self._settings.tools.child_path,
-                log_dir=self._settings.data_dir / "logs" / "mcp",
-            )
-        self.mcp_problems = mcp_config.problems
+        self.mcp_problems: tuple[str, ...] = ()
+        self.reload_mcp()
         self.store = Store(
             database_url, data_dir=data_dir, on_write_failure=self._on_write_failure, settings=self._settings
         )
@@ -223,6 +216,28 @@ class Runtime:
         return self.store.mark_interrupted()
 
     # --- settings ------------------------------------------------------------------------
+
+    def reload_mcp(self) -> None:
+        """(Re)read the MCP servers' config file: the old servers stop, the new ones start on first use.
+
+        Runs started before keep the registry they were given; calls they make to a stopped server fail.
+        """
+        if self.mcp is not None:
+            self.mcp.close()
+            self.mcp = None
+        config = load_mcp_config(self._settings.tools.mcp_config_file)
+        self.mcp_problems = config.problems
+        if not config.servers:
+            self.tools = self._base_tools if self._base_tools is not None else default_registry()
+            return
+        # their tools go into a registry of this runtime's own (a fresh one, so no stale tool stays)
+        self.tools = (self._base_tools or default_registry()).copy()
+        self.mcp = McpHub(
+            config,
+            self.tools,
+            child_path=self._settings.tools.child_path,
+            log_dir=self._settings.data_dir / "logs" / "mcp",
+        )
 
     @property
     def settings(self) -> Settings:

@@ -16,6 +16,7 @@ form a page may show: every ``env``/``headers`` value replaced.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -158,3 +159,39 @@ def unmask(edited: Any, saved: Any) -> Any:
                     }
         servers[name] = entry
     return {**edited, "mcpServers": servers}
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The file's JSON document as it is (``{"mcpServers": {}}`` when missing or unreadable), for editing."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {"mcpServers": {}}
+    return document if isinstance(document, dict) else {"mcpServers": {}}
+
+
+def edit(text: str, saved: Any) -> tuple[dict[str, Any] | None, list[str]]:
+    """The document to save from a page's edited (masked) text, or None and why not (one line each)."""
+    try:
+        edited = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"]
+    document = unmask(edited, saved)
+    problems = list(parse_config(document).problems)
+    if problems:
+        return None, problems
+    return document, []
+
+
+def save_document(path: Path, document: dict[str, Any]) -> None:
+    """Write ``document`` to ``path`` readable by this user only (it holds the servers' secrets).
+
+    Raises:
+        OSError: the folder is not writable.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+        json.dump(document, out, indent=2)
+        out.write("\n")
+    os.replace(temporary, path)
