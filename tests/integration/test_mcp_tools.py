@@ -237,3 +237,32 @@ def test_no_server_process_outlives_the_runtime(tmp_path: Path) -> None:
     while Path(f"/proc/{pid}").exists():
         assert time.monotonic() < deadline, f"MCP server process {pid} outlived the runtime"
         time.sleep(0.05)
+
+
+def test_get_tools_lists_the_mcp_tools_with_their_schemas(tmp_path: Path) -> None:
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from engine.api.app import create_app
+
+    with _runtime(tmp_path, {"t": _stdio(tmp_path)}) as rt:
+        server = uvicorn.Server(uvicorn.Config(create_app(rt, token=None), log_level="warning"))
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not server.started and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+                listed = {t["name"]: t for t in client.get("/tools").json()}
+        finally:
+            server.should_exit = True
+            thread.join(30)
+            sock.close()
+    assert listed["t__echo"]["parameters"]["properties"]["text"]["type"] == "string"
+    assert "calculator" in listed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -78,3 +79,24 @@ def test_mcp_json_is_edited_without_showing_secrets() -> None:
     next(b for b in at.button if b.label == "Save MCP servers").click().run()
     assert "Nothing was saved" in _everything_shown(at)
     assert json.loads(path.read_text(encoding="utf-8")) == saved
+
+
+def test_the_tools_page_lists_and_calls_an_mcp_tool() -> None:
+    server = Path(__file__).resolve().parents[1] / "integration" / "mcp" / "server.py"
+    path = _file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"mcpServers": {"t": {"command": sys.executable, "args": [str(server), "stdio"]}}}))
+    get_runtime().reload_mcp()
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    at.switch_page("views/tools.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert {"t__add", "t__echo", "calculator"} <= set(at.selectbox(key="tools_selected").options)
+    at.selectbox(key="tools_selected").select("t__add").run()
+    assert any("studio's privileges" in c.value for c in at.caption)
+    at.number_input(key="tools_arg__t__add__a").set_value(2)
+    at.number_input(key="tools_arg__t__add__b").set_value(3)
+    next(b for b in at.button if b.label == "Call the tool").click().run()
+    assert not at.exception, at.exception
+    assert any(c.value == "5" for c in at.code), [c.value for c in at.code]
