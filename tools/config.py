@@ -45,7 +45,7 @@ class ToolSettings:
     searxng_url: str = ""  # SEARXNG_URL
     web_search_timeout_s: float = 8.0  # WEB_SEARCH_TIMEOUT_S (at most 60)
     mcp_config: str = ""  # MCP_CONFIG; empty: $DATA_DIR/mcp.json (tools.mcp)
-    child_path: str = ""  # PATH: the one variable of the studio's environment an MCP server is handed
+    child_path: str = os.defpath  # PATH: the one variable of the studio's environment an MCP server is handed
 
     @property
     def mcp_config_file(self) -> Path:
