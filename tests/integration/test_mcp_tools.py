@@ -266,3 +266,21 @@ def test_get_tools_lists_the_mcp_tools_with_their_schemas(tmp_path: Path) -> Non
             sock.close()
     assert listed["t__echo"]["parameters"]["properties"]["text"]["type"] == "string"
     assert "calculator" in listed
+
+
+def test_a_server_down_at_first_is_tried_again_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.mcp import hub
+
+    monkeypatch.setattr(hub, "RETRY_DOWN_S", 0.5)
+    port = _free_port()
+    with _runtime(tmp_path, {"h": {"url": f"http://127.0.0.1:{port}/mcp"}}) as rt:
+        with pytest.raises(WorkflowInvalid, match="MCP server 'h' is down"):
+            rt.submit(_tool_workflow("h__echo", {"text": "x"}))
+        proc = _start_http(port)
+        try:
+            time.sleep(0.6)
+            info, _ = _run(rt, _tool_workflow("h__echo", {"text": "up now"}))
+            assert info.status == "completed" and info.result["call"] == "up now", info.error
+        finally:
+            proc.kill()
+            proc.wait()

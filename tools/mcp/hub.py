@@ -30,6 +30,7 @@ import logging
 import re
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any, TextIO, cast
 
@@ -51,6 +52,7 @@ logger = logging.getLogger(__name__)
 SEPARATOR = "__"
 START_TIMEOUT_S = 20.0  # starting a server and listing its tools
 STOP_TIMEOUT_S = 5.0
+RETRY_DOWN_S = 30.0  # a server that was down at a lookup is tried again at a lookup this much later
 
 _ANY_ARGS: type[BaseModel] = create_model("McpArgs", __config__=ConfigDict(extra="allow"))
 
@@ -246,6 +248,14 @@ class _Server:
         raise AssertionError("unreachable")
 
 
+def _in_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 async def _list_all(session: ClientSession) -> list[types.Tool]:
     listed: list[types.Tool] = []
     cursor: str | None = None
@@ -277,6 +287,7 @@ class McpHub:
         self._thread = threading.Thread(target=self._loop.run_forever, name="mcp-hub", daemon=True)
         self._thread.start()
         self._loaded = False
+        self._loaded_at = 0.0
         self._load_lock = threading.Lock()
         self._closed = False
         registry.add_source(self)
@@ -284,14 +295,20 @@ class McpHub:
     # -- the registry's source protocol
 
     def ensure_loaded(self) -> None:
-        """Start every server once and register its tools (a server that is down is remembered, not raised)."""
-        if self._loaded or self._closed or threading.current_thread() is self._thread:
+        """Start every server once and register its tools; a server that was down is tried again after
+        :data:`RETRY_DOWN_S` (a failure is remembered for :meth:`explain`, never raised)."""
+        if self._closed or threading.current_thread() is self._thread:
             return
+        if self._loaded and (self._all_up() or time.monotonic() - self._loaded_at < RETRY_DOWN_S or _in_loop()):
+            return  # a retry never blocks an event loop (a run's lookups): pages and submits retry
         with self._load_lock:
-            if self._loaded:
+            if self._loaded and (self._all_up() or time.monotonic() - self._loaded_at < RETRY_DOWN_S):
                 return
-            self._loaded = True
             self.refresh()
+            self._loaded, self._loaded_at = True, time.monotonic()
+
+    def _all_up(self) -> bool:
+        return all(server.tools is not None for server in self._servers.values())
 
     def refresh(self) -> dict[str, str | None]:
         """Connect to each server, (re)register its tools; each server's error or None."""
