@@ -74,6 +74,8 @@ from engine.store import Store, WorkflowRef, process_owner
 from engine.validate import load_workflow
 from tools import ToolRegistry, ToolResult, default_registry
 from tools import config as tool_settings
+from tools.mcp import McpHub
+from tools.mcp import load_config as load_mcp_config
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -223,8 +225,12 @@ class Runtime:
         settings: Settings | None = None,
     ):
         tune_for_many_tasks()  # wide fan-outs: young collections, not repeated full ones (engine/gc_policy.py)
-        self.tools: ToolRegistry = tools if tools is not None else default_registry()
         self._settings = settings or Settings.from_env()
+        self._base_tools = tools
+        self.tools: ToolRegistry = tools if tools is not None else default_registry()
+        self.mcp: McpHub | None = None
+        self.mcp_problems: tuple[str, ...] = ()
+        self.reload_mcp()
         self.store = Store(
             database_url, data_dir=data_dir, on_write_failure=self._on_write_failure, settings=self._settings
         )
@@ -253,6 +259,28 @@ class Runtime:
         return self.store.mark_interrupted()
 
     # --- settings ------------------------------------------------------------------------
+
+    def reload_mcp(self) -> None:
+        """(Re)read the MCP servers' config file: the old servers stop, the new ones start on first use.
+
+        Runs started before keep the registry they were given; calls they make to a stopped server fail.
+        """
+        if self.mcp is not None:
+            self.mcp.close()
+            self.mcp = None
+        config = load_mcp_config(self._settings.tools.mcp_config_file)
+        self.mcp_problems = config.problems
+        if not config.servers:
+            self.tools = self._base_tools if self._base_tools is not None else default_registry()
+            return
+        # their tools go into a registry of this runtime's own (a fresh one, so no stale tool stays)
+        self.tools = (self._base_tools or default_registry()).copy()
+        self.mcp = McpHub(
+            config,
+            self.tools,
+            child_path=self._settings.tools.child_path,
+            log_dir=self._settings.data_dir / "logs" / "mcp",
+        )
 
     @property
     def settings(self) -> Settings:
@@ -725,6 +753,8 @@ class Runtime:
         self._thread.join(timeout)
         if not self._thread.is_alive():
             self._loop.close()
+        if self.mcp is not None:
+            self.mcp.close()  # after the runs: their calls are over; the servers' processes end here
         self.store.close()
 
     @staticmethod

@@ -44,6 +44,13 @@ class ToolSettings:
     web_search_provider: str = "auto"  # WEB_SEARCH_PROVIDER
     searxng_url: str = ""  # SEARXNG_URL
     web_search_timeout_s: float = 8.0  # WEB_SEARCH_TIMEOUT_S (at most 60)
+    mcp_config: str = ""  # MCP_CONFIG; empty: $DATA_DIR/mcp.json (tools.mcp)
+    child_path: str = os.defpath  # PATH: the one variable of the studio's environment an MCP server is handed
+
+    @property
+    def mcp_config_file(self) -> Path:
+        """The MCP servers' config file: ``MCP_CONFIG``, else ``mcp.json`` in the data directory."""
+        return Path(self.mcp_config).expanduser() if self.mcp_config else self.data_dir / "mcp.json"
 
     @classmethod
     def read(cls, env: EnvReader) -> ToolSettings:
@@ -59,6 +66,8 @@ class ToolSettings:
             web_search_provider=env.choice("WEB_SEARCH_PROVIDER", "auto", {p: p for p in WEB_SEARCH_PROVIDERS}),
             searxng_url=env.text("SEARXNG_URL"),
             web_search_timeout_s=min(60.0, env.number("WEB_SEARCH_TIMEOUT_S", 8.0)),
+            mcp_config=env.text("MCP_CONFIG"),
+            child_path=env.text("PATH", os.defpath),
         )
 
     @classmethod

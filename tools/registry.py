@@ -106,6 +106,7 @@ class ToolSpec:
     func: Callable[..., Any]
     args_model: type[BaseModel] = field(repr=False, compare=False)
     is_async: bool = field(default=False, repr=False, compare=False)
+    raw_args: bool = field(default=False, repr=False, compare=False)  # func takes the arguments as one dict
     _param_names: tuple[tuple[str, str, bool], ...] = field(default=(), repr=False, compare=False)
 
     def openai_schema(self) -> dict[str, Any]:
@@ -315,6 +316,16 @@ def _describe_load_error(exc: BaseException) -> str:
     return f"{text} (at {frame.f_code.co_filename}:{lineno})"
 
 
+class ToolSource(typing.Protocol):
+    """Tools registered from outside Python functions (MCP servers, :mod:`tools.mcp`)."""
+
+    def ensure_loaded(self) -> None:
+        """Register this source's tools into its registry if not done yet (never raises)."""
+
+    def explain(self, name: str) -> str | None:
+        """Why ``name`` is missing when this source owns it (a server down, no such tool on it), else None."""
+
+
 def _iter_entry_points() -> Iterable[importlib.metadata.EntryPoint]:
     return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
 
@@ -341,6 +352,31 @@ class ToolRegistry:
         self._plugins_loaded = False
         self._plugin_errors_logged: set[str] = set()  # each plugin failure is logged once
         self._generation = next(_GENERATIONS)
+        self._sources: list[ToolSource] = []  # tools from elsewhere (MCP servers), asked on lookups
+
+    def add_source(self, source: ToolSource) -> None:
+        """Let ``source`` register its tools lazily (on the next lookup) and explain names it owns."""
+        with self._lock:
+            self._sources.append(source)
+
+    def add_spec(self, spec: ToolSpec, *, replace: bool = True) -> None:
+        """Register a ready-made spec (a tool source's tools, whose schema is not derived from a function)."""
+        if not _NAME_RE.fullmatch(spec.name):
+            raise TypeError(f"invalid tool name {spec.name!r}")
+        with self._lock:
+            if spec.name in self._tools and not replace:
+                raise TypeError(f"a tool named {spec.name!r} is already registered")
+            self._tools[spec.name] = spec
+            self._generation = next(_GENERATIONS)
+
+    def unknown_message(self, name: str) -> str:
+        """Why ``name`` is not a tool here, in one line: a source's reason (a server that is down), else the list."""
+        self._ensure_plugins()
+        for source in list(self._sources):
+            reason = source.explain(name)
+            if reason:
+                return reason
+        return f"unknown tool '{name}'; available: {', '.join(sorted(self._tools))}"
 
     # -- registration
 
@@ -441,7 +477,7 @@ class ToolRegistry:
         self._ensure_plugins()
         fresh = ToolRegistry()
         with self._lock:
-            fresh._tools = dict(self._tools)
+            fresh._tools = {name: spec for name, spec in self._tools.items() if not spec.raw_args}
         fresh._generation = next(_GENERATIONS)
         return fresh
 
@@ -459,6 +495,8 @@ class ToolRegistry:
     # -- lookup
 
     def _ensure_plugins(self) -> None:
+        for source in self._sources:
+            source.ensure_loaded()
         if self._autoload_plugins and not self._plugins_loaded:
             with self._plugins_lock:
                 if not self._plugins_loaded:
@@ -592,7 +630,7 @@ class ToolRegistry:
         except ValidationError as exc:
             return failed(_format_validation_error(name, exc))
 
-        positional, keywords = _call_arguments(spec, validated)
+        positional, keywords = ([dict(args)], {}) if spec.raw_args else _call_arguments(spec, validated)
         limit = timeout_s if timeout_s is not None else spec.timeout_s
         if limit is None:
             limit = DEFAULT_TIMEOUT_S

@@ -18,7 +18,6 @@ from typing import Any
 
 import streamlit as st
 
-import tools
 from engine.model import MAP_INNER_TYPES, AgentConfig, MapConfig, MemoryConfig, Node, RetryPolicy
 from ui import builder_doc as bd
 from ui import builder_state as bs
@@ -27,6 +26,7 @@ from ui.builder_forms import delete_popover
 from ui.code_field import code_field
 from ui.form_fields import NumberField, code, json_field, number_field, present, references, renamed, show_error
 from ui.icons import material
+from ui.runtime import get_runtime
 from ui.text import md_escape
 
 Apply = Callable[[dict[str, Any], Any], None]  # (node, new value) -> changes the node in place
@@ -236,7 +236,7 @@ def _agent_form(node: dict[str, Any], disabled: bool) -> None:
             placeholder="model default",
             disabled=disabled,
         )
-    registry = [t.name for t in tools.list_tools()]
+    registry = [t.name for t in get_runtime().tools.list_tools()]  # the runtime's: MCP servers' tools too
     chosen = [t for t in cfg.get("tools") or [] if isinstance(t, str)]
     _widget(
         st.multiselect,
@@ -358,7 +358,7 @@ def _memory_flag(
 
 def _tool_form(node: dict[str, Any], disabled: bool) -> None:
     cfg = _cfg_of(node)
-    specs = {t.name: t for t in tools.list_tools()}
+    specs = {t.name: t for t in get_runtime().tools.list_tools()}
     current = cfg.get("tool") if isinstance(cfg.get("tool"), str) else None
     names = list(specs) + ([current] if current and current not in specs else [])
     _widget(

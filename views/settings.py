@@ -1,4 +1,4 @@
-"""Settings: the model endpoint, a connection test, where data lives, embeddings and limits.
+"""Settings: the model endpoint, a connection test, MCP servers, where data lives, embeddings and limits.
 
 The API key is never shown or stored here: it is read from the environment
 or from ``.streamlit/secrets.toml``. The form shows the values in effect: the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Mapping
 
 import pandas as pd
@@ -27,6 +28,7 @@ from engine.llm import endpoint_status
 from engine.llm.openai_model import OpenAIChatModel
 from engine.model import Settings as WorkflowSettings
 from tools import DEFAULT_MAX_RESULT_CHARS, DEFAULT_TIMEOUT_S
+from tools.mcp import config as mcp_config
 from ui import flash
 from ui.runtime import get_runtime
 from ui.text import md_escape
@@ -34,6 +36,7 @@ from ui.text import md_escape
 _SEEDED = "settings_seeded"  # widget key -> hash of the value in effect last put into that widget
 _FLASH = "settings_flash"  # the "Saved" message, shown after the rerun that refreshes the form
 _PRICES_FLASH = "settings_prices_flash"
+_MCP_FLASH = "settings_mcp_flash"
 _EXAMPLE_URL = "http://127.0.0.1:11434/v1"
 
 
@@ -234,6 +237,45 @@ if save_prices:
             flash.later(_PRICES_FLASH, f"Saved prices for {len(new_prices)} model(s).")
             st.rerun()
 flash.show(_PRICES_FLASH)
+
+st.subheader("MCP servers")
+st.info(
+    "An MCP server runs with the studio's privileges: a stdio server is a program started on this machine as the "
+    "studio's user (no sandbox, unlike the python tool), an HTTP server is sent what agents pass it. "
+    "Add only servers you trust.",
+    icon=":material/shield:",
+)
+mcp_file = studio.tools.mcp_config_file
+mcp_saved = mcp_config.read_document(mcp_file)
+st.caption(
+    f"Their tools are named `SERVER__tool` (see docs/tools.md). File: {md_escape(mcp_file)}. "
+    f"Values of `env` and `headers` are shown as {mcp_config.MASK}: leave one so to keep it, type a new one to "
+    "replace it. Saving restarts the servers."
+)
+_seed("settings_mcp", json.dumps(mcp_config.masked(mcp_saved), indent=2), json.dumps(mcp_saved, sort_keys=True))
+with st.form("settings_mcp_form"):
+    mcp_text = st.text_area("mcp.json", key="settings_mcp", height=220)
+    save_mcp = st.form_submit_button("Save MCP servers")
+if save_mcp:
+    mcp_document, mcp_problems = mcp_config.edit(mcp_text, mcp_saved)
+    if mcp_document is None:
+        st.error("Nothing was saved:\n" + "\n".join(f"- {md_escape(p)}" for p in mcp_problems))
+    else:
+        try:
+            mcp_config.save_document(mcp_file, mcp_document)
+        except OSError as exc:
+            st.error(
+                f"Nothing was saved: could not write {md_escape(mcp_file)} "
+                f"({md_escape(exc.strerror or type(exc).__name__)})."
+            )
+        else:
+            runtime.reload_mcp()
+            flash.later(_MCP_FLASH, f"Saved {len(mcp_document.get('mcpServers', {}))} MCP server(s).")
+            st.session_state.pop(_SEEDED, None)
+            st.rerun()
+flash.show(_MCP_FLASH)
+for problem in runtime.mcp_problems:
+    st.warning(f"MCP config: {md_escape(problem)}", icon=":material/warning:")
 
 st.subheader("Data")
 reader = runtime.reader

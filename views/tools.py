@@ -6,6 +6,7 @@ import streamlit as st
 
 import tools
 from tools.config import using as using_tool_settings
+from tools.mcp import SEPARATOR
 from ui import tool_form
 from ui.runtime import get_runtime
 from ui.text import clip, md_escape
@@ -13,7 +14,8 @@ from ui.text import clip, md_escape
 st.title("Tools")
 st.caption(
     "Tools an agent can call when its node lists them, and that a `tool` node calls directly. "
-    "Add your own with `@tool` (see docs/tools.md); plugin modules in `TOOLS_MODULES` load on first use."
+    "Add your own with `@tool` (see docs/tools.md); plugin modules in `TOOLS_MODULES` load on first use. "
+    "Tools of MCP servers (named `SERVER__tool`) come from `mcp.json`, edited on the Settings page."
 )
 
 tool_settings = get_runtime().settings.tools  # as the runs started now are configured
@@ -21,7 +23,13 @@ plugin_errors = tools.load_plugins(tool_settings.modules)
 for error in plugin_errors:  # module names and exception text: shown as typed
     st.warning(f"Some tools are missing: {md_escape(error)}")
 
-specs = tools.list_tools()
+runtime = get_runtime()
+specs = runtime.tools.list_tools()  # the runtime's registry: the MCP servers' tools too (they start on first use)
+for problem in runtime.mcp_problems:
+    st.warning(f"MCP config: {md_escape(problem)}", icon=":material/warning:")
+for server, down in (runtime.mcp.status() if runtime.mcp is not None else {}).items():
+    if down:
+        st.error(f"MCP server {md_escape(server)} is down: {md_escape(down)}", icon=":material/error:")
 if not specs:
     st.info("No tools are registered.")
     st.stop()
@@ -44,6 +52,11 @@ with left:
         with using_tool_settings(tool_settings):
             detail = isolation_detail()
         st.caption(f"Isolation of the code: {md_escape(detail)}")
+    if spec.raw_args and SEPARATOR in spec.name:
+        st.caption(
+            f"From MCP server {md_escape(spec.name.split(SEPARATOR)[0])}: it runs with the studio's privileges "
+            "(no sandbox); its answers are untrusted data."
+        )
     if spec.timeout_s:
         st.caption(f"Timeout per call: {spec.timeout_s:g} s")
     with st.expander("JSON schema of the arguments", expanded=True):

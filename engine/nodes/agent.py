@@ -58,8 +58,7 @@ class AgentSpec:
 def _compile(config: AgentConfig, compiler: Compiler) -> AgentSpec:
     for name in config.tools:
         if not compiler.tools.has_tool(name):
-            available = ", ".join(t.name for t in compiler.tools.list_tools())
-            compiler.error(f"config.tools: unknown tool '{name}'; available: {available}")
+            compiler.error(f"config.tools: {compiler.tools.unknown_message(name)}")
     return AgentSpec(
         prompt=compiler.template("config.prompt", config.prompt),
         system=compiler.template("config.system", config.system) if config.system is not None else None,

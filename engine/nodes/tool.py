@@ -31,8 +31,7 @@ class ToolSpec:
 
 def _compile(config: ToolNodeConfig, compiler: Compiler) -> ToolSpec:
     if not compiler.tools.has_tool(config.tool):
-        available = ", ".join(t.name for t in compiler.tools.list_tools())
-        compiler.error(f"unknown tool '{config.tool}'; available: {available}")
+        compiler.error(compiler.tools.unknown_message(config.tool))
     return ToolSpec(tool=config.tool, args=compiler.value("config.args", config.args))
 
 

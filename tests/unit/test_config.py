@@ -47,6 +47,7 @@ READS: list[tuple[str, str, Get, Any]] = [
     ("MEMORY_EMBEDDING_THREADS", "2", lambda s: _memory(s).embedding_threads, 2),
     ("MEMORY_MINILM_ONNX", "/opt/model.onnx", lambda s: _memory(s).minilm_onnx, "/opt/model.onnx"),
     ("TOOLS_MODULES", " a.b, c ,,", lambda s: s.tools.modules, ("a.b", "c")),
+    ("MCP_CONFIG", "/etc/studio/mcp.json", lambda s: s.tools.mcp_config_file, Path("/etc/studio/mcp.json")),
     ("PYTHON_TOOL_ISOLATION", "unshare", lambda s: s.tools.isolation, "unshare"),
     ("PYTHON_TOOL_ALLOW_WEAK_SANDBOX", "1", lambda s: s.tools.allow_weak_sandbox, True),
     ("PYTHON_TOOL_ALLOW_WEAK_SANDBOX", "no", lambda s: s.tools.allow_weak_sandbox, False),
