@@ -267,39 +267,24 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     return _follow(args, start, mode="a")
 
 
-def parse_json_pairs(pairs: list[str], option: str) -> dict[str, Any]:
+def parse_json_pairs(pairs: list[str], option: str, name: str = "NAME") -> dict[str, Any]:
     """Each ``NAME=JSON`` of a repeatable option (the value must be JSON: quote a string, '"text"')."""
     values: dict[str, Any] = {}
     for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        if not sep or not name:
-            raise ValueError(f"{option} {pair!r} must look like NAME=JSON")
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{option} {pair!r} must look like {name}=JSON")
         try:
-            values[name] = json.loads(raw)
+            values[key] = json.loads(raw)
         except json.JSONDecodeError as exc:
             hint = "write a string as '\"text\"'"
-            raise ValueError(f"{option} {name}: the value is not JSON ({exc.msg}); {hint}") from None
-    return values
-
-
-def parse_outputs(pairs: list[str]) -> dict[str, Any]:
-    """Each ``NODE=JSON`` of ``--output`` (the value must be JSON: quote a string, '"text"')."""
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--output {pair!r} must look like NODE=JSON")
-        try:
-            values[name] = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            hint = "write a string as '\"text\"'"
-            raise ValueError(f"--output {name}: the value is not JSON ({exc.msg}); {hint}") from None
+            raise ValueError(f"{option} {key}: the value is not JSON ({exc.msg}); {hint}") from None
     return values
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:
     try:
-        outputs = parse_outputs(args.output)
+        outputs = parse_json_pairs(args.output, "--output", "NODE")
         config = None
         if args.config is not None:
             try:
