@@ -91,15 +91,18 @@ class _FencedJobManager(JobManager):
     """Procrastinate's job manager, closing a job only while this worker still holds it.
 
     A worker paused past its heartbeat (SIGSTOP) whose job the sweep has handed to another
-    worker must not mark that job finished when it wakes up.
+    worker must not mark that job finished when it wakes up; nor, when the job came back to this
+    same worker, may the earlier execution close the later one's: the sweep's retry raised the
+    job's ``attempts``, so the fetch it holds is told apart by them.
     """
 
     async def finish_job(self, job: Job, status: Status, delete_job: bool) -> None:
         pool = self.connector.pool  # type: ignore[attr-defined]
         async with pool.connection() as conn, conn.transaction():
             held = await conn.execute(
-                "SELECT 1 FROM procrastinate_jobs WHERE id = %s AND status = 'doing' AND worker_id = %s FOR UPDATE",
-                (job.id, job.worker_id),
+                "SELECT 1 FROM procrastinate_jobs WHERE id = %s AND status = 'doing' AND worker_id = %s "
+                "AND attempts = %s FOR UPDATE",
+                (job.id, job.worker_id, job.attempts),
             )
             if await held.fetchone() is None:
                 logger.warning("job %s of run %s is no longer this worker's; left as it is", job.id, job.lock)
@@ -127,6 +130,14 @@ class QueueWorker:
     # --- one job: one run -------------------------------------------------------------------
 
     async def _run_job(self, context: JobContext, run_id: str) -> str:
+        earlier = self._tasks.get(run_id)
+        if earlier is not None:  # swept while alive (a missed heartbeat) and handed back to this very worker:
+            # the earlier execution ends first; its last writes meet the epoch the sweep raised and are refused
+            print(f"worker {self.owner}: run {run_id} handed back: its earlier execution here stops first",
+                  file=sys.stderr, flush=True)
+            self._lost.add(run_id)
+            earlier.cancel()
+            await asyncio.wait({earlier})
         # Synchronous on purpose (one short UPDATE): an abort cancels this task only at an await, and
         # none comes between the claim and the engine's start, whose cancel path then ends the run.
         claim = self._claim(run_id)

@@ -365,6 +365,43 @@ def test_a_paused_worker_commits_nothing_after_losing_its_lease(q: Queue, runtim
     assert q.counts()["s1"] == 1 and q.counts()["s2"] == 2
 
 
+def test_a_run_handed_back_to_its_paused_worker_runs_once_and_its_job_closes_once(q: Queue, runtime: Any) -> None:
+    """Paused past its heartbeat, a worker's run is swept and queued again; the other worker is busy, so
+    the paused one, once awake, fetches the same run while its earlier execution still lives there."""
+    busy = q.start("worker", "--concurrency", "1")
+    wait_for(lambda: "ready" in log_of(busy), busy, what="the busy worker to be ready")
+    hold = q.hold("s2")
+    other = runtime.submit(chain_doc(), {"x": 100})
+    wait_for(lambda: q.counts()["s2"] >= 1, busy, what="the busy worker's run in s2")
+    paused = q.worker()  # concurrency 2: one slot stays free for the run it will be handed back
+    run_id = runtime.submit(chain_doc(), {"x": 1})
+    wait_for(lambda: q.counts()["s2"] >= 2, paused, what="the run in s2")
+    wait_for(lambda: ("node.started", "s2") in {(k, n) for _, k, n, _ in q.events(run_id)}, what="s2 committed")
+    assert q.run_row(run_id)["owner"].split(":")[1] == str(paused.pid)
+    os.kill(paused.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: q.run_row(run_id)["status"] == "queued", timeout=30, what="the sweep to queue it again")
+    finally:
+        os.kill(paused.pid, signal.SIGCONT)
+    claimed_again = f"run {run_id} claimed (lease 3)"  # claim (1), sweep (2), claim again (3)
+    wait_for(lambda: claimed_again in log_of(paused), paused, timeout=30, what="the paused worker to fetch it again")
+    wait_for(lambda: q.counts()["s2"] >= 3, paused, timeout=30, what="the run back in s2")
+    time.sleep(1.0)  # the earlier execution has ended and tried to close its job: not the one now running
+    assert q.jobs(run_id)[0][0] == "doing", (q.jobs(run_id), log_of(paused)[-2000:])
+    hold.unlink()
+    info = runtime.wait(run_id, timeout=45)
+    assert info.status == "completed" and info.result == {"out": 5}, (info, log_of(paused)[-3000:])
+    assert runtime.wait(other, timeout=30).status == "completed"
+    events = q.events(run_id)
+    _assert_log_whole(events)
+    assert all(n == 1 for n in _node_completions(events).values()), _node_completions(events)
+    rows = q.query("SELECT node_id, execution, status FROM node_executions WHERE run_id = :r", r=run_id)
+    assert all(status != "running" for *_, status in rows), rows
+    assert {(n, e, st) for n, e, st in rows} >= {(f"s{i}", 0, "succeeded") for i in range(1, 5)}, rows
+    wait_for(lambda: q.jobs(run_id)[0][0] == "succeeded", timeout=15, what="the job to close")
+    assert q.run_row(run_id)["owner"].split(":")[1] == str(paused.pid)
+
+
 def test_the_sweep_never_marks_a_finished_run_and_requeues_the_others(q: Queue, runtime: Any) -> None:
     """Jobs held by a dead worker (registered, then silent for an hour), swept by the real sweep in-process."""
     from engine.queue.worker import QueueWorker, WorkerSettings
