@@ -82,6 +82,16 @@ async def json_body(request: Request) -> Any:
         raise ApiError(400, f"the body is not valid JSON: {reason}") from None
 
 
+def requested_workflow(runtime: Runtime, workflow_id: str | None, document: Any) -> Workflow:
+    """The workflow a request names: a saved one by ``workflow_id`` (404 when unknown), else its document."""
+    if workflow_id is not None:
+        found = runtime.reader.workflow_version(workflow_id)
+        if found is None:
+            raise ApiError(404, f"no workflow with id '{workflow_id}' (list them with GET /workflows)")
+        document = found.document
+    return load_document(document, runtime.tools)
+
+
 def load_document(document: Any, registry: ToolRegistry) -> Workflow:
     """Validate a document from a request (never a path: a string body is not read as a file)."""
     if not isinstance(document, dict):

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from engine.api.deps import MAX_ID_CHARS, RuntimeDep, json_body, load_document
+from engine.api.deps import MAX_ID_CHARS, RuntimeDep, json_body, requested_workflow
 from engine.api.errors import ApiError, errors
 from engine.errors import Problem, WorkflowInvalid
 from engine.evals.dataset import Dataset, DatasetInvalid, read_dataset
@@ -94,13 +94,7 @@ async def start_eval(request: Request, runtime: RuntimeDep, evaluator: Evaluator
 
 
 def _start(runtime: Runtime, evaluator: Evaluator, req: EvalRequest) -> str:
-    if req.workflow_id is not None:
-        found = runtime.reader.workflow_version(req.workflow_id)
-        if found is None:
-            raise ApiError(404, f"no workflow with id '{req.workflow_id}' (list them with GET /workflows)")
-        workflow = load_document(found.document, runtime.tools)
-    else:
-        workflow = load_document(req.workflow, runtime.tools)
+    workflow = requested_workflow(runtime, req.workflow_id, req.workflow)
     try:
         if req.dataset is not None:
             dataset = read_dataset(req.dataset.content.encode(), req.dataset.name)

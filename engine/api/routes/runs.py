@@ -14,7 +14,7 @@ from engine.api.deps import (
     RunId,
     RuntimeDep,
     json_body,
-    load_document,
+    requested_workflow,
     status_or_404,
     valid_id,
     wait_row_settled,
@@ -101,13 +101,7 @@ async def start_run(request: Request, runtime: RuntimeDep) -> RunStarted:
 
 
 def _submit(runtime: Runtime, req: RunRequest) -> str:
-    if req.workflow_id is not None:
-        found = runtime.reader.workflow_version(req.workflow_id)
-        if found is None:
-            raise ApiError(404, f"no workflow with id '{req.workflow_id}' (list them with GET /workflows)")
-        workflow = load_document(found.document, runtime.tools)
-    else:
-        workflow = load_document(req.workflow, runtime.tools)
+    workflow = requested_workflow(runtime, req.workflow_id, req.workflow)
     try:
         return runtime.submit(workflow, req.inputs or {})
     except InputsInvalid as exc:
