@@ -678,14 +678,14 @@ def fill_doc() -> dict[str, Any]:
 
 @contextmanager
 def full_disk_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str, Any]]:
-    """Run ``fill_doc`` on a 400 kB tmpfs until a write fails with "database or disk is full".
+    """Run ``fill_doc`` on a 1 MB tmpfs until a write fails with "database or disk is full".
 
     The moment the writer reports that failure the tmpfs is grown to 64 MB (a
     disk that was full for a moment, then had space again), so what the store
     does after a failed batch is the same on every run.
     """
     data = tmp_path / "full"
-    with tiny_tmpfs(data, "400k"):
+    with tiny_tmpfs(data, "1m"):
         original = writer_module.Writer._report
         grown: list[int] = []
 
