@@ -195,6 +195,8 @@ class ApprovalRequestedData(TypedDict):
     iteration: int
     timeout_at: NotRequired[float]  # epoch seconds: on_timeout applies from then
     on_timeout: NotRequired[str]
+    requested_at: NotRequired[float]  # epoch seconds: the node's duration is the wait until decided_at
+    reads: NotRequired[dict[str, Any]]  # the values the message and fields were rendered from
 
 
 class ApprovalDecidedData(TypedDict):

@@ -499,9 +499,10 @@ class _Run(_EventLog):
         return output
 
     def _taken(self, node: PlanNode, output: Any) -> dict[str, Any]:
-        """Where a condition went for ``output``: the ``when`` it matched ("default" if none) and the targets."""
+        """Where a condition (or an approval, by its decision) went for ``output``: the ``when`` it
+        matched ("default" if none) and the targets."""
         assert node.routes is not None
-        key = when_key(output)
+        key = when_key(output.get("decision") if node.type == "approval" else output)
         return {
             "when": key if key in node.routes else "default",
             "taken": [self.nodes[self.edges[e].target].id for e in _routes(node, output)],
@@ -519,7 +520,7 @@ class _Run(_EventLog):
             raise
         except Exception as exc:  # noqa: BLE001 - a template that fails fails the node, like any other
             reason = _reason(exc)
-            self.emit("node.failed", node.id, {"error": reason, "attempts": 1})
+            self.emit("node.failed", node.id, _with_input({"error": reason, "attempts": 1}, ctx))
             self._fail(f"node '{node.id}' failed: {reason}", node.id)
             raise _Stop from None
         request: ApprovalRequestedData = {
@@ -528,7 +529,10 @@ class _Run(_EventLog):
             "options": list(spec.options),
             "execution": started["execution"],
             "iteration": started["iteration"],
+            "requested_at": time.time(),
         }
+        if ctx.input is not None:
+            request["reads"] = ctx.input["reads"]
         if spec.timeout_s is not None and spec.on_timeout is not None:
             request["timeout_at"] = time.time() + spec.timeout_s
             request["on_timeout"] = spec.on_timeout
@@ -543,14 +547,30 @@ class _Run(_EventLog):
         if decided is None:
             self.waiting.append(node.id)  # asked before, not decided yet: it goes on waiting
             raise _Wait
+        request = self.replay.requests[key]
+        record: dict[str, Any] = {  # its input: the request as shown to the person, and what it read
+            "message": request.get("message"),
+            "fields": request.get("fields"),
+            "reads": request.get("reads", {}),
+        }
         if decided.get("decision") is None:
             spec: ApprovalSpec = node.spec
             reason = f"nobody decided within {spec.timeout_s or 0:g} s (on_timeout: fail)"
-            self.emit("node.failed", node.id, {"error": reason, "attempts": 1})
+            self.emit("node.failed", node.id, {"error": reason, "attempts": 1, "input": record})
             self._fail(f"node '{node.id}' failed: {reason}", node.id)
             raise _Stop
         output = decision_output(dict(decided))
-        self.emit("node.completed", node.id, {"output": output, "duration_ms": 0.0, "attempts": 1})
+        if node.routes is not None:
+            record.update(self._taken(node, output))
+        asked, answered = request.get("requested_at"), decided.get("decided_at")
+        waited_ms = (answered - asked) * 1000.0 if asked is not None and answered is not None else 0.0
+        done: NodeCompletedData = {
+            "output": output,
+            "duration_ms": round(max(waited_ms, 0.0), 3),  # the wait for the person
+            "attempts": 1,
+            "input": record,
+        }
+        self.emit("node.completed", node.id, done)
         return output
 
     async def _with_timeout(self, node: PlanNode, runner: Any, ctx: NodeContextImpl) -> Any:

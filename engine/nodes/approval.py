@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.model import ApprovalConfig
-from engine.nodes.base import Compiler, NodeContext, NodeKind, ValueTree
+from engine.nodes.base import Compiler, NodeContext, NodeKind, ValueTree, reads
 from engine.templates import Compiled
 
 FAIL = "fail"  # on_timeout: the node fails when nobody decided in time
@@ -50,6 +50,8 @@ def _compile(config: ApprovalConfig, compiler: Compiler) -> ApprovalSpec:
 async def _run(spec: ApprovalSpec, ctx: NodeContext) -> Any:
     """The request as rendered: ``{"message", "fields"}`` (the executor asks and waits)."""
     variables = ctx.vars()
+    templates = [spec.message, *(t for tree in spec.fields.values() for t in tree.templates())]
+    ctx.set_input({"reads": reads(templates, variables)})  # before rendering: a failed render still shows it
     message = spec.message.render(variables) if spec.message is not None else ""
     fields = {name: tree.render(variables) for name, tree in spec.fields.items()}
     return {"message": str(message), "fields": fields}

@@ -200,12 +200,12 @@ def test_a_requested_run_older_than_the_listed_ones_still_opens(
 ) -> None:
     old = finished(runtime, CALCULATOR)
     newer = [finished(runtime, BREAKS), finished(runtime, BREAKS)]
-    list_runs = runtime.store.list_runs
+    runs = runtime.reader.runs
 
     def capped(**kwargs: Any) -> list[Any]:  # the store holds more runs than the page lists (MAX_RUNS)
-        return list_runs(**{**kwargs, "limit": min(kwargs.get("limit", 50), 2)})
+        return runs(**{**kwargs, "limit": min(kwargs.get("limit", 50), 2)})
 
-    monkeypatch.setattr(runtime.store, "list_runs", capped)
+    monkeypatch.setattr(runtime.reader, "runs", capped)
     at = history()
     assert table_ids(at) == newer[::-1], "only the newest runs are listed"
     at = history_focused(old)

@@ -33,6 +33,7 @@ def test_the_routers_hold_every_route_of_the_api() -> None:
         ("POST", "/runs/{run_id}/cancel"),
         ("POST", "/runs/{run_id}/resume"),
         ("POST", "/runs/{run_id}/rerun"),
+        ("POST", "/runs/{run_id}/approvals/{node}"),
         ("GET", "/memory/agents"),
         ("GET", "/memory/{agent_id}"),
         ("POST", "/evals"),

@@ -9,11 +9,14 @@ Now each records its template or expression and the values it read, a condition 
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 from typing import Any
 
 from engine import run_workflow
 from engine.events import Event
 from engine.model import NodeType
+from engine.runtime import Runtime
 
 EVERY_KIND: dict[str, Any] = {
     "format": "workflow/v1",
@@ -75,7 +78,49 @@ def test_every_node_type_records_what_it_rendered_from() -> None:
         {"name": "answer", "reads": {"nodes.calc.output": 6, "nodes.each.output": [0, 2]}}
     ]
     kinds = {n["type"] for n in EVERY_KIND["nodes"]}
-    assert kinds == set(NodeType.__args__) - {"agent"}  # type: ignore[attr-defined]  # agent: test_agent_node
+    # agent: test_agent_node; approval (it waits for a person): the test below
+    assert kinds == set(NodeType.__args__) - {"agent", "approval"}  # type: ignore[attr-defined]
+
+
+GATE: dict[str, Any] = {
+    "format": "workflow/v1",
+    "name": "gate",
+    "inputs": {"text": {"type": "string", "default": "hello"}},
+    "nodes": [
+        {"id": "in", "type": "input"},
+        {"id": "ok", "type": "approval",
+         "config": {"message": "Send {{ inputs.text }}?", "fields": {"body": "{{ inputs.text }}!"}}},
+        {"id": "sent", "type": "output", "config": {"value": "{{ nodes.ok.output.fields.body }}"}},
+        {"id": "dropped", "type": "output", "config": {"value": "dropped"}},
+    ],
+    "edges": [
+        {"source": "in", "target": "ok"},
+        {"source": "ok", "target": "sent", "when": "approve"},
+        {"source": "ok", "target": "dropped", "when": "reject"},
+    ],
+}  # fmt: skip
+
+
+def test_an_approval_records_the_request_it_showed_its_decision_route_and_wait(tmp_path: Path) -> None:
+    with Runtime(data_dir=str(tmp_path / "data"), approval_sweep_s=3600) as rt:
+        run_id = rt.submit(GATE)
+        deadline = time.monotonic() + 30
+        while rt.wait(run_id, timeout=1).status != "waiting":
+            assert time.monotonic() < deadline, "the run never waited"
+        time.sleep(0.3)  # the person takes a while: the node's duration is that wait
+        rt.decide(run_id, "ok", "approve", fields={"body": "edited"}, decided_by="ann")
+        while rt.wait(run_id, timeout=1).status != "completed":
+            assert time.monotonic() < deadline, "the run never completed"
+        [done] = [e for e in rt.reader.events(run_id) if e.type == "node.completed" and e.node_id == "ok"]
+    assert done.data["input"] == {
+        "message": "Send hello?",
+        "fields": {"body": "hello!"},  # as shown; the decision's edit is the output
+        "reads": {"inputs.text": "hello"},
+        "when": "approve",
+        "taken": ["sent"],
+    }
+    assert done.data["output"]["fields"] == {"body": "edited"}
+    assert 300 <= done.data["duration_ms"] < 30_000
 
 
 def test_a_failed_render_still_records_what_it_read() -> None:
