@@ -520,7 +520,8 @@ class _Run(_EventLog):
             raise
         except Exception as exc:  # noqa: BLE001 - a template that fails fails the node, like any other
             reason = _reason(exc)
-            self.emit("node.failed", node.id, _with_input({"error": reason, "attempts": 1}, ctx))
+            failed: NodeFailedData = {"error": reason, "attempts": 1}
+            self.emit("node.failed", node.id, _with_input(failed, ctx))
             self._fail(f"node '{node.id}' failed: {reason}", node.id)
             raise _Stop from None
         request: ApprovalRequestedData = {
