@@ -21,8 +21,9 @@ from typing import Any, Final, Literal, get_args
 # queued: submitted in queue mode, waiting for a worker (docs/queue.md)
 # waiting: an approval node waits for a person's decision; nothing runs until one comes (docs/semantics.md)
 RunStatus = Literal["queued", "running", "waiting", "completed", "failed", "cancelled", "interrupted"]
-# pending: not reached yet (only the pages show it: nothing is stored for it)
-NodeStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
+# pending: not reached yet; waiting: an approval node whose request is open (a person decides). Only the
+# pages show these two: nothing is stored for pending, and a waiting approval's execution row says running.
+NodeStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "skipped", "cancelled"]
 
 RUN_STATUSES: Final[tuple[RunStatus, ...]] = get_args(RunStatus)
 NODE_STATUSES: Final[tuple[NodeStatus, ...]] = get_args(NodeStatus)

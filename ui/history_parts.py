@@ -3,6 +3,7 @@ a resume replaced), run comparison."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,11 +20,22 @@ from ui.run_parts import NODE_ICONS, compact_json
 from ui.status import COLOURS
 from ui.text import md_escape
 
-STATUS_ORDER: list[NodeStatus] = ["succeeded", "running", "failed", "cancelled", "skipped", "pending"]
+STATUS_ORDER: list[NodeStatus] = ["succeeded", "running", "waiting", "failed", "cancelled", "skipped", "pending"]
+
+
+_OPEN = ("running", "waiting")  # an execution in one of these has no end yet
 
 
 def node_status(row: NodeExecutionRecord) -> NodeStatus:
     return row.status
+
+
+def shown_executions(run: RunRecord, rows: Sequence[NodeExecutionRecord]) -> list[NodeExecutionRecord]:
+    """The run's executions as the pages show them: in a waiting run nothing runs, so an execution the
+    store holds as running is an approval whose request is open, shown ``waiting``."""
+    if run.status != "waiting":
+        return list(rows)
+    return [dataclasses.replace(r, status="waiting") if r.status == "running" else r for r in rows]
 
 
 def runs_frame(runs: Sequence[RunRecord], times: Mapping[str, RunTimes]) -> pd.DataFrame:
@@ -80,7 +92,7 @@ def _bars(rows: Sequence[NodeExecutionRecord], earlier: Sequence[Attempt]) -> li
             r.started_seq,
             f"{r.node_id} #{r.execution}" if r.execution else r.node_id,
             r.started_at,
-            r.finished_at if r.finished_at is not None else (None if r.status == "running" else r.started_at),
+            r.finished_at if r.finished_at is not None else (None if r.status in _OPEN else r.started_at),
             node_status(r),
             r.duration_ms,
             r.iteration,

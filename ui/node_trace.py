@@ -23,7 +23,7 @@ class Execution:
 
     execution: int | None  # the engine's count of this node's executions (restarts reuse the number)
     iteration: int = 0
-    status: str = "running"  # ui.status vocabulary plus "reused"
+    status: str = "running"  # ui.status vocabulary plus "reused" ("waiting": an approval asks a person)
     started_ts: float | None = None
     finished_ts: float | None = None
     duration_ms: float | None = None
@@ -44,7 +44,7 @@ class Execution:
 
     @property
     def finished(self) -> bool:
-        return self.status != "running"
+        return self.status not in ("running", "waiting")
 
 
 @dataclass
@@ -74,7 +74,7 @@ class RunTrace:
             runs.append(Execution(execution=None))
         return runs[-1]
 
-    def _apply(self, event: Event) -> None:
+    def _apply(self, event: Event) -> None:  # noqa: C901 - one branch per event kind
         node, data = str(event.node_id), dict(event.data or {})
         if event.type == "node.started":
             run = Execution(
@@ -122,6 +122,11 @@ class RunTrace:
             blank = {"called": None, "result": None, "ts": event.ts}
             entry = run.tool_calls.setdefault(str(data.get("call_id")), blank)
             entry["result"] = data
+        elif event.type == "approval.requested":  # what the person is shown is its input until decided
+            run.status = "waiting"
+            run.input = {key: data.get(key) for key in ("message", "fields", "reads") if key in data}
+        elif event.type == "approval.decided":
+            run.status = "running"  # its node.completed (or node.failed) follows at once
         elif event.type in ("memory.recalled", "memory.saved"):
             run.memory.append(event)
         elif event.type == "log":

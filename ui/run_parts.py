@@ -32,6 +32,7 @@ from ui.text import clip, md_escape
 NODE_ICONS: dict[NodeStatus, str] = {
     "pending": ":gray[:material/radio_button_unchecked:]",
     "running": ":blue[:material/pending:]",
+    "waiting": ":orange[:material/hourglass_top:]",
     "succeeded": ":green[:material/check_circle:]",
     "failed": ":red[:material/cancel:]",
     "skipped": ":gray[:material/block:]",
@@ -154,10 +155,11 @@ def node_counts(view: RunView, node_ids: list[str]) -> dict[str, int]:
 
 
 def progress_text(counts: dict[str, int], total: int) -> str:
-    """``"5 succeeded · 1 failed · 1 skipped of 7"`` (and ``" · 1 running"`` while some run)."""
+    """``"5 succeeded · 1 failed · 1 skipped of 7"`` (and ``" · 1 running · 1 waiting"`` while some run
+    or wait for a person)."""
     parts = [f"{counts[s]} {s}" for s in PROGRESS_ORDER if counts.get(s)]
     text = (" · ".join(parts) if parts else "0 finished") + f" of {total}"
-    return text + (f" · {counts['running']} running" if counts.get("running") else "")
+    return text + "".join(f" · {counts[s]} {s}" for s in ("running", "waiting") if counts.get(s))
 
 
 def node_progress(view: RunView, node_ids: list[str], *, completed: bool) -> tuple[float, str]:

@@ -19,6 +19,7 @@ from engine.statuses import NodeStatus, node_failed_status
 COLOURS: dict[str, tuple[str, str]] = {  # keyed by NodeStatus
     "pending": ("#ffffff", "#a1a1aa"),
     "running": ("#dbeafe", "#2563eb"),
+    "waiting": ("#fef9c3", "#ca8a04"),  # an approval asks a person: nothing runs until a decision
     "succeeded": ("#dcfce7", "#16a34a"),
     "failed": ("#fee2e2", "#dc2626"),
     "skipped": ("#f4f4f5", "#d4d4d8"),
@@ -28,7 +29,7 @@ COLOURS: dict[str, tuple[str, str]] = {  # keyed by NodeStatus
 RUN_BADGES: dict[str, str] = {  # keyed by RunStatus
     "queued": ":gray-badge[queued]",
     "running": ":blue-badge[running]",
-    "waiting": ":primary-badge[waiting]",
+    "waiting": ":yellow-badge[:material/hourglass_top: waiting]",
     "completed": ":green-badge[completed]",
     "failed": ":red-badge[failed]",
     "cancelled": ":orange-badge[cancelled]",
@@ -111,9 +112,11 @@ class RunView:
             case "approval.requested":
                 if node:
                     self.approvals[node] = event
+                    self.node_status[node] = "waiting"
             case "approval.decided":
                 if node:
                     self.approvals.pop(node, None)
+                    self.node_status[node] = "running"  # its node.completed (or node.failed) follows
             case "run.waiting":
                 pass  # not an end: the run's status says waiting
             case "run.completed" | "run.failed" | "run.cancelled":

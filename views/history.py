@@ -29,6 +29,7 @@ from ui.history_parts import (
     node_entries,
     run_matches,
     runs_frame,
+    shown_executions,
 )
 from ui.nav import HISTORY_FOCUS as FOCUS
 from ui.nav import HISTORY_LINKED as LINKED
@@ -312,7 +313,7 @@ def detail(run_id: str) -> None:
         st.info("That run is not in the store (yet).")
         return
     view = folded_view(runtime, run_id, state_key=VIEWS)
-    executions = reader.node_executions(run_id)
+    executions = shown_executions(run, reader.node_executions(run_id))
     summary(run, info, executions, view)
     actions(run, info)
     render_tokens(view, info)

@@ -21,6 +21,7 @@ def test_reject_then_approve_from_the_run_page(page: Any, studio: Any, screensho
     expect(page).to_have_url(re.compile(r"/run\?run=[0-9a-f]{32}$"))
     expect(page.get_by_text("Waiting for you").first).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Send this reply to the customer?")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"of 4 · 1 waiting$"))).to_be_visible()  # the approval waits, not runs
     wait_idle(page)
     screenshots.save(page, "approval_waiting")
     page.get_by_label("Comment").fill("say the replacement ships today")

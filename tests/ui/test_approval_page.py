@@ -75,3 +75,22 @@ def test_a_bad_json_field_is_refused_on_the_page(runtime: Runtime, tmp_path: Pat
     approve.click().run()
     assert any("Not JSON: figures" in e.value for e in at.error)
     assert runtime.status(run_id).status == "waiting"  # type: ignore[union-attr]
+
+
+def test_history_shows_a_waiting_approval_as_waiting_then_its_decision(runtime: Runtime) -> None:
+    from tests.ui.test_history import history_focused
+
+    run_id = waiting(runtime)
+    at = history_focused(run_id)
+    labels = [e.label for e in at.expander]
+    assert any("ok · execution 0 · waiting" in label and "hourglass" in label for label in labels), labels
+    runtime.decide(run_id, "ok", "reject", comment="too long", decided_by="ann")
+    deadline = time.monotonic() + 30
+    while runtime.status(run_id).status != "completed":  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    at = history_focused(run_id)
+    labels = [e.label for e in at.expander]
+    assert any("ok · execution 0 · succeeded" in label for label in labels), labels
+    shown = " ".join(j.value if isinstance(j.value, str) else str(j.value) for j in at.json)
+    assert "too long" in shown and "ann" in shown, "the decision, its comment and who decided are shown"

@@ -6,6 +6,8 @@ from typing import Any
 
 from engine.events import Event
 from ui.node_trace import RunTrace, streams
+from ui.run_parts import node_counts, progress_text
+from ui.status import RunView
 
 
 class Log:
@@ -65,3 +67,31 @@ def test_reused_skipped_tool_calls_and_memory_reads() -> None:
     c = trace.executions("c")[0]
     assert c.status == "cancelled" and c.tool_calls["t1"]["result"]["error"] == "bad input"
     assert [e.type for e in c.memory] == ["memory.recalled"]
+
+
+def test_an_approval_waits_shows_its_request_then_its_decision() -> None:
+    log = Log()
+    log.add("node.started", "ok", iteration=0, execution=0)
+    log.add("approval.requested", "ok", message="Send it?", fields={"body": "hi"}, options=["approve", "reject"],
+            execution=0, iteration=0, reads={"inputs.text": "hi"})  # fmt: skip
+    log.add("run.waiting", None)
+    trace, view = RunTrace(), RunView()
+    trace.apply(log.events)
+    view.apply(log.events)
+    [asked] = trace.executions("ok")
+    assert asked.status == "waiting" and not asked.finished
+    assert asked.input == {"message": "Send it?", "fields": {"body": "hi"}, "reads": {"inputs.text": "hi"}}
+    assert view.node_status["ok"] == "waiting" and "ok" in view.approvals
+    assert progress_text(node_counts(view, ["in", "ok"]), 2) == "0 finished of 2 · 1 waiting"
+    record = {"message": "Send it?", "fields": {"body": "hi"}, "reads": {}, "when": "approve", "taken": ["out"]}
+    log.add("approval.decided", "ok", decision="approve", fields={}, comment="", decided_by="ann",
+            decided_at=1009.0, execution=0)  # fmt: skip
+    trace.apply(log.events)
+    view.apply(log.events)
+    assert trace.executions("ok")[0].status == "running" and view.node_status["ok"] == "running"
+    log.add("node.completed", "ok", output={"decision": "approve"}, duration_ms=7000.0, attempts=1, input=record)
+    trace.apply(log.events)
+    view.apply(log.events)
+    [decided] = trace.executions("ok")
+    assert (decided.status, decided.input, decided.duration_ms) == ("succeeded", record, 7000.0)
+    assert view.node_status["ok"] == "succeeded" and "ok" not in view.approvals
