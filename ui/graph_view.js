@@ -29,6 +29,14 @@ function edgePath(a, b, bw, bh) {
   return `M${a[3] + bw / 2},${a[4] + bh} C${a[3] + bw / 2},${yb} ${x2 - 40},${yb} ${x2 - 40},${y2} L${x2},${y2}`;
 }
 
+// Where an edge's "when" label goes: centred in the gap of a forward edge, under the curve of a backward one.
+function whenAt(a, b, bw, bh) {
+  const x1 = a[3] + bw, x2 = b[3];
+  if (x2 > x1 + 4) return [(x1 + x2) / 2, (a[4] + b[4] + bh) / 2 - 6];
+  const yb = Math.max(a[4], b[4]) + bh + 14;
+  return [(a[3] + bw / 2 + x2 - 40) / 2, yb + 4];
+}
+
 function fitBox(state) {
   const d = state.data;
   return [-PAD, -PAD, d.w + 2 * PAD, d.h + 2 * PAD];
@@ -84,14 +92,12 @@ function build(root, data, component) {
   const byId = {};
   for (const n of data.nodes) byId[n[0]] = n;
   const edges = el("g", { class: "gv-edges" }, svg);
+  const whens = [];
   for (const [s, t, label] of data.edges) {
     const a = byId[s], b = byId[t];
     if (!a || !b) continue;
     el("path", { d: edgePath(a, b, bw, bh), class: "gv-edge", "marker-end": "url(#gv-arrow)" }, edges);
-    if (label) {
-      const text = el("text", { x: (a[3] + bw + b[3]) / 2, y: (a[4] + b[4] + bh) / 2 - 4, class: "gv-when" }, edges);
-      text.textContent = label;
-    }
+    if (label) whens.push([label, ...whenAt(a, b, bw, bh)]);
   }
   const layer = el("g", { class: "gv-nodes" }, svg);
   for (const [id, label, type, x, y] of data.nodes) {
@@ -99,6 +105,8 @@ function build(root, data, component) {
     el("rect", { width: bw, height: bh, rx: 8 }, g);
     state.nodes[id] = { g, kind: null, type, label };
   }
+  const labels = el("g", { class: "gv-whens" }, svg); // over the nodes: an edge's "when" is never hidden
+  for (const [label, x, y] of whens) el("text", { x, y, class: "gv-when", "text-anchor": "middle" }, labels).textContent = label;
   state.labelled = false;
   if (data.nodes.length <= LAZY_LABELS) label(state);
   const pick = (target) => {
