@@ -240,7 +240,10 @@ class QueueRuntime(Runtime):
             ).first()
             if queued is None:
                 status = conn.execute(select(RUNS.c.status).where(RUNS.c.run_id == run_id)).scalar()
-                raise NotResumable(f"run '{run_id}' is {status}; only interrupted or failed runs can be resumed")
+                hint = ""
+                if status == "waiting":
+                    hint = f" (decide it with: python -m engine approve {run_id} NODE --decision V)"
+                raise NotResumable(f"run '{run_id}' is {status}; only interrupted or failed runs can be resumed{hint}")
             defer(conn, run_id)
         return run_id
 

@@ -55,7 +55,7 @@ from engine.executor import execute, replay_from_events
 from engine.fork import with_config
 from engine.llm import default_chat_model
 from engine.queue.approvals import apply_due_timeouts
-from engine.queue.jobs import QUEUE, TASK, call, conninfo, has_schema
+from engine.queue.jobs import QUEUE, TASK, call, conninfo, has_schema, run_jobs
 from engine.queue.mode import QueueModeInvalid, require_postgres
 from engine.queue.shared import shared_memory
 from engine.store import Store, process_owner
@@ -305,6 +305,11 @@ class QueueWorker:
             if run is None or run.status in FINISHED or run.status == "waiting":
                 status = "succeeded" if run is not None else "failed"
                 call(conn, "finish_job", job_id=job.id, status=status, delete_job=False)
+                return None
+            if run.status == "queued" and any(other["id"] != job.id for other in run_jobs(conn, run_id, ("todo",))):
+                # decided while its dead worker still held the job that reached the wait: the decision's
+                # job carries the run (retrying this one too would queue the run twice)
+                call(conn, "finish_job", job_id=job.id, status="succeeded", delete_job=False)
                 return None
             values: dict[str, Any] = {"lease_epoch": RUNS.c.lease_epoch + 1}
             if run.status == "running":

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from engine.errors import DecisionInvalid, NotWaiting
+from engine.errors import DecisionInvalid, NotResumable, NotWaiting
 from tests.integration.test_queue import Queue, log_of, q, runtime, wait_for  # noqa: F401 - the fixtures
 from tests.unit.test_approval import gate_doc
 
@@ -58,6 +58,8 @@ def test_a_waiting_run_holds_no_job_and_a_decision_continues_it_on_a_worker(q: Q
     time.sleep(1.5)  # three of the worker's sweep ticks: a waiting run is neither swept nor queued again
     assert _status(q, here) == "waiting" and not _open_jobs(q, here)
     assert [r["node"] for r in runtime.waiting_approvals(here)] == ["ok"]
+    with pytest.raises(NotResumable, match="python -m engine approve"):
+        runtime.resume(here)
 
     with pytest.raises(DecisionInvalid, match="not an option"):
         runtime.decide(here, "ok", "maybe")
@@ -161,15 +163,25 @@ def test_a_due_timeout_is_applied_by_one_worker_with_no_dashboard_sweeping(q: Qu
 
 
 def test_the_sweep_leaves_a_waiting_run_whose_worker_died_before_closing_its_job(q: Queue, runtime: Any) -> None:
-    """What a worker leaves when killed between committing ``run.waiting`` and closing the job (in-process sweep)."""
+    """What a worker leaves when killed between committing ``run.waiting`` and closing the job (in-process
+    sweep): one run still waiting, one decided meanwhile (queued, with the decision's job)."""
     from engine.queue.worker import QueueWorker, WorkerSettings
 
-    run_id = runtime.submit(gate_doc())
+    waiting, decided = runtime.submit(gate_doc()), runtime.submit(gate_doc())
     with q.engine.begin() as conn:
         dead = conn.execute(text("SELECT worker_id FROM procrastinate_register_worker_v1()")).scalar()
         conn.execute(text("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 hour'"))
-        conn.execute(text("SELECT procrastinate_fetch_job_v2(ARRAY['runs'], :w)"), {"w": dead})
-        conn.execute(text("UPDATE runs SET status = 'waiting', lease_epoch = 1 WHERE run_id = :r"), {"r": run_id})
+        for run_id in (waiting, decided):
+            conn.execute(text("SELECT procrastinate_fetch_job_v2(ARRAY['runs'], :w)"), {"w": dead})
+            conn.execute(text("UPDATE runs SET status = 'waiting', lease_epoch = 1 WHERE run_id = :r"), {"r": run_id})
+            request = {"message": "m", "fields": {}, "options": ["approve"], "execution": 0, "iteration": 0}
+            conn.execute(
+                text("INSERT INTO events (run_id, seq, ts, type, node_id, data) VALUES (:r, 1, 0, :t, 'ok', :d)"),
+                {"r": run_id, "t": "approval.requested", "d": json.dumps(request)},
+            )
+            conn.execute(text("UPDATE runs SET last_seq = 1 WHERE run_id = :r"), {"r": run_id})
+    runtime.decide(decided, "ok", "approve")
+    assert [job[0] for job in q.jobs(decided)] == ["doing", "todo"]
     worker = QueueWorker(q.url, WorkerSettings(stalled_s=3))
 
     async def sweep() -> list[str]:
@@ -180,6 +192,8 @@ def test_the_sweep_leaves_a_waiting_run_whose_worker_died_before_closing_its_job
         assert asyncio.run(sweep()) == []
     finally:
         worker.store.close()
-    row = q.run_row(run_id)
-    assert row["status"] == "waiting" and row["lease_epoch"] == 1 and q.events(run_id) == []  # left as it was
-    assert [job[0] for job in q.jobs(run_id)] == ["succeeded"]  # its job closed, not retried: the run holds none
+    row = q.run_row(waiting)
+    assert row["status"] == "waiting" and row["lease_epoch"] == 1 and len(q.events(waiting)) == 1  # left as it was
+    assert [job[0] for job in q.jobs(waiting)] == ["succeeded"]  # its job closed, not retried: the run holds none
+    assert q.run_row(decided)["status"] == "queued" and q.run_row(decided)["lease_epoch"] == 1
+    assert [job[0] for job in q.jobs(decided)] == ["succeeded", "todo"]  # the decision's job carries the run
