@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -51,9 +52,11 @@ def _kinds(q: Queue, run_id: str, kind: str) -> list[dict[str, Any]]:
 
 
 def test_a_waiting_run_holds_no_job_and_a_decision_continues_it_on_a_worker(q: Queue, runtime: Any) -> None:
+    server = q.start("serve", "--port", "0")
     worker = q.worker()
     here, by_cli = runtime.submit(gate_doc()), runtime.submit(gate_doc(), {"text": "cli"})
-    for run_id in (here, by_cli):
+    by_api = runtime.submit(gate_doc(), {"text": "api"})
+    for run_id in (here, by_cli, by_api):
         _waiting_without_job(q, run_id)
     time.sleep(1.5)  # three of the worker's sweep ticks: a waiting run is neither swept nor queued again
     assert _status(q, here) == "waiting" and not _open_jobs(q, here)
@@ -90,6 +93,17 @@ def test_a_waiting_run_holds_no_job_and_a_decision_continues_it_on_a_worker(q: Q
     assert _started(q, by_cli) == Counter({"in": 1, "draft": 1, "ok": 1, "sent": 1})
     assert str(_kinds(q, by_cli, "approval.decided")[0]["decided_by"]).startswith("cli:")
     assert q.run_row(by_cli)["owner"].split(":")[1] == str(worker.pid)
+
+    announce = wait_for(lambda: "API on http://" in log_of(server) and log_of(server), server, what="the API")
+    base = announce.split("API on ", 1)[1].split(" ", 1)[0].rstrip(";")
+    with httpx.Client(base_url=base, timeout=10) as client:
+        answer = client.post(f"/runs/{by_api}/approvals/ok", json={"decision": "reject", "comment": "no"})
+        assert answer.status_code == 202, answer.text
+        again = client.post(f"/runs/{by_api}/approvals/ok", json={"decision": "approve"})
+        assert again.status_code == 409 and "not waiting" in again.json()["detail"], again.text
+    assert runtime.wait(by_api, timeout=30).result == {"dropped": "dropped: no"}
+    assert _started(q, by_api) == Counter({"in": 1, "draft": 1, "ok": 1, "dropped": 1})
+    assert q.run_row(by_api)["owner"].split(":")[1] == str(worker.pid)  # not the API server's process
 
 
 def test_two_decisions_at_once_one_wins_and_a_waiting_run_cancels_without_a_job(q: Queue, runtime: Any) -> None:
