@@ -4,21 +4,29 @@ A run whose approval node asked a person ends its task with status
 ``waiting`` (engine/executor.py); everything about the wait is in its event
 log: ``approval.requested`` (message, fields, options, the timeout's due time)
 and, once a person or the timeout decided, ``approval.decided``. This module
-reads that log; :meth:`engine.runtime.Runtime.decide` appends the decision and
-continues the run with every finished node reused.
+reads that log and builds the events a decision or a cancel appends, for both
+runtimes: :meth:`engine.runtime.Runtime.decide` appends the decision and
+continues the run in its own process; in queue mode
+(:mod:`engine.queue.approvals`) the decision, the run's ``queued`` status and a
+new job are one transaction, and a worker continues the run. Either way every
+finished node is reused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.errors import DecisionInvalid, NotWaiting
-from engine.events import ApprovalDecidedData
-from engine.executor import Replay
+from engine.errors import DecisionInvalid, NotWaiting, RunNotFound
+from engine.events import ApprovalDecidedData, Event
+from engine.executor import Replay, replay_from_events
 from engine.nodes.approval import FAIL
 from tools.plain import to_plain
+
+if TYPE_CHECKING:
+    from engine.store import Store
 
 
 def open_requests(replay: Replay) -> dict[tuple[str, int], Mapping[str, Any]]:
@@ -82,3 +90,68 @@ def due_timeouts(replay: Replay, now: float) -> list[tuple[str, str | None]]:
             on_timeout = data.get("on_timeout")
             due.append((node, None if on_timeout in (None, FAIL) else str(on_timeout)))
     return due
+
+
+def decided_event(
+    run_id: str,
+    events: Sequence[Event],
+    node: str,
+    decision: str | None,
+    *,
+    fields: Mapping[str, Any] | None,
+    comment: str,
+    decided_by: str,
+    timed_out: bool = False,
+) -> Event:
+    """The ``approval.decided`` event that decides ``node``'s open request in the run's log ``events``.
+
+    Raises:
+        NotWaiting: ``node`` has no open request. DecisionInvalid: as :func:`decision_data`.
+    """
+    replay = replay_from_events(list(events))
+    execution, request = open_request(replay, run_id, node)
+    data = decision_data(
+        request, execution, decision, fields=fields, comment=comment, decided_by=decided_by, timed_out=timed_out
+    )
+    return Event(replay.last_seq + 1, run_id, time.time(), "approval.decided", node, data)
+
+
+def cancel_events(run_id: str, events: Sequence[Event]) -> list[Event]:
+    """What a cancel of a waiting run appends: each open request's node fails as cancelled, then ``run.cancelled``."""
+    replay = replay_from_events(list(events))
+    seq, now = replay.last_seq, time.time()
+    ended: list[Event] = []
+    for node, _execution in sorted(open_requests(replay)):
+        seq += 1
+        failed = {"error": "cancelled", "cancelled": True, "attempts": 1}
+        ended.append(Event(seq, run_id, now, "node.failed", node, failed))
+    ended.append(Event(seq + 1, run_id, now, "run.cancelled", None, {}))
+    return ended
+
+
+class Decide(Protocol):
+    """A runtime's ``decide`` (local: record and continue here; queue mode: record and queue a job)."""
+
+    def __call__(
+        self, run_id: str, node: str, decision: str | None, *, decided_by: str, timed_out: bool
+    ) -> None: ...
+
+
+def apply_due_timeouts(store: Store, decide: Decide, now: float) -> list[tuple[str, str, str | None]]:
+    """Decide, through ``decide``, one due approval of each waiting run with its ``on_timeout``.
+
+    One decision continues a run; a run with another due request gets it on the next sweep (it is
+    ``waiting`` again by then). A run decided or cancelled meanwhile by someone else is skipped, so
+    sweeps of several processes at once decide each request once. Returns (run, node, decision)
+    of each decision this call made.
+    """
+    decided: list[tuple[str, str, str | None]] = []
+    for run_id in store.waiting_runs():
+        due = due_timeouts(replay_from_events(store.events(run_id)), now)
+        if not due:
+            continue
+        node, decision = due[0]
+        with contextlib.suppress(NotWaiting, DecisionInvalid, RunNotFound):
+            decide(run_id, node, decision, decided_by="timeout", timed_out=True)
+            decided.append((run_id, node, decision))
+    return decided

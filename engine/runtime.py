@@ -38,10 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, assert_never
 
-from engine.approvals import decision_data, due_timeouts, open_request, open_requests
+from engine.approvals import apply_due_timeouts, cancel_events, decided_event, open_requests
 from engine.config import Settings
 from engine.errors import (
-    DecisionInvalid,
     EngineError,
     NotResumable,
     NotWaiting,
@@ -356,18 +355,14 @@ class Runtime:
             return False
         if not self.store.take_waiting(run_id, self._owner, status="cancelled"):
             return False
-        events = self.store.events(run_id)
-        replay = replay_from_events(events)
-        seq = replay.last_seq
-        for node, _execution in sorted(open_requests(replay)):
-            seq += 1
-            data = {"error": "cancelled", "cancelled": True, "attempts": 1}
-            self.store.append(Event(seq, run_id, time.time(), "node.failed", node, data))
-        self.store.append(Event(seq + 1, run_id, time.time(), "run.cancelled", None, {}))
-        self.store.writer.wait_committed(run_id, seq + 1)
+        ended = cancel_events(run_id, self.store.events(run_id))
+        for event in ended:
+            self.store.append(event)
+        last = ended[-1].seq
+        self.store.writer.wait_committed(run_id, last)
         if live is not None:
             with live.cond:
-                live.status, live.last_seq, live.finished_at = "cancelled", seq + 1, time.time()
+                live.status, live.last_seq, live.finished_at = "cancelled", last, time.time()
                 live.cond.notify_all()
         return True
 
@@ -455,14 +450,11 @@ class Runtime:
         if status != "waiting":
             raise NotWaiting(f"run '{run_id}' is {status}, not waiting for a decision")
         events = self.store.events(run_id)
-        replay = replay_from_events(events)
-        execution, request = open_request(replay, run_id, node)
-        data = decision_data(
-            request, execution, decision, fields=fields, comment=comment, decided_by=decided_by, timed_out=timed_out
+        decided = decided_event(
+            run_id, events, node, decision, fields=fields, comment=comment, decided_by=decided_by, timed_out=timed_out
         )
         if not self.store.take_waiting(run_id, self._owner):
             raise NotWaiting(f"run '{run_id}' is no longer waiting (another decision or a cancel came first)")
-        decided = Event(replay.last_seq + 1, run_id, time.time(), "approval.decided", node, data)
         self.store.append(decided)
         self._continue(row, [*events, decided], claim=True)
 
@@ -476,16 +468,7 @@ class Runtime:
 
         Run at start and every heartbeat, so a timeout holds across restarts (it is measured from the request).
         """
-        decided = 0
-        for run_id in self.store.waiting_runs():
-            due = due_timeouts(replay_from_events(self.store.events(run_id)), now if now is not None else time.time())
-            if not due:
-                continue
-            node, decision = due[0]  # one decision continues the run; the next sweep takes the others
-            with contextlib.suppress(NotWaiting, DecisionInvalid, RunNotFound):
-                self.decide(run_id, node, decision, decided_by="timeout", timed_out=True)
-                decided += 1
-        return decided
+        return len(apply_due_timeouts(self.store, self.decide, now if now is not None else time.time()))
 
     def rerun(
         self,

@@ -12,6 +12,11 @@ workers' ``NOTIFY`` of each committed batch (:data:`~engine.store.writer.EVENTS_
 one listening connection per process) and polls every :data:`SAFETY_POLL_S`
 as well, since a notification lost during a reconnect is not replayed.
 
+Approvals (:mod:`engine.queue.approvals`): a run waiting for a decision holds no
+job; ``decide`` records the decision and queues the run with a new job in one
+transaction, ``cancel`` of a waiting run ends it here; the workers apply due
+timeouts, so this process does not sweep for them.
+
 Node tests and "try a tool" still run in this process (they are not runs).
 """
 
@@ -35,6 +40,8 @@ from engine.fork import NotForkable
 from engine.inputs import check_inputs
 from engine.llm import ChatModel
 from engine.model import Workflow
+from engine.queue.approvals import cancel_waiting
+from engine.queue.approvals import decide as queue_decide
 from engine.queue.jobs import call, conninfo, defer, has_schema, run_jobs
 from engine.queue.mode import QueueModeInvalid, require_postgres
 from engine.queue.shared import shared_memory
@@ -131,6 +138,10 @@ class QueueRuntime(Runtime):
     def _mark_dead_owners(self) -> list[str]:
         return []  # the workers' sweep notices dead workers (engine.queue.worker)
 
+    async def _beat(self, every_s: float) -> None:
+        """Nothing to do here: runs execute on workers, which heartbeat them and apply due approval timeouts
+        (engine.queue.worker), so a timeout happens with no dashboard, API or CLI open."""
+
     # --- runs ------------------------------------------------------------------------------
 
     def submit(
@@ -178,10 +189,11 @@ class QueueRuntime(Runtime):
         return run_id
 
     def cancel(self, run_id: str) -> bool:
-        """Cancel a queued or running run from any process; True if it was queued or running.
+        """Cancel a queued, running or waiting run from any process; True if it was one of those.
 
-        A queued run ends ``cancelled`` here and now; a running one is aborted on its worker,
-        which ends it through the engine's cancel path.
+        A queued run ends ``cancelled`` here and now, and so does a waiting one (its open approvals
+        fail as cancelled; it has no job); a running one is aborted on its worker, which ends it
+        through the engine's cancel path.
         """
         with self.store.engine.begin() as conn:
             row = conn.execute(
@@ -189,6 +201,9 @@ class QueueRuntime(Runtime):
                 .where(RUNS.c.run_id == run_id)
                 .with_for_update()
             ).first()
+            if row is not None and row.status == "waiting":  # it holds no job: it ends here
+                cancel_waiting(conn, run_id)
+                return True
             if row is None or row.status not in ("queued", "running"):
                 return False
             for job in run_jobs(conn, run_id):
@@ -225,9 +240,43 @@ class QueueRuntime(Runtime):
             ).first()
             if queued is None:
                 status = conn.execute(select(RUNS.c.status).where(RUNS.c.run_id == run_id)).scalar()
-                raise NotResumable(f"run '{run_id}' is {status}; only interrupted or failed runs can be resumed")
+                hint = ""
+                if status == "waiting":
+                    hint = f" (decide it with: python -m engine approve {run_id} NODE --decision V)"
+                raise NotResumable(f"run '{run_id}' is {status}; only interrupted or failed runs can be resumed{hint}")
             defer(conn, run_id)
         return run_id
+
+    def decide(
+        self,
+        run_id: str,
+        node: str,
+        decision: str | None,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        comment: str = "",
+        decided_by: str = "",
+        timed_out: bool = False,
+    ) -> None:
+        """Decide ``node``'s open approval of waiting run ``run_id``; a worker continues the run (returns at once).
+
+        ``approval.decided``, the run's ``queued`` status and its new job are one transaction
+        (:func:`engine.queue.approvals.decide`); nothing runs in this process.
+
+        Raises:
+            RunNotFound, NotWaiting, DecisionInvalid: as :meth:`Runtime.decide`.
+        """
+        self._check_open()
+        queue_decide(
+            self.store.engine,
+            run_id,
+            node,
+            decision,
+            fields=fields,
+            comment=comment,
+            decided_by=decided_by,
+            timed_out=timed_out,
+        )
 
     def rerun(self, run_id: str, node: str, **_: Any) -> str:
         raise NotForkable("rerun from a node is not available in queue mode yet; run it with EXECUTION_MODE=local")

@@ -19,6 +19,12 @@ a manual resume.
 Cancel: Procrastinate's abort cancels the job's asyncio task; the engine catches it and
 ends the run ``cancelled`` (its existing cancel path).
 
+Approvals: a run that reaches ``waiting`` ends its job (succeeded); the run holds no job
+while it waits, and the sweep leaves a waiting run alone (it closes a dead worker's job
+of one as succeeded, as for a finished run). A decision queues a new job
+(:mod:`engine.queue.approvals`). On every sweep tick the worker also applies due approval
+timeouts (one decision per run; of several workers, one wins each).
+
 Settings (read once at start with the others, ``settings.queue``: :class:`engine.config.QueueSettings`):
 ``QUEUE_HEARTBEAT_S`` (default 10), ``QUEUE_STALLED_S`` (30), ``QUEUE_SWEEP_S`` (10), ``MAX_AUTO_RESUMES`` (3).
 The worker hands its :class:`~engine.config.Settings` to every run it executes (model, tools, memory), with the
@@ -48,7 +54,8 @@ from engine.events import Event
 from engine.executor import execute, replay_from_events
 from engine.fork import with_config
 from engine.llm import default_chat_model
-from engine.queue.jobs import QUEUE, TASK, call, conninfo, has_schema
+from engine.queue.approvals import apply_due_timeouts
+from engine.queue.jobs import QUEUE, TASK, call, conninfo, has_schema, run_jobs
 from engine.queue.mode import QueueModeInvalid, require_postgres
 from engine.queue.shared import shared_memory
 from engine.store import Store, process_owner
@@ -252,6 +259,19 @@ class QueueWorker:
                 await self.sweep()
             except Exception as exc:  # noqa: BLE001 - a failed sweep is retried on the next tick
                 logger.warning("sweep failed: %s", exc)
+            try:
+                await asyncio.to_thread(self.apply_due_timeouts)
+            except Exception as exc:  # noqa: BLE001 - as above
+                logger.warning("approval timeout sweep failed: %s", exc)
+
+    def apply_due_timeouts(self, now: float | None = None) -> list[tuple[str, str, str | None]]:
+        """Decide the approvals whose timeout is due with their ``on_timeout``; each such run is queued again."""
+        decided = apply_due_timeouts(self.store, now)
+        for run_id, node, decision in decided:
+            outcome = f"'{decision}'" if decision is not None else "fail"
+            print(f"worker {self.owner}: run {run_id}: approval '{node}' timed out: {outcome}; queued",
+                  file=sys.stderr, flush=True)
+        return decided
 
     async def sweep(self) -> list[str]:
         """Recover the runs of dead workers; returns the ids of runs queued again or left interrupted."""
@@ -281,9 +301,15 @@ class QueueWorker:
             run = conn.execute(
                 select(RUNS.c.status, RUNS.c.last_seq, RUNS.c.owner).where(RUNS.c.run_id == run_id).with_for_update()
             ).first()
-            if run is None or run.status in FINISHED:  # ended before its worker died: never "crashed"
+            # ended (or began to wait for a decision, its job done) before its worker died: never "crashed"
+            if run is None or run.status in FINISHED or run.status == "waiting":
                 status = "succeeded" if run is not None else "failed"
                 call(conn, "finish_job", job_id=job.id, status=status, delete_job=False)
+                return None
+            if run.status == "queued" and any(other["id"] != job.id for other in run_jobs(conn, run_id, ("todo",))):
+                # decided while its dead worker still held the job that reached the wait: the decision's
+                # job carries the run (retrying this one too would queue the run twice)
+                call(conn, "finish_job", job_id=job.id, status="succeeded", delete_job=False)
                 return None
             values: dict[str, Any] = {"lease_epoch": RUNS.c.lease_epoch + 1}
             if run.status == "running":

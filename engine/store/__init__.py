@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, delete, false, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -42,6 +42,7 @@ __all__ = [
     "WorkflowRef",
     "process_owner",
     "owner_alive",
+    "read_events",
 ]
 
 
@@ -103,6 +104,18 @@ def owner_alive(owner: str, *, heartbeat_at: float | None, stale_after_s: float 
         return _start_time(int(pid_text)) == started and started != "?"
     return heartbeat_at is not None and time.time() - heartbeat_at < stale_after_s
 
+
+
+def read_events(conn: Connection, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
+    """:meth:`Store.events` on the caller's connection (queue mode reads a run's log inside its transaction)."""
+    query = (
+        select(EVENTS.c.seq, EVENTS.c.run_id, EVENTS.c.ts, EVENTS.c.type, EVENTS.c.node_id, EVENTS.c.data)
+        .where(EVENTS.c.run_id == run_id, EVENTS.c.seq > after)
+        .order_by(EVENTS.c.seq)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [Event(*row) for row in conn.execute(query)]
 
 class Store:
     """Open (and migrate) the database at ``url`` (default: ``DATABASE_URL`` or ``$DATA_DIR/studio.db`` of
@@ -416,15 +429,8 @@ class Store:
 
         Read as plain rows (SQLAlchemy Core): ORM objects cost 7x the raw driver's time at 100,000 events.
         """
-        query = (
-            select(EVENTS.c.seq, EVENTS.c.run_id, EVENTS.c.ts, EVENTS.c.type, EVENTS.c.node_id, EVENTS.c.data)
-            .where(EVENTS.c.run_id == run_id, EVENTS.c.seq > after)
-            .order_by(EVENTS.c.seq)
-        )
-        if limit is not None:
-            query = query.limit(limit)
         with self.engine.connect() as conn:
-            return [Event(*row) for row in conn.execute(query)]
+            return read_events(conn, run_id, after=after, limit=limit)
 
     def node_executions(self, run_id: str) -> list[NodeExecutionRow]:
         query = (
