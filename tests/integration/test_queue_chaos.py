@@ -29,7 +29,7 @@ from tests.fake_openai import FakeOpenAIServer, TextReply
 from tests.integration import test_queue
 from tests.integration.test_queue import Queue, log_of, wait_for
 
-pytest_plugins = ["tests.integration.pg"]
+pytest_plugins = ["tests.integration.pg", "tests.integration.chroma_server"]
 
 q, runtime = test_queue.q, test_queue.runtime  # the queue tests' fixtures: a fresh database, a QueueRuntime
 RUNS = 8
