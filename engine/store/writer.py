@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
-from sqlalchemy import Engine, and_, delete, insert, update
+from sqlalchemy import Engine, and_, bindparam, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.events import Event
@@ -233,17 +234,11 @@ class Writer:
             fences = {run: self._fences[run] for run in map(_run_of, work) if run in self._fences}
         try:
             with self.engine.begin() as conn:
-                for run_id, epoch in sorted(fences.items()):  # first, and in one order: the row locks
-                    held = conn.execute(
-                        update(RUNS)
-                        .where(RUNS.c.run_id == run_id, RUNS.c.lease_epoch == epoch)
-                        .values(lease_epoch=RUNS.c.lease_epoch)
-                    )
-                    if held.rowcount != 1:
-                        raise FenceLost(run_id)
+                if fences:
+                    _hold_fences(conn, fences)
                 _Projection(conn).apply(work)
-                for run_id in sorted(fences):  # queue mode: other processes wake on the commit (engine.queue)
-                    _notify(conn, run_id)
+                if fences:  # queue mode: other processes wake on the commit (engine.queue)
+                    _notify(conn, sorted(fences))
         except FenceLost as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - the database's errors, and values no encoder takes: the thread must live on
@@ -306,6 +301,8 @@ class _Projection:
         self.events: list[dict[str, Any]] = []
         self.new_nodes: list[dict[str, Any]] = []  # node rows to insert, in order
         self.open_nodes: dict[tuple[str, str], dict[str, Any]] = {}  # of those, the running ones
+        self.unflushed: set[tuple[str, str]] = set()  # (run, node) of the rows in new_nodes
+        self.finishes: list[dict[str, Any]] = []  # finishes of rows already inserted, in order, done in bulk
         self.runs: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, list[int]] = {}  # run -> [prompt, completion, of them in failed tries]
 
@@ -323,14 +320,17 @@ class _Projection:
         if self.events:
             self.conn.execute(insert(EVENTS), self.events)
             self.events.clear()
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # one executemany per set of columns
         for run_id, values in self.runs.items():
             tokens = self.tokens.pop(run_id, None)
             if tokens:
-                values["prompt_tokens"] = RUNS.c.prompt_tokens + tokens[0]
-                values["completion_tokens"] = RUNS.c.completion_tokens + tokens[1]
+                values["d_prompt_tokens"], values["d_completion_tokens"] = tokens[0], tokens[1]
                 if tokens[2]:
-                    values["failed_tokens"] = RUNS.c.failed_tokens + tokens[2]
-            self.conn.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(**values))
+                    values["d_failed_tokens"] = tokens[2]
+            row = {("v_" + k if not k.startswith("d_") else k): v for k, v in values.items()}
+            groups.setdefault(tuple(sorted(row)), []).append({"r_run_id": run_id, **row})
+        for columns, rows in groups.items():
+            self.conn.execute(_run_update(columns), rows)
         self.runs.clear()
 
     def _run(self, run_id: str) -> dict[str, Any]:
@@ -378,6 +378,7 @@ class _Projection:
                 }
                 self.new_nodes.append(row)
                 self.open_nodes[(e.run_id, str(e.node_id))] = row
+                self.unflushed.add((e.run_id, str(e.node_id)))
             case "node.completed" | "node.failed":
                 changes: dict[str, Any] = {"finished_at": e.ts, "attempts": data.get("attempts", 1)}
                 if kind == "node.completed":
@@ -442,18 +443,24 @@ class _Projection:
         if pending is not None:
             pending.update(changes)
             return
-        self._flush_nodes_only()
-        self.conn.execute(
-            update(NODES)
-            .where(and_(NODES.c.run_id == e.run_id, NODES.c.node_id == e.node_id, NODES.c.status == "running"))
-            .values(**changes)
-        )
+        if (e.run_id, str(e.node_id)) in self.unflushed:  # its running row may be one still to insert: insert first
+            self._flush_nodes_only()
+        self.finishes.append({"r_run_id": e.run_id, "r_node_id": e.node_id, **{"v_" + k: v for k, v in changes.items()}})
 
     def _flush_nodes_only(self) -> None:
+        """Finish the rows of earlier batches (before any row of this batch exists), then insert the new ones."""
+        if self.finishes:
+            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row in self.finishes:
+                groups.setdefault(tuple(sorted(k for k in row if k.startswith("v_"))), []).append(row)
+            for columns, rows in groups.items():
+                self.conn.execute(_node_finish(columns), rows)
+            self.finishes = []
         if self.new_nodes:
             self.conn.execute(insert(NODES), self.new_nodes)
             self.new_nodes = []
             self.open_nodes.clear()
+            self.unflushed.clear()
 
 
 def apply_events(conn: Any, events: list[Event]) -> None:
@@ -463,13 +470,66 @@ def apply_events(conn: Any, events: list[Event]) -> None:
     a queued run, the sweep's note that a worker died); everything else goes through the writer.
     """
     _Projection(conn).apply(list(events))
-    for run_id in sorted({event.run_id for event in events}):
-        _notify(conn, run_id)
+    if events:
+        _notify(conn, sorted({event.run_id for event in events}))
 
 
-def _notify(conn: Any, run_id: str) -> None:
-    """PostgreSQL only: tell listeners (delivered on commit) that ``run_id`` has new events."""
-    conn.exec_driver_sql("SELECT pg_notify(%(channel)s, %(run)s)", {"channel": EVENTS_CHANNEL, "run": run_id})
+def _hold_fences(conn: Any, fences: dict[str, int]) -> None:
+    """Lock the fenced runs' rows (one statement, in run id order) and check each still has its epoch.
+
+    ``FOR NO KEY UPDATE`` is the lock an ``UPDATE`` of ``runs`` takes, so a claim or the sweep raising an
+    epoch waits for this transaction, and this one, once it holds the locks, reads the epoch they committed.
+
+    Raises:
+        FenceLost: a run's epoch moved on (the first such run, in id order).
+    """
+    ids = sorted(fences)
+    held = dict(
+        conn.exec_driver_sql(
+            "SELECT run_id, lease_epoch FROM runs WHERE run_id = ANY(%(ids)s) ORDER BY run_id FOR NO KEY UPDATE",
+            {"ids": ids},
+        ).all()
+    )
+    for run_id in ids:
+        if held.get(run_id) != fences[run_id]:
+            raise FenceLost(run_id)
+
+
+def _notify(conn: Any, run_ids: list[str]) -> None:
+    """PostgreSQL only: tell listeners (delivered on commit, in this order) that these runs have new events.
+
+    One statement for all of them: one NOTIFY per run, one round trip per batch.
+    """
+    conn.exec_driver_sql(
+        "SELECT pg_notify(%(channel)s, run_id) FROM unnest(%(runs)s::text[]) WITH ORDINALITY AS r(run_id, n) ORDER BY n",
+        {"channel": EVENTS_CHANNEL, "runs": run_ids},
+    )
+
+
+@functools.cache
+def _run_update(columns: tuple[str, ...]) -> Any:
+    """``UPDATE runs`` for an executemany: ``v_<column>`` sets a column, ``d_<column>`` adds to it (token counts)."""
+    values: dict[str, Any] = {}
+    for column in columns:
+        name = column[2:]  # v_<column>: the value; d_<column>: added to the stored one
+        values[name] = RUNS.c[name] + bindparam(column) if column.startswith("d_") else bindparam(column)
+    return update(RUNS).where(RUNS.c.run_id == bindparam("r_run_id")).values(**values)
+
+
+@functools.cache
+def _node_finish(columns: tuple[str, ...]) -> Any:
+    """``UPDATE node_executions`` of a node's running row for an executemany: ``v_<column>`` sets a column."""
+    return (
+        update(NODES)
+        .where(
+            and_(
+                NODES.c.run_id == bindparam("r_run_id"),
+                NODES.c.node_id == bindparam("r_node_id"),
+                NODES.c.status == "running",
+            )
+        )
+        .values(**{column[2:]: bindparam(column) for column in columns})
+    )
 
 
 def _resolve(future: asyncio.Future[bool], value: bool) -> None:
