@@ -14,6 +14,13 @@ row lock first in each transaction, so once another worker's claim (or the sweep
 raised the epoch, not one more event of this writer's lands. Losing the fence stops
 the run here (``on_failure``) but never marks the row: it is another worker's now.
 
+A batch costs a fixed number of statements however many runs it holds: on PostgreSQL
+one ``SELECT … FOR NO KEY UPDATE`` locks and checks every fenced run, each table's rows
+go in one ``INSERT``/``UPDATE … FROM unnest(…)``, and one ``SELECT pg_notify(…) FROM
+unnest(…)`` sends the NOTIFY of every run (on SQLite: executemany). A round trip per
+run per batch made queue mode's writer fall seconds behind at 1,000 events/s
+(docs/benchmarks.md, queue mode).
+
 A batch holding several runs that fails (say one run's event holds a value
 the JSON encoder refuses) is written again run by run, so only the runs whose
 own writes fail are failed; the others keep every event.
@@ -24,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import queue
 import threading
@@ -32,7 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
-from sqlalchemy import Engine, and_, bindparam, delete, insert, update
+from sqlalchemy import JSON, Engine, and_, bindparam, delete, insert, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.events import Event
@@ -318,7 +327,7 @@ class _Projection:
     def _flush(self) -> None:
         self._flush_nodes_only()
         if self.events:
-            self.conn.execute(insert(EVENTS), self.events)
+            _insert(self.conn, EVENTS, self.events)
             self.events.clear()
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # one executemany per set of columns
         for run_id, values in self.runs.items():
@@ -330,7 +339,7 @@ class _Projection:
             row = {("v_" + k if not k.startswith("d_") else k): v for k, v in values.items()}
             groups.setdefault(tuple(sorted(row)), []).append({"r_run_id": run_id, **row})
         for columns, rows in groups.items():
-            self.conn.execute(_run_update(columns), rows)
+            _update(self.conn, RUNS, ("run_id",), columns, rows)
         self.runs.clear()
 
     def _run(self, run_id: str) -> dict[str, Any]:
@@ -445,7 +454,8 @@ class _Projection:
             return
         if (e.run_id, str(e.node_id)) in self.unflushed:  # its running row may be one still to insert: insert first
             self._flush_nodes_only()
-        self.finishes.append({"r_run_id": e.run_id, "r_node_id": e.node_id, **{"v_" + k: v for k, v in changes.items()}})
+        values = {"v_" + k: v for k, v in changes.items()}
+        self.finishes.append({"r_run_id": e.run_id, "r_node_id": e.node_id, **values})
 
     def _flush_nodes_only(self) -> None:
         """Finish the rows of earlier batches (before any row of this batch exists), then insert the new ones."""
@@ -454,10 +464,10 @@ class _Projection:
             for row in self.finishes:
                 groups.setdefault(tuple(sorted(k for k in row if k.startswith("v_"))), []).append(row)
             for columns, rows in groups.items():
-                self.conn.execute(_node_finish(columns), rows)
+                _update(self.conn, NODES, ("run_id", "node_id"), columns, rows)
             self.finishes = []
         if self.new_nodes:
-            self.conn.execute(insert(NODES), self.new_nodes)
+            _insert(self.conn, NODES, self.new_nodes)
             self.new_nodes = []
             self.open_nodes.clear()
             self.unflushed.clear()
@@ -501,35 +511,98 @@ def _notify(conn: Any, run_ids: list[str]) -> None:
     One statement for all of them: one NOTIFY per run, one round trip per batch.
     """
     conn.exec_driver_sql(
-        "SELECT pg_notify(%(channel)s, run_id) FROM unnest(%(runs)s::text[]) WITH ORDINALITY AS r(run_id, n) ORDER BY n",
+        "SELECT pg_notify(%(channel)s, run_id) FROM unnest(%(runs)s::text[]) AS r(run_id)",
         {"channel": EVENTS_CHANNEL, "runs": run_ids},
     )
 
 
+def _insert(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys): on PostgreSQL one statement whatever their number, elsewhere an
+    executemany."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(table), rows)
+        return
+    columns = tuple(rows[0])
+    params = {f"a{i}": [_text(table.c[c], row[c]) for row in rows] for i, c in enumerate(columns)}
+    conn.exec_driver_sql(_pg_insert_sql(table.name, columns), params)
+
+
+def _update(conn: Any, table: Any, keys: tuple[str, ...], columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """Update one row per item of ``rows`` (``r_<key>`` finds it, ``v_<column>`` sets a column, ``d_<column>`` adds
+    to it); node rows only while running. On PostgreSQL one statement, elsewhere an executemany."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(_update_many(table.name, keys, columns), rows)
+        return
+    names = tuple(f"r_{k}" for k in keys) + columns
+    params = {f"a{i}": [_text(table.c[n[2:]], row[n]) for row in rows] for i, n in enumerate(names)}
+    conn.exec_driver_sql(_pg_update_sql(table.name, keys, columns), params)
+
+
+_TABLES = {"events": EVENTS, "node_executions": NODES, "runs": RUNS}
+
+
 @functools.cache
-def _run_update(columns: tuple[str, ...]) -> Any:
-    """``UPDATE runs`` for an executemany: ``v_<column>`` sets a column, ``d_<column>`` adds to it (token counts)."""
+def _update_many(name: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    """The executemany ``UPDATE`` of :func:`_update` (SQLite)."""
+    table = _TABLES[name]
     values: dict[str, Any] = {}
     for column in columns:
-        name = column[2:]  # v_<column>: the value; d_<column>: added to the stored one
-        values[name] = RUNS.c[name] + bindparam(column) if column.startswith("d_") else bindparam(column)
-    return update(RUNS).where(RUNS.c.run_id == bindparam("r_run_id")).values(**values)
+        target = column[2:]
+        values[target] = table.c[target] + bindparam(column) if column.startswith("d_") else bindparam(column)
+    where = [table.c[k] == bindparam(f"r_{k}") for k in keys]
+    if table is NODES:
+        where.append(NODES.c.status == "running")
+    return update(table).where(and_(*where)).values(**values)
 
 
 @functools.cache
-def _node_finish(columns: tuple[str, ...]) -> Any:
-    """``UPDATE node_executions`` of a node's running row for an executemany: ``v_<column>`` sets a column."""
+def _pg_insert_sql(name: str, columns: tuple[str, ...]) -> str:
+    """``INSERT … SELECT … FROM unnest(text arrays)``: every value travels as text and is cast to its column's type."""
+    table = _TABLES[name]
+    arrays = ", ".join(f"%(a{i})s::text[]" for i in range(len(columns)))
+    casts = ", ".join(f"v.a{i}::{_pg_type(table.c[c])}" for i, c in enumerate(columns))
+    aliases = ", ".join(f"a{i}" for i in range(len(columns)))
+    return f"INSERT INTO {name} ({', '.join(columns)}) SELECT {casts} FROM unnest({arrays}) AS v({aliases})"
+
+
+@functools.cache
+def _pg_update_sql(name: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    """``UPDATE … FROM unnest(text arrays)``, the PostgreSQL form of :func:`_update`."""
+    table = _TABLES[name]
+    names = tuple(f"r_{k}" for k in keys) + columns
+    arrays = ", ".join(f"%(a{i})s::text[]" for i in range(len(names)))
+    aliases = ", ".join(f"a{i}" for i in range(len(names)))
+    sets, where = [], []
+    for i, n in enumerate(names):
+        column, value = n[2:], f"v.a{i}::{_pg_type(table.c[n[2:]])}"
+        if n.startswith("r_"):
+            where.append(f"t.{column} = {value}")
+        elif n.startswith("d_"):
+            sets.append(f"{column} = t.{column} + {value}")
+        else:
+            sets.append(f"{column} = {value}")
+    if table is NODES:
+        where.append("t.status = 'running'")
     return (
-        update(NODES)
-        .where(
-            and_(
-                NODES.c.run_id == bindparam("r_run_id"),
-                NODES.c.node_id == bindparam("r_node_id"),
-                NODES.c.status == "running",
-            )
-        )
-        .values(**{column[2:]: bindparam(column) for column in columns})
+        f"UPDATE {name} AS t SET {', '.join(sets)} FROM unnest({arrays}) AS v({aliases}) WHERE {' AND '.join(where)}"
     )
+
+
+@functools.cache
+def _pg_type(column: Any) -> str:
+    return str(column.type.compile(dialect=postgresql.dialect()))
+
+
+def _text(column: Any, value: Any) -> str | None:
+    """``value`` as the text PostgreSQL casts to ``column``'s type (JSON columns: its JSON, ``None`` as ``null``,
+    as SQLAlchemy's JSON type stores it)."""
+    if isinstance(column.type, JSON):
+        return json.dumps(value)
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 def _resolve(future: asyncio.Future[bool], value: bool) -> None:

@@ -37,7 +37,8 @@ def _chroma_cli() -> list[str]:
 
 @contextmanager
 def running_chroma(folder: Path) -> Iterator[tuple[str, int]]:
-    """``chroma run`` with its data and log in ``folder`` (made if missing), until the block ends; yields ``(host, port)``."""
+    """``chroma run`` with its data and log in ``folder`` (made if missing) until the block ends; yields
+    ``(host, port)``."""
     folder.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     log = open(folder / "server.log", "w+", encoding="utf-8")  # noqa: SIM115 - closed below
