@@ -26,13 +26,15 @@ does: tests/integration/pg.py), ``python -m engine migrate``, real
 one machine's, so timestamps written by a worker compare with this process's.
 
 Run: ``python bench/queue_bench.py [--only NAME,...] [--runs N]``. Needs the
-PostgreSQL server binaries (Debian's ``postgresql`` package).
+PostgreSQL server binaries (Debian's ``postgresql`` package) and the ``chroma`` CLI (the
+workers refuse to start without a shared long-term memory: a Chroma server is started too).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -54,6 +56,7 @@ from sqlalchemy import create_engine, text
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.integration.chroma_server import running_chroma  # noqa: E402
 from tests.integration.pg import _fresh_postgres_database, _pg_bin, _Server  # noqa: E402
 
 FAST = {"QUEUE_HEARTBEAT_S": "1", "QUEUE_STALLED_S": "5", "QUEUE_SWEEP_S": "1", "OFFLINE_TOKEN_DELAY_S": "0"}
@@ -128,7 +131,7 @@ def emit(**fields: Any) -> None:
 class Bench:
     """The database, the environment, the processes."""
 
-    def __init__(self, root: Path, url: str):
+    def __init__(self, root: Path, url: str, chroma: tuple[str, int]):
         self.root = root
         self.url = url
         plugins = root / "plugins"
@@ -141,6 +144,8 @@ class Bench:
             DATABASE_URL=url,
             DATA_DIR=str(root / "data"),
             TOOLS_MODULES=PLUGIN,
+            CHROMA_HOST=chroma[0],  # a worker refuses to start without a shared long-term memory (engine.queue.shared)
+            CHROMA_PORT=str(chroma[1]),
             PYTHONPATH=os.pathsep.join(p for p in (str(plugins), str(REPO), env.get("PYTHONPATH", "")) if p),
         )
         self.env = env
@@ -398,10 +403,15 @@ def burst(bench: Bench, runtime: Any, runs: int) -> None:
     peak = [0]
     stop = threading.Event()
 
+    seen: list[str] = []  # at the peak: what each held connection last ran
+
     def sample() -> None:
+        sql = text("SELECT left(query, 48) FROM pg_stat_activity WHERE application_name = 'studio-worker' ORDER BY 1")
         while not stop.is_set():
-            held = bench.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'studio-worker'")
-            peak[0] = max(peak[0], int(held))
+            with bench.engine.connect() as conn:
+                held = [str(q) for q in conn.execute(sql).scalars()]
+            if len(held) > peak[0]:
+                peak[0], seen[:] = len(held), held
             stop.wait(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -428,6 +438,7 @@ def burst(bench: Bench, runtime: Any, runs: int) -> None:
         wall_s=round(wall, 2),
         submit_s=round(submitted, 2),
         peak_worker_connections=peak[0],
+        at_peak=seen,
         target_wall_s=3,
         target_connections=8,
     )
@@ -451,9 +462,10 @@ def main() -> None:
     workers: list[subprocess.Popen[bytes]] = []
     bench: Bench | None = None
     runtime: Any = None
+    chroma = contextlib.ExitStack()
     try:
         url = _fresh_postgres_database(server.start())
-        bench = Bench(root, url)
+        bench = Bench(root, url, chroma.enter_context(running_chroma(root / "chroma")))
         done = subprocess.run(
             [sys.executable, "-m", "engine", "migrate"], cwd=REPO, env=bench.env, capture_output=True, check=False
         )
@@ -484,6 +496,7 @@ def main() -> None:
         if bench is not None:
             bench.stop(bench.procs)
             bench.engine.dispose()
+        chroma.close()
         server.stop()
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import datetime
 import logging
 import sys
@@ -66,9 +67,17 @@ from engine.validate import load_workflow
 logger = logging.getLogger("engine.queue.worker")
 
 FINISHED = ("completed", "failed", "cancelled")
-# Procrastinate's own pool: a job holds no connection while its run executes (the run writes through the
-# store), so a few serve fetching, finishing, heartbeats and abort polling at any concurrency
-PROCRASTINATE_POOL = 3
+# PostgreSQL connections a worker holds, at any concurrency (issue 16: <= 8 for two workers):
+# Procrastinate's pool: a job holds no connection while its run executes (the run writes through the store), so
+# one serves fetching, finishing, heartbeats and abort polling (plus the connection its LISTEN keeps, outside it);
+PROCRASTINATE_POOL = 1
+# the store's: the writer thread's, and one for the event loop's short reads and claims (the sweep's thread
+# waits for one of them)
+STORE_POOL = 2
+# The writer thread and the event loop both wait on PostgreSQL: at Python's default 5 ms a thread back from its
+# socket waits up to that long for the GIL, at every round trip (commit -> NOTIFY latency, docs/benchmarks.md)
+SWITCH_INTERVAL_S = 0.0005
+DOCUMENTS_KEPT = 256  # saved workflow versions a worker keeps (oldest read forgotten first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +135,13 @@ class QueueWorker:
         self.settings = settings
         self.studio = studio or Settings.from_env()  # handed to each run: its model, tools and memory
         self.owner = process_owner()
-        self.store = Store(url, on_write_failure=self._on_write_failure, settings=self.studio)
+        self.store = Store(url, on_write_failure=self._on_write_failure, settings=self.studio, pool_size=STORE_POOL)
         self.app = App(connector=PsycopgConnector(conninfo=conninfo(url), min_size=1, max_size=PROCRASTINATE_POOL))
         self.app.job_manager = _FencedJobManager(self.app.connector)
         self.app.task(name=TASK, queue=QUEUE, pass_context=True)(self._run_job)
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._lost: set[str] = set()
+        self._documents: dict[tuple[str, int], dict[str, Any]] = {}  # saved workflow versions read (immutable)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- one job: one run -------------------------------------------------------------------
@@ -150,21 +160,22 @@ class QueueWorker:
         claim = self._claim(run_id)
         if claim is None:
             return "not queued (cancelled, or already taken)"
-        epoch, last_seq = claim
+        epoch, last_seq = int(claim.lease_epoch), int(claim.last_seq)
         self.store.writer.fence(run_id, epoch, last_seq)
         task = asyncio.current_task()
         assert task is not None
         self._tasks[run_id] = task
         print(f"worker {self.owner}: run {run_id} claimed (lease {epoch})", file=sys.stderr, flush=True)
         try:
-            return await self._execute(run_id, last_seq)
+            return await self._execute(run_id, claim)
         finally:
             self._tasks.pop(run_id, None)
             self._lost.discard(run_id)
             self.store.writer.unfence(run_id)
 
-    def _claim(self, run_id: str) -> tuple[int, int] | None:
-        """``queued -> running`` with a new lease epoch; None when the run is not queued."""
+    def _claim(self, run_id: str) -> Any:
+        """``queued -> running`` with a new lease epoch: the row's new epoch and what the run needs (its last
+        seq, workflow version, inputs), or None when the run is not queued."""
         with self.store.engine.begin() as conn:
             row = conn.execute(
                 update(RUNS)
@@ -178,15 +189,23 @@ class QueueWorker:
                     error=None,
                     resumed=RUNS.c.resumed + case((RUNS.c.last_seq > 0, 1), else_=0),
                 )
-                .returning(RUNS.c.lease_epoch, RUNS.c.last_seq)
+                .returning(
+                    RUNS.c.lease_epoch,
+                    RUNS.c.last_seq,
+                    RUNS.c.workflow_id,
+                    RUNS.c.workflow_version,
+                    RUNS.c.workflow_name,
+                    RUNS.c.inputs,
+                    RUNS.c.forked_from,
+                )
             ).first()
-        return (int(row.lease_epoch), int(row.last_seq)) if row is not None else None
+        return row
 
-    async def _execute(self, run_id: str, last_seq: int) -> str:
+    async def _execute(self, run_id: str, row: Any) -> str:
+        """Run the claimed run (``row``: what :meth:`_claim` returned)."""
         store = self.store
-        row = store.get_run(run_id)
-        assert row is not None
-        events = store.events(run_id)
+        last_seq = int(row.last_seq)
+        events = store.events(run_id) if last_seq else []  # a run never started has none: no query
         last = [last_seq]
 
         def sink(event: Event) -> None:
@@ -194,10 +213,7 @@ class QueueWorker:
             last[0] = event.seq
 
         try:
-            saved = store.get_workflow(row.workflow_id, row.workflow_version)
-            if saved is None:
-                raise EngineError("its workflow version is missing from the store")
-            document = saved[1].document
+            document = self._document(row.workflow_id, row.workflow_version)
             forked = row.forked_from
             if forked and forked.get("config") is not None:
                 document = with_config(document, forked["node"], forked["config"])
@@ -222,6 +238,25 @@ class QueueWorker:
         if run_id in self._lost:
             return "lease lost: stopped without writing"
         return result.status
+
+    def _document(self, workflow_id: str, version: int | None) -> dict[str, Any]:
+        """The saved version's document (a copy). Saved versions never change, so each is read once per worker.
+
+        Raises:
+            EngineError: it is missing from the store.
+        """
+        key = (workflow_id, version) if version else None
+        document = self._documents.get(key) if key else None
+        if document is None:
+            saved = self.store.get_workflow(workflow_id, version)
+            if saved is None:
+                raise EngineError("its workflow version is missing from the store")
+            document = saved[1].document
+            if key:
+                if len(self._documents) >= DOCUMENTS_KEPT:
+                    self._documents.pop(next(iter(self._documents)))
+                self._documents[key] = document
+        return copy.deepcopy(document)
 
     def _studio_now(self) -> Settings:
         """The settings a run starts with: this worker's, with the Settings page's values saved in the database
@@ -353,6 +388,7 @@ class QueueWorker:
     async def serve(self) -> None:
         """Run until SIGINT/SIGTERM (Procrastinate's handlers: running runs finish first)."""
         self._loop = asyncio.get_running_loop()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         side = [asyncio.create_task(self._beat()), asyncio.create_task(self._sweep_forever())]
         try:
             async with self.app.open_async():

@@ -128,13 +128,14 @@ class Store:
         data_dir: str | Path | None = None,
         on_write_failure: WriteFailed | None = None,
         settings: Settings | None = None,
+        pool_size: int | None = None,
     ):
         if settings is None:
             from engine.config import Settings  # the default for direct use: the environment's settings
 
             settings = Settings.from_env()
         self.url = database_url(url, data_dir, settings=settings)
-        self.engine = open_engine(self.url, Path(data_dir or settings.data_dir).resolve())
+        self.engine = open_engine(self.url, Path(data_dir or settings.data_dir).resolve(), pool_size=pool_size)
         self._on_write_failure = on_write_failure
         self._writer: Writer | None = None
         self._writer_lock = threading.Lock()

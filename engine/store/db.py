@@ -111,8 +111,11 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def open_engine(url: str, data_dir: Path | None = None) -> Engine:
+def open_engine(url: str, data_dir: Path | None = None, *, pool_size: int | None = None) -> Engine:
     """Create the SQLAlchemy engine, check the file is ours, and apply migrations.
+
+    ``pool_size`` (PostgreSQL): at most that many connections, none beyond (a queue worker's cap); default
+    SQLAlchemy's pool (5, and 10 more while busy).
 
     Raises:
         StoreError: a foreign or corrupt file, an unwritable folder, or an unreachable server.
@@ -134,7 +137,8 @@ def open_engine(url: str, data_dir: Path | None = None) -> Engine:
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        capped = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": 0}
+        engine = create_engine(url, pool_pre_ping=True, **capped)
     try:
         migrate(engine)
     except SQLAlchemyError as exc:

@@ -14,6 +14,13 @@ row lock first in each transaction, so once another worker's claim (or the sweep
 raised the epoch, not one more event of this writer's lands. Losing the fence stops
 the run here (``on_failure``) but never marks the row: it is another worker's now.
 
+A batch costs a fixed number of statements however many runs it holds: on PostgreSQL
+one ``SELECT … FOR NO KEY UPDATE`` locks and checks every fenced run, each table's rows
+go in one ``INSERT``/``UPDATE … FROM unnest(…)``, and one ``SELECT pg_notify(…) FROM
+unnest(…)`` sends the NOTIFY of every run (on SQLite: executemany). A round trip per
+run per batch made queue mode's writer fall seconds behind at 1,000 events/s
+(docs/benchmarks.md, queue mode).
+
 A batch holding several runs that fails (say one run's event holds a value
 the JSON encoder refuses) is written again run by run, so only the runs whose
 own writes fail are failed; the others keep every event.
@@ -23,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import queue
 import threading
@@ -31,7 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
-from sqlalchemy import Engine, and_, delete, insert, update
+from sqlalchemy import JSON, Engine, and_, bindparam, delete, insert, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.events import Event
@@ -233,17 +243,11 @@ class Writer:
             fences = {run: self._fences[run] for run in map(_run_of, work) if run in self._fences}
         try:
             with self.engine.begin() as conn:
-                for run_id, epoch in sorted(fences.items()):  # first, and in one order: the row locks
-                    held = conn.execute(
-                        update(RUNS)
-                        .where(RUNS.c.run_id == run_id, RUNS.c.lease_epoch == epoch)
-                        .values(lease_epoch=RUNS.c.lease_epoch)
-                    )
-                    if held.rowcount != 1:
-                        raise FenceLost(run_id)
+                if fences:
+                    _hold_fences(conn, fences)
                 _Projection(conn).apply(work)
-                for run_id in sorted(fences):  # queue mode: other processes wake on the commit (engine.queue)
-                    _notify(conn, run_id)
+                if fences:  # queue mode: other processes wake on the commit (engine.queue)
+                    _notify(conn, sorted(fences))
         except FenceLost as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - the database's errors, and values no encoder takes: the thread must live on
@@ -306,6 +310,8 @@ class _Projection:
         self.events: list[dict[str, Any]] = []
         self.new_nodes: list[dict[str, Any]] = []  # node rows to insert, in order
         self.open_nodes: dict[tuple[str, str], dict[str, Any]] = {}  # of those, the running ones
+        self.unflushed: set[tuple[str, str]] = set()  # (run, node) of the rows in new_nodes
+        self.finishes: list[dict[str, Any]] = []  # finishes of rows already inserted, in order, done in bulk
         self.runs: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, list[int]] = {}  # run -> [prompt, completion, of them in failed tries]
 
@@ -321,16 +327,19 @@ class _Projection:
     def _flush(self) -> None:
         self._flush_nodes_only()
         if self.events:
-            self.conn.execute(insert(EVENTS), self.events)
+            _insert(self.conn, EVENTS, self.events)
             self.events.clear()
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # one executemany per set of columns
         for run_id, values in self.runs.items():
             tokens = self.tokens.pop(run_id, None)
             if tokens:
-                values["prompt_tokens"] = RUNS.c.prompt_tokens + tokens[0]
-                values["completion_tokens"] = RUNS.c.completion_tokens + tokens[1]
+                values["d_prompt_tokens"], values["d_completion_tokens"] = tokens[0], tokens[1]
                 if tokens[2]:
-                    values["failed_tokens"] = RUNS.c.failed_tokens + tokens[2]
-            self.conn.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(**values))
+                    values["d_failed_tokens"] = tokens[2]
+            row = {("v_" + k if not k.startswith("d_") else k): v for k, v in values.items()}
+            groups.setdefault(tuple(sorted(row)), []).append({"r_run_id": run_id, **row})
+        for columns, rows in groups.items():
+            _update(self.conn, RUNS, ("run_id",), columns, rows)
         self.runs.clear()
 
     def _run(self, run_id: str) -> dict[str, Any]:
@@ -378,6 +387,7 @@ class _Projection:
                 }
                 self.new_nodes.append(row)
                 self.open_nodes[(e.run_id, str(e.node_id))] = row
+                self.unflushed.add((e.run_id, str(e.node_id)))
             case "node.completed" | "node.failed":
                 changes: dict[str, Any] = {"finished_at": e.ts, "attempts": data.get("attempts", 1)}
                 if kind == "node.completed":
@@ -442,18 +452,25 @@ class _Projection:
         if pending is not None:
             pending.update(changes)
             return
-        self._flush_nodes_only()
-        self.conn.execute(
-            update(NODES)
-            .where(and_(NODES.c.run_id == e.run_id, NODES.c.node_id == e.node_id, NODES.c.status == "running"))
-            .values(**changes)
-        )
+        if (e.run_id, str(e.node_id)) in self.unflushed:  # its running row may be one still to insert: insert first
+            self._flush_nodes_only()
+        values = {"v_" + k: v for k, v in changes.items()}
+        self.finishes.append({"r_run_id": e.run_id, "r_node_id": e.node_id, **values})
 
     def _flush_nodes_only(self) -> None:
+        """Finish the rows of earlier batches (before any row of this batch exists), then insert the new ones."""
+        if self.finishes:
+            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row in self.finishes:
+                groups.setdefault(tuple(sorted(k for k in row if k.startswith("v_"))), []).append(row)
+            for columns, rows in groups.items():
+                _update(self.conn, NODES, ("run_id", "node_id"), columns, rows)
+            self.finishes = []
         if self.new_nodes:
-            self.conn.execute(insert(NODES), self.new_nodes)
+            _insert(self.conn, NODES, self.new_nodes)
             self.new_nodes = []
             self.open_nodes.clear()
+            self.unflushed.clear()
 
 
 def apply_events(conn: Any, events: list[Event]) -> None:
@@ -463,13 +480,129 @@ def apply_events(conn: Any, events: list[Event]) -> None:
     a queued run, the sweep's note that a worker died); everything else goes through the writer.
     """
     _Projection(conn).apply(list(events))
-    for run_id in sorted({event.run_id for event in events}):
-        _notify(conn, run_id)
+    if events:
+        _notify(conn, sorted({event.run_id for event in events}))
 
 
-def _notify(conn: Any, run_id: str) -> None:
-    """PostgreSQL only: tell listeners (delivered on commit) that ``run_id`` has new events."""
-    conn.exec_driver_sql("SELECT pg_notify(%(channel)s, %(run)s)", {"channel": EVENTS_CHANNEL, "run": run_id})
+def _hold_fences(conn: Any, fences: dict[str, int]) -> None:
+    """Lock the fenced runs' rows (one statement, in run id order) and check each still has its epoch.
+
+    ``FOR NO KEY UPDATE`` is the lock an ``UPDATE`` of ``runs`` takes, so a claim or the sweep raising an
+    epoch waits for this transaction, and this one, once it holds the locks, reads the epoch they committed.
+
+    Raises:
+        FenceLost: a run's epoch moved on (the first such run, in id order).
+    """
+    ids = sorted(fences)
+    held = dict(
+        conn.exec_driver_sql(
+            "SELECT run_id, lease_epoch FROM runs WHERE run_id = ANY(%(ids)s) ORDER BY run_id FOR NO KEY UPDATE",
+            {"ids": ids},
+        ).all()
+    )
+    for run_id in ids:
+        if held.get(run_id) != fences[run_id]:
+            raise FenceLost(run_id)
+
+
+def _notify(conn: Any, run_ids: list[str]) -> None:
+    """PostgreSQL only: tell listeners (delivered on commit, in this order) that these runs have new events.
+
+    One statement for all of them: one NOTIFY per run, one round trip per batch.
+    """
+    conn.exec_driver_sql(
+        "SELECT pg_notify(%(channel)s, run_id) FROM unnest(%(runs)s::text[]) AS r(run_id)",
+        {"channel": EVENTS_CHANNEL, "runs": run_ids},
+    )
+
+
+def _insert(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys): on PostgreSQL one statement whatever their number, elsewhere an
+    executemany."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(table), rows)
+        return
+    columns = tuple(rows[0])
+    params = {f"a{i}": [_text(table.c[c], row[c]) for row in rows] for i, c in enumerate(columns)}
+    conn.exec_driver_sql(_pg_insert_sql(table.name, columns), params)
+
+
+def _update(conn: Any, table: Any, keys: tuple[str, ...], columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """Update one row per item of ``rows`` (``r_<key>`` finds it, ``v_<column>`` sets a column, ``d_<column>`` adds
+    to it); node rows only while running. On PostgreSQL one statement, elsewhere an executemany."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(_update_many(table.name, keys, columns), rows)
+        return
+    names = tuple(f"r_{k}" for k in keys) + columns
+    params = {f"a{i}": [_text(table.c[n[2:]], row[n]) for row in rows] for i, n in enumerate(names)}
+    conn.exec_driver_sql(_pg_update_sql(table.name, keys, columns), params)
+
+
+_TABLES = {"events": EVENTS, "node_executions": NODES, "runs": RUNS}
+
+
+@functools.cache
+def _update_many(name: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    """The executemany ``UPDATE`` of :func:`_update` (SQLite)."""
+    table = _TABLES[name]
+    values: dict[str, Any] = {}
+    for column in columns:
+        target = column[2:]
+        values[target] = table.c[target] + bindparam(column) if column.startswith("d_") else bindparam(column)
+    where = [table.c[k] == bindparam(f"r_{k}") for k in keys]
+    if table is NODES:
+        where.append(NODES.c.status == "running")
+    return update(table).where(and_(*where)).values(**values)
+
+
+@functools.cache
+def _pg_insert_sql(name: str, columns: tuple[str, ...]) -> str:
+    """``INSERT … SELECT … FROM unnest(text arrays)``: every value travels as text and is cast to its column's type."""
+    table = _TABLES[name]
+    arrays = ", ".join(f"%(a{i})s::text[]" for i in range(len(columns)))
+    casts = ", ".join(f"v.a{i}::{_pg_type(table.c[c])}" for i, c in enumerate(columns))
+    aliases = ", ".join(f"a{i}" for i in range(len(columns)))
+    return f"INSERT INTO {name} ({', '.join(columns)}) SELECT {casts} FROM unnest({arrays}) AS v({aliases})"
+
+
+@functools.cache
+def _pg_update_sql(name: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    """``UPDATE … FROM unnest(text arrays)``, the PostgreSQL form of :func:`_update`."""
+    table = _TABLES[name]
+    names = tuple(f"r_{k}" for k in keys) + columns
+    arrays = ", ".join(f"%(a{i})s::text[]" for i in range(len(names)))
+    aliases = ", ".join(f"a{i}" for i in range(len(names)))
+    sets, where = [], []
+    for i, n in enumerate(names):
+        column, value = n[2:], f"v.a{i}::{_pg_type(table.c[n[2:]])}"
+        if n.startswith("r_"):
+            where.append(f"t.{column} = {value}")
+        elif n.startswith("d_"):
+            sets.append(f"{column} = t.{column} + {value}")
+        else:
+            sets.append(f"{column} = {value}")
+    if table is NODES:
+        where.append("t.status = 'running'")
+    return (
+        f"UPDATE {name} AS t SET {', '.join(sets)} FROM unnest({arrays}) AS v({aliases}) WHERE {' AND '.join(where)}"
+    )
+
+
+@functools.cache
+def _pg_type(column: Any) -> str:
+    return str(column.type.compile(dialect=postgresql.dialect()))
+
+
+def _text(column: Any, value: Any) -> str | None:
+    """``value`` as the text PostgreSQL casts to ``column``'s type (JSON columns: its JSON, ``None`` as ``null``,
+    as SQLAlchemy's JSON type stores it)."""
+    if isinstance(column.type, JSON):
+        return json.dumps(value)
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 def _resolve(future: asyncio.Future[bool], value: bool) -> None:

@@ -2,7 +2,8 @@
 
 Queue mode keeps long-term memory on a Chroma server (``CHROMA_HOST``), so its
 tests start one per session, with its data in a temporary folder, and stop it
-at the end. The fixture ``chroma_server`` yields ``(host, port)``.
+at the end. The fixture ``chroma_server`` yields ``(host, port)``; bench/queue_bench.py
+starts its own with :func:`running_chroma`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -33,9 +35,11 @@ def _chroma_cli() -> list[str]:
     return [found]
 
 
-@pytest.fixture(scope="session")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    folder = tmp_path_factory.mktemp("chroma-server")
+@contextmanager
+def running_chroma(folder: Path) -> Iterator[tuple[str, int]]:
+    """``chroma run`` with its data and log in ``folder`` (made if missing) until the block ends; yields
+    ``(host, port)``."""
+    folder.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     log = open(folder / "server.log", "w+", encoding="utf-8")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -66,3 +70,9 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
                 proc.kill()
                 proc.wait(5)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    with running_chroma(tmp_path_factory.mktemp("chroma-server")) as address:
+        yield address
