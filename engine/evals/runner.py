@@ -225,6 +225,10 @@ class Evaluator:
     def rows(self, eval_id: str) -> list[EvalRowTable]:
         return self.store.rows(eval_id)
 
+    def rows_of_runs(self, run_ids: list[str]) -> dict[str, tuple[str, int]]:
+        """Which evaluation (id, row number) each of ``run_ids`` belongs to; user runs are left out."""
+        return self.store.rows_of_runs(run_ids) if run_ids else {}
+
     def recent(self, limit: int = 50) -> list[EvalTable]:
         return self.store.recent(limit=limit)
 

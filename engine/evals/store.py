@@ -43,6 +43,17 @@ class EvalStore:
             query = select(EvalRowTable).where(EvalRowTable.eval_id == eval_id).order_by(col(EvalRowTable.row_index))
             return list(session.exec(query))
 
+    def rows_of_runs(self, run_ids: list[str]) -> dict[str, tuple[str, int]]:
+        """``{run_id: (eval_id, row_index)}`` for those of ``run_ids`` that are an evaluation row's run."""
+        found: dict[str, tuple[str, int]] = {}
+        table = EvalRowTable.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            for start in range(0, len(run_ids), 500):  # under every database's limit of bound parameters
+                chunk = run_ids[start : start + 500]
+                query = select(table.c.run_id, table.c.eval_id, table.c.row_index).where(table.c.run_id.in_(chunk))
+                found.update({r.run_id: (r.eval_id, r.row_index) for r in conn.execute(query)})
+        return found
+
     def update_row(self, eval_id: str, index: int, **values: Any) -> None:
         with self.engine.begin() as conn:
             table = EvalRowTable.__table__  # type: ignore[attr-defined]
