@@ -38,9 +38,13 @@ def shown_executions(run: RunRecord, rows: Sequence[NodeExecutionRecord]) -> lis
     return [dataclasses.replace(r, status="waiting") if r.status == "running" else r for r in rows]
 
 
-def runs_frame(runs: Sequence[RunRecord], times: Mapping[str, RunTimes]) -> pd.DataFrame:
+def runs_frame(
+    runs: Sequence[RunRecord], times: Mapping[str, RunTimes], evals: Mapping[str, tuple[str, int]] | None = None
+) -> pd.DataFrame:
     """The runs table: one row per run, newest first; ``times``: each run's active and wall time
-    (:func:`engine.run_times.times_of_rows`), shown as the detail and the Run page show them."""
+    (:func:`engine.run_times.times_of_rows`), shown as the detail and the Run page show them; ``evals``: the
+    evaluation row each run is (``{run_id: (eval_id, row)}``), shown as ``eval 1a2b3c4d · row 7`` so an
+    evaluation's runs are not taken for a person's (blank for those)."""
     rows = []
     for r in runs:
         took = times.get(r.run_id)
@@ -51,10 +55,15 @@ def runs_frame(runs: Sequence[RunRecord], times: Mapping[str, RunTimes]) -> pd.D
                 "started": dt.datetime.fromtimestamp(r.created_at),
                 "duration": label(took) if took is not None else "—",
                 "tokens": token_count(r.prompt_tokens + r.completion_tokens, bool(r.tokens_estimated), r.failed_tokens),
+                "evaluation": _eval_label((evals or {}).get(r.run_id)),
                 "run": r.run_id,
             }
         )
-    return pd.DataFrame(rows, columns=["status", "workflow", "started", "duration", "tokens", "run"])
+    return pd.DataFrame(rows, columns=["status", "workflow", "started", "duration", "tokens", "evaluation", "run"])
+
+
+def _eval_label(found: tuple[str, int] | None) -> str:
+    return "" if found is None else f"eval {found[0][:8]} · row {found[1]}"
 
 
 def token_count(total: int, estimated: bool, failed: int = 0) -> str:

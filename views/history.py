@@ -15,6 +15,7 @@ import streamlit as st
 
 from engine.attempts import Attempt
 from engine.errors import EngineError
+from engine.evals.runner import evaluator_for
 from engine.reader import NodeExecutionRecord, RunRecord
 from engine.runtime import RESUMABLE, RunInfo
 from engine.statuses import RUN_STATUSES
@@ -142,7 +143,7 @@ def runs_table(runs: list[RunRecord]) -> str:
     ids = [r.run_id for r in runs]
     st.session_state[TABLE_IDS] = ids
     st.dataframe(
-        runs_frame(runs, reader.run_times(runs)),
+        runs_frame(runs, reader.run_times(runs), evaluator_for(runtime).rows_of_runs(ids)),
         key=TABLE,
         on_select=_table_selected,
         selection_mode="single-row",

@@ -1,7 +1,8 @@
 """Reading and writing evaluations (tables ``evals`` and ``eval_rows``) over the runtime's database.
 
-Each row's outcome is written as soon as the row finishes, so an evaluation
-stopped by a crash resumes with only its unfinished rows.
+Rows' outcomes are written in small batches as rows finish (:meth:`EvalStore.update_rows`), so an
+evaluation stopped by a crash resumes with only its unfinished rows (a row whose run completed but
+whose outcome was not written yet is only scored again: its run is not redone).
 """
 
 from __future__ import annotations
@@ -43,10 +44,29 @@ class EvalStore:
             query = select(EvalRowTable).where(EvalRowTable.eval_id == eval_id).order_by(col(EvalRowTable.row_index))
             return list(session.exec(query))
 
+    def rows_of_runs(self, run_ids: list[str]) -> dict[str, tuple[str, int]]:
+        """``{run_id: (eval_id, row_index)}`` for those of ``run_ids`` that are an evaluation row's run."""
+        found: dict[str, tuple[str, int]] = {}
+        table = EvalRowTable.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            for start in range(0, len(run_ids), 500):  # under every database's limit of bound parameters
+                chunk = run_ids[start : start + 500]
+                query = select(table.c.run_id, table.c.eval_id, table.c.row_index).where(table.c.run_id.in_(chunk))
+                found.update({r.run_id: (r.eval_id, r.row_index) for r in conn.execute(query)})
+        return found
+
     def update_row(self, eval_id: str, index: int, **values: Any) -> None:
+        self.update_rows(eval_id, [(index, values)])
+
+    def update_rows(self, eval_id: str, changes: list[tuple[int, dict[str, Any]]]) -> None:
+        """Several rows' outcomes in one transaction (one commit: a commit per row made evaluations slower)."""
+        if not changes:
+            return
+        table = EvalRowTable.__table__  # type: ignore[attr-defined]
         with self.engine.begin() as conn:
-            table = EvalRowTable.__table__  # type: ignore[attr-defined]
-            conn.execute(update(table).where(table.c.eval_id == eval_id, table.c.row_index == index).values(**values))
+            for index, values in changes:
+                where = (table.c.eval_id == eval_id, table.c.row_index == index)
+                conn.execute(update(table).where(*where).values(**values))
 
     def set_status(
         self, eval_id: str, status: str, *, owner: str | None = None, finished_at: float | None = None

@@ -1,5 +1,6 @@
 """The Evaluate page (AppTest): the example dataset mapped to the workflow's inputs, a run to the end with its
-rows and run links, a missing required column listed, and a comparison with an earlier evaluation."""
+rows and run links, a missing required column listed, and a comparison with an earlier evaluation; History's
+runs table says which evaluation row a run is."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from engine.runtime import Runtime
 from ui.runtime import get_runtime
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "eval" / "calculator_eval.json"
 
 
 def _page() -> AppTest:
@@ -60,3 +62,25 @@ def test_a_missing_required_column_is_listed_and_blocks_the_run(runtime: Runtime
     at.run()
     assert any("Required input `question`" in e.value for e in at.error)
     assert _button(at, "Run the evaluation").disabled
+
+
+def test_history_says_which_evaluation_a_run_belongs_to(runtime: Runtime) -> None:
+    from engine.evals.dataset import read_dataset
+
+    evaluator = evaluator_for(get_runtime())
+    dataset = read_dataset(b"question,expected\nWhat is 2 + 3?,5\nWhat is 4 * 4?,16\n", "two.csv")
+    eval_id = evaluator.start(str(EXAMPLE), dataset, ["numeric"])
+    evaluator.wait(eval_id, timeout=120)
+    mine = runtime.submit(str(EXAMPLE), {"question": "What is 1 + 1?"})
+    runtime.wait(mine, 60)
+    runtime.store.flush()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/history.py")
+    at.run()
+    assert not at.exception, at.exception
+    table = at.dataframe(key="history_table").value
+    by_run = dict(zip(table["run"], table["evaluation"], strict=True))
+    assert by_run[mine] == ""  # a person's run: no evaluation
+    rows = {r.run_id: r.row_index for r in evaluator.rows(eval_id)}
+    assert {by_run[run_id] for run_id in rows} == {f"eval {eval_id[:8]} · row {i}" for i in rows.values()}
