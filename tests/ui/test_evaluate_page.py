@@ -8,6 +8,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from engine.evals.results import compare
 from engine.evals.runner import evaluator_for
 from engine.runtime import Runtime
 from ui.runtime import get_runtime
@@ -52,7 +53,11 @@ def test_run_the_example_then_compare(runtime: Runtime) -> None:
     evaluator.wait(second.id, timeout=120)
     at.run()
     assert at.selectbox(key="eval_pick").value == second.id
-    assert any("regressed" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    a_rows, b_rows = evaluator.rows(first.id), evaluator.rows(second.id)
+    counts = compare(a_rows, list(first.scorers), b_rows, list(second.scorers)).counts
+    assert sum(counts.values()) == 32  # every row compared, by the scorer the two share
+    shown = f"**{counts['improved']} improved · {counts['regressed']} regressed · {counts['same']} same**"
+    assert shown in [m.value for m in at.markdown], [m.value for m in at.markdown]
     assert not at.exception
 
 
