@@ -43,7 +43,7 @@ class EvalRowTable(SQLModel, table=True):
     row_index: int = Field(primary_key=True)
     # pending | running | completed (ran and scored) | failed (the run failed) | invalid (a bad cell) | cancelled
     status: str = Field(default="pending", max_length=20)
-    run_id: str | None = Field(default=None, max_length=64)
+    run_id: str | None = Field(default=None, max_length=64, index=True)  # History: which evaluation a run is
     inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     expected: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -230,6 +230,13 @@ def _evals(engine: Engine) -> None:
         table.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined,union-attr]
 
 
+def _eval_runs(engine: Engine) -> None:
+    """An index on ``eval_rows.run_id``: History says which evaluation row each listed run is. A database made
+    since has it already (``EvalRowTable``), hence ``IF NOT EXISTS``."""
+    with engine.begin() as conn:
+        conn.execute(sql("CREATE INDEX IF NOT EXISTS ix_eval_rows_run_id ON eval_rows (run_id)"))
+
+
 def _statuses(engine: Engine) -> None:
     """A node execution that ended well is ``succeeded`` (engine/statuses.py); older rows said ``completed``."""
     with engine.begin() as conn:
@@ -287,6 +294,8 @@ MIGRATIONS: list[tuple[str, Callable[[Engine], None]]] = [
     ("0008_qmem", _shared_settings),
     # evaluations (engine/evals): tables evals and eval_rows
     ("0009_evals", _evals),
+    # History's evaluation column looks runs up in eval_rows by run_id
+    ("0010_eval_runs", _eval_runs),
 ]
 
 

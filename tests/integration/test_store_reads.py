@@ -89,3 +89,16 @@ def test_a_database_made_before_0007_gets_the_index_and_uses_it(tmp_path: Path) 
             for row in conn.execute("EXPLAIN QUERY PLAN SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 30")
         )
     assert "ix_runs_created" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_a_database_made_before_0010_gets_the_eval_rows_run_index_and_uses_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    Store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX ix_eval_rows_run_id")
+        conn.execute("DELETE FROM studio_meta WHERE key = 'migration:0010_eval_runs'")
+    Store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        query = "EXPLAIN QUERY PLAN SELECT eval_id, row_index FROM eval_rows WHERE run_id IN ('a', 'b')"
+        plan = " ".join(str(row[-1]) for row in conn.execute(query))
+    assert "ix_eval_rows_run_id" in plan and "SCAN" not in plan, plan
