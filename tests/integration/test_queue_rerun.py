@@ -74,6 +74,9 @@ def test_a_rerun_runs_on_a_worker_reusing_upstream_and_a_pinned_value_reaches_do
     assert shown.returncode == 0, shown.stderr
     assert f"forked from: run {source} at node 's3'" in shown.stdout and "pinned outputs: s2" in shown.stdout
     assert "pins" not in shown.stdout
+    by_cli = q.cli("rerun", source, "--from", "s4", "--output", "s3=7", "--quiet")  # queues, then follows it
+    assert by_cli.returncode == 0, by_cli.stderr
+    assert json.loads(by_cli.stdout) == {"out": 8} and q.counts()["s4"] == 3
 
 
 def test_bad_reruns_fail_as_in_local_mode_a_queued_one_cancels_and_the_api_answers_202(
