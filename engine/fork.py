@@ -13,6 +13,12 @@ from there (its iterations depend on one another, so none of them can be
 kept); a ``map`` node is one node, so picking it reruns all its items. Every
 other node keeps its source output, conditions their decisions, skipped
 nodes stay skipped. Nodes the source run never finished run as usual.
+
+The run's row keeps the request in ``forked_from`` (:func:`fork_record`): what
+``run.started`` carries (:class:`~engine.events.ForkedFrom`: source run, node,
+config edit, pinned node names) plus the pinned values under ``"pins"``, so a
+queue worker that starts the fork later builds the same replay
+(:func:`request_of`, then :func:`fork_replay`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from engine.statuses import FINISHED_RUN
 from tools.plain import to_plain
 
 FINISHED = FINISHED_RUN  # the runs that may be rerun from a node
+PINS = "pins"  # the key of the pinned values in a run row's forked_from (not in the event's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +144,26 @@ def fork_replay(
     return Replay(outputs=outputs, skipped=set(), last_seq=0, forked_from=forked_from)
 
 
+def fork_record(forked_from: ForkedFrom, outputs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run row's ``forked_from``: the event's record plus the pinned values under ``"pins"`` (when any)."""
+    record: dict[str, Any] = dict(forked_from)
+    if outputs:
+        record[PINS] = {name: to_plain(value, "raise") for name, value in outputs.items()}
+    return record
+
+
+def request_of(record: Mapping[str, Any]) -> tuple[ForkRequest, ForkedFrom]:
+    """From a run row's ``forked_from`` (:func:`fork_record`): the request, and what ``run.started`` carries."""
+    forked_from: ForkedFrom = {"run_id": str(record["run_id"]), "node": str(record["node"])}
+    if record.get("config") is not None:
+        forked_from["config"] = dict(record["config"])
+    if record.get("outputs"):
+        forked_from["outputs"] = list(record["outputs"])
+    config = forked_from.get("config")
+    request = ForkRequest(node=forked_from["node"], outputs=dict(record.get(PINS) or {}), config=config)
+    return request, forked_from
+
+
 def _unknown(node_id: str, plan: Plan) -> Problem:
     ids = [node.id for node in plan.nodes]
     known = ", ".join(ids[:30]) + (f" and {len(ids) - 30} more" if len(ids) > 30 else "")
@@ -148,8 +175,11 @@ __all__ = [
     "ForkInvalid",
     "ForkRequest",
     "NotForkable",
+    "PINS",
     "check_request",
+    "fork_record",
     "fork_replay",
+    "request_of",
     "rerun_nodes",
     "rerun_set",
     "with_config",

@@ -75,7 +75,7 @@ class RunRecord:
     owner: str  # host:pid:start-time of the process running (or last running) it
     heartbeat_at: float | None
     resumed: int  # how often it was resumed
-    forked_from: dict[str, Any] | None  # a rerun's source: {"run_id", "node"} (+ "config", "outputs")
+    forked_from: dict[str, Any] | None  # a rerun's source: {"run_id", "node"} (+ "config", "outputs", "pins")
     lease_epoch: int = 0  # queue mode: how often a worker claimed it, or the sweep took it back (engine/queue)
 
 

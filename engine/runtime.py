@@ -56,6 +56,7 @@ from engine.fork import (
     ForkRequest,
     NotForkable,
     check_request,
+    fork_record,
     fork_replay,
     rerun_nodes,
     with_config,
@@ -172,6 +173,16 @@ class _Live:
             failed_tokens=self.failed_tokens,
             forked_from=self.forked_from,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Fork:
+    """A checked rerun request (:meth:`Runtime._prepare_fork`): what both modes' ``rerun`` create the run from."""
+
+    source: Any  # the source run's stored row
+    workflow: Workflow  # its workflow version, the config edit applied
+    replay: Replay  # the reused outputs, pins applied (local mode runs it; queue mode's worker builds it again)
+    record: dict[str, Any]  # the new run's forked_from (engine.fork.fork_record: with the pinned values)
 
 
 def _settle(future: concurrent.futures.Future[None], task: asyncio.Task[None]) -> None:
@@ -492,6 +503,33 @@ class Runtime:
                 never completed, a config that does not fit the node's type).
         """
         self._check_open()
+        fork = self._prepare_fork(run_id, node, outputs=outputs, config=config)
+        row = fork.source
+        inputs = dict(row.inputs)
+        ref = WorkflowRef(row.workflow_id, row.workflow_version, row.workflow_name, False)
+        new_id = uuid.uuid4().hex
+        now = time.time()
+        self.store.create_run(
+            run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=fork.record, created_at=now
+        )
+        live = self._register(new_id, row.workflow_name, inputs, created_at=now)
+        live.forked_from = fork.record
+        self._start(live, fork.workflow, inputs, fork.replay)
+        return new_id
+
+    def _prepare_fork(
+        self,
+        run_id: str,
+        node: str,
+        *,
+        outputs: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> _Fork:
+        """Every check of a rerun request and what the new run needs; both modes' ``rerun`` start from it.
+
+        Raises:
+            RunNotFound, NotForkable, ForkInvalid: as :meth:`rerun`.
+        """
         row = self.store.get_run(run_id)
         if row is None:
             raise RunNotFound(run_id)
@@ -531,18 +569,7 @@ class Runtime:
         if outputs:
             forked_from["outputs"] = sorted(outputs)
         replay = fork_replay(workflow.plan, self.store.events(run_id), request, forked_from)
-        inputs = dict(row.inputs)
-        ref = WorkflowRef(row.workflow_id, row.workflow_version, row.workflow_name, False)
-        new_id = uuid.uuid4().hex
-        now = time.time()
-        source = dict(forked_from)
-        self.store.create_run(
-            run_id=new_id, workflow=ref, inputs=inputs, owner=self._owner, forked_from=source, created_at=now
-        )
-        live = self._register(new_id, row.workflow_name, inputs, created_at=now)
-        live.forked_from = source
-        self._start(live, workflow, inputs, replay)
-        return new_id
+        return _Fork(source=row, workflow=workflow, replay=replay, record=fork_record(forked_from, outputs))
 
     def rerun_nodes(self, run_id: str, node: str) -> list[str]:
         """The nodes a rerun of ``run_id`` from ``node`` runs again (the rest are reused), in document order.

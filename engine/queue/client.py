@@ -2,8 +2,8 @@
 
 It keeps :class:`~engine.runtime.Runtime`'s contract (the same validation, the
 idempotent caller-chosen run id, a saved workflow version, ``runtime.reader`` for
-reads) but executes nothing itself: ``submit`` and ``resume`` write the run's row as
-``queued`` together with one Procrastinate job (:mod:`engine.queue.jobs`), and
+reads) but executes nothing itself: ``submit``, ``resume`` and ``rerun`` (from a node)
+write the run's row as ``queued`` together with one Procrastinate job (:mod:`engine.queue.jobs`), and
 ``python -m engine worker`` processes run it. ``cancel`` reaches the worker running
 the run through Procrastinate's abort (a NOTIFY); a run still queued is cancelled
 at once without starting. Events and statuses are read from the store; a
@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.config import Settings
 from engine.events import Event
-from engine.fork import NotForkable
+from engine.fork import request_of
 from engine.inputs import check_inputs
 from engine.llm import ChatModel
 from engine.model import Workflow
@@ -47,6 +47,7 @@ from engine.queue.mode import QueueModeInvalid, require_postgres
 from engine.queue.shared import shared_memory
 from engine.runtime import _RUN_ID, RESUMABLE, NotResumable, RunInfo, RunNotFound, Runtime
 from engine.settings import Settings as SavedSettings
+from engine.store import WorkflowRef
 from engine.store.db import database_url as resolve_url
 from engine.store.shared_settings import apply_shared, load_shared, save_shared
 from engine.store.writer import EVENTS_CHANNEL, RUNS, apply_events
@@ -161,15 +162,25 @@ class QueueRuntime(Runtime):
             return run_id
         ref = self.store.save_loaded(loaded)
         run_id = run_id or uuid.uuid4().hex
-        now = time.time()
+        try:
+            self._queue_new(run_id, ref, values)
+        except IntegrityError:  # the same run id submitted at once elsewhere: that one stands
+            if self.store.get_run(run_id) is None:
+                raise
+        return run_id
+
+    def _queue_new(
+        self, run_id: str, ref: WorkflowRef, inputs: dict[str, Any], *, forked_from: dict[str, Any] | None = None
+    ) -> None:
+        """Write a new run's row as ``queued`` and its job in one transaction (never one without the other)."""
         row = {
             "run_id": run_id,
             "workflow_id": ref.id,
             "workflow_version": ref.version,
             "workflow_name": ref.name,
-            "inputs": values,
+            "inputs": inputs,
             "status": "queued",
-            "created_at": now,
+            "created_at": time.time(),
             "owner": "",
             "prompt_tokens": 0,
             "completion_tokens": 0,
@@ -178,15 +189,11 @@ class QueueRuntime(Runtime):
             "last_seq": 0,
             "resumed": 0,
             "lease_epoch": 0,
+            "forked_from": forked_from,
         }
-        try:
-            with self.store.engine.begin() as conn:
-                conn.execute(insert(RUNS).values(**row))
-                defer(conn, run_id)
-        except IntegrityError:  # the same run id submitted at once elsewhere: that one stands
-            if self.store.get_run(run_id) is None:
-                raise
-        return run_id
+        with self.store.engine.begin() as conn:
+            conn.execute(insert(RUNS).values(**row))
+            defer(conn, run_id)
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a queued, running or waiting run from any process; True if it was one of those.
@@ -197,7 +204,7 @@ class QueueRuntime(Runtime):
         """
         with self.store.engine.begin() as conn:
             row = conn.execute(
-                select(RUNS.c.status, RUNS.c.last_seq, RUNS.c.inputs, RUNS.c.workflow_name)
+                select(RUNS.c.status, RUNS.c.last_seq, RUNS.c.inputs, RUNS.c.workflow_name, RUNS.c.forked_from)
                 .where(RUNS.c.run_id == run_id)
                 .with_for_update()
             ).first()
@@ -213,7 +220,9 @@ class QueueRuntime(Runtime):
                 events = []
                 if seq == 0:
                     seq += 1
-                    started = {"inputs": row.inputs, "workflow": row.workflow_name}
+                    started: dict[str, Any] = {"inputs": row.inputs, "workflow": row.workflow_name}
+                    if row.forked_from:  # a rerun: as local mode's run.started says
+                        started["forked_from"] = request_of(row.forked_from)[1]
                     events.append(Event(seq, run_id, now, "run.started", None, started))
                 events.append(Event(seq + 1, run_id, now, "run.cancelled", None, {}))
                 apply_events(conn, events)
@@ -278,8 +287,30 @@ class QueueRuntime(Runtime):
             timed_out=timed_out,
         )
 
-    def rerun(self, run_id: str, node: str, **_: Any) -> str:
-        raise NotForkable("rerun from a node is not available in queue mode yet; run it with EXECUTION_MODE=local")
+    def rerun(
+        self,
+        run_id: str,
+        node: str,
+        *,
+        outputs: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Queue a rerun of ``run_id`` from ``node`` (a fork); returns the new run's id at once.
+
+        The checks are :meth:`Runtime.rerun`'s (same errors); the new run's row, ``queued`` with its
+        ``forked_from`` (the pinned values under ``"pins"``, :func:`engine.fork.fork_record`), and its job
+        are one transaction. The worker that claims it builds the replay from the source run's events.
+
+        Raises:
+            RunNotFound, NotForkable, ForkInvalid: as :meth:`Runtime.rerun`.
+        """
+        self._check_open()
+        fork = self._prepare_fork(run_id, node, outputs=outputs, config=config)
+        row = fork.source
+        new_id = uuid.uuid4().hex
+        ref = WorkflowRef(row.workflow_id, row.workflow_version, row.workflow_name, False)
+        self._queue_new(new_id, ref, dict(row.inputs), forked_from=fork.record)
+        return new_id
 
     def delete_run(self, run_id: str) -> bool:
         """Delete a finished run (False if unknown, queued or running)."""

@@ -5,6 +5,11 @@ Each job names one run. The worker *claims* it: in one statement the run goes
 commits this run's batches only while the epoch is still that one (the fence, see
 :mod:`engine.store.writer`). It replays the committed events exactly as a resume does
 (finished nodes reloaded, the interrupted node restarted and marked) and executes.
+A rerun from a node (a fork) with no events of its own yet starts as local mode's does:
+its replay is built from the source run's events and the request kept in the row's
+``forked_from`` (:func:`engine.fork.request_of`, :func:`engine.fork.fork_replay`), so the
+nodes it reuses emit ``"reused": true`` and call nothing; once it has events, it resumes
+from its own log like any run.
 
 Failover: Procrastinate's workers heartbeat; every worker also sweeps, every
 ``QUEUE_SWEEP_S``, for jobs of workers whose heartbeat is older than ``QUEUE_STALLED_S``
@@ -52,9 +57,10 @@ from sqlalchemy import case, select, update
 from engine.config import QueueSettings, Settings
 from engine.errors import EngineError, StoreError, WorkflowInvalid
 from engine.events import Event
-from engine.executor import execute, replay_from_events
-from engine.fork import with_config
+from engine.executor import Replay, execute, replay_from_events
+from engine.fork import fork_replay, request_of, with_config
 from engine.llm import default_chat_model
+from engine.model import Workflow
 from engine.queue.approvals import apply_due_timeouts
 from engine.queue.jobs import QUEUE, TASK, call, conninfo, has_schema, run_jobs
 from engine.queue.mode import QueueModeInvalid, require_postgres
@@ -212,23 +218,27 @@ class QueueWorker:
             store.append(event)
             last[0] = event.seq
 
+        replay: Replay | None = replay_from_events(events) if events else None
+        forked = row.forked_from
         try:
             document = self._document(row.workflow_id, row.workflow_version)
-            forked = row.forked_from
             if forked and forked.get("config") is not None:
                 document = with_config(document, forked["node"], forked["config"])
             workflow = load_workflow(document)
+            if forked and not events:  # a fork's first start: reuse the source run's outputs
+                replay = self._fork_replay(workflow, forked)
         except (EngineError, WorkflowInvalid) as exc:
             message = f"run '{run_id}' cannot run: {str(exc).splitlines()[0]}"
             seq = last_seq
             if seq == 0:
                 seq += 1
-                started = {"inputs": row.inputs, "workflow": row.workflow_name}
+                started: dict[str, Any] = {"inputs": row.inputs, "workflow": row.workflow_name}
+                if forked:
+                    started["forked_from"] = request_of(forked)[1]
                 sink(Event(seq, run_id, time.time(), "run.started", None, started))
             sink(Event(seq + 1, run_id, time.time(), "run.failed", None, {"error": message, "node_id": None}))
             await self._committed(run_id, last[0])
             return "failed"
-        replay = replay_from_events(events) if events else None
         studio = self._studio_now()
         llm = default_chat_model(studio.llm)
         result = await execute(
@@ -238,6 +248,19 @@ class QueueWorker:
         if run_id in self._lost:
             return "lease lost: stopped without writing"
         return result.status
+
+    def _fork_replay(self, workflow: Workflow, forked: dict[str, Any]) -> Replay:
+        """A fork's replay, as local mode's ``Runtime.rerun`` builds it: the source run's events, the request.
+
+        Raises:
+            EngineError: the source run is gone. ForkInvalid: the request no longer fits (a pin's node never
+                completed in the source).
+        """
+        source = str(forked["run_id"])
+        if self.store.get_run(source) is None:
+            raise EngineError(f"its source run '{source}' was deleted before the rerun started")
+        request, forked_from = request_of(forked)
+        return fork_replay(workflow.plan, self.store.events(source), request, forked_from)
 
     def _document(self, workflow_id: str, version: int | None) -> dict[str, Any]:
         """The saved version's document (a copy). Saved versions never change, so each is read once per worker.

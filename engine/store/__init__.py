@@ -320,7 +320,8 @@ class Store:
     ) -> None:
         """Queue the run's row ahead of its events (same writer, so it lands first).
 
-        ``forked_from``: a rerun's source (``run_id``, ``node``, and its ``config`` edit and pinned ``outputs``).
+        ``forked_from``: a rerun's source (``run_id``, ``node``, its ``config`` edit, the pinned ``outputs``' names
+        and their values, ``pins``: :func:`engine.fork.fork_record`).
         ``created_at``: when the run was created (default: now).
         """
         now = time.time() if created_at is None else created_at

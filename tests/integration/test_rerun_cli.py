@@ -85,7 +85,8 @@ def test_pinned_output_reaches_the_rerun_node_and_reused_nodes_make_no_request(
     store = Store(data_dir=tmp_path / "data")
     try:
         row = store.get_run(new_id)
-        assert row is not None and row.forked_from == {"run_id": run_id, "node": "c", "outputs": ["b"]}
+        pinned = {"run_id": run_id, "node": "c", "outputs": ["b"], "pins": {"b": "PINNED draft"}}
+        assert row is not None and row.forked_from == pinned  # the row keeps the values (a queue worker reads them)
         assert {n.node_id: n.reused for n in store.node_executions(new_id)} == {
             "start": True,
             "a": True,

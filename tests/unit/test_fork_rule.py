@@ -12,7 +12,7 @@ import pytest
 from engine import load_workflow
 from engine.errors import ForkInvalid
 from engine.executor import execute
-from engine.fork import ForkRequest, fork_replay, rerun_nodes
+from engine.fork import ForkRequest, fork_record, fork_replay, request_of, rerun_nodes
 from engine.llm.offline_model import OfflineChatModel
 
 Doc = dict[str, Any]
@@ -238,3 +238,15 @@ def test_bad_requests_list_every_problem(picked: str, pins: dict[str, Any], mess
     assert len(shown) == len(messages)
     for text, expected in zip(sorted(shown), sorted(messages), strict=True):
         assert text.startswith(expected), shown
+
+
+def test_the_rows_record_keeps_the_pinned_values_and_gives_back_the_request_and_the_events_record() -> None:
+    """What a queue worker reads from ``runs.forked_from`` to build the same replay as local mode."""
+    forked: Any = {"run_id": "r" * 32, "node": "c", "config": {"prompt": "p"}, "outputs": ["a", "b"]}
+    record = fork_record(forked, {"b": {"text": "B"}, "a": float("nan")})
+    assert record == {**forked, "pins": {"b": {"text": "B"}, "a": None}}  # plain JSON: NaN as null
+    request, event_record = request_of(record)
+    assert event_record == forked and "pins" not in event_record
+    assert request == ForkRequest(node="c", outputs={"b": {"text": "B"}, "a": None}, config={"prompt": "p"})
+    bare = {"run_id": "r" * 32, "node": "c"}
+    assert fork_record(bare, None) == bare and request_of(bare) == (ForkRequest("c", {}, None), bare)
