@@ -28,6 +28,8 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, MappingView
 from dataclasses import dataclass
 from typing import Any, cast
@@ -308,45 +310,69 @@ def _undefined_message(exc: UndefinedError) -> str:
     return re.sub(r"^'[^']*' (has no attribute)", r"\1", message)
 
 
-def _references(tree: nodes.Node) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """Top-level names, ``nodes.<id>`` ids and ``inputs.<name>`` names a parsed template reads."""
-    if isinstance(tree, nodes.Template):
-        names = frozenset(meta.find_undeclared_variables(tree))
-    else:
-        names = frozenset(n.name for n in tree.find_all(nodes.Name) if n.ctx == "load")
-    node_refs: set[str] = set()
-    input_refs: set[str] = set()
-    for access in _attribute_reads(tree):
-        target, key = access
-        if target == "nodes":
-            node_refs.add(key)
-        elif target == "inputs":
-            input_refs.add(key)
-    return names, frozenset(node_refs), frozenset(input_refs)
+@dataclass(slots=True)
+class _Scan:
+    """What one walk of a parsed expression or template finds (see :func:`_scan`)."""
+
+    names: set[str]
+    reads: list[tuple[str, str]]
+    makes_values: bool
 
 
-def _attribute_reads(tree: nodes.Node) -> list[tuple[str, str]]:
-    reads: list[tuple[str, str]] = []
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        if not isinstance(node, (nodes.Getattr, nodes.Getitem)) or not isinstance(node.node, nodes.Name):
-            continue
-        base = node.node
-        if isinstance(node, nodes.Getattr):
-            reads.append((base.name, node.attr))
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            reads.append((base.name, node.arg.value))
-    return reads
+def _scan(tree: nodes.Node) -> _Scan:
+    """One walk of ``tree`` (it replaces three: names, attribute reads, whether it makes values).
 
+    * ``names``: the top-level variables read (``Name`` nodes in load context);
+    * ``reads``: ``(name, key)`` for each ``name.key`` or ``name['key']``;
+    * ``makes_values``: whether the expression may make a new value, rather than only pick one out of
+      its variables (``nodes.fetch.output``, ``inputs['q']``): only a new value needs its size checked.
 
-def _evaluator(source: str) -> Callable[[Mapping[str, Any]], Any]:
-    """``ENV.compile_expression(source)`` without its cost per call.
-
-    Jinja's ``TemplateExpression`` copies the variables, then the globals through a ChainMap, then
-    their keys into a set, on every evaluation: most of a trivial node's time. Here the globals are
-    copied once into a plain dict and each evaluation makes one small dict and one Context, then
-    runs the same compiled (sandboxed, size- and time-checked) code.
+    Nodes are taken as :meth:`jinja2.nodes.Node.find_all` does (the root itself is not among them), so
+    the answers are those of the separate walks this replaces. Run it before any code generation: Jinja's
+    optimizer rewrites the tree it generates code from.
     """
-    template = ENV.compile_expression(source, undefined_to_none=False)._template
+    found = _Scan(set(), [], not isinstance(tree, (nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Const)))
+    pending: list[nodes.Node] = list(tree.iter_child_nodes())
+    while pending:
+        node = pending.pop()
+        if isinstance(node, nodes.Name):
+            if node.ctx == "load":
+                found.names.add(node.name)
+        elif isinstance(node, nodes.Getattr):
+            if isinstance(node.node, nodes.Name):
+                found.reads.append((node.node.name, node.attr))
+        elif isinstance(node, nodes.Getitem):
+            if not isinstance(node.arg, nodes.Const):
+                found.makes_values = True
+            elif isinstance(node.node, nodes.Name) and isinstance(node.arg.value, str):
+                found.reads.append((node.node.name, node.arg.value))
+        elif not isinstance(node, nodes.Const):
+            found.makes_values = True
+        pending.extend(node.iter_child_nodes())
+    return found
+
+
+def _split_reads(reads: list[tuple[str, str]]) -> tuple[frozenset[str], frozenset[str]]:
+    """``nodes.<id>`` ids and ``inputs.<name>`` names among ``reads``."""
+    node_refs = frozenset(key for target, key in reads if target == "nodes")
+    input_refs = frozenset(key for target, key in reads if target == "inputs")
+    return node_refs, input_refs
+
+
+def _evaluator(tree: nodes.Expr) -> Callable[[Mapping[str, Any]], Any]:
+    """``ENV.compile_expression(source)`` for the expression already parsed as ``tree``, without its
+    cost per call.
+
+    The code is generated from ``tree`` exactly as Jinja's ``compile_expression`` does from the tree it
+    parses (the source is not parsed a second time). Jinja's ``TemplateExpression`` copies the
+    variables, then the globals through a ChainMap, then their keys into a set, on every evaluation:
+    most of a trivial node's time. Here the globals are copied once into a plain dict and each
+    evaluation makes one small dict and one Context, then runs the same compiled (sandboxed, size- and
+    time-checked) code.
+    """
+    tree.set_environment(ENV)
+    body = [nodes.Assign(nodes.Name("result", "store"), tree, lineno=1)]
+    template = ENV.from_string(nodes.Template(body, lineno=1))
     run = template.root_render_func
     name = template.name
     context_class = ENV.context_class
@@ -361,12 +387,49 @@ def _evaluator(source: str) -> Callable[[Mapping[str, Any]], Any]:
     return evaluate
 
 
+# Compiled templates by (kind, source), shared by every document: a Compiled is never changed after it
+# is made and keeps no state between renders, so an edited document, or another one using the same
+# text, compiles only what is new. Failures are not kept (they are raised again, the same).
+_COMPILED_SIZE = 8192
+_compiled: OrderedDict[tuple[str, str], Compiled] = OrderedDict()
+_compiled_lock = threading.Lock()
+
+
+def _cached(kind: str, source: str, make: Callable[[str], Compiled]) -> Compiled:
+    """``make(source)``, or the Compiled made before for the same kind and text (least recently used
+    forgotten past ``_COMPILED_SIZE``). Two threads compiling one text at once both make a correct one."""
+    key = (kind, source)
+    with _compiled_lock:
+        found = _compiled.get(key)
+        if found is not None:
+            _compiled.move_to_end(key)
+            return found
+    compiled = make(source)
+    with _compiled_lock:
+        _compiled[key] = compiled
+        if len(_compiled) > _COMPILED_SIZE:
+            _compiled.popitem(last=False)
+    return compiled
+
+
+def clear_compiled_cache() -> None:
+    """Forget every compiled template (benchmarks of a first compile; tests)."""
+    with _compiled_lock:
+        _compiled.clear()
+
+
 def compile_expression(source: str) -> Compiled:
     """Compile a brace-less expression such as ``nodes.score.output >= 7``.
 
     Raises:
         TemplateSyntaxError: the expression does not parse.
     """
+    if not isinstance(source, str):  # the cache needs a hashable key; Jinja refuses it all the same
+        return _compile_expression(source)
+    return _cached("expression", source, _compile_expression)
+
+
+def _compile_expression(source: str) -> Compiled:
     if not source.strip():
         raise TemplateSyntaxError("expression is empty", 1)
     parser = Parser(ENV, source, state="variable")
@@ -374,15 +437,16 @@ def compile_expression(source: str) -> Compiled:
     if not parser.stream.eos:
         token = parser.stream.current
         raise TemplateSyntaxError(f"unexpected {token.value!r} after the expression", token.lineno)
-    names, node_refs, input_refs = _references(tree)
-    expression = _evaluator(source)
-    makes_values = _makes_values(tree)
+    scan = _scan(tree)  # before the code generation, which rewrites the tree
+    node_refs, input_refs = _split_reads(scan.reads)
+    makes_values = scan.makes_values
+    expression = _evaluator(tree)
 
     def render(context: Mapping[str, Any]) -> Any:
         value = expression(context)
         return _checked_value(_plain(value)) if makes_values else _referenced(value)
 
-    return Compiled(source, names, node_refs, input_refs, render)
+    return Compiled(source, frozenset(scan.names), node_refs, input_refs, render)
 
 
 def compile_template(source: str) -> Compiled:
@@ -391,13 +455,33 @@ def compile_template(source: str) -> Compiled:
     Raises:
         TemplateSyntaxError: the template does not parse.
     """
+    if not isinstance(source, str):
+        return _compile_template(source)
+    return _cached("template", source, _compile_template)
+
+
+def _parse_lone(lone: str) -> nodes.Expr:
+    """The lone expression of a template parsed, as Jinja's ``compile_expression`` parses it (the same
+    error, "chunk after expression" for ``{{ a, b }}``, raised the same way)."""
+    parser = Parser(ENV, lone, state="variable")
+    try:
+        tree = parser.parse_expression()
+        if not parser.stream.eos:
+            raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno, None, None)
+    except TemplateSyntaxError:
+        ENV.handle_exception(source=lone)
+    return tree
+
+
+def _compile_template(source: str) -> Compiled:
     tree = ENV.parse(source)
-    names, node_refs, input_refs = _references(tree)
+    names = frozenset(meta.find_undeclared_variables(tree))
+    node_refs, input_refs = _split_reads(_scan(tree).reads)
     match = _SINGLE_EXPR.match(source)
     if match and _is_single_output(tree):
-        lone = _lone_expression(source)
-        expression = _evaluator(lone)
-        makes_values = _makes_values(Parser(ENV, lone, state="variable").parse_expression())
+        lone_tree = _parse_lone(_lone_expression(source))
+        makes_values = _scan(lone_tree).makes_values  # before the code generation, which rewrites the tree
+        expression = _evaluator(lone_tree)
 
         def render_value(context: Mapping[str, Any]) -> Any:
             value = expression(context)
@@ -412,18 +496,6 @@ def compile_template(source: str) -> Compiled:
         return template.render(context)
 
     return Compiled(source, names, node_refs, input_refs, render_text)
-
-
-def _makes_values(tree: nodes.Node) -> bool:
-    """Whether an expression may make a new value, rather than only pick one out of its variables
-    (``nodes.fetch.output``, ``inputs['q']``): only a new value needs its size checked."""
-    for node in tree.find_all(nodes.Node):
-        if isinstance(node, (nodes.Name, nodes.Const)):
-            continue
-        if isinstance(node, nodes.Getattr) or (isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const)):
-            continue
-        return True
-    return not isinstance(tree, (nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Const))
 
 
 def _lone_expression(source: str) -> str:
