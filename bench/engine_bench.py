@@ -23,90 +23,22 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import Event, Workflow, load_workflow, run_workflow  # noqa: E402
+from bench.shapes import best as _best  # noqa: E402
+from bench.shapes import chain, fan_out, loop, sleep_chain  # noqa: E402
+from bench.shapes import sink as _sink  # noqa: E402
+from engine import load_workflow, run_workflow  # noqa: E402
 from engine.runtime import Runtime  # noqa: E402
-from tools import tool  # noqa: E402
-
-
-@tool(name="bench_sleep", replace=True)
-async def bench_sleep(seconds: float) -> float:
-    """Sleep for ``seconds`` and return it."""
-    await asyncio.sleep(seconds)
-    return seconds
-
-
-def _doc(name: str, nodes: list[dict[str, Any]], edges: list[tuple[str, str, str | None]], **settings: Any) -> Workflow:
-    return load_workflow(
-        {
-            "format": "workflow/v1",
-            "name": name,
-            "settings": settings,
-            "nodes": [{"id": "start", "type": "input"}, *nodes],
-            "edges": [
-                {"source": s, "target": t, **({"when": w} if w is not None else {})} for s, t, w in edges
-            ],
-        }
-    )
-
-
-def chain(n: int) -> Workflow:
-    nodes = [{"id": f"n{i}", "type": "transform", "config": {"expression": f"{i} + 1"}} for i in range(n)]
-    edges = [("start", "n0", None)] + [(f"n{i}", f"n{i + 1}", None) for i in range(n - 1)]
-    return _doc("chain", nodes, edges)
-
-
-def fan_out(n: int, seconds: float) -> Workflow:
-    nodes = [
-        {"id": f"t{i}", "type": "tool", "config": {"tool": "bench_sleep", "args": {"seconds": seconds}}}
-        for i in range(n)
-    ]
-    return _doc("fan-out", nodes, [("start", f"t{i}", None) for i in range(n)])
-
-
-def sleep_chain(n: int, seconds: float) -> Workflow:
-    nodes = [
-        {"id": f"s{i}", "type": "tool", "config": {"tool": "bench_sleep", "args": {"seconds": seconds}}}
-        for i in range(n)
-    ]
-    edges = [("start", "s0", None)] + [(f"s{i}", f"s{i + 1}", None) for i in range(n - 1)]
-    return _doc("sleep-chain", nodes, edges)
-
-
-def loop(iterations: int) -> Workflow:
-    nodes = [
-        {"id": "body", "type": "transform", "config": {"expression": "iteration"}},
-        {"id": "check", "type": "condition", "config": {"expression": f"iteration < {iterations - 1}"}},
-        {"id": "out", "type": "output", "config": {"value": "{{ nodes.body.output }}"}},
-    ]
-    edges = [("start", "body", None), ("body", "check", None), ("check", "body", "true"), ("check", "out", "false")]
-    return _doc("loop", nodes, edges, max_iterations=iterations + 1)
-
-
-def _sink() -> Callable[[Event], None]:
-    events: list[Event] = []
-    return events.append
-
-
-async def _best(repeat: int, once: Callable[[], Awaitable[None]]) -> float:
-    await once()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        await once()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 async def main(repeat: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
-    wf = chain(200)
+    wf = load_workflow(chain(200))
 
     async def run_chain() -> None:
         result = await run_workflow(wf, on_event=_sink())
@@ -115,7 +47,7 @@ async def main(repeat: int) -> list[dict[str, Any]]:
     wall = await _best(repeat, run_chain)
     rows.append({"scenario": "chain_200_transform", "us_per_node": round(wall / 200 * 1e6, 2), "target": 30})
 
-    wf_fan = fan_out(100, 0.05)
+    wf_fan = load_workflow(fan_out(100, 0.05))
 
     async def run_fan() -> None:
         result = await run_workflow(wf_fan, on_event=_sink())
@@ -124,7 +56,7 @@ async def main(repeat: int) -> list[dict[str, Any]]:
     wall = await _best(repeat, run_fan)
     rows.append({"scenario": "fan_out_100_sleep_50ms", "wall_over_ideal": round(wall / 0.05, 3), "target": 1.05})
 
-    wf_sleep = sleep_chain(5, 0.02)
+    wf_sleep = load_workflow(sleep_chain(5, 0.02))
 
     async def run_many() -> None:
         results = await asyncio.gather(*(run_workflow(wf_sleep, on_event=_sink()) for _ in range(50)))
@@ -133,7 +65,7 @@ async def main(repeat: int) -> list[dict[str, Any]]:
     wall = await _best(repeat, run_many)
     rows.append({"scenario": "concurrent_50_runs_5x20ms", "wall_over_ideal": round(wall / 0.1, 3), "target": 1.10})
 
-    wf_loop = loop(500)
+    wf_loop = load_workflow(loop(500))
 
     async def run_loop() -> None:
         result = await run_workflow(wf_loop, on_event=_sink())
@@ -149,7 +81,7 @@ def durable(repeat: int) -> list[dict[str, Any]]:
     """The store issue's figures: every event committed to a SQLite file before the clock stops."""
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as folder, Runtime(data_dir=folder) as runtime:
-        wf = chain(200)
+        wf = load_workflow(chain(200))
 
         def one_chain() -> float:
             started = time.perf_counter()
@@ -163,7 +95,7 @@ def durable(repeat: int) -> list[dict[str, Any]]:
         best = min(one_chain() for _ in range(repeat))
         rows.append({"scenario": "durable_chain_200_sqlite", "us_per_node": round(best / 200 * 1e6, 2), "target": 300})
 
-        wf_sleep = sleep_chain(5, 0.02)
+        wf_sleep = load_workflow(sleep_chain(5, 0.02))
 
         def many() -> float:
             started = time.perf_counter()

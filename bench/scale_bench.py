@@ -32,41 +32,18 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import Event, load_workflow, run_workflow  # noqa: E402
+from bench.shapes import bench_sleep, chain, fan_out, loop, sleep_chain  # noqa: E402
+from bench.shapes import best as _best  # noqa: E402
+from bench.shapes import doc as _doc  # noqa: E402
+from bench.shapes import sink as _sink  # noqa: E402
+from engine import load_workflow, run_workflow  # noqa: E402
 from engine.runtime import Runtime  # noqa: E402
 from engine.templates import clear_compiled_cache  # noqa: E402
-from tools import tool  # noqa: E402
-
-
-@tool(name="bench_sleep", replace=True)
-async def bench_sleep(seconds: float) -> float:
-    """Sleep for ``seconds`` and return it."""
-    await asyncio.sleep(seconds)
-    return seconds
-
-
-def _doc(
-    name: str, nodes: list[dict[str, Any]], edges: list[tuple[str, str, str | None]], **settings: Any
-) -> dict[str, Any]:
-    return {
-        "format": "workflow/v1",
-        "name": name,
-        "settings": settings,
-        "nodes": [{"id": "start", "type": "input"}, *nodes],
-        "edges": [{"source": s, "target": t, **({"when": w} if w is not None else {})} for s, t, w in edges],
-    }
-
-
-def chain(n: int, name: str = "chain") -> dict[str, Any]:
-    nodes = [{"id": f"n{i}", "type": "transform", "config": {"expression": f"{i} + 1"}} for i in range(n)]
-    edges = [("start", "n0", None)] + [(f"n{i}", f"n{i + 1}", None) for i in range(n - 1)]
-    return _doc(name, nodes, edges)
 
 
 def templated_chain(n: int) -> dict[str, Any]:
@@ -77,48 +54,6 @@ def templated_chain(n: int) -> dict[str, Any]:
     ]
     edges = [("start", "n0", None)] + [(f"n{i}", f"n{i + 1}", None) for i in range(n - 1)]
     return _doc("templated-chain", nodes, edges)
-
-
-def fan_out(n: int, seconds: float) -> dict[str, Any]:
-    nodes = [
-        {"id": f"t{i}", "type": "tool", "config": {"tool": "bench_sleep", "args": {"seconds": seconds}}}
-        for i in range(n)
-    ]
-    return _doc(f"fan-out-{n}", nodes, [("start", f"t{i}", None) for i in range(n)])
-
-
-def sleep_chain(n: int, seconds: float) -> dict[str, Any]:
-    nodes = [
-        {"id": f"s{i}", "type": "tool", "config": {"tool": "bench_sleep", "args": {"seconds": seconds}}}
-        for i in range(n)
-    ]
-    edges = [("start", "s0", None)] + [(f"s{i}", f"s{i + 1}", None) for i in range(n - 1)]
-    return _doc("sleep-chain", nodes, edges)
-
-
-def loop(iterations: int) -> dict[str, Any]:
-    nodes = [
-        {"id": "body", "type": "transform", "config": {"expression": "iteration"}},
-        {"id": "check", "type": "condition", "config": {"expression": f"iteration < {iterations - 1}"}},
-        {"id": "out", "type": "output", "config": {"value": "{{ nodes.body.output }}"}},
-    ]
-    edges = [("start", "body", None), ("body", "check", None), ("check", "body", "true"), ("check", "out", "false")]
-    return _doc("loop", nodes, edges, max_iterations=iterations + 1)
-
-
-def _sink() -> Callable[[Event], None]:
-    events: list[Event] = []
-    return events.append
-
-
-async def _best(repeat: int, once: Callable[[], Awaitable[None]]) -> float:
-    await once()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        await once()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 async def in_memory(repeat: int, only: str | None) -> list[dict[str, Any]]:
