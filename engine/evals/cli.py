@@ -69,11 +69,8 @@ def cmd_eval(args: argparse.Namespace, open_runtime: OpenRuntime) -> int:
     except DatasetInvalid as exc:
         print(f"{args.dataset}: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    runtime = open_runtime(args)
-    if isinstance(runtime, int):
-        return runtime
-    try:
-        evaluator = Evaluator(runtime)
+
+    def start(evaluator: Evaluator) -> int:
         try:
             eval_id = evaluator.start(
                 str(path),
@@ -90,45 +87,48 @@ def cmd_eval(args: argparse.Namespace, open_runtime: OpenRuntime) -> int:
             print(f"{args.dataset}: {exc}", file=sys.stderr)
             return EXIT_INVALID
         return _follow(evaluator, eval_id, args)
-    finally:
-        runtime.shutdown()
+
+    return _with_evaluator(args, open_runtime, start)
 
 
 def cmd_eval_resume(args: argparse.Namespace, open_runtime: OpenRuntime) -> int:
-    runtime = open_runtime(args)
-    if isinstance(runtime, int):
-        return runtime
-    try:
-        evaluator = Evaluator(runtime)
+    def resume(evaluator: Evaluator) -> int:
         try:
             evaluator.resume(args.eval_id)
         except (EvalNotFound, EvalNotResumable, WorkflowInvalid) as exc:
             print(str(exc), file=sys.stderr)
             return EXIT_INVALID
         return _follow(evaluator, args.eval_id, args)
-    finally:
-        runtime.shutdown()
+
+    return _with_evaluator(args, open_runtime, resume)
 
 
 def cmd_eval_compare(args: argparse.Namespace, open_runtime: OpenRuntime) -> int:
+    return _with_evaluator(args, open_runtime, lambda evaluator: _compare(evaluator, args.a, args.b, sys.stdout))
+
+
+def _with_evaluator(args: argparse.Namespace, open_runtime: OpenRuntime, body: Callable[[Evaluator], int]) -> int:
+    """Open the store's runtime (or return its exit code), run ``body`` with an evaluator, shut it down."""
     runtime = open_runtime(args)
     if isinstance(runtime, int):
         return runtime
     try:
-        evaluator = Evaluator(runtime)
-        a, b = evaluator.get(args.a), evaluator.get(args.b)
-        missing = [i for i, e in ((args.a, a), (args.b, b)) if e is None]
-        if missing or a is None or b is None:
-            print(f"no evaluation {', '.join(repr(m) for m in missing)}", file=sys.stderr)
-            return EXIT_INVALID
-        result = compare(evaluator.rows(a.id), list(a.scorers), evaluator.rows(b.id), list(b.scorers))
+        return body(Evaluator(runtime))
     finally:
         runtime.shutdown()
+
+
+def _compare(evaluator: Evaluator, a_id: str, b_id: str, out: TextIO) -> int:
+    a, b = evaluator.get(a_id), evaluator.get(b_id)
+    missing = [i for i, e in ((a_id, a), (b_id, b)) if e is None]
+    if missing or a is None or b is None:
+        print(f"no evaluation {', '.join(repr(m) for m in missing)}", file=sys.stderr)
+        return EXIT_INVALID
+    result = compare(evaluator.rows(a.id), list(a.scorers), evaluator.rows(b.id), list(b.scorers))
     if not result.scorers:
         print("the two evaluations share no scorer", file=sys.stderr)
         return EXIT_INVALID
-    out = sys.stdout
-    print(f"compare {args.a} -> {args.b} ({a.workflow_name} v{a.workflow_version} -> v{b.workflow_version})", file=out)
+    print(f"compare {a_id} -> {b_id} ({a.workflow_name} v{a.workflow_version} -> v{b.workflow_version})", file=out)
     counts = result.counts
     print(
         f"improved {counts['improved']}  regressed {counts['regressed']}  same {counts['same']}"
