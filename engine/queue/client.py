@@ -11,6 +11,10 @@ waiting reader (the API's streams, the Run page, the CLI) wakes on the
 workers' ``NOTIFY`` of each committed batch (:data:`~engine.store.writer.EVENTS_CHANNEL`,
 one listening connection per process) and polls every :data:`SAFETY_POLL_S`
 as well, since a notification lost during a reconnect is not replayed.
+The notifications are not answered one run at a time: a fetcher thread takes every
+run notified since its last pass that has a waiting reader and reads all their new
+events in ONE query (per-run cursors through ``unnest``), then wakes each run's readers
+with theirs; 100 streams woken by one committed batch cost one round trip, not 100.
 
 Approvals (:mod:`engine.queue.approvals`): a run waiting for a decision holds no
 job; ``decide`` records the decision and queues the run with a new job in one
@@ -31,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.config import Settings
@@ -50,10 +54,18 @@ from engine.settings import Settings as SavedSettings
 from engine.store import WorkflowRef
 from engine.store.db import database_url as resolve_url
 from engine.store.shared_settings import apply_shared, load_shared, save_shared
-from engine.store.writer import EVENTS_CHANNEL, RUNS, apply_events
+from engine.store.writer import EVENTS, EVENTS_CHANNEL, RUNS, apply_events
 from engine.validate import load_workflow
 
 SAFETY_POLL_S = 0.5  # a wait reads the store at least this often, notified or not
+
+# The new events of several runs, each after its own cursor, in one round trip (the fetcher's query).
+_EVENTS_OF_RUNS = text(
+    "SELECT e.seq, e.run_id, e.ts, e.type, e.node_id, e.data"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:afters AS bigint[])) AS c(run_id, after)"
+    " JOIN events e ON e.run_id = c.run_id AND e.seq > c.after"
+    " ORDER BY e.run_id, e.seq"
+).columns(EVENTS.c.seq, EVENTS.c.run_id, EVENTS.c.ts, EVENTS.c.type, EVENTS.c.node_id, EVENTS.c.data)
 
 
 class QueueRuntime(Runtime):
@@ -81,13 +93,22 @@ class QueueRuntime(Runtime):
             self.shutdown()
             raise QueueModeInvalid("the queue's tables are missing: run `python -m engine migrate` once first")
         self.update_settings(apply_shared(self.settings, load_shared(self.store.engine)))  # saved on any machine
-        self._notified: dict[str, int] = {}  # run -> notifications seen (a waiter compares before and after)
+        # Guarded by self._lock:
+        self._notified: dict[str, int] = {}  # run -> notifications handled (a waiter compares before and after)
         self._lock = threading.Lock()
         self._last_read: dict[str, tuple[int, int, float]] = {}  # run -> (seq read up to, notifications then, when)
         self._wakes: dict[str, tuple[threading.Condition, list[int]]] = {}  # run -> its condition, waiters count
+        self._cursors: dict[str, list[int]] = {}  # run -> the seq each waiting reader has read up to
+        self._dirty: set[str] = set()  # runs notified and not handled yet by the fetcher
+        self._fetched: dict[str, tuple[int, list[Event], int]] = {}  # run -> (after, its events, notifications then)
+        self._last_status: dict[str, float] = {}  # run -> when a waiting reader last asked for its status
+        self._note = threading.Condition(self._lock)  # the listener wakes the fetcher
+        self.shared_reads = 0  # the fetcher's queries (each serves every notified run with a waiting reader)
         self._listening = True
         self._listener = threading.Thread(target=self._listen, args=(conninfo(url),), name="queue-listen", daemon=True)
         self._listener.start()
+        self._fetcher = threading.Thread(target=self._fetch, name="queue-fetch", daemon=True)
+        self._fetcher.start()
 
     def _listen(self, dsn: str) -> None:
         """LISTEN for committed batches; reconnects after a lost connection (the safety poll covers the gap)."""
@@ -98,25 +119,75 @@ class QueueRuntime(Runtime):
                     while self._listening:
                         for note in conn.notifies(timeout=1.0):
                             with self._lock:
-                                run_id = note.payload
-                                self._notified[run_id] = self._notified.get(run_id, 0) + 1
-                                waiting = self._wakes.get(run_id)
-                                if waiting is not None:  # wake this run's readers only, not every reader
-                                    waiting[0].notify_all()
+                                self._dirty.add(note.payload)
+                                self._note.notify()
             except psycopg.Error:
                 time.sleep(1.0)
 
-    def _wait_notified(self, run_id: str, seen: int, timeout: float) -> bool:
-        """Block until ``run_id`` is notified after ``seen`` notifications (True), or ``timeout`` passes."""
+    def _fetch(self) -> None:
+        """Hand each notified run's waiting readers their new events: one query for all the runs notified since the
+        last pass (the notifications arriving during a query are handled together in the next one)."""
+        while self._listening:
+            with self._lock:
+                if not self._note.wait_for(lambda: bool(self._dirty) or not self._listening, timeout=1.0):
+                    continue
+                dirty, self._dirty = self._dirty, set()
+                cursors = {run_id: min(self._cursors[run_id]) for run_id in dirty if self._cursors.get(run_id)}
+                generation = {run_id: self._notified.get(run_id, 0) + 1 for run_id in dirty}
+            fetched: dict[str, list[Event]] = {run_id: [] for run_id in cursors}
+            if cursors:
+                try:
+                    with self.store.engine.connect() as conn:
+                        rows = conn.execute(_EVENTS_OF_RUNS, {"ids": list(cursors), "afters": list(cursors.values())})
+                        for row in rows:
+                            fetched[row[1]].append(Event(*row))
+                    self.shared_reads += 1
+                except Exception:  # the readers read the store themselves (their safety poll, or on waking)
+                    fetched = {}
+            with self._lock:
+                for run_id in dirty:
+                    if run_id in fetched:
+                        self._fetched[run_id] = (cursors[run_id], fetched[run_id], generation[run_id])
+                    else:
+                        self._fetched.pop(run_id, None)
+                    self._notified[run_id] = generation[run_id]
+                    waiting = self._wakes.get(run_id)
+                    if waiting is not None:  # wake this run's readers only, not every reader
+                        waiting[0].notify_all()
+
+    def _wait_notified(self, run_id: str, seen: int, timeout: float, cursor: int | None = None) -> bool:
+        """Block until ``run_id`` is notified after ``seen`` notifications (True), or ``timeout`` passes.
+
+        A reader that gives its ``cursor`` (the seq it has read up to) has the fetcher read its new events for it.
+        """
         with self._lock:
             cond, count = self._wakes.setdefault(run_id, (threading.Condition(self._lock), [0]))
             count[0] += 1
+            if cursor is not None:
+                self._cursors.setdefault(run_id, []).append(cursor)
             try:
                 return cond.wait_for(lambda: self._notified.get(run_id, 0) > seen, timeout=max(0.0, timeout))
             finally:
                 count[0] -= 1
                 if count[0] == 0:
                     del self._wakes[run_id]
+                if cursor is not None:
+                    cursors = self._cursors[run_id]
+                    cursors.remove(cursor)
+                    if not cursors:
+                        del self._cursors[run_id]
+
+    def _handed(self, run_id: str, seq: int) -> tuple[list[Event], int] | None:
+        """What the fetcher read for ``run_id`` after ``seq``, and the notification count it answers; None when
+        it read nothing that covers ``seq`` (the reader then reads the store itself)."""
+        with self._lock:
+            got = self._fetched.get(run_id)
+            if run_id not in self._wakes:  # the last reader it was for: forget it (a later one reads the store)
+                self._fetched.pop(run_id, None)
+        if got is None or got[0] > seq:
+            return None
+        after, events, generation = got
+        return [e for e in events if e.seq > seq], generation
 
     def _seen(self, run_id: str) -> int:
         with self._lock:
@@ -128,6 +199,10 @@ class QueueRuntime(Runtime):
         if listener is not None:
             with contextlib.suppress(RuntimeError):
                 listener.join(3.0)
+        fetcher = getattr(self, "_fetcher", None)
+        if fetcher is not None:
+            with contextlib.suppress(RuntimeError):
+                fetcher.join(3.0)
         super().shutdown(timeout)
 
     def save_settings(self, saved: SavedSettings, *, keep: Collection[str] = ()) -> Path:
@@ -335,21 +410,31 @@ class QueueRuntime(Runtime):
         while True:
             seen = self._seen(run_id)
             last = self._last_read.get(run_id)
-            fresh = last is not None and last[:2] == (seq, seen) and time.monotonic() - last[2] < SAFETY_POLL_S
-            if not fresh:  # something may be new: read
-                events = self.store.events(run_id, after=seq)
+            handed = self._handed(run_id, seq) if notified else None
+            if handed is not None and handed[1] == seen:  # the fetcher read this notification's events for us
+                events = handed[0]
+                self._last_read[run_id] = (events[-1].seq if events else seq, seen, time.monotonic())
+                if events:
+                    return events
+            elif not (last is not None and last[:2] == (seq, seen) and time.monotonic() - last[2] < SAFETY_POLL_S):
+                events = self.store.events(run_id, after=seq)  # something may be new: read
                 upto = events[-1].seq if events else seq
                 self._last_read[run_id] = (upto, seen, time.monotonic())
                 if events:
                     return events
             if time.monotonic() >= deadline:
                 return []
-            if not notified:  # first time round, or a safety poll: has the run ended?
+            now = time.monotonic()
+            if not notified and now - self._last_status.get(run_id, 0.0) >= SAFETY_POLL_S:
+                # first call, or a safety poll (at most one per SAFETY_POLL_S, not one per wake): has the run ended?
+                if len(self._last_status) > 4096:  # forget runs nobody asked about lately
+                    self._last_status = {r: t for r, t in self._last_status.items() if now - t < SAFETY_POLL_S}
+                self._last_status[run_id] = now
                 info = self.status(run_id)
                 if info is None or (info.finished and info.last_seq <= seq):
                     return []
             left = min(SAFETY_POLL_S, deadline - time.monotonic())
-            notified = self._wait_notified(run_id, seen, left)
+            notified = self._wait_notified(run_id, seen, left, cursor=seq)
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
         """Block until the run has finished (or the timeout passes); returns its state."""
