@@ -27,6 +27,7 @@ Node tests and "try a tool" still run in this process (they are not runs).
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -57,7 +58,10 @@ from engine.store.shared_settings import apply_shared, load_shared, save_shared
 from engine.store.writer import EVENTS, EVENTS_CHANNEL, RUNS, apply_events
 from engine.validate import load_workflow
 
+logger = logging.getLogger(__name__)
+
 SAFETY_POLL_S = 0.5  # a wait reads the store at least this often, notified or not
+COALESCE_S = 0.002  # the fetcher lets the rest of a committed batch's notifications arrive before it reads
 
 # The new events of several runs, each after its own cursor, in one round trip (the fetcher's query).
 _EVENTS_OF_RUNS = text(
@@ -131,6 +135,8 @@ class QueueRuntime(Runtime):
             with self._lock:
                 if not self._note.wait_for(lambda: bool(self._dirty) or not self._listening, timeout=1.0):
                     continue
+            time.sleep(COALESCE_S)  # one batch's notifications come together: read them in one query
+            with self._lock:
                 dirty, self._dirty = self._dirty, set()
                 cursors = {run_id: min(self._cursors[run_id]) for run_id in dirty if self._cursors.get(run_id)}
                 generation = {run_id: self._notified.get(run_id, 0) + 1 for run_id in dirty}
@@ -143,6 +149,7 @@ class QueueRuntime(Runtime):
                             fetched[row[1]].append(Event(*row))
                     self.shared_reads += 1
                 except Exception:  # the readers read the store themselves (their safety poll, or on waking)
+                    logger.warning("reading the notified runs' events failed; each reader reads its own", exc_info=True)
                     fetched = {}
             with self._lock:
                 for run_id in dirty:

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -482,3 +483,48 @@ def test_a_waiting_reader_wakes_on_the_workers_notify(q: Queue, runtime: Any, mo
     assert events and events[0].seq == last + 1 and events[0].node_id == "s2"
     assert woke < 5, f"the reader woke after {woke:.1f} s"
     assert runtime.wait(run_id, timeout=15).status == "completed"
+
+
+def test_readers_of_twenty_runs_woken_by_one_batch_cost_one_store_query(q: Queue, runtime: Any) -> None:
+    """One committed batch notifying 20 runs: the 20 waiting readers get their events from ONE query, no status."""
+    from sqlalchemy import event
+
+    from engine.store.writer import EVENTS_CHANNEL
+
+    ids = [runtime.submit(chain_doc(), {"x": x}) for x in range(20)]  # no worker: they stay queued
+    got: dict[str, list[int]] = {}
+
+    def read(run_id: str) -> None:
+        got[run_id] = [e.seq for e in runtime.events_since(run_id, 0, wait_s=15)]
+
+    readers = [threading.Thread(target=read, args=(run_id,)) for run_id in ids]
+    for reader in readers:
+        reader.start()
+    wait_for(lambda: len(runtime._cursors) == 20, what="20 readers waiting")
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(runtime.store.engine, "before_cursor_execute", count)
+    try:
+        with q.engine.begin() as conn:  # what a worker's writer commits: several runs' events, one NOTIFY each
+            for run_id in ids:
+                for seq in (1, 2, 3):
+                    conn.execute(
+                        text(
+                            "INSERT INTO events (run_id, seq, ts, type, node_id, data)"
+                            " VALUES (:r, :s, :t, 'node.started', 'n', CAST('{}' AS json))"
+                        ),
+                        {"r": run_id, "s": seq, "t": time.time()},
+                    )
+            notify = text("SELECT pg_notify(:c, r) FROM unnest(CAST(:ids AS text[])) AS r")
+            conn.execute(notify, {"c": EVENTS_CHANNEL, "ids": ids})
+        for reader in readers:
+            reader.join(15)
+    finally:
+        event.remove(runtime.store.engine, "before_cursor_execute", count)
+    assert got == {run_id: [1, 2, 3] for run_id in ids}
+    reads = [s for s in statements if " events" in s]
+    assert len(reads) == 1, f"{len(reads)} queries of the events for one batch: {reads[:3]}"
+    assert not [s for s in statements if "FROM runs" in s], "a wake asked for a run's status"
