@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, false, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -77,7 +77,6 @@ _LATEST_DIGEST = (
 
 
 SAVED_FRESH_S = 0.5  # how long Store._save trusts its last read of a workflow's latest digest
-_INSERT_RUN = insert(RUNS)  # a run's row; its values are bound per run (Store.create_run)
 
 
 def _digest(document: dict[str, Any]) -> str:
@@ -340,8 +339,7 @@ class Store:
         ``created_at``: when the run was created (default: now).
         """
         now = time.time() if created_at is None else created_at
-        self.writer.put_statement(
-            _INSERT_RUN,
+        self.writer.put_run(
             run_id,
             {
                 "run_id": run_id,

@@ -70,6 +70,7 @@ class _Statement:
     statement: Any
     run_id: str | None = None
     params: dict[str, Any] | None = None  # bound values for a statement built once (no per-call ``.values()``)
+    insert_run: bool = False  # ``params`` is a new run's row: inserted with the batch's other new runs at once
 
 
 WriteFailed = Callable[[str, str], None]  # (run_id, message)
@@ -106,6 +107,11 @@ class Writer:
 
     def put_statement(self, statement: Any, run_id: str | None = None, params: dict[str, Any] | None = None) -> None:
         self._queue.put(_Statement(statement, run_id, params))
+
+    def put_run(self, run_id: str, row: dict[str, Any]) -> None:
+        """Insert a new run's row (ahead of its events, which come after it). A burst of submits' rows go
+        in one statement per batch, not one each."""
+        self._queue.put(_Statement(None, run_id, row, insert_run=True))
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything queued before this call is committed.
@@ -314,11 +320,16 @@ class _Projection:
         self.finishes: list[dict[str, Any]] = []  # finishes of rows already inserted, in order, done in bulk
         self.runs: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, list[int]] = {}  # run -> [prompt, completion, of them in failed tries]
+        # new runs' rows, inserted first at the next flush: what is queued before a run's row is other runs'
+        # events (a run's own come after its creation), which no new run's row can change
+        self.new_runs: list[dict[str, Any]] = []
 
     def apply(self, work: list[Any]) -> None:
         for item in work:
             if isinstance(item, Event):
                 self._event(item)
+            elif item.insert_run:
+                self.new_runs.append(item.params)
             else:
                 self._flush()
                 self.conn.execute(item.statement, item.params)
@@ -458,7 +469,15 @@ class _Projection:
         self.finishes.append({"r_run_id": e.run_id, "r_node_id": e.node_id, **values})
 
     def _flush_nodes_only(self) -> None:
-        """Finish the rows of earlier batches (before any row of this batch exists), then insert the new ones."""
+        """Insert the new runs (what the rows below refer to), finish the node rows of earlier batches (before
+        any row of this batch exists), then insert the new ones."""
+        if self.new_runs:
+            created: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row in self.new_runs:
+                created.setdefault(tuple(row), []).append(row)
+            for rows in created.values():
+                _insert(self.conn, RUNS, rows)
+            self.new_runs = []
         if self.finishes:
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for row in self.finishes:
@@ -519,10 +538,18 @@ def _notify(conn: Any, run_ids: list[str]) -> None:
 def _insert(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert ``rows`` (all with the same keys): on PostgreSQL one statement whatever their number, elsewhere an
     executemany."""
+    missing = _defaults(table.name, tuple(rows[0]))
+    if missing:  # the columns' own defaults, as SQLAlchemy's INSERT would have added them
+        rows = [{**row, **missing} for row in rows]
     if conn.dialect.name != "postgresql":
         columns = tuple(rows[0])
-        sql, processors = _sqlite_insert(conn.dialect, table.name, columns)
-        conn.exec_driver_sql(sql, _tuples(rows, columns, processors))
+        processors = _processors(conn.dialect, table.name, columns)
+        values = _tuples(rows, columns, processors)
+        per = max(1, SQLITE_VARIABLES // len(columns))
+        for start in range(0, len(values), per):  # a statement per chunk, not per row: each step releases the GIL
+            chunk = values[start : start + per]
+            sql = _sqlite_insert(table.name, columns, len(chunk))
+            conn.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
         return
     columns = tuple(rows[0])
     params = {f"a{i}": [_text(table.c[c], row[c]) for row in rows] for i, c in enumerate(columns)}
@@ -549,14 +576,32 @@ _TABLES = {"events": EVENTS, "node_executions": NODES, "runs": RUNS}
 # its per-row parameter processing: half the writer thread's time with 500 runs at once, holding the GIL the
 # runtime's loop needed.
 Processors = tuple[Callable[[Any], Any] | None, ...]
+SQLITE_VARIABLES = 32_000  # values one multi-row INSERT binds at most (SQLite's limit: 32,766 since 3.32)
 
 
 @functools.cache
-def _sqlite_insert(dialect: Any, name: str, columns: tuple[str, ...]) -> tuple[str, Processors]:
-    """The positional ``INSERT`` of ``columns`` into table ``name`` and each column's bind processor."""
+def _defaults(name: str, columns: tuple[str, ...]) -> dict[str, Any]:
+    """Scalar defaults of table ``name``'s columns not in ``columns`` (a new run's row leaves out ``lease_epoch``)."""
     table = _TABLES[name]
-    sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    return sql, tuple(table.c[c].type._cached_bind_processor(dialect) for c in columns)
+    return {
+        c.name: c.default.arg
+        for c in table.c
+        if c.name not in columns and c.default is not None and getattr(c.default, "is_scalar", False)
+    }
+
+
+@functools.cache
+def _processors(dialect: Any, name: str, columns: tuple[str, ...]) -> Processors:
+    """Each of ``columns``' bind processor (None: the value goes as it is)."""
+    table = _TABLES[name]
+    return tuple(table.c[c].type._cached_bind_processor(dialect) for c in columns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sqlite_insert(name: str, columns: tuple[str, ...], rows: int) -> str:
+    """The positional ``INSERT`` of ``rows`` rows of ``columns`` into table ``name``: one statement, one step."""
+    row = f"({', '.join('?' * len(columns))})"
+    return f"INSERT INTO {name} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
 
 
 @functools.cache
