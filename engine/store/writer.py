@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import queue
@@ -38,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, assert_never
 
 from sqlalchemy import JSON, Engine, and_, delete, update
@@ -549,7 +551,7 @@ def _insert(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
         for start in range(0, len(values), per):  # a statement per chunk, not per row: each step releases the GIL
             chunk = values[start : start + per]
             sql = _sqlite_insert(table.name, columns, len(chunk))
-            conn.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
+            conn.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk)))
         return
     columns = tuple(rows[0])
     params = {f"a{i}": [_text(table.c[c], row[c]) for row in rows] for i, c in enumerate(columns)}
@@ -620,8 +622,12 @@ def _sqlite_update(
 
 
 def _tuples(rows: list[dict[str, Any]], names: tuple[str, ...], processors: Processors) -> list[tuple[Any, ...]]:
-    pairs = tuple(zip(names, processors, strict=True))
-    return [tuple(row[n] if p is None else p(row[n]) for n, p in pairs) for row in rows]
+    """``rows`` as tuples of ``names``' values, each through its processor: built column by column (C loops)."""
+    columns = [
+        list(map(itemgetter(n), rows)) if p is None else list(map(p, map(itemgetter(n), rows)))
+        for n, p in zip(names, processors, strict=True)
+    ]
+    return list(zip(*columns, strict=True))
 
 
 @functools.cache
