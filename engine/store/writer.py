@@ -17,9 +17,11 @@ the run here (``on_failure``) but never marks the row: it is another worker's no
 A batch costs a fixed number of statements however many runs it holds: on PostgreSQL
 one ``SELECT … FOR NO KEY UPDATE`` locks and checks every fenced run, each table's rows
 go in one ``INSERT``/``UPDATE … FROM unnest(…)``, and one ``SELECT pg_notify(…) FROM
-unnest(…)`` sends the NOTIFY of every run (on SQLite: executemany). A round trip per
+unnest(…)`` sends the NOTIFY of every run. On SQLite inserts are multi-row ``INSERT``s and
+updates an executemany, their rows handed to the driver as tuples. A round trip per
 run per batch made queue mode's writer fall seconds behind at 1,000 events/s
-(docs/benchmarks.md, queue mode).
+(docs/benchmarks.md, queue mode). A batch's new run rows are inserted together, ahead
+of its events.
 
 A batch holding several runs that fails (say one run's event holds a value
 the JSON encoder refuses) is written again run by run, so only the runs whose
