@@ -17,9 +17,11 @@ the run here (``on_failure``) but never marks the row: it is another worker's no
 A batch costs a fixed number of statements however many runs it holds: on PostgreSQL
 one ``SELECT … FOR NO KEY UPDATE`` locks and checks every fenced run, each table's rows
 go in one ``INSERT``/``UPDATE … FROM unnest(…)``, and one ``SELECT pg_notify(…) FROM
-unnest(…)`` sends the NOTIFY of every run (on SQLite: executemany). A round trip per
+unnest(…)`` sends the NOTIFY of every run. On SQLite inserts are multi-row ``INSERT``s and
+updates an executemany, their rows handed to the driver as tuples. A round trip per
 run per batch made queue mode's writer fall seconds behind at 1,000 events/s
-(docs/benchmarks.md, queue mode).
+(docs/benchmarks.md, queue mode). A batch's new run rows are inserted together, ahead
+of its events.
 
 A batch holding several runs that fails (say one run's event holds a value
 the JSON encoder refuses) is written again run by run, so only the runs whose
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import queue
@@ -38,9 +41,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, assert_never
 
-from sqlalchemy import JSON, Engine, and_, bindparam, delete, insert, update
+from sqlalchemy import JSON, Engine, and_, delete, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -70,6 +74,7 @@ class _Statement:
     statement: Any
     run_id: str | None = None
     params: dict[str, Any] | None = None  # bound values for a statement built once (no per-call ``.values()``)
+    insert_run: bool = False  # ``params`` is a new run's row: inserted with the batch's other new runs at once
 
 
 WriteFailed = Callable[[str, str], None]  # (run_id, message)
@@ -106,6 +111,11 @@ class Writer:
 
     def put_statement(self, statement: Any, run_id: str | None = None, params: dict[str, Any] | None = None) -> None:
         self._queue.put(_Statement(statement, run_id, params))
+
+    def put_run(self, run_id: str, row: dict[str, Any]) -> None:
+        """Insert a new run's row (ahead of its events, which come after it). A burst of submits' rows go
+        in one statement per batch, not one each."""
+        self._queue.put(_Statement(None, run_id, row, insert_run=True))
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything queued before this call is committed.
@@ -314,11 +324,16 @@ class _Projection:
         self.finishes: list[dict[str, Any]] = []  # finishes of rows already inserted, in order, done in bulk
         self.runs: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, list[int]] = {}  # run -> [prompt, completion, of them in failed tries]
+        # new runs' rows, inserted first at the next flush: what is queued before a run's row is other runs'
+        # events (a run's own come after its creation), which no new run's row can change
+        self.new_runs: list[dict[str, Any]] = []
 
     def apply(self, work: list[Any]) -> None:
         for item in work:
             if isinstance(item, Event):
                 self._event(item)
+            elif item.insert_run:
+                self.new_runs.append(item.params)
             else:
                 self._flush()
                 self.conn.execute(item.statement, item.params)
@@ -458,7 +473,15 @@ class _Projection:
         self.finishes.append({"r_run_id": e.run_id, "r_node_id": e.node_id, **values})
 
     def _flush_nodes_only(self) -> None:
-        """Finish the rows of earlier batches (before any row of this batch exists), then insert the new ones."""
+        """Insert the new runs (what the rows below refer to), finish the node rows of earlier batches (before
+        any row of this batch exists), then insert the new ones."""
+        if self.new_runs:
+            created: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row in self.new_runs:
+                created.setdefault(tuple(row), []).append(row)
+            for rows in created.values():
+                _insert(self.conn, RUNS, rows)
+            self.new_runs = []
         if self.finishes:
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for row in self.finishes:
@@ -519,8 +542,18 @@ def _notify(conn: Any, run_ids: list[str]) -> None:
 def _insert(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert ``rows`` (all with the same keys): on PostgreSQL one statement whatever their number, elsewhere an
     executemany."""
+    missing = _defaults(table.name, tuple(rows[0]))
+    if missing:  # the columns' own defaults, as SQLAlchemy's INSERT would have added them
+        rows = [{**row, **missing} for row in rows]
     if conn.dialect.name != "postgresql":
-        conn.execute(insert(table), rows)
+        columns = tuple(rows[0])
+        processors = _processors(conn.dialect, table.name, columns)
+        values = _tuples(rows, columns, processors)
+        per = max(1, SQLITE_VARIABLES // len(columns))
+        for start in range(0, len(values), per):  # a statement per chunk, not per row: each step releases the GIL
+            chunk = values[start : start + per]
+            sql = _sqlite_insert(table.name, columns, len(chunk))
+            conn.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk)))
         return
     columns = tuple(rows[0])
     params = {f"a{i}": [_text(table.c[c], row[c]) for row in rows] for i, c in enumerate(columns)}
@@ -531,7 +564,8 @@ def _update(conn: Any, table: Any, keys: tuple[str, ...], columns: tuple[str, ..
     """Update one row per item of ``rows`` (``r_<key>`` finds it, ``v_<column>`` sets a column, ``d_<column>`` adds
     to it); node rows only while running. On PostgreSQL one statement, elsewhere an executemany."""
     if conn.dialect.name != "postgresql":
-        conn.execute(_update_many(table.name, keys, columns), rows)
+        sql, names, processors = _sqlite_update(conn.dialect, table.name, keys, columns)
+        conn.exec_driver_sql(sql, _tuples(rows, names, processors))
         return
     names = tuple(f"r_{k}" for k in keys) + columns
     params = {f"a{i}": [_text(table.c[n[2:]], row[n]) for row in rows] for i, n in enumerate(names)}
@@ -541,18 +575,61 @@ def _update(conn: Any, table: Any, keys: tuple[str, ...], columns: tuple[str, ..
 _TABLES = {"events": EVENTS, "node_executions": NODES, "runs": RUNS}
 
 
+# SQLite: the batch's rows go to the driver's executemany as tuples, each value through its column type's own
+# bind processor (JSON columns: the same JSON SQLAlchemy stores). Handing SQLAlchemy the rows as dicts cost
+# its per-row parameter processing: half the writer thread's time with 500 runs at once, holding the GIL the
+# runtime's loop needed.
+Processors = tuple[Callable[[Any], Any] | None, ...]
+SQLITE_VARIABLES = 32_000  # values one multi-row INSERT binds at most (SQLite's limit: 32,766 since 3.32)
+
+
 @functools.cache
-def _update_many(name: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
-    """The executemany ``UPDATE`` of :func:`_update` (SQLite)."""
+def _defaults(name: str, columns: tuple[str, ...]) -> dict[str, Any]:
+    """Scalar defaults of table ``name``'s columns not in ``columns`` (a new run's row leaves out ``lease_epoch``)."""
     table = _TABLES[name]
-    values: dict[str, Any] = {}
-    for column in columns:
-        target = column[2:]
-        values[target] = table.c[target] + bindparam(column) if column.startswith("d_") else bindparam(column)
-    where = [table.c[k] == bindparam(f"r_{k}") for k in keys]
+    return {
+        c.name: c.default.arg
+        for c in table.c
+        if c.name not in columns and c.default is not None and getattr(c.default, "is_scalar", False)
+    }
+
+
+@functools.cache
+def _processors(dialect: Any, name: str, columns: tuple[str, ...]) -> Processors:
+    """Each of ``columns``' bind processor (None: the value goes as it is)."""
+    table = _TABLES[name]
+    return tuple(table.c[c].type._cached_bind_processor(dialect) for c in columns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sqlite_insert(name: str, columns: tuple[str, ...], rows: int) -> str:
+    """The positional ``INSERT`` of ``rows`` rows of ``columns`` into table ``name``: one statement, one step."""
+    row = f"({', '.join('?' * len(columns))})"
+    return f"INSERT INTO {name} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
+
+
+@functools.cache
+def _sqlite_update(
+    dialect: Any, name: str, keys: tuple[str, ...], columns: tuple[str, ...]
+) -> tuple[str, tuple[str, ...], Processors]:
+    """The ``UPDATE`` of :func:`_update` on SQLite: its SQL, its parameters' names in order and their processors."""
+    table = _TABLES[name]
+    sets = [f"{c[2:]} = {c[2:]} + ?" if c.startswith("d_") else f"{c[2:]} = ?" for c in columns]
+    where = [f"{k} = ?" for k in keys]
     if table is NODES:
-        where.append(NODES.c.status == "running")
-    return update(table).where(and_(*where)).values(**values)
+        where.append("status = 'running'")
+    names = columns + tuple(f"r_{k}" for k in keys)
+    processors = tuple(table.c[n[2:]].type._cached_bind_processor(dialect) for n in names)
+    return f"UPDATE {name} SET {', '.join(sets)} WHERE {' AND '.join(where)}", names, processors
+
+
+def _tuples(rows: list[dict[str, Any]], names: tuple[str, ...], processors: Processors) -> list[tuple[Any, ...]]:
+    """``rows`` as tuples of ``names``' values, each through its processor: built column by column (C loops)."""
+    columns = [
+        list(map(itemgetter(n), rows)) if p is None else list(map(p, map(itemgetter(n), rows)))
+        for n, p in zip(names, processors, strict=True)
+    ]
+    return list(zip(*columns, strict=True))
 
 
 @functools.cache

@@ -278,6 +278,46 @@ def test_runs_refer_to_the_version_they_ran(runtime: Runtime) -> None:
     assert saved is not None and saved[1].document["nodes"][2]["config"]["prompt"].startswith("Say something")
 
 
+def test_an_unchanged_save_right_after_an_archive_or_a_new_version_reads_them(store_url: str) -> None:
+    """Store._save reuses its last read of the latest digest for a moment (a burst of submits reads it once):
+    this process's own archive and new version must not be hidden by it (an unchanged save un-archives, and
+    the old document again after a change is a new version holding it)."""
+    store = Store(store_url)
+    try:
+        doc = chain_doc("cached")
+        first = store.save_workflow(doc)
+        assert (store.save_workflow(chain_doc("cached")).version, first.version) == (1, 1)
+        assert store.archive_workflow(first.id) is True
+        store.save_workflow(chain_doc("cached"))
+        assert [w.name for w in store.list_workflows()] == ["cached"], "the save did not un-archive"
+        changed = store.save_workflow(chain_doc("cached", prompt="Changed {{ inputs.topic }}"))
+        assert changed.version == 2
+        again = store.save_workflow(chain_doc("cached"))
+        assert (again.version, again.created) == (3, True)
+        saved = store.get_workflow(first.id, 3)
+        assert saved is not None and saved[1].document == doc
+    finally:
+        store.close()
+
+
+def test_a_burst_of_submits_stores_every_run_row_and_its_whole_log(runtime: Runtime) -> None:
+    """Run rows created at once go in one statement per batch, ahead of the other runs' events queued
+    with them: every row lands whole (defaults too) and every log gap-free."""
+    doc = slow_doc("burst", first_s=0.01, second_s=0.01)
+    ids = [runtime.submit(doc, {}) for _ in range(120)]
+    infos = [runtime.wait(run_id, timeout=WAIT_S) for run_id in ids]
+    assert {i.status for i in infos} == {"completed"}
+    runtime.store.flush()
+    for run_id in ids:
+        row = runtime.store.get_run(run_id)
+        assert row is not None and row.status == "completed" and row.result == {"out": 21}
+        assert (row.lease_epoch, row.resumed, row.prompt_tokens) == (0, 0, 0)
+        events = runtime.store.events(run_id)
+        assert_gap_free(events, run_id)
+        assert row.last_seq == len(events) and events[-1].type == "run.completed"
+        assert [n.status for n in runtime.store.node_executions(run_id)].count("succeeded") == 6
+
+
 # --------------------------------------------------------------------------- events and the runs row
 
 
