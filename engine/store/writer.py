@@ -37,6 +37,7 @@ import itertools
 import json
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -580,7 +581,15 @@ _TABLES = {"events": EVENTS, "node_executions": NODES, "runs": RUNS}
 # its per-row parameter processing: half the writer thread's time with 500 runs at once, holding the GIL the
 # runtime's loop needed.
 Processors = tuple[Callable[[Any], Any] | None, ...]
-SQLITE_VARIABLES = 32_000  # values one multi-row INSERT binds at most (SQLite's limit: 32,766 since 3.32)
+
+
+def _sqlite_variable_limit() -> int:
+    """How many values one SQLite statement may bind in this process's SQLite (32,766 since 3.32; 999 before)."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as probe:
+        return probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+
+
+SQLITE_VARIABLES = min(32_000, _sqlite_variable_limit())  # values one multi-row INSERT binds at most
 
 
 @functools.cache
