@@ -49,9 +49,15 @@ def _parsed(request: dict[str, Any], typed: dict[str, str]) -> tuple[dict[str, A
     return values, bad
 
 
+def decided_note(run_id: str) -> None:
+    """The last decision taken on this page for ``run_id``, until closed: the run goes on at once after a
+    decision (no longer waiting, its page refreshing twice a second), so a once-only message would be gone
+    before anyone read it."""
+    flash.show_pinned(f"{FLASH}_{run_id}")
+
+
 def render(runtime: Runtime, run_id: str) -> None:
     """The open requests of a waiting run, each a form with one button per option."""
-    flash.show(FLASH)
     for request in runtime.waiting_approvals(run_id):
         node, execution = str(request["node"]), int(request.get("execution", 0))
         key = f"approval_{run_id}_{node}_{execution}"
@@ -94,7 +100,8 @@ def _decide(  # noqa: PLR0913 - one decision's parts, passed once
     except (NotWaiting, DecisionInvalid, RunNotFound) as exc:
         st.error(md_escape(exc))
         return
-    flash.later(FLASH, f"Decided **{md_escape(decision)}** for `{md_escape(node)}`; the run goes on.")
+    note = f"Decided **{md_escape(decision)}** for `{md_escape(node)}`."
+    flash.pin(f"{FLASH}_{run_id}", note, "success")
     st.rerun()
 
 

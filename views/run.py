@@ -138,6 +138,7 @@ def live(run_id: str, doc: dict[str, Any] | None, ticking: bool) -> None:
     )
 
     with st.container():  # one slot for the approval and earlier attempts, or none: the panel below keeps its place
+        approval_panel.decided_note(run_id)
         if info.status == "waiting":  # a person decides here; the run goes on from the approval node
             approval_panel.render(runtime, run_id)
         render_earlier_attempts(view)
