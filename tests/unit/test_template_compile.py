@@ -1,14 +1,18 @@
-"""Compiling templates (issue 17): each text parsed once, compiled once per process.
+"""Compiling templates (issue 17): each text parsed once, compiled once per process, its code made when
+it is first evaluated.
 
 A compiled template is kept by its kind and text and shared by every document that uses the same text
-(an edited document compiles only what is new); an expression's code is generated from the tree
-already parsed; one walk of that tree finds what three used to. What a document's author sees must not
-change: the same problems at load, the same values and errors at run time. The spy below counts calls
-of Jinja's real ``from_string`` (it still runs); nothing stands in for it.
+(an edited document compiles only what is new); validating a document parses and checks its templates
+but generates no code (a template without statements gets its code at its first render); an
+expression's code is generated from the tree already parsed; one walk of that tree finds what three
+used to. What a document's author sees must not change: the same problems at load, the same values and
+errors at run time. The spies below count calls of Jinja's real ``from_string`` and of the real
+compile functions (they still run); nothing stands in for them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +20,7 @@ import pytest
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.parser import Parser
 
-from engine import WorkflowInvalid, load_workflow
+from engine import WorkflowInvalid, load_workflow, run_workflow
 from engine import templates as templates_module
 from engine.errors import RenderError
 from engine.templates import ENV, clear_compiled_cache, compile_expression, compile_template
@@ -40,11 +44,33 @@ def code_made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     clear_compiled_cache()
 
 
+@pytest.fixture
+def compiles(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The texts compiled (parsed and checked), in order."""
+    clear_compiled_cache()
+    seen: list[str] = []
+    for name in ("_compile_expression", "_compile_template"):
+        real = getattr(templates_module, name)
+
+        def counting(source: str, real: Any = real) -> Any:
+            seen.append(source)
+            return real(source)
+
+        monkeypatch.setattr(templates_module, name, counting)
+    yield seen
+    clear_compiled_cache()
+
+
 def test_the_same_text_is_compiled_once_for_every_document(code_made: list[Any]) -> None:
     first = compile_expression("nodes.a.output + 1")
     assert compile_expression("nodes.a.output + 1") is first
-    assert compile_template("{{ nodes.a.output }}") is compile_template("{{ nodes.a.output }}")
-    assert compile_template("nodes.a.output + 1") is not first  # a template and an expression differ
+    lone = compile_template("{{ nodes.a.output }}")
+    assert compile_template("{{ nodes.a.output }}") is lone
+    text = compile_template("nodes.a.output + 1")
+    assert text is not first  # a template and an expression differ
+    assert code_made == []  # no code until a render
+    for compiled in (first, lone, text, first, lone, text):
+        compiled.render(CONTEXT)
     assert len(code_made) == 2  # one expression, one lone-expression template: plain text needs no code
     clear_compiled_cache()
     assert compile_expression("nodes.a.output + 1") is not first
@@ -58,7 +84,7 @@ def test_a_shared_template_renders_each_context_on_its_own(code_made: list[Any])
     assert other.render({"inputs": {"q": "b"}}) == "Hello b!"
 
 
-def test_an_edited_document_compiles_only_its_new_text(code_made: list[Any]) -> None:
+def test_an_edited_document_compiles_only_its_new_text(compiles: list[str]) -> None:
     def doc(second: str) -> dict[str, Any]:
         return {
             "format": "workflow/v1",
@@ -72,29 +98,57 @@ def test_an_edited_document_compiles_only_its_new_text(code_made: list[Any]) -> 
         }
 
     load_workflow(doc("nodes.a.output + 1"))
-    assert len(code_made) == 2
+    assert compiles == ["41 + iteration", "nodes.a.output + 1"]
     load_workflow(doc("nodes.a.output + 2"))
-    assert len(code_made) == 3  # only the changed expression
+    assert compiles[2:] == ["nodes.a.output + 2"]  # only the changed expression
 
 
-def test_the_cache_is_bounded(code_made: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validation_generates_no_code_and_a_run_generates_it_once_per_text(code_made: list[Any]) -> None:
+    doc = {
+        "format": "workflow/v1",
+        "name": "chain",
+        "nodes": [{"id": "start", "type": "input"}, {"id": "n0", "type": "transform", "config": {"expression": "1"}}]
+        + [
+            {"id": f"n{i}", "type": "transform", "config": {"expression": f"nodes.n{i - 1}.output + 1"}}
+            for i in range(1, 20)
+        ]
+        + [{"id": "out", "type": "output", "config": {"value": "total {{ nodes.n19.output }}"}}],
+        "edges": [{"source": "start", "target": "n0"}]
+        + [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(19)]
+        + [{"source": "n19", "target": "out"}],
+    }
+    workflow = load_workflow(doc)
+    assert code_made == []
+    for _ in range(2):
+        assert asyncio.run(run_workflow(workflow, {})).result == {"out": "total 20"}
+        assert len(code_made) == 21  # 20 expressions and the output's text, the second run makes none
+
+
+def test_the_cache_is_bounded(compiles: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(templates_module, "_COMPILED_SIZE", 2)
     first = compile_expression("1 + 1")
     compile_expression("1 + 2")
     assert compile_expression("1 + 1") is first  # used last: kept
     compile_expression("1 + 3")  # forgets "1 + 2", the least recently used
     assert compile_expression("1 + 1") is first
-    assert len(code_made) == 3
+    assert len(compiles) == 3
     compile_expression("1 + 2")
-    assert len(code_made) == 4
+    assert len(compiles) == 4
 
 
 def test_an_expressions_code_is_made_from_the_tree_parsed_once(code_made: list[Any]) -> None:
     compiled = compile_expression("nodes.a.output * 2")
     template = compile_template("{{ nodes.a.output * 3 }}")
-    assert len(code_made) == 2 and all(isinstance(made, nodes.Template) for made in code_made)
     assert compiled.render(CONTEXT) == 10
     assert template.render(CONTEXT) == 15
+    assert len(code_made) == 2 and all(isinstance(made, nodes.Template) for made in code_made)
+
+
+def test_an_unknown_filter_in_an_inline_if_fails_when_called_as_jinja_does() -> None:
+    compiled = compile_expression("nodes.a.output if inputs.q else (inputs.q | no_such_filter)")
+    assert compiled.render(CONTEXT) == 5  # compiled (Jinja compiles it too), the filter never called
+    with pytest.raises(RenderError, match="no_such_filter"):
+        compiled.render({**CONTEXT, "inputs": {"q": ""}})
 
 
 @pytest.mark.parametrize(
@@ -226,3 +280,6 @@ def test_one_walk_finds_what_the_separate_walks_found(source: str) -> None:
     text = f"Say {{{{ {source} }}}} {{% for n in nodes.g.output %}}{{{{ n ~ loop.index }}}}{{% endfor %}}"
     template = compile_template(text)
     assert (template.names, template.node_refs, template.input_refs) == _old_walks(ENV.parse(text))
+    plain = f"Say {{{{ {source} }}}} and {{{{ inputs.other }}}}"  # no statement: names from the one walk
+    template = compile_template(plain)
+    assert (template.names, template.node_refs, template.input_refs) == _old_walks(ENV.parse(plain))
