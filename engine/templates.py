@@ -330,12 +330,14 @@ def _scan(tree: nodes.Node) -> _Scan:
     * ``makes_values``: whether the expression may make a new value, rather than only pick one out of
       its variables (``nodes.fetch.output``, ``inputs['q']``): only a new value needs its size checked.
 
-    Nodes are taken as :meth:`jinja2.nodes.Node.find_all` does (the root itself is not among them), so
-    the answers are those of the separate walks this replaces. Run it before any code generation: Jinja's
-    optimizer rewrites the tree it generates code from.
+    The root is walked too: the expression ``inputs.q`` is one ``Getattr`` and ``iteration`` one ``Name``
+    (a walk of the root's children only, as :meth:`jinja2.nodes.Node.find_all` does, let an unknown input
+    or variable in such an expression through validation). Whether the root makes a value is decided by
+    its type alone: ``inputs[key]`` picks one. Run it before any code generation: Jinja's optimizer
+    rewrites the tree it generates code from.
     """
     found = _Scan(set(), [], not isinstance(tree, (nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Const)))
-    pending: list[nodes.Node] = list(tree.iter_child_nodes())
+    pending: list[nodes.Node] = [tree]
     while pending:
         node = pending.pop()
         if isinstance(node, nodes.Name):
@@ -346,11 +348,11 @@ def _scan(tree: nodes.Node) -> _Scan:
                 found.reads.append((node.node.name, node.attr))
         elif isinstance(node, nodes.Getitem):
             if not isinstance(node.arg, nodes.Const):
-                found.makes_values = True
+                found.makes_values = found.makes_values or node is not tree
             elif isinstance(node.node, nodes.Name) and isinstance(node.arg.value, str):
                 found.reads.append((node.node.name, node.arg.value))
         elif not isinstance(node, nodes.Const):
-            found.makes_values = True
+            found.makes_values = True  # (the root: already so, by its type)
         pending.extend(node.iter_child_nodes())
     return found
 

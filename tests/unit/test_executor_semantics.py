@@ -1177,7 +1177,7 @@ SANDBOX = [
     pytest.param(T("b", "''.__class__.__mro__[1].__subclasses__()"), id="subclasses"),
     pytest.param(TT("b", "{{ ''.__class__ }}"), id="template-single"),
     pytest.param(TT("b", "x{{ ''.__class__ }}"), id="template-text"),
-    pytest.param(T("b", "inputs.__class__"), id="dict-class"),
+    pytest.param(T("b", "{'a': inputs.xs}.__class__"), id="dict-class"),  # (inputs.__class__: an unknown input)
     pytest.param(T("b", "inputs.xs.append(4)"), id="mutation"),
     pytest.param(T("b", "range.__globals__"), id="globals"),
 ]
