@@ -41,7 +41,7 @@ CSS = """
 .gv-arrow { fill: #94a3b8; }
 .gv-when { font-size: 12px; fill: #475569; paint-order: stroke; stroke: #fafafa; stroke-width: 4px;
   pointer-events: none; }
-.gv-tools { position: absolute; top: 6px; right: 6px; display: flex; gap: 4px; z-index: 1; }
+.gv-tools { display: flex; justify-content: flex-end; gap: 4px; margin-bottom: 4px; }  /* over the graph, not on it */
 .gv-tools button { width: 28px; height: 28px; border: 1px solid #d4d4d8; border-radius: 6px; background: #fff;
   cursor: pointer; font-size: 16px; line-height: 1; color: #3f3f46; }
 .gv-tools button:hover { background: #f4f4f5; }

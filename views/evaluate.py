@@ -176,12 +176,27 @@ def _results() -> None:
         st.rerun(scope="app")
     _summary(summary, rows, scorer_names)
     records = [row_record(r, scorer_names) for r in rows]
+    # Only the open tab is drawn (a tab switch reruns): the chart and the comparison of two 1,000-row
+    # evaluations are not computed, sent and laid out behind the rows nobody asked for
+    tabs = ["Rows", "Score distribution", "Compare"]
+    tab_rows, tab_chart, tab_compare = st.tabs(tabs, key="eval_tab", on_change="rerun")
+    if tab_rows.open:
+        with tab_rows:
+            _rows_tab(records, scorer_names)
+    if tab_chart.open:
+        with tab_chart:
+            _distribution(records, scorer_names)
+    if tab_compare.open:
+        with tab_compare:
+            _compare(rows, scorer_names)
+
+
+def _rows_tab(records: list[dict[str, Any]], scorer_names: list[str]) -> None:
     frame = _table(records)
     order = ["row", "status", *[c for c in frame.columns if c.startswith("input.")], "output", "expected"]
     order += [c for c in frame.columns if c.startswith(("score.", "reason."))]
     order += ["error", "tokens", "latency_s", "run"]
-    tab_rows, tab_chart, tab_compare = st.tabs(["Rows", "Score distribution", "Compare"])
-    with tab_rows, st.container(key="eval_rows"):  # the key gives the table a CSS class the tests find
+    with st.container(key="eval_rows"):  # the key gives the table a CSS class the tests find
         st.dataframe(
             frame[[c for c in order if c in frame.columns]],
             hide_index=True,
@@ -203,17 +218,17 @@ def _results() -> None:
             icon=":material/download:",
             on_click="ignore",
         )
-    with tab_chart:
-        bins = [f"{i / 10:.1f}–{(i + 1) / 10:.1f}" for i in range(10)]
-        counts = {s: [0] * 10 for s in scorer_names}
-        for record_ in records:
-            for s in scorer_names:
-                value = record_.get(f"score.{s}")
-                if isinstance(value, (int, float)):
-                    counts[s][min(9, int(value * 10))] += 1
-        st.bar_chart(pd.DataFrame(counts, index=bins), x_label="score", y_label="rows")
-    with tab_compare:
-        _compare(rows, scorer_names)
+
+
+def _distribution(records: list[dict[str, Any]], scorer_names: list[str]) -> None:
+    bins = [f"{i / 10:.1f}–{(i + 1) / 10:.1f}" for i in range(10)]
+    counts = {s: [0] * 10 for s in scorer_names}
+    for record in records:
+        for s in scorer_names:
+            value = record.get(f"score.{s}")
+            if isinstance(value, (int, float)):
+                counts[s][min(9, int(value * 10))] += 1
+    st.bar_chart(pd.DataFrame(counts, index=bins), x_label="score", y_label="rows")
 
 
 def _summary(summary: Summary, rows: list[EvalRowTable], scorer_names: list[str]) -> None:

@@ -194,6 +194,18 @@ def run_graph_nodes(page: Any, page_key: str = "run") -> Any:
     return page.locator(f".st-key-{page_key}_graph .gv-node")
 
 
+def expect_tools_clear_of_nodes(page: Any, page_key: str = "run") -> None:
+    """The graph's zoom buttons cover no node (they sat over the top-right node's corner)."""
+    buttons = [stable_box(b) for b in page.locator(f".st-key-{page_key}_graph .gv-tools button").all()]
+    assert len(buttons) == 3
+    for node in run_graph_nodes(page, page_key).all():
+        n = stable_box(node)
+        for b in buttons:
+            apart = b["x"] + b["width"] <= n["x"] or n["x"] + n["width"] <= b["x"]
+            apart = apart or b["y"] + b["height"] <= n["y"] or n["y"] + n["height"] <= b["y"]
+            assert apart, f"a zoom button covers node {node.get_attribute('data-id')}"
+
+
 def wait_idle(page: Any, timeout: float = 30_000) -> None:
     """Until Streamlit's script is not running (the page shows the result of the last rerun)."""
     page.wait_for_selector(

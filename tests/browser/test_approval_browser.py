@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.studio import click_button, open_page, wait_idle
+from tests.browser.studio import click_button, expect_tools_clear_of_nodes, open_page, wait_idle
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
 
@@ -35,5 +35,6 @@ def test_reject_then_approve_from_the_run_page(page: Any, studio: Any, screensho
     expect(page.get_by_text("completed", exact=True)).to_be_visible(timeout=60_000)
     result = page.get_by_role("tabpanel", name="Result")
     expect(result).to_contain_text("A replacement ships today.")
+    expect_tools_clear_of_nodes(page)  # four nodes in a row: the last one is at the top right
     wait_idle(page)
     screenshots.save(page, "approval_completed")

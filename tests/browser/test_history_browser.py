@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.studio import ROOT, open_page, wait_idle
+from tests.browser.studio import ROOT, expect_tools_clear_of_nodes, open_page, run_graph_nodes, wait_idle
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing").expect
 
@@ -80,6 +80,8 @@ def test_a_resumed_run_still_shows_its_failure_on_the_run_page_and_in_history(
     screenshots.save(page, "resumed-run-page")
 
     open_page(page, studio, "history", "History")  # the newest run is selected: 0 clicks
+    expect(run_graph_nodes(page, "history")).to_have_count(3)
+    expect_tools_clear_of_nodes(page, "history")
     expect(page.get_by_text(re.compile(r"^Earlier attempt \(before resume 1\): node read failed"))).to_be_visible()
     expect(page.locator("[data-testid='stCode']").filter(has_text=error).first).to_be_visible()
     page.get_by_role("tab", name="Nodes").click()  # 1 click: the Nodes tab lists the earlier attempt, marked

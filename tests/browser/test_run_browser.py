@@ -13,6 +13,7 @@ from tests.browser.studio import (
     ROOT,
     chain_workflow,
     click_button,
+    expect_tools_clear_of_nodes,
     import_in_builder,
     open_page,
     run_graph_node,
@@ -83,6 +84,7 @@ def test_live_graph_turns_every_node_succeeded(page: Any, studio: Any) -> None:
     ids = [n["id"] for n in RESEARCH["nodes"]]
     wait_completed(page, len(ids))
     expect_graph_succeeded(page, ids, timeout=5_000)
+    expect_tools_clear_of_nodes(page)
 
 
 # A browser whose clock is 5 minutes ahead of the server's (Date only; timers run normally).

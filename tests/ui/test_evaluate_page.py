@@ -53,6 +53,9 @@ def test_run_the_example_then_compare(runtime: Runtime) -> None:
     evaluator.wait(second.id, timeout=120)
     at.run()
     assert at.selectbox(key="eval_pick").value == second.id
+    assert not any("improved ·" in m.value for m in at.markdown)  # only the open tab (Rows) is drawn
+    at.session_state["eval_tab"] = "Compare"  # (AppTest cannot click a tab; the browser test does)
+    at.run()
     a_rows, b_rows = evaluator.rows(first.id), evaluator.rows(second.id)
     counts = compare(a_rows, list(first.scorers), b_rows, list(second.scorers)).counts
     assert sum(counts.values()) == 32  # every row compared, by the scorer the two share
