@@ -22,6 +22,7 @@ What is real and what is mimicked -- this machine decides:
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -226,6 +227,67 @@ def test_this_machine_has_per_call_limits() -> None:
     if kind == "rlimits":
         with pytest.raises(SandboxUnavailable, match=pe.ALLOW_WEAK_ENV_VAR):
             run_code("1")
+
+
+def _weak_rlimits_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """This machine as one with no usable cgroup, the weak mode opted into: RLIMIT_NPROC is the bound."""
+    _mimic(monkeypatch, tmp_path / "delegated", "cpu io", v1=False)
+    monkeypatch.setenv(pe.ALLOW_WEAK_ENV_VAR, "1")
+    assert cg.limits_status(pe.DEFAULT_LIMITS)[0] == "rlimits"
+
+
+def test_other_sandboxes_processes_do_not_stop_a_call_from_starting(fresh_probes: None, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """RLIMIT_NPROC counts every process of uid 65534 on the machine: another server's sandboxes (two test
+    runs at once did it) left no slot, and ``execve`` of the sandbox failed with EAGAIN. A call may start
+    ``max_processes`` more than the uid already runs, and still no more than that."""
+    if not pe._is_root() or "bwrap" not in pe.available_isolation_modes():
+        pytest.skip("needs root and bubblewrap")
+    _weak_rlimits_only(monkeypatch, tmp_path)
+    others = [subprocess.Popen(["sleep", "60"], user=pe.SANDBOX_UID, group=pe.SANDBOX_GID)
+              for _ in range(pe.DEFAULT_LIMITS.max_processes + 8)]
+    try:
+        assert run_code("1 + 1", isolation="bwrap")["value"] == 2
+        forks = run_code(_FORKER, precheck=False, isolation="bwrap", timeout_s=15)["value"]
+        assert 0 < forks < pe.DEFAULT_LIMITS.max_processes, forks
+    finally:
+        for proc in others:
+            proc.kill()
+            proc.wait()
+
+
+class _RefusedStarts:
+    """``subprocess.Popen`` for python_exec whose first ``times`` starts fail as the kernel's EAGAIN."""
+
+    def __init__(self, times: int):
+        self.left, self.calls = times, 0
+        self.popen = subprocess.Popen
+
+    def __call__(self, *args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        self.calls += 1
+        if self.left > 0:
+            self.left -= 1
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return self.popen(*args, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+
+@pytest.mark.parametrize("refusals, started", [(1, True), (pe.START_ATTEMPTS - 1, True), (99, False)],
+                         ids=["once", "all-but-the-last-attempt", "always"])
+def test_a_start_refused_with_eagain_is_tried_again(refusals: int, started: bool, fresh_probes: None,
+                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if "rlimits-only" not in pe.available_isolation_modes():
+        pytest.skip(pe.isolation_detail("rlimits-only"))
+    _weak_rlimits_only(monkeypatch, tmp_path)
+    starts = _RefusedStarts(refusals)
+    monkeypatch.setattr(pe.subprocess, "Popen", starts)
+    if started:
+        assert run_code("6 * 7", isolation="rlimits-only")["value"] == 42
+        assert starts.calls == refusals + 1
+        return
+    with pytest.raises(SandboxUnavailable) as info:
+        run_code("6 * 7", isolation="rlimits-only")
+    assert starts.calls == pe.START_ATTEMPTS
+    assert "\n" not in str(info.value) and "Resource temporarily unavailable" in str(info.value)
 
 
 _MEMORY_HOG = (  # 8 children x 450 MB: each is under RLIMIT_AS (512 MB), together far over the call's memory

@@ -78,6 +78,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -743,7 +744,6 @@ def _run_slot(
             f"The python tool could not create this call's cgroup, so nothing would bound its memory and "
             f"processes ({cgroups.why}). Set {ALLOW_WEAK_ENV_VAR}=1 to run with per-process rlimits only."
         )
-    preexec = _make_preexec(limits, cgroups.proc_fds, drop, _nproc_limit(limits, cgroups))
     result_r, result_w = os.pipe()
     proc: subprocess.Popen[bytes] | None = None
     try:
@@ -752,19 +752,7 @@ def _run_slot(
             ensure_ascii=False,
         ).encode("utf-8", "surrogatepass")
         try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(result_w,),
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-                preexec_fn=preexec,  # noqa: PLW1509  (plain syscalls only; see _make_preexec)
-            )
-        except OSError as exc:
-            raise SandboxUnavailable(f"could not start the sandbox ({mode}): {exc}") from None
+            proc = _start(argv, env, cwd, result_w, limits, cgroups, drop, deadline, mode)
         finally:
             os.close(result_w)
         try:
@@ -791,14 +779,53 @@ def _run_slot(
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _nproc_limit(limits: Limits, cgroups: _CallCgroups) -> int:
-    """RLIMIT_NPROC counts every process of uid 65534 machine-wide, i.e. of all concurrent
-    calls: with a per-call pids cgroup doing the per-call bound, leave room for the others."""
+START_ATTEMPTS = 6  # EAGAIN from fork/exec: no free process slot for the moment (the 5 waits total ~1.5 s)
+
+
+def _start(
+    argv: list[str], env: dict[str, str], cwd: str, result_w: int, limits: Limits, cgroups: _CallCgroups,
+    drop: bool, deadline: float, mode: str,
+) -> subprocess.Popen[bytes]:
+    """Start the contained child; a start refused with EAGAIN is tried again after a short wait.
+
+    EAGAIN is the kernel saying "not now": ``fork`` found no free process slot, or ``execve`` found the
+    sandbox's uid at its RLIMIT_NPROC while other calls' processes (of this or another server) were
+    still being killed. Any other error, or EAGAIN past the attempts or the call's deadline, is
+    SandboxUnavailable.
+    """
+    wait, attempt = 0.05, 1
+    while True:
+        preexec = _make_preexec(limits, cgroups.proc_fds, drop, _nproc_limit(limits, cgroups, drop))
+        try:
+            return subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(result_w,),
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=preexec,  # noqa: PLW1509  (plain syscalls only; see _make_preexec)
+            )
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN or attempt == START_ATTEMPTS or time.monotonic() + wait >= deadline:
+                raise SandboxUnavailable(f"could not start the sandbox ({mode}): {exc}") from None
+            logger.info("the sandbox (%s) could not start (%s); trying again in %.2f s", mode, exc, wait)
+            time.sleep(wait)
+            wait, attempt = wait * 2, attempt + 1
+
+
+def _nproc_limit(limits: Limits, cgroups: _CallCgroups, drop: bool) -> int:
+    """RLIMIT_NPROC counts every process of the child's uid machine-wide, i.e. of all concurrent
+    calls: with a per-call pids cgroup doing the per-call bound, leave room for the others;
+    without one, allow this call ``max_processes`` more than that uid already runs."""
     if cgroups.bounds_processes:
         return limits.max_processes * MAX_CONCURRENT_CALLS + 16
-    if not _is_root():  # the sandbox runs as the app's own uid: count what that uid already runs
-        return _tasks_of_uid(os.getuid()) + limits.max_processes
-    return limits.max_processes
+    run_as = SANDBOX_UID if drop else os.getuid()
+    if run_as == 0:  # the kernel does not apply RLIMIT_NPROC to root
+        return limits.max_processes
+    return _tasks_of_uid(run_as) + limits.max_processes
 
 
 def _tasks_of_uid(uid: int) -> int:
