@@ -48,6 +48,7 @@ from engine import template_budget as budget
 from engine import template_limits as limits
 from engine.errors import RenderError, RenderTimeLimit, ValueTooLarge
 from engine.template_limits import MAX_ITEMS
+from engine.template_reads import NeedsJinja, direct
 
 # One ``{{ ... }}`` and nothing but white space around it; ``{{-``/``-}}``
 # markers are inside the braces and are taken off by _lone_expression.
@@ -375,13 +376,14 @@ def _evaluator(tree: nodes.Expr) -> Callable[[Mapping[str, Any]], Any]:
     evaluation makes one small dict and one Context, then runs the same compiled (sandboxed, size- and
     time-checked) code.
     """
+    constants = dict(ENV.globals)  # set once at import (below), never changed after
+    fast = direct(tree, ENV, constants)  # a read or a test: no Context (engine/template_reads.py)
     tree.set_environment(ENV)
     body = [nodes.Assign(nodes.Name("result", "store"), tree, lineno=1)]
     template = ENV.from_string(nodes.Template(body, lineno=1))
     run = template.root_render_func
     name = template.name
     context_class = ENV.context_class
-    constants = dict(template.globals)  # ENV.globals: set once at import (below), never changed after
 
     def evaluate(variables: Mapping[str, Any]) -> Any:
         context = context_class(ENV, {**constants, **variables}, name, {})
@@ -389,7 +391,16 @@ def _evaluator(tree: nodes.Expr) -> Callable[[Mapping[str, Any]], Any]:
             pass
         return context.vars["result"]
 
-    return evaluate
+    if fast is None:
+        return evaluate
+
+    def evaluate_directly(variables: Mapping[str, Any]) -> Any:
+        try:
+            return fast(variables)
+        except NeedsJinja:  # something is undefined: Jinja's code says what, as it always did
+            return evaluate(variables)
+
+    return evaluate_directly
 
 
 _codegen_lock = threading.Lock()  # Jinja's optimizer rewrites the tree it generates code from: one at a time
@@ -425,7 +436,8 @@ class _Deferred:
         return made
 
     def __call__(self, variables: Mapping[str, Any]) -> Any:
-        return self.ready()(variables)
+        made = self._made
+        return (made or self.ready())(variables)
 
 
 def _check_names(tree: nodes.Node) -> None:
