@@ -429,7 +429,7 @@ class _Run(_EventLog):
             key = (node.id, execution)
             if key in self.replay.outputs:
                 output = self.replay.outputs[key]
-                if self.replay.forked_from is not None:  # a fork's log starts empty: say what it reused
+                if key in self.replay.reused:  # a fork's output not yet in its log: say what it reused
                     self.emit("node.started", node.id, {**started, "reused": True})
                     reused: NodeCompletedData = {"output": output, "duration_ms": 0.0, "attempts": 0, "reused": True}
                     self.emit("node.completed", node.id, reused)
@@ -667,8 +667,11 @@ class Replay:
     decisions: dict[tuple[str, int], Mapping[str, Any]] = field(default_factory=dict)
     calls: int = 0  # highest ``call_N`` already in the log: the resumed run numbers its calls after it
     # A fork (rerun from a node, see engine.fork): outputs are the source run's, the log starts empty,
-    # so reused executions emit node.started/node.completed with "reused": true, and run.started says this.
+    # so reused executions (``reused``) emit node.started/node.completed with "reused": true, and
+    # run.started says this (``forked_from`` set: a fork's first start). A resumed fork has no
+    # ``forked_from``; its ``reused`` are the source's outputs its own log did not hold yet.
     forked_from: ForkedFrom | None = None
+    reused: set[tuple[str, int]] = field(default_factory=set)
 
 
 def replay_from_events(events: list[Event]) -> Replay:

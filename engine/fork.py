@@ -141,7 +141,33 @@ def fork_replay(
             outputs[key] = to_plain(value, "raise")
     if problems:
         raise ForkInvalid(problems)
-    return Replay(outputs=outputs, skipped=set(), last_seq=0, forked_from=forked_from)
+    return Replay(outputs=outputs, skipped=set(), last_seq=0, forked_from=forked_from, reused=set(outputs))
+
+
+def resumed_fork_replay(
+    plan: Plan, log: list[Event], source_events: list[Event] | None, record: Mapping[str, Any]
+) -> Replay:
+    """The replay of a fork that stopped (a crash, a lost worker, a failure) and goes on from its own ``log``.
+
+    A fork emits its reused executions as it reaches them, and its log is committed in batches: one that
+    stopped early may not hold all of them yet (only ``run.started``, after a crash in its first
+    milliseconds). Those are taken again from the source run (``source_events``; ``record`` is the run row's
+    ``forked_from``) and emitted as reused when reached, rather than run and paid for again. Without the
+    source's events (the source run was deleted since) the log alone is replayed.
+    """
+    replay = replay_from_events(log)
+    if source_events is None:
+        return replay
+    request, forked_from = request_of(record)
+    try:
+        reusable = fork_replay(plan, source_events, request, forked_from).outputs
+    except ForkInvalid:  # the request fitted when the fork started; if it no longer does, the log is what is left
+        return replay
+    missing = {key: value for key, value in reusable.items() if key not in replay.outputs}
+    replay.outputs.update(missing)
+    replay.reused = set(missing)
+    replay.began -= replay.reused
+    return replay
 
 
 def fork_record(forked_from: ForkedFrom, outputs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -180,6 +206,7 @@ __all__ = [
     "fork_record",
     "fork_replay",
     "request_of",
+    "resumed_fork_replay",
     "rerun_nodes",
     "rerun_set",
     "with_config",

@@ -59,6 +59,7 @@ from engine.fork import (
     fork_record,
     fork_replay,
     rerun_nodes,
+    resumed_fork_replay,
     with_config,
 )
 from engine.gc_policy import tune_for_many_tasks
@@ -422,7 +423,12 @@ class Runtime:
         if forked_from and forked_from.get("config") is not None:  # a fork keeps its edit of the picked node
             document = with_config(document, forked_from["node"], forked_from["config"])
         workflow = load_workflow(document, tools=self.tools)
-        replay = replay_from_events(events)
+        if forked_from:  # what its log lacks of the source's outputs is reused, not run again
+            source = str(forked_from["run_id"])
+            source_events = self.store.events(source) if self.store.get_run(source) is not None else None
+            replay = resumed_fork_replay(workflow.plan, events, source_events, forked_from)
+        else:
+            replay = replay_from_events(events)
         if claim:
             self.store.claim_run(run_id, self._owner)
         live = self._register(run_id, row.workflow_name, dict(row.inputs), replace=True, created_at=row.created_at)

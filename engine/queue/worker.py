@@ -58,7 +58,7 @@ from engine.config import QueueSettings, Settings
 from engine.errors import EngineError, StoreError, WorkflowInvalid
 from engine.events import Event
 from engine.executor import Replay, execute, replay_from_events
-from engine.fork import fork_replay, request_of, with_config
+from engine.fork import fork_replay, request_of, resumed_fork_replay, with_config
 from engine.llm import default_chat_model
 from engine.model import Workflow
 from engine.queue.approvals import apply_due_timeouts
@@ -218,8 +218,8 @@ class QueueWorker:
             store.append(event)
             last[0] = event.seq
 
-        replay: Replay | None = replay_from_events(events) if events else None
         forked = row.forked_from
+        replay: Replay | None = replay_from_events(events) if events and not forked else None
         try:
             document = self._document(row.workflow_id, row.workflow_version)
             if forked and forked.get("config") is not None:
@@ -227,6 +227,10 @@ class QueueWorker:
             workflow = load_workflow(document)
             if forked and not events:  # a fork's first start: reuse the source run's outputs
                 replay = self._fork_replay(workflow, forked)
+            elif forked:  # a fork going on from its log: what the log lacks of the source's outputs is reused
+                source = str(forked["run_id"])
+                source_events = store.events(source) if store.get_run(source) is not None else None
+                replay = resumed_fork_replay(workflow.plan, events, source_events, forked)
         except (EngineError, WorkflowInvalid) as exc:
             message = f"run '{run_id}' cannot run: {str(exc).splitlines()[0]}"
             seq = last_seq
