@@ -137,6 +137,9 @@ class Decide(Protocol):
     ) -> None: ...
 
 
+SWEEP_PAGE = 500  # waiting runs read (with their approval events) per query
+
+
 def apply_due_timeouts(store: Store, decide: Decide, now: float) -> list[tuple[str, str, str | None]]:
     """Decide, through ``decide``, one due approval of each waiting run with its ``on_timeout``.
 
@@ -146,12 +149,15 @@ def apply_due_timeouts(store: Store, decide: Decide, now: float) -> list[tuple[s
     of each decision this call made.
     """
     decided: list[tuple[str, str, str | None]] = []
-    for run_id in store.waiting_runs():
-        due = due_timeouts(replay_from_events(store.events(run_id)), now)
-        if not due:
-            continue
-        node, decision = due[0]
-        with contextlib.suppress(NotWaiting, DecisionInvalid, RunNotFound):
-            decide(run_id, node, decision, decided_by="timeout", timed_out=True)
-            decided.append((run_id, node, decision))
+    page = store.waiting_runs(limit=SWEEP_PAGE)
+    while page:
+        for run_id, events in store.approval_events(page).items():
+            due = due_timeouts(replay_from_events(events), now)
+            if not due:
+                continue
+            node, decision = due[0]
+            with contextlib.suppress(NotWaiting, DecisionInvalid, RunNotFound):
+                decide(run_id, node, decision, decided_by="timeout", timed_out=True)
+                decided.append((run_id, node, decision))
+        page = store.waiting_runs(limit=SWEEP_PAGE, after=page[-1]) if len(page) == SWEEP_PAGE else []
     return decided

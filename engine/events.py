@@ -38,9 +38,11 @@ EventType = Literal[
     "run.cancelled",
 ]
 TerminalType = Literal["run.completed", "run.failed", "run.cancelled"]
+ApprovalType = Literal["approval.requested", "approval.decided"]
 
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 TERMINAL_TYPES: frozenset[str] = frozenset(get_args(TerminalType))
+APPROVAL_EVENT_TYPES: tuple[str, ...] = get_args(ApprovalType)
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, false, func, select,
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from engine.events import Event
+from engine.events import APPROVAL_EVENT_TYPES, Event
 from engine.model import Workflow, document_digest
 
 if TYPE_CHECKING:
@@ -385,11 +385,17 @@ class Store:
             )
         return bool(result.rowcount == 1)
 
-    def waiting_runs(self, *, limit: int = 1000) -> list[str]:
-        """Ids of runs waiting for a decision (the timeout sweep reads them)."""
-        with Session(self.engine) as session:
-            query = select(RUNS.c.run_id).where(RUNS.c.status == "waiting").limit(limit)
-            return [str(r) for r in session.execute(query).scalars()]
+    def waiting_runs(self, *, limit: int = 1000, after: str = "") -> list[str]:
+        """Ids of runs waiting for a decision, in id order, the first ``limit`` past ``after`` (the timeout
+        sweep pages through them all)."""
+        query = (
+            select(RUNS.c.run_id)
+            .where(RUNS.c.status == "waiting", RUNS.c.run_id > after)
+            .order_by(RUNS.c.run_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [str(r) for r in conn.execute(query).scalars()]
 
     def heartbeat(self, run_ids: Iterable[str]) -> None:
         ids = list(run_ids)
@@ -446,6 +452,25 @@ class Store:
         """
         with self.engine.connect() as conn:
             return read_events(conn, run_id, after=after, limit=limit)
+
+    def approval_events(self, run_ids: Sequence[str]) -> dict[str, list[Event]]:
+        """The ``approval.requested`` and ``approval.decided`` events of each of ``run_ids``, in order, by run.
+
+        What the approval timeout sweep needs of every waiting run, in one query: not the whole logs
+        (a waiting agent run holds thousands of token events; the sweep runs every heartbeat).
+        """
+        found: dict[str, list[Event]] = {run_id: [] for run_id in run_ids}
+        if not found:
+            return found
+        query = (
+            select(EVENTS.c.seq, EVENTS.c.run_id, EVENTS.c.ts, EVENTS.c.type, EVENTS.c.node_id, EVENTS.c.data)
+            .where(EVENTS.c.run_id.in_(list(found)), EVENTS.c.type.in_(APPROVAL_EVENT_TYPES))
+            .order_by(EVENTS.c.run_id, EVENTS.c.seq)
+        )
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                found[row.run_id].append(Event(*row))
+        return found
 
     def node_executions(self, run_id: str) -> list[NodeExecutionRow]:
         query = (

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from engine import approvals
 from engine.errors import DecisionInvalid, NotWaiting, WorkflowInvalid
 from engine.runtime import Runtime
 from engine.validate import load_workflow
@@ -202,6 +203,28 @@ def test_a_due_timeout_applies_on_timeout(
     assert decided[0].data["decided_by"] == "timeout" and decided[0].data["timed_out"] is True
     if status == "failed":
         assert info.error_node == "ok" and "on_timeout: fail" in (info.error or "")
+
+
+def test_the_sweep_reads_every_waiting_run_page_by_page_and_only_their_approval_events(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep pages through all waiting runs (a fixed first page used to leave the rest waiting past their
+    timeout) and reads only approval events of each, in one query per page, not every run's whole log."""
+    monkeypatch.setattr(approvals, "SWEEP_PAGE", 2)
+    later = [runtime.submit(gate_doc(timeout_s=60, on_timeout="reject")) for _ in range(5)]
+    never = runtime.submit(gate_doc())  # no timeout: waits until someone decides
+    for run_id in [*later, never]:
+        wait_status(runtime, run_id, "waiting")
+    runtime.store.flush()
+    waiting = sorted([*later, never])
+    assert runtime.store.waiting_runs(limit=4) == waiting[:4]
+    assert runtime.store.waiting_runs(limit=4, after=waiting[3]) == waiting[4:]
+    found = runtime.store.approval_events([never, "no-such-run"])
+    assert [e.type for e in found[never]] == ["approval.requested"] and found["no-such-run"] == []
+    assert runtime.apply_due_timeouts(now=time.time() + 61) == 5
+    for run_id in later:
+        assert wait_status(runtime, run_id, "completed").result == {"dropped": "dropped: "}
+    assert runtime.status(never).status == "waiting"  # type: ignore[union-attr]
 
 
 def test_a_timeout_is_honoured_by_a_runtime_started_later(tmp_path: Path) -> None:
