@@ -145,7 +145,8 @@ def main() -> None:
     os.environ.setdefault("DATA_DIR", tmp.name)
 
     started = time.perf_counter()
-    from memory import MemoryManager, default_embedder
+    from memory import MemoryManager, default_backends, default_embedder
+    from memory.long_term import LongTermStore
 
     embedder = default_embedder()
     load = getattr(embedder, "load", None)
@@ -170,7 +171,11 @@ def main() -> None:
     mm = MemoryManager(agent)
     adding = mm
     if args.distinct_vectors:  # the add path with the embedding precomputed: what Chroma's writes cost alone
-        adding = MemoryManager(agent, embedder=ReusedVectors(embedder, texts, args.distinct_vectors))
+        # its own store: the process's shared one for this embedder's name embeds with the real model
+        reused = ReusedVectors(embedder, texts, args.distinct_vectors)
+        store = LongTermStore.from_env(reused, connection=default_backends().connection)  # type: ignore[arg-type]
+        adding = MemoryManager(agent, long_term=store)
+        assert adding.long_term.embedder is reused
     t0, cpu0 = time.perf_counter(), time.process_time()
     for start in range(0, len(texts), args.batch):
         adding.add_memories(texts[start : start + args.batch], run_id="bench", node_id="bench")
