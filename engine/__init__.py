@@ -58,7 +58,7 @@ async def run_workflow(
     tune_for_many_tasks()  # engine/gc_policy.py
     loaded = load_workflow(workflow, tools=tools)
     values = check_inputs(loaded, inputs)
-    settings = settings or Settings.from_env()
+    settings = settings or Settings.now()
     model = llm or default_chat_model(settings.llm)
     return await execute(loaded, values, llm=model, on_event=on_event, run_id=run_id, settings=settings, tools=tools)
 

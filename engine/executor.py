@@ -801,7 +801,7 @@ async def execute(
     A fork's replay (``forked_from`` set) starts a new log: ``run.started`` carries
     ``forked_from`` and each reused execution is emitted with ``"reused": true``.
     """
-    settings = settings or Settings.from_env()
+    settings = settings or Settings.now()
     run = _Run(
         workflow, inputs, llm=llm, on_event=on_event, run_id=run_id, replay=replay, tools=tools,
         default_model=settings.llm.default_model,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,49 @@ def test_settings_are_immutable_and_reading_does_not_write_the_environment(tmp_p
     with pytest.raises(AttributeError):
         settings.llm.model = "other"  # type: ignore[misc]
     assert dict(os.environ) == before
+
+
+def _write_settings(folder: Path, model: str, *, age_s: float = 0.0) -> None:
+    path = folder / "settings.json"
+    path.write_text(json.dumps({"model": model}), encoding="utf-8")
+    if age_s:
+        stamp = time.time() - age_s
+        os.utime(path, (stamp, stamp))
+
+
+def test_now_reads_again_only_what_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run_workflow`` without settings calls ``Settings.now()`` once per run: the environment and the settings
+    file as they are then, not read again (0.2 ms) while neither changed."""
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("OPENAI_MODEL", raising=False)
+    first = Settings.now()
+    assert Settings.now() is first  # nothing changed: the same object
+    monkeypatch.setenv("OPENAI_MODEL", "from-env")
+    changed = Settings.now()
+    assert changed.llm.model == "from-env" and Settings.now() is changed
+    monkeypatch.delenv("OPENAI_MODEL")
+    _write_settings(tmp_path, "aaaa")  # just written: read every time until it is older than its timestamp's grain
+    assert Settings.now().llm.model == "aaaa"
+    _write_settings(tmp_path, "bbbb")  # same size, same coarse mtime maybe: still seen
+    assert Settings.now().llm.model == "bbbb"
+    _write_settings(tmp_path, "cccc", age_s=60)
+    old_file = Settings.now()
+    assert old_file.llm.model == "cccc" and Settings.now() is old_file
+    _write_settings(tmp_path, "dddd-longer", age_s=60)  # saved again: its size or time or inode differ
+    assert Settings.now().llm.model == "dddd-longer"
+    (tmp_path / "settings.json").unlink()
+    assert Settings.now().llm.model != "dddd-longer"
+
+
+def test_now_follows_a_relative_data_dir_to_another_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("one", "two"):
+        (tmp_path / name / "data").mkdir(parents=True)
+        _write_settings(tmp_path / name / "data", f"model-{name}", age_s=60)
+    monkeypatch.setenv("DATA_DIR", "data")
+    monkeypatch.delenv("OPENAI_MODEL", raising=False)
+    monkeypatch.chdir(tmp_path / "one")
+    assert Settings.now().llm.model == "model-one"
+    monkeypatch.chdir(tmp_path / "two")
+    assert Settings.now().llm.model == "model-two"
