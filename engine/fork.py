@@ -35,6 +35,7 @@ from engine.executor import Replay, replay_from_events
 from engine.model import Workflow
 from engine.plan import Plan
 from engine.statuses import FINISHED_RUN
+from engine.store import Store
 from tools.plain import to_plain
 
 FINISHED = FINISHED_RUN  # the runs that may be rerun from a node
@@ -144,20 +145,20 @@ def fork_replay(
     return Replay(outputs=outputs, skipped=set(), last_seq=0, forked_from=forked_from, reused=set(outputs))
 
 
-def resumed_fork_replay(
-    plan: Plan, log: list[Event], source_events: list[Event] | None, record: Mapping[str, Any]
-) -> Replay:
+def resumed_fork_replay(plan: Plan, log: list[Event], store: Store, record: Mapping[str, Any]) -> Replay:
     """The replay of a fork that stopped (a crash, a lost worker, a failure) and goes on from its own ``log``.
 
     A fork emits its reused executions as it reaches them, and its log is committed in batches: one that
     stopped early may not hold all of them yet (only ``run.started``, after a crash in its first
-    milliseconds). Those are taken again from the source run (``source_events``; ``record`` is the run row's
+    milliseconds). Those are taken again from the source run in ``store`` (``record`` is the run row's
     ``forked_from``) and emitted as reused when reached, rather than run and paid for again. Without the
     source's events (the source run was deleted since) the log alone is replayed.
     """
     replay = replay_from_events(log)
-    if source_events is None:
+    source = str(record["run_id"])
+    if store.get_run(source) is None:
         return replay
+    source_events = store.events(source)
     request, forked_from = request_of(record)
     try:
         reusable = fork_replay(plan, source_events, request, forked_from).outputs

@@ -424,9 +424,7 @@ class Runtime:
             document = with_config(document, forked_from["node"], forked_from["config"])
         workflow = load_workflow(document, tools=self.tools)
         if forked_from:  # what its log lacks of the source's outputs is reused, not run again
-            source = str(forked_from["run_id"])
-            source_events = self.store.events(source) if self.store.get_run(source) is not None else None
-            replay = resumed_fork_replay(workflow.plan, events, source_events, forked_from)
+            replay = resumed_fork_replay(workflow.plan, events, self.store, forked_from)
         else:
             replay = replay_from_events(events)
         if claim:

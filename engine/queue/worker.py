@@ -228,9 +228,7 @@ class QueueWorker:
             if forked and not events:  # a fork's first start: reuse the source run's outputs
                 replay = self._fork_replay(workflow, forked)
             elif forked:  # a fork going on from its log: what the log lacks of the source's outputs is reused
-                source = str(forked["run_id"])
-                source_events = store.events(source) if store.get_run(source) is not None else None
-                replay = resumed_fork_replay(workflow.plan, events, source_events, forked)
+                replay = resumed_fork_replay(workflow.plan, events, store, forked)
         except (EngineError, WorkflowInvalid) as exc:
             message = f"run '{run_id}' cannot run: {str(exc).splitlines()[0]}"
             seq = last_seq
