@@ -157,7 +157,7 @@ class Settings:
         last = _last_read
         cwd = os.getcwd()
         unchanged = environ is not None and last is not None and last.environ == environ and last.cwd == cwd
-        if unchanged and last is not None and last.file == _file_key(last.settings.settings_file):
+        if unchanged and last is not None and last.file == _file_key(last.path):
             return last.settings
         if environ is None:
             return cls.from_env()
@@ -165,7 +165,7 @@ class Settings:
         file = _file_key(_data_dir(EnvReader(os.environ)) / "settings.json")  # before the read: a save after it shows
         settings = cls.from_env()
         if file is None or time.time_ns() - file[1] > _RACY_NS:
-            _remember(_LastRead(seen, cwd, file, settings))
+            _remember(_LastRead(seen, cwd, file, settings, str(settings.settings_file)))
         return settings
 
     @property
@@ -297,6 +297,7 @@ class _LastRead:
     cwd: str
     file: tuple[int, int, int] | None
     settings: Settings
+    path: str  # the settings file it read, as text: checked on every call, so not made again each time
 
 
 _last_read: _LastRead | None = None
@@ -314,7 +315,7 @@ def _data_dir(env: EnvReader) -> Path:
     return Path(env.text("DATA_DIR", "data")).expanduser().resolve()
 
 
-def _file_key(path: Path) -> tuple[int, int, int] | None:
+def _file_key(path: Path | str) -> tuple[int, int, int] | None:
     """The settings file's size, modification time and inode (None when there is none): any save changes it."""
     try:
         status = os.stat(path)

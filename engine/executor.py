@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, assert_never, overload
 
-import tools
 from engine import template_budget
 from engine.config import DEFAULT_MODEL, Settings
 from engine.errors import EngineError, IterationLimit, NodeError, NodeTimeout, is_retryable
@@ -55,7 +54,7 @@ from engine.nodes import KINDS
 from engine.nodes.approval import ApprovalSpec, decision_output
 from engine.plan import Plan, PlanNode
 from engine.statuses import RunStatus
-from tools import ToolRegistry, default_registry
+from tools import DEFAULT_MAX_RESULT_CHARS, ToolRegistry, ToolResult, default_registry
 from tools.plain import SCALARS, to_plain
 
 EventSink = Callable[[Event], None]
@@ -97,13 +96,8 @@ class NodeContextImpl:
         "attempt",
         "_vars",
         "_extra",
-        "llm",
-        "default_model",
         "input",
         "_given",
-        "run_id",
-        "workflow_name",
-        "tools",
     )
 
     def __init__(
@@ -115,21 +109,45 @@ class NodeContextImpl:
         self.attempt = attempt  # 1-based: which try of the node's ``retry`` this context serves
         self._extra = extra
         self._vars: dict[str, Any] | None = None
-        self.llm = run.llm
-        self.default_model = run.default_model
         self.input: dict[str, Any] | None = None
         self._given: dict[str, Any] | None = None  # what set_input was handed, before it was made plain
-        self.run_id = run.run_id
-        self.workflow_name = run.workflow.name
-        self.tools = run.tools
+
+    # The run's own, read through it: a node uses them seldom, and every execution makes a context.
+    @property
+    def llm(self) -> ChatModel:
+        return self._run.llm
+
+    @property
+    def default_model(self) -> str:
+        return self._run.default_model
+
+    @property
+    def run_id(self) -> str:
+        return self._run.run_id
+
+    @property
+    def workflow_name(self) -> str:
+        return self._run.workflow.name
+
+    @property
+    def tools(self) -> ToolRegistry:
+        return self._run.tools
 
     def set_input(self, summary: dict[str, Any]) -> None:
         """Record what this execution was given (rendered prompt, tool args) for history views.
 
-        Recorded as plain JSON (see :func:`tools.plain.to_plain`); the values the node goes on using are untouched.
+        Recorded as plain JSON (see :func:`tools.plain.to_plain`), long strings clipped; the values the node
+        goes on using are untouched.
         """
         self._given = summary
-        self.input = {k: _clip(v) if type(v) in SCALARS else _clip(to_plain(v)) for k, v in summary.items()}
+        record = {}
+        for key, value in summary.items():
+            if type(value) not in SCALARS:
+                value = to_plain(value)
+            if type(value) is str and len(value) > _CLIP:
+                value = _clip(value)
+            record[key] = value
+        self.input = record
 
     def vars(self) -> Mapping[str, Any]:
         if self._vars is None:
@@ -167,8 +185,8 @@ class NodeContextImpl:
         *,
         call_id: str | None = None,
         refused: str | None = None,
-        max_result_chars: int = tools.DEFAULT_MAX_RESULT_CHARS,
-    ) -> tools.ToolResult:
+        max_result_chars: int = DEFAULT_MAX_RESULT_CHARS,
+    ) -> ToolResult:
         """Call a tool (or refuse it) with ``tool.called`` and ``tool.result`` events.
 
         A result whose JSON text is longer than ``max_result_chars`` comes back as that
@@ -186,7 +204,7 @@ class NodeContextImpl:
             called["model_call_id"] = call_id
         self.emit("tool.called", called)
         if refused is not None:
-            result = tools.ToolResult(ok=False, error=refused)
+            result = ToolResult(ok=False, error=refused)
             self.emit("log", {"level": "warning", "message": f"refused a call to tool '{name}': {refused}"})
         else:
             result = await self.tools.call_tool(name, args, max_result_chars=max_result_chars)
@@ -450,7 +468,9 @@ class _Run(_EventLog):
                 if template_budget.must_yield():  # its templates used much of their slice: let the others run
                     await template_budget.next_turn()
                 if node.timeout_s is None:
-                    output = to_plain(await runner(node.spec, ctx), "raise")
+                    output = await runner(node.spec, ctx)
+                    if type(output) not in SCALARS:
+                        output = to_plain(output, "raise")
                 else:
                     output = await self._with_timeout(node, runner, ctx)
                 break

@@ -80,6 +80,7 @@ class _Active(threading.local):
 
 
 _ACTIVE = _Active()
+_NEVER = float("inf")
 _RUN: ContextVar[_Slice | None] = ContextVar("template_slice", default=None)
 
 
@@ -123,7 +124,7 @@ def start() -> tuple[_Slice, bool]:
     active = _ACTIVE
     active.slice = current
     active.started = None
-    active.deadline = float("inf")
+    active.deadline = _NEVER
     active.countdown = _CHECK_EVERY
     return current, alone
 
@@ -133,15 +134,17 @@ def stop(token: tuple[_Slice, bool]) -> None:
     the clock counts a microsecond a tick)."""
     current, alone = token
     active = _ACTIVE
+    started = active.started
     if alone:
         _close(current)
-    elif active.started is not None:
-        current.used += thread_time() - active.started
+    elif started is not None:
+        current.used += thread_time() - started
     else:
         current.used += (_CHECK_EVERY - active.countdown) * 1e-6
     active.slice = None
-    active.started = None
-    active.deadline = float("inf")
+    if started is not None:  # the clock was looked at (_arm): its deadline goes too (never set otherwise)
+        active.started = None
+        active.deadline = _NEVER
 
 
 def _arm(active: _Active, now: float) -> None:

@@ -31,7 +31,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, MappingView
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
@@ -120,6 +120,9 @@ class _Env(ImmutableSandboxedEnvironment):
     @staticmethod
     def sized(value: Any) -> Any:
         """An operand of a comparison, its work charged to the render budget by its size."""
+        if type(value) in _NUMBERS:  # the common case, without the abstract Mapping's isinstance below
+            budget.tick()
+            return value
         if isinstance(value, (str, bytes, list, tuple, Mapping)):
             limits.charge_input("a comparison", value, limits.COMPARE_NS_PER_UNIT)
         else:
@@ -135,7 +138,7 @@ class _Env(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         budget.tick()
-        if isinstance(obj, Mapping):
+        if type(obj) is dict or isinstance(obj, Mapping):
             try:
                 return obj[attribute]
             except (KeyError, TypeError):
@@ -153,7 +156,7 @@ class _Env(ImmutableSandboxedEnvironment):
                 limits.check_power(left, right)
             elif operator == "*":
                 limits.check_product(left, right)
-            return super().call_binop(context, operator, left, right)
+            return self.binop_table[operator](left, right)  # what the sandbox's own call_binop does
         if operator == "**":
             limits.check_power(left, right)
         elif operator == "*":
@@ -282,12 +285,26 @@ class Compiled:
     node_refs: frozenset[str]
     input_refs: frozenset[str]
     _render: Callable[[Mapping[str, Any]], Any]
-    _prepare: Callable[[], object] = lambda: None  # its code generated (_Deferred.ready): not on the budget
+    _deferred: _Deferred | None = None  # code made at the first render (not on the budget), if not yet made
+    # What :func:`engine.nodes.base.reads` records, worked out once rather than at every execution:
+    node_reads: tuple[tuple[str, str], ...] = field(init=False)  # ("nodes.<id>.output", id), by id
+    input_reads: tuple[tuple[str, str], ...] | None = field(init=False)  # by name; () whole; None: no inputs
+    scope_reads: tuple[str, ...] = field(init=False)  # which of item, index, iteration it reads
+
+    def __post_init__(self) -> None:
+        set_field = object.__setattr__  # a frozen dataclass's own fields, set once here
+        set_field(self, "node_reads", tuple((f"nodes.{ref}.output", ref) for ref in sorted(self.node_refs)))
+        reads_inputs = "inputs" in self.names
+        inputs = tuple((f"inputs.{name}", name) for name in sorted(self.input_refs)) if reads_inputs else None
+        set_field(self, "input_reads", inputs)
+        set_field(self, "scope_reads", tuple(n for n in ("item", "index", "iteration") if n in self.names))
 
     def render(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against ``context``; raises :class:`RenderError` on failure."""
         try:
-            self._prepare()  # generated on first use (_Deferred): not on the render's time budget
+            deferred = self._deferred
+            if deferred is not None and deferred.pending:
+                deferred.ready()  # generated on first use: not on the render's time budget
             token = budget.start()
             try:
                 return self._render(context)
@@ -419,25 +436,27 @@ class _Deferred:
     repeat (a block defined twice, assigning to ``loop``).
     """
 
-    __slots__ = ("_make", "_made")
+    __slots__ = ("_make", "call", "pending")
 
     def __init__(self, make: Callable[[], Callable[[Mapping[str, Any]], Any]]) -> None:
         self._make: Callable[[], Callable[[Mapping[str, Any]], Any]] | None = make
-        self._made: Callable[[Mapping[str, Any]], Any] | None = None
+        self.pending = True  # no code yet
+        self.call: Callable[[Mapping[str, Any]], Any] = self._first_call  # then the code itself
 
     def ready(self) -> Callable[[Mapping[str, Any]], Any]:
-        made = self._made
-        if made is None:
+        if self.pending:
             with _codegen_lock:
-                if self._made is None:
-                    assert self._make is not None
-                    self._made, self._make = self._make(), None
-                made = self._made
-        return made
+                if self._make is not None:
+                    self.call = self._make()
+                    self._make = None
+                    self.pending = False  # after ``call``: whoever sees it False calls the code
+        return self.call
+
+    def _first_call(self, variables: Mapping[str, Any]) -> Any:
+        return self.ready()(variables)
 
     def __call__(self, variables: Mapping[str, Any]) -> Any:
-        made = self._made
-        return (made or self.ready())(variables)
+        return self.call(variables)
 
 
 def _check_names(tree: nodes.Node) -> None:
@@ -517,10 +536,10 @@ def _compile_expression(source: str) -> Compiled:
     expression = _Deferred(functools.partial(_evaluator, tree))
 
     def render(context: Mapping[str, Any]) -> Any:
-        value = expression(context)
+        value = expression.call(context)
         return _checked_value(_plain(value)) if makes_values else _referenced(value)
 
-    return Compiled(source, frozenset(scan.names), node_refs, input_refs, render, expression.ready)
+    return Compiled(source, frozenset(scan.names), node_refs, input_refs, render, expression)
 
 
 def compile_template(source: str) -> Compiled:
@@ -563,10 +582,10 @@ def _compile_template(source: str) -> Compiled:
         expression = _Deferred(functools.partial(_evaluator, lone_tree))
 
         def render_value(context: Mapping[str, Any]) -> Any:
-            value = expression(context)
+            value = expression.call(context)
             return _checked_value(_plain(value)) if makes_values else _referenced(value)
 
-        return Compiled(source, names, node_refs, input_refs, render_value, expression.ready)
+        return Compiled(source, names, node_refs, input_refs, render_value, expression)
     if "{" not in source:  # plain text: nothing to render
         return Compiled(source, names, node_refs, input_refs, lambda _context: source)
     if not plain:
@@ -574,7 +593,7 @@ def _compile_template(source: str) -> Compiled:
         return Compiled(source, names, node_refs, input_refs, lambda context: template.render(context))
     _check_names(tree)
     deferred = _Deferred(lambda: ENV.from_string(source).render)
-    return Compiled(source, names, node_refs, input_refs, deferred, deferred.ready)
+    return Compiled(source, names, node_refs, input_refs, deferred, deferred)
 
 
 def _lone_expression(source: str) -> str:

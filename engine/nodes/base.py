@@ -39,11 +39,19 @@ class NodeContext(Protocol):
     node_id: str
     iteration: int
     attempt: int  # 1-based: which try of the node's ``retry``
-    llm: ChatModel
-    default_model: str
-    run_id: str
-    workflow_name: str
-    tools: ToolRegistry  # the run's tools: the registry handed to ``execute`` (or the Runtime)
+
+    @property
+    def llm(self) -> ChatModel: ...
+    @property
+    def default_model(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def workflow_name(self) -> str: ...
+    @property
+    def tools(self) -> ToolRegistry:
+        """The run's tools: the registry handed to ``execute`` (or the Runtime)."""
+        ...
 
     def vars(self) -> Mapping[str, Any]:
         """Template variables: ``inputs``, ``nodes``, ``iteration`` (+ ``item``, ``index`` in a map)."""
@@ -151,20 +159,21 @@ def reads(compiled: Iterable[Compiled | None], variables: Mapping[str, Any]) -> 
     """
     out: dict[str, Any] = {}
     nodes: Mapping[str, Any] = variables.get("nodes") or {}
-    inputs: Mapping[str, Any] = variables.get("inputs") or {}
     for template in compiled:
         if template is None:
             continue
-        for ref in sorted(template.node_refs):
-            out[f"nodes.{ref}.output"] = (nodes.get(ref) or {}).get("output")
-        if "inputs" in template.names:
-            if template.input_refs:
-                for name in sorted(template.input_refs):
-                    out[f"inputs.{name}"] = inputs.get(name)
+        for key, ref in template.node_reads:
+            out[key] = (nodes.get(ref) or {}).get("output")
+        input_reads = template.input_reads
+        if input_reads is not None:
+            inputs: Mapping[str, Any] = variables.get("inputs") or {}
+            if input_reads:
+                for key, name in input_reads:
+                    out[key] = inputs.get(name)
             else:
                 out["inputs"] = dict(inputs)
-        for name in ("item", "index", "iteration"):
-            if name in template.names and name in variables:
+        for name in template.scope_reads:
+            if name in variables:
                 out[name] = variables[name]
     return out
 
