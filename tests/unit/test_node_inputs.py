@@ -13,10 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine import run_workflow
 from engine.events import Event
 from engine.model import NodeType
+from engine.nodes.base import reads
 from engine.runtime import Runtime
+from engine.templates import compile_expression
 
 EVERY_KIND: dict[str, Any] = {
     "format": "workflow/v1",
@@ -162,3 +166,27 @@ def test_a_condition_that_matches_no_edge_records_the_default_it_took() -> None:
         {"expression": "'neither'", "reads": {}, "when": "default", "taken": ["other"]}
     ]
     assert inputs_of(result.events, "other") == [{"reads": {}}]
+
+
+SCOPE = {"item": "i", "index": 3, "iteration": 0}
+
+
+@pytest.mark.parametrize(
+    ("source", "variables", "expected"),
+    [
+        ("inputs", {"inputs": {"a": 1, "b": 2}}, {"inputs": {"a": 1, "b": 2}}),  # read whole: every input
+        ("inputs.b + inputs.a", {"inputs": {"a": 1, "b": 2}}, {"inputs.a": 1, "inputs.b": 2}),  # by name, sorted
+        (
+            "nodes.z.output ~ nodes.a.output",  # by id; a node without an output reads None
+            {"nodes": {"a": {"output": "x"}}},
+            {"nodes.a.output": "x", "nodes.z.output": None},
+        ),
+        ("item ~ index ~ iteration", SCOPE, SCOPE),
+        ("index", {"iteration": 0}, {}),  # a name the variables lack is not recorded
+        ("1 + 2", {"inputs": {"a": 1}}, {}),
+    ],
+)
+def test_reads_records_what_a_template_reads(source: str, variables: dict[str, Any], expected: dict[str, Any]) -> None:
+    compiled = compile_expression(source)
+    assert reads([compiled, None], variables) == expected
+    assert list(reads([compiled], variables)) == list(expected)  # in the same order every time
