@@ -51,7 +51,11 @@ def _cancel(run_id: str) -> None:
 
 
 def _picked() -> None:
-    st.session_state[RUN_ID] = st.session_state[PICK]
+    """A run picked in the selector is the one shown; the selector coming back empty changes nothing (the
+    page goes on showing its run, and the selector shows it again)."""
+    picked = st.session_state[PICK]
+    if picked is not None:
+        st.session_state[RUN_ID] = picked
 
 
 def _run_label(run_id: str, names: dict[str, str]) -> str:
@@ -59,9 +63,10 @@ def _run_label(run_id: str, names: dict[str, str]) -> str:
 
 
 def from_link() -> None:
-    """``?run=<id>`` in the address (a shared link or a reload) opens that run, once."""
+    """``?run=<id>`` in the address (a shared link or a reload) opens that run, once; and again whenever the
+    page has no run while the address names one (the session lost it: the address is what the person sees)."""
     wanted = st.query_params.get("run")
-    if wanted and wanted != st.session_state.get(RUN_LINKED):
+    if wanted and (wanted != st.session_state.get(RUN_LINKED) or not st.session_state.get(RUN_ID)):
         st.session_state[RUN_LINKED] = wanted
         if runtime.status(wanted) is not None:
             st.session_state[RUN_ID] = wanted

@@ -290,3 +290,27 @@ def test_streamed_text_restarts_with_each_step_and_retry() -> None:
     view.apply([token(6, "no marks")])  # events from before attempts were recorded: one stream
     view.apply([token(7, " at all")])
     assert view.tokens["bot"] == "no marks at all"
+
+
+def test_the_page_keeps_its_run_when_the_session_loses_it_or_the_selector_comes_back_empty(runtime: Runtime) -> None:
+    """A Run page once lost its run right after an approval decision under load (the address without
+    ``?run=``, the selector empty): the address names the run, so a page without one takes it again;
+    and an empty selector value never unsets the run shown."""
+    run_id = runtime.submit(CALCULATOR)
+    runtime.wait(run_id, 20)
+    runtime.store.flush()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = run_id
+    at.run()
+    at.switch_page("views/run.py").run()
+    assert at.session_state[RUN_ID] == run_id
+    del at.session_state[RUN_ID]  # what a lost session state leaves: the address, no run
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state[RUN_ID] == run_id and at.query_params["run"] == run_id
+    assert ":green-badge[completed]" in markdown_text(at)
+    del at.query_params["run"]  # so that only the selector could say which run (the address says it again after)
+    at.selectbox(key="run_pick").set_value(None).run()  # the selector reports no value
+    assert not at.exception, at.exception
+    assert at.session_state[RUN_ID] == run_id and at.query_params["run"] == run_id
+    assert at.selectbox(key="run_pick").value == run_id
