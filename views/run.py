@@ -88,7 +88,7 @@ def choose_run() -> str | None:
     if not options:
         st.info("No runs yet. Start one from **Home** (a template's *Run* button) or from the **Builder**.")
         st.stop()
-    if current in options and st.session_state.get(PICK) != current:
+    if current in options:  # set on every run: the box is sent the run shown, whatever the browser's copy says
         st.session_state[PICK] = current
     st.selectbox(
         "Run",

@@ -314,3 +314,5 @@ def test_the_page_keeps_its_run_when_the_session_loses_it_or_the_selector_comes_
     assert not at.exception, at.exception
     assert at.session_state[RUN_ID] == run_id and at.query_params["run"] == run_id
     assert at.selectbox(key="run_pick").value == run_id
+    at.run()  # any later run sends the box its value again: a browser whose copy was reset shows the run again
+    assert at.selectbox(key="run_pick").proto.set_value and at.selectbox(key="run_pick").value == run_id
