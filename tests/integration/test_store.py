@@ -239,6 +239,66 @@ def craft_running_run(store: Store, owner: str, *, heartbeat_at: float | None = 
     return run_id
 
 
+# --------------------------------------------------------------------------- values as written
+
+# Texts that an array's text form must quote or escape, and values of every JSON kind: the writer sends a batch's
+# values to PostgreSQL as one text array per column (engine/store/writer.py), to SQLite as bound parameters.
+AWKWARD_TEXTS = [
+    'say "hi"',
+    "back\\slash",
+    "{braces}",
+    "a,b",
+    "NULL",
+    "null",
+    "",
+    " lead",
+    "tab\tnew\nline",
+    "\u2028\u3000 unicode spaces",
+    "é ü 中文 🙂",
+    "x" * 20_000,
+]
+
+
+@pytest.mark.parametrize("text", AWKWARD_TEXTS, ids=range(len(AWKWARD_TEXTS)))
+def test_every_value_comes_back_from_the_store_as_it_was_written(store_url: str, text: str) -> None:
+    store = Store(store_url)
+    try:
+        ref = store.save_workflow(chain_doc())
+        store.create_run(run_id="values", workflow=ref, inputs={"topic": text}, owner="test")
+        data = {"text": text, "list": [text, None, 1.5, -2, True], "nested": {text: {"n": 10**15}}, "none": None}
+        events = [
+            Event(1, "values", 1.25, "run.started", None, {"inputs": {"topic": text}, "workflow": text}),
+            Event(2, "values", 2.5, "node.started", "n", {"iteration": 0, "execution": 0}),
+            Event(3, "values", 3.75, "log", "n", {"level": "info", "message": text}),
+            Event(
+                4,
+                "values",
+                4.0,
+                "node.completed",
+                "n",
+                {"output": data, "duration_ms": 0.125, "attempts": 1, "input": {"args": data}},
+            ),
+            Event(5, "values", 5.0, "run.completed", None, {"result": data}),
+        ]
+        for e in events:
+            store.append(e)
+        store.flush()
+        assert [e.to_dict() for e in store.events("values")] == [e.to_dict() for e in events]
+        (row,) = store.node_executions("values")
+        assert (row.node_id, row.status, row.output, row.input, row.duration_ms) == (
+            "n",
+            "succeeded",
+            data,
+            {"args": data},
+            0.125,
+        )
+        run = store.get_run("values")
+        assert run is not None
+        assert (run.status, run.inputs, run.result, run.last_seq) == ("completed", {"topic": text}, data, 5)
+    finally:
+        store.close()
+
+
 # --------------------------------------------------------------------------- workflows and versions
 
 
