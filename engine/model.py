@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 FORMAT = "workflow/v1"
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+# The store keeps node ids and workflow names in columns of these widths (PostgreSQL refuses longer ones).
+MAX_NODE_ID_CHARS = 200
+MAX_NAME_CHARS = 500
 InputType = Literal["string", "number", "integer", "boolean", "object", "array"]
 NodeType = Literal["input", "agent", "tool", "condition", "transform", "map", "output", "approval"]
 NODE_TYPES: tuple[str, ...] = ("input", "agent", "tool", "condition", "transform", "map", "output", "approval")
@@ -71,7 +74,7 @@ class Position(BaseModel):
 class Node(_Strict):
     """One node of the graph. ``config`` is checked against the type's config model."""
 
-    id: str = Field(pattern=ID_PATTERN)
+    id: str = Field(pattern=ID_PATTERN, max_length=MAX_NODE_ID_CHARS)
     type: NodeType
     label: str | None = None
     position: Position | None = None
@@ -181,7 +184,7 @@ class Workflow(_Strict):
     """
 
     format: Literal["workflow/v1"]
-    name: str = Field(min_length=1, pattern=r"\S")  # not only spaces
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS, pattern=r"\S")  # not only spaces
     description: str = ""
     settings: Settings = Settings()
     inputs: dict[str, InputSpec] = Field(default_factory=dict)

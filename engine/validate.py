@@ -24,7 +24,18 @@ from pydantic import BaseModel, ValidationError
 
 from engine.errors import Problem, WorkflowInvalid
 from engine.inputs import _a, _describe, _matches
-from engine.model import FORMAT, ID_PATTERN, NODE_TYPES, ROUTING_TYPES, Edge, InputSpec, Node, Settings, Workflow
+from engine.model import (
+    FORMAT,
+    ID_PATTERN,
+    MAX_NAME_CHARS,
+    NODE_TYPES,
+    ROUTING_TYPES,
+    Edge,
+    InputSpec,
+    Node,
+    Settings,
+    Workflow,
+)
 from engine.nodes import KINDS, compile_config
 from engine.nodes.base import BASE_SCOPE, Compiler
 from engine.plan import Graph, Plan, PlanEdge, PlanNode, analyse, link
@@ -138,6 +149,8 @@ def _validate(raw: Any, registry: ToolRegistry) -> Workflow:
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.append(Problem("name", "is required: a non-empty string"))
+    elif len(name) > MAX_NAME_CHARS:
+        problems.append(Problem("name", f"is {len(name)} characters long; at most {MAX_NAME_CHARS}"))
     if not isinstance(raw.get("description", ""), str):
         problems.append(Problem("description", "must be a string"))
     settings = _part(Settings, raw.get("settings") or {}, "settings", problems)

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from engine.events import APPROVAL_EVENT_TYPES, Event
-from engine.model import Workflow, document_digest
+from engine.model import MAX_NAME_CHARS, Workflow, document_digest
 
 if TYPE_CHECKING:
     from engine.config import Settings
@@ -105,7 +105,6 @@ def owner_alive(owner: str, *, heartbeat_at: float | None, stale_after_s: float 
     return heartbeat_at is not None and time.time() - heartbeat_at < stale_after_s
 
 
-
 def read_events(conn: Connection, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
     """:meth:`Store.events` on the caller's connection (queue mode reads a run's log inside its transaction)."""
     query = (
@@ -116,6 +115,7 @@ def read_events(conn: Connection, run_id: str, *, after: int = 0, limit: int | N
     if limit is not None:
         query = query.limit(limit)
     return [Event(*row) for row in conn.execute(query)]
+
 
 class Store:
     """Open (and migrate) the database at ``url`` (default: ``DATABASE_URL`` or ``$DATA_DIR/studio.db`` of
@@ -172,6 +172,10 @@ class Store:
         return self._save(workflow.to_dict, workflow.name, workflow.digest)
 
     def _save(self, document: Callable[[], dict[str, Any]], name: str, digest: str) -> WorkflowRef:
+        if len(name) > MAX_NAME_CHARS:  # PostgreSQL refuses it with a driver error; SQLite would keep it
+            raise StoreError(
+                f"the workflow's name is {len(name)} characters long; shorten it to {MAX_NAME_CHARS} at most"
+            )
         # A burst of submits of one unchanged document reads its latest digest once: the read releases the
         # GIL, and with the runtime's loop and the writer busy each re-acquisition waited up to a switch
         # interval (500 submits spent 0.5 s there). A read at most SAVED_FRESH_S old is no staler than the

@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from engine.model import MAX_NAME_CHARS, MAX_NODE_ID_CHARS
+
 SCHEMA_APP = "workflow-studio"
 # Streamlit's dev server re-imports changed modules; redefining a table must then replace it, not fail.
 _REDEFINE = {"extend_existing": True}
@@ -34,7 +36,7 @@ class WorkflowRow(SQLModel, table=True):
     __tablename__ = "workflows"
     __table_args__ = (_REDEFINE,)
     id: str = Field(primary_key=True, max_length=64)
-    name: str = Field(index=True, unique=True, max_length=500)
+    name: str = Field(index=True, unique=True, max_length=MAX_NAME_CHARS)
     latest_version: int = 1
     created_at: float
     updated_at: float
@@ -66,7 +68,7 @@ class RunRow(SQLModel, table=True):
     run_id: str = Field(primary_key=True, max_length=64)
     workflow_id: str = Field(foreign_key="workflows.id", index=True, max_length=64)
     workflow_version: int
-    workflow_name: str = Field(max_length=500)
+    workflow_name: str = Field(max_length=MAX_NAME_CHARS)
     inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str = Field(default="running", max_length=20)  # queued|running|completed|failed|cancelled|interrupted
     created_at: float
@@ -74,7 +76,7 @@ class RunRow(SQLModel, table=True):
     finished_at: float | None = None
     result: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
     error: str | None = None
-    error_node: str | None = Field(default=None, max_length=200)
+    error_node: str | None = Field(default=None, max_length=MAX_NODE_ID_CHARS)
     prompt_tokens: int = 0  # these two include the tokens of failed tries
     completion_tokens: int = 0
     tokens_estimated: bool = False  # some counts were estimated (the endpoint sent none)
@@ -98,7 +100,7 @@ class NodeExecutionRow(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("run_id", "node_id", "execution"), _REDEFINE)
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="runs.run_id", index=True, max_length=64)
-    node_id: str = Field(max_length=200)
+    node_id: str = Field(max_length=MAX_NODE_ID_CHARS)
     execution: int  # 0-based count of this node's executions in the run
     iteration: int = 0
     status: str = Field(max_length=20)  # engine.statuses.NodeStatus: running|succeeded|failed|skipped|cancelled
@@ -123,7 +125,7 @@ class EventRow(SQLModel, table=True):
     seq: int
     ts: float
     type: str = Field(max_length=40)
-    node_id: str | None = Field(default=None, max_length=200)
+    node_id: str | None = Field(default=None, max_length=MAX_NODE_ID_CHARS)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 import tools
 from engine.events import Event
+from engine.model import MAX_NAME_CHARS, MAX_NODE_ID_CHARS
 from engine.runtime import Runtime
 from engine.store import Store, StoreError, process_owner
 from engine.store import writer as writer_module
@@ -297,6 +298,22 @@ def test_every_value_comes_back_from_the_store_as_it_was_written(store_url: str,
         assert (run.status, run.inputs, run.result, run.last_seq) == ("completed", {"topic": text}, data, 5)
     finally:
         store.close()
+
+
+def test_the_longest_name_and_node_id_a_workflow_may_have_are_stored_whole(runtime: Runtime) -> None:
+    long_id = "n" * MAX_NODE_ID_CHARS
+    doc = chain_doc("w" * MAX_NAME_CHARS)
+    doc["nodes"][1]["id"] = long_id
+    doc["nodes"][3]["config"]["value"]["double"] = "{{ nodes." + long_id + ".output }}"
+    doc["edges"][0]["target"] = doc["edges"][1]["source"] = long_id
+    run_id = run_to_end(runtime, doc)
+    run = runtime.store.get_run(run_id)
+    assert run is not None and (run.status, run.workflow_name) == ("completed", doc["name"])
+    assert long_id in {row.node_id for row in runtime.store.node_executions(run_id)}
+    assert long_id in {e.node_id for e in runtime.store.events(run_id)}
+    # a longer name is refused with a sentence on both stores (PostgreSQL's own refusal is a driver error)
+    with pytest.raises(StoreError, match=f"501 characters long; shorten it to {MAX_NAME_CHARS}"):
+        runtime.store.save_workflow(chain_doc("w" * (MAX_NAME_CHARS + 1)))
 
 
 # --------------------------------------------------------------------------- workflows and versions

@@ -19,6 +19,7 @@ import yaml
 
 import engine
 from engine import WorkflowInvalid, load_workflow, run_workflow
+from engine.model import MAX_NAME_CHARS, MAX_NODE_ID_CHARS
 from tools import tool
 
 Doc = dict[str, Any]
@@ -213,6 +214,8 @@ CASES: list[tuple[str, Callable[[Doc], Doc], Expect]] = [
     ),
     ("id starting with a digit", _rename("research", "1research"), ["1research", ("pattern", "match", "invalid")]),
     ("id with a space", _rename("research", "re search"), ["re search", ("pattern", "match", "invalid")]),
+    ("name longer than the store keeps", _set(["name"], "n" * 501), ["name", "501", "500"]),
+    ("id longer than the store keeps", _rename("research", "r" * 201), ["r" * 201, "200"]),
     ("id with a dot", _rename("research", "re.search"), ["re.search", ("pattern", "match", "invalid")]),
     ("unknown node type", _set(["research", "type"], "llm"), ["research", "unknown", "type", "llm"]),
     ("unknown config key (promt)", _agent_config({"promt": "hi"}), ["research", "promt", "unknown"]),
@@ -383,6 +386,13 @@ def test_invalid_document_is_rejected_with_a_named_problem(
 def test_base_document_is_valid() -> None:
     wf = load_workflow(base())
     assert [n.id for n in wf.nodes] == ["start", "research", "done"]
+
+
+def test_name_and_ids_as_long_as_the_store_keeps_are_valid() -> None:
+    doc = add(base(), transform("r" * MAX_NODE_ID_CHARS, expression="1"), ("research", "r" * MAX_NODE_ID_CHARS))
+    doc["name"] = "n" * MAX_NAME_CHARS
+    loaded = load_workflow(doc)
+    assert loaded.name == doc["name"] and "r" * MAX_NODE_ID_CHARS in {n.id for n in loaded.nodes}
 
 
 def test_condition_edges_with_when_are_valid() -> None:
