@@ -61,7 +61,7 @@ def _has_colour(png: bytes, rgb: tuple[int, int, int], tolerance: int = 6) -> in
     r0, g0, b0 = rgb
     return sum(
         1
-        for r, g, b in image.getdata()
+        for r, g, b in image.get_flattened_data()
         if abs(r - r0) <= tolerance and abs(g - g0) <= tolerance and abs(b - b0) <= tolerance
     )
 
