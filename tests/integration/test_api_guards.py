@@ -77,10 +77,19 @@ def run_count(server: Server) -> int:
 
 
 def ws_open(server: Server, path: str, host: str | None = None, headers: dict[str, str] | None = None) -> Any:
-    """A WebSocket to ``server`` whose request says ``Host: host`` (connected to the server's address)."""
+    """A WebSocket to ``server`` whose request says ``Host: host`` (connected to the server's address).
+
+    ``max_queue=None``: the client reads every frame even when a test leaves events unread. With the default
+    queue of 16 its reader stops at a full queue, never sees the server's close frame, and leaving the
+    ``with`` waited out the 10 s close timeout (30 s of this file's run).
+    """
     sock = socket.create_connection((server.host, server.port), timeout=10)
     return ws_connect(
-        f"ws://{host or f'{server.host}:{server.port}'}{path}", sock=sock, additional_headers=headers, open_timeout=10
+        f"ws://{host or f'{server.host}:{server.port}'}{path}",
+        sock=sock,
+        additional_headers=headers,
+        open_timeout=10,
+        max_queue=None,
     )
 
 
