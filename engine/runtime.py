@@ -36,7 +36,7 @@ from collections import OrderedDict, deque
 from collections.abc import Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from engine.approvals import apply_due_timeouts, cancel_events, decided_event, open_requests
 from engine.config import Settings
@@ -75,8 +75,10 @@ from engine.store import Store, WorkflowRef, process_owner
 from engine.validate import load_workflow
 from tools import ToolRegistry, ToolResult, default_registry
 from tools import config as tool_settings
-from tools.mcp import McpHub
 from tools.mcp import load_config as load_mcp_config
+
+if TYPE_CHECKING:
+    from tools.mcp.hub import McpHub
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -288,6 +290,8 @@ class Runtime:
             return
         # their tools go into a registry of this runtime's own (a fresh one, so no stale tool stays)
         self.tools = (self._base_tools or default_registry()).copy()
+        from tools.mcp.hub import McpHub  # the MCP SDK loads only when servers are configured
+
         self.mcp = McpHub(
             config,
             self.tools,

@@ -105,6 +105,34 @@ def _results(rt: Runtime, run_id: str) -> list[dict[str, Any]]:
     return [dict(e.data) for e in rt.reader.events(run_id) if e.type == "tool.result"]
 
 
+def test_the_mcp_sdk_loads_only_when_servers_are_configured(tmp_path: Path) -> None:
+    """The SDK costs about half a second to import: a CLI command or a runtime without servers must not pay it."""
+    code = (
+        "import json, sys\n"
+        "from engine.cli import main\n"
+        "from engine.config import Settings\n"
+        "from engine.runtime import Runtime\n"
+        "loaded = ['mcp' in sys.modules]\n"
+        "settings = Settings.from_env({'DATA_DIR': sys.argv[1], 'MCP_CONFIG': sys.argv[2]})\n"
+        "rt = Runtime(settings=settings)\n"
+        "loaded.append('mcp' in sys.modules)\n"
+        "rt.shutdown()\n"
+        "print(json.dumps(loaded))\n"
+    )
+    config = tmp_path / "mcp.json"
+    for servers, expected in (({}, [False, False]), ({"docs": _stdio(tmp_path)}, [False, True])):
+        config.write_text(json.dumps({"mcpServers": servers}), encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / "data"), str(config)],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == expected, servers
+
+
 def test_tools_of_both_servers_are_listed_with_their_schemas(tmp_path: Path, http_server: Any) -> None:
     port, _ = http_server
     with _runtime(tmp_path, {"t": _stdio(tmp_path), "h": {"url": f"http://127.0.0.1:{port}/mcp"}}) as rt:

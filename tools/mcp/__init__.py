@@ -9,7 +9,21 @@ Only servers in that file run; a workflow can name their tools, never add one.
 
 from __future__ import annotations
 
-from tools.mcp.config import McpConfig, McpServerConfig, load_config
-from tools.mcp.hub import SEPARATOR, McpHub
+from typing import TYPE_CHECKING, Any
+
+from tools.mcp.config import SEPARATOR, McpConfig, McpServerConfig, load_config
+
+if TYPE_CHECKING:
+    from tools.mcp.hub import McpHub
+
+
+def __getattr__(name: str) -> Any:
+    # The hub imports the MCP SDK (half a second): only a runtime with servers configured pays for it.
+    if name == "McpHub":
+        from tools.mcp.hub import McpHub
+
+        return McpHub
+    raise AttributeError(f"module 'tools.mcp' has no attribute {name!r}")
+
 
 __all__ = ["SEPARATOR", "McpConfig", "McpHub", "McpServerConfig", "load_config"]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 MASK = "********"
+SEPARATOR = "__"  # a server's tools are registered as SERVER__tool, so a server name never holds it
 _SERVER_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 
 
@@ -71,7 +72,7 @@ def parse_config(document: Any, path: Path | None = None) -> McpConfig:
         return McpConfig((), ('mcp.json must be {"mcpServers": {"NAME": {...}}}',), path)
     for name, entry in entries.items():
         where = f"MCP server {name!r}"
-        if not isinstance(name, str) or not _SERVER_NAME_RE.fullmatch(name) or "__" in name:
+        if not isinstance(name, str) or not _SERVER_NAME_RE.fullmatch(name) or SEPARATOR in name:
             problems.append(f"{where}: a name is 1-32 letters, digits, '-' or '_' (no '__'), starting with a letter")
             continue
         if not isinstance(entry, dict):

@@ -44,12 +44,11 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 from tools.errors import ToolError
 from tools.mcp import launch
-from tools.mcp.config import McpConfig, McpServerConfig
+from tools.mcp.config import SEPARATOR, McpConfig, McpServerConfig
 from tools.registry import ToolRegistry, ToolSpec
 
 logger = logging.getLogger(__name__)
 
-SEPARATOR = "__"
 START_TIMEOUT_S = 20.0  # starting a server and listing its tools
 STOP_TIMEOUT_S = 5.0
 RETRY_DOWN_S = 30.0  # a server that was down at a lookup is tried again at a lookup this much later
