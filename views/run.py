@@ -96,6 +96,7 @@ def choose_run() -> str | None:
         key=PICK,
         index=None,
         placeholder="Choose a run to watch",
+        required=True,  # no clear button: the page keeps showing its run whatever the box says
         format_func=lambda rid: _run_label(rid, names),
         on_change=_picked,
         label_visibility="collapsed",
