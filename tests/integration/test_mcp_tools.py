@@ -109,7 +109,7 @@ def test_the_mcp_sdk_loads_only_when_servers_are_configured(tmp_path: Path) -> N
     """The SDK costs about half a second to import: a CLI command or a runtime without servers must not pay it."""
     code = (
         "import json, sys\n"
-        "from engine.cli import main\n"
+        "import engine.cli\n"
         "from engine.config import Settings\n"
         "from engine.runtime import Runtime\n"
         "loaded = ['mcp' in sys.modules]\n"

@@ -9,21 +9,7 @@ Only servers in that file run; a workflow can name their tools, never add one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+# The hub (tools.mcp.hub) imports the MCP SDK, half a second: import it from there, only where servers are configured.
 from tools.mcp.config import SEPARATOR, McpConfig, McpServerConfig, load_config
 
-if TYPE_CHECKING:
-    from tools.mcp.hub import McpHub
-
-
-def __getattr__(name: str) -> Any:
-    # The hub imports the MCP SDK (half a second): only a runtime with servers configured pays for it.
-    if name == "McpHub":
-        from tools.mcp.hub import McpHub
-
-        return McpHub
-    raise AttributeError(f"module 'tools.mcp' has no attribute {name!r}")
-
-
-__all__ = ["SEPARATOR", "McpConfig", "McpHub", "McpServerConfig", "load_config"]
+__all__ = ["SEPARATOR", "McpConfig", "McpServerConfig", "load_config"]
